@@ -1,0 +1,262 @@
+"""The base runner: state checks, input validation and *all* timing live here.
+
+A backend implements only ``_open``, ``_prepare``, ``_execute``, ``_fetch`` and ``_close``
+(and ``synchronize`` when its work is asynchronous, like CUDA). Two latencies are measured,
+and named as such everywhere:
+
+* **compute**: ``_execute`` + ``synchronize`` on inputs already prepared where the engine
+  wants them (device memory, OrtValues). What trtexec calls GPU compute time.
+* **end-to-end**: host numpy arrays in, host numpy arrays out: ``_prepare`` + ``_execute``
+  + ``synchronize`` + ``_fetch``. What an application sees.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Sequence
+
+import numpy as np
+
+from edgebench.errors import EdgebenchError
+from edgebench.measure.stats import summarize_latency
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, shape (``None`` or a string for a dynamic dimension) and numpy dtype name."""
+
+    name: str
+    shape: tuple[Any, ...]
+    dtype: str
+
+    def is_dynamic(self) -> bool:
+        return any(not isinstance(d, int) or d < 0 for d in self.shape)
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Options every backend understands; backend-specific ones go in ``extra``."""
+
+    threads: int | None = None  # intra-op threads; None = runtime default
+    device: str = "cpu"  # "cpu" or "cuda" (or "cuda:N")
+    precision: str | None = None  # informational: fp32, fp16, int8
+    profile_ops: bool = False  # collect a per-operator profile where supported
+    extra: tuple[tuple[str, Any], ...] = ()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return dict(self.extra).get(key, default)
+
+
+@dataclass(frozen=True)
+class TimingBudget:
+    """How long to measure: warm-up by count *and* time, iterations by count *and* duration.
+
+    Warm-up runs until both ``warmup_iters`` and ``warmup_s`` are reached. Measurement runs at
+    least ``iterations`` times and at least ``min_duration_s`` seconds, and stops at
+    ``max_iterations`` whatever the duration.
+    """
+
+    warmup_iters: int = 10
+    warmup_s: float = 0.2
+    iterations: int = 50
+    min_duration_s: float = 1.0
+    max_iterations: int = 100_000
+
+    def __post_init__(self) -> None:
+        if self.iterations < 1 or self.max_iterations < self.iterations:
+            raise EdgebenchError(
+                f"timing budget: expected 1 <= iterations <= max_iterations, found "
+                f"iterations={self.iterations}, max_iterations={self.max_iterations}"
+            )
+        if self.warmup_iters < 0 or self.warmup_s < 0 or self.min_duration_s < 0:
+            raise EdgebenchError("timing budget: warm-up and durations must not be negative")
+
+
+@dataclass
+class TimingResult:
+    """Raw samples (ms) and their summary for one mode and batch size."""
+
+    mode: str  # "compute" or "end_to_end"
+    batch: int
+    samples_ms: list[float] = field(repr=False)
+    warmup_iters: int = 0
+
+    def summary(self) -> dict:
+        out = summarize_latency(self.samples_ms, self.batch)
+        out["warmup_iters"] = self.warmup_iters
+        return out
+
+
+class Backend(ABC):
+    """Template for a runtime. Subclasses fill in the underscore methods only."""
+
+    name: ClassVar[str] = "abstract"
+
+    def __init__(self, artifact: str | None, options: BackendOptions | None = None) -> None:
+        self.artifact = artifact
+        self.options = options or BackendOptions()
+        self._is_open = False
+        self.load_time_s: float | None = None
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    def open(self) -> "Backend":
+        if self._is_open:
+            raise RuntimeError(f"{self.name}: open() called twice")
+        t0 = time.perf_counter()
+        self._open()
+        self.load_time_s = time.perf_counter() - t0
+        self._is_open = True
+        return self
+
+    def close(self) -> None:
+        if self._is_open:
+            self._close()
+            self._is_open = False
+
+    def __enter__(self) -> "Backend":
+        return self.open() if not self._is_open else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if not self._is_open:
+            raise RuntimeError(f"{self.name}: use open() (or a with-block) before running")
+
+    # ---- what a backend provides -----------------------------------------------------------
+    @abstractmethod
+    def _open(self) -> None: ...
+
+    @abstractmethod
+    def _close(self) -> None: ...
+
+    @abstractmethod
+    def input_specs(self) -> list[TensorSpec]: ...
+
+    def output_names(self) -> list[str]:
+        return []
+
+    def _prepare(self, feed: dict[str, np.ndarray]) -> Any:
+        """Move host arrays to where the engine wants them (default: nothing to do)."""
+        return feed
+
+    @abstractmethod
+    def _execute(self, prepared: Any) -> Any:
+        """Run the engine on prepared inputs; may return device-side outputs."""
+
+    def _fetch(self, raw: Any) -> list[np.ndarray]:
+        """Bring outputs back to host numpy arrays (default: they already are)."""
+        return list(raw)
+
+    def synchronize(self) -> None:
+        """Wait for queued work (GPU backends override; CPU work is synchronous)."""
+
+    def environment(self) -> dict:
+        """Runtime name, version, provider and settings, recorded with every number."""
+        return {"backend": self.name}
+
+    def op_profile(self) -> list[dict] | None:
+        """Per-operator times collected during the run, if the backend supports it."""
+        return None
+
+    # ---- what the base owns ----------------------------------------------------------------
+    def validate_feed(self, feed: dict[str, np.ndarray]) -> None:
+        specs = {s.name: s for s in self.input_specs()}
+        missing = sorted(set(specs) - set(feed))
+        unknown = sorted(set(feed) - set(specs))
+        if missing or unknown:
+            raise EdgebenchError(
+                f"inputs: model expects {sorted(specs)}, found {sorted(feed)}"
+            )
+        for name, arr in feed.items():
+            spec = specs[name]
+            if len(spec.shape) != arr.ndim or any(
+                isinstance(d, int) and d >= 0 and d != a for d, a in zip(spec.shape, arr.shape)
+            ):
+                raise EdgebenchError(
+                    f"input '{name}': model expects shape {_fmt_shape(spec.shape)}, "
+                    f"found {tuple(arr.shape)}"
+                )
+            if spec.dtype and np.dtype(spec.dtype) != arr.dtype:
+                raise EdgebenchError(
+                    f"input '{name}': model expects dtype {spec.dtype}, found {arr.dtype}"
+                )
+
+    def infer(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """One end-to-end inference: host arrays in, host arrays out."""
+        self._check_open()
+        self.validate_feed(feed)
+        raw = self._execute(self._prepare(feed))
+        self.synchronize()
+        return self._fetch(raw)
+
+    def time(
+        self,
+        feeds: Sequence[dict[str, np.ndarray]],
+        budget: TimingBudget,
+        mode: str = "end_to_end",
+        on_progress: Callable[[int], None] | None = None,
+    ) -> TimingResult:
+        """Time repeated inference cycling through *feeds* (real inputs), after warm-up.
+
+        ``mode="compute"`` prepares every feed once and times ``_execute`` + ``synchronize``;
+        ``mode="end_to_end"`` times ``_prepare`` + ``_execute`` + ``synchronize`` + ``_fetch``.
+        """
+        self._check_open()
+        if not feeds:
+            raise EdgebenchError("timing: expected at least one input batch, found none")
+        if mode not in ("compute", "end_to_end"):
+            raise ValueError(f"unknown timing mode {mode!r}")
+        for feed in feeds:
+            self.validate_feed(feed)
+        batch = int(next(iter(feeds[0].values())).shape[0])
+        clock = time.perf_counter_ns
+        prepare, execute, sync, fetch = self._prepare, self._execute, self.synchronize, self._fetch
+        n_feeds = len(feeds)
+
+        if mode == "compute":
+            prepared = [prepare(f) for f in feeds]
+            sync()
+
+            def once(i: int) -> int:
+                t0 = clock()
+                execute(prepared[i % n_feeds])
+                sync()
+                return clock() - t0
+
+        else:
+
+            def once(i: int) -> int:
+                t0 = clock()
+                fetch(execute(prepare(feeds[i % n_feeds])))
+                sync()
+                return clock() - t0
+
+        # warm-up: until both the count and the time are reached
+        warm = 0
+        w_end = clock() + int(budget.warmup_s * 1e9)
+        while warm < budget.warmup_iters or clock() < w_end:
+            once(warm)
+            warm += 1
+            if warm >= budget.max_iterations:
+                break
+
+        samples: list[int] = []
+        end = clock() + int(budget.min_duration_s * 1e9)
+        i = 0
+        while (i < budget.iterations or clock() < end) and i < budget.max_iterations:
+            samples.append(once(i))
+            i += 1
+            if on_progress is not None and i % 16 == 0:
+                on_progress(i)
+        log.debug("%s %s batch %d: %d warm-up, %d timed", self.name, mode, batch, warm, i)
+        return TimingResult(mode=mode, batch=batch, samples_ms=[s / 1e6 for s in samples], warmup_iters=warm)
+
+
+def _fmt_shape(shape: Sequence[Any]) -> str:
+    return "(" + ", ".join(str(d) if isinstance(d, int) and d >= 0 else "?" for d in shape) + ")"

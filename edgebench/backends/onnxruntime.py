@@ -1,0 +1,171 @@
+"""ONNX Runtime backend: CPU execution provider, CUDA where the installed build has it.
+
+*compute* latency uses IO binding on pre-built OrtValues (inputs already in place);
+*end-to-end* latency uses ``session.run`` on host arrays.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgebench.backends.base import Backend, TensorSpec
+from edgebench.errors import EdgebenchError
+
+log = logging.getLogger(__name__)
+
+_ORT_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(int64)": "int64",
+    "tensor(int32)": "int32",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+    "tensor(bool)": "bool",
+}
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+
+    def _open(self) -> None:
+        import onnxruntime as ort
+
+        self._ort = ort
+        path = Path(str(self.artifact))
+        if not path.is_file():
+            raise EdgebenchError(f"ONNX model not found: expected a file at {path}")
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.options.threads:
+            so.intra_op_num_threads = int(self.options.threads)
+            so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        self._profile_dir: str | None = None
+        if self.options.profile_ops:
+            self._profile_dir = tempfile.mkdtemp(prefix="edgebench-ortprof-")
+            so.enable_profiling = True
+            so.profile_file_prefix = os.path.join(self._profile_dir, "ort")
+        available = ort.get_available_providers()
+        if self.options.device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in available:
+                raise EdgebenchError(
+                    "onnxruntime: device cuda requested, but this onnxruntime build has only "
+                    f"{available} (install onnxruntime-gpu)"
+                )
+            dev_id = int(self.options.device.split(":")[1]) if ":" in self.options.device else 0
+            providers: list[Any] = [("CUDAExecutionProvider", {"device_id": dev_id}), "CPUExecutionProvider"]
+        else:
+            providers = ["CPUExecutionProvider"]
+        try:
+            self._session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
+        except Exception as exc:  # ORT raises several types for corrupt/unsupported models
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise EdgebenchError(f"onnxruntime could not load {path}: {first}") from None
+        self._inputs = [
+            TensorSpec(i.name, tuple(d if isinstance(d, int) else (d or "?") for d in i.shape), _ORT_TYPES.get(i.type, "float32"))
+            for i in self._session.get_inputs()
+        ]
+        self._outputs = [o.name for o in self._session.get_outputs()]
+        self._ort_device = "cuda" if self.options.device.startswith("cuda") else "cpu"
+        self._profile_cache: list[dict] | None = None
+
+    def _close(self) -> None:
+        if self._profile_dir is not None:
+            self._collect_profile()
+        self._session = None
+
+    def input_specs(self) -> list[TensorSpec]:
+        return list(self._inputs)
+
+    def output_names(self) -> list[str]:
+        return list(self._outputs)
+
+    def _prepare(self, feed: dict[str, np.ndarray]) -> Any:
+        # Entered by the compute mode once per feed, by end-to-end mode on every iteration.
+        binding = self._session.io_binding()
+        for name, arr in feed.items():
+            value = self._ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(arr), self._ort_device, 0)
+            binding.bind_ortvalue_input(name, value)
+        for name in self._outputs:
+            binding.bind_output(name, "cpu")
+        return binding
+
+    def _execute(self, prepared: Any) -> Any:
+        self._session.run_with_iobinding(prepared)
+        return prepared
+
+    def _fetch(self, raw: Any) -> list[np.ndarray]:
+        return raw.copy_outputs_to_cpu()
+
+    def environment(self) -> dict:
+        ort = self._ort
+        providers = self._session.get_providers() if self._session is not None else []
+        return {
+            "backend": self.name,
+            "version": ort.__version__,
+            "providers": providers,
+            "execution_provider": providers[0] if providers else None,
+            "intra_op_threads": self.options.threads,
+            "device": self.options.device,
+        }
+
+    # ---- per-operator profile ------------------------------------------------------------------
+    def _collect_profile(self) -> None:
+        if self._profile_cache is not None or self._session is None:
+            return
+        prof = self._session.end_profiling()
+        try:
+            events = json.loads(Path(prof).read_text())
+        except (OSError, json.JSONDecodeError):
+            events = []
+        self._profile_cache = summarize_ort_profile(events)
+
+    def op_profile(self) -> list[dict] | None:
+        if self._profile_dir is None:
+            return None
+        self._collect_profile()
+        return self._profile_cache
+
+
+def summarize_ort_profile(events: list[dict], top: int = 15) -> list[dict]:
+    """Turn ONNX Runtime's chrome-trace profile into the top operators by total time.
+
+    Returns ``[{op_type, node_count, calls, total_ms, mean_ms, share}]`` sorted by total time,
+    like trtexec's ``--exportProfile`` but grouped per operator type.
+    """
+    per_type: dict[str, dict] = {}
+    total = 0.0
+    for ev in events:
+        if ev.get("cat") != "Node" or not str(ev.get("name", "")).endswith("_kernel_time"):
+            continue
+        args = ev.get("args", {})
+        op = args.get("op_name", "?")
+        dur_ms = float(ev.get("dur", 0)) / 1000.0
+        node = str(ev["name"])[: -len("_kernel_time")]
+        entry = per_type.setdefault(op, {"op_type": op, "nodes": set(), "calls": 0, "total_ms": 0.0})
+        entry["nodes"].add(node)
+        entry["calls"] += 1
+        entry["total_ms"] += dur_ms
+        total += dur_ms
+    rows = []
+    for entry in per_type.values():
+        rows.append(
+            {
+                "op_type": entry["op_type"],
+                "node_count": len(entry["nodes"]),
+                "calls": entry["calls"],
+                "total_ms": entry["total_ms"],
+                "mean_ms": entry["total_ms"] / max(entry["calls"], 1),
+                "share": entry["total_ms"] / total if total > 0 else 0.0,
+            }
+        )
+    rows.sort(key=lambda r: r["total_ms"], reverse=True)
+    return rows[:top]

@@ -1,0 +1,1 @@
+"""Where measurements run: the local host or a remote device over SSH, both through the agent."""

@@ -1,0 +1,27 @@
+"""The one exception type for user errors.
+
+The CLI prints an :class:`EdgebenchError` as a single line (no traceback) and exits with
+:data:`EXIT_USAGE`. Everything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_NOT_READY = 1  # a gate failed: at least one candidate x device is NOT READY
+EXIT_USAGE = 2  # bad input: missing file, corrupt model, wrong shape, unknown device...
+EXIT_UNMEASURED = 3  # nothing failed, but some gate was never measured
+
+
+class EdgebenchError(Exception):
+    """A problem with the user's input or environment, explained in one line.
+
+    The message should say what was expected and what was found.
+    """
+
+    exit_code = EXIT_USAGE
+
+
+def expect(condition: bool, message: str) -> None:
+    """Raise :class:`EdgebenchError` with *message* unless *condition* holds."""
+    if not condition:
+        raise EdgebenchError(message)

@@ -1,0 +1,1 @@
+"""Measurement primitives: latency statistics. Depends only on numpy (shipped to devices)."""
