@@ -52,3 +52,15 @@ def parse_progress(line: str) -> dict | None:
     except json.JSONDecodeError:
         return None
     return msg if isinstance(msg, dict) and msg.get("event") == "progress" else None
+
+
+def input_files(job: dict) -> list[str]:
+    """Host paths a job reads: the artifact, the inputs, every set. A remote device pushes them."""
+    paths = [job[k] for k in ("artifact", "inputs") if job.get(k)]
+    paths += [s["path"] for s in job.get("sets") or []]
+    return paths
+
+
+def output_files(job: dict) -> list[str]:
+    """Host paths a job writes: the result and (optionally) the logits. A remote device pulls them."""
+    return [job[k] for k in ("result", "logits") if job.get(k)]

@@ -1,0 +1,85 @@
+"""``edgebench``: the entry point. Each command group lives in its own module under
+``edgebench.cli`` and exposes ``register(app)``; this file only wires them together and turns
+:class:`~edgebench.errors.EdgebenchError` into a one-line message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import typer
+
+from edgebench import __version__
+from edgebench.errors import EdgebenchError
+from edgebench.settings import log_level
+
+# Each module defines register(app: typer.Typer) -> None.
+COMMAND_MODULES = [
+    "edgebench.cli.run",
+    "edgebench.cli.stages",
+]
+
+app = typer.Typer(
+    name="edgebench",
+    help=(
+        "Take a vision model to an edge device and prove it is ready to ship.\n\n"
+        "Examples:\n\n"
+        "  edgebench run                      # the embedded demo study, local CPU\n\n"
+        "  edgebench run study.yaml --json    # your study, JSON summary for scripts\n\n"
+        "  edgebench profile model.onnx --batch 1,8,32\n\n"
+        "  edgebench report reports/demo --fail-on not-ready"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"edgebench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what edgebench does (INFO)."),
+) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else log_level(), format="%(levelname)s %(name)s: %(message)s")
+
+
+for _mod in COMMAND_MODULES:
+    importlib.import_module(_mod).register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors become one line on stderr and exit code 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except EdgebenchError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        sys.stderr.write("aborted\n")
+        return 130
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted: measurements finished so far are kept; re-run to resume\n")
+        return 130
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

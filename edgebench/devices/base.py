@@ -1,0 +1,50 @@
+"""A device runs agent jobs. Local and SSH devices share this interface and the job protocol."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Callable
+
+from edgebench.devices.inventory import DeviceSpec
+from edgebench.errors import EdgebenchError
+
+ProgressFn = Callable[[dict], None]
+
+
+class Device(ABC):
+    def __init__(self, spec: DeviceSpec) -> None:
+        self.spec = spec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @abstractmethod
+    def run_job(self, job: dict, on_progress: ProgressFn | None = None) -> dict:
+        """Run *job* (host paths in it) in an agent on the device; return its result dict.
+
+        Files the job reads are made available on the device first; files it writes
+        (``result``, ``logits``) end up at their host paths, written atomically.
+        Raises :class:`EdgebenchError` when the job fails with a user error.
+        """
+
+    def close(self) -> None:
+        """Release connections."""
+
+    def __enter__(self) -> "Device":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_device(spec: DeviceSpec) -> Device:
+    if spec.kind == "local":
+        from edgebench.devices.local import LocalDevice
+
+        return LocalDevice(spec)
+    if spec.kind == "ssh":
+        from edgebench.devices.ssh import SshDevice
+
+        return SshDevice(spec)
+    raise EdgebenchError(f"device '{spec.name}': unknown kind '{spec.kind}'")
