@@ -1,0 +1,1 @@
+"""Export PyTorch modules to deployable artifacts (ONNX) and check them against PyTorch."""

@@ -1,0 +1,113 @@
+"""PyTorch -> ONNX, then two checks users rely on before they trust an artifact:
+``onnx.checker`` on the file, and ONNX Runtime against PyTorch on real inputs (fp32: max
+absolute difference of the outputs; int8: top-1 agreement)."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from edgebench.errors import EdgebenchError
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+DEFAULT_OPSET = 17
+
+
+def export_onnx(
+    model: "torch.nn.Module",
+    path: str | Path,
+    input_shape: tuple[int, ...],
+    opset: int = DEFAULT_OPSET,
+    dynamic_batch: bool = True,
+) -> Path:
+    """Export *model* (eval mode, CPU) with one input ``input`` and one output ``logits``.
+
+    Uses the TorchScript exporter (``dynamo=False``): it handles every model edgebench
+    produces (pruned ones included) and gives plain opset-17 graphs ORT quantizes well.
+    """
+    import torch
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model = model.eval().cpu()
+    example = torch.rand(*input_shape, generator=torch.Generator().manual_seed(0))
+    dynamic_axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None
+    tmp = out.with_name(out.name + ".tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (example,),
+            str(tmp),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes=dynamic_axes,
+            opset_version=opset,
+            dynamo=False,
+        )
+    tmp.replace(out)
+    log.info("exported %s (%d bytes)", out, out.stat().st_size)
+    return out
+
+
+def check_onnx(path: str | Path) -> None:
+    """Run ``onnx.checker`` on *path*; a corrupt or invalid file becomes a user error."""
+    import onnx
+
+    p = Path(path)
+    if not p.is_file():
+        raise EdgebenchError(f"ONNX model not found: expected a file at {p}")
+    try:
+        onnx.checker.check_model(str(p), full_check=True)
+    except Exception as exc:  # onnx raises ValidationError, DecodeError, ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EdgebenchError(f"{p} is not a valid ONNX model: {first}") from None
+
+
+def ort_logits(path: str | Path, x: np.ndarray, batch: int = 256, threads: int | None = None) -> np.ndarray:
+    """Logits of the ONNX model at *path* on *x*, through an ONNX Runtime CPU session."""
+    from edgebench.backends.base import BackendOptions
+    from edgebench.backends.onnxruntime import OnnxRuntimeBackend
+
+    with OnnxRuntimeBackend(str(path), BackendOptions(threads=threads)) as be:
+        name = be.input_specs()[0].name
+        return np.concatenate([be.infer({name: np.ascontiguousarray(x[i : i + batch])})[0] for i in range(0, len(x), batch)])
+
+
+def torch_logits(model: "torch.nn.Module", x: np.ndarray, batch: int = 256) -> np.ndarray:
+    import torch
+
+    model = model.eval()
+    outs = []
+    with torch.inference_mode():
+        for i in range(0, len(x), batch):
+            outs.append(model(torch.from_numpy(np.ascontiguousarray(x[i : i + batch]))).float().numpy())
+    return np.concatenate(outs)
+
+
+def verify_against_torch(path: str | Path, model: "torch.nn.Module", x: np.ndarray, quantized: bool) -> dict:
+    """Check the artifact, then compare ORT with PyTorch on real inputs *x*.
+
+    fp32: the max absolute logit difference (and top-1 agreement); int8: the top-1 agreement
+    (the int8 graph is expected to differ numerically, not in its decisions).
+    """
+    check_onnx(path)
+    ref = torch_logits(model, x)
+    got = ort_logits(path, x)
+    agree = float(np.mean(ref.argmax(1) == got.argmax(1)))
+    return {
+        "onnx_checker": "passed",
+        "max_abs_diff": None if quantized else float(np.max(np.abs(ref - got))),
+        "top1_agreement": agree,
+        "count": int(len(x)),
+    }
