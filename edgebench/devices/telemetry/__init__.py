@@ -1,20 +1,55 @@
 """Telemetry sampled during a measurement window (psutil everywhere; tegrastats/jtop on
-Jetsons; NVML on discrete GPUs). Runs inside the agent: standard library, numpy and psutil only.
+Jetsons; NVML on discrete GPUs). Runs inside the agent: standard library, numpy and psutil only
+(jetson-stats and pynvml are used only where importable).
 
-A reading that is not available is reported as ``None`` (unavailable), never as zero.
+A reading that is not available is reported as ``None`` (unavailable), never as zero. Every
+sampler's ``stop()`` returns a dict with at least the keys of :data:`KEYS`.
+
+``make_sampler("auto")`` picks the richest source present, in this order:
+jtop (jetson-stats service) > tegrastats (on PATH) > NVML (loads and sees a GPU) > psutil.
+The sources it skipped, and why, are listed under ``fallbacks`` in the result.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-import time
-from typing import Protocol
+from typing import Callable, Protocol
+
+from edgebench.errors import EdgebenchError
+
+log = logging.getLogger(__name__)
+
+KEYS = (
+    "source",
+    "samples",
+    "interval_s",
+    "cpu_util_mean_pct",
+    "ram_used_peak_mb",
+    "gpu_util_mean_pct",
+    "gpu_util_peak_pct",
+    "gpu_mem_used_peak_mb",
+    "power_mean_mw",
+    "power_peak_mw",
+    "power_source",
+    "rails_mean_mw",
+    "temp_peak_c",
+)
+KINDS = ("auto", "none", "jtop", "tegrastats", "nvml", "psutil")
+AUTO_ORDER = ("jtop", "tegrastats", "nvml", "psutil")
 
 
 class Sampler(Protocol):
     def start(self) -> None: ...
 
     def stop(self) -> dict: ...
+
+
+def complete(reading: dict) -> dict:
+    """*reading* with every key of :data:`KEYS` present (``None`` where not measured)."""
+    out = {k: None for k in KEYS}
+    out.update(reading)
+    return out
 
 
 class PsutilSampler:
@@ -45,16 +80,126 @@ class PsutilSampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        return {
+        return complete({
             "source": self.source,
             "samples": len(self._cpu),
+            "interval_s": self.interval_s,
             "cpu_util_mean_pct": sum(self._cpu) / len(self._cpu) if self._cpu else None,
             "ram_used_peak_mb": max(self._mem) if self._mem else None,
             "power_mean_mw": None,
             "gpu_util_mean_pct": None,
-        }
+        })
 
 
-def make_sampler(kind: str = "auto") -> Sampler:
-    """The best sampler available for *kind* ("auto" picks the richest source present)."""
-    return PsutilSampler()
+class NullSampler:
+    """``telemetry: none``: nothing sampled, every reading unavailable."""
+
+    source = "none"
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> dict:
+        return complete({"source": self.source, "samples": 0})
+
+
+class _Completing:
+    """Wraps a sampler so its result carries every key and the auto-selection notes."""
+
+    def __init__(self, inner: Sampler, fallbacks: list[dict]) -> None:
+        self.inner = inner
+        self.fallbacks = fallbacks
+
+    @property
+    def source(self) -> str:
+        return getattr(self.inner, "source", type(self.inner).__name__)
+
+    def start(self) -> None:
+        self.inner.start()
+
+    def stop(self) -> dict:
+        out = complete(self.inner.stop())
+        if self.fallbacks:
+            out["fallbacks"] = self.fallbacks
+        return out
+
+
+def _unavailable_reason(kind: str) -> str | None:
+    if kind == "jtop":
+        from edgebench.devices.telemetry.jetson_stats import jtop_unavailable_reason
+
+        return jtop_unavailable_reason()
+    if kind == "tegrastats":
+        from edgebench.devices.telemetry.tegrastats import tegrastats_path
+
+        return None if tegrastats_path() else "tegrastats not on PATH (not a Jetson, or PATH lacks /usr/bin)"
+    if kind == "nvml":
+        from edgebench.devices.telemetry.nvml import nvml_unavailable_reason
+
+        return nvml_unavailable_reason()
+    if kind == "psutil":
+        try:
+            import psutil  # noqa: F401
+        except ImportError as exc:
+            return f"psutil not importable: {exc}"
+        return None
+    if kind == "none":
+        return None
+    raise EdgebenchError(f"telemetry: unknown source {kind!r}, expected one of {list(KINDS)}")
+
+
+def _construct(kind: str) -> Callable[[], Sampler]:
+    if kind == "jtop":
+        from edgebench.devices.telemetry.jetson_stats import JtopSampler
+
+        return JtopSampler
+    if kind == "tegrastats":
+        from edgebench.devices.telemetry.tegrastats import TegrastatsSampler
+
+        return TegrastatsSampler
+    if kind == "nvml":
+        from edgebench.devices.telemetry.nvml import NvmlSampler
+
+        return NvmlSampler
+    if kind == "none":
+        return NullSampler
+    return PsutilSampler
+
+
+def available_samplers() -> list[dict]:
+    """Each telemetry source in ``auto`` order with ``available`` and, when not, the ``reason``."""
+    rows = []
+    for kind in AUTO_ORDER:
+        reason = _unavailable_reason(kind)
+        row: dict = {"source": kind, "available": reason is None}
+        if reason:
+            row["reason"] = reason
+        rows.append(row)
+    return rows
+
+
+def make_sampler(kind: str | None = "auto") -> Sampler:
+    """The sampler for *kind*: "auto" picks the richest source present; "none" samples nothing.
+
+    An explicitly named source that is unavailable is an :class:`EdgebenchError` with the reason
+    (the user asked for it); "auto" falls back and records why under ``fallbacks``.
+    """
+    kind = (kind or "auto").lower()
+    if kind not in KINDS:
+        raise EdgebenchError(f"telemetry: unknown source {kind!r}, expected one of {list(KINDS)}")
+    if kind != "auto":
+        reason = _unavailable_reason(kind)
+        if reason:
+            raise EdgebenchError(f"telemetry '{kind}' is unavailable: {reason}")
+        return _Completing(_construct(kind)(), [])
+    fallbacks: list[dict] = []
+    for candidate in AUTO_ORDER:
+        reason = _unavailable_reason(candidate)
+        if reason is None:
+            try:
+                return _Completing(_construct(candidate)(), fallbacks)
+            except EdgebenchError as exc:  # became unavailable between the check and the start
+                reason = str(exc)
+        fallbacks.append({"source": candidate, "reason": reason})
+        log.info("telemetry %s unavailable: %s", candidate, reason)
+    raise EdgebenchError(f"telemetry: no source available ({fallbacks})")
