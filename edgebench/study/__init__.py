@@ -1,0 +1,1 @@
+"""A study: config -> subject -> candidates -> artifacts -> attacks -> measurements -> report."""

@@ -1,0 +1,157 @@
+"""Assemble ``results.json`` from a run folder's measurement files (see docs/results.md).
+
+Derived numbers (accuracy, confidence intervals, transfer rates, roofline, verdicts) are
+recomputed here from the raw measurements every time, so they always agree with them.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgebench.study.store import SCHEMA, RunStore
+from edgebench.util.io import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+
+def _latency(runs: list[dict], batch: int, mode: str) -> dict | None:
+    for r in runs:
+        if r.get("batch") == batch and r.get("mode") == mode and "latency_ms" in r:
+            return r["latency_ms"]
+    return None
+
+
+def _profile_entry(profile: dict, manifest: dict, device_profile: dict) -> dict:
+    from edgebench.measure.roofline import roofline
+
+    runs = profile.get("runs", [])
+    e2e = [r for r in runs if r.get("mode") == "end_to_end" and "latency_ms" in r]
+    best = max((r["latency_ms"]["throughput_ips"] or 0.0 for r in e2e), default=None)
+    lat1 = _latency(runs, 1, "end_to_end")
+    comp1 = _latency(runs, 1, "compute")
+    roof = None
+    ref = comp1 or lat1
+    if ref is not None and manifest.get("macs"):
+        roof = roofline(manifest["macs"], ref["p50"], 1, manifest["artifact"]["precision"], device_profile)
+    env = dict(profile.get("environment", {}))
+    env["runtime"] = profile.get("runtime")
+    return {
+        "latency_ms": lat1,
+        "latency_compute_ms": comp1,
+        "throughput_ips": best,
+        "batch_sweep": [r for r in runs if "latency_ms" in r],
+        "memory_mb": profile.get("memory_mb"),
+        "telemetry": profile.get("telemetry"),
+        "op_profile": profile.get("op_profile"),
+        "roofline": roof,
+        "load_time_s": profile.get("load_time_s"),
+        "environment": env,
+    }
+
+
+def _replay_entry(replay: dict, y_eval: np.ndarray, attack_rows: list[dict], meta: dict[str, dict]) -> dict:
+    from edgebench.robustness.metrics import robustness_curve_auc, wilson_interval
+    from edgebench.study.replay import robustness_rows
+
+    sets = replay["sets"]
+    clean = np.asarray(sets["clean"]["predictions"])
+    correct = int((clean == y_eval).sum())
+    out: dict[str, Any] = {
+        "clean_accuracy": correct / len(y_eval),
+        "clean_accuracy_ci95": list(wilson_interval(correct, len(y_eval))),
+        "eval_count": int(len(y_eval)),
+        "fidelity": replay.get("fidelity"),
+    }
+    preds = {k: np.asarray(v["predictions"]) for k, v in sets.items() if k != "clean"}
+    rows = robustness_rows(attack_rows, meta, preds, clean)
+    for r in rows:
+        r.pop("base_accuracy", None)  # listed once under "attacks"
+    out["robustness"] = rows
+    curves: dict[str, list[tuple[float, float]]] = {}
+    for r in rows:
+        if r["eps"] is not None:  # minimal-perturbation sets have no epsilon: not on the curve
+            curves.setdefault(f"{r['attack']}-{r['norm']}", []).append((r["eps"], r["accuracy"]))
+    out["robustness_auc"] = {
+        fam: robustness_curve_auc([e for e, _ in sorted(pts)], [a for _, a in sorted(pts)], out["clean_accuracy"])
+        for fam, pts in curves.items() if len(pts) >= 2
+    }
+    return out
+
+
+def _attack_sets(store: RunStore) -> tuple[list[dict], dict[str, dict]]:
+    """The attack summary rows for results.json and, per set, the base's predictions."""
+    from edgebench.robustness.store import load_folder
+    from edgebench.study.replay import base_meta
+
+    sets = load_folder(store.attacks_dir, inputs=False)
+    rows = [s.summary(path=str((store.attacks_dir / f"{s.id}.npz").relative_to(store.root))) for s in sets]
+    return rows, base_meta(sets)
+
+
+def assemble_results(run_dir: str | Path, write: bool = True) -> dict:
+    from edgebench.devices.inventory import load_inventory
+    from edgebench.report.gates import evaluate_verdicts
+    from edgebench.study.environment import host_environment
+
+    store = RunStore(run_dir)
+    study = store.read_json("study.json") or {}
+    env = store.read_json("environment.json")
+    if env is None:
+        env = host_environment()
+        store.write_json("environment.json", env)
+    subject = store.read_json("subject.json") or {}
+    evald = store.load_arrays("eval")
+    y_eval = evald["y"] if evald is not None else np.zeros(0, dtype=np.int64)
+    attack_rows, base_attack = _attack_sets(store) if store.attacks_dir.is_dir() else ([], {})
+    inventory = load_inventory()
+    device_names = list(study.get("devices") or ["local"])
+    devices = {}
+    for name in device_names:
+        spec = inventory.get(name)
+        devices[name] = {"name": name, "kind": spec.kind if spec else None, "profile": dict(spec.profile) if spec else {}}
+    candidates = []
+    for cand in study.get("candidates", []):
+        name = cand["name"]
+        man_path = store.manifest_path(name)
+        manifest = store.read_json(str(man_path.relative_to(store.root))) if man_path.is_file() else None
+        entry: dict[str, Any] = {
+            "name": name,
+            "recipe": {"prune": cand.get("prune"), "quantize": cand.get("quantize")},
+            "artifact": manifest["artifact"] if manifest else None,
+            "params": manifest.get("params") if manifest else None,
+            "nonzero_params": manifest.get("nonzero_params") if manifest else None,
+            "macs": manifest.get("macs") if manifest else None,
+            "export_check": manifest.get("export_check") if manifest else None,
+            "devices": {},
+        }
+        for dev in device_names:
+            d: dict[str, Any] = {"latency_ms": None, "memory_mb": None, "clean_accuracy": None, "robustness": []}
+            profile = store.load(name, dev, "profile")
+            if profile is not None and manifest is not None:
+                d.update(_profile_entry(profile, manifest, devices[dev]["profile"]))
+            replay = store.load(name, dev, "replay")
+            if replay is not None and len(y_eval):
+                d.update(_replay_entry(replay, y_eval, attack_rows, base_attack))
+            entry["devices"][dev] = d
+        candidates.append(entry)
+    results = {
+        "schema": SCHEMA,
+        "run_id": store.root.name,
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "study": study,
+        "environment": env,
+        "subject": subject,
+        "budgets": study.get("budgets", {}),
+        "attacks": attack_rows,
+        "devices": devices,
+        "candidates": candidates,
+    }
+    results = evaluate_verdicts(results)
+    if write:
+        atomic_write_json(store.results_path, results)
+    return results

@@ -1,0 +1,258 @@
+"""The study config (YAML), validated up front with messages that say what was expected.
+
+Every section is optional; the defaults are the embedded demo study::
+
+    name: demo
+    seed: 0
+    model: {arch: lenet5}                 # or resnet8; checkpoint: weights.pt (a state_dict)
+    data: {name: mnist, eval_count: 1000, calib_count: 256}
+    candidates:
+      - base
+      - {name: pruned-50, prune: {ratio: 0.5, criterion: l1, round_to: null, finetune: {epochs: 2}}}
+      - {name: int8, quantize: {preset: ort-cpu, calibration: minmax}}
+      - {name: pruned-50+int8, prune: {ratio: 0.5}, quantize: {preset: ort-cpu}}
+    attacks:
+      samples: 256
+      suite:
+        - {name: fgsm, eps_255: [2, 4, 8, 16, 32]}
+        - {name: pgd, norm: linf, eps_255: [2, 4, 8, 16, 32], steps: 10}
+        - {name: pgd, norm: l2, epsilons: [0.5, 1.0, 2.0]}
+    devices: [local]
+    profile: {batches: [1, 32], warmup_iters: 10, iterations: 100, min_duration_s: 1.0, threads: null}
+    budgets: {max_p99_latency_ms: 10, max_peak_memory_mb: 1024, max_accuracy_drop: 0.02, max_robustness_drop: 0.10}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgebench.errors import EdgebenchError
+from edgebench.subject.zoo import DataConfig, ModelConfig
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]*$")
+
+
+@dataclass(frozen=True)
+class CandidateConfig:
+    name: str
+    prune: dict | None = None  # parsed by edgebench.compress.prune.parse_prune_spec
+    quantize: dict | None = None  # parsed by edgebench.compress.quantize.parse_quant_spec
+
+    def recipe(self) -> dict:
+        return {"prune": self.prune, "quantize": self.quantize}
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    samples: int = 256
+    suite: tuple[dict, ...] = ()  # parsed by edgebench.robustness.attacks.parse_attack_specs
+    batch_size: int = 128
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    batches: tuple[int, ...] = (1, 32)
+    modes: tuple[str, ...] = ("end_to_end", "compute")
+    warmup_iters: int = 10
+    warmup_s: float = 0.2
+    iterations: int = 100
+    min_duration_s: float = 1.0
+    threads: int | None = None
+    profile_ops: bool = True
+    telemetry: str = "auto"
+    max_parallel_devices: int = 4
+
+    def budget(self) -> dict:
+        return {"warmup_iters": self.warmup_iters, "warmup_s": self.warmup_s, "iterations": self.iterations,
+                "min_duration_s": self.min_duration_s}
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Gates; ``None`` means no gate. See docs/results.md for the definitions."""
+
+    max_p99_latency_ms: float | None = 10.0
+    max_peak_memory_mb: float | None = 1024.0
+    max_accuracy_drop: float | None = 0.02
+    max_robustness_drop: float | None = 0.10
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    name: str = "demo"
+    seed: int = 0
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    candidates: tuple[CandidateConfig, ...] = ()
+    attacks: AttackConfig = AttackConfig()
+    devices: tuple[str, ...] = ("local",)
+    profile: ProfileConfig = ProfileConfig()
+    budgets: Budgets = Budgets()
+    source: str | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("source", None)
+        return d
+
+
+DEFAULT_CANDIDATES = (
+    CandidateConfig("base"),
+    CandidateConfig("pruned-50", prune={"ratio": 0.5}),
+    CandidateConfig("int8", quantize={"preset": "ort-cpu"}),
+    CandidateConfig("pruned-50+int8", prune={"ratio": 0.5}, quantize={"preset": "ort-cpu"}),
+)
+
+
+def _section(cls: type, data: Any, where: str, convert: dict[str, Any] | None = None) -> Any:
+    if data is None:
+        return cls()
+    if not isinstance(data, dict):
+        raise EdgebenchError(f"{where}: expected a mapping, found {type(data).__name__} {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise EdgebenchError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(fields)}")
+    values = {}
+    for key, val in data.items():
+        default = getattr(cls(), key) if key in fields else None
+        if convert and key in convert:
+            val = convert[key](val, f"{where}.{key}")
+        elif val is not None and default is not None:
+            val = _coerce(val, default, f"{where}.{key}")
+        values[key] = val
+    return cls(**values)
+
+
+def _coerce(val: Any, default: Any, where: str) -> Any:
+    if isinstance(default, bool):
+        if not isinstance(val, bool):
+            raise EdgebenchError(f"{where}: expected true or false, found {val!r}")
+        return val
+    if isinstance(default, (int, float)) and not isinstance(default, bool):
+        if isinstance(val, bool) or not isinstance(val, (int, float)):
+            raise EdgebenchError(f"{where}: expected a number, found {val!r}")
+        return type(default)(val) if isinstance(default, float) or float(val).is_integer() else val
+    if isinstance(default, str) and not isinstance(val, str):
+        raise EdgebenchError(f"{where}: expected a string, found {val!r}")
+    if isinstance(default, tuple):
+        if not isinstance(val, (list, tuple)):
+            raise EdgebenchError(f"{where}: expected a list, found {val!r}")
+        return tuple(val)
+    return val
+
+
+def _positive_ints(val: Any, where: str) -> tuple[int, ...]:
+    if not isinstance(val, (list, tuple)) or not val or not all(isinstance(v, int) and v > 0 for v in val):
+        raise EdgebenchError(f"{where}: expected a non-empty list of positive integers, found {val!r}")
+    return tuple(val)
+
+
+def _candidate(item: Any, i: int) -> CandidateConfig:
+    where = f"candidates[{i}]"
+    if isinstance(item, str):
+        for c in DEFAULT_CANDIDATES:
+            if c.name == item:
+                return c
+        m = re.fullmatch(r"pruned-(\d+(?:\.\d+)?)(\+int8)?", item)
+        if m:
+            return CandidateConfig(item, prune={"ratio": float(m.group(1)) / 100.0},
+                                   quantize={"preset": "ort-cpu"} if m.group(2) else None)
+        raise EdgebenchError(
+            f"{where}: unknown candidate shorthand '{item}': expected base, int8, pruned-<percent>, "
+            "pruned-<percent>+int8, or a mapping {name, prune, quantize}"
+        )
+    if not isinstance(item, dict):
+        raise EdgebenchError(f"{where}: expected a name or a mapping, found {item!r}")
+    unknown = sorted(set(item) - {"name", "prune", "quantize"})
+    if unknown:
+        raise EdgebenchError(f"{where}: unknown key(s) {unknown}; expected name, prune, quantize")
+    name = item.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise EdgebenchError(f"{where}: expected a 'name' of letters, digits and . _ + -, found {name!r}")
+    for key in ("prune", "quantize"):
+        if item.get(key) is not None and not isinstance(item[key], dict):
+            raise EdgebenchError(f"{where}.{key}: expected a mapping, found {item[key]!r}")
+    return CandidateConfig(name, item.get("prune"), item.get("quantize"))
+
+
+def study_from_dict(data: dict | None, source: str = "<defaults>") -> StudyConfig:
+    data = dict(data or {})
+    allowed = {f.name for f in dataclasses.fields(StudyConfig)} - {"source"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise EdgebenchError(f"{source}: unknown key(s) {unknown}; expected some of {sorted(allowed)}")
+    cands_raw = data.get("candidates")
+    if cands_raw is None:
+        candidates = DEFAULT_CANDIDATES
+    else:
+        if not isinstance(cands_raw, list) or not cands_raw:
+            raise EdgebenchError(f"{source}: candidates: expected a non-empty list, found {cands_raw!r}")
+        candidates = tuple(_candidate(c, i) for i, c in enumerate(cands_raw))
+    names = [c.name for c in candidates]
+    if len(set(names)) != len(names):
+        raise EdgebenchError(f"{source}: candidates: names must be unique, found {names}")
+    if "base" not in names:
+        candidates = (CandidateConfig("base"),) + candidates  # everything is measured against base
+    devices = data.get("devices", ["local"])
+    if isinstance(devices, str):
+        devices = [devices]
+    if not isinstance(devices, list) or not devices or not all(isinstance(d, str) for d in devices):
+        raise EdgebenchError(f"{source}: devices: expected a list of device names, found {devices!r}")
+    attacks = data.get("attacks")
+    if attacks is not None and not isinstance(attacks, dict):
+        raise EdgebenchError(f"{source}: attacks: expected a mapping with 'samples' and 'suite', found {attacks!r}")
+    attacks = dict(attacks or {})
+    suite = attacks.pop("suite", None)
+    if suite is not None and not isinstance(suite, list):
+        raise EdgebenchError(f"{source}: attacks.suite: expected a list of attacks, found {suite!r}")
+    attack_cfg = _section(AttackConfig, attacks, f"{source}: attacks")
+    if suite is not None:
+        attack_cfg = dataclasses.replace(attack_cfg, suite=tuple(suite))
+    if attack_cfg.samples < 1:
+        raise EdgebenchError(f"{source}: attacks.samples: expected a positive number, found {attack_cfg.samples}")
+    seed = data.get("seed", 0)
+    if not isinstance(seed, int):
+        raise EdgebenchError(f"{source}: seed: expected an integer, found {seed!r}")
+    name = data.get("name", "demo")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise EdgebenchError(f"{source}: name: expected letters, digits and . _ + -, found {name!r}")
+    profile = _section(ProfileConfig, data.get("profile"), f"{source}: profile", {"batches": _positive_ints})
+    bad_modes = sorted(set(profile.modes) - {"end_to_end", "compute"})
+    if bad_modes:
+        raise EdgebenchError(f"{source}: profile.modes: unknown {bad_modes}; expected end_to_end and/or compute")
+    cfg = StudyConfig(
+        name=name,
+        seed=seed,
+        model=_section(ModelConfig, data.get("model"), f"{source}: model"),
+        data=_section(DataConfig, data.get("data"), f"{source}: data"),
+        candidates=candidates,
+        attacks=attack_cfg,
+        devices=tuple(devices),
+        profile=profile,
+        budgets=_section(Budgets, data.get("budgets"), f"{source}: budgets"),
+        source=source,
+    )
+    return cfg
+
+
+def load_study(path: str | Path | None) -> StudyConfig:
+    """Read and validate a study YAML; ``None`` gives the embedded demo study."""
+    if path is None:
+        return study_from_dict(None)
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise EdgebenchError(f"study config not found: expected a YAML file at {p}")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise EdgebenchError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if data is not None and not isinstance(data, dict):
+        raise EdgebenchError(f"{p}: expected a mapping at the top level, found {type(data).__name__}")
+    return study_from_dict(data, str(p))

@@ -1,0 +1,309 @@
+"""``edgebench run``: the stages composed, with resume.
+
+subject -> candidates (compress + export + check) -> attacks (on the base model) ->
+per device: profile and replay every candidate through the agent -> results.json -> report.
+Each finished measurement is written at once (see :mod:`edgebench.study.store`); a re-run
+skips everything already on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgebench.errors import EdgebenchError
+from edgebench.study.config import CandidateConfig, StudyConfig
+from edgebench.study.store import SCHEMA, RunStore
+from edgebench.util.io import sha256_file
+
+log = logging.getLogger(__name__)
+
+# ui(event, payload): "status" {text}; "task" {id, text, total}; "advance" {id, done?}; "done" {id}
+UiFn = Callable[[str, dict], None]
+
+
+def _silent(event: str, payload: dict) -> None:
+    if event == "status":
+        log.info(payload.get("text", ""))
+
+
+@dataclass
+class Built:
+    """A candidate's artifact as built (or found) in this run folder."""
+
+    config: CandidateConfig
+    manifest: dict
+    module: Any = None  # torch module when built in this process
+
+
+@dataclass
+class Pipeline:
+    config: StudyConfig
+    run_dir: Path
+    ui: UiFn = _silent
+    store: RunStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.run_dir = Path(self.run_dir)
+        self.store = RunStore(self.run_dir)
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------------------------------
+    def run(self) -> dict:
+        """Every stage; returns the final results (also in results.json)."""
+        from edgebench.devices.inventory import get_device
+
+        t0 = time.perf_counter()
+        devices = [get_device(name) for name in self.config.devices]  # unknown device: fail before any work
+        subject = self.prepare()
+        built = self._build_candidates(subject)
+        attack_sets = self._attacks(subject)
+        self._write_results()
+        self._measure(devices, built, attack_sets)
+        results = self._write_results(final=True)
+        self.ui("status", {"text": f"done in {time.perf_counter() - t0:.1f} s"})
+        return results
+
+    def prepare(self) -> Any:
+        """Bind the run folder to this study and load the subject (model + data)."""
+        self.store.bind_study(self.config.to_dict())
+        self.ui("status", {"text": f"run folder {self.run_dir}"})
+        return self._subject()
+
+    def compress_stage(self) -> list[Built]:
+        """``edgebench compress``: candidates built, exported and checked; nothing measured."""
+        built = self._build_candidates(self.prepare())
+        self._write_results()
+        return built
+
+    def attack_stage(self) -> list[dict]:
+        """``edgebench attack``: adversarial sets crafted on the base model."""
+        sets = self._attacks(self.prepare())
+        self._write_results()
+        return sets
+
+    # ---- subject ---------------------------------------------------------------------------------
+    def _subject(self) -> Any:
+        from edgebench.export.onnx import torch_logits
+        from edgebench.subject.zoo import load_subject
+
+        cfg = self.config
+        self.ui("status", {"text": f"subject: {cfg.model.arch} on {cfg.data.name}"})
+        subject = load_subject(cfg.model, cfg.data, cfg.seed, on_status=lambda t: self.ui("status", {"text": t}))
+        split = subject.split
+        if self.store.load_arrays("eval") is None:
+            self.store.save_arrays("eval", x=split.x_eval, y=split.y_eval)
+        if self.store.load_arrays("base_logits") is None:
+            self.store.save_arrays("base_logits", logits=torch_logits(subject.model, split.x_eval))
+        n_attack = min(cfg.attacks.samples, len(split.x_eval))
+        info = dict(subject.info, attack_count=n_attack)
+        self.store.write_json("subject.json", info)
+        return subject
+
+    # ---- candidates ------------------------------------------------------------------------------
+    def _build_candidates(self, subject: Any) -> list[Built]:
+        cands = self.config.candidates
+        self.ui("task", {"id": "compress", "text": "compress + export", "total": len(cands)})
+        stems: dict[str, Any] = {}
+        built = []
+        for cand in cands:
+            built.append(self._build_one(cand, subject, stems))
+            self.ui("advance", {"id": "compress"})
+        self.ui("done", {"id": "compress"})
+        return built
+
+    def _stem(self, cand: CandidateConfig, subject: Any, stems: dict[str, Any]) -> Any:
+        """The fp32 PyTorch module a candidate starts from: base, or base pruned by its recipe."""
+        key = json.dumps(cand.prune, sort_keys=True)
+        if key not in stems:
+            if cand.prune is None:
+                stems[key] = subject.model
+            else:
+                import torch
+
+                from edgebench.compress.prune import parse_prune_spec, prune
+
+                spec = parse_prune_spec(cand.prune)
+                self.ui("status", {"text": f"{cand.name}: pruning ({spec.criterion}, ratio {spec.ratio})"})
+                split = subject.split
+                example = torch.from_numpy(split.x_eval[:1])
+                stems[key] = prune(subject.model, spec, example, train=(split.x_train, split.y_train)).eval()
+        return stems[key]
+
+    def _build_one(self, cand: CandidateConfig, subject: Any, stems: dict[str, Any]) -> Built:
+        from edgebench import __version__
+        from edgebench.compress.stats import count_macs, count_nonzero_params, count_params
+        from edgebench.export.onnx import DEFAULT_OPSET, INPUT_NAME, export_onnx, verify_against_torch
+
+        store = self.store
+        art = store.artifact_path(cand.name)
+        man_path = store.manifest_path(cand.name)
+        recipe = cand.recipe()
+        if man_path.is_file() and art.is_file():
+            manifest = json.loads(man_path.read_text())
+            if manifest.get("recipe") == recipe and manifest.get("artifact", {}).get("sha256") == sha256_file(art):
+                self.ui("status", {"text": f"{cand.name}: artifact found, skipping build"})
+                return Built(cand, manifest)
+        split = subject.split
+        module = self._stem(cand, subject, stems)
+        shape = tuple(split.input_shape)
+        x_check = split.x_eval[: min(256, len(split.x_eval))]
+        if cand.quantize is None:
+            export_onnx(module, art, shape)
+            check = verify_against_torch(art, module, x_check, quantized=False)
+            precision = "fp32"
+        else:
+            from edgebench.compress.quantize import parse_quant_spec, quantize_static
+
+            spec = parse_quant_spec(cand.quantize)
+            fp32 = art.with_name(art.stem + ".fp32.onnx")
+            export_onnx(module, fp32, shape)
+            n_cal = min(spec.calib_samples, len(split.x_calib))
+            self.ui("status", {"text": f"{cand.name}: int8 calibration on {n_cal} held-out images ({spec.calibration})"})
+            quantize_static(fp32, art, split.x_calib[:n_cal], spec)
+            fp32.unlink(missing_ok=True)
+            check = verify_against_torch(art, module, x_check, quantized=True)
+            precision = "int8"
+        manifest = {
+            "name": cand.name,
+            "recipe": recipe,
+            "artifact": {"path": str(art.relative_to(self.run_dir)), "sha256": sha256_file(art),
+                         "size_bytes": art.stat().st_size, "format": "onnx", "precision": precision,
+                         "opset": DEFAULT_OPSET, "input": {"name": INPUT_NAME, "shape": ["batch", *shape[1:]], "dtype": "float32"}},
+            "params": count_params(module),
+            "nonzero_params": count_nonzero_params(module),
+            "macs": count_macs(module, shape),
+            "export_check": check,
+            "edgebench": __version__,
+        }
+        store.write_json(str(man_path.relative_to(self.run_dir)), manifest)
+        self.ui("status", {"text": f"{cand.name}: {precision} artifact {manifest['artifact']['size_bytes']} bytes, check {check}"})
+        return Built(cand, manifest, module)
+
+    # ---- attacks ------------------------------------------------------------------------------------
+    def _attacks(self, subject: Any) -> list[dict]:
+        from edgebench.robustness.attacks import default_attack_specs, parse_attack_specs
+        from edgebench.robustness.store import craft_and_store
+
+        cfg = self.config.attacks
+        specs = parse_attack_specs(list(cfg.suite)) if cfg.suite else default_attack_specs()
+        split = subject.split
+        n = min(cfg.samples, len(split.x_eval))
+        self.ui("task", {"id": "attack", "text": f"attacks on base ({n} images)", "total": len(specs)})
+        report = craft_and_store(
+            subject.model, split.x_eval[:n], split.y_eval[:n], specs, self.store.attacks_dir,
+            indices=np.arange(n), batch_size=cfg.batch_size, seed=self.config.seed,
+            on_progress=lambda label, done, total: self.ui("status", {"text": f"attack {label}: {done}/{total} images"})
+            if done == total else None,
+        )
+        self.ui("done", {"id": "attack"})
+        if report.crafted:
+            self.ui("status", {"text": f"crafted {len(report.crafted)} sets, reused {len(report.skipped)}"})
+        return [dict(s, path=str((self.store.attacks_dir / s["path"]).relative_to(self.run_dir))) for s in report.sets]
+
+    # ---- measurements -----------------------------------------------------------------------------
+    def _measure(self, devices: list, built: list[Built], attack_sets: list[dict]) -> None:
+        from edgebench.devices.base import open_device
+
+        errors: list[BaseException] = []
+
+        def work(spec: Any) -> None:
+            try:
+                with open_device(spec) as device:
+                    for b in built:
+                        self._profile(device, b)
+                        self._replay(device, b, attack_sets)
+            except BaseException as exc:  # noqa: BLE001 - collected and re-raised below
+                errors.append(exc)
+
+        total = len(devices) * len(built) * 2
+        self.ui("task", {"id": "measure", "text": f"measure on {', '.join(d.name for d in devices)}", "total": total})
+        limit = max(1, self.config.profile.max_parallel_devices)
+        if len(devices) == 1 or limit == 1:
+            for spec in devices:
+                work(spec)
+        else:
+            sem = threading.Semaphore(limit)
+
+            def guarded(spec: Any) -> None:
+                with sem:
+                    work(spec)
+
+            threads = [threading.Thread(target=guarded, args=(s,), name=f"device-{s.name}") for s in devices]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        self.ui("done", {"id": "measure"})
+        if errors:
+            raise errors[0]
+
+    def _job_common(self, b: Built) -> dict:
+        p = self.config.profile
+        return {"protocol": 1, "backend": "onnxruntime", "artifact": str(self.run_dir / b.manifest["artifact"]["path"]),
+                "options": {"threads": p.threads, "device": "cpu", "precision": b.manifest["artifact"]["precision"]}}
+
+    def _profile(self, device: Any, b: Built) -> None:
+        name = b.config.name
+        if self.store.has(name, device.name, "profile"):
+            self.ui("advance", {"id": "measure"})
+            return
+        p = self.config.profile
+        job = self._job_common(b)
+        job.update({"kind": "profile", "inputs": str(self.store.data_path("eval")), "batches": list(p.batches),
+                    "modes": list(p.modes), "budget": p.budget(), "telemetry": p.telemetry})
+        job["options"]["profile_ops"] = p.profile_ops
+        self.ui("status", {"text": f"{device.name}: profiling {name}"})
+        result = device.run_job(job)
+        result["artifact_sha256"] = b.manifest["artifact"]["sha256"]
+        with self._lock:
+            self.store.save(name, device.name, "profile", result)
+            self._write_results()
+        self.ui("advance", {"id": "measure"})
+
+    def _replay(self, device: Any, b: Built, attack_sets: list[dict]) -> None:
+        name = b.config.name
+        if self.store.has(name, device.name, "replay"):
+            self.ui("advance", {"id": "measure"})
+            return
+        job = self._job_common(b)
+        sets = [{"name": "clean", "path": str(self.store.data_path("eval")), "key": "x"}]
+        sets += [{"name": s["id"], "path": str(self.run_dir / s["path"]), "key": "x"} for s in attack_sets]
+        logits_path = self.store.measurement_path(name, device.name, "replay").with_name("logits.npz")
+        job.update({"kind": "predict", "sets": sets, "batch": 128, "logits": str(logits_path)})
+        self.ui("status", {"text": f"{device.name}: replaying {len(sets) - 1} adversarial sets through {name}"})
+        result = device.run_job(job)
+        from edgebench.robustness.metrics import fidelity
+
+        with np.load(logits_path, allow_pickle=False) as d:
+            clean_logits = d["clean"]
+        base = self.store.load_arrays("base_logits")
+        assert base is not None
+        result["fidelity"] = fidelity(base["logits"], clean_logits)
+        result["artifact_sha256"] = b.manifest["artifact"]["sha256"]
+        with self._lock:
+            self.store.save(name, device.name, "replay", result)
+            self._write_results()
+        self.ui("advance", {"id": "measure"})
+
+    # ---- results ------------------------------------------------------------------------------------
+    def _write_results(self, final: bool = False) -> dict:
+        from edgebench.study.assemble import assemble_results
+
+        results = assemble_results(self.run_dir)
+        if final:
+            from edgebench.report import render_report
+
+            render_report(self.run_dir)
+        return results
+
+
+def default_run_dir(cfg: StudyConfig, base: Path = Path("reports")) -> Path:
+    return base / f"{cfg.name}-{cfg.model.arch}-{cfg.data.name}"

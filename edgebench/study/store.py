@@ -1,0 +1,118 @@
+"""The run folder: one JSON file per finished measurement, written atomically, and
+``results.json`` assembled from them. A re-run of the same study finds what is done and
+skips it; nothing already measured is ever rewritten or lost.
+
+Layout::
+
+    reports/<run-id>/
+      study.json                                  the validated config of this run
+      subject.json                                the base model and data description
+      artifacts/<candidate>.onnx + .json          artifact + manifest (recipe, sha256, checks)
+      attacks/<set-id>.npz + .json, attacks.json  adversarial sets crafted on the base model
+      data/eval.npz, data/profile.npz             evaluation and profiling inputs
+      measurements/<candidate>/<device>/<kind>.json   profile.json, replay.json
+      results.json, report.md, report.html
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgebench.errors import EdgebenchError
+from edgebench.util.io import atomic_write_bytes, atomic_write_json, read_json
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "edgebench.results/1"
+_SAFE = re.compile(r"[^A-Za-z0-9_.+\-]")
+
+
+def safe_name(name: str) -> str:
+    """A file-system-safe version of a candidate or device name."""
+    return _SAFE.sub("_", name)
+
+
+class RunStore:
+    def __init__(self, run_dir: str | Path) -> None:
+        self.root = Path(run_dir)
+
+    # ---- paths -----------------------------------------------------------------------------
+    @property
+    def results_path(self) -> Path:
+        return self.root / "results.json"
+
+    def artifact_path(self, candidate: str) -> Path:
+        return self.root / "artifacts" / f"{safe_name(candidate)}.onnx"
+
+    def manifest_path(self, candidate: str) -> Path:
+        return self.root / "artifacts" / f"{safe_name(candidate)}.json"
+
+    def data_path(self, name: str) -> Path:
+        return self.root / "data" / f"{name}.npz"
+
+    @property
+    def attacks_dir(self) -> Path:
+        return self.root / "attacks"
+
+    def measurement_path(self, candidate: str, device: str, kind: str) -> Path:
+        return self.root / "measurements" / safe_name(candidate) / safe_name(device) / f"{kind}.json"
+
+    # ---- study identity ------------------------------------------------------------------------
+    def bind_study(self, study: dict) -> None:
+        """Record the study; refuse to mix measurements of a different study into this folder."""
+        path = self.root / "study.json"
+        if path.is_file():
+            old = read_json(path, "study record")
+            if old != study:
+                changed = sorted(k for k in set(old) | set(study) if old.get(k) != study.get(k))
+                raise EdgebenchError(
+                    f"{self.root} holds a different study (changed: {changed}); use another --out folder, "
+                    "or delete the folder to start over"
+                )
+        else:
+            atomic_write_json(path, study)
+
+    # ---- measurements ----------------------------------------------------------------------------
+    def has(self, candidate: str, device: str, kind: str) -> bool:
+        path = self.measurement_path(candidate, device, kind)
+        if not path.is_file():
+            return False
+        try:
+            json.loads(path.read_text())
+            return True
+        except (json.JSONDecodeError, OSError):
+            log.warning("ignoring unreadable measurement %s; it will be measured again", path)
+            return False
+
+    def save(self, candidate: str, device: str, kind: str, data: dict) -> Path:
+        return atomic_write_json(self.measurement_path(candidate, device, kind), data)
+
+    def load(self, candidate: str, device: str, kind: str) -> dict | None:
+        return read_json(self.measurement_path(candidate, device, kind)) if self.has(candidate, device, kind) else None
+
+    # ---- arrays ---------------------------------------------------------------------------------
+    def save_arrays(self, name: str, **arrays: np.ndarray) -> Path:
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        return atomic_write_bytes(self.data_path(name), buf.getvalue())
+
+    def load_arrays(self, name: str) -> dict[str, np.ndarray] | None:
+        path = self.data_path(name)
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as d:
+            return {k: d[k] for k in d.files}
+
+    def write_json(self, rel: str, obj: Any) -> Path:
+        return atomic_write_json(self.root / rel, obj)
+
+    def read_json(self, rel: str) -> Any | None:
+        path = self.root / rel
+        return read_json(path) if path.is_file() else None

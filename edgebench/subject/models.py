@@ -1,0 +1,92 @@
+"""Built-in demo architectures. Inputs in [0,1]; normalization is the model's first layer,
+so attacks, ONNX export and every runtime see the same [0,1] inputs."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Normalize(nn.Module):
+    """(x - mean) / std per channel, as buffers so it is exported and pruned with the model."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class LeNet5(nn.Module):
+    """LeNet-5 style: two conv+pool stages, three fully connected layers."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28,
+                 mean: tuple[float, ...] = (0.1307,), std: tuple[float, ...] = (0.3081,)) -> None:
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 16, 5, padding=2), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 5), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        side = ((image_size // 2) - 4) // 2
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(32 * side * side, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+            nn.Linear(84, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(self.normalize(x)))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class SmallResNet(nn.Module):
+    """A ResNet-8 (three stages of one basic block: 16, 32, 64 channels), CIFAR-style stem."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, widths: tuple[int, int, int] = (16, 32, 64),
+                 mean: tuple[float, ...] = (0.1307,), std: tuple[float, ...] = (0.3081,)) -> None:
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU())
+        self.layer1 = BasicBlock(widths[0], widths[0], 1)
+        self.layer2 = BasicBlock(widths[0], widths[1], 2)
+        self.layer3 = BasicBlock(widths[1], widths[2], 2)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(widths[2], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layer3(self.layer2(self.layer1(self.stem(self.normalize(x)))))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+ARCHITECTURES = {"lenet5": LeNet5, "resnet8": SmallResNet}
+
+
+def build(arch: str, in_channels: int, num_classes: int, image_size: int,
+          mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None) -> nn.Module:
+    """A fresh built-in model sized for the data."""
+    from edgebench.errors import EdgebenchError
+
+    if arch not in ARCHITECTURES:
+        raise EdgebenchError(f"unknown built-in architecture '{arch}': expected one of {sorted(ARCHITECTURES)}")
+    mean = mean or (0.5,) * in_channels
+    std = std or (0.25,) * in_channels
+    if arch == "lenet5":
+        return LeNet5(in_channels, num_classes, image_size, mean, std)
+    return SmallResNet(in_channels, num_classes, mean=mean, std=std)
