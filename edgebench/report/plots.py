@@ -1,0 +1,336 @@
+"""Plots for the HTML report, as inline SVG strings (matplotlib, Agg, no files, no fonts fetched).
+
+Each function returns an ``<svg>...</svg>`` fragment ready to embed, or ``None`` when there is
+nothing measured to draw. matplotlib escapes text it writes into SVG; candidate names are
+also protected from mathtext (``$``) and from legend hiding (a leading ``_``).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import re
+from typing import Any
+
+from edgebench.report.gates import base_candidate, budgets_of
+from edgebench.report.model import _entry
+
+_counter = itertools.count()
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf")
+
+
+def _plt():
+    """Import pyplot lazily with the Agg backend (no display, no GUI toolkit)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def label(name: Any, limit: int = 40) -> str:
+    """A candidate name safe for matplotlib text: no mathtext, never hidden from a legend."""
+    text = str(name)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    text = text.replace("$", r"\$")
+    return " " + text if text.startswith("_") else text
+
+
+def color(index: int) -> str:
+    return PALETTE[index % len(PALETTE)]
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return float(v)
+
+
+def to_svg(fig) -> str:
+    """Serialize *fig* as an inline ``<svg>`` element: no XML prolog, no metadata, no namespaces
+    pointing at external URLs, ids unique within the page."""
+    plt = _plt()
+    buf = io.StringIO()
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": f"eb{next(_counter)}"}):
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    svg = buf.getvalue()
+    svg = svg[svg.index("<svg"):]
+    svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
+    svg = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", svg)
+    svg = svg.replace("xlink:href=", "href=")
+    # Fixed pt sizes become a responsive box: scale with the page, keep the aspect ratio.
+    svg = re.sub(r'<svg([^>]*?)\swidth="[^"]*"\s+height="[^"]*"', r'<svg\1 class="plot"', svg, count=1)
+    return svg
+
+
+def _style(ax) -> None:
+    ax.grid(True, color="#e5e7eb", linewidth=0.6)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+
+
+def _candidates(results: dict) -> list[dict]:
+    return list(results.get("candidates") or [])
+
+
+def chosen_attack(results: dict, device: str) -> dict | None:
+    """The attack the Pareto plot uses for robust accuracy: PGD L-inf at 8/255 when present,
+    else the PGD L-inf with the middle epsilon, else the first attack anyone measured."""
+    rows: dict[str, dict] = {}
+    for cand in _candidates(results):
+        for row in _entry(cand, device).get("robustness") or []:
+            if row.get("id") and _num(row.get("accuracy")) is not None:
+                rows.setdefault(row["id"], row)
+    if not rows:
+        return None
+    pgd = sorted((r for r in rows.values() if r.get("attack") == "pgd" and r.get("norm") == "linf"),
+                 key=lambda r: r.get("eps") or 0)
+    for r in pgd:
+        if abs((r.get("eps") or 0) * 255 - 8) < 1e-3:
+            return r
+    if pgd:
+        return pgd[len(pgd) // 2]
+    return next(iter(rows.values()))
+
+
+def _pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points no other point beats on both lower latency and higher accuracy, by latency."""
+    front = []
+    best = -1.0
+    for x, y in sorted(points, key=lambda p: (p[0], -p[1])):
+        if y > best:
+            front.append((x, y))
+            best = y
+    return front
+
+
+def pareto_svg(results: dict, device: str) -> str | None:
+    """p50 latency (end-to-end) against clean accuracy and robust accuracy, one panel each."""
+    attack = chosen_attack(results, device)
+    panels = [("clean accuracy", None)]
+    if attack is not None:
+        from edgebench.report import format as fmt
+
+        panels.append((f"accuracy under {attack.get('attack')} {attack.get('norm')} "
+                       f"eps={fmt.eps(attack.get('norm'), attack.get('eps'))}", attack["id"]))
+    data = []
+    for i, cand in enumerate(_candidates(results)):
+        entry = _entry(cand, device)
+        lat = _num((entry.get("latency_ms") or {}).get("p50"))
+        clean = _num(entry.get("clean_accuracy"))
+        robust = None
+        if attack is not None:
+            for row in entry.get("robustness") or []:
+                if row.get("id") == attack["id"]:
+                    robust = _num(row.get("accuracy"))
+        data.append((i, cand.get("name"), lat, clean, robust))
+    if not any(d[2] is not None and (d[3] is not None or d[4] is not None) for d in data):
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
+    budget = budgets_of(results).get("max_p99_latency_ms")
+    for k, (title, _attack_id) in enumerate(panels):
+        ax = axes[0][k]
+        pts = []
+        for i, name, lat, clean, robust in data:
+            y = clean if k == 0 else robust
+            if lat is None or y is None:
+                continue
+            pts.append((lat, 100 * y))
+            ax.scatter([lat], [100 * y], s=60, color=color(i), label=label(name), zorder=3,
+                       edgecolor="white", linewidth=0.8)
+        front = _pareto_front(pts)
+        if len(front) > 1:
+            ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="#9ca3af",
+                    linestyle="--", linewidth=1, zorder=2, label="Pareto front")
+        if budget is not None:
+            ax.axvline(budget, color="#dc2626", linestyle=":", linewidth=1.2, label="p99 budget")
+        ax.set_xlabel("p50 latency, end-to-end (ms)")
+        ax.set_ylabel(f"{title} (%)")
+        ax.set_title(title, fontsize=10)
+        _style(ax)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, max(1, len(labels))), fontsize=8,
+               bbox_to_anchor=(0.5, -0.02), frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    return to_svg(fig)
+
+
+def robustness_svg(results: dict, device: str) -> str | None:
+    """Accuracy against epsilon, one panel per attack family (attack + norm), a line per candidate."""
+    families: dict[tuple[str, str], None] = {}
+    for cand in _candidates(results):
+        for row in _entry(cand, device).get("robustness") or []:
+            families.setdefault((str(row.get("attack")), str(row.get("norm"))), None)
+    if not families:
+        return None
+    plt = _plt()
+    fams = list(families)
+    fig, axes = plt.subplots(1, len(fams), figsize=(4.2 * len(fams), 3.4), squeeze=False)
+    drew = False
+    base = base_candidate(results)
+    for k, (attack, norm) in enumerate(fams):
+        ax = axes[0][k]
+        linf = norm.lower() == "linf"
+        for i, cand in enumerate(_candidates(results)):
+            pts = sorted((_num(r.get("eps")), _num(r.get("accuracy")))
+                         for r in _entry(cand, device).get("robustness") or []
+                         if str(r.get("attack")) == attack and str(r.get("norm")) == norm
+                         and _num(r.get("eps")) is not None and _num(r.get("accuracy")) is not None)
+            if not pts:
+                continue
+            xs = [(x * 255 if linf else x) for x, _ in pts]
+            ys = [100 * y for _, y in pts]
+            ax.plot(xs, ys, marker="o", markersize=4, color=color(i), label=label(cand.get("name")),
+                    linewidth=2.2 if cand is base else 1.4)
+            drew = True
+        ax.set_xlabel("eps (x/255)" if linf else f"eps ({norm})")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_ylim(-3, 103)
+        ax.set_title(f"{attack} {norm}", fontsize=10)
+        _style(ax)
+    if not drew:
+        plt.close(fig)
+        return None
+    handles, labels = [], []
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8,
+               bbox_to_anchor=(0.5, -0.02), frameon=False)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    return to_svg(fig)
+
+
+def latency_svg(results: dict, device: str) -> str | None:
+    """Per candidate: min-max whisker, p50-p99 box, p90 tick, for end-to-end and compute."""
+    rows = []
+    for i, cand in enumerate(_candidates(results)):
+        entry = _entry(cand, device)
+        for kind, key in (("end-to-end", "latency_ms"), ("compute", "latency_compute_ms")):
+            lat = entry.get(key) or {}
+            vals = {p: _num(lat.get(p)) for p in ("min", "p50", "p90", "p99", "max")}
+            if vals["p50"] is None:
+                continue
+            rows.append((i, cand.get("name"), kind, vals))
+    if not rows:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(9, 0.42 * len(rows) + 1.3))
+    ylabels = []
+    for y, (i, name, kind, v) in enumerate(rows):
+        c = color(i)
+        lo = v["min"] if v["min"] is not None else v["p50"]
+        hi = v["max"] if v["max"] is not None else (v["p99"] or v["p50"])
+        ax.plot([lo, hi], [y, y], color=c, linewidth=1, alpha=0.6)
+        p99 = v["p99"] if v["p99"] is not None else v["p50"]
+        ax.barh(y, p99 - v["p50"], left=v["p50"], height=0.5, color=c,
+                alpha=0.85 if kind == "end-to-end" else 0.45, edgecolor=c)
+        ax.plot([v["p50"]], [y], marker="|", markersize=14, color="black")
+        if v["p90"] is not None:
+            ax.plot([v["p90"]], [y], marker="|", markersize=10, color="#374151")
+        ylabels.append(f"{label(name, 28)} ({kind})")
+    budget = budgets_of(results).get("max_p99_latency_ms")
+    if budget is not None:
+        ax.axvline(budget, color="#dc2626", linestyle=":", linewidth=1.2)
+        ax.text(budget, len(rows) - 0.4, " p99 budget", color="#dc2626", fontsize=8, va="bottom")
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(ylabels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("latency, batch 1 (ms): whisker min-max, box p50-p99, ticks p50 (black) and p90")
+    ax.set_xlim(left=0)
+    _style(ax)
+    fig.tight_layout()
+    return to_svg(fig)
+
+
+def memory_svg(results: dict, device: str) -> str | None:
+    """RSS after load and peak RSS per candidate, with the memory budget."""
+    rows = []
+    for i, cand in enumerate(_candidates(results)):
+        mem = _entry(cand, device).get("memory_mb") or {}
+        rows.append((i, cand.get("name"), _num(mem.get("rss_after_load")), _num(mem.get("peak_rss"))))
+    if not any(r[2] is not None or r[3] is not None for r in rows):
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(9, 0.5 * len(rows) + 1.2))
+    for y, (i, name, after, peak) in enumerate(rows):
+        if peak is not None:
+            ax.barh(y, peak, height=0.6, color=color(i), alpha=0.45, label="peak RSS" if y == 0 else None)
+        if after is not None:
+            ax.barh(y, after, height=0.3, color=color(i), label="RSS after load" if y == 0 else None)
+        if peak is None and after is None:
+            ax.text(0, y, " unmeasured", va="center", fontsize=8, color="#6b7280")
+    budget = budgets_of(results).get("max_peak_memory_mb")
+    if budget is not None:
+        ax.axvline(budget, color="#dc2626", linestyle=":", linewidth=1.2)
+        ax.text(budget, -0.6, " memory budget", color="#dc2626", fontsize=8)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([label(r[1], 32) for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("MB (wide bar: peak RSS, narrow bar: RSS after load)")
+    _style(ax)
+    fig.tight_layout()
+    return to_svg(fig)
+
+
+def ops_svg(results: dict, device: str, top: int = 5) -> str | None:
+    """Share of runtime per operator type (top *top*, the rest as 'other'), a bar per candidate."""
+    rows = []
+    for cand in _candidates(results):
+        ops = _entry(cand, device).get("op_profile") or []
+        shares = {}
+        for op in sorted(ops, key=lambda o: -(o.get("total_ms") or 0)):
+            s = _num(op.get("share"))
+            if s is not None:
+                shares[str(op.get("op_type"))] = shares.get(str(op.get("op_type")), 0.0) + s
+        rows.append((cand.get("name"), shares))
+    if not any(r[1] for r in rows):
+        return None
+    plt = _plt()
+    ranked: dict[str, float] = {}
+    for _, shares in rows:
+        for op, s in shares.items():
+            ranked[op] = ranked.get(op, 0.0) + s
+    keep = [op for op, _ in sorted(ranked.items(), key=lambda kv: -kv[1])][: max(top, 1) * 2]
+    keep = keep[:9]
+    fig, ax = plt.subplots(figsize=(9, 0.5 * len(rows) + 1.6))
+    for y, (name, shares) in enumerate(rows):
+        left = 0.0
+        if not shares:
+            ax.text(0, y, " unmeasured", va="center", fontsize=8, color="#6b7280")
+            continue
+        for j, op in enumerate(keep + ["other"]):
+            s = shares.get(op, 0.0) if op != "other" else max(0.0, sum(shares.values()) - sum(shares.get(o, 0.0) for o in keep))
+            if s <= 0:
+                continue
+            ax.barh(y, 100 * s, left=left, height=0.6, color=PALETTE[j % len(PALETTE)] if op != "other" else "#d1d5db",
+                    label=label(op) if op not in ax.get_legend_handles_labels()[1] else None, edgecolor="white")
+            left += 100 * s
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([label(r[0], 32) for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("share of operator time (%)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=5, fontsize=8, frameon=False)
+    _style(ax)
+    fig.tight_layout()
+    return to_svg(fig)
+
+
+def device_plots(results: dict, device: str) -> list[tuple[str, str, str | None]]:
+    """``[(key, title, svg or None)]`` for one device, in the order the HTML shows them."""
+    return [
+        ("pareto", "Latency against accuracy (Pareto)", pareto_svg(results, device)),
+        ("robustness", "Robustness curves", robustness_svg(results, device)),
+        ("latency", "Latency distribution", latency_svg(results, device)),
+        ("memory", "Memory", memory_svg(results, device)),
+        ("ops", "Operator time", ops_svg(results, device)),
+    ]

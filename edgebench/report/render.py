@@ -1,0 +1,56 @@
+"""The render entry point: ``results.json`` in, ``report.md`` and ``report.html`` out."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from edgebench.errors import EdgebenchError
+from edgebench.util.io import atomic_write_text, read_json
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "edgebench.results/1"
+
+
+def load_results(path: str | Path) -> tuple[dict, Path]:
+    """Read a run's results: *path* is a run folder holding ``results.json`` or the file itself.
+
+    Returns ``(results, run_dir)``. Raises :class:`EdgebenchError` for a missing or corrupt
+    file or a schema this version cannot read.
+    """
+    p = Path(path)
+    file = p / "results.json" if p.is_dir() else p
+    if not p.exists():
+        raise EdgebenchError(f"run not found: expected a run folder with results.json or a results.json file at {p}")
+    results = read_json(file, "results.json")
+    if not isinstance(results, dict):
+        raise EdgebenchError(f"{file}: expected a JSON object, found {type(results).__name__}")
+    schema = results.get("schema")
+    if schema != SCHEMA:
+        raise EdgebenchError(f"{file}: expected schema {SCHEMA!r}, found {schema!r}")
+    return results, file.parent
+
+
+def render_results(results: dict, out_dir: Path, with_plots: bool = True) -> tuple[Path, Path]:
+    """Evaluate verdicts (in place) and write ``report.md`` and ``report.html`` into *out_dir*."""
+    from edgebench.report.gates import evaluate_verdicts
+    from edgebench.report.html import render_html
+    from edgebench.report.markdown import render_markdown
+    from edgebench.report.model import build_report
+
+    started = time.perf_counter()
+    evaluate_verdicts(results)
+    report = build_report(results)
+    md_path = atomic_write_text(Path(out_dir) / "report.md", render_markdown(results, report))
+    html_path = atomic_write_text(Path(out_dir) / "report.html", render_html(results, report, with_plots))
+    log.info("rendered %s and %s in %.2f s", md_path, html_path, time.perf_counter() - started)
+    return md_path, html_path
+
+
+def render_report(run_dir: Path) -> tuple[Path, Path]:
+    """Read ``run_dir/results.json``; write ``run_dir/report.md`` and ``run_dir/report.html``
+    atomically. Verdicts are re-evaluated from the budgets in memory (results.json is not written)."""
+    results, folder = load_results(run_dir)
+    return render_results(results, folder)
