@@ -19,6 +19,7 @@ from edgebench.settings import log_level
 COMMAND_MODULES = [
     "edgebench.cli.run",
     "edgebench.cli.stages",
+    "edgebench.cli.profile",
 ]
 
 app = typer.Typer(
