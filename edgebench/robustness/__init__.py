@@ -1,0 +1,11 @@
+"""Robustness stage: craft adversarial sets on the base model, store them as float32 ``.npz``,
+score candidates on them, and run a decision-based black-box attack on a deployed engine.
+
+Submodules (import them directly; this package stays light so ``import edgebench`` does not
+pull in torch or foolbox):
+
+* :mod:`edgebench.robustness.attacks`  -- :class:`AttackSpec`, :func:`craft` (foolbox 3)
+* :mod:`edgebench.robustness.store`    -- :class:`AdversarialSet`, save/load, resumable crafting
+* :mod:`edgebench.robustness.metrics`  -- Wilson intervals, transfer success, fidelity, AUC (numpy)
+* :mod:`edgebench.robustness.blackbox` -- HopSkipJump / Boundary through a query function
+"""

@@ -1,0 +1,563 @@
+"""White-box attack suite over foolbox 3, crafted on the base PyTorch model.
+
+Two kinds of attack:
+
+* **fixed-epsilon** (``fgsm``, ``pgd``): one adversarial set per epsilon; each sample's
+  perturbation stays within the epsilon ball of the attack's norm.
+* **minimal-perturbation** (``cw``, ``deepfool``, ``fmn``, ``brendel-bethge``): one run gives
+  every sample its smallest adversarial perturbation found; the set ``<name>-<norm>-min`` holds
+  those adversarials and their per-sample distances (``inf`` where the attack failed, ``0``
+  where the base already misclassified the clean input). Optionally the run is also
+  *thresholded* at epsilons: the set ``<name>-<norm>-<eps>`` holds each adversarial clipped to
+  the epsilon ball (so a sample is adversarial there iff its distance <= eps).
+
+Models are ``torch.nn.Module`` classifiers in eval mode taking float32 NCHW inputs in [0, 1]
+(normalization inside the model) and returning logits.
+
+Defaults (:func:`default_attack_specs`), chosen for MNIST/CIFAR-sized inputs:
+
+* FGSM Linf and PGD Linf over {2, 4, 8, 16, 32}/255. PGD: 10 steps, ``rel_stepsize`` 0.25,
+  random start -- the step is 2.5 * eps / steps (Madry et al.'s rule), so the iterate can
+  cross the whole ball and come back; it matches GAP's 8/255, 2/255-step, 10-iteration setting.
+* PGD L2 over {0.25, 0.5, 1.0, 2.0} with the same step rule: for 28x28 inputs (sqrt(784) = 28)
+  an L2 radius of 2.0 equals an Linf perturbation of about 18/255 spread over every pixel.
+
+Epsilon ranges: Linf epsilons must lie in (0, 1] (the input range); L2/L1/L0 epsilons are
+distances, so they only need to be > 0 and, once the input size is known, no larger than the
+largest distance possible in [0, 1]^d (sqrt(d), d, d).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from edgebench.errors import EdgebenchError
+
+if TYPE_CHECKING:
+    import torch
+
+    from edgebench.robustness.store import AdversarialSet
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int], None]
+
+FIXED_EPSILON = ("fgsm", "pgd")
+MINIMAL = ("cw", "deepfool", "fmn", "brendel-bethge")
+
+# attack -> norms it supports
+NORMS: dict[str, tuple[str, ...]] = {
+    "fgsm": ("linf",),
+    "pgd": ("linf", "l2"),
+    "cw": ("l2",),
+    "deepfool": ("linf", "l2"),
+    "fmn": ("l0", "l1", "l2", "linf"),
+    "brendel-bethge": ("l0", "l1", "l2", "linf"),
+}
+
+# attack -> tunable parameters it accepts, with defaults
+PARAM_DEFAULTS: dict[str, dict[str, Any]] = {
+    "fgsm": {},
+    "pgd": {"steps": 10, "rel_stepsize": 0.25, "random_start": True},
+    # foolbox's 10000 steps x 9 binary-search steps is hours on a CPU; 100 x 5 converges on
+    # small classifiers (abort_early stops a search step once the loss stalls).
+    "cw": {"steps": 100, "binary_search_steps": 5},
+    "deepfool": {"steps": 50},
+    "fmn": {"steps": 100},
+    # foolbox default: 1000 steps; 200 is enough on small inputs and 5x faster.
+    "brendel-bethge": {"steps": 200, "binary_search_steps": 10},
+}
+
+NORM_ALIASES = {
+    "linf": "linf", "inf": "linf", "l_inf": "linf", "l-inf": "linf", "linfinity": "linf",
+    "l2": "l2", "l1": "l1", "l0": "l0",
+}
+
+ATTACK_ALIASES = {"bb": "brendel-bethge", "brendel_bethge": "brendel-bethge", "carlini-wagner": "cw"}
+
+_SPEC_KEYS = ("name", "norm", "epsilons", "eps_255", "steps", "rel_stepsize", "random_start", "binary_search_steps")
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """One attack configuration. Parameters an attack does not take must stay ``None``.
+
+    ``epsilons`` is required (non-empty) for fixed-epsilon attacks and optional for
+    minimal-perturbation attacks (their thresholds). Linf epsilons are in input units
+    (8/255 = 0.0314); use :func:`parse_attack_specs` with ``eps_255`` for 1/255 units.
+    """
+
+    name: str
+    norm: str = "linf"
+    epsilons: tuple[float, ...] = ()
+    steps: int | None = None
+    rel_stepsize: float | None = None
+    random_start: bool | None = None
+    binary_search_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        name = ATTACK_ALIASES.get(str(self.name).lower(), str(self.name).lower())
+        if name not in NORMS:
+            raise EdgebenchError(f"attack: unknown name {self.name!r}; expected one of {sorted(NORMS)}")
+        object.__setattr__(self, "name", name)
+        norm = NORM_ALIASES.get(str(self.norm).lower().replace(" ", ""))
+        if norm is None or norm not in NORMS[name]:
+            raise EdgebenchError(f"attack {name}: norm {self.norm!r} is not supported; expected one of {list(NORMS[name])}")
+        object.__setattr__(self, "norm", norm)
+        try:
+            eps = tuple(float(e) for e in self.epsilons)
+        except (TypeError, ValueError):
+            raise EdgebenchError(f"attack {name}: epsilons must be a list of numbers, found {self.epsilons!r}") from None
+        object.__setattr__(self, "epsilons", eps)
+        if name in FIXED_EPSILON and not eps:
+            raise EdgebenchError(f"attack {name}: expected at least one epsilon, found none")
+        for e in eps:
+            if not math.isfinite(e) or e <= 0 or (norm == "linf" and e > 1.0):
+                allowed = "(0, 1] (inputs are in [0, 1]; use eps_255 for 1/255 units)" if norm == "linf" else "> 0"
+                raise EdgebenchError(f"attack {name}-{norm}: epsilon {e!r} is outside {allowed}")
+        if len(set(eps)) != len(eps):
+            raise EdgebenchError(f"attack {name}-{norm}: epsilons must be distinct, found {list(eps)}")
+        allowed = PARAM_DEFAULTS[name]
+        for key in ("steps", "rel_stepsize", "random_start", "binary_search_steps"):
+            value = getattr(self, key)
+            if value is None:
+                continue
+            if key not in allowed:
+                raise EdgebenchError(
+                    f"attack {name}: parameter {key!r} does not apply; it accepts {sorted(allowed) or 'no parameters'}"
+                )
+            if key in ("steps", "binary_search_steps"):
+                if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                    raise EdgebenchError(f"attack {name}: {key} must be an integer >= 1, found {value!r}")
+            elif key == "rel_stepsize":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value <= 10):
+                    raise EdgebenchError(f"attack {name}: rel_stepsize must be a number in (0, 10], found {value!r}")
+            elif key == "random_start" and not isinstance(value, bool):
+                raise EdgebenchError(f"attack {name}: random_start must be true or false, found {value!r}")
+        if name == "brendel-bethge":
+            require_numba()
+
+    # ---- derived ---------------------------------------------------------------------------
+    @property
+    def minimal(self) -> bool:
+        """True for minimal-perturbation attacks (they yield per-sample distances)."""
+        return self.name in MINIMAL
+
+    def params(self) -> dict[str, Any]:
+        """The attack's tunable parameters with defaults filled in (recorded in manifests)."""
+        out = dict(PARAM_DEFAULTS[self.name])
+        for key in out:
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
+
+    def resolved(self) -> "AttackSpec":
+        """The same spec with every default written out."""
+        return replace(self, **self.params())
+
+    def set_ids(self) -> list[str]:
+        """Ids of the sets :func:`craft` produces for this spec, in order."""
+        ids = [set_id(self.name, self.norm, None)] if self.minimal else []
+        return ids + [set_id(self.name, self.norm, e) for e in self.epsilons]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self.resolved())
+        d["epsilons"] = list(self.epsilons)
+        return d
+
+
+def set_id(attack: str, norm: str, eps: float | None) -> str:
+    """``pgd-linf-8`` (Linf: eps x 255), ``pgd-l2-0.5``, ``cw-l2-min`` (no epsilon)."""
+    if eps is None:
+        return f"{attack}-{norm}-min"
+    value = eps * 255.0 if norm == "linf" else eps
+    return f"{attack}-{norm}-{round(value, 4):g}"
+
+
+def require_numba() -> None:
+    """Brendel-Bethge's trust-region solver is compiled with numba; say so if it is missing."""
+    try:
+        importlib.import_module("numba")
+    except ImportError as exc:
+        raise EdgebenchError(
+            f"attack brendel-bethge needs numba (pip install 'edgebench[brendel]'), which cannot be imported: {exc}"
+        ) from None
+
+
+def default_attack_specs() -> list[AttackSpec]:
+    """FGSM + PGD Linf over {2,4,8,16,32}/255 and PGD L2 over {0.25,0.5,1,2} (see module doc)."""
+    linf = tuple(e / 255.0 for e in (2, 4, 8, 16, 32))
+    return [
+        AttackSpec("fgsm", "linf", linf),
+        AttackSpec("pgd", "linf", linf, steps=10, rel_stepsize=0.25, random_start=True),
+        AttackSpec("pgd", "l2", (0.25, 0.5, 1.0, 2.0), steps=10, rel_stepsize=0.25, random_start=True),
+    ]
+
+
+def parse_attack_specs(items: Iterable[Mapping[str, Any]] | None) -> list[AttackSpec]:
+    """Attack specs from the study YAML's list of mappings.
+
+    ``{name: pgd, norm: linf, eps_255: [2, 4, 8], steps: 10, rel_stepsize: 0.25, random_start: true}``
+    or ``epsilons: [0.0078, 0.0157]``. ``eps_255`` is in 1/255 units and only for Linf. An empty
+    or missing list gives :func:`default_attack_specs`. Duplicate set ids are refused.
+    """
+    if items is None:
+        return default_attack_specs()
+    if isinstance(items, Mapping) or isinstance(items, (str, bytes)):
+        raise EdgebenchError(f"attacks: expected a list of attack mappings, found {type(items).__name__}")
+    items = list(items)
+    if not items:
+        return default_attack_specs()
+    specs: list[AttackSpec] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise EdgebenchError(f"attacks[{i}]: expected a mapping like {{name: pgd, norm: linf, eps_255: [8]}}, found {item!r}")
+        unknown = sorted(set(item) - set(_SPEC_KEYS))
+        if unknown:
+            raise EdgebenchError(f"attacks[{i}]: unknown key(s) {unknown}; expected keys among {list(_SPEC_KEYS)}")
+        if "name" not in item:
+            raise EdgebenchError(f"attacks[{i}]: expected a 'name' (one of {sorted(NORMS)}), found none")
+        if "epsilons" in item and "eps_255" in item:
+            raise EdgebenchError(f"attacks[{i}]: give either 'epsilons' or 'eps_255', not both")
+        kwargs = {k: item[k] for k in ("norm", "steps", "rel_stepsize", "random_start", "binary_search_steps") if k in item}
+        eps_raw = item.get("epsilons", item.get("eps_255", ()))
+        if isinstance(eps_raw, (int, float)) and not isinstance(eps_raw, bool):
+            eps_raw = [eps_raw]
+        if not isinstance(eps_raw, (list, tuple)):
+            raise EdgebenchError(f"attacks[{i}]: epsilons must be a list of numbers, found {eps_raw!r}")
+        try:
+            eps = [float(e) for e in eps_raw]
+        except (TypeError, ValueError):
+            raise EdgebenchError(f"attacks[{i}]: epsilons must be a list of numbers, found {eps_raw!r}") from None
+        if "eps_255" in item:
+            norm = NORM_ALIASES.get(str(item.get("norm", "linf")).lower())
+            if norm != "linf":
+                raise EdgebenchError(f"attacks[{i}]: eps_255 is for Linf attacks only, found norm {item.get('norm')!r}")
+            eps = [e / 255.0 for e in eps]
+        specs.append(AttackSpec(name=item["name"], epsilons=tuple(eps), **kwargs))
+    seen: dict[str, int] = {}
+    for i, spec in enumerate(specs):
+        for sid in spec.set_ids():
+            if sid in seen:
+                raise EdgebenchError(f"attacks[{i}]: set {sid!r} is already produced by attacks[{seen[sid]}]")
+            seen[sid] = i
+    return specs
+
+
+# ---------------------------------------------------------------------------------------------
+# crafting
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Which sets of a spec to produce (crafting can skip some when resuming)."""
+
+    epsilons: tuple[float, ...]
+    include_min: bool
+
+
+def check_inputs(x: np.ndarray, y: np.ndarray) -> None:
+    """Inputs float32 N x ... in [0, 1], labels integer (N,)."""
+    if not isinstance(x, np.ndarray) or x.dtype != np.float32:
+        raise EdgebenchError(f"attack inputs: expected a float32 numpy array, found {getattr(x, 'dtype', type(x).__name__)}")
+    if x.ndim < 2 or len(x) == 0:
+        raise EdgebenchError(f"attack inputs: expected shape (N, C, H, W) with N >= 1, found {x.shape}")
+    if not isinstance(y, np.ndarray) or y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise EdgebenchError(f"attack labels: expected a 1-D integer array, found {getattr(y, 'dtype', type(y).__name__)} {getattr(y, 'shape', '')}")
+    if len(y) != len(x):
+        raise EdgebenchError(f"attack labels: expected {len(x)} labels (one per input), found {len(y)}")
+    lo, hi = float(x.min()), float(x.max())
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0.0 or hi > 1.0:
+        raise EdgebenchError(
+            f"attack inputs: expected values in [0, 1] (normalization belongs inside the model), found [{lo:.4g}, {hi:.4g}]"
+        )
+
+
+def _check_eps_vs_size(spec: AttackSpec, dims: int) -> None:
+    limit = {"linf": 1.0, "l2": math.sqrt(dims), "l1": float(dims), "l0": float(dims)}[spec.norm]
+    for e in spec.epsilons:
+        if e > limit:
+            raise EdgebenchError(
+                f"attack {spec.name}-{spec.norm}: epsilon {e:g} exceeds the largest {spec.norm} distance "
+                f"possible for inputs of {dims} values in [0, 1] ({limit:g})"
+            )
+
+
+def _foolbox_attack(spec: AttackSpec) -> Any:
+    import foolbox as fb
+
+    p = spec.params()
+    A = fb.attacks
+    if spec.name == "fgsm":
+        return A.LinfFastGradientAttack(random_start=False)
+    if spec.name == "pgd":
+        cls = A.LinfPGD if spec.norm == "linf" else A.L2PGD
+        return cls(steps=p["steps"], rel_stepsize=p["rel_stepsize"], random_start=p["random_start"])
+    if spec.name == "cw":
+        return A.L2CarliniWagnerAttack(steps=p["steps"], binary_search_steps=p["binary_search_steps"])
+    if spec.name == "deepfool":
+        cls = A.LinfDeepFoolAttack if spec.norm == "linf" else A.L2DeepFoolAttack
+        return cls(steps=p["steps"])
+    if spec.name == "fmn":
+        cls = {"l0": A.L0FMNAttack, "l1": A.L1FMNAttack, "l2": A.L2FMNAttack, "linf": A.LInfFMNAttack}[spec.norm]
+        return cls(steps=p["steps"])
+    if spec.name == "brendel-bethge":
+        require_numba()
+        cls = {
+            "l0": A.L0BrendelBethgeAttack,
+            "l1": A.L1BrendelBethgeAttack,
+            "l2": A.L2BrendelBethgeAttack,
+            "linf": A.LinfinityBrendelBethgeAttack,
+        }[spec.norm]
+        return cls(steps=p["steps"], binary_search_steps=p["binary_search_steps"])
+    raise AssertionError(spec.name)  # unreachable: validated in AttackSpec
+
+
+def distances(x: np.ndarray, x_adv: np.ndarray, norm: str) -> np.ndarray:
+    """Per-sample distance between *x* and *x_adv* (float64) in *norm* (as foolbox measures it)."""
+    d = (x_adv.astype(np.float64) - x.astype(np.float64)).reshape(len(x), -1)
+    if norm == "linf":
+        return np.abs(d).max(axis=1) if d.shape[1] else np.zeros(len(x))
+    if norm == "l2":
+        return np.sqrt((d * d).sum(axis=1))
+    if norm == "l1":
+        return np.abs(d).sum(axis=1)
+    if norm == "l0":
+        return (d != 0).sum(axis=1).astype(np.float64)
+    raise ValueError(norm)
+
+
+def nearest_other_class(
+    x: np.ndarray, y: np.ndarray, pool_x: np.ndarray, pool_y: np.ndarray, max_pool: int = 512
+) -> np.ndarray:
+    """For each input, the index into the pool of the nearest (L2) pool sample of another class.
+
+    The pool should hold only samples the model classifies correctly, so every chosen sample
+    is adversarial for the input it is paired with. ``-1`` where no other class is in the pool.
+    The pool is capped at *max_pool* samples per call to bound the N x pool distance matrix.
+    """
+    pool_idx = np.arange(len(pool_x))[:max_pool]
+    px = pool_x[pool_idx].reshape(len(pool_idx), -1).astype(np.float64)
+    py = pool_y[pool_idx]
+    out = np.full(len(x), -1, dtype=np.int64)
+    pn = (px * px).sum(1)
+    for start in range(0, len(x), 256):
+        xb = x[start : start + 256].reshape(-1, px.shape[1] if len(px) else 1).astype(np.float64)
+        if not len(px):
+            break
+        d2 = (xb * xb).sum(1)[:, None] + pn[None, :] - 2.0 * xb @ px.T
+        d2[py[None, :] == y[start : start + 256, None]] = np.inf
+        best = d2.argmin(1)
+        ok = np.isfinite(d2[np.arange(len(xb)), best])
+        out[start : start + len(xb)] = np.where(ok, pool_idx[best], -1)
+    return out
+
+
+def _device_of(model: "torch.nn.Module") -> "torch.device":
+    import torch
+
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def _predict(model: "torch.nn.Module", x: "torch.Tensor", batch_size: int) -> np.ndarray:
+    import torch
+
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            logits = model(x[i : i + batch_size])
+            if logits.ndim != 2:
+                raise EdgebenchError(f"attack: expected the model to return logits of shape (N, classes), found {tuple(logits.shape)}")
+            outs.append(logits.argmax(1).cpu().numpy())
+    return np.concatenate(outs).astype(np.int64)
+
+
+def _versions() -> dict[str, str]:
+    import foolbox
+    import torch
+
+    import edgebench
+
+    return {"foolbox": foolbox.__version__, "torch": torch.__version__, "edgebench": getattr(edgebench, "__version__", "unknown")}
+
+
+def craft(
+    model: "torch.nn.Module",
+    x: np.ndarray,
+    y: np.ndarray,
+    spec: AttackSpec,
+    batch_size: int = 128,
+    seed: int = 0,
+    on_progress: ProgressFn | None = None,
+    *,
+    indices: np.ndarray | None = None,
+) -> list["AdversarialSet"]:
+    """Craft every set of *spec* on *model* (see :meth:`AttackSpec.set_ids` for the order).
+
+    *x*: float32 (N, C, H, W) in [0, 1]; *y*: integer labels; *indices*: the positions of
+    these samples in the evaluation set (default ``0..N-1``), recorded in each set.
+    Deterministic given *seed*: the torch RNG is reseeded before each epsilon (and before a
+    minimal attack's run), so a set does not depend on which other sets were crafted.
+    *on_progress(done, total)* counts samples processed over all epsilons.
+    """
+    return _craft(model, x, y, spec, _Plan(spec.epsilons, spec.minimal), batch_size, seed, on_progress, indices)
+
+
+def _craft(
+    model: "torch.nn.Module",
+    x: np.ndarray,
+    y: np.ndarray,
+    spec: AttackSpec,
+    plan: _Plan,
+    batch_size: int,
+    seed: int,
+    on_progress: ProgressFn | None,
+    indices: np.ndarray | None,
+) -> list["AdversarialSet"]:
+    import foolbox as fb
+    import torch
+
+    from edgebench.robustness.store import AdversarialSet
+
+    if not isinstance(spec, AttackSpec):
+        raise EdgebenchError(f"craft: expected an AttackSpec, found {type(spec).__name__}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise EdgebenchError(f"craft: batch_size must be an integer >= 1, found {batch_size!r}")
+    check_inputs(x, y)
+    if indices is None:
+        indices = np.arange(len(x), dtype=np.int64)
+    indices = np.asarray(indices)
+    if indices.shape != (len(x),) or not np.issubdtype(indices.dtype, np.integer):
+        raise EdgebenchError(f"craft: indices must be {len(x)} integers (one per input), found {indices.dtype} {indices.shape}")
+    dims = int(np.prod(x.shape[1:]))
+    _check_eps_vs_size(spec, dims)
+    if model.training:
+        raise EdgebenchError("craft: the model is in training mode; call model.eval() first (dropout/batch-norm change its outputs)")
+
+    device = _device_of(model)
+    fmodel = fb.PyTorchModel(model, bounds=(0.0, 1.0), device=device)
+    attack = _foolbox_attack(spec)
+    xt = torch.from_numpy(np.ascontiguousarray(x)).to(device)
+    yt = torch.from_numpy(y.astype(np.int64)).to(device)
+    clean_pred = _predict(model, xt, batch_size)
+    labels = y.astype(np.int64)
+    params = spec.params()
+    base = dict(
+        attack=spec.name,
+        norm=spec.norm,
+        labels=labels,
+        indices=indices.astype(np.int64),
+        base_clean_predictions=clean_pred,
+        params=params,
+        seed=int(seed),
+        versions=_versions(),
+    )
+    n = len(x)
+    total = n * (len(plan.epsilons) if not spec.minimal else 1)
+    done = 0
+    out: list[AdversarialSet] = []
+
+    if not spec.minimal:
+        for eps in plan.epsilons:
+            torch.manual_seed(seed)
+            advs, preds = [], []
+            for s in range(0, n, batch_size):
+                xb, yb = xt[s : s + batch_size], yt[s : s + batch_size]
+                # attack.run + the norm's clip, like foolbox's __call__ but predicting once:
+                # the base predictions we store double as the success test.
+                xp = attack.run(fmodel, xb, yb, epsilon=eps)
+                xpc = attack.distance.clip_perturbation(xb, xp, eps).clamp(0.0, 1.0)
+                advs.append(xpc.detach().cpu().numpy())
+                preds.append(_predict(model, xpc.detach(), batch_size))
+                done += len(xb)
+                if on_progress is not None:
+                    on_progress(done, total)
+            x_adv = np.concatenate(advs).astype(np.float32)
+            out.append(
+                AdversarialSet(id=set_id(spec.name, spec.norm, eps), eps=float(eps), x_adv=x_adv,
+                               base_predictions=np.concatenate(preds), distances=None, **base)
+            )
+        return out
+
+    # minimal-perturbation attack: run on the samples the base gets right; the others are
+    # already adversarial at distance 0.
+    torch.manual_seed(seed)
+    x_min = x.copy()
+    dist = np.zeros(n, dtype=np.float64)
+    correct = np.flatnonzero(clean_pred == labels)
+    starts: np.ndarray | None = None
+    if spec.name == "brendel-bethge" and len(correct):
+        starts = nearest_other_class(x[correct], labels[correct], x[correct], labels[correct])
+    for s in range(0, len(correct), batch_size):
+        rows = correct[s : s + batch_size]
+        xb, yb = xt[rows], yt[rows]
+        if starts is not None:
+            st = starts[s : s + batch_size]
+            usable = st >= 0
+            xr = xb.clone()
+            if usable.any():
+                sub = np.flatnonzero(usable)
+                xs = xt[correct[st[sub]]]
+                xr[sub] = attack.run(fmodel, xb[sub], yb[sub], starting_points=xs).detach()
+            xp = xr
+        else:
+            xp = attack.run(fmodel, xb, yb).detach()
+        xp = xp.clamp(0.0, 1.0)
+        x_min[rows] = xp.cpu().numpy()
+        done += len(rows)
+        if on_progress is not None:
+            on_progress(done, total)
+    min_pred = _predict(model, torch.from_numpy(x_min).to(device), batch_size)
+    success = min_pred != labels
+    dist[correct] = distances(x[correct], x_min[correct], spec.norm)
+    dist[~success] = np.inf
+    if plan.include_min:
+        out.append(
+            AdversarialSet(id=set_id(spec.name, spec.norm, None), eps=None, x_adv=x_min.astype(np.float32),
+                           base_predictions=min_pred, distances=dist.astype(np.float32), **base)
+        )
+    for eps in plan.epsilons:
+        if spec.norm == "l0":
+            # foolbox cannot shrink an L0 perturbation: beyond eps the sample stays clean
+            x_eps = x.copy()
+        else:
+            xa = torch.from_numpy(x_min).to(device)
+            xc = attack.distance.clip_perturbation(xt, xa, eps).clamp(0.0, 1.0)
+            x_eps = xc.cpu().numpy().astype(np.float32)
+        # where the minimal adversarial lies within eps, keep it bit-exact (clipping is a no-op
+        # in exact arithmetic, float noise must not undo it)
+        within = dist <= eps
+        x_eps[within] = x_min[within]
+        out.append(
+            AdversarialSet(id=set_id(spec.name, spec.norm, eps), eps=float(eps), x_adv=x_eps,
+                           base_predictions=_predict(model, torch.from_numpy(x_eps).to(device), batch_size),
+                           distances=dist.astype(np.float32), **base)
+        )
+    return out
+
+
+def spec_from_dict(d: Mapping[str, Any]) -> AttackSpec:
+    """Rebuild a spec written by :meth:`AttackSpec.to_dict`."""
+    fields = {k: d[k] for k in ("name", "norm", "steps", "rel_stepsize", "random_start", "binary_search_steps") if k in d}
+    return AttackSpec(epsilons=tuple(d.get("epsilons", ())), **fields)
+
+
+__all__ = [
+    "AttackSpec",
+    "craft",
+    "default_attack_specs",
+    "distances",
+    "nearest_other_class",
+    "parse_attack_specs",
+    "set_id",
+    "spec_from_dict",
+]
