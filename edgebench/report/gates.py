@@ -47,10 +47,10 @@ class GateSpec:
 
 
 GATES: tuple[GateSpec, ...] = (
-    GateSpec("p99_latency_ms", "max_p99_latency_ms", "ms", "p99 latency (end-to-end)"),
-    GateSpec("peak_memory_mb", "max_peak_memory_mb", "MB", "peak memory (RSS)"),
-    GateSpec("accuracy_drop", "max_accuracy_drop", "", "clean accuracy drop vs base"),
-    GateSpec("robustness_drop", "max_robustness_drop", "", "robust accuracy drop vs base"),
+    GateSpec("p99_latency_ms", "max_p99_latency_ms", "ms", "p99 latency"),
+    GateSpec("peak_memory_mb", "max_peak_memory_mb", "MB", "peak memory"),
+    GateSpec("accuracy_drop", "max_accuracy_drop", "", "accuracy drop"),
+    GateSpec("robustness_drop", "max_robustness_drop", "", "robustness drop"),
 )
 GATE_BY_NAME = {g.name: g for g in GATES}
 BUDGET_KEYS = tuple(g.budget for g in GATES)

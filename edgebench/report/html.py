@@ -83,13 +83,15 @@ td.fail,.chip.not-ready,td.not-ready{background:var(--bad-bg);color:var(--bad)}
 td.unmeasured,.chip.unmeasured{background:var(--unk-bg);color:var(--unk)}
 td.ready,td.not-ready,td.verdict-unmeasured{font-weight:700;white-space:nowrap}
 td.verdict-unmeasured{background:var(--unk-bg);color:var(--unk)}
-table.verdict td{font-size:13px}
+table.verdict td{font-size:13px;max-width:34ch}
 .plots{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:16px}
 figure{margin:0;background:#fff;border:1px solid var(--line);border-radius:6px;padding:8px}
 figcaption{font-weight:600;font-size:13px;margin-bottom:4px}
-svg.plot{width:100%;height:auto;display:block}
+svg.plot{max-width:100%;height:auto;display:block;margin:0 auto}
 details{margin:6px 0}
 summary{cursor:pointer;font-weight:600;font-size:15px;margin:14px 0 6px}
+.detail{display:block;font-size:11px;font-weight:400;opacity:.85;white-space:normal}
+figure.wide{grid-column:1/-1}
 .empty{color:var(--mute);font-style:italic}
 footer{color:var(--mute);font-size:12px;padding:16px 32px}
 """
@@ -115,11 +117,12 @@ def cell_html(cell: Cell) -> Safe:
         classes.append("cand")
     elif cell.key == "verdict":
         classes.append("verdict-unmeasured" if cell.status == "unmeasured" else cell.status)
-    elif cell.key not in _TEXT_KEYS and not cell.key.endswith(("ci95", "unstable")):
+    elif cell.key not in _TEXT_KEYS and not cell.key.startswith("env.") and not cell.key.endswith(("ci95", "unstable")):
         classes.append("num")
     if cell.status and cell.key != "verdict":
         classes.append(cell.status)
-    return tag("td", cell.text, class_=" ".join(classes) or None, data_key=cell.key or None,
+    detail = tag("span", cell.detail, class_="detail") if cell.detail else None
+    return tag("td", cell.text, detail, class_=" ".join(classes) or None, data_key=cell.key or None,
                data_value=_data_value(cell.value),
                data_threshold=None if cell.threshold is None else json.dumps(cell.threshold))
 
@@ -138,14 +141,14 @@ def table_html(table: Table, css_class: str | None = None) -> Safe:
     return Safe(tag("h3", table.title) + body + (note or ""))
 
 
-def _figure(title: str, svg: str | None) -> Safe:
+def _figure(title: str, svg: str | None, wide: bool = False) -> Safe:
     if svg is None:
         content = tag("p", "unmeasured: nothing to plot", class_="empty")
     else:
         if not svg.lstrip().startswith("<svg"):
             raise ValueError("plot is not an inline <svg> element")
         content = Safe(svg)  # produced by matplotlib, which escapes its text (see plots.py)
-    return tag("figure", tag("figcaption", title), content)
+    return tag("figure", tag("figcaption", title), content, class_="wide" if wide else None)
 
 
 def _anchor(text: str) -> str:
@@ -159,7 +162,8 @@ def section_html(section: Section, results: dict, with_plots: bool) -> Safe:
     if section.device is not None and with_plots:
         from edgebench.report.plots import device_plots
 
-        figs = [_figure(title, svg) for _key, title, svg in device_plots(results, section.device)]
+        figs = [_figure(title, svg, wide=key in ("pareto", "robustness"))
+                for key, title, svg in device_plots(results, section.device)]
         parts.append(tag("div", figs, class_="plots"))
     for table in section.tables:
         css = "verdict" if table.key.startswith("verdict-") else None

@@ -31,7 +31,8 @@ def table_md(table: Table, heading: str = "###") -> str:
             mark = _STATUS_MARK.get(cell.status, "")
             if cell.status == "unmeasured" and cell.key not in _GATE_KEYS:
                 mark = ""
-            cells.append(mark + md_escape(cell.text))
+            shown = f"{cell.text} ({cell.detail})" if cell.detail else cell.text
+            cells.append(mark + md_escape(shown))
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     if table.note:

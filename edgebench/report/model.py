@@ -33,6 +33,7 @@ class Cell:
     status: str = ""  # pass | fail | unmeasured | ready | not-ready | "" (css class / marker)
     key: str = ""  # metric name, e.g. "p99"; written as data-key
     threshold: Any = None  # gate ceiling, for gate cells
+    detail: str = ""  # a secondary line (e.g. which attack is worst)
 
     @property
     def has_value(self) -> bool:
@@ -100,7 +101,7 @@ def status_class(status: str) -> str:
 def verdict_table(results: dict, device: str) -> Table:
     budgets = budgets_of(results)
     gate_specs = [g for g in GATES if budgets.get(g.budget) is not None]
-    columns = ["Candidate", "Verdict"] + [f"{g.label} (max {GATE_FORMAT[g.name](budgets[g.budget])})" for g in gate_specs]
+    columns = ["Candidate", "Verdict"] + [f"{g.label} \u2264 {GATE_FORMAT[g.name](budgets[g.budget])}" for g in gate_specs]
     rows = []
     for v in verdicts(results):
         if v["device"] != device:
@@ -116,12 +117,13 @@ def verdict_table(results: dict, device: str) -> Table:
             shown = GATE_FORMAT[spec.name](gate["value"])
             label = {"pass": "pass", "fail": "FAIL", "unmeasured": "unmeasured"}[gate["status"]]
             cell_text = f"{shown} {label}" if gate["value"] is not None else fmt.UNMEASURED
-            if gate.get("detail"):
-                cell_text += f" ({gate['detail']})"
             row.append(Cell(text=cell_text, value=gate["value"], key=spec.name, status=gate["status"],
-                            threshold=gate["threshold"]))
+                            threshold=gate["threshold"], detail=gate.get("detail") or ""))
         rows.append(tuple(row))
-    note = "" if gate_specs else "No budgets were set: every candidate is READY by default."
+    note = ("p99 latency: end-to-end, batch 1. Peak memory: peak RSS of the measuring process. Drops: base "
+            "minus candidate accuracy on this device (robustness: the worst attack and epsilon).")
+    if not gate_specs:
+        note = "No budgets were set: every candidate is READY by default."
     return Table(f"verdict-{device}", f"Verdict on {device}", tuple(columns), tuple(rows), note)
 
 
@@ -336,7 +338,7 @@ def roofline_table(results: dict, device: str) -> Table:
 
 
 def _kv_table(key: str, title: str, mapping: dict, note: str = "") -> Table:
-    rows = tuple((_c(str(k), k, "name"), _c(fmt.text(v), v if not isinstance(v, (dict, list)) else None, str(k)))
+    rows = tuple((_c(str(k), k, "name"), _c(fmt.text(v), v if not isinstance(v, (dict, list)) else None, f"env.{k}"))
                  for k, v in mapping.items())
     return Table(key, title, ("Name", "Value"), rows, note)
 

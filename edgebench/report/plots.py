@@ -62,8 +62,8 @@ def to_svg(fig) -> str:
     svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
     svg = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", svg)
     svg = svg.replace("xlink:href=", "href=")
-    # Fixed pt sizes become a responsive box: scale with the page, keep the aspect ratio.
-    svg = re.sub(r'<svg([^>]*?)\swidth="[^"]*"\s+height="[^"]*"', r'<svg\1 class="plot"', svg, count=1)
+    # Natural size (pt, as matplotlib wrote it), shrunk by CSS (max-width) on narrow pages.
+    svg = svg.replace("<svg", '<svg class="plot"', 1)
     return svg
 
 
@@ -132,7 +132,7 @@ def pareto_svg(results: dict, device: str) -> str | None:
     if not any(d[2] is not None and (d[3] is not None or d[4] is not None) for d in data):
         return None
     plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 3.4), squeeze=False)
     budget = budgets_of(results).get("max_p99_latency_ms")
     for k, (title, _attack_id) in enumerate(panels):
         ax = axes[0][k]
@@ -151,7 +151,7 @@ def pareto_svg(results: dict, device: str) -> str | None:
         if budget is not None:
             ax.axvline(budget, color="#dc2626", linestyle=":", linewidth=1.2, label="p99 budget")
         ax.set_xlabel("p50 latency, end-to-end (ms)")
-        ax.set_ylabel(f"{title} (%)")
+        ax.set_ylabel("clean accuracy (%)" if k == 0 else "robust accuracy (%)")
         ax.set_title(title, fontsize=10)
         _style(ax)
     handles, labels = axes[0][0].get_legend_handles_labels()
@@ -162,41 +162,61 @@ def pareto_svg(results: dict, device: str) -> str | None:
 
 
 def robustness_svg(results: dict, device: str) -> str | None:
-    """Accuracy against epsilon, one panel per attack family (attack + norm), a line per candidate."""
-    families: dict[tuple[str, str], None] = {}
-    for cand in _candidates(results):
-        for row in _entry(cand, device).get("robustness") or []:
-            families.setdefault((str(row.get("attack")), str(row.get("norm"))), None)
-    if not families:
+    """Accuracy against epsilon: one panel per attack family (attack + norm) measured at two or
+    more epsilons, a line per candidate; attacks run at a single epsilon share one bar panel."""
+    cands = _candidates(results)
+    points: dict[tuple[str, str], dict[int, list[tuple[float, float]]]] = {}
+    for i, cand in enumerate(cands):
+        for r in _entry(cand, device).get("robustness") or []:
+            e, a = _num(r.get("eps")), _num(r.get("accuracy"))
+            if e is None or a is None:
+                continue
+            points.setdefault((str(r.get("attack")), str(r.get("norm"))), {}).setdefault(i, []).append((e, a))
+    if not points:
         return None
+    curves = [f for f, per in points.items() if len({e for pts in per.values() for e, _ in pts}) >= 2]
+    singles = [f for f in points if f not in curves]
+    panels = len(curves) + (1 if singles else 0)
     plt = _plt()
-    fams = list(families)
-    fig, axes = plt.subplots(1, len(fams), figsize=(4.2 * len(fams), 3.4), squeeze=False)
-    drew = False
+    fig, axes = plt.subplots(1, panels, figsize=(max(5.0, 4.4 * panels), 3.5), squeeze=False)
     base = base_candidate(results)
-    for k, (attack, norm) in enumerate(fams):
+    for k, (attack, norm) in enumerate(curves):
         ax = axes[0][k]
         linf = norm.lower() == "linf"
-        for i, cand in enumerate(_candidates(results)):
-            pts = sorted((_num(r.get("eps")), _num(r.get("accuracy")))
-                         for r in _entry(cand, device).get("robustness") or []
-                         if str(r.get("attack")) == attack and str(r.get("norm")) == norm
-                         and _num(r.get("eps")) is not None and _num(r.get("accuracy")) is not None)
-            if not pts:
-                continue
-            xs = [(x * 255 if linf else x) for x, _ in pts]
-            ys = [100 * y for _, y in pts]
-            ax.plot(xs, ys, marker="o", markersize=4, color=color(i), label=label(cand.get("name")),
-                    linewidth=2.2 if cand is base else 1.4)
-            drew = True
+        for i, pts in sorted(points[(attack, norm)].items()):
+            pts = sorted(pts)
+            ax.plot([(x * 255 if linf else x) for x, _ in pts], [100 * y for _, y in pts], marker="o",
+                    markersize=4, color=color(i), label=label(cands[i].get("name")),
+                    linewidth=2.4 if cands[i] is base else 1.4)
         ax.set_xlabel("eps (x/255)" if linf else f"eps ({norm})")
         ax.set_ylabel("accuracy (%)")
         ax.set_ylim(-3, 103)
         ax.set_title(f"{attack} {norm}", fontsize=10)
         _style(ax)
-    if not drew:
-        plt.close(fig)
-        return None
+    if singles:
+        from edgebench.report import format as fmt
+
+        ax = axes[0][len(curves)]
+        groups = []
+        for attack, norm in singles:
+            for e in sorted({e for pts in points[(attack, norm)].values() for e, _ in pts}):
+                groups.append((attack, norm, e))
+        width = 0.8 / max(1, len(cands))
+        for i, cand in enumerate(cands):
+            xs, ys = [], []
+            for g, (attack, norm, e) in enumerate(groups):
+                for x, y in points[(attack, norm)].get(i, []):
+                    if x == e:
+                        xs.append(g - 0.4 + width * (i + 0.5))
+                        ys.append(100 * y)
+            if xs:
+                ax.bar(xs, ys, width=width, color=color(i), label=label(cand.get("name")))
+        ax.set_xticks(range(len(groups)))
+        ax.set_xticklabels([f"{a} {n}\neps={fmt.eps(n, e)}" for a, n, e in groups], fontsize=8)
+        ax.set_ylabel("accuracy (%)")
+        ax.set_ylim(0, 103)
+        ax.set_title("single-epsilon attacks", fontsize=10)
+        _style(ax)
     handles, labels = [], []
     for ax in axes[0]:
         for h, lab in zip(*ax.get_legend_handles_labels()):
@@ -223,7 +243,7 @@ def latency_svg(results: dict, device: str) -> str | None:
     if not rows:
         return None
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(9, 0.42 * len(rows) + 1.3))
+    fig, ax = plt.subplots(figsize=(7, 0.34 * len(rows) + 1.3))
     ylabels = []
     for y, (i, name, kind, v) in enumerate(rows):
         c = color(i)
@@ -260,7 +280,7 @@ def memory_svg(results: dict, device: str) -> str | None:
     if not any(r[2] is not None or r[3] is not None for r in rows):
         return None
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(9, 0.5 * len(rows) + 1.2))
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
     for y, (i, name, after, peak) in enumerate(rows):
         if peak is not None:
             ax.barh(y, peak, height=0.6, color=color(i), alpha=0.45, label="peak RSS" if y == 0 else None)
@@ -271,7 +291,7 @@ def memory_svg(results: dict, device: str) -> str | None:
     budget = budgets_of(results).get("max_peak_memory_mb")
     if budget is not None:
         ax.axvline(budget, color="#dc2626", linestyle=":", linewidth=1.2)
-        ax.text(budget, -0.6, " memory budget", color="#dc2626", fontsize=8)
+        ax.text(budget, -0.55, "memory budget ", color="#dc2626", fontsize=8, ha="right")
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels([label(r[1], 32) for r in rows], fontsize=8)
     ax.invert_yaxis()
@@ -301,7 +321,7 @@ def ops_svg(results: dict, device: str, top: int = 5) -> str | None:
             ranked[op] = ranked.get(op, 0.0) + s
     keep = [op for op, _ in sorted(ranked.items(), key=lambda kv: -kv[1])][: max(top, 1) * 2]
     keep = keep[:9]
-    fig, ax = plt.subplots(figsize=(9, 0.5 * len(rows) + 1.6))
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.6))
     for y, (name, shares) in enumerate(rows):
         left = 0.0
         if not shares:
