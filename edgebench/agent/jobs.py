@@ -12,7 +12,7 @@ import numpy as np
 from edgebench.agent import env as envmod
 from edgebench.agent.memory import RssSampler, rss_mb, ru_maxrss_mb
 from edgebench.agent.protocol import progress
-from edgebench.backends.base import BackendOptions, TimingBudget
+from edgebench.backends.base import BackendOptions, TimingBudget, fmt_shape
 from edgebench.backends.registry import create
 from edgebench.errors import EdgebenchError
 
@@ -59,8 +59,9 @@ def _check_shape(spec_shape: tuple, x: np.ndarray, name: str) -> None:
     want = spec_shape[1:]
     got = x.shape[1:]
     if len(want) != len(got) or any(isinstance(w, int) and w >= 0 and w != g for w, g in zip(want, got)):
-        shown = tuple(w if isinstance(w, int) and w >= 0 else "?" for w in spec_shape)
-        raise EdgebenchError(f"input '{name}': model expects shape {shown}, data has per-item shape {tuple(got)}")
+        raise EdgebenchError(
+            f"input '{name}': model expects shape {fmt_shape(spec_shape)}, data has per-item shape {tuple(got)}"
+        )
 
 
 def run_profile(job: dict) -> dict:

@@ -179,7 +179,7 @@ class Backend(ABC):
                 isinstance(d, int) and d >= 0 and d != a for d, a in zip(spec.shape, arr.shape)
             ):
                 raise EdgebenchError(
-                    f"input '{name}': model expects shape {_fmt_shape(spec.shape)}, "
+                    f"input '{name}': model expects shape {fmt_shape(spec.shape)}, "
                     f"found {tuple(arr.shape)}"
                 )
             if spec.dtype and np.dtype(spec.dtype) != arr.dtype:
@@ -258,5 +258,5 @@ class Backend(ABC):
         return TimingResult(mode=mode, batch=batch, samples_ms=[s / 1e6 for s in samples], warmup_iters=warm)
 
 
-def _fmt_shape(shape: Sequence[Any]) -> str:
+def fmt_shape(shape: Sequence[Any]) -> str:
     return "(" + ", ".join(str(d) if isinstance(d, int) and d >= 0 else "?" for d in shape) + ")"
