@@ -48,6 +48,9 @@ class DeviceSpec:
     runtimes: tuple[str, ...] = ("onnxruntime",)
     connect_timeout_s: float = 10.0
     command_timeout_s: float = 900.0
+    keepalive_interval_s: float = 15.0  # ssh: keep-alive probes; 3 unanswered ones drop the link
+    retries: int = 2  # ssh: reconnect-and-rerun attempts after a dropped connection
+    retry_backoff_s: float = 2.0  # ssh: first back-off; doubles on each retry
     threads: int | None = None
     description: str = ""
     profile: dict[str, Any] = field(default_factory=dict)
@@ -127,3 +130,52 @@ def get_device(name: str, devices_dir: Path | None = None, user_file: Path | Non
     if name not in inventory:
         raise EdgebenchError(f"unknown device '{name}': expected one of {sorted(inventory)} (see `edgebench devices list`)")
     return inventory[name]
+
+
+def add_device(spec: DeviceSpec, user_file: Path | None = None, replace: bool = False) -> Path:
+    """Add *spec* to the user-level inventory (``settings.user_inventory()``), atomically.
+
+    The file keeps a ``devices:`` list; an existing device of the same name is an error
+    unless *replace*. Fields equal to their defaults are left out, so the file stays short.
+    """
+    import yaml
+
+    from edgebench.util.io import atomic_write_text
+
+    path = Path(user_file or settings.user_inventory()).expanduser()
+    if spec.name == "local" and spec.kind != "local":
+        raise EdgebenchError("device name 'local' is reserved for this host; choose another name")
+    entries: list[dict] = []
+    if path.is_file():
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise EdgebenchError(f"{path}: not valid YAML: {exc}") from None
+        if data is None:
+            entries = []
+        elif isinstance(data, dict) and "devices" in data:
+            entries = list(data["devices"] or [])
+        elif isinstance(data, dict):
+            entries = [data]
+        else:
+            raise EdgebenchError(f"{path}: expected a mapping with a 'devices' list, found {type(data).__name__}")
+    for entry in entries:  # validate what is there before rewriting it
+        spec_from_mapping(entry, str(path))
+    if any(e.get("name") == spec.name for e in entries) and not replace:
+        raise EdgebenchError(f"{path}: a device named '{spec.name}' already exists (use --replace to overwrite it)")
+    defaults = DeviceSpec(name=spec.name)
+    row = {}
+    for f in dataclasses.fields(DeviceSpec):
+        if f.name == "source":
+            continue
+        value = getattr(spec, f.name)
+        if f.name == "name" or value != getattr(defaults, f.name):
+            row[f.name] = list(value) if isinstance(value, tuple) else value
+    spec_from_mapping(row, str(path))  # the new entry must load back
+    entries = [e for e in entries if e.get("name") != spec.name] + [row]
+    text = "# edgebench device inventory (edgebench devices add)\n" + yaml.safe_dump(
+        {"devices": entries}, sort_keys=False, default_flow_style=False
+    )
+    atomic_write_text(path, text)
+    log.info("wrote device '%s' to %s", spec.name, path)
+    return path

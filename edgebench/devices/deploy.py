@@ -1,0 +1,290 @@
+"""Putting the agent and the job's files on a device, each exactly once.
+
+* The **agent** travels as a zipapp built from the package's light modules only (no torch,
+  foolbox or CLI code): ``edgebench/__init__.py``, ``errors.py``, ``util/``, ``measure/``,
+  ``backends/``, ``agent/`` and ``devices/telemetry/``. The archive is deterministic, so its
+  sha256 names a versioned folder on the device: ``<workdir>/agent/<sha256[:16]>/agent.pyz``.
+* **Artifacts and input arrays** go by content: ``<workdir>/cache/<sha256>``. Before sending,
+  the device is asked which hashes it already holds (the hash is recomputed there, not trusted
+  from a name); a file is uploaded to a temporary name, its sha256 computed on the device, and
+  only a match is renamed into place. A file is never sent twice.
+
+Every remote command is an argv list quoted by :func:`edgebench.devices.transport.quote_command`;
+the small remote helpers are constant Python snippets passed with ``python -c``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import shlex
+import threading
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from edgebench.devices.transport import SshTransport
+from edgebench.errors import EdgebenchError
+from edgebench.util.io import sha256_file
+
+log = logging.getLogger(__name__)
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # .../edgebench
+LIGHT_FILES = ("__init__.py", "errors.py", "devices/__init__.py")
+LIGHT_PACKAGES = ("util", "measure", "backends", "agent", "devices/telemetry")
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+ZIPAPP_MAIN = '''"""edgebench agent (zipapp): python3 agent.pyz JOB.json"""
+import sys
+
+from edgebench.agent.__main__ import main
+
+sys.exit(main())
+'''
+
+# Remote helpers: constant programs, run as `python -c PROGRAM ARG...` (every word quoted).
+HASH_SCRIPT = r"""
+import hashlib, json, sys
+out = {}
+for p in sys.argv[1:]:
+    try:
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for b in iter(lambda: f.read(1 << 20), b""):
+                h.update(b)
+        out[p] = h.hexdigest()
+    except (FileNotFoundError, NotADirectoryError):
+        out[p] = None
+print(json.dumps(out))
+"""
+
+COMMIT_SCRIPT = r"""
+import hashlib, json, os, sys
+args = sys.argv[1:]
+out = {}
+for tmp, final, want in zip(args[0::3], args[1::3], args[2::3]):
+    h = hashlib.sha256()
+    with open(tmp, "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
+    got = h.hexdigest()
+    if got == want:
+        os.replace(tmp, final)
+        out[final] = "ok"
+    else:
+        os.unlink(tmp)
+        out[final] = got
+print(json.dumps(out))
+"""
+
+PREPARE_SCRIPT = r"""
+import json, os, platform, sys
+root = os.path.abspath(os.path.expanduser(sys.argv[1]))
+for sub in ("cache", "agent", "jobs"):
+    os.makedirs(os.path.join(root, sub), exist_ok=True)
+print(json.dumps({"workdir": root, "python": platform.python_version(), "executable": sys.executable}))
+"""
+
+
+@dataclass(frozen=True)
+class AgentBuild:
+    """The agent zipapp: its bytes, their sha256, and the files inside."""
+
+    data: bytes
+    sha256: str
+    files: tuple[str, ...]
+
+    @property
+    def version(self) -> str:
+        return self.sha256[:16]
+
+
+def agent_sources(root: Path = PACKAGE_ROOT) -> list[tuple[str, bytes]]:
+    """``(archive name, bytes)`` of every light module, sorted. Compiled files are left out."""
+    found: dict[str, Path] = {}
+    for rel in LIGHT_FILES:
+        path = root / rel
+        if not path.is_file():
+            raise EdgebenchError(f"agent build: expected {path} in the edgebench package, found nothing")
+        found[f"edgebench/{rel}"] = path
+    for pkg in LIGHT_PACKAGES:
+        folder = root / pkg
+        if not folder.is_dir():
+            raise EdgebenchError(f"agent build: expected the package folder {folder}, found nothing")
+        for path in folder.rglob("*.py"):
+            if "__pycache__" in path.parts:
+                continue
+            found[f"edgebench/{path.relative_to(root).as_posix()}"] = path
+    return [(name, found[name].read_bytes()) for name in sorted(found)]
+
+
+def build_agent_zipapp(root: Path = PACKAGE_ROOT) -> AgentBuild:
+    """A deterministic zipapp of the light modules: same sources, same bytes, same sha256."""
+    sources = agent_sources(root) + [("__main__.py", ZIPAPP_MAIN.encode())]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in sorted(sources):
+            info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, data)
+    data = buf.getvalue()
+    return AgentBuild(data, hashlib.sha256(data).hexdigest(), tuple(sorted(n for n, _ in sources)))
+
+
+# ---------------------------------------------------------------------------------------------
+
+_hash_lock = threading.Lock()
+_hash_cache: dict[tuple[str, int, int], str] = {}
+
+
+def local_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a host file, remembered by (path, size, mtime) so a big artifact is hashed once."""
+    p = Path(path).resolve()
+    if not p.is_file():
+        raise EdgebenchError(f"file to push not found: expected a file at {p}")
+    st = p.stat()
+    key = (str(p), st.st_size, st.st_mtime_ns)
+    with _hash_lock:
+        if key in _hash_cache:
+            return _hash_cache[key]
+    digest = sha256_file(p)
+    with _hash_lock:
+        _hash_cache[key] = digest
+    return digest
+
+
+@dataclass
+class TransferStats:
+    """What crossed the link. A job whose files are all cached pushes ``bytes_pushed == 0``."""
+
+    bytes_pushed: int = 0
+    files_pushed: int = 0
+    files_reused: int = 0
+    bytes_pulled: int = 0
+    agent_pushed: bool = False
+    history: list[dict] = field(default_factory=list)
+
+    def snapshot(self) -> dict:
+        return {
+            "bytes_pushed": self.bytes_pushed,
+            "files_pushed": self.files_pushed,
+            "files_reused": self.files_reused,
+            "bytes_pulled": self.bytes_pulled,
+        }
+
+
+class Deployer:
+    """Agent and content-addressed cache on one device, reached through *transport*."""
+
+    def __init__(self, transport: SshTransport, python: str = "python3", workdir: str = "~/.cache/edgebench-agent") -> None:
+        self.transport = transport
+        self.python = shlex.split(python) or ["python3"]
+        self.workdir_spec = workdir
+        self.workdir: str | None = None
+        self.remote_python: dict | None = None
+        self.stats = TransferStats()
+        self._agent_path: str | None = None
+        self._lock = threading.Lock()
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _py(self, script: str, *args: str, timeout_s: float | None = None) -> dict:
+        res = self.transport.run([*self.python, "-c", script, *args], timeout_s=timeout_s, check=False)
+        if not res.ok:
+            tail = " | ".join(res.stderr.strip().splitlines()[-2:])
+            if res.exit_status in (126, 127):
+                raise EdgebenchError(
+                    f"device '{self.transport.name}': cannot run python {' '.join(self.python)!r} "
+                    f"(exit {res.exit_status}: {tail}); set 'python' in the device file to the interpreter's path"
+                )
+            raise EdgebenchError(f"device '{self.transport.name}': remote helper failed (exit {res.exit_status}): {tail}")
+        try:
+            return json.loads(res.stdout.strip().splitlines()[-1])
+        except (json.JSONDecodeError, IndexError):
+            raise EdgebenchError(
+                f"device '{self.transport.name}': expected JSON from a remote helper, found {res.stdout[:120]!r}"
+            ) from None
+
+    def reset(self) -> None:
+        """Forget what this connection verified (after a reconnect the device is asked again)."""
+        with self._lock:
+            self._agent_path = None
+
+    def prepare(self) -> str:
+        """Resolve the work directory (``~`` expands on the device) and create its folders."""
+        if self.workdir is None:
+            info = self._py(PREPARE_SCRIPT, self.workdir_spec)
+            self.workdir = info["workdir"]
+            self.remote_python = {"version": info["python"], "executable": info["executable"]}
+        return self.workdir
+
+    def cache_path(self, sha: str) -> str:
+        return str(PurePosixPath(self.prepare()) / "cache" / sha)
+
+    def remote_hashes(self, paths: list[str]) -> dict[str, str | None]:
+        """sha256 of each remote path computed on the device (``None``: missing)."""
+        if not paths:
+            return {}
+        return self._py(HASH_SCRIPT, *paths)
+
+    def _upload_verified(self, items: list[tuple[str, bytes | str, str]]) -> None:
+        """Upload ``(final remote path, local path or bytes, sha256)`` to temp names, verify, commit."""
+        if not items:
+            return
+        triples: list[str] = []
+        for final, source, sha in items:
+            tmp = f"{PurePosixPath(final).parent}/.{PurePosixPath(final).name}.{uuid.uuid4().hex[:8]}.part"
+            if isinstance(source, bytes):
+                sent = self.transport.put_bytes(source, tmp)
+            else:
+                sent = self.transport.put_file(source, tmp)
+            self.stats.bytes_pushed += sent
+            self.stats.files_pushed += 1
+            self.stats.history.append({"path": final, "bytes": sent})
+            triples += [tmp, final, sha]
+        verdict = self._py(COMMIT_SCRIPT, *triples)
+        bad = {k: v for k, v in verdict.items() if v != "ok"}
+        if bad:
+            final, got = next(iter(bad.items()))
+            want = triples[triples.index(final) + 1]
+            raise EdgebenchError(
+                f"device '{self.transport.name}': upload corrupted: {final} should have sha256 {want}, "
+                f"the device computed {got}"
+            )
+
+    # -- public -----------------------------------------------------------------------------
+    def ensure_agent(self, build: AgentBuild | None = None) -> str:
+        """The agent's path on the device, uploading it only if that version is not there."""
+        with self._lock:
+            if self._agent_path:
+                return self._agent_path
+            build = build or build_agent_zipapp()
+            folder = PurePosixPath(self.prepare()) / "agent" / build.version
+            path = str(folder / "agent.pyz")
+            if self.remote_hashes([path]).get(path) != build.sha256:
+                self.transport.run(["mkdir", "-p", str(folder)])
+                self._upload_verified([(path, build.data, build.sha256)])
+                self.stats.agent_pushed = True
+                log.info("pushed agent %s to %s", build.version, self.transport.name)
+            self._agent_path = path
+            return path
+
+    def push(self, local_paths: list[str]) -> dict[str, str]:
+        """Make every host file available in the device cache; ``{host path: remote path}``."""
+        wanted: dict[str, str] = {}
+        for p in local_paths:
+            wanted.setdefault(str(Path(p).resolve()), local_sha256(p))
+        by_remote = {self.cache_path(sha): (local, sha) for local, sha in wanted.items()}
+        present = self.remote_hashes(sorted(by_remote))
+        todo = []
+        for remote, (local, sha) in sorted(by_remote.items()):
+            if present.get(remote) == sha:
+                self.stats.files_reused += 1
+            else:
+                todo.append((remote, local, sha))
+        self._upload_verified(todo)
+        return {local: self.cache_path(sha) for local, sha in wanted.items()}

@@ -1,0 +1,220 @@
+"""A remote device over SSH (a Jetson or any Linux box), running the same agent and JSON job
+protocol as :class:`~edgebench.devices.local.LocalDevice`.
+
+A job's files are pushed by content hash (:mod:`edgebench.devices.deploy`), its host paths are
+rewritten to the device's cache paths, ``python agent.pyz job.json`` runs there with progress
+lines streamed back, and the result (and logits) are pulled and written atomically at their
+host paths. A dropped connection is retried a bounded number of times with back-off; a result
+is written on the host only once fully pulled, so a failed attempt never leaves a partial file
+and never touches results written earlier.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path, PurePosixPath
+from typing import Any, Sequence
+
+from edgebench.agent.protocol import input_files, parse_progress
+from edgebench.devices.base import Device, ProgressFn
+from edgebench.devices.deploy import Deployer
+from edgebench.devices.inventory import DeviceSpec
+from edgebench.devices.transport import SshOptions, SshTransport, TransportError
+from edgebench.errors import EdgebenchError
+from edgebench.util.io import atomic_write_bytes, atomic_write_json
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SshDevice", "run_jobs_parallel"]
+
+
+def _replace_strings(obj: Any, mapping: dict[str, str]) -> Any:
+    """*obj* with every string equal to a key of *mapping* replaced (device paths -> host paths)."""
+    if isinstance(obj, str):
+        return mapping.get(obj, obj)
+    if isinstance(obj, list):
+        return [_replace_strings(v, mapping) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _replace_strings(v, mapping) for k, v in obj.items()}
+    return obj
+
+
+class SshDevice(Device):
+    """One SSH device. Thread-safe: jobs on the same device run one at a time."""
+
+    def __init__(self, spec: DeviceSpec, accept_new_host_key: bool | None = None) -> None:
+        super().__init__(spec)
+        if spec.kind != "ssh":
+            raise EdgebenchError(f"device '{spec.name}': expected kind 'ssh', found '{spec.kind}'")
+        if int(spec.retries) < 0:
+            raise EdgebenchError(f"device '{spec.name}': retries must be 0 or more, found {spec.retries}")
+        self.options = SshOptions.from_spec(spec, accept_new_host_key)
+        self.transport = SshTransport(self.options, spec.name)
+        self.deployer = Deployer(self.transport, spec.python, spec.workdir)
+        self._job_lock = threading.Lock()
+        self.attempts_last_job = 0
+
+    @property
+    def transfer_stats(self) -> dict:
+        """Bytes and files pushed/reused/pulled since this device object was opened."""
+        return self.deployer.stats.snapshot()
+
+    def connect(self) -> None:
+        self.transport.connect()
+
+    def close(self) -> None:
+        self.transport.close()
+
+    # -- one attempt ------------------------------------------------------------------------
+    def _remote_job(self, job: dict, pushed: dict[str, str], jobdir: str) -> dict:
+        remote = dict(job)
+        for key in ("artifact", "inputs"):
+            if remote.get(key):
+                remote[key] = pushed[str(Path(remote[key]).resolve())]
+        remote["sets"] = [dict(s, path=pushed[str(Path(s["path"]).resolve())]) for s in job.get("sets") or []]
+        if not remote["sets"]:
+            remote.pop("sets")
+        remote["result"] = f"{jobdir}/result.json"
+        if job.get("logits"):
+            remote["logits"] = f"{jobdir}/logits.npz"
+        if self.spec.threads and not (job.get("options") or {}).get("threads"):
+            remote["options"] = dict(remote.get("options") or {}, threads=self.spec.threads)
+        return remote
+
+    def _attempt(self, job: dict, on_progress: ProgressFn | None) -> dict:
+        t = self.transport
+        t.connect()
+        agent = self.deployer.ensure_agent()
+        pushed = self.deployer.push(input_files(job))
+        jobdir = str(PurePosixPath(self.deployer.prepare()) / "jobs" / uuid.uuid4().hex[:16])
+        remote = self._remote_job(job, pushed, jobdir)
+        t.run(["mkdir", "-p", jobdir])
+        t.put_bytes(json.dumps(remote).encode("utf-8"), f"{jobdir}/job.json")
+        tail: list[str] = []
+
+        def on_line(line: str) -> None:
+            event = parse_progress(line)
+            if event is None:
+                tail.append(line.rstrip())
+                del tail[:-30]
+            elif on_progress is not None:
+                on_progress(dict(event, device=self.name))
+
+        try:
+            res = t.run([*self.deployer.python, agent, f"{jobdir}/job.json"], on_stderr_line=on_line, check=False)
+            if res.exit_status is None:
+                raise TransportError(
+                    f"device '{self.name}': the agent's session ended without an exit status "
+                    f"(connection dropped or the agent was killed): {' | '.join(tail[-3:])}"
+                )
+            present = self.deployer.remote_hashes([remote["result"]])
+            if present.get(remote["result"]) is None:
+                raise EdgebenchError(
+                    f"agent on '{self.name}' exited {res.exit_status} without a result: {' | '.join(tail[-3:]) or '(no output)'}"
+                )
+            raw = t.get_bytes(remote["result"])
+            try:
+                result = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise EdgebenchError(f"agent on '{self.name}' wrote a result that is not JSON: {exc}") from None
+            back = {v: k for k, v in pushed.items()}
+            back.update({remote[k]: job[k] for k in ("result", "logits") if job.get(k)})
+            if result.get("ok") and job.get("logits"):
+                logits = t.get_bytes(remote["logits"])
+                self.deployer.stats.bytes_pulled += len(logits)
+                atomic_write_bytes(job["logits"], logits)
+            self.deployer.stats.bytes_pulled += len(raw)
+            result = _replace_strings(result, back)
+            if isinstance(result.get("error"), str):  # device cache paths in a message -> host paths
+                for device_path, host_path in back.items():
+                    result["error"] = result["error"].replace(device_path, host_path)
+            if result.get("ok"):
+                env = result.setdefault("environment", {})
+                env["device"] = self.name
+                env["transport"] = {"kind": "ssh", "host": self.options.host, "port": self.options.port,
+                                    "agent": PurePosixPath(agent).parent.name}
+            if job.get("result"):
+                atomic_write_json(job["result"], result)
+        finally:
+            try:
+                if t.connected:
+                    t.run(["rm", "-rf", jobdir], check=False, timeout_s=60)
+            except EdgebenchError:
+                pass
+        if not result.get("ok"):
+            if res.exit_status == 2:
+                raise EdgebenchError(f"on device '{self.name}': {result.get('error', 'agent failed')}")
+            raise RuntimeError(f"agent on '{self.name}' crashed: {result.get('error')}\n{result.get('traceback', '')}")
+        return result
+
+    # -- public -----------------------------------------------------------------------------
+    def run_job(self, job: dict, on_progress: ProgressFn | None = None) -> dict:
+        """Run *job* (host paths) on the device; retry a dropped link with back-off.
+
+        Raises :class:`TransportError` (an :class:`EdgebenchError`) when the device stays
+        unreachable after ``spec.retries`` retries; nothing is written on the host then.
+        """
+        attempts = int(self.spec.retries) + 1
+        with self._job_lock:
+            last: TransportError | None = None
+            for attempt in range(attempts):
+                self.attempts_last_job = attempt + 1
+                try:
+                    return self._attempt(job, on_progress)
+                except TransportError as exc:
+                    last = exc
+                    self.transport.close()
+                    self.deployer.reset()
+                    if attempt + 1 < attempts:
+                        delay = float(self.spec.retry_backoff_s) * (2 ** attempt)
+                        log.warning("%s; retrying in %.1f s (%d/%d)", exc, delay, attempt + 1, attempts - 1)
+                        time.sleep(delay)
+            assert last is not None
+            raise TransportError(
+                f"{last} (gave up after {attempts} attempt{'s' if attempts > 1 else ''}; results already "
+                "written are kept, re-run to resume)"
+            )
+
+
+def run_jobs_parallel(
+    pairs: Sequence[tuple[Device, dict]],
+    max_concurrency: int,
+    on_progress: ProgressFn | None = None,
+) -> list[dict | Exception]:
+    """Run ``(device, job)`` pairs on several devices at once; results in the order given.
+
+    Jobs on the same device run one after another (they would disturb each other's timings);
+    up to *max_concurrency* devices work at the same time. Each entry of the answer is the
+    result dict or the exception that job raised (one device failing does not stop the others).
+    Progress events carry a ``device`` key.
+    """
+    if max_concurrency < 1:
+        raise EdgebenchError(f"max_concurrency: expected 1 or more, found {max_concurrency}")
+    queues: dict[int, list[int]] = {}
+    for index, (device, _job) in enumerate(pairs):
+        queues.setdefault(id(device), []).append(index)
+    results: list[dict | Exception | None] = [None] * len(pairs)
+
+    def progress_for(device: Device) -> ProgressFn | None:
+        if on_progress is None:
+            return None
+        return lambda event: on_progress(dict(event, device=event.get("device", device.name)))
+
+    def drain(indices: list[int]) -> None:
+        for i in indices:
+            device, job = pairs[i]
+            try:
+                results[i] = device.run_job(job, progress_for(device))
+            except Exception as exc:  # noqa: BLE001 - reported per job, the caller decides
+                log.warning("job %d on '%s' failed: %s", i, device.name, exc)
+                results[i] = exc
+
+    with ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="edgebench-device") as pool:
+        for future in [pool.submit(drain, idx) for idx in queues.values()]:
+            future.result()
+    return [r for r in results]  # type: ignore[misc]
