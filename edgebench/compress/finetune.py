@@ -1,0 +1,123 @@
+"""Short, seeded, CPU fine-tuning after pruning (and the accuracy helper the tests use).
+
+The point is recovery, not training from scratch: a few epochs of Adam (or SGD) on the
+caller's training split, deterministic for a given seed, model returned in eval mode.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from edgebench.errors import EdgebenchError, expect
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclass(frozen=True)
+class FinetuneSpec:
+    """How to fine-tune after each pruning step. ``epochs=0`` disables fine-tuning."""
+
+    epochs: int = 1
+    lr: float = 1e-3
+    batch_size: int = 64
+    seed: int = 0
+    optimizer: str = "adam"  # adam | sgd (momentum 0.9)
+
+    def __post_init__(self) -> None:
+        expect(_is_int(self.epochs) and self.epochs >= 0, f"finetune.epochs: expected an integer >= 0, found {self.epochs!r}")
+        expect(_is_num(self.lr) and self.lr > 0, f"finetune.lr: expected a number > 0, found {self.lr!r}")
+        expect(_is_int(self.batch_size) and self.batch_size >= 1, f"finetune.batch_size: expected an integer >= 1, found {self.batch_size!r}")
+        expect(_is_int(self.seed), f"finetune.seed: expected an integer, found {self.seed!r}")
+        expect(self.optimizer in OPTIMIZERS, f"finetune.optimizer: expected one of {', '.join(OPTIMIZERS)}, found {self.optimizer!r}")
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_num(v: object) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def check_train_data(train: tuple[np.ndarray, np.ndarray], input_shape: tuple[int, ...] | None = None, what: str = "train") -> None:
+    """Validate a ``(x, y)`` pair: x float32 (N, *input_shape[1:]) in [0, 1], y int64 (N,)."""
+    expect(isinstance(train, (tuple, list)) and len(train) == 2, f"{what}: expected a pair (x, y) of numpy arrays, found {type(train).__name__}")
+    x, y = train
+    expect(isinstance(x, np.ndarray) and isinstance(y, np.ndarray), f"{what}: expected numpy arrays, found {type(x).__name__}, {type(y).__name__}")
+    expect(x.dtype == np.float32, f"{what}: expected x of dtype float32, found {x.dtype}")
+    expect(y.dtype == np.int64, f"{what}: expected y of dtype int64, found {y.dtype}")
+    expect(y.ndim == 1 and len(y) == len(x) and len(x) > 0, f"{what}: expected x (N, ...) and y (N,) with N > 0, found x {x.shape} and y {y.shape}")
+    if input_shape is not None:
+        expect(tuple(x.shape[1:]) == tuple(input_shape[1:]), f"{what}: expected images of shape {tuple(input_shape[1:])}, found {tuple(x.shape[1:])}")
+    lo, hi = float(x.min()), float(x.max())
+    expect(lo >= -1e-6 and hi <= 1 + 1e-6, f"{what}: expected pixel values in [0, 1] (normalization lives inside the model), found [{lo:.3g}, {hi:.3g}]")
+
+
+def finetune(
+    model: "torch.nn.Module",
+    train: tuple[np.ndarray, np.ndarray],
+    spec: FinetuneSpec,
+    on_progress: Callable[[str], None] | None = None,
+) -> "torch.nn.Module":
+    """Train *model* in place for ``spec.epochs`` on CPU with a fixed seed; return it in eval mode."""
+    import torch
+    import torch.nn.functional as F
+
+    check_train_data(train)
+    if spec.epochs == 0:
+        return model.eval()
+    x = torch.from_numpy(np.ascontiguousarray(train[0]))
+    y = torch.from_numpy(np.ascontiguousarray(train[1]))
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise EdgebenchError("finetune: the model has no trainable parameters")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)
+        gen = torch.Generator().manual_seed(spec.seed)
+        if spec.optimizer == "adam":
+            opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=spec.lr)
+        else:
+            opt = torch.optim.SGD(params, lr=spec.lr, momentum=0.9)
+        model.train()
+        n = len(x)
+        for epoch in range(spec.epochs):
+            perm = torch.randperm(n, generator=gen)
+            total, count = 0.0, 0
+            for i in range(0, n, spec.batch_size):
+                idx = perm[i : i + spec.batch_size]
+                if len(idx) < 2 and n >= 2:  # BatchNorm cannot train on one sample
+                    continue
+                opt.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(model(x[idx]), y[idx])
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+                count += len(idx)
+            msg = f"fine-tune epoch {epoch + 1}/{spec.epochs}: loss {total / max(count, 1):.4f}"
+            log.info(msg)
+            if on_progress:
+                on_progress(msg)
+        opt.zero_grad(set_to_none=True)
+    return model.eval()
+
+
+def accuracy(model: "torch.nn.Module", x: np.ndarray, y: np.ndarray, batch: int = 512) -> float:
+    """Top-1 accuracy of *model* (eval mode, no grad) on ``(x, y)``."""
+    import torch
+
+    model = model.eval()
+    correct = 0
+    with torch.inference_mode():
+        for i in range(0, len(x), batch):
+            pred = model(torch.from_numpy(np.ascontiguousarray(x[i : i + batch]))).argmax(1).numpy()
+            correct += int((pred == y[i : i + batch]).sum())
+    return correct / max(len(x), 1)

@@ -1,0 +1,187 @@
+"""Which channels (or weights) to cut: the pruning criteria.
+
+Structured criteria are Torch-Pruning ``Importance`` objects (one score per channel of a
+coupled group; the pruner removes the *lowest*). Unstructured criteria give one score per
+weight (higher = keep). Gradient criteria (taylor, gap) read ``param.grad``, filled here by
+:func:`accumulate_gradients` on the model being pruned.
+
+GAP (Greedy Adversarial Pruning, O'Brien Weiss et al., AICAS 2022): accumulate the gradient of
+the loss on PGD adversarial examples (crafted on the model being pruned) and remove the weights
+with the *largest signed* gradient, the opposite of magnitude pruning. At channel granularity the
+score of a channel is the signed gradient summed over every parameter of its coupled group
+(conv filter, BN scale/shift, the next layer's input slice), normalized by the group's mean
+absolute score so that global ranking compares layers fairly.
+
+This module imports torch and torch_pruning; :mod:`edgebench.compress.prune` imports it lazily.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torch_pruning as tp
+from torch import nn
+from torch_pruning.pruner import function as tpf
+
+if TYPE_CHECKING:
+    from edgebench.compress.prune import PruneSpec
+
+log = logging.getLogger(__name__)
+
+
+def pgd_linf(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    steps: int,
+    rel_stepsize: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """L-inf PGD with a random start (Madry et al.), inputs clipped to [0, 1].
+
+    Step size is ``rel_stepsize * eps`` (Foolbox's convention). Only the input gets gradients:
+    ``torch.autograd.grad`` leaves the parameters' ``.grad`` untouched.
+    """
+    model.eval()
+    x = x.detach()
+    noise = torch.rand(x.shape, generator=generator, dtype=x.dtype) * 2 - 1
+    x_adv = (x + eps * noise).clamp(0, 1)
+    alpha = rel_stepsize * eps
+    for _ in range(steps):
+        x_adv.requires_grad_(True)
+        loss = F.cross_entropy(model(x_adv), y)
+        (grad,) = torch.autograd.grad(loss, x_adv)
+        x_adv = x_adv.detach() + alpha * grad.sign()
+        x_adv = torch.min(torch.max(x_adv, x - eps), x + eps).clamp(0, 1)
+    return x_adv.detach()
+
+
+def _sample(train: tuple[np.ndarray, np.ndarray], n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = train
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.permutation(len(x))[: min(n, len(x))])
+    return torch.from_numpy(np.ascontiguousarray(x[idx])), torch.from_numpy(np.ascontiguousarray(y[idx]))
+
+
+def accumulate_gradients(
+    model: nn.Module,
+    train: tuple[np.ndarray, np.ndarray],
+    spec: "PruneSpec",
+    batch: int = 64,
+) -> None:
+    """Fill ``p.grad`` with the gradient of the mean cross-entropy over a sample of *train*.
+
+    taylor: clean samples (``spec.taylor_samples``); gap: PGD examples crafted on *model*
+    (``spec.gap_samples``, ``gap_eps``, ``gap_steps``, ``gap_rel_stepsize``). Eval mode, so
+    BatchNorm uses its running statistics, as at inference.
+    """
+    adversarial = spec.criterion == "gap"
+    n = spec.gap_samples if adversarial else spec.taylor_samples
+    x, y = _sample(train, n, spec.seed)
+    gen = torch.Generator().manual_seed(spec.seed)
+    model.eval()
+    model.zero_grad(set_to_none=True)
+    total = len(x)
+    for i in range(0, total, batch):
+        xb, yb = x[i : i + batch], y[i : i + batch]
+        if adversarial:
+            xb = pgd_linf(model, xb, yb, spec.gap_eps, spec.gap_steps, spec.gap_rel_stepsize, gen)
+        loss = F.cross_entropy(model(xb), yb, reduction="sum") / total
+        loss.backward()
+    log.info("accumulated %s gradients over %d samples", "adversarial (PGD)" if adversarial else "clean", total)
+
+
+class GapImportance(tp.importance.GroupMagnitudeImportance):
+    """Channel importance = minus the GAP score (signed gradient summed over the coupled group).
+
+    Torch-Pruning removes the lowest importance, so negating the score removes the channels with
+    the largest signed gradient of the adversarial loss. Needs ``.grad`` filled by
+    :func:`accumulate_gradients` with ``criterion='gap'``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(p=1, group_reduction="mean", normalizer=None)
+
+    @torch.no_grad()
+    def __call__(self, group: tp.dependency.Group) -> torch.Tensor | None:
+        scores: list[torch.Tensor] = []
+        root: list[list[int]] = []
+        for i, (dep, idxs) in enumerate(group):
+            layer = dep.layer
+            fn = dep.pruning_fn
+            root_idxs = group[i].root_idxs
+            if not isinstance(layer, tuple(self.target_types)):
+                continue
+            if fn in (tpf.prune_conv_out_channels, tpf.prune_depthwise_conv_out_channels, tpf.prune_linear_out_channels):
+                g = _grad(layer.weight)
+                g = g.transpose(0, 1) if getattr(layer, "transposed", False) else g
+                s = g[idxs].flatten(1).sum(1)
+                if layer.bias is not None:
+                    s = s + _grad(layer.bias)[idxs]
+            elif fn in (tpf.prune_conv_in_channels, tpf.prune_linear_in_channels):
+                g = _grad(layer.weight)
+                g = g.flatten(1) if getattr(layer, "transposed", False) else g.transpose(0, 1).flatten(1)
+                s = g.sum(1)
+                if fn == tpf.prune_conv_in_channels and layer.groups != layer.in_channels and layer.groups != 1:
+                    s = s.repeat(layer.groups)
+                s = s[idxs]
+            elif fn in (tpf.prune_batchnorm_out_channels, tpf.prune_layernorm_out_channels, tpf.prune_groupnorm_out_channels):
+                if getattr(layer, "weight", None) is None:
+                    continue
+                s = _grad(layer.weight)[idxs]
+                if getattr(layer, "bias", None) is not None:
+                    s = s + _grad(layer.bias)[idxs]
+            else:
+                continue
+            scores.append(s)
+            root.append(root_idxs)
+        if not scores:
+            return None
+        score = self._reduce(scores, root)
+        score = score / (score.abs().mean() + 1e-12)
+        return -score
+
+
+def _grad(p: torch.Tensor) -> torch.Tensor:
+    if p.grad is None:
+        return torch.zeros_like(p)
+    return p.grad
+
+
+def structured_importance(spec: "PruneSpec") -> tp.importance.Importance:
+    """The Torch-Pruning importance for ``spec.criterion``."""
+    c = spec.criterion
+    if c == "l1":
+        return tp.importance.MagnitudeImportance(p=1)
+    if c == "l2":
+        return tp.importance.MagnitudeImportance(p=2)
+    if c == "random":
+        return tp.importance.RandomImportance()
+    if c == "taylor":
+        return tp.importance.TaylorImportance()
+    if c == "gap":
+        return GapImportance()
+    raise ValueError(f"unknown criterion {c!r}")  # PruneSpec validated it already
+
+
+def weight_scores(layer: nn.Module, criterion: str, generator: torch.Generator) -> torch.Tensor:
+    """Per-weight keep-score of ``layer.weight`` for unstructured pruning (higher = keep).
+
+    l1/l2: |w| (same ranking for a single weight); random: uniform; taylor: |w * dL/dw|;
+    gap: minus the signed adversarial gradient (largest gradient removed first).
+    """
+    w = layer.weight.detach()
+    if criterion in ("l1", "l2"):
+        return w.abs()
+    if criterion == "random":
+        return torch.rand(w.shape, generator=generator)
+    if criterion == "taylor":
+        return (w * _grad(layer.weight)).abs()
+    if criterion == "gap":
+        return -_grad(layer.weight).detach().clone()
+    raise ValueError(f"unknown criterion {criterion!r}")
