@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "edgebench.cli.run",
     "edgebench.cli.stages",
     "edgebench.cli.profile",
+    "edgebench.cli.report",
 ]
 
 app = typer.Typer(

@@ -1,0 +1,177 @@
+"""``edgebench report RUN_DIR`` and ``edgebench compare RUN_A RUN_B``.
+
+Two top-level commands rather than a ``report`` group with a default action: a Typer group
+whose callback takes a positional RUN_DIR would swallow the word ``compare`` as a run folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+REPORT_HELP = """Judge a run against its budgets and write report.md + report.html beside results.json.
+
+Each candidate x device gets a verdict: READY (every gate passes), NOT READY (a gate fails) or UNMEASURED (nothing fails, but a gate was never measured; it never passes).
+
+Exit codes: 0 ok, 1 a verdict is NOT READY, 2 bad input, 3 a verdict is UNMEASURED (only with --fail-on unmeasured).
+
+Examples:
+
+  edgebench report reports/demo-lenet5
+
+  edgebench report reports/demo-lenet5 --fail-on unmeasured    # strict CI gate
+
+  edgebench report reports/demo-lenet5/results.json --json --fail-on never
+"""
+
+COMPARE_HELP = """Compare two runs and show what regressed: latency p50/p99 up, throughput down, memory up, clean or robust accuracy down, verdicts that got worse.
+
+Exit code 1 when something regressed beyond tolerance, 0 otherwise, 2 on bad input.
+
+Examples:
+
+  edgebench compare reports/main reports/my-branch
+
+  edgebench compare reports/main reports/my-branch --latency-tolerance 0.2 --accuracy-tolerance 0.005
+
+  edgebench compare old/results.json new/results.json --json
+"""
+
+_STYLE = {"READY": "bold green", "NOT READY": "bold red", "UNMEASURED": "bold yellow"}
+_GATE_STYLE = {"pass": "green", "fail": "red", "unmeasured": "yellow"}
+
+
+def _gate_text(gate: dict) -> str:
+    from edgebench.report.model import GATE_FORMAT
+
+    if gate["value"] is None:
+        return "unmeasured"
+    return f"{GATE_FORMAT[gate['name']](gate['value'])} {gate['status']}"
+
+
+def _print_verdicts(results: dict, md: Path, html: Path, code: int) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from edgebench.report.gates import GATES, budgets_of, verdicts
+
+    console = Console()
+    budgets = budgets_of(results)
+    specs = [g for g in GATES if budgets.get(g.budget) is not None]
+    from edgebench.report.model import GATE_FORMAT
+
+    table = Table(title=f"Verdicts: {escape(str(results.get('run_id')))}")
+    table.add_column("Candidate", overflow="fold")
+    table.add_column("Device")
+    table.add_column("Verdict", no_wrap=True)
+    for spec in specs:
+        table.add_column(f"{spec.label} \u2264 {GATE_FORMAT[spec.name](budgets[spec.budget])}", justify="right")
+    for v in verdicts(results):
+        by_name = {g["name"]: g for g in v["gates"]}
+        cells = []
+        for spec in specs:
+            gate = by_name.get(spec.name)
+            cells.append("" if gate is None else f"[{_GATE_STYLE[gate['status']]}]{escape(_gate_text(gate))}[/]")
+        table.add_row(escape(str(v["candidate"])), escape(str(v["device"])),
+                      f"[{_STYLE[v['status']]}]{v['status']}[/]", *cells)
+    console.print(table)
+    console.print(f"report: {escape(str(md))}\n        {escape(str(html))}")
+    if code:
+        console.print(f"exit code {code}")
+
+
+def report_command(
+    run_dir: Path = typer.Argument(..., help="Run folder holding results.json (or the results.json file)."),
+    fail_on: str = typer.Option("not-ready", "--fail-on",
+                                help="When to exit non-zero: not-ready (1), unmeasured (1 or 3), never."),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary instead of a table."),
+) -> None:
+    from edgebench.report.gates import exit_code, verdicts
+    from edgebench.report.gates import FAIL_ON_CHOICES
+    from edgebench.report.render import load_results, render_results
+    from edgebench.errors import EdgebenchError
+
+    if fail_on not in FAIL_ON_CHOICES:
+        raise EdgebenchError(f"--fail-on: expected one of {', '.join(FAIL_ON_CHOICES)}, found {fail_on!r}")
+    results, folder = load_results(run_dir)
+    md, html = render_results(results, folder)
+    code = exit_code(results, fail_on)
+    if json_out:
+        typer.echo(json.dumps({"run_id": results.get("run_id"), "report_md": str(md), "report_html": str(html),
+                               "fail_on": fail_on, "exit_code": code, "verdicts": verdicts(results)}, indent=2))
+    else:
+        _print_verdicts(results, md, html, code)
+    if code:
+        raise typer.Exit(code)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "unmeasured"
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _print_diff(diff: dict, show_all: bool) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console()
+    a, b = diff["a"], diff["b"]
+    rows = diff["rows"] if show_all else [r for r in diff["rows"] if r["regressed"]]
+    table = Table(title=f"{escape(str(a.get('run_id')))} (A) -> {escape(str(b.get('run_id')))} (B): "
+                        + ("every metric" if show_all else "regressions"))
+    for col in ("Candidate", "Device", "Metric", "A", "B", "Change", "Regressed"):
+        table.add_column(col)
+    for r in rows:
+        change = r["note"] or (f"{r['change']:+.4g}" + (f" ({100 * r['change_rel']:+.1f}%)" if r["change_rel"] is not None else ""))
+        table.add_row(escape(r["candidate"]), escape(r["device"]), escape(r["metric"]), _fmt(r["a"]), _fmt(r["b"]),
+                      escape(change), "[red]yes[/]" if r["regressed"] else "no")
+    if rows:
+        console.print(table)
+    for v in diff["verdict_changes"]:
+        style = "red" if v["regressed"] else "green"
+        console.print(f"[{style}]verdict {escape(v['candidate'])} on {escape(v['device'])}: {v['a']} -> {v['b']}[/]")
+    for key, label in (("only_in_a", "only in A"), ("only_in_b", "only in B")):
+        for c in diff[key]:
+            console.print(f"{label}: {escape(c['candidate'])} on {escape(c['device'])}")
+    if diff["budgets_changed"]:
+        console.print("[yellow]note: the two runs have different budgets; verdicts use each run's own[/]")
+    n = diff["regressions"]
+    console.print(f"[{'red' if n else 'green'}]{n} regression(s) beyond tolerance[/]")
+
+
+def compare_command(
+    run_a: Path = typer.Argument(..., help="The reference run (folder or results.json)."),
+    run_b: Path = typer.Argument(..., help="The run to check against it."),
+    latency_tolerance: float = typer.Option(0.10, "--latency-tolerance",
+                                            help="Relative latency increase allowed (0.10 = 10%)."),
+    throughput_tolerance: float = typer.Option(0.10, "--throughput-tolerance",
+                                               help="Relative throughput decrease allowed."),
+    memory_tolerance: float = typer.Option(0.10, "--memory-tolerance", help="Relative peak-memory increase allowed."),
+    accuracy_tolerance: float = typer.Option(0.01, "--accuracy-tolerance",
+                                             help="Absolute clean/robust accuracy decrease allowed (0.01 = 1 pp)."),
+    show_all: bool = typer.Option(False, "--all", help="Show every compared metric, not only regressions."),
+    json_out: bool = typer.Option(False, "--json", help="Print the full diff as JSON."),
+) -> None:
+    from edgebench.report.compare import Tolerance, compare_exit_code, compare_runs
+
+    tol = Tolerance(latency_rel=latency_tolerance, throughput_rel=throughput_tolerance,
+                    memory_rel=memory_tolerance, accuracy_abs=accuracy_tolerance)
+    diff = compare_runs(run_a, run_b, tol)
+    if json_out:
+        typer.echo(json.dumps(diff, indent=2))
+    else:
+        _print_diff(diff, show_all)
+    code = compare_exit_code(diff)
+    if code:
+        raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report", help=REPORT_HELP)(report_command)
+    app.command("compare", help=COMPARE_HELP)(compare_command)

@@ -1,0 +1,174 @@
+"""Diff two runs: what got slower, bigger or less accurate, and which verdicts changed.
+
+Per candidate x device present in both runs, each metric is compared with a direction (lower
+or higher is better) and a tolerance. A metric measured in A but not in B counts as a
+regression (a measurement that silently disappears could hide one). Candidates or devices
+present in only one run are listed, not counted. Verdicts are evaluated with each run's own
+budgets; a verdict that got worse (READY > UNMEASURED > NOT READY) is a regression.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from edgebench.errors import EXIT_NOT_READY, EXIT_OK, EdgebenchError
+from edgebench.report.gates import NOT_READY, READY, UNMEASURED, budgets_of, evaluate_verdicts, peak_memory_mb
+
+_RANK = {READY: 2, UNMEASURED: 1, NOT_READY: 0}
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How much worse a metric may get before it counts as a regression.
+
+    Latency, throughput and memory are relative (0.10 = 10 % worse), accuracies absolute
+    fractions (0.01 = one percentage point).
+    """
+
+    latency_rel: float = 0.10
+    throughput_rel: float = 0.10
+    memory_rel: float = 0.10
+    accuracy_abs: float = 0.01
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+                raise EdgebenchError(f"tolerance {name}: expected a number >= 0, found {value!r}")
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    lower_is_better: bool
+    kind: str  # latency | throughput | memory | accuracy
+    get: Callable[[dict], Any]
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _lat(key: str, p: str) -> Callable[[dict], Any]:
+    return lambda e: (e.get(key) or {}).get(p)
+
+
+BASE_METRICS: tuple[Metric, ...] = (
+    Metric("latency_ms.p50", True, "latency", _lat("latency_ms", "p50")),
+    Metric("latency_ms.p99", True, "latency", _lat("latency_ms", "p99")),
+    Metric("latency_compute_ms.p50", True, "latency", _lat("latency_compute_ms", "p50")),
+    Metric("latency_compute_ms.p99", True, "latency", _lat("latency_compute_ms", "p99")),
+    Metric("throughput_ips", False, "throughput", lambda e: e.get("throughput_ips")),
+    Metric("peak_memory_mb", True, "memory", peak_memory_mb),
+    Metric("clean_accuracy", False, "accuracy", lambda e: e.get("clean_accuracy")),
+)
+
+
+def _robust_metrics(a: dict, b: dict) -> list[Metric]:
+    ids: list[str] = []
+    for entry in (a, b):
+        for row in entry.get("robustness") or []:
+            if row.get("id") and row["id"] not in ids:
+                ids.append(row["id"])
+
+    def getter(attack_id: str) -> Callable[[dict], Any]:
+        def get(entry: dict) -> Any:
+            for row in entry.get("robustness") or []:
+                if row.get("id") == attack_id:
+                    return row.get("accuracy")
+            return None
+        return get
+
+    return [Metric(f"robust_accuracy[{i}]", False, "accuracy", getter(i)) for i in ids]
+
+
+def regressed(metric: Metric, a: float, b: float, tol: Tolerance) -> bool:
+    """True when *b* is worse than *a* by more than the tolerance for the metric's kind."""
+    worse = (b - a) if metric.lower_is_better else (a - b)
+    if worse <= 0:
+        return False
+    if metric.kind == "accuracy":
+        return worse > tol.accuracy_abs + 1e-12
+    rel = {"latency": tol.latency_rel, "throughput": tol.throughput_rel, "memory": tol.memory_rel}[metric.kind]
+    return worse > rel * abs(a) + 1e-12
+
+
+def _cells(results: dict) -> dict[tuple[str, str], dict]:
+    out = {}
+    for cand in results.get("candidates") or []:
+        for dev, entry in (cand.get("devices") or {}).items():
+            out[(str(cand.get("name")), dev)] = entry or {}
+    return out
+
+
+def compare_results(a: dict, b: dict, tolerance: Tolerance | None = None) -> dict:
+    """Compare two results dicts (not modified). See the module docstring for the rules."""
+    tol = tolerance or Tolerance()
+    a = evaluate_verdicts(copy.deepcopy(a))
+    b = evaluate_verdicts(copy.deepcopy(b))
+    cells_a, cells_b = _cells(a), _cells(b)
+    rows: list[dict] = []
+    verdict_changes: list[dict] = []
+    for key, ea in cells_a.items():
+        if key not in cells_b:
+            continue
+        eb = cells_b[key]
+        cand, dev = key
+        for metric in BASE_METRICS + tuple(_robust_metrics(ea, eb)):
+            va, vb = _num(metric.get(ea)), _num(metric.get(eb))
+            if va is None and vb is None:
+                continue
+            row = {"candidate": cand, "device": dev, "metric": metric.name,
+                   "better": "lower" if metric.lower_is_better else "higher", "a": va, "b": vb,
+                   "change": None, "change_rel": None, "regressed": False, "note": ""}
+            if va is not None and vb is not None:
+                row["change"] = vb - va
+                row["change_rel"] = (vb - va) / abs(va) if va else None
+                row["regressed"] = regressed(metric, va, vb, tol)
+            elif vb is None:
+                row["regressed"] = True
+                row["note"] = "no longer measured"
+            else:
+                row["note"] = "newly measured"
+            rows.append(row)
+        sa = (ea.get("verdict") or {}).get("status")
+        sb = (eb.get("verdict") or {}).get("status")
+        if sa != sb:
+            verdict_changes.append({"candidate": cand, "device": dev, "a": sa, "b": sb,
+                                    "regressed": _RANK.get(sb, -1) < _RANK.get(sa, -1)})
+    regressions = sum(r["regressed"] for r in rows) + sum(v["regressed"] for v in verdict_changes)
+    return {
+        "a": {"run_id": a.get("run_id"), "created": a.get("created")},
+        "b": {"run_id": b.get("run_id"), "created": b.get("created")},
+        "tolerance": asdict(tol),
+        "budgets_changed": budgets_of(a) != budgets_of(b),
+        "rows": rows,
+        "verdict_changes": verdict_changes,
+        "only_in_a": [{"candidate": c, "device": d} for c, d in cells_a if (c, d) not in cells_b],
+        "only_in_b": [{"candidate": c, "device": d} for c, d in cells_b if (c, d) not in cells_a],
+        "regressions": regressions,
+        "regressed": regressions > 0,
+    }
+
+
+def compare_runs(a: str | Path, b: str | Path, tolerance: Tolerance | None = None) -> dict:
+    """Compare two runs given as run folders or results.json paths."""
+    from edgebench.report.render import load_results
+
+    ra, dir_a = load_results(a)
+    rb, dir_b = load_results(b)
+    out = compare_results(ra, rb, tolerance)
+    out["a"]["path"] = str(dir_a)
+    out["b"]["path"] = str(dir_b)
+    return out
+
+
+def compare_exit_code(diff: dict) -> int:
+    """1 when anything regressed beyond tolerance, else 0."""
+    return EXIT_NOT_READY if diff["regressed"] else EXIT_OK
