@@ -17,6 +17,7 @@ from edgebench.settings import log_level
 
 # Each module defines register(app: typer.Typer) -> None.
 COMMAND_MODULES = [
+    "edgebench.cli.devices",
     "edgebench.cli.run",
     "edgebench.cli.stages",
     "edgebench.cli.profile",

@@ -1,0 +1,165 @@
+"""``edgebench devices``: list the inventory, add an SSH device, check that a device is ready."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from edgebench.errors import EXIT_USAGE, EdgebenchError
+
+
+def _address(spec) -> str:  # noqa: ANN001 - DeviceSpec
+    if spec.kind != "ssh":
+        return "this host"
+    user = f"{spec.user}@" if spec.user else ""
+    return f"{user}{spec.host}:{spec.port}"
+
+
+def _auth(spec) -> str:  # noqa: ANN001
+    if spec.kind != "ssh":
+        return "-"
+    return spec.identity_file or "ssh-agent"
+
+
+def register(app: typer.Typer) -> None:
+    devices = typer.Typer(
+        help=(
+            "The device inventory: devices/*.yaml in the project plus your user file.\n\n"
+            "Examples:\n\n"
+            "  edgebench devices list\n\n"
+            "  edgebench devices add orin --host 192.0.2.10 --user nvidia --identity-file ~/.ssh/id_ed25519\n\n"
+            "  edgebench devices check orin --json"
+        ),
+        no_args_is_help=True,
+    )
+    app.add_typer(devices, name="devices")
+
+    @devices.command("list", help="List known devices (name, address, runtimes, where each is defined).")
+    def list_cmd(json_out: bool = typer.Option(False, "--json", help="Print the inventory as JSON.")) -> None:
+        from rich.table import Table
+
+        from edgebench.cli.ui import out_console, print_json
+        from edgebench.devices.inventory import load_inventory
+
+        inventory = load_inventory()
+        if json_out:
+            print_json([spec.to_dict() for spec in inventory.values()])
+            return
+        table = Table(title="devices", show_lines=False)
+        for col in ("name", "kind", "address", "auth", "python", "runtimes", "profile", "defined in"):
+            table.add_column(col)
+        for spec in inventory.values():
+            peak = (spec.profile or {}).get("peak_gops") or {}
+            profile = ", ".join(f"{k} {v} GOPS" for k, v in peak.items()) if peak else "-"
+            table.add_row(spec.name, spec.kind, _address(spec), _auth(spec), spec.python, ", ".join(spec.runtimes),
+                          profile, spec.source or "built-in")
+        out_console.print(table)
+
+    @devices.command("add", help="Add an SSH device to your user inventory (written atomically).")
+    def add_cmd(
+        name: str = typer.Argument(..., help="A short name, used as --device NAME."),
+        host: str = typer.Option(..., "--host", help="Host name or address."),
+        port: int = typer.Option(22, "--port", help="SSH port."),
+        user: Optional[str] = typer.Option(None, "--user", help="Login user (default: yours, or ~/.ssh/config's)."),
+        identity_file: Optional[str] = typer.Option(None, "--identity-file", "-i",
+                                                    help="Private key; omit to use the SSH agent and ~/.ssh/id_*."),
+        known_hosts: Optional[str] = typer.Option(None, "--known-hosts", help="known_hosts file (default ~/.ssh/known_hosts)."),
+        accept_new_host_key: bool = typer.Option(False, "--accept-new-host-key",
+                                                 help="Record the host key on first connect (a CHANGED key is still refused)."),
+        python: str = typer.Option("python3", "--python", help="Python on the device."),
+        workdir: str = typer.Option("~/.cache/edgebench-agent", "--workdir", help="Agent and cache folder on the device."),
+        runtime: List[str] = typer.Option(["onnxruntime"], "--runtime", help="Runtimes on the device (repeat)."),
+        threads: Optional[int] = typer.Option(None, "--threads", help="Default intra-op threads for jobs there."),
+        profile_file: Optional[Path] = typer.Option(None, "--profile", help="YAML board profile (peak_gops, memory_bandwidth_gbs, power_modes)."),
+        description: str = typer.Option("", "--description", help="Free text shown in reports."),
+        replace: bool = typer.Option(False, "--replace", help="Overwrite a device of the same name."),
+        user_file: Optional[Path] = typer.Option(None, "--file", help="Inventory file to write (default: the user inventory)."),
+        json_out: bool = typer.Option(False, "--json", help="Print the stored entry as JSON."),
+    ) -> None:
+        import yaml
+
+        from edgebench.cli.ui import err_console, print_json
+        from edgebench.devices.inventory import add_device, spec_from_mapping
+
+        profile: dict = {}
+        if profile_file is not None:
+            if not profile_file.is_file():
+                raise EdgebenchError(f"--profile: expected a YAML file at {profile_file}, found nothing")
+            loaded = yaml.safe_load(profile_file.read_text(encoding="utf-8"))
+            if not isinstance(loaded, dict):
+                raise EdgebenchError(f"--profile {profile_file}: expected a mapping, found {type(loaded).__name__}")
+            profile = loaded.get("profile", loaded)
+        row = {"name": name, "kind": "ssh", "host": host, "port": port, "user": user, "identity_file": identity_file,
+               "known_hosts": known_hosts, "accept_new_host_key": accept_new_host_key, "python": python,
+               "workdir": workdir, "runtimes": runtime, "threads": threads, "description": description,
+               "profile": profile}
+        spec = spec_from_mapping(row, "edgebench devices add")
+        path = add_device(spec, user_file, replace=replace)
+        if json_out:
+            print_json(dict(spec.to_dict(), source=str(path)))
+        else:
+            err_console.print(f"added device [bold]{name}[/bold] ({_address(spec)}) to {path}; "
+                              f"next: edgebench devices check {name}")
+
+    @devices.command("check", help="Connect to a device and report Python, runtimes, JetPack, power mode, disk, clock skew.")
+    def check_cmd(
+        name: str = typer.Argument(..., help="Device name from the inventory."),
+        accept_new_host_key: bool = typer.Option(False, "--accept-new-host-key",
+                                                 help="Record this host's key if it is not in known_hosts yet."),
+        json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    ) -> None:
+        from edgebench.cli.ui import print_json
+        from edgebench.devices.check import check_device
+        from edgebench.devices.inventory import get_device
+
+        spec = get_device(name)
+        report = check_device(spec, accept_new_host_key=True if accept_new_host_key else None)
+        if json_out:
+            print_json(report.to_dict())
+        else:
+            _print_report(report)
+        if not report.ok:
+            raise typer.Exit(EXIT_USAGE)
+
+
+def _print_report(report) -> None:  # noqa: ANN001 - CheckReport
+    from rich.table import Table
+
+    from edgebench.cli.ui import out_console
+
+    f = report.facts
+    table = Table(title=f"device {report.device} ({report.address})", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("found")
+    py = f.get("python") or {}
+    table.add_row("python", f"{py.get('version')} ({py.get('executable')})")
+    table.add_row("machine", f"{f.get('machine')} · {f.get('os')}")
+    for rt, info in (f.get("runtimes") or {}).items():
+        if info is None:
+            table.add_row(rt, "[dim]not installed[/dim]")
+        else:
+            extra = f" ({', '.join(info['providers'])})" if info.get("providers") else ""
+            table.add_row(rt, f"{info.get('version')}{extra}")
+    j = f.get("jetson") or {}
+    if any(j.get(k) for k in ("board", "l4t_release", "jetpack")):
+        table.add_row("board", str(j.get("board")))
+        table.add_row("L4T / JetPack", f"{j.get('l4t_release')} / {j.get('jetpack') or 'unknown'}")
+        pm = j.get("power_mode")
+        table.add_row("power mode", f"{pm['name']} (id {pm['id']})" if pm else f"[dim]unreadable[/dim] {j.get('power_mode_error') or ''}")
+        clocks = j.get("jetson_clocks")
+        table.add_row("jetson_clocks", (clocks.splitlines()[0] if clocks else f"[dim]unreadable[/dim] {j.get('jetson_clocks_error') or ''}"))
+    else:
+        table.add_row("Jetson", "[dim]no (no /etc/nv_tegra_release)[/dim]")
+    table.add_row("telemetry", f"{', '.join(f.get('telemetry') or [])} (auto picks {f.get('telemetry_auto')})")
+    table.add_row("workdir", f"{f.get('workdir')} · {f.get('disk_free_gb')} GB free")
+    if "connect_s" in f:
+        table.add_row("connect", f"{f['connect_s']} s{' (host key recorded)' if f.get('host_key_recorded') else ''}")
+    table.add_row("clock skew", f"{f.get('clock_skew_s'):+.3f} s (± {f.get('clock_skew_uncertainty_s', 0)} s)")
+    for p in report.problems:
+        table.add_row("[red]problem[/red]", p)
+    for w in report.warnings:
+        table.add_row("[yellow]warning[/yellow]", w)
+    table.add_row("verdict", "[green]ready[/green]" if report.ok else "[red]not ready[/red]")
+    out_console.print(table)
