@@ -54,48 +54,27 @@ def _profile_entry(profile: dict, manifest: dict, device_profile: dict) -> dict:
     }
 
 
-def _replay_entry(replay: dict, y_eval: np.ndarray, attack_rows: list[dict], meta: dict[str, dict]) -> dict:
-    from edgebench.robustness.metrics import robustness_curve_auc, wilson_interval
-    from edgebench.study.replay import robustness_rows
+def _replay_entry(replay: dict, y_eval: np.ndarray, base_clean: np.ndarray, sets: list) -> dict:
+    from edgebench.robustness.metrics import accuracy_with_ci, robustness_auc, robustness_rows
 
-    sets = replay["sets"]
-    clean = np.asarray(sets["clean"]["predictions"])
-    correct = int((clean == y_eval).sum())
-    out: dict[str, Any] = {
-        "clean_accuracy": correct / len(y_eval),
-        "clean_accuracy_ci95": list(wilson_interval(correct, len(y_eval))),
+    preds = {k: np.asarray(v["predictions"]) for k, v in replay["sets"].items()}
+    clean = preds.pop("clean")
+    acc, ci = accuracy_with_ci(clean, y_eval)
+    rows = robustness_rows(y_eval, base_clean, {s.id: s.base_predictions for s in sets}, clean, preds, sets)
+    return {
+        "clean_accuracy": acc,
+        "clean_accuracy_ci95": list(ci),
         "eval_count": int(len(y_eval)),
         "fidelity": replay.get("fidelity"),
+        "robustness": rows,
+        "robustness_auc": robustness_auc(rows, acc),
     }
-    preds = {k: np.asarray(v["predictions"]) for k, v in sets.items() if k != "clean"}
-    rows = robustness_rows(attack_rows, meta, preds, clean)
-    for r in rows:
-        r.pop("base_accuracy", None)  # listed once under "attacks"
-    out["robustness"] = rows
-    curves: dict[str, list[tuple[float, float]]] = {}
-    for r in rows:
-        if r["eps"] is not None:  # minimal-perturbation sets have no epsilon: not on the curve
-            curves.setdefault(f"{r['attack']}-{r['norm']}", []).append((r["eps"], r["accuracy"]))
-    out["robustness_auc"] = {
-        fam: robustness_curve_auc([e for e, _ in sorted(pts)], [a for _, a in sorted(pts)], out["clean_accuracy"])
-        for fam, pts in curves.items() if len(pts) >= 2
-    }
-    return out
-
-
-def _attack_sets(store: RunStore) -> tuple[list[dict], dict[str, dict]]:
-    """The attack summary rows for results.json and, per set, the base's predictions."""
-    from edgebench.robustness.store import load_folder
-    from edgebench.study.replay import base_meta
-
-    sets = load_folder(store.attacks_dir, inputs=False)
-    rows = [s.summary(path=str((store.attacks_dir / f"{s.id}.npz").relative_to(store.root))) for s in sets]
-    return rows, base_meta(sets)
 
 
 def assemble_results(run_dir: str | Path, write: bool = True) -> dict:
     from edgebench.devices.inventory import load_inventory
     from edgebench.report.gates import evaluate_verdicts
+    from edgebench.robustness.store import load_folder
     from edgebench.study.environment import host_environment
 
     store = RunStore(run_dir)
@@ -107,7 +86,10 @@ def assemble_results(run_dir: str | Path, write: bool = True) -> dict:
     subject = store.read_json("subject.json") or {}
     evald = store.load_arrays("eval")
     y_eval = evald["y"] if evald is not None else np.zeros(0, dtype=np.int64)
-    attack_rows, base_attack = _attack_sets(store) if store.attacks_dir.is_dir() else ([], {})
+    sets = load_folder(store.attacks_dir, inputs=False) if (store.attacks_dir / "attacks.json").is_file() else []
+    attack_rows = [s.summary(path=str((store.attacks_dir / f"{s.id}.npz").relative_to(store.root))) for s in sets]
+    base_logits = store.load_arrays("base_logits")
+    base_clean = base_logits["logits"].argmax(1) if base_logits is not None else None
     inventory = load_inventory()
     device_names = list(study.get("devices") or ["local"])
     devices = {}
@@ -135,8 +117,8 @@ def assemble_results(run_dir: str | Path, write: bool = True) -> dict:
             if profile is not None and manifest is not None:
                 d.update(_profile_entry(profile, manifest, devices[dev]["profile"]))
             replay = store.load(name, dev, "replay")
-            if replay is not None and len(y_eval):
-                d.update(_replay_entry(replay, y_eval, attack_rows, base_attack))
+            if replay is not None and base_clean is not None:
+                d.update(_replay_entry(replay, y_eval, base_clean, sets))
             entry["devices"][dev] = d
         candidates.append(entry)
     results = {

@@ -65,11 +65,16 @@ def load_state_dict(path: Path, allow_pickle: bool = False) -> dict:
 
     if not path.is_file():
         raise EdgebenchError(f"checkpoint not found: expected a file at {path}")
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        raise EdgebenchError(f"{path}: not a PyTorch checkpoint (expected a file written by torch.save, found other bytes)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
     except pickle.UnpicklingError as exc:
+        found = next((ln.strip() for ln in str(exc).splitlines() if "Unsupported global" in ln), "objects other than tensors")
         raise EdgebenchError(
-            f"{path}: refused to load: it holds more than tensors ({str(exc).splitlines()[0][:160]}); "
+            f"{path}: refused to load: it holds more than tensors ({found[:160]}); "
             "save a state_dict, or set model.allow_pickle: true for a file you trust"
         ) from None
     except Exception as exc:  # noqa: BLE001 - zip/format errors of all kinds

@@ -1,0 +1,58 @@
+"""Study config validation: every mistake is one line saying what was expected and found."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edgebench.errors import EdgebenchError
+from edgebench.study.config import load_study, study_from_dict
+
+
+def test_defaults_are_the_demo_study() -> None:
+    cfg = load_study(None)
+    assert [c.name for c in cfg.candidates] == ["base", "pruned-50", "int8", "pruned-50+int8"]
+    assert cfg.model.arch == "lenet5" and cfg.data.name == "mnist" and cfg.devices == ("local",)
+    assert cfg.candidates[3].prune == {"ratio": 0.5} and cfg.candidates[3].quantize == {"preset": "ort-cpu"}
+
+
+def test_shorthands_and_base_is_always_present() -> None:
+    cfg = study_from_dict({"candidates": ["pruned-75+int8", "int8"]})
+    assert [c.name for c in cfg.candidates] == ["base", "pruned-75+int8", "int8"]
+    assert cfg.candidates[1].prune == {"ratio": 0.75}
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"foo": 1}, r"unknown key\(s\) \['foo'\]"),
+        ({"profile": {"batches": [1, 0]}}, "expected a non-empty list of positive integers, found \\[1, 0\\]"),
+        ({"profile": {"modes": ["fast"]}}, r"unknown \['fast'\]"),
+        ({"budgets": {"max_p99_latency_ms": "fast"}}, "expected a number, found 'fast'"),
+        ({"candidates": ["pruned-x"]}, "unknown candidate shorthand 'pruned-x'"),
+        ({"candidates": [{"name": "a b"}]}, "expected a 'name' of letters"),
+        ({"candidates": ["int8", "int8"]}, "names must be unique"),
+        ({"candidates": [{"name": "x", "prune": 0.5}]}, r"candidates\[0\].prune: expected a mapping"),
+        ({"devices": []}, "devices: expected a list of device names"),
+        ({"attacks": {"samples": 0}}, "attacks.samples: expected a positive number"),
+        ({"model": {"arch": 3}}, "model.arch: expected a string"),
+        ({"data": "mnist"}, "data: expected a mapping"),
+    ],
+)
+def test_invalid_configs(data: dict, message: str) -> None:
+    with pytest.raises(EdgebenchError, match=message):
+        study_from_dict(data)
+
+
+def test_yaml_errors(tmp_path: Path) -> None:
+    with pytest.raises(EdgebenchError, match="study config not found"):
+        load_study(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(EdgebenchError, match="not valid YAML"):
+        load_study(bad)
+    lst = tmp_path / "list.yaml"
+    lst.write_text("- a\n- b\n")
+    with pytest.raises(EdgebenchError, match="expected a mapping at the top level, found list"):
+        load_study(lst)

@@ -1,0 +1,40 @@
+"""The run folder: atomic measurement files, resume, and refusing to mix studies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edgebench.errors import EdgebenchError
+from edgebench.study.store import RunStore
+
+
+def test_save_has_load_roundtrip(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    assert not store.has("pruned-50+int8", "jetson", "profile")
+    store.save("pruned-50+int8", "jetson", "profile", {"p50": 1.5})
+    assert store.has("pruned-50+int8", "jetson", "profile")
+    assert store.load("pruned-50+int8", "jetson", "profile") == {"p50": 1.5}
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_truncated_measurement_is_measured_again(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    path = store.save("base", "local", "replay", {"ok": True})
+    path.write_text('{"ok": tr')  # e.g. a file copied half-way by hand
+    assert not store.has("base", "local", "replay")
+
+
+def test_names_are_made_safe_for_the_file_system(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    path = store.measurement_path("../evil name", "dev/1", "profile")
+    assert tmp_path in path.parents and ".." not in path.relative_to(tmp_path).parts
+
+
+def test_bind_study_refuses_a_different_study(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    store.bind_study({"name": "a", "seed": 0})
+    store.bind_study({"name": "a", "seed": 0})  # the same study resumes
+    with pytest.raises(EdgebenchError, match=r"holds a different study \(changed: \['seed'\]\)"):
+        store.bind_study({"name": "a", "seed": 1})
