@@ -7,7 +7,8 @@
 * **Artifacts and input arrays** go by content: ``<workdir>/cache/<sha256>``. Before sending,
   the device is asked which hashes it already holds (the hash is recomputed there, not trusted
   from a name); a file is uploaded to a temporary name, its sha256 computed on the device, and
-  only a match is renamed into place. A file is never sent twice.
+  only a match is renamed into place. A file is never sent twice. Hashes the device confirmed
+  are trusted for the rest of that connection (a new connection asks again).
 
 Every remote command is an argv list quoted by :func:`edgebench.devices.transport.quote_command`;
 the small remote helpers are constant Python snippets passed with ``python -c``.
@@ -73,6 +74,7 @@ for tmp, final, want in zip(args[0::3], args[1::3], args[2::3]):
             h.update(b)
     got = h.hexdigest()
     if got == want:
+        os.makedirs(os.path.dirname(final), exist_ok=True)
         os.replace(tmp, final)
         out[final] = "ok"
     else:
@@ -189,11 +191,14 @@ class Deployer:
         self.remote_python: dict | None = None
         self.stats = TransferStats()
         self._agent_path: str | None = None
+        self._verified: set[str] = set()  # cache paths whose hash the device confirmed on this connection
+        self._generation = -1
         self._lock = threading.Lock()
 
     # -- helpers ----------------------------------------------------------------------------
     def _py(self, script: str, *args: str, timeout_s: float | None = None) -> dict:
-        res = self.transport.run([*self.python, "-c", script, *args], timeout_s=timeout_s, check=False)
+        # -S: the helpers need the standard library only, and start faster without site-packages
+        res = self.transport.run([*self.python, "-S", "-c", script, *args], timeout_s=timeout_s, check=False)
         if not res.ok:
             tail = " | ".join(res.stderr.strip().splitlines()[-2:])
             if res.exit_status in (126, 127):
@@ -213,6 +218,14 @@ class Deployer:
         """Forget what this connection verified (after a reconnect the device is asked again)."""
         with self._lock:
             self._agent_path = None
+            self._verified.clear()
+
+    def _same_link(self) -> None:
+        """Drop what was verified on an earlier connection (the device may have changed since)."""
+        self.transport.connect()
+        if self.transport.generation != self._generation:
+            self.reset()
+            self._generation = self.transport.generation
 
     def prepare(self) -> str:
         """Resolve the work directory (``~`` expands on the device) and create its folders."""
@@ -236,8 +249,9 @@ class Deployer:
         if not items:
             return
         triples: list[str] = []
+        cache = PurePosixPath(self.prepare()) / "cache"
         for final, source, sha in items:
-            tmp = f"{PurePosixPath(final).parent}/.{PurePosixPath(final).name}.{uuid.uuid4().hex[:8]}.part"
+            tmp = str(cache / f".{sha[:16]}.{uuid.uuid4().hex[:8]}.part")  # same file system: rename is atomic
             if isinstance(source, bytes):
                 sent = self.transport.put_bytes(source, tmp)
             else:
@@ -257,34 +271,44 @@ class Deployer:
             )
 
     # -- public -----------------------------------------------------------------------------
+    def sync(self, local_paths: list[str], build: AgentBuild | None = None) -> tuple[str, dict[str, str]]:
+        """Make the agent and every host file available on the device, in one round of checks.
+
+        Returns the agent's path and ``{host path: cache path}``. One remote hash call covers
+        everything not yet verified on this connection; one upload batch and one verification
+        call cover what is missing.
+        """
+        self._same_link()
+        with self._lock:
+            wanted: dict[str, str] = {}
+            for p in local_paths:
+                wanted.setdefault(str(Path(p).resolve()), local_sha256(p))
+            items: dict[str, tuple[bytes | str, str]] = {self.cache_path(sha): (local, sha) for local, sha in wanted.items()}
+            agent_path = self._agent_path
+            if agent_path is None:
+                build = build or build_agent_zipapp()
+                agent_path = str(PurePosixPath(self.prepare()) / "agent" / build.version / "agent.pyz")
+                items[agent_path] = (build.data, build.sha256)
+            unverified = sorted(r for r in items if r not in self._verified)
+            present = self.remote_hashes(unverified)
+            todo = []
+            for remote, (source, sha) in sorted(items.items()):
+                if remote in self._verified or present.get(remote) == sha:
+                    if remote != agent_path:
+                        self.stats.files_reused += 1
+                else:
+                    todo.append((remote, source, sha))
+                    if remote == agent_path:
+                        self.stats.agent_pushed = True
+            self._upload_verified(todo)
+            self._verified.update(items)
+            self._agent_path = agent_path
+            return agent_path, {local: self.cache_path(sha) for local, sha in wanted.items()}
+
     def ensure_agent(self, build: AgentBuild | None = None) -> str:
         """The agent's path on the device, uploading it only if that version is not there."""
-        with self._lock:
-            if self._agent_path:
-                return self._agent_path
-            build = build or build_agent_zipapp()
-            folder = PurePosixPath(self.prepare()) / "agent" / build.version
-            path = str(folder / "agent.pyz")
-            if self.remote_hashes([path]).get(path) != build.sha256:
-                self.transport.run(["mkdir", "-p", str(folder)])
-                self._upload_verified([(path, build.data, build.sha256)])
-                self.stats.agent_pushed = True
-                log.info("pushed agent %s to %s", build.version, self.transport.name)
-            self._agent_path = path
-            return path
+        return self.sync([], build)[0]
 
     def push(self, local_paths: list[str]) -> dict[str, str]:
         """Make every host file available in the device cache; ``{host path: remote path}``."""
-        wanted: dict[str, str] = {}
-        for p in local_paths:
-            wanted.setdefault(str(Path(p).resolve()), local_sha256(p))
-        by_remote = {self.cache_path(sha): (local, sha) for local, sha in wanted.items()}
-        present = self.remote_hashes(sorted(by_remote))
-        todo = []
-        for remote, (local, sha) in sorted(by_remote.items()):
-            if present.get(remote) == sha:
-                self.stats.files_reused += 1
-            else:
-                todo.append((remote, local, sha))
-        self._upload_verified(todo)
-        return {local: self.cache_path(sha) for local, sha in wanted.items()}
+        return self.sync(local_paths)[1]

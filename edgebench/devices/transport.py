@@ -256,6 +256,7 @@ class SshTransport:
         self._sftp: Any = None
         self._lock = threading.Lock()
         self.host_key_recorded = False
+        self.generation = 0  # counts successful connects; state verified on one link is per generation
 
     # -- connection ------------------------------------------------------------------------
     @property
@@ -336,6 +337,7 @@ class SshTransport:
             self._conn = None
             self._sftp = None
             self._conn = _run_sync(self._connect(), self.options.connect_timeout_s + 5)
+            self.generation += 1
             log.info("connected to %s", self._where())
 
     def close(self) -> None:
@@ -465,12 +467,33 @@ class SshTransport:
         self._sftp_call(f"write of {remote}", go)
         return len(data)
 
-    def get_bytes(self, remote: str) -> bytes:
-        async def go(sftp: Any) -> bytes:
-            async with sftp.open(remote, "rb") as handle:
-                return await handle.read()
+    def get_bytes(self, remote: str, missing_ok: bool = False) -> bytes | None:
+        """The bytes of a remote file; ``None`` for a missing file when *missing_ok*."""
+        import asyncssh
+
+        async def go(sftp: Any) -> bytes | None:
+            try:
+                async with sftp.open(remote, "rb") as handle:
+                    return await handle.read()
+            except asyncssh.SFTPNoSuchFile:
+                if missing_ok:
+                    return None
+                raise
 
         return self._sftp_call(f"download of {remote}", go)
+
+    def remove(self, *remotes: str) -> None:
+        """Delete remote files; missing ones are fine."""
+        import asyncssh
+
+        async def go(sftp: Any) -> None:
+            for remote in remotes:
+                try:
+                    await sftp.remove(remote)
+                except asyncssh.SFTPNoSuchFile:
+                    pass
+
+        self._sftp_call("clean-up", go)
 
     def exists(self, remote: str) -> bool:
         async def go(sftp: Any) -> bool:

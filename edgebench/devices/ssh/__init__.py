@@ -71,7 +71,7 @@ class SshDevice(Device):
         self.transport.close()
 
     # -- one attempt ------------------------------------------------------------------------
-    def _remote_job(self, job: dict, pushed: dict[str, str], jobdir: str) -> dict:
+    def _remote_job(self, job: dict, pushed: dict[str, str], stem: str) -> dict:
         remote = dict(job)
         for key in ("artifact", "inputs"):
             if remote.get(key):
@@ -79,9 +79,9 @@ class SshDevice(Device):
         remote["sets"] = [dict(s, path=pushed[str(Path(s["path"]).resolve())]) for s in job.get("sets") or []]
         if not remote["sets"]:
             remote.pop("sets")
-        remote["result"] = f"{jobdir}/result.json"
+        remote["result"] = f"{stem}.result.json"
         if job.get("logits"):
-            remote["logits"] = f"{jobdir}/logits.npz"
+            remote["logits"] = f"{stem}.logits.npz"
         if self.spec.threads and not (job.get("options") or {}).get("threads"):
             remote["options"] = dict(remote.get("options") or {}, threads=self.spec.threads)
         return remote
@@ -89,12 +89,11 @@ class SshDevice(Device):
     def _attempt(self, job: dict, on_progress: ProgressFn | None) -> dict:
         t = self.transport
         t.connect()
-        agent = self.deployer.ensure_agent()
-        pushed = self.deployer.push(input_files(job))
-        jobdir = str(PurePosixPath(self.deployer.prepare()) / "jobs" / uuid.uuid4().hex[:16])
-        remote = self._remote_job(job, pushed, jobdir)
-        t.run(["mkdir", "-p", jobdir])
-        t.put_bytes(json.dumps(remote).encode("utf-8"), f"{jobdir}/job.json")
+        agent, pushed = self.deployer.sync(input_files(job))
+        stem = str(PurePosixPath(self.deployer.prepare()) / "jobs" / uuid.uuid4().hex[:16])
+        remote = self._remote_job(job, pushed, stem)
+        job_file = f"{stem}.job.json"
+        t.put_bytes(json.dumps(remote).encode("utf-8"), job_file)
         tail: list[str] = []
 
         def on_line(line: str) -> None:
@@ -106,18 +105,17 @@ class SshDevice(Device):
                 on_progress(dict(event, device=self.name))
 
         try:
-            res = t.run([*self.deployer.python, agent, f"{jobdir}/job.json"], on_stderr_line=on_line, check=False)
+            res = t.run([*self.deployer.python, agent, job_file], on_stderr_line=on_line, check=False)
             if res.exit_status is None:
                 raise TransportError(
                     f"device '{self.name}': the agent's session ended without an exit status "
                     f"(connection dropped or the agent was killed): {' | '.join(tail[-3:])}"
                 )
-            present = self.deployer.remote_hashes([remote["result"]])
-            if present.get(remote["result"]) is None:
+            raw = t.get_bytes(remote["result"], missing_ok=True)
+            if raw is None:
                 raise EdgebenchError(
                     f"agent on '{self.name}' exited {res.exit_status} without a result: {' | '.join(tail[-3:]) or '(no output)'}"
                 )
-            raw = t.get_bytes(remote["result"])
             try:
                 result = json.loads(raw)
             except json.JSONDecodeError as exc:
@@ -126,6 +124,7 @@ class SshDevice(Device):
             back.update({remote[k]: job[k] for k in ("result", "logits") if job.get(k)})
             if result.get("ok") and job.get("logits"):
                 logits = t.get_bytes(remote["logits"])
+                assert logits is not None
                 self.deployer.stats.bytes_pulled += len(logits)
                 atomic_write_bytes(job["logits"], logits)
             self.deployer.stats.bytes_pulled += len(raw)
@@ -143,7 +142,7 @@ class SshDevice(Device):
         finally:
             try:
                 if t.connected:
-                    t.run(["rm", "-rf", jobdir], check=False, timeout_s=60)
+                    t.remove(job_file, remote["result"], *([remote["logits"]] if job.get("logits") else []))
             except EdgebenchError:
                 pass
         if not result.get("ok"):
