@@ -1,0 +1,237 @@
+"""Budgets -> gates -> verdicts, every branch, on the hand-written fixture."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgebench.errors import EXIT_NOT_READY, EXIT_OK, EXIT_UNMEASURED, EdgebenchError
+from edgebench.report.gates import (
+    base_candidate,
+    budgets_of,
+    evaluate_verdicts,
+    exit_code,
+    verdict_for,
+    verdict_status,
+    verdicts,
+)
+
+from report_helpers import EVIL_NAME, candidate, entry
+
+
+def gates_of(results: dict, name: str, device: str = "local") -> dict[str, dict]:
+    v = verdict_for(results, candidate(results, name), device)
+    return {g["name"]: g for g in v["gates"]}
+
+
+def status_of(results: dict, name: str, device: str = "local") -> str:
+    return verdict_for(results, candidate(results, name), device)["status"]
+
+
+def test_fixture_verdicts(results):
+    out = evaluate_verdicts(results)
+    assert out is results  # filled in place and returned
+    got = {c["name"]: c["devices"]["local"]["verdict"]["status"] for c in results["candidates"]}
+    assert got == {"base": "READY", "pruned-50": "READY", "int8": "UNMEASURED", EVIL_NAME: "NOT READY"}
+
+
+def test_gate_values_are_the_measured_numbers(results):
+    g = gates_of(results, "pruned-50")
+    e = entry(results, "pruned-50")
+    base = entry(results, "base")
+    assert g["p99_latency_ms"]["value"] == e["latency_ms"]["p99"]
+    assert g["p99_latency_ms"]["threshold"] == 1.0
+    assert g["peak_memory_mb"]["value"] == e["memory_mb"]["peak_rss"]
+    assert g["accuracy_drop"]["value"] == pytest.approx(base["clean_accuracy"] - e["clean_accuracy"])
+    drops = {r["id"]: b["accuracy"] - r["accuracy"] for r, b in zip(e["robustness"], base["robustness"])}
+    assert g["robustness_drop"]["value"] == pytest.approx(max(drops.values()))
+    assert g["robustness_drop"]["detail"] == "worst: " + max(drops, key=drops.get)
+    assert all(x["status"] == "pass" for x in g.values())
+
+
+def test_base_own_drops_are_zero(results):
+    g = gates_of(results, "base")
+    assert g["accuracy_drop"]["value"] == 0.0
+    assert g["robustness_drop"]["value"] == 0.0
+
+
+def test_failure_wins_over_unmeasured(results):
+    g = gates_of(results, EVIL_NAME)
+    assert g["p99_latency_ms"]["status"] == "fail"
+    assert g["peak_memory_mb"] == {"name": "peak_memory_mb", "value": None, "threshold": 250.0, "status": "unmeasured"}
+    assert status_of(results, EVIL_NAME) == "NOT READY"
+
+
+def test_unmeasured_latency_never_passes(results):
+    entry(results, "pruned-50")["latency_ms"]["p99"] = None
+    g = gates_of(results, "pruned-50")
+    assert g["p99_latency_ms"]["status"] == "unmeasured"
+    assert status_of(results, "pruned-50") == "UNMEASURED"
+    del entry(results, "pruned-50")["latency_ms"]
+    assert status_of(results, "pruned-50") == "UNMEASURED"
+
+
+def test_single_failing_gate_makes_not_ready(results):
+    entry(results, "pruned-50")["latency_ms"]["p99"] = 1.5
+    assert gates_of(results, "pruned-50")["p99_latency_ms"]["status"] == "fail"
+    assert status_of(results, "pruned-50") == "NOT READY"
+
+
+def test_value_equal_to_budget_passes(results):
+    entry(results, "base")["clean_accuracy"] = 0.98
+    entry(results, "pruned-50")["clean_accuracy"] = 0.96  # 0.98 - 0.96 = 0.020000000000000018
+    g = gates_of(results, "pruned-50")["accuracy_drop"]
+    assert g["value"] > 0.02 and g["status"] == "pass"
+    entry(results, "pruned-50")["clean_accuracy"] = 0.9599
+    assert gates_of(results, "pruned-50")["accuracy_drop"]["status"] == "fail"
+
+
+def test_memory_falls_back_to_ru_maxrss(results):
+    mem = entry(results, "pruned-50")["memory_mb"]
+    mem["peak_rss"] = None
+    g = gates_of(results, "pruned-50")["peak_memory_mb"]
+    assert g["value"] == mem["ru_maxrss"] and g["status"] == "pass"
+    mem["ru_maxrss"] = 300.0
+    assert gates_of(results, "pruned-50")["peak_memory_mb"]["status"] == "fail"
+    mem["ru_maxrss"] = None
+    assert gates_of(results, "pruned-50")["peak_memory_mb"]["status"] == "unmeasured"
+
+
+def test_accuracy_drop_unmeasured_without_base_accuracy(results):
+    entry(results, "base")["clean_accuracy"] = None
+    for name in ("base", "pruned-50"):
+        g = gates_of(results, name)["accuracy_drop"]
+        assert g["value"] is None and g["status"] == "unmeasured"
+
+
+def test_no_base_candidate(results):
+    results["candidates"] = [c for c in results["candidates"] if c["name"] != "base"]
+    assert base_candidate(results) is None
+    g = gates_of(results, "pruned-50")
+    assert g["accuracy_drop"]["status"] == "unmeasured"
+    assert g["accuracy_drop"]["detail"] == "no base candidate to compare with"
+    assert g["robustness_drop"]["status"] == "unmeasured"
+    assert status_of(results, "pruned-50") == "UNMEASURED"
+
+
+def test_base_found_by_recipe_when_not_named_base(results):
+    candidate(results, "base")["name"] = "reference"
+    assert base_candidate(results)["name"] == "reference"
+    assert gates_of(results, "pruned-50")["accuracy_drop"]["value"] == pytest.approx(0.988 - 0.980)
+
+
+def test_partial_robustness_lower_bound_cannot_pass(results):
+    # int8 lacks pgd-l2-1.0; the measured drops are small -> unmeasured, not pass.
+    g = gates_of(results, "int8")["robustness_drop"]
+    assert g["status"] == "unmeasured"
+    assert "pgd-l2-1.0" in g["detail"]
+    assert g["value"] == pytest.approx(0.004)
+
+
+def test_partial_robustness_can_prove_a_failure(results):
+    rows = {r["id"]: r for r in entry(results, "int8")["robustness"]}
+    rows["pgd-linf-8"]["accuracy"] = 0.30  # base 0.512 -> drop 0.212 > 0.05
+    g = gates_of(results, "int8")["robustness_drop"]
+    assert g["status"] == "fail" and g["value"] == pytest.approx(0.212)
+    assert status_of(results, "int8") == "NOT READY"
+
+
+def test_robustness_row_missing_entirely_is_unmeasured(results):
+    e = entry(results, "pruned-50")
+    e["robustness"] = [r for r in e["robustness"] if r["id"] != "fgsm-linf-8"]
+    g = gates_of(results, "pruned-50")["robustness_drop"]
+    assert g["status"] == "unmeasured" and "fgsm-linf-8" in g["detail"]
+
+
+def test_robustness_without_any_attack_is_unmeasured(results):
+    results["attacks"] = []
+    for c in results["candidates"]:
+        c["devices"]["local"]["robustness"] = []
+    g = gates_of(results, "pruned-50")["robustness_drop"]
+    assert g["value"] is None and g["status"] == "unmeasured"
+
+
+def test_robustness_ids_from_base_when_attacks_missing(results):
+    del results["attacks"]
+    g = gates_of(results, "int8")["robustness_drop"]
+    assert g["status"] == "unmeasured" and "pgd-l2-1.0" in g["detail"]
+
+
+def test_null_budget_means_no_gate(results):
+    results["budgets"]["max_peak_memory_mb"] = None
+    names = [g["name"] for g in verdict_for(results, candidate(results, EVIL_NAME), "local")["gates"]]
+    assert names == ["p99_latency_ms", "accuracy_drop", "robustness_drop"]
+
+
+def test_no_budgets_is_ready_with_no_gates(results):
+    results["budgets"] = {}
+    results["study"]["budgets"] = None
+    v = verdict_for(results, candidate(results, EVIL_NAME), "local")
+    assert v == {"status": "READY", "gates": []}
+
+
+def test_budgets_fall_back_to_study(results):
+    del results["budgets"]
+    results["study"]["budgets"] = {"max_p99_latency_ms": 0.1}
+    assert budgets_of(results)["max_p99_latency_ms"] == 0.1
+    assert status_of(results, "base") == "NOT READY"  # p99 0.186 > 0.1
+
+
+@pytest.mark.parametrize("budgets, needle", [
+    ({"max_latency": 1.0}, "unknown budget 'max_latency'"),
+    ({"max_p99_latency_ms": -1}, "expected a number >= 0"),
+    ({"max_p99_latency_ms": "fast"}, "expected a number >= 0"),
+    ({"max_p99_latency_ms": True}, "expected a number >= 0"),
+    ([1, 2], "expected a mapping"),
+])
+def test_bad_budgets_are_user_errors(results, budgets, needle):
+    results["budgets"] = budgets
+    with pytest.raises(EdgebenchError, match=needle.replace("(", r"\(")):
+        evaluate_verdicts(results)
+
+
+def test_bad_results_are_user_errors():
+    with pytest.raises(EdgebenchError, match="'candidates' list"):
+        evaluate_verdicts({"schema": "edgebench.results/1"})
+    with pytest.raises(EdgebenchError, match="JSON object"):
+        evaluate_verdicts([])  # type: ignore[arg-type]
+
+
+def test_device_never_measured_gets_an_unmeasured_verdict(results):
+    results["devices"]["jetson"] = {"name": "jetson", "kind": "ssh", "profile": {}}
+    evaluate_verdicts(results)
+    for c in results["candidates"]:
+        v = c["devices"]["jetson"]["verdict"]
+        assert v["status"] == "UNMEASURED"
+        assert {g["status"] for g in v["gates"]} == {"unmeasured"}
+    assert len(verdicts(results)) == 8
+
+
+def test_boolean_is_not_a_measurement(results):
+    entry(results, "base")["latency_ms"]["p99"] = True
+    assert gates_of(results, "base")["p99_latency_ms"]["status"] == "unmeasured"
+
+
+def test_verdict_status_rules():
+    assert verdict_status([]) == "READY"
+    assert verdict_status([{"status": "pass"}, {"status": "unmeasured"}]) == "UNMEASURED"
+    assert verdict_status([{"status": "unmeasured"}, {"status": "fail"}]) == "NOT READY"
+    assert verdict_status([{"status": "pass"}]) == "READY"
+
+
+def test_exit_codes(results):
+    evaluate_verdicts(results)
+    assert exit_code(results, "never") == EXIT_OK
+    assert exit_code(results, "not-ready") == EXIT_NOT_READY
+    assert exit_code(results, "unmeasured") == EXIT_NOT_READY
+    results["candidates"] = [c for c in results["candidates"] if c["name"] != EVIL_NAME]
+    assert exit_code(results, "not-ready") == EXIT_OK
+    assert exit_code(results, "unmeasured") == EXIT_UNMEASURED
+    results["candidates"] = [c for c in results["candidates"] if c["name"] != "int8"]
+    assert exit_code(results, "unmeasured") == EXIT_OK
+    with pytest.raises(EdgebenchError, match="--fail-on"):
+        exit_code(results, "sometimes")
+
+
+def test_exit_code_computes_missing_verdicts(results):
+    # No evaluate_verdicts call: exit_code must not trust an absent verdict.
+    assert exit_code(results, "not-ready") == EXIT_NOT_READY
