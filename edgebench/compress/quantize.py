@@ -1,0 +1,300 @@
+"""Static INT8 quantization with ONNX Runtime: QDQ format, per-channel weights, calibrated
+activations, from a preset that matches the runtime that will execute the model.
+
+Presets:
+
+- ``ort-cpu``: U8 activations (asymmetric) + S8 weights (symmetric, per-channel): the
+  combination ONNX Runtime's x86 CPU kernels are fastest at.
+- ``tensorrt``: S8 activations and S8 weights, both symmetric (zero point 0): what TensorRT's
+  explicit-quantization path accepts.
+
+Calibration images are exactly the ones the caller passes (hold them out from evaluation);
+the first ``calib_samples`` are used. Every result is checked: it loads in ONNX Runtime, runs on
+a calibration image, and contains QuantizeLinear/DequantizeLinear nodes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from edgebench.compress.finetune import _is_int, _is_num
+from edgebench.errors import EdgebenchError, expect
+
+log = logging.getLogger(__name__)
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "ort-cpu": {"activation_type": "u8", "weight_type": "s8", "symmetric_activations": False},
+    "tensorrt": {"activation_type": "s8", "weight_type": "s8", "symmetric_activations": True},
+}
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+INT8_TYPES = ("u8", "s8")
+
+__all__ = ["ArrayCalibrationReader", "QuantSpec", "parse_quant_spec", "quantize_static", "count_qdq_nodes"]
+
+
+@dataclass(frozen=True)
+class QuantSpec:
+    """A static INT8 recipe. Invalid combinations raise :class:`EdgebenchError` at construction.
+
+    activation_type / weight_type / symmetric_activations: ``None`` takes the preset's value;
+    an explicit value is checked against the preset (TensorRT needs symmetric S8 throughout).
+    reduce_range: 7-bit weights for x86 CPUs without VNNI (ort-cpu only).
+    percentile: the percentile calibration keeps this share of the activation histogram.
+    calib_batch_size: images per calibration forward pass (memory vs speed; same ranges).
+    """
+
+    preset: str = "ort-cpu"
+    calibration: str = "minmax"
+    calib_samples: int = 128
+    per_channel: bool = True
+    activation_type: str | None = None
+    weight_type: str | None = None
+    symmetric_activations: bool | None = None
+    reduce_range: bool = False
+    percentile: float = 99.999
+    calib_batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        expect(self.preset in PRESETS, f"quantize.preset: expected one of {', '.join(PRESETS)}, found {self.preset!r}")
+        expect(
+            self.calibration in CALIBRATION_METHODS,
+            f"quantize.calibration: expected one of {', '.join(CALIBRATION_METHODS)}, found {self.calibration!r}",
+        )
+        expect(_is_int(self.calib_samples) and self.calib_samples >= 1, f"quantize.calib_samples: expected an integer >= 1, found {self.calib_samples!r}")
+        expect(isinstance(self.per_channel, bool), f"quantize.per_channel: expected true or false, found {self.per_channel!r}")
+        expect(isinstance(self.reduce_range, bool), f"quantize.reduce_range: expected true or false, found {self.reduce_range!r}")
+        for name in ("activation_type", "weight_type"):
+            v = getattr(self, name)
+            expect(v is None or v in INT8_TYPES, f"quantize.{name}: expected one of {', '.join(INT8_TYPES)} (or null for the preset's), found {v!r}")
+        expect(
+            self.symmetric_activations is None or isinstance(self.symmetric_activations, bool),
+            f"quantize.symmetric_activations: expected true, false or null, found {self.symmetric_activations!r}",
+        )
+        expect(
+            _is_num(self.percentile) and 90 <= self.percentile <= 100,
+            f"quantize.percentile: expected a number in [90, 100], found {self.percentile!r}",
+        )
+        expect(
+            self.percentile == 99.999 or self.calibration == "percentile",
+            f"quantize.percentile applies to calibration=percentile only; found percentile={self.percentile} with calibration={self.calibration}",
+        )
+        expect(
+            _is_int(self.calib_batch_size) and self.calib_batch_size >= 1,
+            f"quantize.calib_batch_size: expected an integer >= 1, found {self.calib_batch_size!r}",
+        )
+        if self.preset == "tensorrt":
+            expect(
+                self.act_type == "s8",
+                f"quantize: preset tensorrt needs S8 activations (TensorRT takes symmetric INT8 with zero point 0), found activation_type={self.act_type}",
+            )
+            expect(
+                self.act_symmetric,
+                "quantize: preset tensorrt needs symmetric activations (zero point 0), found symmetric_activations=false",
+            )
+            expect(self.w_type == "s8", f"quantize: preset tensorrt needs S8 weights, found weight_type={self.w_type}")
+            expect(not self.reduce_range, "quantize: reduce_range (7-bit weights for x86 CPUs without VNNI) applies to preset ort-cpu only, found it with preset tensorrt")
+
+    @property
+    def act_type(self) -> str:
+        """Resolved activation type (``u8`` or ``s8``)."""
+        return self.activation_type or PRESETS[self.preset]["activation_type"]
+
+    @property
+    def w_type(self) -> str:
+        """Resolved weight type (``u8`` or ``s8``)."""
+        return self.weight_type or PRESETS[self.preset]["weight_type"]
+
+    @property
+    def act_symmetric(self) -> bool:
+        """Resolved activation symmetry."""
+        if self.symmetric_activations is None:
+            return bool(PRESETS[self.preset]["symmetric_activations"])
+        return self.symmetric_activations
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict with the resolved types (for recipes in results.json)."""
+        d = dataclasses.asdict(self)
+        d.update(activation_type=self.act_type, weight_type=self.w_type, symmetric_activations=self.act_symmetric)
+        return d
+
+
+def parse_quant_spec(d: dict) -> QuantSpec:
+    """Build a :class:`QuantSpec` from a study-config mapping; unknown keys are refused by name."""
+    expect(isinstance(d, dict), f"quantize: expected a mapping, found {type(d).__name__}")
+    known = {f.name for f in dataclasses.fields(QuantSpec)}
+    unknown = sorted(set(d) - known)
+    expect(not unknown, f"quantize: unknown key(s) {', '.join(map(repr, unknown))}; expected some of {', '.join(sorted(known))}")
+    kwargs = dict(d)
+    if isinstance(kwargs.get("percentile"), int) and not isinstance(kwargs.get("percentile"), bool):
+        kwargs["percentile"] = float(kwargs["percentile"])
+    return QuantSpec(**kwargs)
+
+
+def _model_input(path: Path) -> tuple[str, list[Any]]:
+    """(name, shape with None for symbolic dims) of the model's one graph input."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    inits = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in inits]
+    expect(len(inputs) == 1, f"quantize: expected an ONNX model with one input, found {len(inputs)} in {path}")
+    dims = inputs[0].type.tensor_type.shape.dim
+    return inputs[0].name, [d.dim_value if d.HasField("dim_value") else None for d in dims]
+
+
+class ArrayCalibrationReader:
+    """Calibration batches from a numpy array, fed under the model's own input name.
+
+    Implements ONNX Runtime's ``CalibrationDataReader`` protocol (``get_next``; ORT's
+    ``__subclasshook__`` makes ``isinstance(reader, CalibrationDataReader)`` true) without
+    importing onnxruntime at module import. ``rewind()`` starts over (entropy and percentile
+    calibration read the data once per pass).
+    """
+
+    def __init__(self, model_path: str | Path, data: np.ndarray, batch_size: int = 16) -> None:
+        expect(isinstance(data, np.ndarray) and data.ndim >= 2 and len(data) > 0, f"calibration data: expected a non-empty numpy array (N, ...), found {getattr(data, 'shape', type(data).__name__)}")
+        expect(_is_int(batch_size) and batch_size >= 1, f"calibration batch_size: expected an integer >= 1, found {batch_size!r}")
+        self.input_name, shape = _model_input(Path(model_path))
+        fixed_batch = shape[0] if shape and shape[0] else None
+        self.batch_size = int(fixed_batch or batch_size)
+        self.data = np.ascontiguousarray(data, dtype=np.float32)
+        self._pos = 0
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self._pos >= len(self.data):
+            return None
+        batch = self.data[self._pos : self._pos + self.batch_size]
+        self._pos += self.batch_size
+        return {self.input_name: batch}
+
+    def rewind(self) -> None:
+        self._pos = 0
+
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        self.rewind()
+        while (item := self.get_next()) is not None:
+            yield item
+
+    def __len__(self) -> int:
+        return -(-len(self.data) // self.batch_size)
+
+
+def count_qdq_nodes(path: str | Path) -> dict[str, int]:
+    """How many QuantizeLinear and DequantizeLinear nodes the ONNX model at *path* has."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    ops = [n.op_type for n in model.graph.node]
+    return {"QuantizeLinear": ops.count("QuantizeLinear"), "DequantizeLinear": ops.count("DequantizeLinear")}
+
+
+def quantize_static(fp32_onnx: Path, out_path: Path, calibration_data: np.ndarray, spec: QuantSpec) -> Path:
+    """Quantize *fp32_onnx* to a QDQ INT8 model at *out_path* (written atomically); return it.
+
+    Runs ``quant_pre_process`` (shape inference + ORT graph optimization) first and goes on with
+    the original model, logging why, if that fails. Uses the first ``spec.calib_samples`` images
+    of *calibration_data* (float32, the model's input shape, values in [0, 1]).
+    """
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
+    from onnxruntime.quantization import quantize_static as ort_quantize_static
+
+    expect(isinstance(spec, QuantSpec), f"quantize: expected a QuantSpec, found {type(spec).__name__}")
+    src = Path(fp32_onnx)
+    out = Path(out_path)
+    expect(src.is_file(), f"quantize: expected an fp32 ONNX model at {src}, found no file")
+    expect(isinstance(calibration_data, np.ndarray), f"quantize: expected calibration data as a numpy array, found {type(calibration_data).__name__}")
+    expect(
+        calibration_data.dtype == np.float32,
+        f"quantize: expected float32 calibration images, found {calibration_data.dtype}",
+    )
+    expect(
+        len(calibration_data) >= spec.calib_samples,
+        f"quantize: calib_samples={spec.calib_samples} but only {len(calibration_data)} calibration images were passed",
+    )
+    _, shape = _model_input(src)
+    expect(
+        calibration_data.ndim == len(shape) and all(s is None or s == c for s, c in zip(shape[1:], calibration_data.shape[1:])),
+        f"quantize: expected calibration images of shape {tuple('N' if s is None else s for s in shape)}, found {calibration_data.shape}",
+    )
+    calib = calibration_data[: spec.calib_samples]
+    lo, hi = float(calib.min()), float(calib.max())
+    expect(lo >= -1e-6 and hi <= 1 + 1e-6, f"quantize: expected calibration pixel values in [0, 1] (normalization lives inside the model), found [{lo:.3g}, {hi:.3g}]")
+    expect(np.isfinite(calib).all(), "quantize: expected finite calibration images, found NaN or inf")
+
+    qtype = {"u8": QuantType.QUInt8, "s8": QuantType.QInt8}
+    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}[spec.calibration]
+    extra = {"ActivationSymmetric": spec.act_symmetric, "WeightSymmetric": True}
+    if spec.calibration == "percentile":
+        extra["CalibPercentile"] = float(spec.percentile)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="edgebench-quant-") as tmp:
+        pre = Path(tmp) / "preprocessed.onnx"
+        model_in = src
+        try:
+            from onnxruntime.quantization.shape_inference import quant_pre_process
+
+            quant_pre_process(str(src), str(pre))
+            model_in = pre
+        except Exception as exc:  # pre-processing is an optimization; quantization works without it
+            log.warning("quant_pre_process failed on %s (%s: %s); quantizing the model as exported", src, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        tmp_out = Path(tmp) / "quantized.onnx"
+        reader = ArrayCalibrationReader(model_in, calib, spec.calib_batch_size)
+        chatter = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(chatter):  # ORT prints calibration progress
+                ort_quantize_static(
+                    str(model_in),
+                    str(tmp_out),
+                    reader,
+                    quant_format=QuantFormat.QDQ,
+                    per_channel=spec.per_channel,
+                    reduce_range=spec.reduce_range,
+                    activation_type=qtype[spec.act_type],
+                    weight_type=qtype[spec.w_type],
+                    calibrate_method=method,
+                    extra_options=extra,
+                )
+        except EdgebenchError:
+            raise
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise EdgebenchError(f"quantize: onnxruntime could not quantize {src}: {first}") from None
+        finally:
+            if chatter.getvalue().strip():
+                log.debug("onnxruntime calibration: %s", chatter.getvalue().strip())
+        _check_quantized(tmp_out, calib[:1], reader.input_name)
+        tmp_final = out.with_name(out.name + ".tmp")
+        shutil.copyfile(tmp_out, tmp_final)
+        tmp_final.replace(out)
+    log.info("quantized %s -> %s (%s, %s calibration on %d images)", src, out, spec.preset, spec.calibration, len(calib))
+    return out
+
+
+def _check_quantized(path: Path, sample: np.ndarray, input_name: str) -> None:
+    """The quantized model loads in ORT (CPU), runs on a real image, and has Q/DQ nodes."""
+    import onnxruntime as ort
+
+    counts = count_qdq_nodes(path)
+    if not counts["QuantizeLinear"] or not counts["DequantizeLinear"]:
+        raise EdgebenchError(f"quantize: expected QuantizeLinear/DequantizeLinear nodes in the result, found {counts} (nothing quantizable?)")
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    try:
+        sess = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+        outs = sess.run(None, {input_name: np.ascontiguousarray(sample)})
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EdgebenchError(f"quantize: the quantized model does not run in onnxruntime: {first}") from None
+    if not all(np.isfinite(o).all() for o in outs):
+        raise EdgebenchError("quantize: the quantized model returns NaN or inf on a calibration image")
