@@ -10,8 +10,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 # Progress and status go to stderr so that --json output on stdout stays clean.
-err_console = Console(stderr=True)
-out_console = Console()
+# Piped output (CI logs) gets a wide console so tables are not squeezed to 80 columns.
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+out_console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 class PipelineUi:

@@ -71,8 +71,33 @@ class Pipeline:
         self.ui("status", {"text": f"done in {time.perf_counter() - t0:.1f} s"})
         return results
 
+    def validate(self) -> None:
+        """Parse every prune, quantize and attack spec before any work, so a mistake in the
+        study costs a second, not a half-finished run."""
+        from edgebench.compress.prune import parse_prune_spec
+        from edgebench.compress.quantize import parse_quant_spec
+        from edgebench.robustness.attacks import parse_attack_specs
+
+        cfg = self.config
+        for cand in cfg.candidates:
+            try:
+                if cand.prune is not None:
+                    parse_prune_spec(cand.prune)
+                if cand.quantize is not None:
+                    q = parse_quant_spec(cand.quantize)
+                    if q.calib_samples > cfg.data.calib_count:
+                        raise EdgebenchError(
+                            f"quantize.calib_samples={q.calib_samples} but data.calib_count={cfg.data.calib_count}: "
+                            "calibration images are held out from evaluation; raise calib_count or lower calib_samples"
+                        )
+            except EdgebenchError as exc:
+                raise EdgebenchError(f"candidate '{cand.name}': {exc}") from None
+        if cfg.attacks.suite:
+            parse_attack_specs(list(cfg.attacks.suite))
+
     def prepare(self) -> Any:
         """Bind the run folder to this study and load the subject (model + data)."""
+        self.validate()
         self.store.bind_study(self.config.to_dict())
         self.ui("status", {"text": f"run folder {self.run_dir}"})
         return self._subject()
@@ -165,7 +190,7 @@ class Pipeline:
             spec = parse_quant_spec(cand.quantize)
             fp32 = art.with_name(art.stem + ".fp32.onnx")
             export_onnx(module, fp32, shape)
-            n_cal = min(spec.calib_samples, len(split.x_calib))
+            n_cal = spec.calib_samples
             self.ui("status", {"text": f"{cand.name}: int8 calibration on {n_cal} held-out images ({spec.calibration})"})
             quantize_static(fp32, art, split.x_calib[:n_cal], spec)
             fp32.unlink(missing_ok=True)

@@ -65,17 +65,27 @@ class RunStore:
         return self.root / "measurements" / safe_name(candidate) / safe_name(device) / f"{kind}.json"
 
     # ---- study identity ------------------------------------------------------------------------
+    # Changing these keeps earlier measurements valid: a new device is measured, the others kept;
+    # new budgets only change verdicts. Any other change (model, data, candidates, attacks,
+    # profile settings) would mix incomparable numbers into one folder.
+    RESUMABLE_CHANGES = ("devices", "budgets")
+
     def bind_study(self, study: dict) -> None:
         """Record the study; refuse to mix measurements of a different study into this folder."""
+        study = json.loads(json.dumps(study))  # tuples -> lists, as stored
         path = self.root / "study.json"
         if path.is_file():
             old = read_json(path, "study record")
-            if old != study:
-                changed = sorted(k for k in set(old) | set(study) if old.get(k) != study.get(k))
+            changed = sorted(k for k in set(old) | set(study) if old.get(k) != study.get(k))
+            blocking = [k for k in changed if k not in self.RESUMABLE_CHANGES]
+            if blocking:
                 raise EdgebenchError(
-                    f"{self.root} holds a different study (changed: {changed}); use another --out folder, "
+                    f"{self.root} holds a different study (changed: {blocking}); use another --out folder, "
                     "or delete the folder to start over"
                 )
+            if changed:
+                log.info("study changed only in %s: resuming", changed)
+                atomic_write_json(path, study)
         else:
             atomic_write_json(path, study)
 

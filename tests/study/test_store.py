@@ -34,7 +34,9 @@ def test_names_are_made_safe_for_the_file_system(tmp_path: Path) -> None:
 
 def test_bind_study_refuses_a_different_study(tmp_path: Path) -> None:
     store = RunStore(tmp_path)
-    store.bind_study({"name": "a", "seed": 0})
-    store.bind_study({"name": "a", "seed": 0})  # the same study resumes
+    store.bind_study({"name": "a", "seed": 0, "devices": ("local",)})
+    store.bind_study({"name": "a", "seed": 0, "devices": ["local"]})  # the same study resumes
+    store.bind_study({"name": "a", "seed": 0, "devices": ["local", "jetson"]})  # a new device: resume
+    assert store.read_json("study.json")["devices"] == ["local", "jetson"]
     with pytest.raises(EdgebenchError, match=r"holds a different study \(changed: \['seed'\]\)"):
         store.bind_study({"name": "a", "seed": 1})

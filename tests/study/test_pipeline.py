@@ -1,0 +1,105 @@
+"""The whole pipeline on a real (small) study: build, attack, profile, replay, report; then resume."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edgebench.study.config import load_study
+from edgebench.study.pipeline import Pipeline
+
+STUDY = {
+    "name": "itest",
+    "model": {"arch": "lenet5", "train_epochs": 2},
+    "data": {"name": "mnist", "eval_count": 200, "calib_count": 64, "train_count": 800},
+    "candidates": [
+        "base",
+        {"name": "pruned-50", "prune": {"ratio": 0.5, "finetune": {"epochs": 1}}},
+        {"name": "int8", "quantize": {"preset": "ort-cpu", "calib_samples": 64}},
+        {"name": "pruned-50+int8", "prune": {"ratio": 0.5, "finetune": {"epochs": 1}},
+         "quantize": {"preset": "ort-cpu", "calib_samples": 64}},
+    ],
+    "attacks": {"samples": 32, "suite": [{"name": "fgsm", "eps_255": [8, 32]},
+                                         {"name": "pgd", "norm": "linf", "eps_255": [8, 32], "steps": 5}]},
+    "profile": {"batches": [1, 4], "iterations": 20, "min_duration_s": 0.0, "warmup_iters": 2, "warmup_s": 0.0,
+                "threads": 1},
+    "budgets": {"max_p99_latency_ms": 1000.0, "max_peak_memory_mb": 4096, "max_accuracy_drop": 0.5,
+                "max_robustness_drop": 0.5},
+}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("run")
+    study = folder / "study.yaml"
+    study.write_text(yaml.safe_dump(STUDY))
+    out = folder / "out"
+    Pipeline(load_study(study), out).run()
+    return out
+
+
+def test_results_follow_the_schema(run_dir: Path) -> None:
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["schema"] == "edgebench.results/1"
+    assert results["environment"]["versions"]["onnxruntime"] and results["environment"]["host"]["cpu_model"]
+    names = [c["name"] for c in results["candidates"]]
+    assert names == ["base", "pruned-50", "int8", "pruned-50+int8"]
+    assert {a["id"] for a in results["attacks"]} == {"fgsm-linf-8", "fgsm-linf-32", "pgd-linf-8", "pgd-linf-32"}
+    by = {c["name"]: c for c in results["candidates"]}
+    for c in results["candidates"]:
+        art = c["artifact"]
+        assert (run_dir / art["path"]).is_file() and len(art["sha256"]) == 64 and art["size_bytes"] > 0
+        assert c["params"] > 0 and c["macs"] > 0 and c["export_check"]["onnx_checker"] == "passed"
+        d = c["devices"]["local"]
+        lat = d["latency_ms"]
+        for key in ("min", "mean", "std", "p50", "p90", "p95", "p99", "max"):
+            assert lat[key] > 0
+        assert d["latency_compute_ms"]["p50"] > 0 and d["throughput_ips"] > 0
+        assert d["memory_mb"]["peak_rss"] > 0
+        assert 0.0 <= d["clean_accuracy"] <= 1.0
+        assert len(d["robustness"]) == 4
+        for row in d["robustness"]:
+            assert set(row) >= {"attack", "norm", "eps", "accuracy", "transfer_success_rate", "agreement"}
+        assert d["verdict"]["status"] in ("READY", "NOT READY", "UNMEASURED")
+        assert d["environment"]["runtime"]["backend"] == "onnxruntime"
+    # what compression does, measured: pruning halves channels (fewer MACs), int8 shrinks the file
+    assert by["pruned-50"]["macs"] < 0.6 * by["base"]["macs"]
+    assert by["int8"]["artifact"]["size_bytes"] < 0.5 * by["base"]["artifact"]["size_bytes"]
+    assert by["base"]["export_check"]["max_abs_diff"] < 1e-4
+    assert by["int8"]["export_check"]["top1_agreement"] > 0.9 and by["int8"]["export_check"]["max_abs_diff"] is None
+    # the base replayed on its own exported engine agrees with PyTorch
+    base = by["base"]["devices"]["local"]
+    assert base["fidelity"]["top1_agreement"] > 0.99
+    assert all(r["agreement"] > 0.95 for r in base["robustness"])
+    # a stronger attack hurts at least as much on the base model
+    acc = {r["id"]: r["accuracy"] for r in base["robustness"]}
+    assert acc["pgd-linf-32"] <= acc["pgd-linf-8"] + 1e-9
+
+
+def test_reports_are_rendered(run_dir: Path) -> None:
+    html = (run_dir / "report.html").read_text()
+    md = (run_dir / "report.md").read_text()
+    assert "pruned-50+int8" in html and "pruned-50+int8" in md
+
+
+def test_rerun_resumes_without_measuring_again(run_dir: Path) -> None:
+    files = sorted((run_dir / "measurements").rglob("*.json")) + sorted((run_dir / "artifacts").glob("*"))
+    files += sorted((run_dir / "attacks").glob("*.npz"))
+    before = {f: os.stat(f).st_mtime_ns for f in files}
+    Pipeline(load_study(Path(run_dir).parent / "study.yaml"), run_dir).run()
+    after = {f: os.stat(f).st_mtime_ns for f in files}
+    assert before == after
+
+
+def test_a_lost_measurement_is_measured_again_and_nothing_else(run_dir: Path) -> None:
+    target = run_dir / "measurements" / "int8" / "local" / "profile.json"
+    others = [f for f in (run_dir / "measurements").rglob("*.json") if f != target]
+    before = {f: os.stat(f).st_mtime_ns for f in others}
+    target.unlink()
+    Pipeline(load_study(Path(run_dir).parent / "study.yaml"), run_dir).run()
+    assert target.is_file()
+    assert {f: os.stat(f).st_mtime_ns for f in others} == before
