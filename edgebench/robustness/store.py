@@ -199,8 +199,10 @@ def _validate_arrays(
     preds: np.ndarray,
     clean: np.ndarray,
     dist: np.ndarray | None,
+    n: int | None = None,
 ) -> None:
-    n = len(labels)
+    if n is None:
+        n = len(x) if x is not None and x.ndim >= 1 else len(labels)
     if x is not None:
         if x.dtype != np.float32:
             raise EdgebenchError(f"adversarial set {sid}: expected x as float32, found {x.dtype}")
@@ -255,9 +257,9 @@ def load(path: str | Path, *, inputs: bool = True, verify: bool = True) -> Adver
     expected_shape = tuple(manifest.get("shape", x_meta[1]))
     if tuple(x_meta[1]) != expected_shape:
         raise EdgebenchError(f"adversarial set {sid}: expected x of shape {expected_shape} (manifest), found {tuple(x_meta[1])}")
-    _validate_arrays(sid, x, arr["labels"], arr["indices"], arr["base_predictions"], arr["base_clean_predictions"], dist)
-    if len(arr["labels"]) != x_meta[1][0]:
-        raise EdgebenchError(f"adversarial set {sid}: expected {len(arr['labels'])} inputs, found {x_meta[1][0]}")
+    if len(x_meta[1]) < 2:
+        raise EdgebenchError(f"adversarial set {sid}: expected x of shape (N, C, H, W), found {tuple(x_meta[1])}")
+    _validate_arrays(sid, x, arr["labels"], arr["indices"], arr["base_predictions"], arr["base_clean_predictions"], dist, n=int(x_meta[1][0]))
     match = manifest.get("match", {})
     return AdversarialSet(
         id=sid,
