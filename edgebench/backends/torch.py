@@ -12,6 +12,7 @@ Options: ``threads`` (``torch.set_num_threads``), ``device`` (``cpu``/``cuda[:N]
 from __future__ import annotations
 
 import logging
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,9 @@ def load_module(path: str | Path, device: str = "cpu") -> tuple[Any, str, tuple[
     fmt = detect_format(p)
     try:
         if fmt == "torchscript":
-            module = torch.jit.load(str(p), map_location=device)
+            with warnings.catch_warnings():  # torch 2.9+ marks TorchScript deprecated; it still is what users ship
+                warnings.simplefilter("ignore", FutureWarning)
+                module = torch.jit.load(str(p), map_location=device)
             return module.eval(), fmt, None
         ep = torch.export.load(str(p))
     except EdgebenchError:
@@ -96,6 +99,11 @@ class TorchBackend(Backend):
             torch.cuda.reset_peak_memory_stats(self._device)
         module, self.format, declared = load_module(str(self.artifact), dev)
         self._compiled = bool(self.options.get("compile", False))
+        if self._compiled and self.format == "torchscript":
+            raise EdgebenchError(
+                f"torch backend: compile=True needs an ExportedProgram (.pt2), found TorchScript {self.artifact} "
+                "(torch.compile does not compile TorchScript)"
+            )
         self._module = torch.compile(module) if self._compiled else module
         given = self.options.get("input_shape")
         if declared is not None:

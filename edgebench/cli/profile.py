@@ -233,7 +233,7 @@ def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = No
         runs.append(run)
     notes = list(resolved.notes)
     if resolved.random_weights:
-        notes.insert(0, f"weights are random: {resolved.weights}")
+        notes.insert(0, f"weights are {resolved.weights}")
     if req.profile_ops:
         notes.append("--profile-ops: ONNX Runtime profiling was on during timing, so latencies include its overhead")
     if not spec.profile.get("peak_gops"):
@@ -264,12 +264,14 @@ def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = No
 
 # ---- rendering ---------------------------------------------------------------------------------
 def _render(out: dict) -> None:
+    from rich.console import Console
     from rich.table import Table
 
     from edgebench.cli.ui import fmt, out_console
 
     m = out["model"]
-    console = out_console
+    # a pipe or a file gets wide lines instead of 80-column wrapping
+    console = out_console if out_console.is_terminal else Console(width=160)
     console.print(
         f"[bold]{m['source']}[/bold] on [bold]{out['device']}[/bold] with {out['backend']} ({out['precision']}); "
         f"input '{out['input']['name']}' per-item shape {tuple(out['input']['item_shape'])}: {out['input']['source']}",

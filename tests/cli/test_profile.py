@@ -1,0 +1,180 @@
+"""``edgebench profile`` and ``edgebench backends`` through the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICK = ["--warmup", "1", "--iterations", "3", "--min-duration", "0", "--threads", "1"]
+
+
+def edgebench(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="200")
+    return subprocess.run([sys.executable, "-m", "edgebench", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    err = proc.stderr.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert err.startswith("error: ")
+    for needle in needles:
+        assert needle in err, (needle, err)
+    return err
+
+
+@pytest.fixture(scope="module")
+def net_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+    from torch import nn
+
+    from edgebench.export.onnx import export_onnx
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(8, 10)).eval()
+    return export_onnx(net, tmp_path_factory.mktemp("m") / "net.onnx", (1, 3, 16, 16))
+
+
+def _graph_model(path: Path, dims: list, node: onnx.NodeProto, domains: list) -> Path:
+    w = numpy_helper.from_array(np.random.default_rng(0).random((4, 3, 3, 3), dtype=np.float32), "w")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("image", TensorProto.FLOAT, dims)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
+    onnx.save(helper.make_model(graph, opset_imports=domains, ir_version=9), str(path))
+    return path
+
+
+def test_profile_onnx_json(net_onnx: Path) -> None:
+    from edgebench.measure.onnx_stats import onnx_stats
+
+    proc = edgebench("profile", str(net_onnx), "--batch", "1,2", "--profile-ops", "--json", *QUICK)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    assert out["schema"] == "edgebench.profile/1" and out["backend"] == "onnxruntime" and out["precision"] == "fp32"
+    assert [(r["batch"], r["mode"]) for r in out["runs"]] == [(1, "end_to_end"), (1, "compute"), (2, "end_to_end"), (2, "compute")]
+    st = onnx_stats(net_onnx, (3, 16, 16))
+    assert out["model"]["params"] == st.params and out["model"]["macs"] == st.macs
+    assert out["model"]["random_weights"] is False
+    for run in out["runs"]:
+        lat = run["latency_ms"]
+        assert lat["samples"] >= 3 and lat["p50"] > 0 and isinstance(lat["unstable"], bool)
+        roof = run["roofline"]
+        assert roof["peak_gops"] == out["device_profile"]["peak_gops"]["fp32"]  # from devices/local.yaml
+        expected = 2 * st.macs * run["batch"] / (lat["p50"] / 1e3) / 1e9
+        assert roof["achieved_gops"] == pytest.approx(expected)
+        assert roof["bound"] in ("memory", "compute")
+    ops = out["op_profile"]
+    assert ops and sum(o["share"] for o in ops) <= 1 + 1e-9
+    assert out["input"]["source"].startswith("random uniform [0,1)")
+    env = out["environment"]
+    assert env["cpu_model"] and env["cpu_affinity"] and env["runtime"]["intra_op_threads"] == 1
+    assert out["memory_mb"]["peak_rss"] >= out["memory_mb"]["rss_before_load"] > 0
+
+
+def test_profile_with_real_data_and_the_table(net_onnx: Path, tmp_path: Path) -> None:
+    data = tmp_path / "images.npz"
+    np.savez(data, x=np.random.default_rng(1).random((5, 3, 16, 16), dtype=np.float32))
+    proc = edgebench("profile", str(net_onnx), "--data", str(data), *QUICK)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "end-to-end" in proc.stdout and "compute" in proc.stdout and "p99" in proc.stdout
+    assert "images.npz (array x, 5 items)" in proc.stdout
+    assert "memory (MB)" in proc.stdout and "environment:" in proc.stdout
+
+
+def test_torchvision_name_on_the_torch_backend_says_weights_are_random() -> None:
+    proc = edgebench("profile", "torchvision:mobilenet_v3_small", "--backend", "torch", "--input-shape", "1x3x32x32",
+                     "--json", *QUICK)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    assert out["model"]["random_weights"] is True and out["model"]["format"] == "torchscript"
+    assert any("weights are random" in n for n in out["notes"])
+    assert out["environment"]["runtime"]["backend"] == "torch"
+    assert out["environment"]["runtime"]["intra_op_threads"] == 1
+    assert out["model"]["macs"] > 0 and out["model"]["params"] > 1_000_000
+    assert {r["mode"] for r in out["runs"]} == {"end_to_end", "compute"}
+
+
+def test_torchscript_file_on_onnxruntime_is_exported_into_the_cache(tmp_path: Path) -> None:
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(3)).eval()
+    net(torch.rand(1, 3, 8, 8))
+    path = tmp_path / "ts.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.trace(net, torch.rand(1, 3, 8, 8)).save(str(path))
+    proc = edgebench("profile", str(path), "--input-shape", "1x3x8x8", "--json", *QUICK)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    artifact = Path(out["model"]["artifact"])
+    assert artifact.suffix == ".onnx" and Path(os.environ["EDGEBENCH_CACHE_DIR"]) in artifact.parents
+    assert out["model"]["kind"] == "torchscript" and out["model"]["format"] == "onnx"
+
+
+# ---- bad input: one line naming the input, exit 2 ------------------------------------------------
+def test_corrupt_model(tmp_path: Path) -> None:
+    bad = tmp_path / "corrupt.onnx"
+    bad.write_bytes(os.urandom(2048))
+    assert_one_line_error(edgebench("profile", str(bad), *QUICK), "corrupt.onnx")
+
+
+def test_dynamic_dims_without_a_shape(tmp_path: Path) -> None:
+    path = _graph_model(tmp_path / "dyn.onnx", ["N", 3, "H", "W"], helper.make_node("Conv", ["image", "w"], ["y"]),
+                        [helper.make_opsetid("", 17)])
+    assert_one_line_error(edgebench("profile", str(path), *QUICK), "'image'", "dynamic", "--input-shape")
+    ok = edgebench("profile", str(path), "--input-shape", "1x3x12x12", "--json", *QUICK)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert json.loads(ok.stdout)["model"]["macs"] == 4 * 10 * 10 * 27
+
+
+def test_shape_that_does_not_match(net_onnx: Path) -> None:
+    assert_one_line_error(edgebench("profile", str(net_onnx), "--input-shape", "1x3x32x32", *QUICK),
+                          "'input'", "(batch, 3, 16, 16)", "1x3x32x32")
+
+
+def test_data_that_does_not_match(net_onnx: Path, tmp_path: Path) -> None:
+    data = tmp_path / "wrong.npz"
+    np.savez(data, x=np.random.default_rng(0).random((4, 1, 8, 8), dtype=np.float32))
+    assert_one_line_error(edgebench("profile", str(net_onnx), "--data", str(data), *QUICK), "'input'", "(1, 8, 8)")
+
+
+def test_unsupported_operator(tmp_path: Path) -> None:
+    node = helper.make_node("MysteryOp", ["image"], ["y"], domain="com.example.custom")
+    path = _graph_model(tmp_path / "custom.onnx", [1, 3, 8, 8], node,
+                        [helper.make_opsetid("", 17), helper.make_opsetid("com.example.custom", 1)])
+    assert_one_line_error(edgebench("profile", str(path), *QUICK), "custom.onnx", "MysteryOp")
+
+
+def test_option_combinations_are_checked_up_front(net_onnx: Path) -> None:
+    assert_one_line_error(edgebench("profile", str(net_onnx), "--backend", "torch", "--profile-ops"), "--profile-ops")
+    assert_one_line_error(edgebench("profile", str(net_onnx), "--batch", "1,zero"), "--batch")
+    assert_one_line_error(edgebench("profile", str(net_onnx), "--backend", "torch"), "ONNX file")
+    assert_one_line_error(edgebench("profile", "torchvision:resnet_nope"), "resnet_nope")
+    assert_one_line_error(edgebench("profile", str(net_onnx), "--device", "nowhere"), "nowhere")
+
+
+def test_backends_lists_every_backend_with_reasons() -> None:
+    proc = edgebench("backends", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
+    assert set(rows) >= {"onnxruntime", "torch", "tensorrt", "null"}
+    assert rows["onnxruntime"]["available"] is True and rows["torch"]["available"] is True
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        assert rows["tensorrt"]["available"] is False and "tensorrt" in rows["tensorrt"]["reason"]
+    table = edgebench("backends")
+    assert table.returncode == 0 and "tensorrt" in table.stdout and "available" in table.stdout
