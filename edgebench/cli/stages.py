@@ -146,7 +146,7 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json"),
     ) -> None:
         from edgebench.cli.ui import err_console, fmt, print_json
-        from edgebench.robustness.replay import replay_sets
+        from edgebench.study.replay import replay_sets
 
         rows = replay_sets(artifact, attacks, device, threads=threads)
         if json_out:

@@ -32,8 +32,9 @@ def replay_sets(artifact: Path, attacks_dir: Path, device_name: str = "local", t
     from edgebench.robustness.metrics import robustness_rows
     from edgebench.robustness.store import load_folder
 
-    if not Path(artifact).is_file():
-        raise EdgebenchError(f"artifact not found: expected an ONNX file at {artifact}")
+    from edgebench.export.onnx import check_onnx
+
+    check_onnx(artifact)  # missing or corrupt: one clear line before anything is sent to a device
     sets = load_folder(attacks_dir, inputs=False)
     if not sets:
         raise EdgebenchError(f"{attacks_dir}: no adversarial sets listed in attacks.json")

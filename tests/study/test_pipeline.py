@@ -103,3 +103,17 @@ def test_a_lost_measurement_is_measured_again_and_nothing_else(run_dir: Path) ->
     Pipeline(load_study(Path(run_dir).parent / "study.yaml"), run_dir).run()
     assert target.is_file()
     assert {f: os.stat(f).st_mtime_ns for f in others} == before
+
+
+def test_standalone_replay_matches_the_run(run_dir: Path) -> None:
+    """`edgebench replay` on the run's files gives the rows the pipeline recorded."""
+    from edgebench.study.replay import replay_sets
+
+    results = json.loads((run_dir / "results.json").read_text())
+    int8 = next(c for c in results["candidates"] if c["name"] == "int8")
+    rows = replay_sets(run_dir / int8["artifact"]["path"], run_dir / "attacks", "local")
+    recorded = {r["id"]: r for r in int8["devices"]["local"]["robustness"]}
+    assert {r["id"] for r in rows} == set(recorded)
+    for r in rows:
+        for key in ("accuracy", "transfer_success_rate", "agreement", "count"):
+            assert r[key] == recorded[r["id"]][key]

@@ -1,0 +1,83 @@
+"""`edgebench` as a user runs it: a subprocess, exit codes, one-line errors, no tracebacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def edgebench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgebench", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=600)
+
+
+def _one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    assert lines[-1].startswith("error: ")
+    for needle in needles:
+        assert needle in lines[-1]
+
+
+def test_help_lists_every_command_with_examples() -> None:
+    proc = edgebench("--help")
+    assert proc.returncode == 0
+    for cmd in ("run", "compress", "export", "attack", "profile", "replay", "report", "devices", "backends"):
+        assert cmd in proc.stdout
+    run_help = edgebench("run", "--help")
+    assert run_help.returncode == 0 and "Examples" in run_help.stdout and "--fail-on" in run_help.stdout
+
+
+def test_missing_study_file(tmp_path: Path) -> None:
+    _one_line_error(edgebench("run", str(tmp_path / "nope.yaml")), "study config not found", "nope.yaml")
+
+
+def test_invalid_study(tmp_path: Path) -> None:
+    study = tmp_path / "s.yaml"
+    study.write_text("profile: {batches: [one]}\n")
+    _one_line_error(edgebench("run", str(study), "--out", str(tmp_path / "out")), "profile.batches",
+                    "expected a non-empty list of positive integers")
+
+
+def test_unknown_device_fails_before_any_work(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _one_line_error(edgebench("run", "--device", "no-such-board", "--out", str(out)), "unknown device 'no-such-board'")
+    assert not out.exists()
+
+
+def test_bad_fail_on_value(tmp_path: Path) -> None:
+    _one_line_error(edgebench("run", "--fail-on", "sometimes", "--out", str(tmp_path / "o")), "--fail-on")
+
+
+def test_replay_with_corrupt_artifact(tmp_path: Path) -> None:
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(b"\x08\x07garbage")
+    attacks = tmp_path / "attacks"
+    attacks.mkdir()
+    _one_line_error(edgebench("replay", str(bad), str(attacks)), "is not a valid ONNX model", "model.onnx")
+    _one_line_error(edgebench("replay", str(tmp_path / "missing.onnx"), str(attacks)), "ONNX model not found")
+
+
+def test_export_with_a_checkpoint_that_is_not_a_model(tmp_path: Path) -> None:
+    ckpt = tmp_path / "w.pt"
+    ckpt.write_text("not a checkpoint")
+    _one_line_error(edgebench("export", "-o", str(tmp_path / "m.onnx"), "--checkpoint", str(ckpt)),
+                    "not a PyTorch checkpoint")
+
+
+def test_verdict_exit_codes() -> None:
+    from edgebench.cli.run import verdict_exit_code
+
+    def res(*statuses: str) -> dict:
+        return {"candidates": [{"devices": {f"d{i}": {"verdict": {"status": s}}}} for i, s in enumerate(statuses)]}
+
+    assert verdict_exit_code(res("READY", "NOT READY"), "never") == 0
+    assert verdict_exit_code(res("READY", "NOT READY"), "not-ready") == 1
+    assert verdict_exit_code(res("READY", "UNMEASURED"), "not-ready") == 0
+    assert verdict_exit_code(res("READY", "UNMEASURED"), "unmeasured") == 3
+    assert verdict_exit_code(res("UNMEASURED", "NOT READY"), "unmeasured") == 1
+    assert verdict_exit_code(res("READY"), "unmeasured") == 0
