@@ -125,8 +125,11 @@ def _print_diff(diff: dict, show_all: bool) -> None:
     rows = diff["rows"] if show_all else [r for r in diff["rows"] if r["regressed"]]
     table = Table(title=f"{escape(str(a.get('run_id')))} (A) -> {escape(str(b.get('run_id')))} (B): "
                         + ("every metric" if show_all else "regressions"))
-    for col in ("Candidate", "Device", "Metric", "A", "B", "Change", "Regressed"):
-        table.add_column(col)
+    table.add_column("Candidate", overflow="fold")
+    table.add_column("Device", overflow="fold")
+    table.add_column("Metric", no_wrap=True)
+    for col in ("A", "B", "Change", "Regressed"):
+        table.add_column(col, justify="right")
     for r in rows:
         change = r["note"] or (f"{r['change']:+.4g}" + (f" ({100 * r['change_rel']:+.1f}%)" if r["change_rel"] is not None else ""))
         table.add_row(escape(r["candidate"]), escape(r["device"]), escape(r["metric"]), _fmt(r["a"]), _fmt(r["b"]),

@@ -55,7 +55,7 @@ def to_svg(fig) -> str:
     plt = _plt()
     buf = io.StringIO()
     with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": f"eb{next(_counter)}"}):
-        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     plt.close(fig)
     svg = buf.getvalue()
     svg = svg[svg.index("<svg"):]
@@ -156,7 +156,7 @@ def pareto_svg(results: dict, device: str) -> str | None:
         _style(ax)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(4, max(1, len(labels))), fontsize=8,
-               bbox_to_anchor=(0.5, -0.02), frameon=False)
+               bbox_to_anchor=(0.5, 0.0), frameon=False)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     return to_svg(fig)
 
@@ -224,7 +224,7 @@ def robustness_svg(results: dict, device: str) -> str | None:
                 handles.append(h)
                 labels.append(lab)
     fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8,
-               bbox_to_anchor=(0.5, -0.02), frameon=False)
+               bbox_to_anchor=(0.5, 0.0), frameon=False)
     fig.tight_layout(rect=(0, 0.12, 1, 1))
     return to_svg(fig)
 
@@ -264,7 +264,7 @@ def latency_svg(results: dict, device: str) -> str | None:
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels(ylabels, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("latency, batch 1 (ms): whisker min-max, box p50-p99, ticks p50 (black) and p90")
+    ax.set_xlabel("latency, batch 1 (ms)")
     ax.set_xlim(left=0)
     _style(ax)
     fig.tight_layout()
@@ -295,7 +295,7 @@ def memory_svg(results: dict, device: str) -> str | None:
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels([label(r[1], 32) for r in rows], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("MB (wide bar: peak RSS, narrow bar: RSS after load)")
+    ax.set_xlabel("MB")
     _style(ax)
     fig.tight_layout()
     return to_svg(fig)
@@ -339,7 +339,7 @@ def ops_svg(results: dict, device: str, top: int = 5) -> str | None:
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
     ax.set_xlabel("share of operator time (%)")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=5, fontsize=8, frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, fontsize=8, frameon=False)
     _style(ax)
     fig.tight_layout()
     return to_svg(fig)
@@ -350,7 +350,8 @@ def device_plots(results: dict, device: str) -> list[tuple[str, str, str | None]
     return [
         ("pareto", "Latency against accuracy (Pareto)", pareto_svg(results, device)),
         ("robustness", "Robustness curves", robustness_svg(results, device)),
-        ("latency", "Latency distribution", latency_svg(results, device)),
-        ("memory", "Memory", memory_svg(results, device)),
-        ("ops", "Operator time", ops_svg(results, device)),
+        ("latency", "Latency distribution (whisker min to max, box p50 to p99, ticks at p50 and p90)",
+         latency_svg(results, device)),
+        ("memory", "Memory (wide bar: peak RSS, narrow bar: RSS after load)", memory_svg(results, device)),
+        ("ops", "Share of operator time (top operators, the rest as other)", ops_svg(results, device)),
     ]

@@ -137,21 +137,30 @@ class Browser:
         self.call("Emulation.setDeviceMetricsOverride",
                   {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=True)
 
+    def _event(self, event: dict) -> None:
+        """Record an event; dismiss JavaScript dialogs at once (an open alert() blocks the page)."""
+        self.events.append(event)
+        if event["method"] == "Page.javascriptDialogOpening":
+            self._id += 1
+            self.ws.send(json.dumps({"id": self._id, "method": "Page.handleJavaScriptDialog",
+                                     "params": {"accept": True}, "sessionId": event.get("sessionId")}))
+
     def call(self, method: str, params: dict | None = None, session: bool = False) -> dict:
         self._id += 1
-        msg: dict[str, Any] = {"id": self._id, "method": method, "params": params or {}}
+        my_id = self._id
+        msg: dict[str, Any] = {"id": my_id, "method": method, "params": params or {}}
         if session:
             msg["sessionId"] = self.session
         self.ws.send(json.dumps(msg))
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             reply = json.loads(self.ws.recv())
-            if reply.get("id") == self._id:
+            if reply.get("id") == my_id:
                 if "error" in reply:
                     raise RuntimeError(f"{method}: {reply['error']}")
                 return reply.get("result", {})
             if "method" in reply:
-                self.events.append(reply)
+                self._event(reply)
         raise TimeoutError(method)
 
     def wait_event(self, method: str) -> dict:
@@ -162,7 +171,7 @@ class Browser:
         while time.monotonic() < deadline:
             reply = json.loads(self.ws.recv())
             if "method" in reply:
-                self.events.append(reply)
+                self._event(reply)
                 if reply["method"] == method:
                     return reply
         raise TimeoutError(method)
@@ -200,6 +209,10 @@ class Browser:
                 entry = p["entry"]
                 out.append(f"log {entry.get('level')} ({entry.get('source')}): {entry.get('text')}")
         return out
+
+    def dialogs(self) -> list[str]:
+        """Messages of alert()/confirm()/prompt() dialogs the page opened."""
+        return [e["params"].get("message", "") for e in self.events if e["method"] == "Page.javascriptDialogOpening"]
 
     def requests(self) -> list[str]:
         return [e["params"]["request"]["url"] for e in self.events if e["method"] == "Network.requestWillBeSent"]

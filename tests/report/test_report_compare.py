@@ -1,0 +1,100 @@
+"""compare: injected regressions are found, improvements and noise within tolerance are not."""
+
+from __future__ import annotations
+
+import pytest
+from report_helpers import EVIL_NAME, entry, load_fixture
+
+from edgebench.errors import EdgebenchError
+from edgebench.report.compare import Tolerance, compare_exit_code, compare_results
+
+
+def rows_for(diff: dict, candidate: str, metric: str) -> dict:
+    return next(r for r in diff["rows"] if r["candidate"] == candidate and r["metric"] == metric)
+
+
+def test_identical_runs_do_not_regress():
+    a = load_fixture()
+    diff = compare_results(a, load_fixture())
+    assert diff["regressions"] == 0 and not diff["regressed"]
+    assert diff["verdict_changes"] == [] and diff["only_in_a"] == [] and diff["only_in_b"] == []
+    assert compare_exit_code(diff) == 0
+    assert all(r["change"] in (0, None) for r in diff["rows"])
+    assert "verdict" not in a["candidates"][0]["devices"]["local"]  # inputs untouched
+
+
+def test_injected_latency_regression():
+    a, b = load_fixture(), load_fixture()
+    p99 = entry(a, "pruned-50")["latency_ms"]["p99"]
+    entry(b, "pruned-50")["latency_ms"]["p99"] = p99 * 1.5
+    diff = compare_results(a, b)
+    row = rows_for(diff, "pruned-50", "latency_ms.p99")
+    assert row["regressed"] and row["a"] == p99 and row["b"] == pytest.approx(p99 * 1.5)
+    assert row["change_rel"] == pytest.approx(0.5)
+    assert diff["regressions"] == 1 and compare_exit_code(diff) == 1
+    # Within a looser tolerance it is not a regression.
+    assert not compare_results(a, b, Tolerance(latency_rel=0.6))["regressed"]
+
+
+def test_faster_is_not_a_regression():
+    a, b = load_fixture(), load_fixture()
+    entry(b, "base")["latency_ms"]["p50"] *= 0.5
+    diff = compare_results(a, b)
+    assert not rows_for(diff, "base", "latency_ms.p50")["regressed"] and not diff["regressed"]
+
+
+def test_accuracy_robustness_memory_throughput_regressions():
+    a, b = load_fixture(), load_fixture()
+    entry(b, "base")["clean_accuracy"] -= 0.005  # within 1 pp
+    entry(b, "pruned-50")["clean_accuracy"] -= 0.02
+    entry(b, "pruned-50")["robustness"][4]["accuracy"] -= 0.05  # pgd-linf-8
+    entry(b, "int8")["memory_mb"]["peak_rss"] *= 1.3
+    entry(b, "int8")["throughput_ips"] *= 0.5
+    diff = compare_results(a, b)
+    regressed = {(r["candidate"], r["metric"]) for r in diff["rows"] if r["regressed"]}
+    assert regressed == {("pruned-50", "clean_accuracy"), ("pruned-50", "robust_accuracy[pgd-linf-8]"),
+                         ("int8", "peak_memory_mb"), ("int8", "throughput_ips")}
+    assert rows_for(diff, "base", "clean_accuracy")["change"] == pytest.approx(-0.005)
+    # pruned-50's accuracy drop (0.028) now fails its 0.02 budget: READY -> NOT READY.
+    assert diff["verdict_changes"] == [{"candidate": "pruned-50", "device": "local", "a": "READY",
+                                        "b": "NOT READY", "regressed": True}]
+    assert diff["regressions"] == 5
+
+
+def test_lost_measurement_regresses_new_one_does_not():
+    a, b = load_fixture(), load_fixture()
+    entry(b, "base")["latency_compute_ms"] = None
+    entry(a, EVIL_NAME)["memory_mb"] = None
+    entry(b, EVIL_NAME)["memory_mb"] = {"peak_rss": 100.0}
+    diff = compare_results(a, b)
+    lost = rows_for(diff, "base", "latency_compute_ms.p50")
+    assert lost["regressed"] and lost["note"] == "no longer measured" and lost["b"] is None
+    new = rows_for(diff, EVIL_NAME, "peak_memory_mb")
+    assert not new["regressed"] and new["note"] == "newly measured"
+
+
+def test_verdict_improvement_and_candidates_only_in_one_run():
+    a, b = load_fixture(), load_fixture()
+    rows = {r["id"]: r for r in entry(b, "int8")["robustness"]}
+    rows["pgd-l2-1.0"]["accuracy"] = 0.6  # int8 becomes fully measured: UNMEASURED -> READY
+    b["candidates"] = [c for c in b["candidates"] if c["name"] != EVIL_NAME]
+    diff = compare_results(a, b)
+    assert diff["verdict_changes"] == [{"candidate": "int8", "device": "local", "a": "UNMEASURED", "b": "READY",
+                                        "regressed": False}]
+    assert diff["only_in_a"] == [{"candidate": EVIL_NAME, "device": "local"}]
+    assert not diff["regressed"]
+
+
+def test_budget_change_is_flagged():
+    a, b = load_fixture(), load_fixture()
+    b["budgets"]["max_p99_latency_ms"] = 0.1
+    diff = compare_results(a, b)
+    assert diff["budgets_changed"]
+    assert {(v["candidate"], v["b"]) for v in diff["verdict_changes"]} == {("base", "NOT READY"),
+                                                                          ("pruned-50", "NOT READY"),
+                                                                          ("int8", "NOT READY")}
+
+
+def test_bad_tolerance():
+    with pytest.raises(EdgebenchError, match="tolerance latency_rel"):
+        Tolerance(latency_rel=-0.1)
