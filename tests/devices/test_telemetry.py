@@ -1,0 +1,79 @@
+"""Telemetry source selection on this machine (no Jetson, no NVIDIA driver): what is picked,
+what is reported unavailable and why, and that unavailable readings are None, never 0."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from edgebench.devices.telemetry import KEYS, available_samplers, make_sampler
+from edgebench.devices.telemetry.nvml import NvmlSampler, nvml_unavailable_reason
+from edgebench.errors import EdgebenchError
+
+
+def _nvml_present() -> bool:
+    return nvml_unavailable_reason() is None
+
+
+def test_available_samplers_lists_every_source_with_a_reason_when_missing() -> None:
+    rows = {r["source"]: r for r in available_samplers()}
+    assert list(rows) == ["jtop", "tegrastats", "nvml", "psutil"]
+    assert rows["psutil"]["available"] is True
+    for row in rows.values():
+        assert row["available"] or row["reason"]
+
+
+@pytest.mark.skipif(_nvml_present(), reason="this host has a working NVIDIA driver")
+def test_nvml_is_detected_unavailable_with_the_reason() -> None:
+    reason = nvml_unavailable_reason()
+    assert reason and "NVML" in reason
+    with pytest.raises(EdgebenchError, match="telemetry 'nvml' is unavailable: NVML"):
+        make_sampler("nvml")
+    with pytest.raises(EdgebenchError, match="nvml"):
+        NvmlSampler()
+
+
+@pytest.mark.skipif(_nvml_present(), reason="this host has a working NVIDIA driver")
+def test_auto_falls_back_to_psutil_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")  # no tegrastats anywhere
+    sampler = make_sampler("auto")
+    assert sampler.source == "psutil"
+    sampler.start()
+    time.sleep(0.35)
+    out = sampler.stop()
+    assert set(KEYS) <= set(out)
+    assert out["source"] == "psutil" and out["samples"] >= 1
+    assert out["ram_used_peak_mb"] > 0 and out["cpu_util_mean_pct"] is not None
+    # what psutil cannot see is unavailable (None), not zero
+    for key in ("power_mean_mw", "gpu_util_mean_pct", "gpu_mem_used_peak_mb", "temp_peak_c", "rails_mean_mw"):
+        assert out[key] is None, key
+    skipped = {f["source"]: f["reason"] for f in out["fallbacks"]}
+    assert list(skipped) == ["jtop", "tegrastats", "nvml"]
+    assert "tegrastats not on PATH" in skipped["tegrastats"] and "NVML" in skipped["nvml"]
+
+
+def test_none_samples_nothing_and_reports_every_key_as_unavailable() -> None:
+    sampler = make_sampler("none")
+    sampler.start()
+    out = sampler.stop()
+    assert out["source"] == "none" and out["samples"] == 0
+    assert all(out[k] is None for k in KEYS if k not in ("source", "samples"))
+
+
+def test_unknown_source_and_missing_tegrastats_are_clear_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(EdgebenchError, match=r"unknown source 'watts'.*expected one of"):
+        make_sampler("watts")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(EdgebenchError, match="telemetry 'tegrastats' is unavailable: tegrastats not on PATH"):
+        make_sampler("tegrastats")
+
+
+def test_jtop_without_jetson_stats_is_unavailable() -> None:
+    from edgebench.devices.telemetry.jetson_stats import jtop_unavailable_reason
+
+    reason = jtop_unavailable_reason()
+    if reason is None:
+        pytest.skip("jetson-stats and its service are present here")
+    with pytest.raises(EdgebenchError, match="telemetry 'jtop' is unavailable"):
+        make_sampler("jtop")
