@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from edgebench.errors import EXIT_USAGE, EdgebenchError
+from edgebench.errors import EdgebenchError
 
 
 def _address(spec) -> str:  # noqa: ANN001 - DeviceSpec
@@ -121,7 +121,8 @@ def register(app: typer.Typer) -> None:
         else:
             _print_report(report)
         if not report.ok:
-            raise typer.Exit(EXIT_USAGE)
+            more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
+            raise EdgebenchError(f"device '{name}' is not ready: {report.problems[0]}{more}")
 
 
 def _print_report(report) -> None:  # noqa: ANN001 - CheckReport

@@ -1,0 +1,118 @@
+"""Links that fail: refused, silent, killed mid-job. Each is reported as one clear
+EdgebenchError; a re-run after the server is back succeeds; earlier results are untouched."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from edgebench.devices.ssh import SshDevice
+from edgebench.devices.ssh.loopback import LoopbackSshd, free_port
+from edgebench.devices.transport import TransportError
+
+
+def long_job(model: Path, inputs: Path, result: Path, seconds: float) -> dict:
+    """A profile job that runs for a while (4 timed windows of *seconds*), with progress."""
+    return {"kind": "profile", "artifact": str(model), "inputs": str(inputs), "batches": [1, 2],
+            "modes": ["end_to_end", "compute"], "options": {"threads": 1}, "result": str(result),
+            "budget": {"warmup_iters": 1, "warmup_s": 0.0, "iterations": 5, "min_duration_s": seconds}}
+
+
+def test_connection_refused_is_reported_with_the_address(sshd: LoopbackSshd) -> None:
+    port = free_port()  # nothing listens there
+    dev = SshDevice(sshd.spec(name="gone", port=port, retries=1, retry_backoff_s=0.05))
+    with pytest.raises(TransportError) as info:
+        dev.run_job({"kind": "env"})
+    msg = str(info.value)
+    assert f"device 'gone' (" in msg and f"127.0.0.1:{port}" in msg and "connection refused" in msg
+    assert "gave up after 2 attempts" in msg and dev.attempts_last_job == 2
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A TCP port that accepts connections and never says a word (not an SSH server)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        sock.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(sock.accept()[0])
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield sock.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    sock.close()
+
+
+def test_a_server_that_never_speaks_ssh_times_out_clearly(sshd: LoopbackSshd, silent_server: int) -> None:
+    dev = SshDevice(sshd.spec(name="mute", port=silent_server, connect_timeout_s=1.0, retries=0))
+    with pytest.raises(TransportError) as info:
+        dev.run_job({"kind": "env"})
+    msg = str(info.value)
+    assert f"127.0.0.1:{silent_server}" in msg and "timed out after 1 s connecting" in msg
+    assert "gave up after 1 attempt;" in msg
+
+
+def test_server_killed_mid_job_is_reported_then_a_rerun_after_restart_succeeds(
+    make_sshd: Callable[..., LoopbackSshd], small_onnx: Path, digits_inputs: Path, fast_budget: dict, tmp_path: Path
+) -> None:
+    server = make_sshd("flaky")
+    dev = SshDevice(server.spec(retries=1, retry_backoff_s=0.1))
+    done_file = tmp_path / "done.json"
+    dev.run_job({"kind": "profile", "artifact": str(small_onnx), "inputs": str(digits_inputs), "batches": [1],
+                 "modes": ["compute"], "budget": fast_budget, "result": str(done_file)})
+    done_bytes = done_file.read_bytes()
+
+    started = threading.Event()
+    killer = threading.Thread(target=lambda: (started.wait(60), server.kill()), daemon=True)
+    killer.start()
+    interrupted = tmp_path / "interrupted.json"
+    with pytest.raises(TransportError) as info:
+        dev.run_job(long_job(small_onnx, digits_inputs, interrupted, 1.0), on_progress=lambda e: started.set())
+    killer.join()
+    msg = str(info.value)
+    assert "device 'flaky'" in msg and f"127.0.0.1:{server.port}" in msg
+    assert "gave up after 2 attempts" in msg and "re-run to resume" in msg
+    assert not interrupted.exists()  # nothing half-written on the host
+    assert done_file.read_bytes() == done_bytes  # the earlier result is untouched
+
+    server.start()  # the device is back (same address, same host key)
+    result = dev.run_job(long_job(small_onnx, digits_inputs, interrupted, 0.05))
+    assert result["ok"] and json.loads(interrupted.read_text())["ok"] is True
+    assert dev.transfer_stats["files_pushed"] == 3  # only the very first job pushed anything
+    assert done_file.read_bytes() == done_bytes
+    dev.close()
+
+
+def test_a_dropped_link_is_retried_and_the_job_completes(
+    make_sshd: Callable[..., LoopbackSshd], small_onnx: Path, digits_inputs: Path, tmp_path: Path
+) -> None:
+    server = make_sshd("blip")
+    dev = SshDevice(server.spec(retries=3, retry_backoff_s=0.5))
+    dropped = threading.Event()
+
+    def on_progress(event: dict) -> None:
+        if not dropped.is_set():
+            dropped.set()
+            threading.Thread(target=server.restart, daemon=True).start()  # kill, then back at once
+
+    result = dev.run_job(long_job(small_onnx, digits_inputs, tmp_path / "r.json", 0.5), on_progress=on_progress)
+    assert result["ok"] and dev.attempts_last_job >= 2
+    assert json.loads((tmp_path / "r.json").read_text())["ok"] is True
+    dev.close()
