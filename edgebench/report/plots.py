@@ -287,7 +287,7 @@ def memory_svg(results: dict, device: str) -> str | None:
         if after is not None:
             ax.barh(y, after, height=0.3, color=color(i), label="RSS after load" if y == 0 else None)
         if peak is None and after is None:
-            ax.text(0, y, " unmeasured", va="center", fontsize=8, color="#6b7280")
+            ax.text(0.01, y, "unmeasured", va="center", fontsize=8, color="#6b7280", transform=ax.get_yaxis_transform())
     budget = budgets_of(results).get("max_peak_memory_mb")
     if budget is not None:
         ax.axvline(budget, color="#dc2626", linestyle=":", linewidth=1.2)
@@ -325,7 +325,7 @@ def ops_svg(results: dict, device: str, top: int = 5) -> str | None:
     for y, (name, shares) in enumerate(rows):
         left = 0.0
         if not shares:
-            ax.text(0, y, " unmeasured", va="center", fontsize=8, color="#6b7280")
+            ax.text(0.01, y, "unmeasured", va="center", fontsize=8, color="#6b7280", transform=ax.get_yaxis_transform())
             continue
         for j, op in enumerate(keep + ["other"]):
             s = shares.get(op, 0.0) if op != "other" else max(0.0, sum(shares.values()) - sum(shares.get(o, 0.0) for o in keep))
