@@ -250,3 +250,14 @@ def test_bad_prune_calls_are_user_errors(trained_cnn, digits, example):
         prune(trained_cnn, PruneSpec(), example, (digits["x_train"], digits["y_train"].astype(np.int32)))
     with pytest.raises(EdgebenchError, match="example_input"):
         prune(trained_cnn, PruneSpec(), example.numpy())
+
+
+@pytest.mark.parametrize("criterion", ["l2", "gap"])
+def test_global_structured_removes_the_share_overall(criterion, trained_resnet, digits, example):
+    spec = PruneSpec(ratio=0.4, criterion=criterion, global_pruning=True, finetune=NO_FT, gap_samples=64)
+    pruned = prune(trained_resnet, spec, example, _train(digits))
+    before, after = layer_widths(trained_resnet), layer_widths(pruned)
+    convs = [n for n in before if n != "fc"]
+    kept = sum(after[n] for n in convs) / sum(before[n] for n in convs)
+    assert 0.45 <= kept <= 0.75, kept
+    assert after["fc"] == 10 and pruned(example).shape == (1, 10)
