@@ -150,7 +150,9 @@ def _resolve_torchvision(spec: str, backend: str, input_shape: tuple[int, ...] |
     arch = spec[len(TORCHVISION_PREFIX):]
     names = torchvision.models.list_models(module=torchvision.models)
     if arch not in names:
-        close = [n for n in names if arch and (arch in n or n in arch)][:8] or names[:8]
+        import difflib
+
+        close = difflib.get_close_matches(arch, names, n=6, cutoff=0.4) or names[:6]
         raise EdgebenchError(f"unknown torchvision architecture '{arch}': expected a name like {close}")
     shape = tuple(input_shape or DEFAULT_IMAGE_SHAPE)
     weights = (

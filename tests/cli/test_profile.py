@@ -93,16 +93,18 @@ def test_profile_with_real_data_and_the_table(net_onnx: Path, tmp_path: Path) ->
 
 
 def test_torchvision_name_on_the_torch_backend_says_weights_are_random() -> None:
-    proc = edgebench("profile", "torchvision:mobilenet_v3_small", "--backend", "torch", "--input-shape", "1x3x32x32",
-                     "--json", *QUICK)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout)
+    from edgebench.cli.profile import ProfileRequest, profile
+
+    events: list[dict] = []
+    out = profile(ProfileRequest(model="torchvision:squeezenet1_1", backend="torch", input_shape=(1, 3, 64, 64),
+                                 threads=1, warmup=1, iterations=3, min_duration_s=0.0), events.append)
     assert out["model"]["random_weights"] is True and out["model"]["format"] == "torchscript"
     assert any("weights are random" in n for n in out["notes"])
     assert out["environment"]["runtime"]["backend"] == "torch"
     assert out["environment"]["runtime"]["intra_op_threads"] == 1
     assert out["model"]["macs"] > 0 and out["model"]["params"] > 1_000_000
     assert {r["mode"] for r in out["runs"]} == {"end_to_end", "compute"}
+    assert events and events[-1]["done"] == events[-1]["total"] == 2  # progress from the agent
 
 
 def test_torchscript_file_on_onnxruntime_is_exported_into_the_cache(tmp_path: Path) -> None:
@@ -116,12 +118,14 @@ def test_torchscript_file_on_onnxruntime_is_exported_into_the_cache(tmp_path: Pa
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.jit.trace(net, torch.rand(1, 3, 8, 8)).save(str(path))
-    proc = edgebench("profile", str(path), "--input-shape", "1x3x8x8", "--json", *QUICK)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout)
+    from edgebench.cli.profile import ProfileRequest, profile
+
+    out = profile(ProfileRequest(model=str(path), input_shape=(1, 3, 8, 8), threads=1, warmup=1, iterations=3,
+                                 min_duration_s=0.0))
     artifact = Path(out["model"]["artifact"])
     assert artifact.suffix == ".onnx" and Path(os.environ["EDGEBENCH_CACHE_DIR"]) in artifact.parents
     assert out["model"]["kind"] == "torchscript" and out["model"]["format"] == "onnx"
+    assert out["runs"][0]["latency_ms"]["samples"] >= 3
 
 
 # ---- bad input: one line naming the input, exit 2 ------------------------------------------------
@@ -158,15 +162,36 @@ def test_unsupported_operator(tmp_path: Path) -> None:
     assert_one_line_error(edgebench("profile", str(path), *QUICK), "custom.onnx", "MysteryOp")
 
 
-def test_option_combinations_are_checked_up_front(net_onnx: Path) -> None:
-    assert_one_line_error(edgebench("profile", str(net_onnx), "--backend", "torch", "--profile-ops"), "--profile-ops")
-    assert_one_line_error(edgebench("profile", str(net_onnx), "--batch", "1,zero"), "--batch")
-    assert_one_line_error(edgebench("profile", str(net_onnx), "--backend", "torch"), "ONNX file")
-    assert_one_line_error(edgebench("profile", "torchvision:resnet_nope"), "resnet_nope")
-    assert_one_line_error(edgebench("profile", str(net_onnx), "--device", "nowhere"), "nowhere")
+def _in_process(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
+    from edgebench.cli.main import main
+
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
-def test_backends_lists_every_backend_with_reasons() -> None:
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--backend", "torch", "--profile-ops"], "--profile-ops"),
+        (["--batch", "1,zero"], "--batch"),
+        (["--input-shape", "3by224"], "--input-shape"),
+        (["--backend", "torch"], "ONNX file"),
+        (["--precision", "int8"], "--precision int8"),
+        (["--device", "nowhere"], "nowhere"),
+    ],
+)
+def test_option_combinations_are_checked_up_front(net_onnx: Path, capsys: pytest.CaptureFixture, args: list, needle: str) -> None:
+    code, _, err = _in_process(capsys, "profile", str(net_onnx), *args)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_unknown_torchvision_name(capsys: pytest.CaptureFixture) -> None:
+    code, _, err = _in_process(capsys, "profile", "torchvision:resnet_nope")
+    assert code == 2 and "resnet_nope" in err and "resnet" in err.split("expected")[1]
+
+
+def test_backends_lists_every_backend_with_reasons(capsys: pytest.CaptureFixture) -> None:
     proc = edgebench("backends", "--json")
     assert proc.returncode == 0, proc.stderr
     rows = {r["name"]: r for r in json.loads(proc.stdout)}
@@ -176,5 +201,5 @@ def test_backends_lists_every_backend_with_reasons() -> None:
         import tensorrt  # noqa: F401
     except ImportError:
         assert rows["tensorrt"]["available"] is False and "tensorrt" in rows["tensorrt"]["reason"]
-    table = edgebench("backends")
-    assert table.returncode == 0 and "tensorrt" in table.stdout and "available" in table.stdout
+    code, out, _ = _in_process(capsys, "backends")
+    assert code == 0 and "tensorrt" in out and "available" in out
