@@ -62,7 +62,8 @@ for _mod in COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors become one line on stderr and exit code 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        # standalone_mode=False: Click *returns* a command's typer.Exit code instead of exiting
+        rc = app(args=argv, standalone_mode=False)
     except EdgebenchError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return exc.exit_code
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return 2
         raise
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":

@@ -8,20 +8,6 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from edgebench.errors import EXIT_NOT_READY, EXIT_OK, EXIT_UNMEASURED
-
-FAIL_ON = ("never", "not-ready", "unmeasured")
-
-
-def verdict_exit_code(results: dict, fail_on: str) -> int:
-    """0, or EXIT_NOT_READY / EXIT_UNMEASURED as *fail_on* asks (documented in the README)."""
-    statuses = [d.get("verdict", {}).get("status") for c in results["candidates"] for d in c["devices"].values()]
-    if fail_on in ("not-ready", "unmeasured") and "NOT READY" in statuses:
-        return EXIT_NOT_READY
-    if fail_on == "unmeasured" and "UNMEASURED" in statuses:
-        return EXIT_UNMEASURED
-    return EXIT_OK
-
 
 def verdict_table(results: dict) -> Table:
     from edgebench.cli.ui import fmt
@@ -72,11 +58,12 @@ def register(app: typer.Typer) -> None:
 
         from edgebench.cli.ui import PipelineUi, err_console, print_json
         from edgebench.errors import EdgebenchError
+        from edgebench.report.gates import FAIL_ON_CHOICES, exit_code
         from edgebench.study.config import load_study
         from edgebench.study.pipeline import Pipeline, default_run_dir
 
-        if fail_on not in FAIL_ON:
-            raise EdgebenchError(f"--fail-on: expected one of {list(FAIL_ON)}, found '{fail_on}'")
+        if fail_on not in FAIL_ON_CHOICES:
+            raise EdgebenchError(f"--fail-on: expected one of {', '.join(FAIL_ON_CHOICES)}, found {fail_on!r}")
         cfg = load_study(config)
         if device:
             cfg = dataclasses.replace(cfg, devices=tuple(device))
@@ -88,4 +75,4 @@ def register(app: typer.Typer) -> None:
         else:
             err_console.print(verdict_table(results))
             err_console.print(f"results: {run_dir / 'results.json'}\nreport:  {run_dir / 'report.html'}  {run_dir / 'report.md'}")
-        raise typer.Exit(verdict_exit_code(results, fail_on))
+        raise typer.Exit(exit_code(results, fail_on))

@@ -69,15 +69,16 @@ def test_export_with_a_checkpoint_that_is_not_a_model(tmp_path: Path) -> None:
                     "not a PyTorch checkpoint")
 
 
-def test_verdict_exit_codes() -> None:
-    from edgebench.cli.run import verdict_exit_code
+def test_fail_on_exit_code_reaches_the_shell(tmp_path: Path) -> None:
+    """`report --fail-on` through the real entry point: the verdict's exit code is the process's."""
+    import json
+    import shutil
 
-    def res(*statuses: str) -> dict:
-        return {"candidates": [{"devices": {f"d{i}": {"verdict": {"status": s}}}} for i, s in enumerate(statuses)]}
-
-    assert verdict_exit_code(res("READY", "NOT READY"), "never") == 0
-    assert verdict_exit_code(res("READY", "NOT READY"), "not-ready") == 1
-    assert verdict_exit_code(res("READY", "UNMEASURED"), "not-ready") == 0
-    assert verdict_exit_code(res("READY", "UNMEASURED"), "unmeasured") == 3
-    assert verdict_exit_code(res("UNMEASURED", "NOT READY"), "unmeasured") == 1
-    assert verdict_exit_code(res("READY"), "unmeasured") == 0
+    fixture = Path(__file__).resolve().parents[1] / "report" / "data" / "results.json"
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(fixture, run / "results.json")
+    statuses = {d["verdict"]["status"] for c in json.loads(fixture.read_text())["candidates"]
+                for d in c["devices"].values() if d.get("verdict")} or {"NOT READY"}
+    assert edgebench("report", str(run), "--fail-on", "never").returncode == 0
+    assert edgebench("report", str(run), "--fail-on", "not-ready").returncode == 1
