@@ -116,3 +116,35 @@ def test_a_dropped_link_is_retried_and_the_job_completes(
     assert result["ok"] and dev.attempts_last_job >= 2
     assert json.loads((tmp_path / "r.json").read_text())["ok"] is True
     dev.close()
+
+
+@pytest.mark.slow
+def test_an_agent_left_running_by_a_dropped_link_is_stopped_before_the_retry(
+    make_sshd: Callable[..., LoopbackSshd], small_onnx: Path, digits_inputs: Path, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Only the SSH session processes die (as when the network drops); the agent lives on, and
+    the retry must stop it so two agents never measure at the same time."""
+    import psutil
+
+    server = make_sshd("wobbly")
+    dev = SshDevice(server.spec(retries=2, retry_backoff_s=0.1))
+    agents: list[int] = []
+
+    def cut_link(event: dict) -> None:
+        if agents:
+            return
+        assert server.proc is not None
+        below = psutil.Process(server.proc.pid).children(recursive=True)
+        agents.extend(p.pid for p in below if "agent.pyz" in " ".join(p.cmdline()))
+        for p in below:
+            if p.pid not in agents and p.name() == "sshd":
+                p.kill()
+
+    with caplog.at_level("WARNING", logger="edgebench.devices.ssh"):
+        job = dict(long_job(small_onnx, digits_inputs, tmp_path / "r.json", 3.0), batches=[1])
+        result = dev.run_job(job, on_progress=cut_link)
+    assert result["ok"] and dev.attempts_last_job >= 2 and len(agents) == 1
+    assert not psutil.pid_exists(agents[0]) or psutil.Process(agents[0]).status() == psutil.STATUS_ZOMBIE
+    assert any(f"stopped {agents[0]} agent of an interrupted attempt" in r.getMessage() for r in caplog.records)
+    dev.close()

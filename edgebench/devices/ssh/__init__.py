@@ -32,6 +32,24 @@ log = logging.getLogger(__name__)
 
 __all__ = ["SshDevice", "run_jobs_parallel"]
 
+# The agent is started through this constant wrapper, so its pid is known on the device:
+# `sh -c WRAPPER edgebench-agent PIDFILE PYTHON AGENT JOB` (every word quoted).
+RUN_WRAPPER = 'echo $$ > "$1"; shift; exec "$@"'
+
+# Stops an agent left running by a dropped link (only if it is still that job's agent).
+STOP_STALE_SCRIPT = r"""
+import os, signal, sys
+pidfile, job = sys.argv[1], sys.argv[2]
+try:
+    pid = int(open(pidfile).read().strip())
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        if job.encode() in f.read():
+            os.kill(pid, signal.SIGTERM)
+            print("stopped", pid)
+except (OSError, ValueError):
+    pass
+"""
+
 
 def _replace_strings(obj: Any, mapping: dict[str, str]) -> Any:
     """*obj* with every string equal to a key of *mapping* replaced (device paths -> host paths)."""
@@ -57,6 +75,7 @@ class SshDevice(Device):
         self.transport = SshTransport(self.options, spec.name)
         self.deployer = Deployer(self.transport, spec.python, spec.workdir)
         self._job_lock = threading.Lock()
+        self._stale: list[tuple[str, ...]] = []  # (pidfile, job file, result, logits) of cut-off attempts
         self.attempts_last_job = 0
 
     @property
@@ -90,9 +109,12 @@ class SshDevice(Device):
         t = self.transport
         t.connect()
         agent, pushed = self.deployer.sync(input_files(job))
+        self._stop_stale()
         stem = str(PurePosixPath(self.deployer.prepare()) / "jobs" / uuid.uuid4().hex[:16])
         remote = self._remote_job(job, pushed, stem)
         job_file = f"{stem}.job.json"
+        pid_file = f"{stem}.pid"
+        files = (pid_file, job_file, remote["result"], *([remote["logits"]] if job.get("logits") else []))
         t.put_bytes(json.dumps(remote).encode("utf-8"), job_file)
         tail: list[str] = []
 
@@ -105,8 +127,14 @@ class SshDevice(Device):
                 on_progress(dict(event, device=self.name))
 
         try:
-            res = t.run([*self.deployer.python, agent, job_file], on_stderr_line=on_line, check=False)
+            try:
+                res = t.run(["sh", "-c", RUN_WRAPPER, "edgebench-agent", pid_file, *self.deployer.python, agent, job_file],
+                            on_stderr_line=on_line, check=False)
+            except TransportError:
+                self._stale.append(files)  # the agent may still run there: stop it on reconnect
+                raise
             if res.exit_status is None:
+                self._stale.append(files)
                 raise TransportError(
                     f"device '{self.name}': the agent's session ended without an exit status "
                     f"(connection dropped or the agent was killed): {' | '.join(tail[-3:])}"
@@ -142,7 +170,7 @@ class SshDevice(Device):
         finally:
             try:
                 if t.connected:
-                    t.remove(job_file, remote["result"], *([remote["logits"]] if job.get("logits") else []))
+                    t.remove(*files)
             except EdgebenchError:
                 pass
         if not result.get("ok"):
@@ -150,6 +178,22 @@ class SshDevice(Device):
                 raise EdgebenchError(f"on device '{self.name}': {result.get('error', 'agent failed')}")
             raise RuntimeError(f"agent on '{self.name}' crashed: {result.get('error')}\n{result.get('traceback', '')}")
         return result
+
+    def _stop_stale(self) -> None:
+        """Stop agents of attempts cut off by a dropped link, so they cannot disturb this one."""
+        while self._stale:
+            pid_file, job_file, *rest = self._stale[0]
+            try:
+                out = self.transport.run([*self.deployer.python, "-S", "-c", STOP_STALE_SCRIPT, pid_file, job_file],
+                                         check=False, timeout_s=60).stdout.strip()
+                if out:
+                    log.warning("device '%s': %s agent of an interrupted attempt", self.name, out)
+                self.transport.remove(pid_file, job_file, *rest)
+            except TransportError:
+                raise
+            except EdgebenchError as exc:
+                log.warning("device '%s': could not clean up an interrupted attempt: %s", self.name, exc)
+            self._stale.pop(0)
 
     # -- public -----------------------------------------------------------------------------
     def run_job(self, job: dict, on_progress: ProgressFn | None = None) -> dict:
