@@ -103,7 +103,8 @@ def assemble_results(run_dir: str | Path, write: bool = True) -> dict:
         manifest = store.read_json(str(man_path.relative_to(store.root))) if man_path.is_file() else None
         entry: dict[str, Any] = {
             "name": name,
-            "recipe": {"prune": cand.get("prune"), "quantize": cand.get("quantize")},
+            "recipe": (manifest.get("recipe_resolved") if manifest else None)
+            or {"prune": cand.get("prune"), "quantize": cand.get("quantize")},
             "artifact": manifest["artifact"] if manifest else None,
             "params": manifest.get("params") if manifest else None,
             "nonzero_params": manifest.get("nonzero_params") if manifest else None,

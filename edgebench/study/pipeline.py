@@ -180,6 +180,11 @@ class Pipeline:
         module = self._stem(cand, subject, stems)
         shape = tuple(split.input_shape)
         x_check = split.x_eval[: min(256, len(split.x_eval))]
+        resolved: dict = {"prune": None, "quantize": None}
+        if cand.prune is not None:
+            from edgebench.compress.prune import parse_prune_spec
+
+            resolved["prune"] = parse_prune_spec(cand.prune).to_dict()
         if cand.quantize is None:
             export_onnx(module, art, shape)
             check = verify_against_torch(art, module, x_check, quantized=False)
@@ -188,6 +193,7 @@ class Pipeline:
             from edgebench.compress.quantize import parse_quant_spec, quantize_static
 
             spec = parse_quant_spec(cand.quantize)
+            resolved["quantize"] = spec.to_dict()
             fp32 = art.with_name(art.stem + ".fp32.onnx")
             export_onnx(module, fp32, shape)
             n_cal = spec.calib_samples
@@ -199,6 +205,7 @@ class Pipeline:
         manifest = {
             "name": cand.name,
             "recipe": recipe,
+            "recipe_resolved": resolved,  # every option, defaults included
             "artifact": {"path": str(art.relative_to(self.run_dir)), "sha256": sha256_file(art),
                          "size_bytes": art.stat().st_size, "format": "onnx", "precision": precision,
                          "opset": DEFAULT_OPSET, "input": {"name": INPUT_NAME, "shape": ["batch", *shape[1:]], "dtype": "float32"}},
