@@ -407,7 +407,8 @@ def craft(
     these samples in the evaluation set (default ``0..N-1``), recorded in each set.
     Deterministic given *seed*: the torch RNG is reseeded before each epsilon (and before a
     minimal attack's run), so a set does not depend on which other sets were crafted.
-    *on_progress(done, total)* counts samples processed over all epsilons.
+    *on_progress(done, total)* counts samples processed: over all epsilons for fixed-epsilon
+    attacks, over the samples the base classifies correctly for minimal ones.
     """
     return _craft(model, x, y, spec, _Plan(spec.epsilons, spec.minimal), batch_size, seed, on_progress, indices)
 
@@ -462,7 +463,7 @@ def _craft(
         versions=_versions(),
     )
     n = len(x)
-    total = n * (len(plan.epsilons) if not spec.minimal else 1)
+    total = n * len(plan.epsilons)
     done = 0
     out: list[AdversarialSet] = []
 
@@ -494,6 +495,7 @@ def _craft(
     x_min = x.copy()
     dist = np.zeros(n, dtype=np.float64)
     correct = np.flatnonzero(clean_pred == labels)
+    total = len(correct)
     starts: np.ndarray | None = None
     if spec.name == "brendel-bethge" and len(correct):
         starts = nearest_other_class(x[correct], labels[correct], x[correct], labels[correct])

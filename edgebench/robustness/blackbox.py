@@ -253,7 +253,10 @@ def run_blackbox(
         raise EdgebenchError(f"run_blackbox: expected a BlackBoxSpec, found {type(spec).__name__}")
     check_inputs(x, y)
     n = len(x)
-    indices = np.arange(n, dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64)
+    indices = np.arange(n, dtype=np.int64) if indices is None else np.asarray(indices)
+    if indices.shape != (n,) or not np.issubdtype(indices.dtype, np.integer):
+        raise EdgebenchError(f"run_blackbox: indices must be {n} integers (one per input), found {indices.dtype} {indices.shape}")
+    indices = indices.astype(np.int64)
     labels = y.astype(np.int64)
     clean_pred = _classify(query, x, spec.batch_size).astype(np.int64)
     pool_queries = 0

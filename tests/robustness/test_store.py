@@ -97,7 +97,11 @@ def test_resume_skips_matching_sets_and_recrafts_changed_ones(tmp_path, digits_m
     x, y = eval_batch
     x, y = x[:16], y[:16]
     specs = [PGD, AttackSpec("cw", "l2", (1.0,), steps=10, binary_search_steps=2)]
-    first = craft_and_store(digits_model, x, y, specs, tmp_path)
+    progress: list[tuple[str, int, int]] = []
+    first = craft_and_store(digits_model, x, y, specs, tmp_path, batch_size=8, on_progress=lambda *a: progress.append(a))
+    # PGD: 2 epsilons x 2 batches of 8; CW: one run over the samples it attacks
+    assert [p for p in progress if p[0] == "pgd-linf"] == [("pgd-linf", d, 32) for d in (8, 16, 24, 32)]
+    assert progress[-1][0] == "cw-l2" and progress[-1][1] == progress[-1][2]
     ids = ["pgd-linf-8", "pgd-linf-32", "cw-l2-min", "cw-l2-1"]
     assert first.crafted == ids and first.skipped == []
     assert [r["id"] for r in read_index(tmp_path)] == ids
