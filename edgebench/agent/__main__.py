@@ -18,8 +18,12 @@ from edgebench.util.io import atomic_write_json
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    if argv == ["--serve"]:
+        from edgebench.agent.serve import serve
+
+        return serve()
     if len(argv) != 1:
-        sys.stderr.write("usage: python -m edgebench.agent JOB.json\n")
+        sys.stderr.write("usage: python -m edgebench.agent JOB.json | --serve\n")
         return 2
     try:
         with open(argv[0], encoding="utf-8") as handle:

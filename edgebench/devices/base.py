@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from edgebench.devices.inventory import DeviceSpec
 from edgebench.errors import EdgebenchError
+
+if TYPE_CHECKING:
+    from edgebench.devices.session import QuerySession
 
 ProgressFn = Callable[[dict], None]
 
@@ -27,6 +30,10 @@ class Device(ABC):
         (``result``, ``logits``) end up at their host paths, written atomically.
         Raises :class:`EdgebenchError` when the job fails with a user error.
         """
+
+    def open_session(self, job: dict) -> "QuerySession":
+        """A persistent agent on the device with *job*'s artifact loaded (see devices/session.py)."""
+        raise EdgebenchError(f"device '{self.name}' ({self.spec.kind}) does not support query sessions")
 
     def close(self) -> None:
         """Release connections."""

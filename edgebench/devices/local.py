@@ -9,9 +9,13 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgebench.agent.protocol import parse_progress
 from edgebench.devices.base import Device, ProgressFn
+
+if TYPE_CHECKING:
+    from edgebench.devices.session import QuerySession
 from edgebench.errors import EdgebenchError
 from edgebench.util.io import atomic_write_json, read_json
 
@@ -20,6 +24,14 @@ log = logging.getLogger(__name__)
 
 def agent_command(python: str = sys.executable) -> list[str]:
     return [python, "-m", "edgebench.agent"]
+
+
+def _agent_env() -> dict[str, str]:
+    """The environment for a local agent: this source tree first on the import path."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
 
 
 class LocalDevice(Device):
@@ -36,11 +48,8 @@ class LocalDevice(Device):
             result_path = job.get("result") or str(Path(tmp) / "result.json")
             job["result"] = result_path
             atomic_write_json(job_path, job)
-            env = dict(os.environ)
-            root = str(Path(__file__).resolve().parents[2])
-            env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
             proc = subprocess.Popen(agent_command() + [str(job_path)], stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True, env=env)
+                                    stderr=subprocess.PIPE, text=True, env=_agent_env())
             tail: list[str] = []
             assert proc.stderr is not None
             for line in proc.stderr:
@@ -61,3 +70,32 @@ class LocalDevice(Device):
             raise RuntimeError(f"agent on '{self.name}' crashed: {result.get('error')}\n{result.get('traceback', '')}")
         result.setdefault("environment", {})["device"] = self.name
         return result
+
+    def open_session(self, job: dict) -> "QuerySession":
+        from edgebench.devices.session import QuerySession
+
+        job = dict(job)
+        if job.get("artifact"):
+            job["artifact"] = str(Path(job["artifact"]).resolve())
+        proc = subprocess.Popen(agent_command() + ["--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True, env=_agent_env())
+        assert proc.stdin is not None and proc.stdout is not None
+
+        def write(line: str) -> None:
+            proc.stdin.write(line)  # type: ignore[union-attr]
+            proc.stdin.flush()  # type: ignore[union-attr]
+
+        def close() -> None:
+            if proc.poll() is None:
+                proc.stdin.close()  # type: ignore[union-attr]
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+        session = QuerySession(self.name, write, proc.stdout.readline, close)
+        try:
+            return session.start(job)
+        except BaseException:
+            close()
+            raise

@@ -120,6 +120,9 @@ def assemble_results(run_dir: str | Path, write: bool = True) -> dict:
             replay = store.load(name, dev, "replay")
             if replay is not None and base_clean is not None:
                 d.update(_replay_entry(replay, y_eval, base_clean, sets))
+            blackbox = store.load(name, dev, "blackbox")
+            if blackbox is not None:
+                d["blackbox"] = {k: v for k, v in blackbox.items() if k not in ("distances", "queries", "runtime")}
             entry["devices"][dev] = d
         candidates.append(entry)
     results = {

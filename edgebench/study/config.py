@@ -17,6 +17,7 @@ Every section is optional; the defaults are the embedded demo study::
         - {name: fgsm, eps_255: [2, 4, 8, 16, 32]}
         - {name: pgd, norm: linf, eps_255: [2, 4, 8, 16, 32], steps: 10}
         - {name: pgd, norm: l2, epsilons: [0.5, 1.0, 2.0]}
+    blackbox: {enabled: true, name: hsj, max_queries: 400, samples: 8, epsilons: [1.0, 2.0, 3.0]}
     devices: [local]
     profile: {batches: [1, 32], warmup_iters: 10, iterations: 100, min_duration_s: 1.0, threads: null}
     budgets: {max_p99_latency_ms: 10, max_peak_memory_mb: 1024, max_accuracy_drop: 0.02, max_robustness_drop: 0.10}
@@ -51,6 +52,28 @@ class AttackConfig:
     samples: int = 256
     suite: tuple[dict, ...] = ()  # parsed by edgebench.robustness.attacks.parse_attack_specs
     batch_size: int = 128
+
+
+@dataclass(frozen=True)
+class BlackBoxConfig:
+    """A decision-based attack whose queries go to each deployed artifact through the agent.
+
+    ``samples`` evaluation images are attacked with at most ``max_queries`` queries each;
+    starting points come from ``pool`` other evaluation images. Off unless ``enabled``.
+    """
+
+    enabled: bool = False
+    name: str = "hsj"  # hsj (HopSkipJump) | boundary
+    norm: str = "l2"
+    max_queries: int = 400
+    samples: int = 8
+    pool: int = 64
+    epsilons: tuple[float, ...] = (1.0, 2.0, 3.0)
+    gradient_queries: int = 40
+
+    def spec_kwargs(self) -> dict:
+        return {"name": self.name, "norm": self.norm, "max_queries": self.max_queries,
+                "epsilons": tuple(self.epsilons), "gradient_queries": self.gradient_queries}
 
 
 @dataclass(frozen=True)
@@ -89,6 +112,7 @@ class StudyConfig:
     data: DataConfig = DataConfig()
     candidates: tuple[CandidateConfig, ...] = ()
     attacks: AttackConfig = AttackConfig()
+    blackbox: BlackBoxConfig = BlackBoxConfig()
     devices: tuple[str, ...] = ("local",)
     profile: ProfileConfig = ProfileConfig()
     budgets: Budgets = Budgets()
@@ -232,6 +256,7 @@ def study_from_dict(data: dict | None, source: str = "<defaults>") -> StudyConfi
         data=_section(DataConfig, data.get("data"), f"{source}: data"),
         candidates=candidates,
         attacks=attack_cfg,
+        blackbox=_section(BlackBoxConfig, data.get("blackbox"), f"{source}: blackbox"),
         devices=tuple(devices),
         profile=profile,
         budgets=_section(Budgets, data.get("budgets"), f"{source}: budgets"),

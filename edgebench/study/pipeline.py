@@ -94,6 +94,15 @@ class Pipeline:
                 raise EdgebenchError(f"candidate '{cand.name}': {exc}") from None
         if cfg.attacks.suite:
             parse_attack_specs(list(cfg.attacks.suite))
+        if cfg.blackbox.enabled:
+            from edgebench.robustness.blackbox import BlackBoxSpec
+
+            BlackBoxSpec(**cfg.blackbox.spec_kwargs())
+            if cfg.blackbox.samples + cfg.blackbox.pool > cfg.data.eval_count:
+                raise EdgebenchError(
+                    f"blackbox: samples + pool = {cfg.blackbox.samples + cfg.blackbox.pool} must not exceed "
+                    f"data.eval_count = {cfg.data.eval_count}"
+                )
 
     def prepare(self) -> Any:
         """Bind the run folder to this study and load the subject (model + data)."""
@@ -252,10 +261,12 @@ class Pipeline:
                     for b in built:
                         self._profile(device, b)
                         self._replay(device, b, attack_sets)
+                        if self.config.blackbox.enabled:
+                            self._blackbox(device, b)
             except BaseException as exc:  # noqa: BLE001 - collected and re-raised below
                 errors.append(exc)
 
-        total = len(devices) * len(built) * 2
+        total = len(devices) * len(built) * (3 if self.config.blackbox.enabled else 2)
         self.ui("task", {"id": "measure", "text": f"measure on {', '.join(d.name for d in devices)}", "total": total})
         limit = max(1, self.config.profile.max_parallel_devices)
         if len(devices) == 1 or limit == 1:
@@ -322,6 +333,37 @@ class Pipeline:
         result["artifact_sha256"] = b.manifest["artifact"]["sha256"]
         with self._lock:
             self.store.save(name, device.name, "replay", result)
+            self._write_results()
+        self.ui("advance", {"id": "measure"})
+
+    def _blackbox(self, device: Any, b: Built) -> None:
+        """HopSkipJump/Boundary against the deployed artifact itself, queries through the agent."""
+        from edgebench.robustness.blackbox import BlackBoxSpec, run_blackbox
+
+        name = b.config.name
+        if self.store.has(name, device.name, "blackbox"):
+            self.ui("advance", {"id": "measure"})
+            return
+        cfg = self.config.blackbox
+        spec = BlackBoxSpec(**cfg.spec_kwargs())
+        data = self.store.load_arrays("eval")
+        assert data is not None
+        x, y = data["x"], data["y"]
+        n, pool = cfg.samples, cfg.pool
+        self.ui("status", {"text": f"{device.name}: {spec.name} black-box attack on {name} ({n} images, "
+                                   f"{spec.max_queries} queries each, through the agent)"})
+        job = self._job_common(b)
+        t0 = time.perf_counter()
+        with device.open_session(job) as session:
+            res = run_blackbox(session.query, x[:n], y[:n], spec, pool_x=x[n : n + pool], pool_y=y[n : n + pool],
+                               indices=np.arange(n), seed=self.config.seed)
+            runtime = session.runtime
+        out = res.summary()
+        out.update({"distances": [None if not np.isfinite(d) else float(d) for d in res.distances],
+                    "queries": res.queries.tolist(), "wall_s": time.perf_counter() - t0, "runtime": runtime,
+                    "artifact_sha256": b.manifest["artifact"]["sha256"]})
+        with self._lock:
+            self.store.save(name, device.name, "blackbox", out)
             self._write_results()
         self.ui("advance", {"id": "measure"})
 

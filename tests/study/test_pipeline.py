@@ -25,6 +25,7 @@ STUDY = {
     ],
     "attacks": {"samples": 32, "suite": [{"name": "fgsm", "eps_255": [8, 32]},
                                          {"name": "pgd", "norm": "linf", "eps_255": [8, 32], "steps": 5}]},
+    "blackbox": {"enabled": True, "samples": 3, "pool": 16, "max_queries": 60, "gradient_queries": 10},
     "profile": {"batches": [1, 4], "iterations": 20, "min_duration_s": 0.0, "warmup_iters": 2, "warmup_s": 0.0,
                 "threads": 1},
     "budgets": {"max_p99_latency_ms": 1000.0, "max_peak_memory_mb": 4096, "max_accuracy_drop": 0.5,
@@ -66,6 +67,9 @@ def test_results_follow_the_schema(run_dir: Path) -> None:
             assert set(row) >= {"attack", "norm", "eps", "accuracy", "transfer_success_rate", "agreement"}
         assert d["verdict"]["status"] in ("READY", "NOT READY", "UNMEASURED")
         assert d["environment"]["runtime"]["backend"] == "onnxruntime"
+        bb = d["blackbox"]  # the decision-based attack ran against this very artifact, through the agent
+        assert bb["attack"] == "hsj" and bb["count"] == 3 and bb["max_queries"] == 60
+        assert 0 < bb["queries_total"] <= 3 * 60 + 16 and len(bb["rows"]) == 3
     # what compression does, measured: pruning halves channels (fewer MACs), int8 shrinks the file
     assert by["pruned-50"]["macs"] < 0.6 * by["base"]["macs"]
     assert by["int8"]["artifact"]["size_bytes"] < 0.5 * by["base"]["artifact"]["size_bytes"]

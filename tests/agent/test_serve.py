@@ -1,0 +1,34 @@
+"""The persistent agent session (``--serve``) that black-box attacks query the deployed engine through."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgebench.devices.inventory import builtin_local
+from edgebench.devices.local import LocalDevice
+from edgebench.errors import EdgebenchError
+from edgebench.export.onnx import ort_logits
+
+
+def test_session_answers_with_the_engines_logits(tiny_onnx: Path, digits: tuple) -> None:
+    x = digits[0][:7]
+    with LocalDevice(builtin_local()).open_session({"artifact": str(tiny_onnx), "options": {"threads": 1}}) as s:
+        assert s.input["name"] == "input" and s.runtime["backend"] == "onnxruntime"
+        got = np.concatenate([s.query(x[:3]), s.query(x[3:])])
+        assert s.queries == 7
+    np.testing.assert_array_equal(got, ort_logits(tiny_onnx, x, threads=1))
+
+
+def test_session_reports_bad_queries_and_goes_on(tiny_onnx: Path, digits: tuple) -> None:
+    with LocalDevice(builtin_local()).open_session({"artifact": str(tiny_onnx)}) as s:
+        with pytest.raises(EdgebenchError, match=r"expects shape \(\?, 1, 8, 8\)"):
+            s.query(np.zeros((1, 1, 28, 28), np.float32))
+        assert s.query(digits[0][:1]).shape == (1, 10)
+
+
+def test_session_on_a_missing_artifact_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(EdgebenchError, match="ONNX model not found"):
+        LocalDevice(builtin_local()).open_session({"artifact": str(tmp_path / "none.onnx")})
