@@ -31,6 +31,27 @@ def verdict_table(results: dict) -> Table:
     return table
 
 
+def robustness_table(results: dict, device: str) -> Table | None:
+    """Accuracy per candidate (rows) and adversarial set (columns): the published studies' table."""
+    from edgebench.cli.ui import fmt
+
+    ids = [a["id"] for a in results.get("attacks", [])]
+    if not ids:
+        return None
+    table = Table(title=f"robustness on {device}: accuracy under attacks crafted on base (transfer)", header_style="bold")
+    table.add_column("candidate")
+    table.add_column("clean", justify="right")
+    for i in ids:
+        table.add_column(i, justify="right")
+    table.add_column("blackbox median L2", justify="right")
+    for c in results["candidates"]:
+        d = c["devices"].get(device) or {}
+        acc = {r["id"]: r["accuracy"] for r in d.get("robustness") or []}
+        bb = (d.get("blackbox") or {}).get("median_distance")
+        table.add_row(c["name"], fmt(d.get("clean_accuracy"), ".3f"), *[fmt(acc.get(i), ".3f") for i in ids], fmt(bb, ".2f"))
+    return table
+
+
 def register(app: typer.Typer) -> None:
     @app.command(
         "run",
@@ -73,6 +94,10 @@ def register(app: typer.Typer) -> None:
         if json_out:
             print_json(results)
         else:
+            for dev in results.get("devices", {}):
+                rob = robustness_table(results, dev)
+                if rob is not None:
+                    err_console.print(rob)
             err_console.print(verdict_table(results))
             err_console.print(f"results: {run_dir / 'results.json'}\nreport:  {run_dir / 'report.html'}  {run_dir / 'report.md'}")
         raise typer.Exit(exit_code(results, fail_on))

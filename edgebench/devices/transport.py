@@ -426,6 +426,23 @@ class SshTransport:
             )
         return result
 
+    def open_process(self, argv: Sequence[str], timeout_s: float | None = None) -> "InteractiveProcess":
+        """Start *argv* (shell-quoted) on the device with line-oriented stdin/stdout, for a
+        request/answer protocol such as the agent's ``--serve`` session."""
+        import asyncssh
+
+        command = quote_command(argv)
+        conn = self._require()
+        timeout = timeout_s or self.options.command_timeout_s
+        async def start() -> Any:
+            return await conn.create_process(command, encoding="utf-8", errors="replace")
+
+        try:
+            proc = _run_sync(start(), self.options.connect_timeout_s + 30)
+        except (asyncssh.DisconnectError, asyncssh.ChannelOpenError, ConnectionError, OSError) as exc:
+            raise self._lost(f"`{command[:80]}`", exc) from None
+        return InteractiveProcess(proc, timeout, self._where())
+
     # -- files -----------------------------------------------------------------------------
     async def _sftp_client(self, conn: Any) -> Any:
         if self._sftp is None:
@@ -500,3 +517,40 @@ class SshTransport:
             return await sftp.exists(remote)
 
         return self._sftp_call(f"lookup of {remote}", go)
+
+
+class InteractiveProcess:
+    """A remote process spoken to line by line from synchronous code (see ``open_process``)."""
+
+    def __init__(self, proc: Any, timeout_s: float, where: str) -> None:
+        self._proc, self._timeout, self._where = proc, timeout_s, where
+
+    def write_line(self, line: str) -> None:
+        async def go() -> None:
+            self._proc.stdin.write(line)
+            await self._proc.stdin.drain()
+
+        _run_sync(go(), self._timeout)
+
+    def read_line(self) -> str:
+        """The next stdout line ('' at end of output); a silent device is a TransportError."""
+        async def go() -> str:
+            return await asyncio.wait_for(self._proc.stdout.readline(), self._timeout)
+
+        try:
+            return _run_sync(go(), self._timeout + 5)
+        except (asyncio.TimeoutError, TimeoutError):
+            raise TransportError(f"{self._where}: no answer from the remote session within {self._timeout:g} s") from None
+
+    def close(self) -> None:
+        async def go() -> None:
+            try:
+                self._proc.stdin.write_eof()
+                await asyncio.wait_for(self._proc.wait(), 10)
+            except Exception:  # noqa: BLE001 - closing a session that may already be gone
+                self._proc.close()
+
+        try:
+            _run_sync(go(), 20)
+        except TransportError:
+            pass

@@ -56,3 +56,13 @@ def test_yaml_errors(tmp_path: Path) -> None:
     lst.write_text("- a\n- b\n")
     with pytest.raises(EdgebenchError, match="expected a mapping at the top level, found list"):
         load_study(lst)
+
+
+@pytest.mark.parametrize("name", ["merkle", "gap", "cifar10"])
+def test_shipped_reproduction_studies_validate(name: str) -> None:
+    """docs/REPRODUCE.md runs these; every spec in them must parse (prune, quantize, attacks)."""
+    from edgebench.study.pipeline import Pipeline
+
+    cfg = load_study(Path(__file__).resolve().parents[2] / "studies" / f"{name}.yaml")
+    Pipeline(cfg, Path("unused")).validate()
+    assert cfg.attacks.suite and len(cfg.candidates) >= 4

@@ -80,3 +80,28 @@ def test_subject_trains_once_then_loads_from_cache(tmp_path: Path) -> None:
     torch.save(first.model.state_dict(), ckpt)
     with pytest.raises(EdgebenchError, match="does not fit architecture 'lenet5'"):
         load_subject(ModelConfig(arch="lenet5", checkpoint=str(ckpt)), DataConfig(name="mnist", eval_count=100, calib_count=10))
+
+
+def test_cifar10_batches_on_disk_load_without_unpickling_code(tmp_path: Path) -> None:
+    """CIFAR-10's python batches (pickled dicts of numpy arrays) load; any other pickle is refused."""
+    import pickle
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("data_batch_1", "test_batch"):
+        batch = {b"data": rng.integers(0, 256, (20, 3072), dtype=np.uint8), b"labels": list(rng.integers(0, 10, 20))}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+    x, y = load_arrays("cifar10", str(folder))
+    assert x.shape == (40, 3, 32, 32) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+    assert y.shape == (40,)
+
+    class Evil:
+        def __reduce__(self):  # noqa: ANN204
+            import os
+
+            return (os.system, ("echo pwned",))
+
+    (folder / "data_batch_2").write_bytes(pickle.dumps({b"data": Evil(), b"labels": []}))
+    with pytest.raises(EdgebenchError, match="refusing to unpickle"):
+        load_arrays("cifar10", str(folder))

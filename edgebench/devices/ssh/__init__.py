@@ -18,7 +18,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from edgebench.agent.protocol import input_files, parse_progress
 from edgebench.devices.base import Device, ProgressFn
@@ -27,6 +27,9 @@ from edgebench.devices.inventory import DeviceSpec
 from edgebench.devices.transport import SshOptions, SshTransport, TransportError
 from edgebench.errors import EdgebenchError
 from edgebench.util.io import atomic_write_bytes, atomic_write_json
+
+if TYPE_CHECKING:
+    from edgebench.devices.session import QuerySession
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,25 @@ class SshDevice(Device):
 
     def close(self) -> None:
         self.transport.close()
+
+    def open_session(self, job: dict) -> "QuerySession":
+        """``python agent.pyz --serve`` on the device, the job's artifact pushed by hash first."""
+        from edgebench.devices.session import QuerySession
+
+        self.transport.connect()
+        agent, pushed = self.deployer.sync(input_files(job))
+        remote = dict(job)
+        if remote.get("artifact"):
+            remote["artifact"] = pushed[str(Path(remote["artifact"]).resolve())]
+        if self.spec.threads and not (job.get("options") or {}).get("threads"):
+            remote["options"] = dict(remote.get("options") or {}, threads=self.spec.threads)
+        proc = self.transport.open_process([*self.deployer.python, agent, "--serve"])
+        session = QuerySession(self.name, proc.write_line, proc.read_line, proc.close)
+        try:
+            return session.start(remote)
+        except BaseException:
+            proc.close()
+            raise
 
     # -- one attempt ------------------------------------------------------------------------
     def _remote_job(self, job: dict, pushed: dict[str, str], stem: str) -> dict:
