@@ -73,6 +73,22 @@ def main() -> None:
         rows.append({"model": f"{arch} {size}x{size}", "edgebench_p50_ms": p50_ours, "bare_p50_ms": p50_bare,
                      "ratio": p50_ours / p50_bare, "abs_overhead_us": (p50_ours - p50_bare) * 1e3,
                      "samples_each": len(ours)})
+    # the harness alone: the null backend does no work, so its p50 is the harness's own cost
+    from edgebench.backends.null import NullBackend
+
+    with NullBackend(None, BackendOptions(extra=(("input_shape", ("batch", 3, 64, 64)),))) as nb:
+        feeds = [{"input": x[i : i + 1]} for i in range(len(x))]
+        ours, bare = [], []
+        for _ in range(args.rounds):
+            ours += nb.time(feeds, TimingBudget(0, 0.0, 2000, 0.0), mode="end_to_end").samples_ms
+            clock = time.perf_counter_ns
+            for i in range(2000):
+                t0 = clock()
+                nb._execute(feeds[i % len(feeds)])
+                bare.append((clock() - t0) / 1e6)
+    p50_ours, p50_bare = float(np.median(ours)), float(np.median(bare))
+    rows.append({"model": "null backend (harness only)", "edgebench_p50_ms": p50_ours, "bare_p50_ms": p50_bare,
+                 "ratio": p50_ours / p50_bare, "abs_overhead_us": (p50_ours - p50_bare) * 1e3, "samples_each": len(ours)})
     import onnxruntime
 
     print(f"host: {platform.processor() or platform.machine()}, onnxruntime {onnxruntime.__version__}, "
