@@ -119,7 +119,8 @@ def _resolve_torch_file(spec: str, path: Path, backend: str, input_shape: tuple[
 
         ep = _load_ep(path)
         declared = _ep_shape(ep)
-        shape = input_shape or (tuple(declared) if declared and all(isinstance(d, int) for d in declared) else None)
+        static_items = declared is not None and all(isinstance(d, int) for d in declared[1:])
+        shape = input_shape or ((1, *declared[1:]) if static_items else None)  # a dynamic batch is fine
         if shape is None:
             raise EdgebenchError(f"{path}: the exported program has dynamic input dimensions {declared}; expected --input-shape, found none")
         out = cache / "onnx" / f"{path.stem}-{digest[:16]}-{_shape_tag(shape)}-torch{torch.__version__.split('+')[0]}.onnx"

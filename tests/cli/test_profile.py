@@ -203,3 +203,22 @@ def test_backends_lists_every_backend_with_reasons(capsys: pytest.CaptureFixture
         assert rows["tensorrt"]["available"] is False and "tensorrt" in rows["tensorrt"]["reason"]
     code, out, _ = _in_process(capsys, "backends")
     assert code == 0 and "tensorrt" in out and "available" in out
+
+
+def test_exported_program_with_a_dynamic_batch_on_both_backends(tmp_path: Path) -> None:
+    import torch
+    from torch import nn
+
+    from edgebench.cli.profile import ProfileRequest, profile
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)).eval()
+    ep = torch.export.export(net, (torch.rand(2, 3, 16, 16),), dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=64)},))
+    path = tmp_path / "dyn.pt2"
+    torch.export.save(ep, str(path))
+    for backend in ("torch", "onnxruntime"):  # no --input-shape: only the batch is dynamic
+        out = profile(ProfileRequest(model=str(path), backend=backend, batches=(1, 4), threads=1, warmup=1,
+                                     iterations=3, min_duration_s=0.0))
+        assert [(r["batch"], r["mode"]) for r in out["runs"]] == [(1, "end_to_end"), (1, "compute"), (4, "end_to_end"), (4, "compute")]
+        assert out["model"]["macs"] == 16 * 16 * 8 * 27 + 80  # conv + linear, per image
+        assert out["model"]["format"] == ("exported_program" if backend == "torch" else "onnx")
