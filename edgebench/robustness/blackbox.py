@@ -146,6 +146,19 @@ class BlackBoxResult:
             "history": [[q, d] for q, d in self.history],
         }
 
+    def per_sample(self) -> dict[str, list]:
+        """Per-sample arrays as JSON lists (``blackbox.json``); an infinite distance becomes ``None``."""
+        return {
+            "indices": self.indices.tolist(),
+            "labels": self.labels.tolist(),
+            "clean_predictions": self.clean_predictions.tolist(),
+            "adv_predictions": self.adv_predictions.tolist(),
+            "distances": [float(d) if np.isfinite(d) else None for d in self.distances],
+            "queries": self.queries.tolist(),
+            "budget_exhausted": self.budget_exhausted.tolist(),
+            "attacked": self.attacked.tolist(),
+        }
+
 
 class _BudgetExhausted(Exception):
     """Raised inside the wrapped model when the next query would exceed the budget."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -65,6 +67,8 @@ def test_hsj_respects_budget_and_shrinks_distance(engine, eval_batch):
     assert rates == sorted(rates) and rates[-1] > rates[0]
     s = r.summary()
     assert s["queries_total"] == q.rows and s["budget_exhausted"] == int(attacked.sum())
+    per = json.loads(json.dumps({**s, "samples": r.per_sample()}, allow_nan=False))["samples"]
+    assert per["queries"] == r.queries.tolist() and per["distances"][0] == pytest.approx(float(r.distances[0]))
 
 
 def test_more_budget_gives_smaller_distances(engine, eval_batch):
