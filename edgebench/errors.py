@@ -25,3 +25,9 @@ def expect(condition: bool, message: str) -> None:
     """Raise :class:`EdgebenchError` with *message* unless *condition* holds."""
     if not condition:
         raise EdgebenchError(message)
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (or its type name), for one-line errors."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]

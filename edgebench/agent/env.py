@@ -25,6 +25,20 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+_SIMD = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8",
+         "avx_vnni", "asimd", "asimddp", "asimdhp", "sve", "i8mm", "bf16")
+
+
+def simd_flags() -> list[str]:
+    """The vector extensions the runtime's kernels may use (x86 flags or ARM features)."""
+    text = _read("/proc/cpuinfo") or ""
+    for line in text.splitlines():
+        if line.lower().startswith(("flags", "features")):
+            have = set(line.split(":", 1)[1].split())
+            return [f for f in _SIMD if f in have]
+    return []
+
+
 def jetson_info() -> dict:
     """L4T release, power mode and clocks when this is a Jetson; empty otherwise."""
     out: dict = {}
@@ -63,6 +77,8 @@ def collect() -> dict:
         "cpu_governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
         "cpu_freq": freq,
         "memory_total_mb": round(psutil.virtual_memory().total / 1048576.0, 1),
+        "simd": simd_flags(),
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "python": platform.python_version(),
         "numpy": numpy.__version__,
         "psutil": psutil.__version__,

@@ -1,7 +1,8 @@
 """ONNX Runtime backend: CPU execution provider, CUDA where the installed build has it.
 
 *compute* latency uses IO binding on pre-built OrtValues (inputs already in place);
-*end-to-end* latency uses ``session.run`` on host arrays.
+*end-to-end* latency uses ``session.run`` on host arrays (on CUDA: IO binding with the host
+copies inside the timed region).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from edgebench.backends.base import Backend, TensorSpec
-from edgebench.errors import EdgebenchError
+from edgebench.errors import EdgebenchError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class OnnxRuntimeBackend(Backend):
         try:
             self._session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
         except Exception as exc:  # ORT raises several types for corrupt/unsupported models
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise EdgebenchError(f"onnxruntime could not load {path}: {first}") from None
         self._inputs = [
             TensorSpec(i.name, tuple(d if isinstance(d, int) else (d or "?") for d in i.shape), _ORT_TYPES.get(i.type, "float32"))
@@ -89,7 +90,11 @@ class OnnxRuntimeBackend(Backend):
         return list(self._outputs)
 
     def _prepare(self, feed: dict[str, np.ndarray]) -> Any:
-        # Entered by the compute mode once per feed, by end-to-end mode on every iteration.
+        if self._ort_device == "cpu":
+            return feed  # session.run: what an application calls
+        return self._prepare_compute(feed)
+
+    def _prepare_compute(self, feed: dict[str, np.ndarray]) -> Any:
         binding = self._session.io_binding()
         for name, arr in feed.items():
             value = self._ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(arr), self._ort_device, 0)
@@ -99,11 +104,13 @@ class OnnxRuntimeBackend(Backend):
         return binding
 
     def _execute(self, prepared: Any) -> Any:
+        if isinstance(prepared, dict):
+            return self._session.run(None, prepared)
         self._session.run_with_iobinding(prepared)
         return prepared
 
     def _fetch(self, raw: Any) -> list[np.ndarray]:
-        return raw.copy_outputs_to_cpu()
+        return raw if isinstance(raw, list) else raw.copy_outputs_to_cpu()
 
     def environment(self) -> dict:
         ort = self._ort
@@ -114,6 +121,8 @@ class OnnxRuntimeBackend(Backend):
             "providers": providers,
             "execution_provider": providers[0] if providers else None,
             "intra_op_threads": self.options.threads,
+            # ORT's default intra-op pool is one thread per physical core
+            "intra_op_threads_effective": self.options.threads or _physical_cores(),
             "device": self.options.device,
         }
 
@@ -133,6 +142,12 @@ class OnnxRuntimeBackend(Backend):
             return None
         self._collect_profile()
         return self._profile_cache
+
+
+def _physical_cores() -> int | None:
+    import psutil
+
+    return psutil.cpu_count(logical=False)
 
 
 def summarize_ort_profile(events: list[dict], top: int = 15) -> list[dict]:

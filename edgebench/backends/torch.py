@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgebench.backends.base import Backend, TensorSpec
-from edgebench.errors import EdgebenchError
+from edgebench.errors import EdgebenchError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def load_module(path: str | Path, device: str = "cpu") -> tuple[Any, str, tuple[
     except EdgebenchError:
         raise
     except Exception as exc:  # RuntimeError, PicklingError, ... on corrupt/unsupported files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise EdgebenchError(f"torch could not load {p} ({fmt}): {first}") from None
     declared = None
     user_inputs = [n for n in ep.graph.nodes if n.op == "placeholder" and n.name in set(ep.graph_signature.user_inputs)]

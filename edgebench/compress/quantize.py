@@ -28,7 +28,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from edgebench.compress.finetune import _is_int, _is_num
-from edgebench.errors import EdgebenchError, expect
+from edgebench.errors import EdgebenchError, first_line, expect
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ def quantize_static(fp32_onnx: Path, out_path: Path, calibration_data: np.ndarra
         except EdgebenchError:
             raise
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise EdgebenchError(f"quantize: onnxruntime could not quantize {src}: {first}") from None
         finally:
             if chatter.getvalue().strip():
@@ -294,7 +294,7 @@ def _check_quantized(path: Path, sample: np.ndarray, input_name: str) -> None:
         sess = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
         outs = sess.run(None, {input_name: np.ascontiguousarray(sample)})
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise EdgebenchError(f"quantize: the quantized model does not run in onnxruntime: {first}") from None
     if not all(np.isfinite(o).all() for o in outs):
         raise EdgebenchError("quantize: the quantized model returns NaN or inf on a calibration image")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgebench.errors import EdgebenchError
+from edgebench.errors import EdgebenchError, first_line
 
 if TYPE_CHECKING:
     import torch
@@ -70,7 +70,7 @@ def check_onnx(path: str | Path) -> None:
     try:
         onnx.checker.check_model(str(p), full_check=True)
     except Exception as exc:  # onnx raises ValidationError, DecodeError, ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise EdgebenchError(f"{p} is not a valid ONNX model: {first}") from None
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from edgebench.errors import EdgebenchError
+from edgebench.errors import EdgebenchError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def load_onnx(path: str | Path) -> Any:
     try:
         return onnx.load(str(p))
     except Exception as exc:  # DecodeError, ValueError, ... on a corrupt file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise EdgebenchError(f"{p} is not a readable ONNX model: {first}") from None
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgebench.errors import EdgebenchError
+from edgebench.errors import EdgebenchError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +55,6 @@ class ResolvedModel:
             "size_bytes": self.size_bytes,
             "notes": list(self.notes),
         }
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _shape_tag(shape: tuple[int, ...]) -> str:
@@ -167,7 +162,7 @@ def _resolve_torchvision(spec: str, backend: str, input_shape: tuple[int, ...] |
         try:
             return torchvision.models.get_model(arch, weights=None).eval()
         except Exception as exc:  # noqa: BLE001 - e.g. an architecture that needs arguments
-            raise EdgebenchError(f"torchvision could not build '{arch}': {_short(exc)}") from None
+            raise EdgebenchError(f"torchvision could not build '{arch}': {first_line(exc)}") from None
 
     if backend in TORCH_BACKENDS:
         out = cache / "torch" / f"{tag}.pt"
@@ -181,7 +176,7 @@ def _resolve_torchvision(spec: str, backend: str, input_shape: tuple[int, ...] |
                 try:
                     traced = torch.jit.trace(module, example)
                 except Exception as exc:  # noqa: BLE001 - wrong rank / channels for this network
-                    raise EdgebenchError(f"torchvision:{arch} does not run on an input of shape {shape}: {_short(exc)}") from None
+                    raise EdgebenchError(f"torchvision:{arch} does not run on an input of shape {shape}: {first_line(exc)}") from None
                 traced.save(str(tmp))
             tmp.replace(out)
         return ResolvedModel(spec, "torchvision", out, "torchscript", True, weights, None, shape, out.stat().st_size,
@@ -201,7 +196,7 @@ def _export_module(module: Any, shape: tuple[int, ...], out: Path, what: Any) ->
     except EdgebenchError:
         raise
     except Exception as exc:  # noqa: BLE001 - exporter errors are long; keep the first line
-        raise EdgebenchError(f"could not export {what} to ONNX with input shape {shape}: {_short(exc)}") from None
+        raise EdgebenchError(f"could not export {what} to ONNX with input shape {shape}: {first_line(exc)}") from None
 
 
 def _load_ep(path: Path) -> Any:
@@ -210,7 +205,7 @@ def _load_ep(path: Path) -> Any:
     try:
         return torch.export.load(str(path))
     except Exception as exc:  # noqa: BLE001
-        raise EdgebenchError(f"torch could not load {path} (exported_program): {_short(exc)}") from None
+        raise EdgebenchError(f"torch could not load {path} (exported_program): {first_line(exc)}") from None
 
 
 def _ep_shape(ep: Any) -> tuple[Any, ...] | None:
@@ -234,7 +229,7 @@ def _export_ep(ep: Any, shape: tuple[int, ...], out: Path) -> None:
             torch.onnx.export(ep, (example,), str(tmp), dynamo=True, input_names=["input"],
                               output_names=["logits"], external_data=False, verbose=False)
     except Exception as exc:  # noqa: BLE001
-        raise EdgebenchError(f"could not export the exported program to ONNX: {_short(exc)}") from None
+        raise EdgebenchError(f"could not export the exported program to ONNX: {first_line(exc)}") from None
     tmp.replace(out)
 
 

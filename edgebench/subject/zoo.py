@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from edgebench.errors import EdgebenchError
+from edgebench.errors import EdgebenchError, first_line
 from edgebench.settings import cache_dir
 from edgebench.subject.data import Split, load_arrays, make_split
 
@@ -78,7 +78,7 @@ def load_state_dict(path: Path, allow_pickle: bool = False) -> dict:
             "save a state_dict, or set model.allow_pickle: true for a file you trust"
         ) from None
     except Exception as exc:  # noqa: BLE001 - zip/format errors of all kinds
-        raise EdgebenchError(f"{path}: not a PyTorch checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from None
+        raise EdgebenchError(f"{path}: not a PyTorch checkpoint ({type(exc).__name__}: {first_line(exc, 160)})") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(hasattr(v, "shape") for v in obj.values()):
@@ -110,7 +110,7 @@ def load_subject(model_cfg: ModelConfig, data_cfg: DataConfig, seed: int = 0,
             model.load_state_dict(state)
         except RuntimeError as exc:
             raise EdgebenchError(
-                f"{model_cfg.checkpoint}: does not fit architecture '{model_cfg.arch}': {str(exc).splitlines()[0][:200]}"
+                f"{model_cfg.checkpoint}: does not fit architecture '{model_cfg.arch}': {first_line(exc)}"
             ) from None
         info["weights"] = str(model_cfg.checkpoint)
     else:
