@@ -1,0 +1,61 @@
+"""`edgebench run` on a device list: the local CPU and a real sshd on 127.0.0.1, in parallel;
+the SSH device lost mid-study, then a re-run that measures only what is missing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from edgebench.devices.inventory import add_device
+from edgebench.devices.ssh.loopback import LoopbackSshd
+
+STUDY = {
+    "name": "devices",
+    "model": {"arch": "lenet5", "train_epochs": 1},
+    "data": {"name": "mnist", "eval_count": 100, "calib_count": 32, "train_count": 400},
+    "candidates": ["base", {"name": "int8", "quantize": {"preset": "ort-cpu", "calib_samples": 32}}],
+    "attacks": {"samples": 16, "suite": [{"name": "fgsm", "eps_255": [16]}]},
+    "profile": {"batches": [1], "iterations": 10, "min_duration_s": 0.0, "warmup_iters": 1, "warmup_s": 0.0,
+                "threads": 1},
+}
+
+
+def _run(study: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgebench", "run", str(study), "--out", str(out), "--quiet", *extra],
+                          capture_output=True, text=True, timeout=600, env=dict(os.environ))
+
+
+def test_run_on_local_and_ssh_then_resume_after_the_link_died(make_sshd: Callable[..., LoopbackSshd],
+                                                               tmp_path: Path) -> None:
+    server = make_sshd("bench-board")
+    add_device(server.spec(), replace=True)  # the user-level inventory (EDGEBENCH_INVENTORY, set by conftest)
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump(dict(STUDY, devices=["local", "bench-board"])))
+    out = tmp_path / "run"
+
+    server.kill()  # the board is unreachable for the first run
+    first = _run(study, out)
+    assert first.returncode == 2, first.stderr
+    assert "Traceback" not in first.stderr and "bench-board" in first.stderr.strip().splitlines()[-1]
+    local = sorted((out / "measurements").glob("*/local/*.json"))
+    assert {p.name for p in local} == {"profile.json", "replay.json"} and len(local) == 4  # local finished
+    assert not list((out / "measurements").glob("*/bench-board/*.json"))
+    stamps = {p: p.stat().st_mtime_ns for p in local}
+
+    server.start()
+    second = _run(study, out)
+    assert second.returncode == 0, second.stderr
+    assert {p: p.stat().st_mtime_ns for p in local} == stamps  # nothing measured again
+    results = json.loads((out / "results.json").read_text())
+    for cand in results["candidates"]:
+        remote = cand["devices"]["bench-board"]
+        assert remote["latency_ms"]["p50"] > 0 and remote["clean_accuracy"] is not None
+        assert remote["environment"]["transport"]["kind"] == "ssh"
+        # the same artifact on the same CPU gives the same predictions through SSH
+        assert remote["clean_accuracy"] == cand["devices"]["local"]["clean_accuracy"]
