@@ -31,3 +31,13 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message (or its type name), for one-line errors."""
     text = str(exc).strip()
     return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
+
+
+def check_keys(data: dict, allowed: "object", where: str) -> None:
+    """Refuse keys of *data* outside *allowed* (names or a dataclass), naming both sides."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(allowed)} if dataclasses.is_dataclass(allowed) else set(allowed)  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise EdgebenchError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(names)}")

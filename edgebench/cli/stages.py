@@ -14,9 +14,10 @@ import typer
 from rich.table import Table
 
 
-def _pipeline(config: Optional[Path], out: Optional[Path], quiet: bool):  # noqa: ANN202
+def _pipeline(config: Optional[Path], out: Optional[Path]):  # noqa: ANN202
+    """The study and its run folder, as `edgebench run` would choose them."""
     from edgebench.study.config import load_study
-    from edgebench.study.pipeline import Pipeline, default_run_dir
+    from edgebench.study.pipeline import default_run_dir
 
     cfg = load_study(config)
     return cfg, out or default_run_dir(cfg)
@@ -42,7 +43,7 @@ def register(app: typer.Typer) -> None:
         from edgebench.cli.ui import PipelineUi, err_console, fmt, print_json
         from edgebench.study.pipeline import Pipeline
 
-        cfg, run_dir = _pipeline(config, out, quiet)
+        cfg, run_dir = _pipeline(config, out)
         with PipelineUi(quiet=quiet or json_out) as ui:
             built = Pipeline(cfg, run_dir, ui).compress_stage()
         if json_out:
@@ -79,7 +80,7 @@ def register(app: typer.Typer) -> None:
         from edgebench.cli.ui import PipelineUi, err_console, fmt, print_json
         from edgebench.study.pipeline import Pipeline
 
-        cfg, run_dir = _pipeline(config, out, quiet)
+        cfg, run_dir = _pipeline(config, out)
         with PipelineUi(quiet=quiet or json_out) as ui:
             sets = Pipeline(cfg, run_dir, ui).attack_stage()
         if json_out:

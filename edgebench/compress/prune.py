@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from edgebench.compress.finetune import FinetuneSpec, _is_int, _is_num, check_train_data, finetune
-from edgebench.errors import EdgebenchError, expect
+from edgebench.errors import EdgebenchError, check_keys, expect
 
 if TYPE_CHECKING:
     import torch
@@ -115,16 +115,12 @@ class PruneSpec:
 def parse_prune_spec(d: dict) -> PruneSpec:
     """Build a :class:`PruneSpec` from a study-config mapping; unknown keys are refused by name."""
     expect(isinstance(d, dict), f"prune: expected a mapping, found {type(d).__name__}")
-    known = {f.name for f in dataclasses.fields(PruneSpec)}
-    unknown = sorted(set(d) - known)
-    expect(not unknown, f"prune: unknown key(s) {', '.join(map(repr, unknown))}; expected some of {', '.join(sorted(known))}")
+    check_keys(d, PruneSpec, "prune")
     kwargs = dict(d)
     ft = kwargs.get("finetune")
     if ft is not None and not isinstance(ft, FinetuneSpec):
         expect(isinstance(ft, dict), f"prune.finetune: expected a mapping, found {type(ft).__name__}")
-        ft_known = {f.name for f in dataclasses.fields(FinetuneSpec)}
-        ft_unknown = sorted(set(ft) - ft_known)
-        expect(not ft_unknown, f"prune.finetune: unknown key(s) {', '.join(map(repr, ft_unknown))}; expected some of {', '.join(sorted(ft_known))}")
+        check_keys(ft, FinetuneSpec, "prune.finetune")
         kwargs["finetune"] = FinetuneSpec(**ft)
     elif ft is None:
         kwargs.pop("finetune", None)
@@ -249,7 +245,6 @@ def _prune_structured(
     train: tuple[np.ndarray, np.ndarray] | None,
     on_progress: ProgressFn | None,
 ) -> None:
-    import torch
     import torch_pruning as tp
 
     from edgebench.compress import importance as imp

@@ -28,7 +28,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from edgebench.compress.finetune import _is_int, _is_num
-from edgebench.errors import EdgebenchError, first_line, expect
+from edgebench.errors import EdgebenchError, check_keys, expect, first_line
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +131,7 @@ class QuantSpec:
 def parse_quant_spec(d: dict) -> QuantSpec:
     """Build a :class:`QuantSpec` from a study-config mapping; unknown keys are refused by name."""
     expect(isinstance(d, dict), f"quantize: expected a mapping, found {type(d).__name__}")
-    known = {f.name for f in dataclasses.fields(QuantSpec)}
-    unknown = sorted(set(d) - known)
-    expect(not unknown, f"quantize: unknown key(s) {', '.join(map(repr, unknown))}; expected some of {', '.join(sorted(known))}")
+    check_keys(d, QuantSpec, "quantize")
     kwargs = dict(d)
     if isinstance(kwargs.get("percentile"), int) and not isinstance(kwargs.get("percentile"), bool):
         kwargs["percentile"] = float(kwargs["percentile"])

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgebench.errors import EdgebenchError
+from edgebench.errors import EdgebenchError, check_keys
 from edgebench.subject.zoo import DataConfig, ModelConfig
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]*$")
@@ -137,10 +137,8 @@ def _section(cls: type, data: Any, where: str, convert: dict[str, Any] | None = 
         return cls()
     if not isinstance(data, dict):
         raise EdgebenchError(f"{where}: expected a mapping, found {type(data).__name__} {data!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise EdgebenchError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(fields)}")
+    check_keys(data, cls, where)
+    fields = {f.name for f in dataclasses.fields(cls)}
     values = {}
     for key, val in data.items():
         default = getattr(cls(), key) if key in fields else None
@@ -192,9 +190,7 @@ def _candidate(item: Any, i: int) -> CandidateConfig:
         )
     if not isinstance(item, dict):
         raise EdgebenchError(f"{where}: expected a name or a mapping, found {item!r}")
-    unknown = sorted(set(item) - {"name", "prune", "quantize"})
-    if unknown:
-        raise EdgebenchError(f"{where}: unknown key(s) {unknown}; expected name, prune, quantize")
+    check_keys(item, ("name", "prune", "quantize"), where)
     name = item.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
         raise EdgebenchError(f"{where}: expected a 'name' of letters, digits and . _ + -, found {name!r}")
@@ -206,10 +202,7 @@ def _candidate(item: Any, i: int) -> CandidateConfig:
 
 def study_from_dict(data: dict | None, source: str = "<defaults>") -> StudyConfig:
     data = dict(data or {})
-    allowed = {f.name for f in dataclasses.fields(StudyConfig)} - {"source"}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise EdgebenchError(f"{source}: unknown key(s) {unknown}; expected some of {sorted(allowed)}")
+    check_keys(data, {f.name for f in dataclasses.fields(StudyConfig)} - {"source"}, source)
     cands_raw = data.get("candidates")
     if cands_raw is None:
         candidates = DEFAULT_CANDIDATES

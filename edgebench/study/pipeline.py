@@ -20,7 +20,7 @@ import numpy as np
 
 from edgebench.errors import EdgebenchError
 from edgebench.study.config import CandidateConfig, StudyConfig
-from edgebench.study.store import SCHEMA, RunStore
+from edgebench.study.store import RunStore
 from edgebench.util.io import sha256_file
 
 log = logging.getLogger(__name__)

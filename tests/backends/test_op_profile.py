@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from edgebench.backends.base import BackendOptions, TimingBudget
 from edgebench.backends.onnxruntime import OnnxRuntimeBackend

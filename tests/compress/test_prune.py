@@ -7,7 +7,7 @@ import copy
 import numpy as np
 import pytest
 import torch
-from conftest import TinyResNet, tiny_cnn
+from compress_models import TinyResNet, tiny_cnn
 
 from edgebench.compress.finetune import FinetuneSpec, accuracy
 from edgebench.compress.prune import CRITERIA, PruneSpec, find_classifier, parse_prune_spec, prune, prune_series
@@ -119,9 +119,9 @@ def test_round_to_keeps_multiples(trained_cnn, digits, example):
 def test_residual_blocks_stay_coupled(trained_resnet, digits, example):
     pruned = prune(trained_resnet, PruneSpec(ratio=0.5, finetune=FT), example, _train(digits))
     w = layer_widths(pruned)
-    # the residual adds tie stem, layer1.conv2; and layer2.conv2, layer2.down, layer3.conv2
+    # the residual adds tie stem, layer1.conv2; and layer2.conv2, layer2.shortcut, layer3.conv2
     assert w["stem.0"] == w["layer1.conv2"] == w["layer1.conv1"] == 8
-    assert w["layer2.conv2"] == w["layer2.down.0"] == w["layer3.conv2"] == 16
+    assert w["layer2.conv2"] == w["layer2.shortcut.0"] == w["layer3.conv2"] == 16
     assert w["fc"] == 10 and pruned.fc.in_features == 16
     assert accuracy(pruned, digits["x_eval"], digits["y_eval"]) > 0.85
 
