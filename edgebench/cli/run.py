@@ -43,12 +43,16 @@ def robustness_table(results: dict, device: str) -> Table | None:
     table.add_column("clean", justify="right")
     for i in ids:
         table.add_column(i, justify="right")
-    table.add_column("blackbox median L2", justify="right")
+    blackbox = any((c["devices"].get(device) or {}).get("blackbox") for c in results["candidates"])
+    if blackbox:
+        table.add_column("black-box median L2", justify="right")
     for c in results["candidates"]:
         d = c["devices"].get(device) or {}
         acc = {r["id"]: r["accuracy"] for r in d.get("robustness") or []}
-        bb = (d.get("blackbox") or {}).get("median_distance")
-        table.add_row(c["name"], fmt(d.get("clean_accuracy"), ".3f"), *[fmt(acc.get(i), ".3f") for i in ids], fmt(bb, ".2f"))
+        cells = [c["name"], fmt(d.get("clean_accuracy"), ".3f"), *[fmt(acc.get(i), ".3f") for i in ids]]
+        if blackbox:
+            cells.append(fmt((d.get("blackbox") or {}).get("median_distance"), ".2f"))
+        table.add_row(*cells)
     return table
 
 
