@@ -32,27 +32,24 @@ def verdict_table(results: dict) -> Table:
 
 
 def robustness_table(results: dict, device: str) -> Table | None:
-    """Accuracy per candidate (rows) and adversarial set (columns): the published studies' table."""
+    """Accuracy under each adversarial set (rows) for every candidate (columns), as the
+    published studies tabulate it; the examples were crafted on base (transfer setting)."""
     from edgebench.cli.ui import fmt
 
-    ids = [a["id"] for a in results.get("attacks", [])]
-    if not ids:
+    attacks = results.get("attacks", [])
+    if not attacks:
         return None
-    table = Table(title=f"robustness on {device}: accuracy under attacks crafted on base (transfer)", header_style="bold")
-    table.add_column("candidate")
-    table.add_column("clean", justify="right")
-    for i in ids:
-        table.add_column(i, justify="right")
-    blackbox = any((c["devices"].get(device) or {}).get("blackbox") for c in results["candidates"])
-    if blackbox:
-        table.add_column("black-box median L2", justify="right")
-    for c in results["candidates"]:
-        d = c["devices"].get(device) or {}
-        acc = {r["id"]: r["accuracy"] for r in d.get("robustness") or []}
-        cells = [c["name"], fmt(d.get("clean_accuracy"), ".3f"), *[fmt(acc.get(i), ".3f") for i in ids]]
-        if blackbox:
-            cells.append(fmt((d.get("blackbox") or {}).get("median_distance"), ".2f"))
-        table.add_row(*cells)
+    cands = [(c["name"], c["devices"].get(device) or {}) for c in results["candidates"]]
+    table = Table(title=f"robustness on {device}: accuracy under attacks crafted on base", header_style="bold")
+    table.add_column("set")
+    for name, _ in cands:
+        table.add_column(name, justify="right")
+    table.add_row("clean", *[fmt(d.get("clean_accuracy"), ".3f") for _, d in cands])
+    acc = {name: {r["id"]: r["accuracy"] for r in d.get("robustness") or []} for name, d in cands}
+    for a in attacks:
+        table.add_row(a["id"], *[fmt(acc[name].get(a["id"]), ".3f") for name, _ in cands])
+    if any(d.get("blackbox") for _, d in cands):
+        table.add_row("black-box median L2", *[fmt((d.get("blackbox") or {}).get("median_distance"), ".2f") for _, d in cands])
     return table
 
 
