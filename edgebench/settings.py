@@ -5,7 +5,8 @@
                            (default: the user cache dir, ``~/.cache/edgebench``)
 ``EDGEBENCH_INVENTORY``    a user-level device inventory YAML, merged over
                            the project's ``devices/`` folder
-``EDGEBENCH_DEVICES_DIR``  the project ``devices/`` folder (default: ./devices)
+``EDGEBENCH_DEVICES_DIR``  the project ``devices/`` folder (default: ./devices,
+                           else the source tree's devices/)
 ``EDGEBENCH_LOG_LEVEL``    logging level name (default WARNING)
 ``EDGEBENCH_TEST_FAST``    set by the test-suite to shrink default budgets
 =========================  =====================================================
@@ -35,7 +36,15 @@ def user_inventory() -> Path:
 
 
 def devices_dir() -> Path:
-    return Path(os.environ.get("EDGEBENCH_DEVICES_DIR", "devices"))
+    """``$EDGEBENCH_DEVICES_DIR``; else ``./devices`` when it exists; else the ``devices/`` of the
+    source tree edgebench runs from (an editable install), so `local` keeps its profile anywhere."""
+    explicit = os.environ.get("EDGEBENCH_DEVICES_DIR")
+    if explicit:
+        return Path(explicit)
+    here = Path("devices")
+    if here.is_dir():
+        return here
+    return Path(__file__).resolve().parents[1] / "devices"
 
 
 def log_level() -> str:

@@ -235,7 +235,8 @@ def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = No
     if resolved.random_weights:
         notes.insert(0, f"weights are {resolved.weights}")
     if req.profile_ops:
-        notes.append("--profile-ops: ONNX Runtime profiling was on during timing, so latencies include its overhead")
+        notes.append("--profile-ops: operator times come from a separate 30-iteration batch-1 pass with ONNX Runtime's "
+                     "profiler on; the timed runs above had it off")
     if not spec.profile.get("peak_gops"):
         notes.append(f"device '{spec.name}' has no profile.peak_gops in its YAML: roofline shares are unmeasured")
     environment = dict(result.get("environment") or {})
