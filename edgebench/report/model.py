@@ -296,6 +296,34 @@ def auc_table(results: dict, device: str) -> Table | None:
                  ("Candidate", *families), tuple(rows))
 
 
+def blackbox_table(results: dict, device: str) -> Table | None:
+    """The decision-based attack whose queries went to each deployed artifact (None if none ran)."""
+    runs = [(cand, _entry(cand, device).get("blackbox")) for cand in results.get("candidates") or []]
+    if not any(bb for _, bb in runs):
+        return None
+    eps = sorted({r["eps"] for _, bb in runs if bb for r in bb.get("rows") or []})
+    rows = []
+    for cand, bb in runs:
+        bb = bb or {}
+        acc = {r["eps"]: r.get("accuracy") for r in bb.get("rows") or []}
+        rows.append((
+            _name(cand),
+            _c(fmt.text(f"{bb.get('attack')} {bb.get('norm')}") if bb else fmt.UNMEASURED, bb.get("attack"), "blackbox.attack",
+               "" if bb else "unmeasured"),
+            _metric(bb.get("count"), fmt.count, "blackbox.count"),
+            _metric(bb.get("max_queries"), fmt.count, "blackbox.max_queries"),
+            _metric(bb.get("queries_mean"), lambda v: fmt.num(v, 1), "blackbox.queries_mean"),
+            _metric(bb.get("median_distance"), lambda v: fmt.num(v, 3), "blackbox.median_distance"),
+            *(_metric(acc.get(e), fmt.pct, f"blackbox.accuracy@{e:g}") for e in eps),
+        ))
+    return Table(f"blackbox-{device}", "Black-box attack on the deployed engine",
+                 ("Candidate", "Attack", "Images", "Query budget", "Queries used (mean)", "Median distance",
+                  *(f"Accuracy at eps {e:g}" for e in eps)),
+                 tuple(rows),
+                 "A decision-based attack (HopSkipJump or Boundary) whose every query went to this artifact on this "
+                 "device through the agent; median distance over images the engine classified right when clean.")
+
+
 def ops_table(results: dict, device: str) -> Table:
     rows = []
     for cand in results.get("candidates") or []:
@@ -387,9 +415,9 @@ def build_report(results: dict) -> Report:
     for d in devices:
         tables = [latency_table(results, d), throughput_table(results, d), memory_table(results, d),
                   accuracy_table(results, d), robustness_table(results, d)]
-        auc = auc_table(results, d)
-        if auc is not None:
-            tables.append(auc)
+        for extra in (auc_table(results, d), blackbox_table(results, d)):
+            if extra is not None:
+                tables.append(extra)
         tables += [ops_table(results, d), roofline_table(results, d), device_environment_table(results, d)]
         sections.append(Section(f"device-{d}", f"Device: {d}", tuple(tables), device=d))
     env = results.get("environment") or {}
