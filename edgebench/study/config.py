@@ -39,12 +39,19 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]*$")
 
 @dataclass(frozen=True)
 class CandidateConfig:
+    """A candidate: optionally pruned (from base, or further from a ``parent`` candidate's
+    pruned model: an iterative grid such as 50 -> 75 -> 87.5 %), optionally quantized."""
+
     name: str
     prune: dict | None = None  # parsed by edgebench.compress.prune.parse_prune_spec
     quantize: dict | None = None  # parsed by edgebench.compress.quantize.parse_quant_spec
+    parent: str | None = None  # prune starting from this candidate's fp32 model instead of base
 
     def recipe(self) -> dict:
-        return {"prune": self.prune, "quantize": self.quantize}
+        out: dict = {"prune": self.prune, "quantize": self.quantize}
+        if self.parent is not None:
+            out["parent"] = self.parent
+        return out
 
 
 @dataclass(frozen=True)
@@ -190,14 +197,19 @@ def _candidate(item: Any, i: int) -> CandidateConfig:
         )
     if not isinstance(item, dict):
         raise EdgebenchError(f"{where}: expected a name or a mapping, found {item!r}")
-    check_keys(item, ("name", "prune", "quantize"), where)
+    check_keys(item, ("name", "prune", "quantize", "parent"), where)
     name = item.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
         raise EdgebenchError(f"{where}: expected a 'name' of letters, digits and . _ + -, found {name!r}")
     for key in ("prune", "quantize"):
         if item.get(key) is not None and not isinstance(item[key], dict):
             raise EdgebenchError(f"{where}.{key}: expected a mapping, found {item[key]!r}")
-    return CandidateConfig(name, item.get("prune"), item.get("quantize"))
+    parent = item.get("parent")
+    if parent is not None and not isinstance(parent, str):
+        raise EdgebenchError(f"{where}.parent: expected a candidate name, found {parent!r}")
+    if parent is not None and item.get("prune") is None:
+        raise EdgebenchError(f"{where}: 'parent' names where pruning starts; it needs a 'prune' recipe too")
+    return CandidateConfig(name, item.get("prune"), item.get("quantize"), parent)
 
 
 def study_from_dict(data: dict | None, source: str = "<defaults>") -> StudyConfig:
@@ -215,6 +227,21 @@ def study_from_dict(data: dict | None, source: str = "<defaults>") -> StudyConfi
         raise EdgebenchError(f"{source}: candidates: names must be unique, found {names}")
     if "base" not in names:
         candidates = (CandidateConfig("base"),) + candidates  # everything is measured against base
+    seen: dict[str, CandidateConfig] = {}
+    for c in candidates:
+        if c.parent is not None:
+            par = seen.get(c.parent)
+            if par is None:
+                raise EdgebenchError(
+                    f"{source}: candidate '{c.name}': parent '{c.parent}' must be a candidate listed before it, "
+                    f"found {sorted(seen)}"
+                )
+            if par.quantize is not None:
+                raise EdgebenchError(
+                    f"{source}: candidate '{c.name}': parent '{c.parent}' is quantized; pruning continues from an fp32 "
+                    "candidate (quantize the child instead)"
+                )
+        seen[c.name] = c
     devices = data.get("devices", ["local"])
     if isinstance(devices, str):
         devices = [devices]

@@ -154,8 +154,10 @@ class Pipeline:
         return built
 
     def _stem(self, cand: CandidateConfig, subject: Any, stems: dict[str, Any]) -> Any:
-        """The fp32 PyTorch module a candidate starts from: base, or base pruned by its recipe."""
-        key = json.dumps(cand.prune, sort_keys=True)
+        """The fp32 PyTorch module a candidate starts from: base, or base (or its ``parent``'s
+        pruned model) pruned by its recipe. Built once per distinct chain of recipes; a parent
+        found on disk is rebuilt here (deterministic: fixed seeds) when a child needs it."""
+        key = json.dumps(self._chain(cand), sort_keys=True)
         if key not in stems:
             if cand.prune is None:
                 stems[key] = subject.model
@@ -164,12 +166,24 @@ class Pipeline:
 
                 from edgebench.compress.prune import parse_prune_spec, prune
 
+                start = subject.model
+                if cand.parent is not None:
+                    start = self._stem(self._candidate(cand.parent), subject, stems)
                 spec = parse_prune_spec(cand.prune)
-                self.ui("status", {"text": f"{cand.name}: pruning ({spec.criterion}, ratio {spec.ratio})"})
+                origin = f"{cand.parent}'s model" if cand.parent else "base"
+                self.ui("status", {"text": f"{cand.name}: pruning {origin} ({spec.criterion}, ratio {spec.ratio})"})
                 split = subject.split
                 example = torch.from_numpy(split.x_eval[:1])
-                stems[key] = prune(subject.model, spec, example, train=(split.x_train, split.y_train)).eval()
+                stems[key] = prune(start, spec, example, train=(split.x_train, split.y_train)).eval()
         return stems[key]
+
+    def _candidate(self, name: str) -> CandidateConfig:
+        return next(c for c in self.config.candidates if c.name == name)
+
+    def _chain(self, cand: CandidateConfig) -> list:
+        """The prune recipes from base to *cand*'s fp32 model, in order."""
+        head = self._chain(self._candidate(cand.parent)) if cand.parent else []
+        return head + ([cand.prune] if cand.prune is not None else [])
 
     def _build_one(self, cand: CandidateConfig, subject: Any, stems: dict[str, Any]) -> Built:
         from edgebench import __version__
@@ -190,6 +204,8 @@ class Pipeline:
         shape = tuple(split.input_shape)
         x_check = split.x_eval[: min(256, len(split.x_eval))]
         resolved: dict = {"prune": None, "quantize": None}
+        if cand.parent is not None:
+            resolved["parent"] = cand.parent
         if cand.prune is not None:
             from edgebench.compress.prune import parse_prune_spec
 

@@ -20,6 +20,7 @@ STUDY = {
         "base",
         {"name": "pruned-50", "prune": {"ratio": 0.5, "finetune": {"epochs": 1}}},
         {"name": "int8", "quantize": {"preset": "ort-cpu", "calib_samples": 64}},
+        {"name": "pruned-75", "parent": "pruned-50", "prune": {"ratio": 0.5, "finetune": {"epochs": 1}}},
         {"name": "pruned-50+int8", "prune": {"ratio": 0.5, "finetune": {"epochs": 1}},
          "quantize": {"preset": "ort-cpu", "calib_samples": 64}},
     ],
@@ -48,7 +49,7 @@ def test_results_follow_the_schema(run_dir: Path) -> None:
     assert results["schema"] == "edgebench.results/1"
     assert results["environment"]["versions"]["onnxruntime"] and results["environment"]["host"]["cpu_model"]
     names = [c["name"] for c in results["candidates"]]
-    assert names == ["base", "pruned-50", "int8", "pruned-50+int8"]
+    assert names == ["base", "pruned-50", "int8", "pruned-75", "pruned-50+int8"]
     assert {a["id"] for a in results["attacks"]} == {"fgsm-linf-8", "fgsm-linf-32", "pgd-linf-8", "pgd-linf-32"}
     by = {c["name"]: c for c in results["candidates"]}
     for c in results["candidates"]:
@@ -72,6 +73,9 @@ def test_results_follow_the_schema(run_dir: Path) -> None:
         assert 0 < bb["queries_total"] <= 3 * 60 + 16 and len(bb["rows"]) == 3
     # what compression does, measured: pruning halves channels (fewer MACs), int8 shrinks the file
     assert by["pruned-50"]["macs"] < 0.6 * by["base"]["macs"]
+    # an iterative grid: pruned-75 continues from pruned-50's model (half of its channels again)
+    assert by["pruned-75"]["recipe"]["parent"] == "pruned-50"
+    assert by["pruned-75"]["macs"] < 0.6 * by["pruned-50"]["macs"]
     assert by["int8"]["artifact"]["size_bytes"] < 0.5 * by["base"]["artifact"]["size_bytes"]
     assert by["base"]["export_check"]["max_abs_diff"] < 1e-4
     assert by["int8"]["export_check"]["top1_agreement"] > 0.9 and by["int8"]["export_check"]["max_abs_diff"] is None
