@@ -32,7 +32,8 @@ def encode(arr: np.ndarray) -> dict:
 
 
 def decode(data: str, shape: list[int]) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(data), dtype=np.float32).reshape(shape)
+    """A writable float32 array (a bytearray buffer: callers hand it to torch, which writes)."""
+    return np.frombuffer(bytearray(base64.b64decode(data)), dtype=np.float32).reshape(shape)
 
 
 def _reply(out: IO[str], msg: dict) -> None:

@@ -32,3 +32,13 @@ def test_session_reports_bad_queries_and_goes_on(tiny_onnx: Path, digits: tuple)
 def test_session_on_a_missing_artifact_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(EdgebenchError, match="ONNX model not found"):
         LocalDevice(builtin_local()).open_session({"artifact": str(tmp_path / "none.onnx")})
+
+
+def test_decoded_arrays_are_writable() -> None:
+    from edgebench.agent.serve import decode, encode
+
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    enc = encode(x)
+    back = decode(enc["data"], enc["shape"])
+    np.testing.assert_array_equal(back, x)
+    assert back.flags.writeable
