@@ -265,14 +265,12 @@ def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = No
 
 # ---- rendering ---------------------------------------------------------------------------------
 def _render(out: dict) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from edgebench.cli.ui import fmt, out_console
 
     m = out["model"]
-    # a pipe or a file gets wide lines instead of 80-column wrapping
-    console = out_console if out_console.is_terminal else Console(width=160)
+    console = out_console  # a pipe or a file gets 160-column lines (see cli/ui.py)
     console.print(
         f"[bold]{m['source']}[/bold] on [bold]{out['device']}[/bold] with {out['backend']} ({out['precision']}); "
         f"input '{out['input']['name']}' per-item shape {tuple(out['input']['item_shape'])}: {out['input']['source']}",

@@ -53,13 +53,12 @@ def _gate_text(gate: dict) -> str:
 
 
 def _print_verdicts(results: dict, md: Path, html: Path, code: int) -> None:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
+    from edgebench.cli.ui import out_console as console
     from edgebench.report.gates import GATES, budgets_of, verdicts
 
-    console = Console()
     budgets = budgets_of(results)
     specs = [g for g in GATES if budgets.get(g.budget) is not None]
     from edgebench.report.model import GATE_FORMAT
@@ -116,11 +115,11 @@ def _fmt(v: Any) -> str:
 
 
 def _print_diff(diff: dict, show_all: bool) -> None:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console()
+    from edgebench.cli.ui import out_console as console
+
     a, b = diff["a"], diff["b"]
     rows = diff["rows"] if show_all else [r for r in diff["rows"] if r["regressed"]]
     table = Table(title=f"{escape(str(a.get('run_id')))} (A) -> {escape(str(b.get('run_id')))} (B): "
