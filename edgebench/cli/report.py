@@ -131,6 +131,8 @@ def _print_diff(diff: dict, show_all: bool) -> None:
         table.add_column(col, justify="right")
     for r in rows:
         change = r["note"] or (f"{r['change']:+.4g}" + (f" ({100 * r['change_rel']:+.1f}%)" if r["change_rel"] is not None else ""))
+        if r.get("unstable_in"):
+            change += f" unstable in {'+'.join(r['unstable_in'])}"
         table.add_row(escape(r["candidate"]), escape(r["device"]), escape(r["metric"]), _fmt(r["a"]), _fmt(r["b"]),
                       escape(change), "[red]yes[/]" if r["regressed"] else "no")
     if rows:

@@ -107,6 +107,15 @@ def _cells(results: dict) -> dict[tuple[str, str], dict]:
     return out
 
 
+def _unstable_in(metric: Metric, a: dict, b: dict) -> list[str]:
+    """Which runs ("A", "B") flagged this latency as unstable (CV above 10 %): a change there
+    may be the host's noise rather than the artifact's."""
+    if metric.kind != "latency":
+        return []
+    src = metric.name.split(".")[0]
+    return [tag for tag, e in (("A", a), ("B", b)) if (e.get(src) or {}).get("unstable")]
+
+
 def compare_results(a: dict, b: dict, tolerance: Tolerance | None = None) -> dict:
     """Compare two results dicts (not modified). See the module docstring for the rules."""
     tol = tolerance or Tolerance()
@@ -126,7 +135,8 @@ def compare_results(a: dict, b: dict, tolerance: Tolerance | None = None) -> dic
                 continue
             row = {"candidate": cand, "device": dev, "metric": metric.name,
                    "better": "lower" if metric.lower_is_better else "higher", "a": va, "b": vb,
-                   "change": None, "change_rel": None, "regressed": False, "note": ""}
+                   "change": None, "change_rel": None, "regressed": False, "note": "",
+                   "unstable_in": _unstable_in(metric, ea, eb)}
             if va is not None and vb is not None:
                 row["change"] = vb - va
                 row["change_rel"] = (vb - va) / abs(va) if va else None

@@ -98,3 +98,22 @@ def test_budget_change_is_flagged():
 def test_bad_tolerance():
     with pytest.raises(EdgebenchError, match="tolerance latency_rel"):
         Tolerance(latency_rel=-0.1)
+
+
+def test_latency_rows_say_when_a_run_was_unstable() -> None:
+    """A latency change measured with a CV above 10 % is shown as such (it may be host noise)."""
+    import copy
+    import json
+    from pathlib import Path
+
+    from edgebench.report.compare import Tolerance, compare_results
+
+    a = json.loads((Path(__file__).parent / "data" / "results.json").read_text())
+    b = copy.deepcopy(a)
+    dev_b = b["candidates"][0]["devices"]["local"]
+    dev_b["latency_ms"] = dict(dev_b["latency_ms"], p50=dev_b["latency_ms"]["p50"] * 2, unstable=True)
+    a["candidates"][0]["devices"]["local"]["latency_ms"]["unstable"] = False
+    rows = {(r["candidate"], r["metric"]): r for r in compare_results(a, b, Tolerance())["rows"]}
+    name = a["candidates"][0]["name"]
+    assert rows[(name, "latency_ms.p50")]["regressed"] and rows[(name, "latency_ms.p50")]["unstable_in"] == ["B"]
+    assert rows[(name, "clean_accuracy")]["unstable_in"] == []
