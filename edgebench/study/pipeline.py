@@ -253,12 +253,19 @@ class Pipeline:
         specs = parse_attack_specs(list(cfg.suite)) if cfg.suite else default_attack_specs()
         split = subject.split
         n = min(cfg.samples, len(split.x_eval))
-        self.ui("task", {"id": "attack", "text": f"attacks on base ({n} images)", "total": len(specs)})
+        # one unit per image per spec; craft_and_store reports (spec label, images done, images total)
+        self.ui("task", {"id": "attack", "text": f"attacks on base ({n} images)", "total": len(specs) * n})
+        seen: dict[str, int] = {}
+
+        def progress(label: str, done: int, total: int) -> None:
+            step = done - seen.get(label, 0)
+            seen[label] = done
+            if step > 0:
+                self.ui("advance", {"id": "attack", "by": step * n / max(total, 1)})
+
         report = craft_and_store(
             subject.model, split.x_eval[:n], split.y_eval[:n], specs, self.store.attacks_dir,
-            indices=np.arange(n), batch_size=cfg.batch_size, seed=self.config.seed,
-            on_progress=lambda label, done, total: self.ui("status", {"text": f"attack {label}: {done}/{total} images"})
-            if done == total else None,
+            indices=np.arange(n), batch_size=cfg.batch_size, seed=self.config.seed, on_progress=progress,
         )
         self.ui("done", {"id": "attack"})
         if report.crafted:
