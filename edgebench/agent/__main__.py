@@ -11,6 +11,7 @@ import sys
 import traceback
 
 from edgebench.agent.jobs import run_job
+from edgebench.agent.protocol import PROTOCOL
 from edgebench.errors import EdgebenchError
 from edgebench.util.io import atomic_write_json
 
@@ -36,11 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         result = run_job(job)
         code = 0
     except EdgebenchError as exc:
-        result = {"protocol": 1, "kind": job.get("kind"), "ok": False, "error": str(exc)}
+        result = {"protocol": PROTOCOL, "kind": job.get("kind"), "ok": False, "error": str(exc)}
         sys.stderr.write(f"error: {exc}\n")
         code = 2
     except Exception as exc:  # noqa: BLE001 - report, then fail loudly
-        result = {"protocol": 1, "kind": job.get("kind"), "ok": False,
+        result = {"protocol": PROTOCOL, "kind": job.get("kind"), "ok": False,
                   "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
         sys.stderr.write(traceback.format_exc())
         code = 1

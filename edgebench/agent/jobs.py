@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 
 from edgebench.agent import env as envmod
 from edgebench.agent.memory import RssSampler, rss_mb, ru_maxrss_mb
-from edgebench.agent.protocol import progress
+from edgebench.agent.protocol import PROTOCOL, progress
 from edgebench.backends.base import BackendOptions, TimingBudget, fmt_shape
 from edgebench.backends.registry import create
 from edgebench.errors import EdgebenchError
@@ -19,7 +20,8 @@ from edgebench.errors import EdgebenchError
 log = logging.getLogger(__name__)
 
 
-def _options(job: dict) -> BackendOptions:
+def backend_options(job: dict) -> BackendOptions:
+    """The job's ``options`` mapping as BackendOptions (``extra`` as sorted pairs)."""
     raw = dict(job.get("options") or {})
     extra = raw.pop("extra", {}) or {}
     known = {k: raw[k] for k in ("threads", "device", "precision", "profile_ops") if k in raw}
@@ -69,10 +71,8 @@ def run_profile(job: dict) -> dict:
 
     rss_before = rss_mb()
     budget = TimingBudget(**(job.get("budget") or {}))
-    timing_opts = _options(job)
     # the timed session never has the profiler on; see _op_profile_pass
-    timing_opts = BackendOptions(threads=timing_opts.threads, device=timing_opts.device,
-                                 precision=timing_opts.precision, extra=timing_opts.extra)
+    timing_opts = dataclasses.replace(backend_options(job), profile_ops=False)
     backend = create(job.get("backend", "onnxruntime"), job.get("artifact"), timing_opts)
     batches = [int(b) for b in job.get("batches") or [1]]
     modes = list(job.get("modes") or ["end_to_end", "compute"])
@@ -132,9 +132,7 @@ def run_profile(job: dict) -> dict:
 def _op_profile_pass(job: dict, input_name: str, x: np.ndarray, iterations: int = 30) -> list[dict] | None:
     """Per-operator times from a separate, short batch-1 pass with the runtime's profiler on,
     so profiling overhead never touches the timed iterations above."""
-    opts = _options(job)
-    opts = BackendOptions(threads=opts.threads, device=opts.device, precision=opts.precision,
-                          profile_ops=True, extra=opts.extra)
+    opts = dataclasses.replace(backend_options(job), profile_ops=True)
     backend = create(job.get("backend", "onnxruntime"), job.get("artifact"), opts)
     feeds = [{input_name: f} for f in _batches_from(x, 1)]
     with backend:
@@ -146,7 +144,7 @@ def _op_profile_pass(job: dict, input_name: str, x: np.ndarray, iterations: int 
 
 def run_predict(job: dict) -> dict:
     """Run every set of inputs through the artifact; predictions (and logits) back."""
-    backend = create(job.get("backend", "onnxruntime"), job.get("artifact"), _options(job))
+    backend = create(job.get("backend", "onnxruntime"), job.get("artifact"), backend_options(job))
     bs = int(job.get("batch", 64))
     sets = job.get("sets") or []
     if not sets:
@@ -199,5 +197,5 @@ def run_job(job: dict) -> dict:
     if kind not in JOBS:
         raise EdgebenchError(f"agent: unknown job kind {kind!r}, expected one of {sorted(JOBS)}")
     result = JOBS[kind](job)
-    result.update({"protocol": 1, "kind": kind, "ok": True, "environment": envmod.collect()})
+    result.update({"protocol": PROTOCOL, "kind": kind, "ok": True, "environment": envmod.collect()})
     return result

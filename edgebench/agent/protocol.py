@@ -32,7 +32,6 @@ import sys
 from typing import Any
 
 PROTOCOL = 1
-JOB_KINDS = ("profile", "predict", "env")
 
 
 def progress(stage: str, done: int, total: int, **extra: Any) -> None:
@@ -60,7 +59,3 @@ def input_files(job: dict) -> list[str]:
     paths += [s["path"] for s in job.get("sets") or []]
     return paths
 
-
-def output_files(job: dict) -> list[str]:
-    """Host paths a job writes: the result and (optionally) the logits. A remote device pulls them."""
-    return [job[k] for k in ("result", "logits") if job.get(k)]

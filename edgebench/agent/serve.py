@@ -42,13 +42,13 @@ def _reply(out: IO[str], msg: dict) -> None:
 
 
 def serve(inp: IO[str] = sys.stdin, out: IO[str] = sys.stdout) -> int:
-    from edgebench.agent.jobs import _options
+    from edgebench.agent.jobs import backend_options
     from edgebench.backends.registry import create
 
     first = inp.readline()
     try:
         job = json.loads(first)
-        backend = create(job.get("backend", "onnxruntime"), job.get("artifact"), _options(job))
+        backend = create(job.get("backend", "onnxruntime"), job.get("artifact"), backend_options(job))
         backend.open()
     except (json.JSONDecodeError, EdgebenchError) as exc:
         _reply(out, {"ok": False, "error": str(exc)})

@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 
 import typer
 
+from edgebench.agent.protocol import PROTOCOL
 from edgebench.errors import EdgebenchError
 
 log = logging.getLogger(__name__)
@@ -199,7 +200,7 @@ def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = No
     if req.backend == "tensorrt":
         extra["batches"] = batches
     job: dict[str, Any] = {
-        "protocol": 1,
+        "protocol": PROTOCOL,
         "kind": "profile",
         "artifact": str(resolved.artifact),
         "backend": req.backend,
@@ -413,7 +414,7 @@ def register(app: typer.Typer) -> None:
             from edgebench.devices.inventory import get_device
 
             with open_device(get_device(device)) as dev:
-                rows = dev.run_job({"protocol": 1, "kind": "env"})["backends"]
+                rows = dev.run_job({"protocol": PROTOCOL, "kind": "env"})["backends"]
         else:
             from edgebench.backends.registry import availability
 

@@ -22,6 +22,13 @@ class Device(ABC):
     def name(self) -> str:
         return self.spec.name
 
+    def with_device_defaults(self, job: dict) -> dict:
+        """*job* with the device's own settings filled in where the job leaves them open
+        (today: the inventory's ``threads``). Every device and session applies this once."""
+        if self.spec.threads and not (job.get("options") or {}).get("threads"):
+            return dict(job, options=dict(job.get("options") or {}, threads=self.spec.threads))
+        return job
+
     @abstractmethod
     def run_job(self, job: dict, on_progress: ProgressFn | None = None) -> dict:
         """Run *job* (host paths in it) in an agent on the device; return its result dict.

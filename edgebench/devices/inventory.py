@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from edgebench import settings
-from edgebench.errors import EdgebenchError
+from edgebench.errors import EdgebenchError, check_keys
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +68,7 @@ _FIELDS = {f.name for f in dataclasses.fields(DeviceSpec)}
 def spec_from_mapping(data: Any, source: str) -> DeviceSpec:
     if not isinstance(data, dict):
         raise EdgebenchError(f"{source}: expected a mapping describing a device, found {type(data).__name__}")
-    unknown = sorted(set(data) - _FIELDS)
-    if unknown:
-        raise EdgebenchError(f"{source}: unknown device field(s) {unknown}; expected some of {sorted(_FIELDS - {'source'})}")
+    check_keys(data, _FIELDS, source)
     if not data.get("name"):
         raise EdgebenchError(f"{source}: a device needs a 'name'")
     kind = data.get("kind", "local")

@@ -35,13 +35,11 @@ def _agent_env() -> dict[str, str]:
 
 class LocalDevice(Device):
     def run_job(self, job: dict, on_progress: ProgressFn | None = None) -> dict:
-        job = dict(job)
+        job = dict(self.with_device_defaults(job))
         for key in ("artifact", "inputs", "result", "logits"):
             if job.get(key):
                 job[key] = str(Path(job[key]).resolve())
         job["sets"] = [dict(s, path=str(Path(s["path"]).resolve())) for s in job.get("sets") or []]
-        if self.spec.threads and not (job.get("options") or {}).get("threads"):
-            job.setdefault("options", {})["threads"] = self.spec.threads
         with tempfile.TemporaryDirectory(prefix="edgebench-job-") as tmp:
             job_path = Path(tmp) / "job.json"
             result_path = job.get("result") or str(Path(tmp) / "result.json")
@@ -73,7 +71,7 @@ class LocalDevice(Device):
     def open_session(self, job: dict) -> "QuerySession":
         from edgebench.devices.session import QuerySession
 
-        job = dict(job)
+        job = dict(self.with_device_defaults(job))
         if job.get("artifact"):
             job["artifact"] = str(Path(job["artifact"]).resolve())
         proc = subprocess.Popen(agent_command() + ["--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from edgebench.errors import EdgebenchError
+from edgebench.errors import EdgebenchError, check_keys
 
 if TYPE_CHECKING:
     import torch
@@ -219,9 +219,7 @@ def parse_attack_specs(items: Iterable[Mapping[str, Any]] | None) -> list[Attack
     for i, item in enumerate(items):
         if not isinstance(item, Mapping):
             raise EdgebenchError(f"attacks[{i}]: expected a mapping like {{name: pgd, norm: linf, eps_255: [8]}}, found {item!r}")
-        unknown = sorted(set(item) - set(_SPEC_KEYS))
-        if unknown:
-            raise EdgebenchError(f"attacks[{i}]: unknown key(s) {unknown}; expected keys among {list(_SPEC_KEYS)}")
+        check_keys(item, _SPEC_KEYS, f"attacks[{i}]")
         if "name" not in item:
             raise EdgebenchError(f"attacks[{i}]: expected a 'name' (one of {sorted(NORMS)}), found none")
         if "epsilons" in item and "eps_255" in item:

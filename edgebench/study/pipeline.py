@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from edgebench.agent.protocol import PROTOCOL
 from edgebench.errors import EdgebenchError
 from edgebench.study.config import CandidateConfig, StudyConfig
 from edgebench.study.store import RunStore
@@ -40,7 +41,6 @@ class Built:
 
     config: CandidateConfig
     manifest: dict
-    module: Any = None  # torch module when built in this process
 
 
 @dataclass
@@ -242,7 +242,7 @@ class Pipeline:
         }
         store.write_json(str(man_path.relative_to(self.run_dir)), manifest)
         self.ui("status", {"text": f"{cand.name}: {precision} artifact {manifest['artifact']['size_bytes']} bytes, check {check}"})
-        return Built(cand, manifest, module)
+        return Built(cand, manifest)
 
     # ---- attacks ------------------------------------------------------------------------------------
     def _attacks(self, subject: Any) -> list[dict]:
@@ -313,7 +313,7 @@ class Pipeline:
 
     def _job_common(self, b: Built) -> dict:
         p = self.config.profile
-        return {"protocol": 1, "backend": "onnxruntime", "artifact": str(self.run_dir / b.manifest["artifact"]["path"]),
+        return {"protocol": PROTOCOL, "backend": "onnxruntime", "artifact": str(self.run_dir / b.manifest["artifact"]["path"]),
                 "options": {"threads": p.threads, "device": "cpu", "precision": b.manifest["artifact"]["precision"]}}
 
     def _profile(self, device: Any, b: Built) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgebench.agent.protocol import PROTOCOL
 from edgebench.errors import EdgebenchError
 
 
@@ -51,7 +52,7 @@ def replay_sets(artifact: Path, attacks_dir: Path, device_name: str = "local", t
     job_sets = [{"name": "clean", "path": str(clean), "key": "x"}]
     job_sets += [{"name": s.id, "path": str(Path(attacks_dir) / f"{s.id}.npz"), "key": "x"} for s in sets]
     with tempfile.TemporaryDirectory(prefix="edgebench-replay-") as tmp, open_device(get_device(device_name)) as device:
-        job = {"protocol": 1, "kind": "predict", "backend": "onnxruntime", "artifact": str(artifact),
+        job = {"protocol": PROTOCOL, "kind": "predict", "backend": "onnxruntime", "artifact": str(artifact),
                "options": {"threads": threads}, "sets": job_sets, "batch": 128, "result": str(Path(tmp) / "result.json")}
         result = device.run_job(job)
     preds = {k: np.asarray(v["predictions"]) for k, v in result["sets"].items()}

@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from edgebench.errors import EdgebenchError, first_line
 from edgebench.settings import cache_dir
 from edgebench.subject.data import Split, load_arrays, make_split
@@ -131,6 +129,3 @@ def load_subject(model_cfg: ModelConfig, data_cfg: DataConfig, seed: int = 0,
     info["base_accuracy_torch"] = accuracy(model, split.x_eval, split.y_eval)
     return Subject(model=model, split=split, info=info)
 
-
-def as_numpy(x: object) -> np.ndarray:
-    return np.asarray(x)

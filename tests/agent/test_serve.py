@@ -42,3 +42,16 @@ def test_decoded_arrays_are_writable() -> None:
     back = decode(enc["data"], enc["shape"])
     np.testing.assert_array_equal(back, x)
     assert back.flags.writeable
+
+
+def test_the_inventorys_threads_reach_jobs_and_sessions(tiny_onnx: Path, digits_npz: Path) -> None:
+    """A device's `threads` applies wherever the job leaves threads open, and only there."""
+    import dataclasses
+
+    device = LocalDevice(dataclasses.replace(builtin_local(), threads=1))
+    budget = {"warmup_iters": 0, "warmup_s": 0.0, "iterations": 2, "min_duration_s": 0.0}
+    job = {"kind": "profile", "artifact": str(tiny_onnx), "inputs": str(digits_npz), "batches": [1], "budget": budget}
+    assert device.run_job(job)["runtime"]["intra_op_threads"] == 1
+    assert device.run_job(dict(job, options={"threads": 2}))["runtime"]["intra_op_threads"] == 2
+    with device.open_session({"artifact": str(tiny_onnx)}) as s:
+        assert s.runtime["intra_op_threads"] == 1

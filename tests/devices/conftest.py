@@ -31,22 +31,23 @@ def _require_sshd() -> None:
         pytest.skip(f"no OpenSSH server for the loopback device tests: {reason}")
 
 
+def _session_server(tmp_path_factory: pytest.TempPathFactory, folder: str, name: str) -> Iterator[LoopbackSshd]:
+    _require_sshd()
+    server = LoopbackSshd(tmp_path_factory.mktemp(folder), name=name).start()
+    yield server
+    server.kill()
+
+
 @pytest.fixture(scope="session")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackSshd]:
     """One loopback server for the whole session. Tests must not kill or re-key it."""
-    _require_sshd()
-    server = LoopbackSshd(tmp_path_factory.mktemp("sshd"), name="loopback").start()
-    yield server
-    server.kill()
+    yield from _session_server(tmp_path_factory, "sshd", "loopback")
 
 
 @pytest.fixture(scope="session")
 def sshd2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackSshd]:
     """A second, independent loopback server (another port, other keys): a second device."""
-    _require_sshd()
-    server = LoopbackSshd(tmp_path_factory.mktemp("sshd2"), name="loopback2").start()
-    yield server
-    server.kill()
+    yield from _session_server(tmp_path_factory, "sshd2", "loopback2")
 
 
 @pytest.fixture

@@ -98,11 +98,9 @@ class SshDevice(Device):
 
         self.transport.connect()
         agent, pushed = self.deployer.sync(input_files(job))
-        remote = dict(job)
+        remote = dict(self.with_device_defaults(job))
         if remote.get("artifact"):
             remote["artifact"] = pushed[str(Path(remote["artifact"]).resolve())]
-        if self.spec.threads and not (job.get("options") or {}).get("threads"):
-            remote["options"] = dict(remote.get("options") or {}, threads=self.spec.threads)
         proc = self.transport.open_process([*self.deployer.python, agent, "--serve"])
         session = QuerySession(self.name, proc.write_line, proc.read_line, proc.close)
         try:
@@ -113,7 +111,7 @@ class SshDevice(Device):
 
     # -- one attempt ------------------------------------------------------------------------
     def _remote_job(self, job: dict, pushed: dict[str, str], stem: str) -> dict:
-        remote = dict(job)
+        remote = dict(self.with_device_defaults(job))
         for key in ("artifact", "inputs"):
             if remote.get(key):
                 remote[key] = pushed[str(Path(remote[key]).resolve())]
@@ -123,8 +121,6 @@ class SshDevice(Device):
         remote["result"] = f"{stem}.result.json"
         if job.get("logits"):
             remote["logits"] = f"{stem}.logits.npz"
-        if self.spec.threads and not (job.get("options") or {}).get("threads"):
-            remote["options"] = dict(remote.get("options") or {}, threads=self.spec.threads)
         return remote
 
     def _attempt(self, job: dict, on_progress: ProgressFn | None) -> dict:
