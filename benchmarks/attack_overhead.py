@@ -24,15 +24,18 @@ import numpy as np
 
 
 def build_model():
-    import torch
     from torch import nn
 
     class LeNetish(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.features = nn.Sequential(
-                nn.Conv2d(1, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                nn.Conv2d(16, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Conv2d(1, 16, 5, padding=2),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+                nn.Conv2d(16, 32, 5, padding=2),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
             )
             self.head = nn.Sequential(nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
 
@@ -111,7 +114,11 @@ def main() -> None:
     c_fb: list[float] = []
     acc_eb = acc_fb = None
     for rep in range(args.reps):
-        order = (("eb", run_edgebench), ("fb", run_foolbox)) if rep % 2 == 0 else (("fb", run_foolbox), ("eb", run_edgebench))
+        order = (
+            (("eb", run_edgebench), ("fb", run_foolbox))
+            if rep % 2 == 0
+            else (("fb", run_foolbox), ("eb", run_edgebench))
+        )
         for name, fn in order:
             t0, c0 = time.perf_counter(), time.process_time()
             acc = fn()
@@ -126,17 +133,25 @@ def main() -> None:
                 acc_fb = acc
     ratios = [a / b for a, b in zip(t_eb, t_fb)]
     med_eb, med_fb = statistics.median(t_eb), statistics.median(t_fb)
-    print(f"host: {platform.processor() or platform.machine()}, torch threads {args.threads}, torch {torch.__version__}, foolbox {fb.__version__}")
-    print(f"model: LeNet-ish CNN on digits upsampled to 28x28, clean accuracy {clean_acc:.3f}; "
-          f"{len(x)} samples, batch {args.batch}, PGD Linf 10 steps x {len(eps)} epsilons, {args.reps} interleaved reps")
+    print(
+        f"host: {platform.processor() or platform.machine()}, torch threads {args.threads}, torch {torch.__version__}, foolbox {fb.__version__}"
+    )
+    print(
+        f"model: LeNet-ish CNN on digits upsampled to 28x28, clean accuracy {clean_acc:.3f}; "
+        f"{len(x)} samples, batch {args.batch}, PGD Linf 10 steps x {len(eps)} epsilons, {args.reps} interleaved reps"
+    )
     print(f"foolbox direct : median {med_fb:.3f} s  (min {min(t_fb):.3f}, max {max(t_fb):.3f})")
     print(f"edgebench craft: median {med_eb:.3f} s  (min {min(t_eb):.3f}, max {max(t_eb):.3f})")
-    print(f"ratio of minimums {min(t_eb) / min(t_fb):.3f} (least disturbed by other load); "
-          f"ratio of medians {med_eb / med_fb:.3f}; per-rep ratios median {statistics.median(ratios):.3f} "
-          f"(min {min(ratios):.3f}, max {max(ratios):.3f})")
-    print(f"CPU time (process_time): foolbox median {statistics.median(c_fb):.3f} s, edgebench median "
-          f"{statistics.median(c_eb):.3f} s, ratio of medians {statistics.median(c_eb) / statistics.median(c_fb):.3f}, "
-          f"ratio of minimums {min(c_eb) / min(c_fb):.3f}")
+    print(
+        f"ratio of minimums {min(t_eb) / min(t_fb):.3f} (least disturbed by other load); "
+        f"ratio of medians {med_eb / med_fb:.3f}; per-rep ratios median {statistics.median(ratios):.3f} "
+        f"(min {min(ratios):.3f}, max {max(ratios):.3f})"
+    )
+    print(
+        f"CPU time (process_time): foolbox median {statistics.median(c_fb):.3f} s, edgebench median "
+        f"{statistics.median(c_eb):.3f} s, ratio of medians {statistics.median(c_eb) / statistics.median(c_fb):.3f}, "
+        f"ratio of minimums {min(c_eb) / min(c_fb):.3f}"
+    )
     print("adversarial accuracy per eps  edgebench:", " ".join(f"{a:.3f}" for a in acc_eb or []))
     print("adversarial accuracy per eps  foolbox  :", " ".join(f"{a:.3f}" for a in acc_fb or []))
 

@@ -63,16 +63,22 @@ def main() -> None:
     models = {
         "fp32": fp32,
         "int8 ort-cpu": quantize_static(fp32, tmp / "int8-ortcpu.onnx", calib, QuantSpec(calib_samples=64)),
-        "int8 tensorrt": quantize_static(fp32, tmp / "int8-trt.onnx", calib, QuantSpec(preset="tensorrt", calib_samples=64)),
+        "int8 tensorrt": quantize_static(
+            fp32, tmp / "int8-trt.onnx", calib, QuantSpec(preset="tensorrt", calib_samples=64)
+        ),
         "pruned50 fp32": p_fp32,
-        "pruned50 int8 ort-cpu": quantize_static(p_fp32, tmp / "pruned50-int8.onnx", calib, QuantSpec(calib_samples=64)),
+        "pruned50 int8 ort-cpu": quantize_static(
+            p_fp32, tmp / "pruned50-int8.onnx", calib, QuantSpec(calib_samples=64)
+        ),
     }
     macs = {"fp32": count_macs(base, shape), "pruned50": count_macs(pruned, shape)}
     budget = TimingBudget(warmup_iters=10, warmup_s=0.3, iterations=30, min_duration_s=args.seconds)
     p50s: dict[str, list[float]] = {k: [] for k in models}
     backends = {k: OnnxRuntimeBackend(str(p), BackendOptions(threads=args.threads)).open() for k, p in models.items()}
     try:
-        feeds = {k: [{b.input_specs()[0].name: timing[i : i + 1]} for i in range(len(timing))] for k, b in backends.items()}
+        feeds = {
+            k: [{b.input_specs()[0].name: timing[i : i + 1]} for i in range(len(timing))] for k, b in backends.items()
+        }
         for _ in range(args.rounds):
             for k, b in backends.items():
                 p50s[k].append(b.time(feeds[k], budget, mode="end_to_end").summary()["p50"])
@@ -80,14 +86,20 @@ def main() -> None:
         for b in backends.values():
             b.close()
     ref = float(np.median(p50s["fp32"]))
-    print(f"resnet18 (10 classes, random weights) {shape}, ORT {onnxruntime.__version__} CPU, threads={args.threads}, "
-          f"{platform.processor() or platform.machine()}, {args.rounds} rounds")
-    print(f"params fp32 {count_params(base)}, pruned50 {count_params(pruned)}; MACs fp32 {macs['fp32']}, pruned50 {macs['pruned50']}")
+    print(
+        f"resnet18 (10 classes, random weights) {shape}, ORT {onnxruntime.__version__} CPU, threads={args.threads}, "
+        f"{platform.processor() or platform.machine()}, {args.rounds} rounds"
+    )
+    print(
+        f"params fp32 {count_params(base)}, pruned50 {count_params(pruned)}; MACs fp32 {macs['fp32']}, pruned50 {macs['pruned50']}"
+    )
     print("| model | size KiB | p50 ms (median of rounds) | min..max of round p50s | speed-up vs fp32 |")
     print("|---|---|---|---|---|")
     for k, v in p50s.items():
         med = float(np.median(v))
-        print(f"| {k} | {models[k].stat().st_size / 1024:.0f} | {med:.3f} | {min(v):.3f}..{max(v):.3f} | {ref / med:.2f}x |")
+        print(
+            f"| {k} | {models[k].stat().st_size / 1024:.0f} | {med:.3f} | {min(v):.3f}..{max(v):.3f} | {ref / med:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

@@ -70,9 +70,16 @@ def main() -> None:
                     bare += bare_loop(session, feeds, args.iterations)
                     ours += be.time(feeds, budget, mode="end_to_end").samples_ms
         p50_ours, p50_bare = float(np.median(ours)), float(np.median(bare))
-        rows.append({"model": f"{arch} {size}x{size}", "edgebench_p50_ms": p50_ours, "bare_p50_ms": p50_bare,
-                     "ratio": p50_ours / p50_bare, "abs_overhead_us": (p50_ours - p50_bare) * 1e3,
-                     "samples_each": len(ours)})
+        rows.append(
+            {
+                "model": f"{arch} {size}x{size}",
+                "edgebench_p50_ms": p50_ours,
+                "bare_p50_ms": p50_bare,
+                "ratio": p50_ours / p50_bare,
+                "abs_overhead_us": (p50_ours - p50_bare) * 1e3,
+                "samples_each": len(ours),
+            }
+        )
     # the harness alone: the null backend does no work, so its p50 is the harness's own cost
     from edgebench.backends.null import NullBackend
 
@@ -87,16 +94,28 @@ def main() -> None:
                 nb._execute(feeds[i % len(feeds)])
                 bare.append((clock() - t0) / 1e6)
     p50_ours, p50_bare = float(np.median(ours)), float(np.median(bare))
-    rows.append({"model": "null backend (harness only)", "edgebench_p50_ms": p50_ours, "bare_p50_ms": p50_bare,
-                 "ratio": p50_ours / p50_bare, "abs_overhead_us": (p50_ours - p50_bare) * 1e3, "samples_each": len(ours)})
+    rows.append(
+        {
+            "model": "null backend (harness only)",
+            "edgebench_p50_ms": p50_ours,
+            "bare_p50_ms": p50_bare,
+            "ratio": p50_ours / p50_bare,
+            "abs_overhead_us": (p50_ours - p50_bare) * 1e3,
+            "samples_each": len(ours),
+        }
+    )
     import onnxruntime
 
-    print(f"host: {platform.processor() or platform.machine()}, onnxruntime {onnxruntime.__version__}, "
-          f"threads {args.threads}, rounds {args.rounds} x {args.iterations} iterations, batch 1")
+    print(
+        f"host: {platform.processor() or platform.machine()}, onnxruntime {onnxruntime.__version__}, "
+        f"threads {args.threads}, rounds {args.rounds} x {args.iterations} iterations, batch 1"
+    )
     print("| model | edgebench p50 ms | bare session.run p50 ms | ratio | overhead us |")
     print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['edgebench_p50_ms']:.3f} | {r['bare_p50_ms']:.3f} | {r['ratio']:.3f} | {r['abs_overhead_us']:+.1f} |")
+        print(
+            f"| {r['model']} | {r['edgebench_p50_ms']:.3f} | {r['bare_p50_ms']:.3f} | {r['ratio']:.3f} | {r['abs_overhead_us']:+.1f} |"
+        )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

@@ -58,8 +58,9 @@ def main() -> None:
     base_onnx = export_onnx(base, tmp / "base-fp32.onnx", shape)
     pruned_onnx = export_onnx(pruned, tmp / "pruned50-fp32.onnx", shape)
     calib = np.random.default_rng(1).random((args.calib, *shape[1:]), dtype=np.float32)
-    pruned_int8 = quantize_static(pruned_onnx, tmp / "pruned50-int8.onnx", calib,
-                                  QuantSpec(preset="ort-cpu", calib_samples=args.calib))
+    pruned_int8 = quantize_static(
+        pruned_onnx, tmp / "pruned50-int8.onnx", calib, QuantSpec(preset="ort-cpu", calib_samples=args.calib)
+    )
     x = np.random.default_rng(2).random((8, *shape[1:]), dtype=np.float32)
 
     opts = BackendOptions(threads=args.threads)
@@ -82,10 +83,14 @@ def main() -> None:
             b.close()
     med = {k: float(np.median(v)) for k, v in p50s.items()}
     small = med["onnxruntime int8 (pruned 50 % + int8)"]
-    print(f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, threads {args.threads}, "
-          f"{args.rounds} rounds x >= {args.seconds} s each; 1-min load average at the end {os.getloadavg()[0]:.1f}")
-    print(f"MACs/image: base {macs['base']:,}, pruned {macs['pruned']:,}; sizes: base ONNX "
-          f"{base_onnx.stat().st_size / 1048576:.1f} MiB, pruned+int8 {pruned_int8.stat().st_size / 1048576:.1f} MiB")
+    print(
+        f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, threads {args.threads}, "
+        f"{args.rounds} rounds x >= {args.seconds} s each; 1-min load average at the end {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"MACs/image: base {macs['base']:,}, pruned {macs['pruned']:,}; sizes: base ONNX "
+        f"{base_onnx.stat().st_size / 1048576:.1f} MiB, pruned+int8 {pruned_int8.stat().st_size / 1048576:.1f} MiB"
+    )
     print("| model | round p50s (ms) | median p50 ms | speed-up of pruned+int8 |")
     print("|---|---|---|---|")
     for k, v in p50s.items():

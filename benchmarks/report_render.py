@@ -29,8 +29,10 @@ def main() -> None:
         shutil.copy(FIXTURE, run / "results.json")
         cold = []
         for _ in range(args.repeat):
-            code = ("import time; t = time.perf_counter(); from edgebench.report import render_report;"
-                    f"render_report({str(run)!r}); print(time.perf_counter() - t)")
+            code = (
+                "import time; t = time.perf_counter(); from edgebench.report import render_report;"
+                f"render_report({str(run)!r}); print(time.perf_counter() - t)"
+            )
             out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
             cold.append(float(out.stdout.strip()))
         from edgebench.report import render_report

@@ -30,10 +30,16 @@ def build_model(folder: Path) -> tuple[Path, Path]:
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 32, 3, padding=1), torch.nn.ReLU(),
-        torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(64, 128, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Flatten(), torch.nn.Linear(128 * 8 * 8, 10),
+        torch.nn.Conv2d(3, 32, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(32, 64, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(64, 128, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(128 * 8 * 8, 10),
     )
     onnx_path = export_onnx(model, folder / "bench.onnx", (1, 3, 32, 32))
     rng = np.random.default_rng(0)
@@ -61,10 +67,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="edgebench-bench-ssh-") as tmp:
         root = Path(tmp)
         model, inputs = build_model(root)
-        job = {"kind": "profile", "artifact": str(model), "backend": "onnxruntime", "inputs": str(inputs),
-               "batches": [1], "modes": ["end_to_end"], "telemetry": "psutil",
-               "options": {"threads": args.threads},
-               "budget": {"warmup_iters": 20, "warmup_s": 0.2, "iterations": 200, "min_duration_s": args.min_duration}}
+        job = {
+            "kind": "profile",
+            "artifact": str(model),
+            "backend": "onnxruntime",
+            "inputs": str(inputs),
+            "batches": [1],
+            "modes": ["end_to_end"],
+            "telemetry": "psutil",
+            "options": {"threads": args.threads},
+            "budget": {"warmup_iters": 20, "warmup_s": 0.2, "iterations": 200, "min_duration_s": args.min_duration},
+        }
         server = LoopbackSshd(root / "sshd").start()
         try:
             local = LocalDevice(builtin_local())
@@ -80,11 +93,21 @@ def main() -> int:
                     t_ssh = time.perf_counter() - t0
                     pushes.append(ssh.transfer_stats)
                 lp, sp = lr["runs"][0]["latency_ms"]["p50"], sr["runs"][0]["latency_ms"]["p50"]
-                rows.append({"local_p50_ms": lp, "ssh_p50_ms": sp, "ratio": sp / lp,
-                             "local_cv": lr["runs"][0]["latency_ms"]["cv"], "ssh_cv": sr["runs"][0]["latency_ms"]["cv"],
-                             "local_job_s": t_local, "ssh_job_s": t_ssh})
-                print(f"pair {i + 1}: local p50 {lp:.4f} ms, ssh p50 {sp:.4f} ms, ratio {sp / lp:.3f}; "
-                      f"job wall local {t_local:.2f} s, ssh {t_ssh:.2f} s; pushed {pushes[-1]['bytes_pushed']} B")
+                rows.append(
+                    {
+                        "local_p50_ms": lp,
+                        "ssh_p50_ms": sp,
+                        "ratio": sp / lp,
+                        "local_cv": lr["runs"][0]["latency_ms"]["cv"],
+                        "ssh_cv": sr["runs"][0]["latency_ms"]["cv"],
+                        "local_job_s": t_local,
+                        "ssh_job_s": t_ssh,
+                    }
+                )
+                print(
+                    f"pair {i + 1}: local p50 {lp:.4f} ms, ssh p50 {sp:.4f} ms, ratio {sp / lp:.3f}; "
+                    f"job wall local {t_local:.2f} s, ssh {t_ssh:.2f} s; pushed {pushes[-1]['bytes_pushed']} B"
+                )
         finally:
             server.kill()
     ratio = statistics.median(r["ratio"] for r in rows)

@@ -33,7 +33,7 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
 
 
-def check_keys(data: dict, allowed: "object", where: str) -> None:
+def check_keys(data: dict, allowed: object, where: str) -> None:
     """Refuse keys of *data* outside *allowed* (names or a dataclass), naming both sides."""
     import dataclasses
 

@@ -41,8 +41,13 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"error: {exc}\n")
         code = 2
     except Exception as exc:  # noqa: BLE001 - report, then fail loudly
-        result = {"protocol": PROTOCOL, "kind": job.get("kind"), "ok": False,
-                  "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+        result = {
+            "protocol": PROTOCOL,
+            "kind": job.get("kind"),
+            "ok": False,
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(),
+        }
         sys.stderr.write(traceback.format_exc())
         code = 1
     if result_path:

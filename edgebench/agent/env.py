@@ -25,8 +25,24 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-_SIMD = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8",
-         "avx_vnni", "asimd", "asimddp", "asimdhp", "sve", "i8mm", "bf16")
+_SIMD = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "amx_tile",
+    "amx_int8",
+    "avx_vnni",
+    "asimd",
+    "asimddp",
+    "asimdhp",
+    "sve",
+    "i8mm",
+    "bf16",
+)
 
 
 def simd_flags() -> list[str]:

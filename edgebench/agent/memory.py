@@ -49,7 +49,7 @@ class RssSampler:
             self.samples += 1
             time.sleep(self.interval_s)
 
-    def __enter__(self) -> "RssSampler":
+    def __enter__(self) -> RssSampler:
         self.peak_mb = rss_mb()
         self._thread = threading.Thread(target=self._run, name="edgebench-rss", daemon=True)
         self._thread.start()

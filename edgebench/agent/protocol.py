@@ -58,4 +58,3 @@ def input_files(job: dict) -> list[str]:
     paths = [job[k] for k in ("artifact", "inputs") if job.get(k)]
     paths += [s["path"] for s in job.get("sets") or []]
     return paths
-

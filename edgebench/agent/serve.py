@@ -54,8 +54,14 @@ def serve(inp: IO[str] = sys.stdin, out: IO[str] = sys.stdout) -> int:
         _reply(out, {"ok": False, "error": str(exc)})
         return 2
     spec = backend.input_specs()[0]
-    _reply(out, {"ok": True, "input": {"name": spec.name, "shape": [str(d) for d in spec.shape], "dtype": spec.dtype},
-                 "runtime": backend.environment()})
+    _reply(
+        out,
+        {
+            "ok": True,
+            "input": {"name": spec.name, "shape": [str(d) for d in spec.shape], "dtype": spec.dtype},
+            "runtime": backend.environment(),
+        },
+    )
     queries = 0
     try:
         for line in inp:

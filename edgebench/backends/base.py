@@ -16,8 +16,9 @@ import gc
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -105,7 +106,7 @@ class Backend(ABC):
         self.load_time_s: float | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------
-    def open(self) -> "Backend":
+    def open(self) -> Backend:
         if self._is_open:
             raise RuntimeError(f"{self.name}: open() called twice")
         t0 = time.perf_counter()
@@ -119,7 +120,7 @@ class Backend(ABC):
             self._close()
             self._is_open = False
 
-    def __enter__(self) -> "Backend":
+    def __enter__(self) -> Backend:
         return self.open() if not self._is_open else self
 
     def __exit__(self, *exc: object) -> None:
@@ -160,6 +161,7 @@ class Backend(ABC):
 
     def synchronize(self) -> None:
         """Wait for queued work (GPU backends override; CPU work is synchronous)."""
+        return None
 
     def environment(self) -> dict:
         """Runtime name, version, provider and settings, recorded with every number."""
@@ -175,22 +177,17 @@ class Backend(ABC):
         missing = sorted(set(specs) - set(feed))
         unknown = sorted(set(feed) - set(specs))
         if missing or unknown:
-            raise EdgebenchError(
-                f"inputs: model expects {sorted(specs)}, found {sorted(feed)}"
-            )
+            raise EdgebenchError(f"inputs: model expects {sorted(specs)}, found {sorted(feed)}")
         for name, arr in feed.items():
             spec = specs[name]
             if len(spec.shape) != arr.ndim or any(
                 isinstance(d, int) and d >= 0 and d != a for d, a in zip(spec.shape, arr.shape)
             ):
                 raise EdgebenchError(
-                    f"input '{name}': model expects shape {fmt_shape(spec.shape)}, "
-                    f"found {tuple(arr.shape)}"
+                    f"input '{name}': model expects shape {fmt_shape(spec.shape)}, found {tuple(arr.shape)}"
                 )
             if spec.dtype and np.dtype(spec.dtype) != arr.dtype:
-                raise EdgebenchError(
-                    f"input '{name}': model expects dtype {spec.dtype}, found {arr.dtype}"
-                )
+                raise EdgebenchError(f"input '{name}': model expects dtype {spec.dtype}, found {arr.dtype}")
 
     def infer(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         """One end-to-end inference: host arrays in, host arrays out."""
@@ -254,8 +251,9 @@ class Backend(ABC):
         return TimingResult(mode=mode, batch=batch, samples_ms=[s / 1e6 for s in samples], warmup_iters=warm)
 
     @staticmethod
-    def _loop(once: Callable[[int], int], budget: TimingBudget,
-              on_progress: Callable[[int], None] | None) -> tuple[int, list[int]]:
+    def _loop(
+        once: Callable[[int], int], budget: TimingBudget, on_progress: Callable[[int], None] | None
+    ) -> tuple[int, list[int]]:
         """Warm-up until both its count and time are reached, then timed iterations until both
         the count and the minimum duration are reached (or max_iterations)."""
         clock = time.perf_counter_ns

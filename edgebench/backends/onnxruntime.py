@@ -71,7 +71,11 @@ class OnnxRuntimeBackend(Backend):
             first = first_line(exc)
             raise EdgebenchError(f"onnxruntime could not load {path}: {first}") from None
         self._inputs = [
-            TensorSpec(i.name, tuple(d if isinstance(d, int) else (d or "?") for d in i.shape), _ORT_TYPES.get(i.type, "float32"))
+            TensorSpec(
+                i.name,
+                tuple(d if isinstance(d, int) else (d or "?") for d in i.shape),
+                _ORT_TYPES.get(i.type, "float32"),
+            )
             for i in self._session.get_inputs()
         ]
         self._outputs = [o.name for o in self._session.get_outputs()]

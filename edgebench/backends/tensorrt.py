@@ -17,9 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,7 @@ class TrtBuildOptions:
             )
 
     @classmethod
-    def from_backend_options(cls, options: BackendOptions) -> "TrtBuildOptions":
+    def from_backend_options(cls, options: BackendOptions) -> TrtBuildOptions:
         batches = tuple(int(b) for b in options.get("batches", (1,)))
         return cls(
             precision=options.precision or "fp32",
@@ -142,13 +143,19 @@ class TensorRTBackend(Backend):
         try:
             import tensorrt as trt
         except ImportError as exc:
-            raise EdgebenchError(f"tensorrt backend: the tensorrt Python package is not importable here ({exc})") from None
+            raise EdgebenchError(
+                f"tensorrt backend: the tensorrt Python package is not importable here ({exc})"
+            ) from None
         try:
             import torch
         except ImportError as exc:
-            raise EdgebenchError(f"tensorrt backend: needs torch with CUDA for device memory, found none ({exc})") from None
+            raise EdgebenchError(
+                f"tensorrt backend: needs torch with CUDA for device memory, found none ({exc})"
+            ) from None
         if not torch.cuda.is_available():
-            raise EdgebenchError("tensorrt backend: expected a CUDA GPU, found none (torch.cuda.is_available() is False)")
+            raise EdgebenchError(
+                "tensorrt backend: expected a CUDA GPU, found none (torch.cuda.is_available() is False)"
+            )
         from edgebench.measure.onnx_stats import graph_inputs, load_onnx
         from edgebench.util.io import atomic_write_bytes, sha256_file
 
@@ -166,8 +173,14 @@ class TensorRTBackend(Backend):
         dev = torch.device(self.options.device if self.options.device.startswith("cuda") else "cuda")
         self._device = dev
         gpu = torch.cuda.get_device_name(dev)
-        key = engine_cache_key(sha256_file(path), gpu, trt.__version__, self._build_opts.precision, self._shapes,
-                               self._build_opts.workspace_mb)
+        key = engine_cache_key(
+            sha256_file(path),
+            gpu,
+            trt.__version__,
+            self._build_opts.precision,
+            self._shapes,
+            self._build_opts.workspace_mb,
+        )
         cache = Path(self.options.get("engine_cache_dir") or engine_cache_dir()) / f"{key}.engine"
         self._logger = trt.Logger(trt.Logger.WARNING)
         self.engine_cached = cache.is_file()
@@ -187,8 +200,11 @@ class TensorRTBackend(Backend):
         self._in_names = [n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self._out_names = [n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
         self._inputs = [
-            TensorSpec(n, tuple(d if d >= 0 else "batch" for d in self._engine.get_tensor_shape(n)),
-                       np.dtype(trt.nptype(self._engine.get_tensor_dtype(n))).name)
+            TensorSpec(
+                n,
+                tuple(d if d >= 0 else "batch" for d in self._engine.get_tensor_shape(n)),
+                np.dtype(trt.nptype(self._engine.get_tensor_dtype(n))).name,
+            )
             for n in self._in_names
         ]
         self._out_buffers: dict[tuple, list[Any]] = {}
@@ -203,7 +219,9 @@ class TensorRTBackend(Backend):
         parser = trt.OnnxParser(network, self._logger)
         if not parser.parse(path.read_bytes()):
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-            raise EdgebenchError(f"tensorrt could not parse {path}: {errors.splitlines()[0] if errors else 'unknown error'}")
+            raise EdgebenchError(
+                f"tensorrt could not parse {path}: {errors.splitlines()[0] if errors else 'unknown error'}"
+            )
         config = builder.create_builder_config()
         plan = build_plan(self._build_opts)
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, plan["workspace_bytes"])

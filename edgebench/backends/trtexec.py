@@ -16,13 +16,20 @@ from edgebench.measure.stats import PERCENTILES, UNSTABLE_CV
 _PREFIX = re.compile(r"^\s*(?:\[[^\]]*\]\s*)*")  # "[10/03/2024-10:47:59] [I] "
 _NUM = r"([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)"
 _FIELD = re.compile(r"(min|max|mean|median|percentile\((\d+(?:\.\d+)?)%\))\s*=\s*" + _NUM + r"\s*ms")
-_SUMMARY = re.compile(r"^(Latency|GPU Compute Time|Host Latency|Enqueue Time|H2D Latency|D2H Latency|End-to-End Host Latency):\s*(.*)$")
+_SUMMARY = re.compile(
+    r"^(Latency|GPU Compute Time|Host Latency|Enqueue Time|H2D Latency|D2H Latency|End-to-End Host Latency):\s*(.*)$"
+)
 _THROUGHPUT = re.compile(r"^Throughput:\s*" + _NUM + r"\s*qps")
 _WALLTIME = re.compile(r"^Total Host Walltime:\s*" + _NUM + r"\s*s")
 _TRT7 = re.compile(r"^mean:\s*" + _NUM + r"\s*ms\s*\(end to end\s*" + _NUM + r"\s*ms\)")
 _AVERAGE = re.compile(
-    r"^Average on\s+(\d+)\s+runs\s*-\s*GPU latency:\s*" + _NUM + r"\s*ms\s*-\s*Host latency:\s*" + _NUM
-    + r"\s*ms(?:\s*\(enqueue\s*" + _NUM + r"\s*ms\))?"
+    r"^Average on\s+(\d+)\s+runs\s*-\s*GPU latency:\s*"
+    + _NUM
+    + r"\s*ms\s*-\s*Host latency:\s*"
+    + _NUM
+    + r"\s*ms(?:\s*\(enqueue\s*"
+    + _NUM
+    + r"\s*ms\))?"
 )
 _UNSTABLE = re.compile(r"is unstable, with coefficient of variance\s*=\s*" + _NUM + r"\s*%")
 _ENQUEUE_BOUND = re.compile(r"bound by Enqueue Time", re.IGNORECASE)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -53,8 +52,16 @@ def register(app: typer.Typer) -> None:
         for spec in inventory.values():
             peak = (spec.profile or {}).get("peak_gops") or {}
             profile = ", ".join(f"{k} {v} GOPS" for k, v in peak.items()) if peak else "-"
-            table.add_row(spec.name, spec.kind, _address(spec), _auth(spec), spec.python, ", ".join(spec.runtimes),
-                          profile, spec.source or "built-in")
+            table.add_row(
+                spec.name,
+                spec.kind,
+                _address(spec),
+                _auth(spec),
+                spec.python,
+                ", ".join(spec.runtimes),
+                profile,
+                spec.source or "built-in",
+            )
         out_console.print(table)
 
     @devices.command("add", help="Add an SSH device to your user inventory (written atomically).")
@@ -62,20 +69,32 @@ def register(app: typer.Typer) -> None:
         name: str = typer.Argument(..., help="A short name, used as --device NAME."),
         host: str = typer.Option(..., "--host", help="Host name or address."),
         port: int = typer.Option(22, "--port", help="SSH port."),
-        user: Optional[str] = typer.Option(None, "--user", help="Login user (default: yours, or ~/.ssh/config's)."),
-        identity_file: Optional[str] = typer.Option(None, "--identity-file", "-i",
-                                                    help="Private key; omit to use the SSH agent and ~/.ssh/id_*."),
-        known_hosts: Optional[str] = typer.Option(None, "--known-hosts", help="known_hosts file (default ~/.ssh/known_hosts)."),
-        accept_new_host_key: bool = typer.Option(False, "--accept-new-host-key",
-                                                 help="Record the host key on first connect (a CHANGED key is still refused)."),
+        user: str | None = typer.Option(None, "--user", help="Login user (default: yours, or ~/.ssh/config's)."),
+        identity_file: str | None = typer.Option(
+            None, "--identity-file", "-i", help="Private key; omit to use the SSH agent and ~/.ssh/id_*."
+        ),
+        known_hosts: str | None = typer.Option(
+            None, "--known-hosts", help="known_hosts file (default ~/.ssh/known_hosts)."
+        ),
+        accept_new_host_key: bool = typer.Option(
+            False,
+            "--accept-new-host-key",
+            help="Record the host key on first connect (a CHANGED key is still refused).",
+        ),
         python: str = typer.Option("python3", "--python", help="Python on the device."),
-        workdir: str = typer.Option("~/.cache/edgebench-agent", "--workdir", help="Agent and cache folder on the device."),
-        runtime: List[str] = typer.Option(["onnxruntime"], "--runtime", help="Runtimes on the device (repeat)."),
-        threads: Optional[int] = typer.Option(None, "--threads", help="Default intra-op threads for jobs there."),
-        profile_file: Optional[Path] = typer.Option(None, "--profile", help="YAML board profile (peak_gops, memory_bandwidth_gbs, power_modes)."),
+        workdir: str = typer.Option(
+            "~/.cache/edgebench-agent", "--workdir", help="Agent and cache folder on the device."
+        ),
+        runtime: list[str] = typer.Option(["onnxruntime"], "--runtime", help="Runtimes on the device (repeat)."),
+        threads: int | None = typer.Option(None, "--threads", help="Default intra-op threads for jobs there."),
+        profile_file: Path | None = typer.Option(
+            None, "--profile", help="YAML board profile (peak_gops, memory_bandwidth_gbs, power_modes)."
+        ),
         description: str = typer.Option("", "--description", help="Free text shown in reports."),
         replace: bool = typer.Option(False, "--replace", help="Overwrite a device of the same name."),
-        user_file: Optional[Path] = typer.Option(None, "--file", help="Inventory file to write (default: the user inventory)."),
+        user_file: Path | None = typer.Option(
+            None, "--file", help="Inventory file to write (default: the user inventory)."
+        ),
         json_out: bool = typer.Option(False, "--json", help="Print the stored entry as JSON."),
     ) -> None:
         import yaml
@@ -91,23 +110,39 @@ def register(app: typer.Typer) -> None:
             if not isinstance(loaded, dict):
                 raise EdgebenchError(f"--profile {profile_file}: expected a mapping, found {type(loaded).__name__}")
             profile = loaded.get("profile", loaded)
-        row = {"name": name, "kind": "ssh", "host": host, "port": port, "user": user, "identity_file": identity_file,
-               "known_hosts": known_hosts, "accept_new_host_key": accept_new_host_key, "python": python,
-               "workdir": workdir, "runtimes": runtime, "threads": threads, "description": description,
-               "profile": profile}
+        row = {
+            "name": name,
+            "kind": "ssh",
+            "host": host,
+            "port": port,
+            "user": user,
+            "identity_file": identity_file,
+            "known_hosts": known_hosts,
+            "accept_new_host_key": accept_new_host_key,
+            "python": python,
+            "workdir": workdir,
+            "runtimes": runtime,
+            "threads": threads,
+            "description": description,
+            "profile": profile,
+        }
         spec = spec_from_mapping(row, "edgebench devices add")
         path = add_device(spec, user_file, replace=replace)
         if json_out:
             print_json(dict(spec.to_dict(), source=str(path)))
         else:
-            err_console.print(f"added device [bold]{name}[/bold] ({_address(spec)}) to {path}; "
-                              f"next: edgebench devices check {name}")
+            err_console.print(
+                f"added device [bold]{name}[/bold] ({_address(spec)}) to {path}; next: edgebench devices check {name}"
+            )
 
-    @devices.command("check", help="Connect to a device and report Python, runtimes, JetPack, power mode, disk, clock skew.")
+    @devices.command(
+        "check", help="Connect to a device and report Python, runtimes, JetPack, power mode, disk, clock skew."
+    )
     def check_cmd(
         name: str = typer.Argument(..., help="Device name from the inventory."),
-        accept_new_host_key: bool = typer.Option(False, "--accept-new-host-key",
-                                                 help="Record this host's key if it is not in known_hosts yet."),
+        accept_new_host_key: bool = typer.Option(
+            False, "--accept-new-host-key", help="Record this host's key if it is not in known_hosts yet."
+        ),
         json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
         from edgebench.cli.ui import print_json
@@ -148,9 +183,15 @@ def _print_report(report) -> None:  # noqa: ANN001 - CheckReport
         table.add_row("board", str(j.get("board")))
         table.add_row("L4T / JetPack", f"{j.get('l4t_release')} / {j.get('jetpack') or 'unknown'}")
         pm = j.get("power_mode")
-        table.add_row("power mode", f"{pm['name']} (id {pm['id']})" if pm else f"[dim]unreadable[/dim] {j.get('power_mode_error') or ''}")
+        table.add_row(
+            "power mode",
+            f"{pm['name']} (id {pm['id']})" if pm else f"[dim]unreadable[/dim] {j.get('power_mode_error') or ''}",
+        )
         clocks = j.get("jetson_clocks")
-        table.add_row("jetson_clocks", (clocks.splitlines()[0] if clocks else f"[dim]unreadable[/dim] {j.get('jetson_clocks_error') or ''}"))
+        table.add_row(
+            "jetson_clocks",
+            (clocks.splitlines()[0] if clocks else f"[dim]unreadable[/dim] {j.get('jetson_clocks_error') or ''}"),
+        )
     else:
         table.add_row("Jetson", "[dim]no (no /etc/nv_tegra_release)[/dim]")
     table.add_row("telemetry", f"{', '.join(f.get('telemetry') or [])} (auto picks {f.get('telemetry_auto')})")

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import typer
 
@@ -102,7 +103,9 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
     except ValueError:
         shape = ()
     if len(shape) < 2 or any(d < 1 for d in shape):
-        raise EdgebenchError(f"--input-shape: expected positive dimensions with the batch first, like 1x3x224x224, found '{text}'")
+        raise EdgebenchError(
+            f"--input-shape: expected positive dimensions with the batch first, like 1x3x224x224, found '{text}'"
+        )
     return shape
 
 
@@ -110,8 +113,13 @@ def _fmt_declared(shape: tuple[Any, ...]) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
-def item_shape_for(declared: tuple[Any, ...] | None, req: ProfileRequest, data_shape: tuple[int, ...] | None,
-                   default: tuple[int, ...] | None, input_name: str) -> tuple[int, ...]:
+def item_shape_for(
+    declared: tuple[Any, ...] | None,
+    req: ProfileRequest,
+    data_shape: tuple[int, ...] | None,
+    default: tuple[int, ...] | None,
+    input_name: str,
+) -> tuple[int, ...]:
     """The per-item input shape (no batch) to profile, checked against what the model declares."""
     given: tuple[int, ...] | None = None
     origin = ""
@@ -144,7 +152,7 @@ def item_shape_for(declared: tuple[Any, ...] | None, req: ProfileRequest, data_s
     raise EdgebenchError(f"input '{input_name}': the model stores no input shape; expected --input-shape, found none")
 
 
-def random_inputs(item_shape: tuple[int, ...], batches: list[int], seed: int = RANDOM_SEED) -> "Any":
+def random_inputs(item_shape: tuple[int, ...], batches: list[int], seed: int = RANDOM_SEED) -> Any:
     """Uniform [0,1) float32 images (never zeros), enough for a few distinct batches."""
     import numpy as np
 
@@ -173,7 +181,9 @@ def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = No
     resolved = resolve_model(req.model, req.backend, req.input_shape)
     data = load_array(req.data) if req.data else None
     if data is not None and (data.ndim < 2 or data.shape[0] < 1):
-        raise EdgebenchError(f"--data {req.data}: expected an array x of shape (N, ...) with N >= 1, found {data.shape}")
+        raise EdgebenchError(
+            f"--data {req.data}: expected an array x of shape (N, ...) with N >= 1, found {data.shape}"
+        )
     input_name = "input"
     stats: dict[str, Any] = {}
     weight_bytes = activation_bytes = None
@@ -183,11 +193,18 @@ def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = No
         from edgebench.measure.onnx_stats import graph_inputs, load_onnx, onnx_stats
 
         input_name = graph_inputs(load_onnx(resolved.artifact))[0][0]
-    item = item_shape_for(declared, req, tuple(data.shape) if data is not None else None, resolved.default_shape, input_name)
+    item = item_shape_for(
+        declared, req, tuple(data.shape) if data is not None else None, resolved.default_shape, input_name
+    )
     batches = req.effective_batches()
     if resolved.artifact_format == "onnx":
         st = onnx_stats(resolved.artifact, item)
-        stats = {"params": st.params, "macs": st.macs, "size_bytes": st.size_bytes, "params_source": "ONNX initializers"}
+        stats = {
+            "params": st.params,
+            "macs": st.macs,
+            "size_bytes": st.size_bytes,
+            "params_source": "ONNX initializers",
+        }
         weight_bytes, activation_bytes, op_types = st.weight_bytes, st.activation_bytes, list(st.op_types)
     else:
         from edgebench.subject.external import torch_file_stats
@@ -204,12 +221,22 @@ def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = No
         "kind": "profile",
         "artifact": str(resolved.artifact),
         "backend": req.backend,
-        "options": {"threads": req.threads, "device": "cuda" if req.cuda or req.backend == "tensorrt" else "cpu", "precision": precision,
-                    "profile_ops": req.profile_ops, "extra": extra},
+        "options": {
+            "threads": req.threads,
+            "device": "cuda" if req.cuda or req.backend == "tensorrt" else "cpu",
+            "precision": precision,
+            "profile_ops": req.profile_ops,
+            "extra": extra,
+        },
         "batches": batches,
         "modes": list(req.modes),
-        "budget": {"warmup_iters": req.warmup, "warmup_s": 0.2 if req.warmup else 0.0, "iterations": req.iterations,
-                   "min_duration_s": req.min_duration_s, "max_iterations": max(100_000, req.iterations)},
+        "budget": {
+            "warmup_iters": req.warmup,
+            "warmup_s": 0.2 if req.warmup else 0.0,
+            "iterations": req.iterations,
+            "min_duration_s": req.min_duration_s,
+            "max_iterations": max(100_000, req.iterations),
+        },
         "telemetry": "auto",
     }
     with tempfile.TemporaryDirectory(prefix="edgebench-profile-") as tmp:
@@ -229,15 +256,23 @@ def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = No
     for run in result.get("runs", []):
         run = dict(run)
         if "latency_ms" in run:
-            run["roofline"] = roofline(stats.get("macs"), run["latency_ms"]["p50"], run["batch"], precision,
-                                       spec.profile, bpb.get(run["batch"]))
+            run["roofline"] = roofline(
+                stats.get("macs"),
+                run["latency_ms"]["p50"],
+                run["batch"],
+                precision,
+                spec.profile,
+                bpb.get(run["batch"]),
+            )
         runs.append(run)
     notes = list(resolved.notes)
     if resolved.random_weights:
         notes.insert(0, f"weights are {resolved.weights}")
     if req.profile_ops:
-        notes.append("--profile-ops: operator times come from a separate 30-iteration batch-1 pass with ONNX Runtime's "
-                     "profiler on; the timed runs above had it off")
+        notes.append(
+            "--profile-ops: operator times come from a separate 30-iteration batch-1 pass with ONNX Runtime's "
+            "profiler on; the timed runs above had it off"
+        )
     if not spec.profile.get("peak_gops"):
         notes.append(f"device '{spec.name}' has no profile.peak_gops in its YAML: roofline shares are unmeasured")
     environment = dict(result.get("environment") or {})
@@ -249,8 +284,11 @@ def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = No
         "device_profile": spec.profile or None,
         "backend": req.backend,
         "precision": precision,
-        "input": {"name": (result.get("input") or {}).get("name", input_name), "item_shape": list(item),
-                  "source": input_source},
+        "input": {
+            "name": (result.get("input") or {}).get("name", input_name),
+            "item_shape": list(item),
+            "source": input_source,
+        },
         "request": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(req).items()},
         "budget": job["budget"],
         "runs": runs,
@@ -283,7 +321,20 @@ def _render(out: dict) -> None:
         highlight=False,
     )
     table = Table(title="latency (ms)", header_style="bold")
-    for col in ("batch", "mode", "p50", "p90", "p99", "mean", "cv", "unstable", "items/s", "GOP/s", "% of peak", "bound"):
+    for col in (
+        "batch",
+        "mode",
+        "p50",
+        "p90",
+        "p99",
+        "mean",
+        "cv",
+        "unstable",
+        "items/s",
+        "GOP/s",
+        "% of peak",
+        "bound",
+    ):
         table.add_column(col, justify="right" if col not in ("mode", "bound") else "left")
     for r in out["runs"]:
         if "skipped" in r:
@@ -292,11 +343,18 @@ def _render(out: dict) -> None:
         lat, roof = r["latency_ms"], r.get("roofline") or {}
         share = roof.get("share_of_peak")
         table.add_row(
-            str(r["batch"]), "compute" if r["mode"] == "compute" else "end-to-end",
-            fmt(lat["p50"], ".3f"), fmt(lat["p90"], ".3f"), fmt(lat["p99"], ".3f"), fmt(lat["mean"], ".3f"),
-            f"{lat['cv'] * 100:.1f}%", "[red]yes[/red]" if lat["unstable"] else "no",
-            fmt(lat["throughput_ips"], ".1f"), fmt(roof.get("achieved_gops"), ".1f"),
-            fmt(share * 100 if share is not None else None, ".1f", "%"), fmt(roof.get("bound")),
+            str(r["batch"]),
+            "compute" if r["mode"] == "compute" else "end-to-end",
+            fmt(lat["p50"], ".3f"),
+            fmt(lat["p90"], ".3f"),
+            fmt(lat["p99"], ".3f"),
+            fmt(lat["mean"], ".3f"),
+            f"{lat['cv'] * 100:.1f}%",
+            "[red]yes[/red]" if lat["unstable"] else "no",
+            fmt(lat["throughput_ips"], ".1f"),
+            fmt(roof.get("achieved_gops"), ".1f"),
+            fmt(share * 100 if share is not None else None, ".1f", "%"),
+            fmt(roof.get("bound")),
         )
     console.print(table)
     mem = out.get("memory_mb") or {}
@@ -307,14 +365,22 @@ def _render(out: dict) -> None:
     )
     rt = (out.get("environment") or {}).get("runtime") or {}
     if rt.get("gpu_max_memory_allocated_mb") is not None:
-        console.print(f"GPU memory (framework): max allocated {rt['gpu_max_memory_allocated_mb']:.1f} MB", highlight=False)
+        console.print(
+            f"GPU memory (framework): max allocated {rt['gpu_max_memory_allocated_mb']:.1f} MB", highlight=False
+        )
     if out.get("op_profile"):
         ops = Table(title="top operators (ONNX Runtime profile)", header_style="bold")
         for col in ("op type", "nodes", "calls", "total ms", "mean ms", "share"):
             ops.add_column(col, justify="left" if col == "op type" else "right")
         for o in out["op_profile"]:
-            ops.add_row(o["op_type"], str(o["node_count"]), str(o["calls"]), f"{o['total_ms']:.2f}",
-                        f"{o['mean_ms']:.4f}", f"{o['share'] * 100:.1f}%")
+            ops.add_row(
+                o["op_type"],
+                str(o["node_count"]),
+                str(o["calls"]),
+                f"{o['total_ms']:.2f}",
+                f"{o['mean_ms']:.4f}",
+                f"{o['share'] * 100:.1f}%",
+            )
         console.print(ops)
     env = out.get("environment") or {}
     keys = ("cpu_model", "cpu_cores_logical", "cpu_affinity", "cpu_governor", "os", "python", "edgebench")
@@ -337,8 +403,14 @@ def _progress_bar(enabled: bool):  # noqa: ANN202 - a context manager yielding t
         if not enabled or not err_console.is_terminal:
             yield None
             return
-        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            console=err_console, transient=True)
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        )
         task = progress.add_task("profiling", total=None)
 
         def on_progress(event: dict) -> None:
@@ -367,15 +439,19 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Argument(..., help="ONNX / TorchScript / .pt2 file, or torchvision:NAME."),
         device: str = typer.Option("local", "--device", "-d", help="Device name from the inventory."),
         backend: str = typer.Option("onnxruntime", "--backend", "-b", help="onnxruntime | torch | tensorrt."),
-        batch: Optional[str] = typer.Option(None, "--batch", help="Batch sizes, e.g. 1,8,32 (default: the batch of --input-shape, or 1)."),
-        threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads (default: the runtime's)."),
-        input_shape: Optional[str] = typer.Option(None, "--input-shape", help="Input shape with batch, e.g. 1x3x224x224."),
-        data: Optional[Path] = typer.Option(None, "--data", help=".npz with an array x of real inputs (default: random [0,1))."),
+        batch: str | None = typer.Option(
+            None, "--batch", help="Batch sizes, e.g. 1,8,32 (default: the batch of --input-shape, or 1)."
+        ),
+        threads: int | None = typer.Option(None, "--threads", help="Intra-op threads (default: the runtime's)."),
+        input_shape: str | None = typer.Option(None, "--input-shape", help="Input shape with batch, e.g. 1x3x224x224."),
+        data: Path | None = typer.Option(
+            None, "--data", help=".npz with an array x of real inputs (default: random [0,1))."
+        ),
         warmup: int = typer.Option(10, "--warmup", help="Warm-up iterations (at least 0.2 s too)."),
         iterations: int = typer.Option(50, "--iterations", help="Timed iterations (at least)."),
         min_duration: float = typer.Option(1.0, "--min-duration", help="Timed seconds (at least), per batch and mode."),
         profile_ops: bool = typer.Option(False, "--profile-ops", help="Per-operator profile (onnxruntime)."),
-        precision: Optional[str] = typer.Option(None, "--precision", help="tensorrt: fp32 | fp16 | int8 engine."),
+        precision: str | None = typer.Option(None, "--precision", help="tensorrt: fp32 | fp16 | int8 engine."),
         cuda: bool = typer.Option(False, "--cuda", help="Run on the device's CUDA GPU (torch, onnxruntime-gpu)."),
         compile_: bool = typer.Option(False, "--compile", help="torch: wrap the module in torch.compile."),
         json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -383,10 +459,20 @@ def register(app: typer.Typer) -> None:
         from edgebench.cli.ui import print_json
 
         req = ProfileRequest(
-            model=model, device=device, backend=backend, batches=parse_batches(batch), threads=threads,
-            input_shape=parse_shape(input_shape), data=str(data) if data else None, warmup=warmup,
-            iterations=iterations, min_duration_s=min_duration, profile_ops=profile_ops, precision=precision,
-            cuda=cuda, compile=compile_,
+            model=model,
+            device=device,
+            backend=backend,
+            batches=parse_batches(batch),
+            threads=threads,
+            input_shape=parse_shape(input_shape),
+            data=str(data) if data else None,
+            warmup=warmup,
+            iterations=iterations,
+            min_duration_s=min_duration,
+            profile_ops=profile_ops,
+            precision=precision,
+            cuda=cuda,
+            compile=compile_,
         )
         req.validate()
         with _progress_bar(True) as on_progress:
@@ -402,7 +488,9 @@ def register(app: typer.Typer) -> None:
         "Examples:\n\n  edgebench backends\n\n  edgebench backends --device jetson --json",
     )
     def backends_cmd(
-        device: Optional[str] = typer.Option(None, "--device", "-d", help="Ask the agent on this device (default: this host, in-process)."),
+        device: str | None = typer.Option(
+            None, "--device", "-d", help="Ask the agent on this device (default: this host, in-process)."
+        ),
         json_out: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
         from rich.table import Table
@@ -426,6 +514,11 @@ def register(app: typer.Typer) -> None:
         for col in ("backend", "runtime", "version", "available", "reason"):
             table.add_column(col)
         for r in rows:
-            table.add_row(r["name"], str(r.get("runtime") or "-"), str(r.get("version") or "-"),
-                          "[green]yes[/green]" if r["available"] else "[red]no[/red]", r.get("reason", ""))
+            table.add_row(
+                r["name"],
+                str(r.get("runtime") or "-"),
+                str(r.get("version") or "-"),
+                "[green]yes[/green]" if r["available"] else "[red]no[/red]",
+                r.get("reason", ""),
+            )
         out_console.print(table)

@@ -75,8 +75,9 @@ def _print_verdicts(results: dict, md: Path, html: Path, code: int) -> None:
         for spec in specs:
             gate = by_name.get(spec.name)
             cells.append("" if gate is None else f"[{_GATE_STYLE[gate['status']]}]{escape(_gate_text(gate))}[/]")
-        table.add_row(escape(str(v["candidate"])), escape(str(v["device"])),
-                      f"[{_STYLE[v['status']]}]{v['status']}[/]", *cells)
+        table.add_row(
+            escape(str(v["candidate"])), escape(str(v["device"])), f"[{_STYLE[v['status']]}]{v['status']}[/]", *cells
+        )
     console.print(table)
     console.print(f"report: {escape(str(md))}\n        {escape(str(html))}")
     if code:
@@ -85,14 +86,14 @@ def _print_verdicts(results: dict, md: Path, html: Path, code: int) -> None:
 
 def report_command(
     run_dir: Path = typer.Argument(..., help="Run folder holding results.json (or the results.json file)."),
-    fail_on: str = typer.Option("not-ready", "--fail-on",
-                                help="When to exit non-zero: not-ready (1), unmeasured (1 or 3), never."),
+    fail_on: str = typer.Option(
+        "not-ready", "--fail-on", help="When to exit non-zero: not-ready (1), unmeasured (1 or 3), never."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary instead of a table."),
 ) -> None:
-    from edgebench.report.gates import exit_code, verdicts
-    from edgebench.report.gates import FAIL_ON_CHOICES
-    from edgebench.report.render import load_results, render_results
     from edgebench.errors import EdgebenchError
+    from edgebench.report.gates import FAIL_ON_CHOICES, exit_code, verdicts
+    from edgebench.report.render import load_results, render_results
 
     if fail_on not in FAIL_ON_CHOICES:
         raise EdgebenchError(f"--fail-on: expected one of {', '.join(FAIL_ON_CHOICES)}, found {fail_on!r}")
@@ -100,8 +101,19 @@ def report_command(
     md, html = render_results(results, folder)
     code = exit_code(results, fail_on)
     if json_out:
-        typer.echo(json.dumps({"run_id": results.get("run_id"), "report_md": str(md), "report_html": str(html),
-                               "fail_on": fail_on, "exit_code": code, "verdicts": verdicts(results)}, indent=2))
+        typer.echo(
+            json.dumps(
+                {
+                    "run_id": results.get("run_id"),
+                    "report_md": str(md),
+                    "report_html": str(html),
+                    "fail_on": fail_on,
+                    "exit_code": code,
+                    "verdicts": verdicts(results),
+                },
+                indent=2,
+            )
+        )
     else:
         _print_verdicts(results, md, html, code)
     if code:
@@ -122,19 +134,30 @@ def _print_diff(diff: dict, show_all: bool) -> None:
 
     a, b = diff["a"], diff["b"]
     rows = diff["rows"] if show_all else [r for r in diff["rows"] if r["regressed"]]
-    table = Table(title=f"{escape(str(a.get('run_id')))} (A) -> {escape(str(b.get('run_id')))} (B): "
-                        + ("every metric" if show_all else "regressions"))
+    table = Table(
+        title=f"{escape(str(a.get('run_id')))} (A) -> {escape(str(b.get('run_id')))} (B): "
+        + ("every metric" if show_all else "regressions")
+    )
     table.add_column("Candidate", overflow="fold")
     table.add_column("Device", overflow="fold")
     table.add_column("Metric", no_wrap=True)
     for col in ("A", "B", "Change", "Regressed"):
         table.add_column(col, justify="right")
     for r in rows:
-        change = r["note"] or (f"{r['change']:+.4g}" + (f" ({100 * r['change_rel']:+.1f}%)" if r["change_rel"] is not None else ""))
+        change = r["note"] or (
+            f"{r['change']:+.4g}" + (f" ({100 * r['change_rel']:+.1f}%)" if r["change_rel"] is not None else "")
+        )
         if r.get("unstable_in"):
             change += f" unstable in {'+'.join(r['unstable_in'])}"
-        table.add_row(escape(r["candidate"]), escape(r["device"]), escape(r["metric"]), _fmt(r["a"]), _fmt(r["b"]),
-                      escape(change), "[red]yes[/]" if r["regressed"] else "no")
+        table.add_row(
+            escape(r["candidate"]),
+            escape(r["device"]),
+            escape(r["metric"]),
+            _fmt(r["a"]),
+            _fmt(r["b"]),
+            escape(change),
+            "[red]yes[/]" if r["regressed"] else "no",
+        )
     if rows:
         console.print(table)
     for v in diff["verdict_changes"]:
@@ -152,20 +175,27 @@ def _print_diff(diff: dict, show_all: bool) -> None:
 def compare_command(
     run_a: Path = typer.Argument(..., help="The reference run (folder or results.json)."),
     run_b: Path = typer.Argument(..., help="The run to check against it."),
-    latency_tolerance: float = typer.Option(0.10, "--latency-tolerance",
-                                            help="Relative latency increase allowed (0.10 = 10%)."),
-    throughput_tolerance: float = typer.Option(0.10, "--throughput-tolerance",
-                                               help="Relative throughput decrease allowed."),
+    latency_tolerance: float = typer.Option(
+        0.10, "--latency-tolerance", help="Relative latency increase allowed (0.10 = 10%)."
+    ),
+    throughput_tolerance: float = typer.Option(
+        0.10, "--throughput-tolerance", help="Relative throughput decrease allowed."
+    ),
     memory_tolerance: float = typer.Option(0.10, "--memory-tolerance", help="Relative peak-memory increase allowed."),
-    accuracy_tolerance: float = typer.Option(0.01, "--accuracy-tolerance",
-                                             help="Absolute clean/robust accuracy decrease allowed (0.01 = 1 pp)."),
+    accuracy_tolerance: float = typer.Option(
+        0.01, "--accuracy-tolerance", help="Absolute clean/robust accuracy decrease allowed (0.01 = 1 pp)."
+    ),
     show_all: bool = typer.Option(False, "--all", help="Show every compared metric, not only regressions."),
     json_out: bool = typer.Option(False, "--json", help="Print the full diff as JSON."),
 ) -> None:
     from edgebench.report.compare import Tolerance, compare_exit_code, compare_runs
 
-    tol = Tolerance(latency_rel=latency_tolerance, throughput_rel=throughput_tolerance,
-                    memory_rel=memory_tolerance, accuracy_abs=accuracy_tolerance)
+    tol = Tolerance(
+        latency_rel=latency_tolerance,
+        throughput_rel=throughput_tolerance,
+        memory_rel=memory_tolerance,
+        accuracy_abs=accuracy_tolerance,
+    )
     diff = compare_runs(run_a, run_b, tol)
     if json_out:
         typer.echo(json.dumps(diff, indent=2))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -13,7 +12,18 @@ def verdict_table(results: dict) -> Table:
     from edgebench.cli.ui import fmt
 
     table = Table(title=f"edgebench {results['run_id']}: deployment readiness", header_style="bold")
-    for col in ("candidate", "device", "p50 ms", "p99 ms", "items/s", "peak MB", "clean acc", "worst adv acc", "size KB", "verdict"):
+    for col in (
+        "candidate",
+        "device",
+        "p50 ms",
+        "p99 ms",
+        "items/s",
+        "peak MB",
+        "clean acc",
+        "worst adv acc",
+        "size KB",
+        "verdict",
+    ):
         table.add_column(col, justify="left" if col in ("candidate", "device", "verdict") else "right")
     colors = {"READY": "green", "NOT READY": "red", "UNMEASURED": "yellow"}
     for c in results["candidates"]:
@@ -23,9 +33,15 @@ def verdict_table(results: dict) -> Table:
             rob = [r["accuracy"] for r in d.get("robustness") or []]
             status = (d.get("verdict") or {}).get("status", "UNMEASURED")
             table.add_row(
-                c["name"], dev, fmt(lat.get("p50"), ".3f"), fmt(lat.get("p99"), ".3f"), fmt(d.get("throughput_ips"), ".0f"),
-                fmt((d.get("memory_mb") or {}).get("peak_rss"), ".0f"), fmt(d.get("clean_accuracy"), ".3f"),
-                fmt(min(rob) if rob else None, ".3f"), fmt(size / 1024 if size else None, ".1f"),
+                c["name"],
+                dev,
+                fmt(lat.get("p50"), ".3f"),
+                fmt(lat.get("p99"), ".3f"),
+                fmt(d.get("throughput_ips"), ".0f"),
+                fmt((d.get("memory_mb") or {}).get("peak_rss"), ".0f"),
+                fmt(d.get("clean_accuracy"), ".3f"),
+                fmt(min(rob) if rob else None, ".3f"),
+                fmt(size / 1024 if size else None, ".1f"),
                 f"[{colors.get(status, 'white')}]{status}[/]",
             )
     return table
@@ -49,7 +65,9 @@ def robustness_table(results: dict, device: str) -> Table | None:
     for a in attacks:
         table.add_row(a["id"], *[fmt(acc[name].get(a["id"]), ".3f") for name, _ in cands])
     if any(d.get("blackbox") for _, d in cands):
-        table.add_row("black-box median L2", *[fmt((d.get("blackbox") or {}).get("median_distance"), ".2f") for _, d in cands])
+        table.add_row(
+            "black-box median L2", *[fmt((d.get("blackbox") or {}).get("median_distance"), ".2f") for _, d in cands]
+        )
     return table
 
 
@@ -69,11 +87,17 @@ def register(app: typer.Typer) -> None:
         ),
     )
     def run(
-        config: Optional[Path] = typer.Argument(None, help="Study YAML (default: the embedded demo study)."),
-        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: reports/<name>-<model>-<data>)."),
-        device: Optional[list[str]] = typer.Option(None, "--device", "-d", help="Device name(s); overrides the study's list."),
+        config: Path | None = typer.Argument(None, help="Study YAML (default: the embedded demo study)."),
+        out: Path | None = typer.Option(
+            None, "--out", "-o", help="Run folder (default: reports/<name>-<model>-<data>)."
+        ),
+        device: list[str] | None = typer.Option(
+            None, "--device", "-d", help="Device name(s); overrides the study's list."
+        ),
         json_out: bool = typer.Option(False, "--json", help="Print results.json to stdout (progress goes to stderr)."),
-        fail_on: str = typer.Option("never", "--fail-on", help="Exit non-zero on: never | not-ready (1) | unmeasured (1 or 3)."),
+        fail_on: str = typer.Option(
+            "never", "--fail-on", help="Exit non-zero on: never | not-ready (1) | unmeasured (1 or 3)."
+        ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
     ) -> None:
         import dataclasses
@@ -100,5 +124,7 @@ def register(app: typer.Typer) -> None:
                 if rob is not None:
                     err_console.print(rob)
             err_console.print(verdict_table(results))
-            err_console.print(f"results: {run_dir / 'results.json'}\nreport:  {run_dir / 'report.html'}  {run_dir / 'report.md'}")
+            err_console.print(
+                f"results: {run_dir / 'results.json'}\nreport:  {run_dir / 'report.html'}  {run_dir / 'report.md'}"
+            )
         raise typer.Exit(exit_code(results, fail_on))

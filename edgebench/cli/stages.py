@@ -8,13 +8,12 @@ plain files.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
 
 
-def _pipeline(config: Optional[Path], out: Optional[Path]):  # noqa: ANN202
+def _pipeline(config: Path | None, out: Path | None):  # noqa: ANN202
     """The study and its run folder, as `edgebench run` would choose them."""
     from edgebench.study.config import load_study
     from edgebench.study.pipeline import default_run_dir
@@ -35,8 +34,8 @@ def register(app: typer.Typer) -> None:
         ),
     )
     def compress(
-        config: Optional[Path] = typer.Argument(None, help="Study YAML (default: the embedded demo study)."),
-        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder."),
+        config: Path | None = typer.Argument(None, help="Study YAML (default: the embedded demo study)."),
+        out: Path | None = typer.Option(None, "--out", "-o", help="Run folder."),
         json_out: bool = typer.Option(False, "--json", help="Print the manifests as JSON."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
@@ -55,10 +54,20 @@ def register(app: typer.Typer) -> None:
         for b in built:
             m = b.manifest
             chk = m["export_check"]
-            check = (f"max |diff| {chk['max_abs_diff']:.2e}" if chk.get("max_abs_diff") is not None
-                     else f"top-1 agree {chk['top1_agreement']:.3f}")
-            table.add_row(m["name"], m["artifact"]["precision"], f"{m['params']:,}", f"{m['macs']:,}",
-                          fmt(m["artifact"]["size_bytes"] / 1024, ".1f"), check, str(run_dir / m["artifact"]["path"]))
+            check = (
+                f"max |diff| {chk['max_abs_diff']:.2e}"
+                if chk.get("max_abs_diff") is not None
+                else f"top-1 agree {chk['top1_agreement']:.3f}"
+            )
+            table.add_row(
+                m["name"],
+                m["artifact"]["precision"],
+                f"{m['params']:,}",
+                f"{m['macs']:,}",
+                fmt(m["artifact"]["size_bytes"] / 1024, ".1f"),
+                check,
+                str(run_dir / m["artifact"]["path"]),
+            )
         err_console.print(table)
 
     @app.command(
@@ -72,8 +81,8 @@ def register(app: typer.Typer) -> None:
         ),
     )
     def attack(
-        config: Optional[Path] = typer.Argument(None, help="Study YAML (default: the embedded demo study)."),
-        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder."),
+        config: Path | None = typer.Argument(None, help="Study YAML (default: the embedded demo study)."),
+        out: Path | None = typer.Option(None, "--out", "-o", help="Run folder."),
         json_out: bool = typer.Option(False, "--json", help="Print the set summaries as JSON."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
@@ -90,7 +99,9 @@ def register(app: typer.Typer) -> None:
         for col in ("set", "attack", "norm", "eps", "count", "base accuracy"):
             table.add_column(col)
         for s in sets:
-            table.add_row(s["id"], s["attack"], s["norm"], fmt(s["eps"], ".4f"), str(s["count"]), fmt(s["base_accuracy"], ".3f"))
+            table.add_row(
+                s["id"], s["attack"], s["norm"], fmt(s["eps"], ".4f"), str(s["count"]), fmt(s["base_accuracy"], ".3f")
+            )
         err_console.print(table)
 
     @app.command(
@@ -106,9 +117,9 @@ def register(app: typer.Typer) -> None:
     def export(
         output: Path = typer.Option(..., "--output", "-o", help="Where to write the .onnx file."),
         arch: str = typer.Option("lenet5", "--arch", help="Built-in architecture: lenet5 | resnet8."),
-        checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A state_dict for --arch (else trained)."),
+        checkpoint: Path | None = typer.Option(None, "--checkpoint", help="A state_dict for --arch (else trained)."),
         data: str = typer.Option("mnist", "--data", help="Dataset: mnist | digits | npz | imagefolder | cifar10."),
-        data_path: Optional[str] = typer.Option(None, "--data-path", help="Path for npz/imagefolder/cifar10 data."),
+        data_path: str | None = typer.Option(None, "--data-path", help="Path for npz/imagefolder/cifar10 data."),
         json_out: bool = typer.Option(False, "--json"),
     ) -> None:
         from edgebench.cli.ui import err_console, print_json
@@ -116,18 +127,27 @@ def register(app: typer.Typer) -> None:
         from edgebench.subject.zoo import DataConfig, ModelConfig, load_subject
         from edgebench.util.io import sha256_file
 
-        subject = load_subject(ModelConfig(arch=arch, checkpoint=str(checkpoint) if checkpoint else None),
-                               DataConfig(name=data, path=data_path))
+        subject = load_subject(
+            ModelConfig(arch=arch, checkpoint=str(checkpoint) if checkpoint else None),
+            DataConfig(name=data, path=data_path),
+        )
         export_onnx(subject.model, output, tuple(subject.split.input_shape))
         check = verify_against_torch(output, subject.model, subject.split.x_eval[:256], quantized=False)
-        result = {"artifact": str(output), "sha256": sha256_file(output), "size_bytes": output.stat().st_size,
-                  "check": check, "subject": subject.info}
+        result = {
+            "artifact": str(output),
+            "sha256": sha256_file(output),
+            "size_bytes": output.stat().st_size,
+            "check": check,
+            "subject": subject.info,
+        }
         if json_out:
             print_json(result)
         else:
-            err_console.print(f"wrote {output} ({result['size_bytes']} bytes); onnx.checker passed; "
-                              f"ONNX Runtime vs PyTorch on {check['count']} images: max |diff| {check['max_abs_diff']:.2e}, "
-                              f"top-1 agreement {check['top1_agreement']:.3f}")
+            err_console.print(
+                f"wrote {output} ({result['size_bytes']} bytes); onnx.checker passed; "
+                f"ONNX Runtime vs PyTorch on {check['count']} images: max |diff| {check['max_abs_diff']:.2e}, "
+                f"top-1 agreement {check['top1_agreement']:.3f}"
+            )
 
     @app.command(
         "replay",
@@ -143,7 +163,7 @@ def register(app: typer.Typer) -> None:
         artifact: Path = typer.Argument(..., help="The ONNX artifact to replay through."),
         attacks: Path = typer.Argument(..., help="A folder of adversarial sets (with attacks.json)."),
         device: str = typer.Option("local", "--device", "-d", help="Device name from the inventory."),
-        threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads on the device."),
+        threads: int | None = typer.Option(None, "--threads", help="Intra-op threads on the device."),
         json_out: bool = typer.Option(False, "--json"),
     ) -> None:
         from edgebench.cli.ui import err_console, fmt, print_json
@@ -158,7 +178,13 @@ def register(app: typer.Typer) -> None:
             table.add_column(col)
         for r in rows:
             ci = r["accuracy_ci95"]
-            table.add_row(r["id"], fmt(r["eps"], ".4f"), f"{r['accuracy']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]",
-                          fmt(r["base_accuracy"], ".3f"), fmt(r["transfer_success_rate"], ".3f"), fmt(r["agreement"], ".3f"),
-                          str(r["count"]))
+            table.add_row(
+                r["id"],
+                fmt(r["eps"], ".4f"),
+                f"{r['accuracy']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]",
+                fmt(r["base_accuracy"], ".3f"),
+                fmt(r["transfer_success_rate"], ".3f"),
+                fmt(r["agreement"], ".3f"),
+                str(r["count"]),
+            )
         err_console.print(table)

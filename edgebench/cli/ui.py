@@ -20,11 +20,19 @@ class PipelineUi:
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=err_console, transient=False, disable=quiet)
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=False,
+            disable=quiet,
+        )
         self.tasks: dict[str, Any] = {}
 
-    def __enter__(self) -> "PipelineUi":
+    def __enter__(self) -> PipelineUi:
         self.progress.start()
         return self
 

@@ -7,8 +7,9 @@ caller's training split, deterministic for a given seed, model returned in eval 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,11 +34,20 @@ class FinetuneSpec:
     optimizer: str = "adam"  # adam | sgd (momentum 0.9)
 
     def __post_init__(self) -> None:
-        expect(_is_int(self.epochs) and self.epochs >= 0, f"finetune.epochs: expected an integer >= 0, found {self.epochs!r}")
+        expect(
+            _is_int(self.epochs) and self.epochs >= 0,
+            f"finetune.epochs: expected an integer >= 0, found {self.epochs!r}",
+        )
         expect(_is_num(self.lr) and self.lr > 0, f"finetune.lr: expected a number > 0, found {self.lr!r}")
-        expect(_is_int(self.batch_size) and self.batch_size >= 1, f"finetune.batch_size: expected an integer >= 1, found {self.batch_size!r}")
+        expect(
+            _is_int(self.batch_size) and self.batch_size >= 1,
+            f"finetune.batch_size: expected an integer >= 1, found {self.batch_size!r}",
+        )
         expect(_is_int(self.seed), f"finetune.seed: expected an integer, found {self.seed!r}")
-        expect(self.optimizer in OPTIMIZERS, f"finetune.optimizer: expected one of {', '.join(OPTIMIZERS)}, found {self.optimizer!r}")
+        expect(
+            self.optimizer in OPTIMIZERS,
+            f"finetune.optimizer: expected one of {', '.join(OPTIMIZERS)}, found {self.optimizer!r}",
+        )
 
 
 def _is_int(v: object) -> bool:
@@ -48,26 +58,43 @@ def _is_num(v: object) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
 
-def check_train_data(train: tuple[np.ndarray, np.ndarray], input_shape: tuple[int, ...] | None = None, what: str = "train") -> None:
+def check_train_data(
+    train: tuple[np.ndarray, np.ndarray], input_shape: tuple[int, ...] | None = None, what: str = "train"
+) -> None:
     """Validate a ``(x, y)`` pair: x float32 (N, *input_shape[1:]) in [0, 1], y int64 (N,)."""
-    expect(isinstance(train, (tuple, list)) and len(train) == 2, f"{what}: expected a pair (x, y) of numpy arrays, found {type(train).__name__}")
+    expect(
+        isinstance(train, (tuple, list)) and len(train) == 2,
+        f"{what}: expected a pair (x, y) of numpy arrays, found {type(train).__name__}",
+    )
     x, y = train
-    expect(isinstance(x, np.ndarray) and isinstance(y, np.ndarray), f"{what}: expected numpy arrays, found {type(x).__name__}, {type(y).__name__}")
+    expect(
+        isinstance(x, np.ndarray) and isinstance(y, np.ndarray),
+        f"{what}: expected numpy arrays, found {type(x).__name__}, {type(y).__name__}",
+    )
     expect(x.dtype == np.float32, f"{what}: expected x of dtype float32, found {x.dtype}")
     expect(y.dtype == np.int64, f"{what}: expected y of dtype int64, found {y.dtype}")
-    expect(y.ndim == 1 and len(y) == len(x) and len(x) > 0, f"{what}: expected x (N, ...) and y (N,) with N > 0, found x {x.shape} and y {y.shape}")
+    expect(
+        y.ndim == 1 and len(y) == len(x) and len(x) > 0,
+        f"{what}: expected x (N, ...) and y (N,) with N > 0, found x {x.shape} and y {y.shape}",
+    )
     if input_shape is not None:
-        expect(tuple(x.shape[1:]) == tuple(input_shape[1:]), f"{what}: expected images of shape {tuple(input_shape[1:])}, found {tuple(x.shape[1:])}")
+        expect(
+            tuple(x.shape[1:]) == tuple(input_shape[1:]),
+            f"{what}: expected images of shape {tuple(input_shape[1:])}, found {tuple(x.shape[1:])}",
+        )
     lo, hi = float(x.min()), float(x.max())
-    expect(lo >= -1e-6 and hi <= 1 + 1e-6, f"{what}: expected pixel values in [0, 1] (normalization lives inside the model), found [{lo:.3g}, {hi:.3g}]")
+    expect(
+        lo >= -1e-6 and hi <= 1 + 1e-6,
+        f"{what}: expected pixel values in [0, 1] (normalization lives inside the model), found [{lo:.3g}, {hi:.3g}]",
+    )
 
 
 def finetune(
-    model: "torch.nn.Module",
+    model: torch.nn.Module,
     train: tuple[np.ndarray, np.ndarray],
     spec: FinetuneSpec,
     on_progress: Callable[[str], None] | None = None,
-) -> "torch.nn.Module":
+) -> torch.nn.Module:
     """Train *model* in place for ``spec.epochs`` on CPU with a fixed seed; return it in eval mode."""
     import torch
     import torch.nn.functional as F
@@ -110,7 +137,7 @@ def finetune(
     return model.eval()
 
 
-def accuracy(model: "torch.nn.Module", x: np.ndarray, y: np.ndarray, batch: int = 512) -> float:
+def accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 512) -> float:
     """Top-1 accuracy of *model* (eval mode, no grad) on ``(x, y)``."""
     import torch
 

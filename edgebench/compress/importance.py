@@ -71,7 +71,7 @@ def _sample(train: tuple[np.ndarray, np.ndarray], n: int, seed: int) -> tuple[to
 def accumulate_gradients(
     model: nn.Module,
     train: tuple[np.ndarray, np.ndarray],
-    spec: "PruneSpec",
+    spec: PruneSpec,
     batch: int = 64,
 ) -> None:
     """Fill ``p.grad`` with the gradient of the mean cross-entropy over a sample of *train*.
@@ -117,7 +117,11 @@ class GapImportance(tp.importance.GroupMagnitudeImportance):
             root_idxs = group[i].root_idxs
             if not isinstance(layer, tuple(self.target_types)):
                 continue
-            if fn in (tpf.prune_conv_out_channels, tpf.prune_depthwise_conv_out_channels, tpf.prune_linear_out_channels):
+            if fn in (
+                tpf.prune_conv_out_channels,
+                tpf.prune_depthwise_conv_out_channels,
+                tpf.prune_linear_out_channels,
+            ):
                 g = _grad(layer.weight)
                 g = g.transpose(0, 1) if getattr(layer, "transposed", False) else g
                 s = g[idxs].flatten(1).sum(1)
@@ -130,7 +134,11 @@ class GapImportance(tp.importance.GroupMagnitudeImportance):
                 if fn == tpf.prune_conv_in_channels and layer.groups != layer.in_channels and layer.groups != 1:
                     s = s.repeat(layer.groups)
                 s = s[idxs]
-            elif fn in (tpf.prune_batchnorm_out_channels, tpf.prune_layernorm_out_channels, tpf.prune_groupnorm_out_channels):
+            elif fn in (
+                tpf.prune_batchnorm_out_channels,
+                tpf.prune_layernorm_out_channels,
+                tpf.prune_groupnorm_out_channels,
+            ):
                 if getattr(layer, "weight", None) is None:
                     continue
                 s = _grad(layer.weight)[idxs]
@@ -153,7 +161,7 @@ def _grad(p: torch.Tensor) -> torch.Tensor:
     return p.grad
 
 
-def structured_importance(spec: "PruneSpec") -> tp.importance.Importance:
+def structured_importance(spec: PruneSpec) -> tp.importance.Importance:
     """The Torch-Pruning importance for ``spec.criterion``."""
     c = spec.criterion
     if c == "l1":

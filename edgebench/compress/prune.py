@@ -25,8 +25,9 @@ import copy
 import dataclasses
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -77,10 +78,21 @@ class PruneSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        expect(_is_num(self.ratio) and 0 <= self.ratio < 1, f"prune.ratio: expected a number in [0, 1), found {self.ratio!r}")
-        expect(self.criterion in CRITERIA, f"prune.criterion: expected one of {', '.join(CRITERIA)}, found {self.criterion!r}")
-        expect(isinstance(self.structured, bool), f"prune.structured: expected true or false, found {self.structured!r}")
-        expect(isinstance(self.global_pruning, bool), f"prune.global_pruning: expected true or false, found {self.global_pruning!r}")
+        expect(
+            _is_num(self.ratio) and 0 <= self.ratio < 1,
+            f"prune.ratio: expected a number in [0, 1), found {self.ratio!r}",
+        )
+        expect(
+            self.criterion in CRITERIA,
+            f"prune.criterion: expected one of {', '.join(CRITERIA)}, found {self.criterion!r}",
+        )
+        expect(
+            isinstance(self.structured, bool), f"prune.structured: expected true or false, found {self.structured!r}"
+        )
+        expect(
+            isinstance(self.global_pruning, bool),
+            f"prune.global_pruning: expected true or false, found {self.global_pruning!r}",
+        )
         expect(
             self.round_to is None or (_is_int(self.round_to) and self.round_to >= 1),
             f"prune.round_to: expected null or an integer >= 1, found {self.round_to!r}",
@@ -93,14 +105,26 @@ class PruneSpec:
             _is_int(self.iterative_steps) and self.iterative_steps >= 1,
             f"prune.iterative_steps: expected an integer >= 1, found {self.iterative_steps!r}",
         )
-        expect(isinstance(self.finetune, FinetuneSpec), f"prune.finetune: expected a FinetuneSpec, found {type(self.finetune).__name__}")
-        expect(_is_num(self.gap_eps) and 0 < self.gap_eps <= 1, f"prune.gap_eps: expected a number in (0, 1], found {self.gap_eps!r}")
-        expect(_is_int(self.gap_steps) and self.gap_steps >= 1, f"prune.gap_steps: expected an integer >= 1, found {self.gap_steps!r}")
+        expect(
+            isinstance(self.finetune, FinetuneSpec),
+            f"prune.finetune: expected a FinetuneSpec, found {type(self.finetune).__name__}",
+        )
+        expect(
+            _is_num(self.gap_eps) and 0 < self.gap_eps <= 1,
+            f"prune.gap_eps: expected a number in (0, 1], found {self.gap_eps!r}",
+        )
+        expect(
+            _is_int(self.gap_steps) and self.gap_steps >= 1,
+            f"prune.gap_steps: expected an integer >= 1, found {self.gap_steps!r}",
+        )
         expect(
             _is_num(self.gap_rel_stepsize) and self.gap_rel_stepsize > 0,
             f"prune.gap_rel_stepsize: expected a number > 0, found {self.gap_rel_stepsize!r}",
         )
-        expect(_is_int(self.gap_samples) and self.gap_samples >= 1, f"prune.gap_samples: expected an integer >= 1, found {self.gap_samples!r}")
+        expect(
+            _is_int(self.gap_samples) and self.gap_samples >= 1,
+            f"prune.gap_samples: expected an integer >= 1, found {self.gap_samples!r}",
+        )
         expect(
             _is_int(self.taylor_samples) and self.taylor_samples >= 1,
             f"prune.taylor_samples: expected an integer >= 1, found {self.taylor_samples!r}",
@@ -129,7 +153,7 @@ def parse_prune_spec(d: dict) -> PruneSpec:
     return PruneSpec(**kwargs)
 
 
-def find_classifier(model: "torch.nn.Module", example_input: "torch.Tensor") -> "torch.nn.Module":
+def find_classifier(model: torch.nn.Module, example_input: torch.Tensor) -> torch.nn.Module:
     """The last Linear (or 1x1-style Conv) whose output width is the number of classes.
 
     The number of classes is read from the model's output on *example_input*.
@@ -139,7 +163,10 @@ def find_classifier(model: "torch.nn.Module", example_input: "torch.Tensor") -> 
 
     with torch.no_grad():
         out = model.eval()(example_input)
-    expect(isinstance(out, torch.Tensor) and out.ndim == 2, f"prune: expected the model to return logits (N, classes), found {getattr(out, 'shape', type(out).__name__)}")
+    expect(
+        isinstance(out, torch.Tensor) and out.ndim == 2,
+        f"prune: expected the model to return logits (N, classes), found {getattr(out, 'shape', type(out).__name__)}",
+    )
     n_classes = int(out.shape[1])
     found = None
     for m in model.modules():
@@ -148,17 +175,19 @@ def find_classifier(model: "torch.nn.Module", example_input: "torch.Tensor") -> 
         elif isinstance(m, nn.modules.conv._ConvNd) and m.out_channels == n_classes:
             found = m
     if found is None:
-        raise EdgebenchError(f"prune: expected a final Linear (or Conv) layer with {n_classes} outputs (the classifier), found none")
+        raise EdgebenchError(
+            f"prune: expected a final Linear (or Conv) layer with {n_classes} outputs (the classifier), found none"
+        )
     return found
 
 
 def prune(
-    model: "torch.nn.Module",
+    model: torch.nn.Module,
     spec: PruneSpec,
-    example_input: "torch.Tensor",
+    example_input: torch.Tensor,
     train: tuple[np.ndarray, np.ndarray] | None = None,
     on_progress: ProgressFn | None = None,
-) -> "torch.nn.Module":
+) -> torch.nn.Module:
     """Return a pruned deep copy of *model* (eval mode, CPU); *model* itself is untouched.
 
     Fine-tunes on *train* (x float32 NCHW in [0, 1], y int64) after each step when given and
@@ -195,23 +224,25 @@ def prune(
 
 
 def prune_series(
-    model: "torch.nn.Module",
+    model: torch.nn.Module,
     ratios: list[float],
     spec: PruneSpec,
-    example_input: "torch.Tensor",
+    example_input: torch.Tensor,
     train: tuple[np.ndarray, np.ndarray] | None = None,
     on_progress: ProgressFn | None = None,
-) -> list["torch.nn.Module"]:
+) -> list[torch.nn.Module]:
     """Prune to increasing *cumulative* ratios (e.g. ``[0.5, 0.75, 0.875]``), each model from the
     previous one, as in iterative pruning with retraining. ``spec.ratio`` is ignored.
 
     Each call removes ``1 - (1 - r_k) / (1 - r_{k-1})`` of what the previous model has left.
     """
     expect(
-        len(ratios) > 0 and all(_is_num(r) and 0 < r < 1 for r in ratios) and all(a < b for a, b in zip(ratios, ratios[1:])),
+        len(ratios) > 0
+        and all(_is_num(r) and 0 < r < 1 for r in ratios)
+        and all(a < b for a, b in zip(ratios, ratios[1:])),
         f"prune_series: expected strictly increasing ratios in (0, 1), found {ratios!r}",
     )
-    out: list["torch.nn.Module"] = []
+    out: list[torch.nn.Module] = []
     current, done = model, 0.0
     for r in ratios:
         rel = 1 - (1 - r) / (1 - done)
@@ -227,7 +258,7 @@ def _say(on_progress: ProgressFn | None, msg: str) -> None:
         on_progress(msg)
 
 
-def _prunable_layers(model: "torch.nn.Module", classifier: "torch.nn.Module") -> list[tuple[str, "torch.nn.Module"]]:
+def _prunable_layers(model: torch.nn.Module, classifier: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
     from torch import nn
 
     return [
@@ -238,10 +269,10 @@ def _prunable_layers(model: "torch.nn.Module", classifier: "torch.nn.Module") ->
 
 
 def _prune_structured(
-    model: "torch.nn.Module",
+    model: torch.nn.Module,
     spec: PruneSpec,
-    example_input: "torch.Tensor",
-    classifier: "torch.nn.Module",
+    example_input: torch.Tensor,
+    classifier: torch.nn.Module,
     train: tuple[np.ndarray, np.ndarray] | None,
     on_progress: ProgressFn | None,
 ) -> None:
@@ -264,22 +295,27 @@ def _prune_structured(
             global_pruning=spec.global_pruning,
         )
     except Exception as exc:  # tracing failures on exotic models
-        raise EdgebenchError(f"prune: Torch-Pruning could not trace the model's dependency graph: {type(exc).__name__}: {exc}") from None
+        raise EdgebenchError(
+            f"prune: Torch-Pruning could not trace the model's dependency graph: {type(exc).__name__}: {exc}"
+        ) from None
     for step in range(spec.iterative_steps):
         if spec.criterion in GRADIENT_CRITERIA:
             assert train is not None
             imp.accumulate_gradients(model, train, spec)
         pruner.step()
         model.zero_grad(set_to_none=True)
-        _say(on_progress, f"structured {spec.criterion} step {step + 1}/{spec.iterative_steps}: {_width_summary(before, layer_widths(model))}")
+        _say(
+            on_progress,
+            f"structured {spec.criterion} step {step + 1}/{spec.iterative_steps}: {_width_summary(before, layer_widths(model))}",
+        )
         if train is not None and spec.finetune.epochs > 0:
             finetune(model, train, spec.finetune, on_progress)
     model.eval()
     _verify_structured(model, spec, example_input, classifier, before, n_classes)
 
 
-def _out_width(m: "torch.nn.Module") -> int:
-    return int(getattr(m, "out_features", None) or getattr(m, "out_channels"))
+def _out_width(m: torch.nn.Module) -> int:
+    return int(getattr(m, "out_features", None) or m.out_channels)
 
 
 def _width_summary(before: dict[str, int], after: dict[str, int]) -> str:
@@ -289,10 +325,10 @@ def _width_summary(before: dict[str, int], after: dict[str, int]) -> str:
 
 
 def _verify_structured(
-    model: "torch.nn.Module",
+    model: torch.nn.Module,
     spec: PruneSpec,
-    example_input: "torch.Tensor",
-    classifier: "torch.nn.Module",
+    example_input: torch.Tensor,
+    classifier: torch.nn.Module,
     before: dict[str, int],
     n_classes: int,
 ) -> None:
@@ -305,9 +341,13 @@ def _verify_structured(
     with torch.no_grad():
         out = model(example_input)
     if tuple(out.shape) != (example_input.shape[0], n_classes):
-        raise EdgebenchError(f"prune: the pruned model returns {tuple(out.shape)}, expected {(example_input.shape[0], n_classes)}")
+        raise EdgebenchError(
+            f"prune: the pruned model returns {tuple(out.shape)}, expected {(example_input.shape[0], n_classes)}"
+        )
     if _out_width(classifier) != n_classes:
-        raise EdgebenchError(f"prune: the classifier lost outputs ({_out_width(classifier)} of {n_classes}); this is a bug")
+        raise EdgebenchError(
+            f"prune: the classifier lost outputs ({_out_width(classifier)} of {n_classes}); this is a bug"
+        )
     after = layer_widths(model)
     names = [n for n, _ in _prunable_layers(model, classifier)]
     total_b = sum(before[n] for n in names)
@@ -319,18 +359,24 @@ def _verify_structured(
         )
     removed = 1 - total_a / total_b
     if abs(removed - spec.ratio) > 0.15:
-        log.warning("structured pruning removed %.1f%% of channels for ratio %.1f%% (rounding, coupled or protected layers)", 100 * removed, 100 * spec.ratio)
+        log.warning(
+            "structured pruning removed %.1f%% of channels for ratio %.1f%% (rounding, coupled or protected layers)",
+            100 * removed,
+            100 * spec.ratio,
+        )
     if spec.round_to:
         bad = {n: after[n] for n in names if after[n] != before[n] and after[n] % spec.round_to}
         if bad:
-            raise EdgebenchError(f"prune: expected pruned widths to be multiples of round_to={spec.round_to}, found {bad}")
+            raise EdgebenchError(
+                f"prune: expected pruned widths to be multiples of round_to={spec.round_to}, found {bad}"
+            )
 
 
 def _prune_unstructured(
-    model: "torch.nn.Module",
+    model: torch.nn.Module,
     spec: PruneSpec,
-    example_input: "torch.Tensor",
-    classifier: "torch.nn.Module",
+    example_input: torch.Tensor,
+    classifier: torch.nn.Module,
     train: tuple[np.ndarray, np.ndarray] | None,
     on_progress: ProgressFn | None,
 ) -> None:
@@ -375,7 +421,10 @@ def _prune_unstructured(
             tprune.custom_from_mask(m, "weight", mask)
         zeros = sum(int((mk == 0).sum()) for mk in masks)
         total = sum(mk.numel() for mk in masks)
-        _say(on_progress, f"unstructured {spec.criterion} step {step}/{spec.iterative_steps}: {zeros}/{total} prunable weights zero ({zeros / total:.1%})")
+        _say(
+            on_progress,
+            f"unstructured {spec.criterion} step {step}/{spec.iterative_steps}: {zeros}/{total} prunable weights zero ({zeros / total:.1%})",
+        )
         if train is not None and spec.finetune.epochs > 0:
             finetune(model, train, spec.finetune, on_progress)
         for m in layers:

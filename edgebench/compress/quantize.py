@@ -21,9 +21,10 @@ import io
 import logging
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -70,12 +71,24 @@ class QuantSpec:
             self.calibration in CALIBRATION_METHODS,
             f"quantize.calibration: expected one of {', '.join(CALIBRATION_METHODS)}, found {self.calibration!r}",
         )
-        expect(_is_int(self.calib_samples) and self.calib_samples >= 1, f"quantize.calib_samples: expected an integer >= 1, found {self.calib_samples!r}")
-        expect(isinstance(self.per_channel, bool), f"quantize.per_channel: expected true or false, found {self.per_channel!r}")
-        expect(isinstance(self.reduce_range, bool), f"quantize.reduce_range: expected true or false, found {self.reduce_range!r}")
+        expect(
+            _is_int(self.calib_samples) and self.calib_samples >= 1,
+            f"quantize.calib_samples: expected an integer >= 1, found {self.calib_samples!r}",
+        )
+        expect(
+            isinstance(self.per_channel, bool),
+            f"quantize.per_channel: expected true or false, found {self.per_channel!r}",
+        )
+        expect(
+            isinstance(self.reduce_range, bool),
+            f"quantize.reduce_range: expected true or false, found {self.reduce_range!r}",
+        )
         for name in ("activation_type", "weight_type"):
             v = getattr(self, name)
-            expect(v is None or v in INT8_TYPES, f"quantize.{name}: expected one of {', '.join(INT8_TYPES)} (or null for the preset's), found {v!r}")
+            expect(
+                v is None or v in INT8_TYPES,
+                f"quantize.{name}: expected one of {', '.join(INT8_TYPES)} (or null for the preset's), found {v!r}",
+            )
         expect(
             self.symmetric_activations is None or isinstance(self.symmetric_activations, bool),
             f"quantize.symmetric_activations: expected true, false or null, found {self.symmetric_activations!r}",
@@ -102,7 +115,10 @@ class QuantSpec:
                 "quantize: preset tensorrt needs symmetric activations (zero point 0), found symmetric_activations=false",
             )
             expect(self.w_type == "s8", f"quantize: preset tensorrt needs S8 weights, found weight_type={self.w_type}")
-            expect(not self.reduce_range, "quantize: reduce_range (7-bit weights for x86 CPUs without VNNI) applies to preset ort-cpu only, found it with preset tensorrt")
+            expect(
+                not self.reduce_range,
+                "quantize: reduce_range (7-bit weights for x86 CPUs without VNNI) applies to preset ort-cpu only, found it with preset tensorrt",
+            )
 
     @property
     def act_type(self) -> str:
@@ -160,8 +176,14 @@ class ArrayCalibrationReader:
     """
 
     def __init__(self, model_path: str | Path, data: np.ndarray, batch_size: int = 16) -> None:
-        expect(isinstance(data, np.ndarray) and data.ndim >= 2 and len(data) > 0, f"calibration data: expected a non-empty numpy array (N, ...), found {getattr(data, 'shape', type(data).__name__)}")
-        expect(_is_int(batch_size) and batch_size >= 1, f"calibration batch_size: expected an integer >= 1, found {batch_size!r}")
+        expect(
+            isinstance(data, np.ndarray) and data.ndim >= 2 and len(data) > 0,
+            f"calibration data: expected a non-empty numpy array (N, ...), found {getattr(data, 'shape', type(data).__name__)}",
+        )
+        expect(
+            _is_int(batch_size) and batch_size >= 1,
+            f"calibration batch_size: expected an integer >= 1, found {batch_size!r}",
+        )
         self.input_name, shape = _model_input(Path(model_path))
         fixed_batch = shape[0] if shape and shape[0] else None
         self.batch_size = int(fixed_batch or batch_size)
@@ -210,7 +232,10 @@ def quantize_static(fp32_onnx: Path, out_path: Path, calibration_data: np.ndarra
     src = Path(fp32_onnx)
     out = Path(out_path)
     expect(src.is_file(), f"quantize: expected an fp32 ONNX model at {src}, found no file")
-    expect(isinstance(calibration_data, np.ndarray), f"quantize: expected calibration data as a numpy array, found {type(calibration_data).__name__}")
+    expect(
+        isinstance(calibration_data, np.ndarray),
+        f"quantize: expected calibration data as a numpy array, found {type(calibration_data).__name__}",
+    )
     expect(
         calibration_data.dtype == np.float32,
         f"quantize: expected float32 calibration images, found {calibration_data.dtype}",
@@ -221,16 +246,24 @@ def quantize_static(fp32_onnx: Path, out_path: Path, calibration_data: np.ndarra
     )
     _, shape = _model_input(src)
     expect(
-        calibration_data.ndim == len(shape) and all(s is None or s == c for s, c in zip(shape[1:], calibration_data.shape[1:])),
+        calibration_data.ndim == len(shape)
+        and all(s is None or s == c for s, c in zip(shape[1:], calibration_data.shape[1:])),
         f"quantize: expected calibration images of shape {tuple('N' if s is None else s for s in shape)}, found {calibration_data.shape}",
     )
     calib = calibration_data[: spec.calib_samples]
     lo, hi = float(calib.min()), float(calib.max())
-    expect(lo >= -1e-6 and hi <= 1 + 1e-6, f"quantize: expected calibration pixel values in [0, 1] (normalization lives inside the model), found [{lo:.3g}, {hi:.3g}]")
+    expect(
+        lo >= -1e-6 and hi <= 1 + 1e-6,
+        f"quantize: expected calibration pixel values in [0, 1] (normalization lives inside the model), found [{lo:.3g}, {hi:.3g}]",
+    )
     expect(np.isfinite(calib).all(), "quantize: expected finite calibration images, found NaN or inf")
 
     qtype = {"u8": QuantType.QUInt8, "s8": QuantType.QInt8}
-    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}[spec.calibration]
+    method = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[spec.calibration]
     extra = {"ActivationSymmetric": spec.act_symmetric, "WeightSymmetric": True}
     if spec.calibration == "percentile":
         extra["CalibPercentile"] = float(spec.percentile)
@@ -245,7 +278,12 @@ def quantize_static(fp32_onnx: Path, out_path: Path, calibration_data: np.ndarra
             quant_pre_process(str(src), str(pre))
             model_in = pre
         except Exception as exc:  # pre-processing is an optimization; quantization works without it
-            log.warning("quant_pre_process failed on %s (%s: %s); quantizing the model as exported", src, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+            log.warning(
+                "quant_pre_process failed on %s (%s: %s); quantizing the model as exported",
+                src,
+                type(exc).__name__,
+                str(exc).splitlines()[0] if str(exc) else "",
+            )
         tmp_out = Path(tmp) / "quantized.onnx"
         reader = ArrayCalibrationReader(model_in, calib, spec.calib_batch_size)
         chatter = io.StringIO()
@@ -275,7 +313,9 @@ def quantize_static(fp32_onnx: Path, out_path: Path, calibration_data: np.ndarra
         tmp_final = out.with_name(out.name + ".tmp")
         shutil.copyfile(tmp_out, tmp_final)
         tmp_final.replace(out)
-    log.info("quantized %s -> %s (%s, %s calibration on %d images)", src, out, spec.preset, spec.calibration, len(calib))
+    log.info(
+        "quantized %s -> %s (%s, %s calibration on %d images)", src, out, spec.preset, spec.calibration, len(calib)
+    )
     return out
 
 
@@ -285,7 +325,9 @@ def _check_quantized(path: Path, sample: np.ndarray, input_name: str) -> None:
 
     counts = count_qdq_nodes(path)
     if not counts["QuantizeLinear"] or not counts["DequantizeLinear"]:
-        raise EdgebenchError(f"quantize: expected QuantizeLinear/DequantizeLinear nodes in the result, found {counts} (nothing quantizable?)")
+        raise EdgebenchError(
+            f"quantize: expected QuantizeLinear/DequantizeLinear nodes in the result, found {counts} (nothing quantizable?)"
+        )
     so = ort.SessionOptions()
     so.log_severity_level = 3
     try:

@@ -15,12 +15,12 @@ if TYPE_CHECKING:
     import torch
 
 
-def count_params(model: "torch.nn.Module") -> int:
+def count_params(model: torch.nn.Module) -> int:
     """All parameters (trainable or not), zeros included."""
     return int(sum(p.numel() for p in model.parameters()))
 
 
-def count_nonzero_params(model: "torch.nn.Module") -> int:
+def count_nonzero_params(model: torch.nn.Module) -> int:
     """Parameters that are not exactly zero: what unstructured pruning actually removes.
 
     A dense runtime still stores and multiplies the zeros, so this is a size-after-compression
@@ -29,7 +29,7 @@ def count_nonzero_params(model: "torch.nn.Module") -> int:
     return int(sum(int((p.detach() != 0).sum()) for p in model.parameters()))
 
 
-def count_macs(model: "torch.nn.Module", input_shape: tuple[int, ...]) -> int:
+def count_macs(model: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
     """Conv/Linear multiply-accumulates of one forward pass on an input of *input_shape*.
 
     Pass batch 1, e.g. ``(1, 3, 224, 224)``, for the per-image figure. Grouped and depthwise
@@ -41,7 +41,9 @@ def count_macs(model: "torch.nn.Module", input_shape: tuple[int, ...]) -> int:
     from torch import nn
 
     expect(
-        isinstance(input_shape, (tuple, list)) and len(input_shape) >= 2 and all(isinstance(d, int) and d > 0 for d in input_shape),
+        isinstance(input_shape, (tuple, list))
+        and len(input_shape) >= 2
+        and all(isinstance(d, int) and d > 0 for d in input_shape),
         f"count_macs: expected an input shape like (1, 3, 224, 224), found {input_shape!r}",
     )
     total = [0]
@@ -75,7 +77,7 @@ def count_macs(model: "torch.nn.Module", input_shape: tuple[int, ...]) -> int:
     return int(total[0])
 
 
-def layer_widths(model: "torch.nn.Module") -> dict[str, int]:
+def layer_widths(model: torch.nn.Module) -> dict[str, int]:
     """Output channels (Conv) or features (Linear) of every layer, by module name."""
     from torch import nn
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from edgebench.devices.inventory import DeviceSpec
 from edgebench.errors import EdgebenchError
@@ -38,14 +39,14 @@ class Device(ABC):
         Raises :class:`EdgebenchError` when the job fails with a user error.
         """
 
-    def open_session(self, job: dict) -> "QuerySession":
+    def open_session(self, job: dict) -> QuerySession:
         """A persistent agent on the device with *job*'s artifact loaded (see devices/session.py)."""
         raise EdgebenchError(f"device '{self.name}' ({self.spec.kind}) does not support query sessions")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: most devices hold nothing
         """Release connections."""
 
-    def __enter__(self) -> "Device":
+    def __enter__(self) -> Device:
         return self
 
     def __exit__(self, *exc: object) -> None:

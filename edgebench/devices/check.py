@@ -94,8 +94,14 @@ class CheckReport:
         return not self.problems
 
     def to_dict(self) -> dict:
-        return {"device": self.device, "address": self.address, "ok": self.ok, **self.facts,
-                "problems": self.problems, "warnings": self.warnings}
+        return {
+            "device": self.device,
+            "address": self.address,
+            "ok": self.ok,
+            **self.facts,
+            "problems": self.problems,
+            "warnings": self.warnings,
+        }
 
 
 def parse_nvpmodel(text: str) -> dict:
@@ -187,7 +193,9 @@ def _interpret(spec: DeviceSpec, probe: dict, report: CheckReport) -> None:
             report.problems.append(f"{need} is missing on the device (the agent needs it): pip install {need}")
     runtimes: dict[str, Any] = {}
     ort = mods.get("onnxruntime", {})
-    runtimes["onnxruntime"] = {"version": ort.get("version"), "providers": ort.get("providers")} if ort.get("available") else None
+    runtimes["onnxruntime"] = (
+        {"version": ort.get("version"), "providers": ort.get("providers")} if ort.get("available") else None
+    )
     trt = mods.get("tensorrt", {})
     runtimes["tensorrt"] = {"version": trt.get("version")} if trt.get("available") else None
     report.facts["runtimes"] = runtimes
@@ -205,7 +213,9 @@ def _interpret(spec: DeviceSpec, probe: dict, report: CheckReport) -> None:
         "power_mode": parse_nvpmodel(nvp["out"]) if nvp and nvp.get("rc") == 0 else None,
         "power_mode_error": (nvp.get("err") or f"exit {nvp.get('rc')}") if nvp and nvp.get("rc") != 0 else None,
         "jetson_clocks": clocks.get("out") if clocks and clocks.get("rc") == 0 else None,
-        "jetson_clocks_error": (clocks.get("err") or f"exit {clocks.get('rc')}") if clocks and clocks.get("rc") != 0 else None,
+        "jetson_clocks_error": (clocks.get("err") or f"exit {clocks.get('rc')}")
+        if clocks and clocks.get("rc") != 0
+        else None,
     }
     if probe.get("l4t_release") and not nvp:
         report.warnings.append("nvpmodel not found: the power mode will not be recorded with results")
@@ -236,7 +246,9 @@ def check_local(spec: DeviceSpec) -> CheckReport:
     import sys
 
     report = CheckReport(spec.name, "this host")
-    res = subprocess.run([sys.executable, "-c", PROBE_SCRIPT, spec.workdir], capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-c", PROBE_SCRIPT, spec.workdir], capture_output=True, text=True, timeout=120
+    )
     try:
         probe = json.loads(res.stdout.strip().splitlines()[-1])
     except (json.JSONDecodeError, IndexError):

@@ -183,7 +183,9 @@ class TransferStats:
 class Deployer:
     """Agent and content-addressed cache on one device, reached through *transport*."""
 
-    def __init__(self, transport: SshTransport, python: str = "python3", workdir: str = "~/.cache/edgebench-agent") -> None:
+    def __init__(
+        self, transport: SshTransport, python: str = "python3", workdir: str = "~/.cache/edgebench-agent"
+    ) -> None:
         self.transport = transport
         self.python = shlex.split(python) or ["python3"]
         self.workdir_spec = workdir
@@ -206,7 +208,9 @@ class Deployer:
                     f"device '{self.transport.name}': cannot run python {' '.join(self.python)!r} "
                     f"(exit {res.exit_status}: {tail}); set 'python' in the device file to the interpreter's path"
                 )
-            raise EdgebenchError(f"device '{self.transport.name}': remote helper failed (exit {res.exit_status}): {tail}")
+            raise EdgebenchError(
+                f"device '{self.transport.name}': remote helper failed (exit {res.exit_status}): {tail}"
+            )
         try:
             return json.loads(res.stdout.strip().splitlines()[-1])
         except (json.JSONDecodeError, IndexError):
@@ -283,7 +287,9 @@ class Deployer:
             wanted: dict[str, str] = {}
             for p in local_paths:
                 wanted.setdefault(str(Path(p).resolve()), local_sha256(p))
-            items: dict[str, tuple[bytes | str, str]] = {self.cache_path(sha): (local, sha) for local, sha in wanted.items()}
+            items: dict[str, tuple[bytes | str, str]] = {
+                self.cache_path(sha): (local, sha) for local, sha in wanted.items()
+            }
             agent_path = self._agent_path
             if agent_path is None:
                 build = build or build_agent_zipapp()

@@ -83,7 +83,9 @@ def spec_from_mapping(data: Any, source: str) -> DeviceSpec:
         try:
             values["port"] = int(values["port"])
         except (TypeError, ValueError):
-            raise EdgebenchError(f"{source}: device '{data['name']}' port must be a number, found {values['port']!r}") from None
+            raise EdgebenchError(
+                f"{source}: device '{data['name']}' port must be a number, found {values['port']!r}"
+            ) from None
     values["profile"] = dict(values.get("profile") or {})
     values["source"] = source
     return DeviceSpec(**values)
@@ -126,7 +128,9 @@ def load_inventory(devices_dir: Path | None = None, user_file: Path | None = Non
 def get_device(name: str, devices_dir: Path | None = None, user_file: Path | None = None) -> DeviceSpec:
     inventory = load_inventory(devices_dir, user_file)
     if name not in inventory:
-        raise EdgebenchError(f"unknown device '{name}': expected one of {sorted(inventory)} (see `edgebench devices list`)")
+        raise EdgebenchError(
+            f"unknown device '{name}': expected one of {sorted(inventory)} (see `edgebench devices list`)"
+        )
     return inventory[name]
 
 

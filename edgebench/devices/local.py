@@ -45,8 +45,13 @@ class LocalDevice(Device):
             result_path = job.get("result") or str(Path(tmp) / "result.json")
             job["result"] = result_path
             atomic_write_json(job_path, job)
-            proc = subprocess.Popen(agent_command() + [str(job_path)], stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True, env=_agent_env())
+            proc = subprocess.Popen(
+                agent_command() + [str(job_path)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=_agent_env(),
+            )
             tail: list[str] = []
             assert proc.stderr is not None
             for line in proc.stderr:
@@ -59,7 +64,9 @@ class LocalDevice(Device):
                     tail = tail[-30:]
             proc.wait()
             if not Path(result_path).is_file():
-                raise EdgebenchError(f"agent on '{self.name}' exited {proc.returncode} without a result: {' | '.join(tail[-3:])}")
+                raise EdgebenchError(
+                    f"agent on '{self.name}' exited {proc.returncode} without a result: {' | '.join(tail[-3:])}"
+                )
             result = read_json(result_path, "agent result")
         if not result.get("ok"):
             if proc.returncode == 2:
@@ -68,14 +75,20 @@ class LocalDevice(Device):
         result.setdefault("environment", {})["device"] = self.name
         return result
 
-    def open_session(self, job: dict) -> "QuerySession":
+    def open_session(self, job: dict) -> QuerySession:
         from edgebench.devices.session import QuerySession
 
         job = dict(self.with_device_defaults(job))
         if job.get("artifact"):
             job["artifact"] = str(Path(job["artifact"]).resolve())
-        proc = subprocess.Popen(agent_command() + ["--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, text=True, env=_agent_env())
+        proc = subprocess.Popen(
+            agent_command() + ["--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=_agent_env(),
+        )
         assert proc.stdin is not None and proc.stdout is not None
 
         def write(line: str) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -21,8 +21,13 @@ log = logging.getLogger(__name__)
 class QuerySession:
     """``query(x) -> logits`` against an artifact loaded once in an agent on a device."""
 
-    def __init__(self, device_name: str, write_line: Callable[[str], None], read_line: Callable[[], str],
-                 close: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        device_name: str,
+        write_line: Callable[[str], None],
+        read_line: Callable[[], str],
+        close: Callable[[], None],
+    ) -> None:
         self.device_name = device_name
         self._write, self._read, self._close = write_line, read_line, close
         self.queries = 0
@@ -39,7 +44,7 @@ class QuerySession:
             raise EdgebenchError(f"agent session on '{self.device_name}': {reply.get('error')}")
         return reply
 
-    def start(self, job: dict) -> "QuerySession":
+    def start(self, job: dict) -> QuerySession:
         reply = self._call(dict(job, kind="session"))
         self.runtime, self.input = reply.get("runtime", {}), reply.get("input", {})
         return self
@@ -54,7 +59,7 @@ class QuerySession:
     def close(self) -> None:
         self._close()
 
-    def __enter__(self) -> "QuerySession":
+    def __enter__(self) -> QuerySession:
         return self
 
     def __exit__(self, *exc: object) -> None:

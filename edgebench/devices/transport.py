@@ -25,9 +25,10 @@ import os
 import shlex
 import socket
 import threading
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Coroutine, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from edgebench.errors import EdgebenchError
 
@@ -76,7 +77,7 @@ class SshOptions:
             raise EdgebenchError("ssh: time-outs must be positive numbers of seconds")
 
     @classmethod
-    def from_spec(cls, spec: "DeviceSpec", accept_new_host_key: bool | None = None) -> "SshOptions":
+    def from_spec(cls, spec: DeviceSpec, accept_new_host_key: bool | None = None) -> SshOptions:
         if not spec.host:
             raise EdgebenchError(f"device '{spec.name}': an ssh device needs a 'host'")
         return cls(
@@ -369,8 +370,9 @@ class SshTransport:
         return self._conn
 
     # -- commands --------------------------------------------------------------------------
-    async def _run(self, conn: Any, command: str, timeout_s: float, on_stderr_line: LineFn | None,
-                   stdin: bytes | None) -> CommandResult:
+    async def _run(
+        self, conn: Any, command: str, timeout_s: float, on_stderr_line: LineFn | None, stdin: bytes | None
+    ) -> CommandResult:
         proc = await conn.create_process(command, encoding="utf-8", errors="replace")
         stderr: list[str] = []
 
@@ -404,8 +406,14 @@ class SshTransport:
                 f"(command_timeout_s): {command[:120]}"
             ) from None
 
-    def run(self, argv: Sequence[str], timeout_s: float | None = None, on_stderr_line: LineFn | None = None,
-            stdin: bytes | None = None, check: bool = True) -> CommandResult:
+    def run(
+        self,
+        argv: Sequence[str],
+        timeout_s: float | None = None,
+        on_stderr_line: LineFn | None = None,
+        stdin: bytes | None = None,
+        check: bool = True,
+    ) -> CommandResult:
         """Run *argv* (each argument shell-quoted) on the device; stream stderr lines to a callback."""
         import asyncssh
 
@@ -426,7 +434,7 @@ class SshTransport:
             )
         return result
 
-    def open_process(self, argv: Sequence[str], timeout_s: float | None = None) -> "InteractiveProcess":
+    def open_process(self, argv: Sequence[str], timeout_s: float | None = None) -> InteractiveProcess:
         """Start *argv* (shell-quoted) on the device with line-oriented stdin/stdout, for a
         request/answer protocol such as the agent's ``--serve`` session."""
         import asyncssh
@@ -434,6 +442,7 @@ class SshTransport:
         command = quote_command(argv)
         conn = self._require()
         timeout = timeout_s or self.options.command_timeout_s
+
         async def start() -> Any:
             return await conn.create_process(command, encoding="utf-8", errors="replace")
 
@@ -455,7 +464,9 @@ class SshTransport:
         conn = self._require()
 
         async def go() -> T:
-            return await asyncio.wait_for(fn(await self._sftp_client(conn)), timeout_s or self.options.command_timeout_s)
+            return await asyncio.wait_for(
+                fn(await self._sftp_client(conn)), timeout_s or self.options.command_timeout_s
+            )
 
         try:
             return _run_sync(go(), (timeout_s or self.options.command_timeout_s) + 30)
@@ -534,13 +545,16 @@ class InteractiveProcess:
 
     def read_line(self) -> str:
         """The next stdout line ('' at end of output); a silent device is a TransportError."""
+
         async def go() -> str:
             return await asyncio.wait_for(self._proc.stdout.readline(), self._timeout)
 
         try:
             return _run_sync(go(), self._timeout + 5)
         except (asyncio.TimeoutError, TimeoutError):
-            raise TransportError(f"{self._where}: no answer from the remote session within {self._timeout:g} s") from None
+            raise TransportError(
+                f"{self._where}: no answer from the remote session within {self._timeout:g} s"
+            ) from None
 
     def close(self) -> None:
         async def go() -> None:

@@ -24,7 +24,7 @@ DEFAULT_OPSET = 17
 
 
 def export_onnx(
-    model: "torch.nn.Module",
+    model: torch.nn.Module,
     path: str | Path,
     input_shape: tuple[int, ...],
     opset: int = DEFAULT_OPSET,
@@ -81,10 +81,12 @@ def ort_logits(path: str | Path, x: np.ndarray, batch: int = 256, threads: int |
 
     with OnnxRuntimeBackend(str(path), BackendOptions(threads=threads)) as be:
         name = be.input_specs()[0].name
-        return np.concatenate([be.infer({name: np.ascontiguousarray(x[i : i + batch])})[0] for i in range(0, len(x), batch)])
+        return np.concatenate(
+            [be.infer({name: np.ascontiguousarray(x[i : i + batch])})[0] for i in range(0, len(x), batch)]
+        )
 
 
-def torch_logits(model: "torch.nn.Module", x: np.ndarray, batch: int = 256) -> np.ndarray:
+def torch_logits(model: torch.nn.Module, x: np.ndarray, batch: int = 256) -> np.ndarray:
     import torch
 
     model = model.eval()
@@ -95,7 +97,7 @@ def torch_logits(model: "torch.nn.Module", x: np.ndarray, batch: int = 256) -> n
     return np.concatenate(outs)
 
 
-def verify_against_torch(path: str | Path, model: "torch.nn.Module", x: np.ndarray, quantized: bool) -> dict:
+def verify_against_torch(path: str | Path, model: torch.nn.Module, x: np.ndarray, quantized: bool) -> dict:
     """Check the artifact, then compare ORT with PyTorch on real inputs *x*.
 
     fp32: the max absolute logit difference (and top-1 agreement); int8: the top-1 agreement

@@ -11,9 +11,10 @@ MACs (thop, ptflops, fvcore) counts the same ones.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from edgebench.errors import EdgebenchError, first_line
 
@@ -138,7 +139,10 @@ def onnx_stats(path: str | Path, item_shape: Sequence[int] | None = None) -> Onn
         del fixed.graph.value_info[:]
         try:
             inferred = onnx.shape_inference.infer_shapes(fixed, data_prop=True)
-            shapes = {vi.name: _dims(vi) for vi in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input)}
+            shapes = {
+                vi.name: _dims(vi)
+                for vi in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input)
+            }
             shapes.update(init_shapes)
             macs, activation_bytes = _count(inferred, shapes)
         except Exception as exc:  # noqa: BLE001 - custom ops etc.: MACs stay unknown
@@ -167,8 +171,8 @@ def _numel(shape: tuple[Any, ...] | None) -> int | None:
 
 def _count(model: Any, shapes: dict[str, tuple[Any, ...]]) -> tuple[int | None, int | None]:
     """MACs of the heavy operators and bytes of every node output, at batch 1."""
-    from onnx import helper
     import numpy as np
+    from onnx import helper
 
     types = {vi.name: vi.type.tensor_type.elem_type for vi in list(model.graph.value_info) + list(model.graph.output)}
     macs = 0

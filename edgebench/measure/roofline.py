@@ -10,7 +10,8 @@ ridge point ``peak / bandwidth`` the memory roof is the lower one.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from edgebench.errors import EdgebenchError
 

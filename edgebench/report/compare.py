@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from edgebench.errors import EXIT_NOT_READY, EXIT_OK, EdgebenchError
 from edgebench.report.gates import NOT_READY, READY, UNMEASURED, budgets_of, evaluate_verdicts, peak_memory_mb
@@ -83,6 +84,7 @@ def _robust_metrics(a: dict, b: dict) -> list[Metric]:
                 if row.get("id") == attack_id:
                     return row.get("accuracy")
             return None
+
         return get
 
     return [Metric(f"robust_accuracy[{i}]", False, "accuracy", getter(i)) for i in ids]
@@ -133,10 +135,19 @@ def compare_results(a: dict, b: dict, tolerance: Tolerance | None = None) -> dic
             va, vb = _num(metric.get(ea)), _num(metric.get(eb))
             if va is None and vb is None:
                 continue
-            row = {"candidate": cand, "device": dev, "metric": metric.name,
-                   "better": "lower" if metric.lower_is_better else "higher", "a": va, "b": vb,
-                   "change": None, "change_rel": None, "regressed": False, "note": "",
-                   "unstable_in": _unstable_in(metric, ea, eb)}
+            row = {
+                "candidate": cand,
+                "device": dev,
+                "metric": metric.name,
+                "better": "lower" if metric.lower_is_better else "higher",
+                "a": va,
+                "b": vb,
+                "change": None,
+                "change_rel": None,
+                "regressed": False,
+                "note": "",
+                "unstable_in": _unstable_in(metric, ea, eb),
+            }
             if va is not None and vb is not None:
                 row["change"] = vb - va
                 row["change_rel"] = (vb - va) / abs(va) if va else None
@@ -150,8 +161,9 @@ def compare_results(a: dict, b: dict, tolerance: Tolerance | None = None) -> dic
         sa = (ea.get("verdict") or {}).get("status")
         sb = (eb.get("verdict") or {}).get("status")
         if sa != sb:
-            verdict_changes.append({"candidate": cand, "device": dev, "a": sa, "b": sb,
-                                    "regressed": _RANK.get(sb, -1) < _RANK.get(sa, -1)})
+            verdict_changes.append(
+                {"candidate": cand, "device": dev, "a": sa, "b": sb, "regressed": _RANK.get(sb, -1) < _RANK.get(sa, -1)}
+            )
     regressions = sum(r["regressed"] for r in rows) + sum(v["regressed"] for v in verdict_changes)
     return {
         "a": {"run_id": a.get("run_id"), "created": a.get("created")},

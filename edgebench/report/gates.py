@@ -15,8 +15,9 @@ Everything here is a pure function of the ``results.json`` dict (``docs/results.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from edgebench.errors import EXIT_NOT_READY, EXIT_OK, EXIT_UNMEASURED, EdgebenchError
 
@@ -133,10 +134,10 @@ def _check(value: float | None, threshold: float) -> str:
     return PASS if value <= threshold + _REL_SLACK * max(1.0, abs(threshold)) else FAIL
 
 
-def _gate(spec: GateSpec, value: float | None, threshold: float, status: str | None = None,
-          detail: str | None = None) -> dict:
-    gate = {"name": spec.name, "value": value, "threshold": threshold,
-            "status": status or _check(value, threshold)}
+def _gate(
+    spec: GateSpec, value: float | None, threshold: float, status: str | None = None, detail: str | None = None
+) -> dict:
+    gate = {"name": spec.name, "value": value, "threshold": threshold, "status": status or _check(value, threshold)}
     if detail:
         gate["detail"] = detail
     return gate
@@ -257,8 +258,10 @@ def evaluate_verdicts(results: dict) -> dict:
         raise EdgebenchError(f"results: expected a JSON object, found {type(results).__name__}")
     candidates = results.get("candidates")
     if not isinstance(candidates, list):
-        raise EdgebenchError("results: expected a 'candidates' list, found "
-                             f"{'nothing' if candidates is None else type(candidates).__name__}")
+        raise EdgebenchError(
+            "results: expected a 'candidates' list, found "
+            f"{'nothing' if candidates is None else type(candidates).__name__}"
+        )
     budgets = budgets_of(results)
     computed = [(cand, dev, verdict_for(results, cand, dev, budgets)) for cand, dev in iter_cells(results)]
     for cand, dev, verdict in computed:
@@ -275,8 +278,14 @@ def verdicts(results: dict) -> list[dict]:
         if not isinstance(verdict, dict) or verdict.get("status") not in STATUSES:
             budgets = budgets_of(results) if budgets is None else budgets
             verdict = verdict_for(results, cand, dev, budgets)
-        out.append({"candidate": cand.get("name"), "device": dev,
-                    "status": verdict["status"], "gates": verdict.get("gates", [])})
+        out.append(
+            {
+                "candidate": cand.get("name"),
+                "device": dev,
+                "status": verdict["status"],
+                "gates": verdict.get("gates", []),
+            }
+        )
     return out
 
 

@@ -14,8 +14,16 @@ _GATE_KEYS = {"verdict", "p99_latency_ms", "peak_memory_mb", "accuracy_drop", "r
 
 def md_escape(text: str) -> str:
     """Text safe inside a Markdown table cell and against inline HTML."""
-    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace("|", "\\|").replace("\r", " ").replace("\n", " ").replace("`", "\\`"))
+    return (
+        str(text)
+        .replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("|", "\\|")
+        .replace("\r", " ")
+        .replace("\n", " ")
+        .replace("`", "\\`")
+    )
 
 
 def table_md(table: Table, heading: str = "###") -> str:
@@ -54,5 +62,5 @@ def render_markdown(results: dict, report: Report | None = None) -> str:
             out += [md_escape(section.note), ""]
         for table in section.tables:
             out.append(table_md(table))
-    out.append("Values nobody measured are shown as \"unmeasured\" (never as 0).")
+    out.append('Values nobody measured are shown as "unmeasured" (never as 0).')
     return "\n".join(out) + "\n"

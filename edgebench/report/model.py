@@ -7,8 +7,9 @@ writes it into ``data-value`` so a test (or a script) can read the exact numbers
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from edgebench.report import format as fmt
 from edgebench.report.gates import (
@@ -101,14 +102,18 @@ def status_class(status: str) -> str:
 def verdict_table(results: dict, device: str) -> Table:
     budgets = budgets_of(results)
     gate_specs = [g for g in GATES if budgets.get(g.budget) is not None]
-    columns = ["Candidate", "Verdict"] + [f"{g.label} \u2264 {GATE_FORMAT[g.name](budgets[g.budget])}" for g in gate_specs]
+    columns = ["Candidate", "Verdict"] + [
+        f"{g.label} \u2264 {GATE_FORMAT[g.name](budgets[g.budget])}" for g in gate_specs
+    ]
     rows = []
     for v in verdicts(results):
         if v["device"] != device:
             continue
         by_name = {g["name"]: g for g in v["gates"]}
-        row = [Cell(text=str(v["candidate"]), value=v["candidate"], key="candidate"),
-               Cell(text=v["status"], value=v["status"], key="verdict", status=status_class(v["status"]))]
+        row = [
+            Cell(text=str(v["candidate"]), value=v["candidate"], key="candidate"),
+            Cell(text=v["status"], value=v["status"], key="verdict", status=status_class(v["status"])),
+        ]
         for spec in gate_specs:
             gate = by_name.get(spec.name)
             if gate is None:
@@ -117,11 +122,21 @@ def verdict_table(results: dict, device: str) -> Table:
             shown = GATE_FORMAT[spec.name](gate["value"])
             label = {"pass": "pass", "fail": "FAIL", "unmeasured": "unmeasured"}[gate["status"]]
             cell_text = f"{shown} {label}" if gate["value"] is not None else fmt.UNMEASURED
-            row.append(Cell(text=cell_text, value=gate["value"], key=spec.name, status=gate["status"],
-                            threshold=gate["threshold"], detail=gate.get("detail") or ""))
+            row.append(
+                Cell(
+                    text=cell_text,
+                    value=gate["value"],
+                    key=spec.name,
+                    status=gate["status"],
+                    threshold=gate["threshold"],
+                    detail=gate.get("detail") or "",
+                )
+            )
         rows.append(tuple(row))
-    note = ("p99 latency: end-to-end, batch 1. Peak memory: peak RSS of the measuring process. Drops: base "
-            "minus candidate accuracy on this device (robustness: the worst attack and epsilon).")
+    note = (
+        "p99 latency: end-to-end, batch 1. Peak memory: peak RSS of the measuring process. Drops: base "
+        "minus candidate accuracy on this device (robustness: the worst attack and epsilon)."
+    )
     if not gate_specs:
         note = "No budgets were set: every candidate is READY by default."
     return Table(f"verdict-{device}", f"Verdict on {device}", tuple(columns), tuple(rows), note)
@@ -138,22 +153,42 @@ def candidates_table(results: dict) -> Table:
             parts.append("prune " + fmt.text(recipe["prune"]))
         if recipe.get("quantize"):
             parts.append("quantize " + fmt.text(recipe["quantize"]))
-        rows.append((
-            _name(cand),
-            _c("; ".join(parts) or "none (base)", key="recipe"),
-            _c(fmt.text(art.get("format")) + " " + fmt.text(art.get("precision")), art.get("precision"), "precision"),
-            _metric(art.get("size_bytes"), fmt.size, "size_bytes"),
-            _c(fmt.short_sha(art.get("sha256")), art.get("sha256"), "sha256"),
-            _metric(cand.get("params"), fmt.count, "params"),
-            _metric(cand.get("macs"), fmt.si, "macs"),
-            _c(fmt.text(chk.get("onnx_checker")), chk.get("onnx_checker"), "onnx_checker"),
-            _metric(chk.get("max_abs_diff"), fmt.sci, "export_max_abs_diff"),
-            _metric(chk.get("top1_agreement"), fmt.pct, "export_top1_agreement"),
-        ))
-    return Table("candidates", "Candidates and artifacts",
-                 ("Candidate", "Recipe", "Artifact", "Size", "sha256", "Params", "MACs",
-                  "onnx.checker", "Export max |diff|", "Export top-1 agreement"), tuple(rows),
-                 "Export check: the ONNX artifact against the PyTorch module on the same inputs (host).")
+        rows.append(
+            (
+                _name(cand),
+                _c("; ".join(parts) or "none (base)", key="recipe"),
+                _c(
+                    fmt.text(art.get("format")) + " " + fmt.text(art.get("precision")),
+                    art.get("precision"),
+                    "precision",
+                ),
+                _metric(art.get("size_bytes"), fmt.size, "size_bytes"),
+                _c(fmt.short_sha(art.get("sha256")), art.get("sha256"), "sha256"),
+                _metric(cand.get("params"), fmt.count, "params"),
+                _metric(cand.get("macs"), fmt.si, "macs"),
+                _c(fmt.text(chk.get("onnx_checker")), chk.get("onnx_checker"), "onnx_checker"),
+                _metric(chk.get("max_abs_diff"), fmt.sci, "export_max_abs_diff"),
+                _metric(chk.get("top1_agreement"), fmt.pct, "export_top1_agreement"),
+            )
+        )
+    return Table(
+        "candidates",
+        "Candidates and artifacts",
+        (
+            "Candidate",
+            "Recipe",
+            "Artifact",
+            "Size",
+            "sha256",
+            "Params",
+            "MACs",
+            "onnx.checker",
+            "Export max |diff|",
+            "Export top-1 agreement",
+        ),
+        tuple(rows),
+        "Export check: the ONNX artifact against the PyTorch module on the same inputs (host).",
+    )
 
 
 def latency_table(results: dict, device: str) -> Table:
@@ -162,20 +197,29 @@ def latency_table(results: dict, device: str) -> Table:
         entry = _entry(cand, device)
         for kind, key in (("end-to-end", "latency_ms"), ("compute", "latency_compute_ms")):
             lat = entry.get(key) or {}
-            rows.append((
-                _name(cand),
-                _c(kind, kind, "latency_kind"),
-                *(_metric(lat.get(p), fmt.ms, f"{key}.{p}") for p in ("p50", "p90", "p99", "mean", "min", "max")),
-                _metric(lat.get("cv"), fmt.pct, f"{key}.cv"),
-                Cell(text=fmt.flag(lat.get("unstable")), value=lat.get("unstable"), key=f"{key}.unstable",
-                     status="fail" if lat.get("unstable") else ("unmeasured" if lat.get("unstable") is None else "")),
-                _metric(lat.get("samples"), fmt.count, f"{key}.samples"),
-            ))
-    return Table(f"latency-{device}", "Latency, batch 1 (ms)",
-                 ("Candidate", "Timing", "p50", "p90", "p99", "mean", "min", "max", "CV", "unstable", "samples"),
-                 tuple(rows),
-                 "end-to-end: host array in, host array out, copies included (what an application sees); "
-                 "compute: the engine alone with inputs already in place. Unstable: CV above 10%.")
+            rows.append(
+                (
+                    _name(cand),
+                    _c(kind, kind, "latency_kind"),
+                    *(_metric(lat.get(p), fmt.ms, f"{key}.{p}") for p in ("p50", "p90", "p99", "mean", "min", "max")),
+                    _metric(lat.get("cv"), fmt.pct, f"{key}.cv"),
+                    Cell(
+                        text=fmt.flag(lat.get("unstable")),
+                        value=lat.get("unstable"),
+                        key=f"{key}.unstable",
+                        status="fail" if lat.get("unstable") else ("unmeasured" if lat.get("unstable") is None else ""),
+                    ),
+                    _metric(lat.get("samples"), fmt.count, f"{key}.samples"),
+                )
+            )
+    return Table(
+        f"latency-{device}",
+        "Latency, batch 1 (ms)",
+        ("Candidate", "Timing", "p50", "p90", "p99", "mean", "min", "max", "CV", "unstable", "samples"),
+        tuple(rows),
+        "end-to-end: host array in, host array out, copies included (what an application sees); "
+        "compute: the engine alone with inputs already in place. Unstable: CV above 10%.",
+    )
 
 
 def throughput_table(results: dict, device: str) -> Table:
@@ -184,24 +228,37 @@ def throughput_table(results: dict, device: str) -> Table:
         entry = _entry(cand, device)
         sweep = entry.get("batch_sweep") or []
         if not sweep:
-            rows.append((_name(cand), _c(fmt.UNMEASURED, key="batch", status="unmeasured"),
-                         _c("", key="mode"), _metric(None, fmt.ms, "batch.p50"), _metric(None, fmt.ms, "batch.p99"),
-                         _metric(None, fmt.ips, "batch.throughput_ips"),
-                         _metric(entry.get("throughput_ips"), fmt.ips, "throughput_ips")))
+            rows.append(
+                (
+                    _name(cand),
+                    _c(fmt.UNMEASURED, key="batch", status="unmeasured"),
+                    _c("", key="mode"),
+                    _metric(None, fmt.ms, "batch.p50"),
+                    _metric(None, fmt.ms, "batch.p99"),
+                    _metric(None, fmt.ips, "batch.throughput_ips"),
+                    _metric(entry.get("throughput_ips"), fmt.ips, "throughput_ips"),
+                )
+            )
             continue
         for i, point in enumerate(sweep):
             lat = point.get("latency_ms") or {}
-            rows.append((
-                _name(cand),
-                _metric(point.get("batch"), fmt.count, "batch"),
-                _c(fmt.text(point.get("mode")), point.get("mode"), "mode"),
-                _metric(lat.get("p50"), fmt.ms, "batch.p50"),
-                _metric(lat.get("p99"), fmt.ms, "batch.p99"),
-                _metric(lat.get("throughput_ips"), fmt.ips, "batch.throughput_ips"),
-                _metric(entry.get("throughput_ips"), fmt.ips, "throughput_ips") if i == 0 else _c(""),
-            ))
-    return Table(f"throughput-{device}", "Throughput and batch sweep",
-                 ("Candidate", "Batch", "Timing", "p50 (ms)", "p99 (ms)", "items/s", "best items/s"), tuple(rows))
+            rows.append(
+                (
+                    _name(cand),
+                    _metric(point.get("batch"), fmt.count, "batch"),
+                    _c(fmt.text(point.get("mode")), point.get("mode"), "mode"),
+                    _metric(lat.get("p50"), fmt.ms, "batch.p50"),
+                    _metric(lat.get("p99"), fmt.ms, "batch.p99"),
+                    _metric(lat.get("throughput_ips"), fmt.ips, "batch.throughput_ips"),
+                    _metric(entry.get("throughput_ips"), fmt.ips, "throughput_ips") if i == 0 else _c(""),
+                )
+            )
+    return Table(
+        f"throughput-{device}",
+        "Throughput and batch sweep",
+        ("Candidate", "Batch", "Timing", "p50 (ms)", "p99 (ms)", "items/s", "best items/s"),
+        tuple(rows),
+    )
 
 
 def memory_table(results: dict, device: str) -> Table:
@@ -210,18 +267,35 @@ def memory_table(results: dict, device: str) -> Table:
         entry = _entry(cand, device)
         mem = entry.get("memory_mb") or {}
         tel = entry.get("telemetry") or {}
-        rows.append((
-            _name(cand),
-            *(_metric(mem.get(k), fmt.mb, f"memory_mb.{k}") for k in ("rss_before_load", "rss_after_load", "peak_rss", "ru_maxrss")),
-            _metric(peak_memory_mb(entry), fmt.mb, "gated_peak_mb"),
-            _c(fmt.text(tel.get("source")), tel.get("source"), "telemetry.source"),
-            _metric(tel.get("power_mean_mw"), lambda v: fmt.num(v, 0), "telemetry.power_mean_mw"),
-        ))
-    return Table(f"memory-{device}", "Memory (MB) and power",
-                 ("Candidate", "RSS before load", "RSS after load", "peak RSS", "ru_maxrss", "gated peak",
-                  "telemetry", "mean power (mW)"), tuple(rows),
-                 "Measured in an isolated process on the device; the memory gate uses peak RSS "
-                 "(ru_maxrss when the sampler has no peak).")
+        rows.append(
+            (
+                _name(cand),
+                *(
+                    _metric(mem.get(k), fmt.mb, f"memory_mb.{k}")
+                    for k in ("rss_before_load", "rss_after_load", "peak_rss", "ru_maxrss")
+                ),
+                _metric(peak_memory_mb(entry), fmt.mb, "gated_peak_mb"),
+                _c(fmt.text(tel.get("source")), tel.get("source"), "telemetry.source"),
+                _metric(tel.get("power_mean_mw"), lambda v: fmt.num(v, 0), "telemetry.power_mean_mw"),
+            )
+        )
+    return Table(
+        f"memory-{device}",
+        "Memory (MB) and power",
+        (
+            "Candidate",
+            "RSS before load",
+            "RSS after load",
+            "peak RSS",
+            "ru_maxrss",
+            "gated peak",
+            "telemetry",
+            "mean power (mW)",
+        ),
+        tuple(rows),
+        "Measured in an isolated process on the device; the memory gate uses peak RSS "
+        "(ru_maxrss when the sampler has no peak).",
+    )
 
 
 def accuracy_table(results: dict, device: str) -> Table:
@@ -233,21 +307,35 @@ def accuracy_table(results: dict, device: str) -> Table:
         fid = entry.get("fidelity") or {}
         acc = entry.get("clean_accuracy")
         drop = None if (acc is None or base_acc is None) else base_acc - acc
-        rows.append((
-            _name(cand),
-            _metric(acc, fmt.pct, "clean_accuracy"),
-            _c(fmt.ci(entry.get("clean_accuracy_ci95")), entry.get("clean_accuracy_ci95"), "clean_accuracy_ci95"),
-            _metric(drop, fmt.pp, "accuracy_drop"),
-            _metric(entry.get("eval_count"), fmt.count, "eval_count"),
-            _metric(fid.get("top1_agreement"), fmt.pct, "fidelity.top1_agreement"),
-            _metric(fid.get("max_abs_logit_diff"), fmt.sci, "fidelity.max_abs_logit_diff"),
-            _metric(fid.get("mean_abs_logit_diff"), fmt.sci, "fidelity.mean_abs_logit_diff"),
-        ))
-    return Table(f"accuracy-{device}", "Clean accuracy and fidelity to the base",
-                 ("Candidate", "Clean accuracy", "95% CI", "Drop vs base", "Images", "Top-1 agreement with base",
-                  "Max |logit diff|", "Mean |logit diff|"), tuple(rows),
-                 "Accuracy of the deployed artifact on the device; 95% Wilson score intervals. "
-                 "Fidelity compares each candidate's logits with the base's on the same clean inputs.")
+        rows.append(
+            (
+                _name(cand),
+                _metric(acc, fmt.pct, "clean_accuracy"),
+                _c(fmt.ci(entry.get("clean_accuracy_ci95")), entry.get("clean_accuracy_ci95"), "clean_accuracy_ci95"),
+                _metric(drop, fmt.pp, "accuracy_drop"),
+                _metric(entry.get("eval_count"), fmt.count, "eval_count"),
+                _metric(fid.get("top1_agreement"), fmt.pct, "fidelity.top1_agreement"),
+                _metric(fid.get("max_abs_logit_diff"), fmt.sci, "fidelity.max_abs_logit_diff"),
+                _metric(fid.get("mean_abs_logit_diff"), fmt.sci, "fidelity.mean_abs_logit_diff"),
+            )
+        )
+    return Table(
+        f"accuracy-{device}",
+        "Clean accuracy and fidelity to the base",
+        (
+            "Candidate",
+            "Clean accuracy",
+            "95% CI",
+            "Drop vs base",
+            "Images",
+            "Top-1 agreement with base",
+            "Max |logit diff|",
+            "Mean |logit diff|",
+        ),
+        tuple(rows),
+        "Accuracy of the deployed artifact on the device; 95% Wilson score intervals. "
+        "Fidelity compares each candidate's logits with the base's on the same clean inputs.",
+    )
 
 
 def robustness_table(results: dict, device: str) -> Table:
@@ -256,34 +344,47 @@ def robustness_table(results: dict, device: str) -> Table:
         entry = _entry(cand, device)
         robust = entry.get("robustness") or []
         if not robust:
-            rows.append((_name(cand), _c(fmt.UNMEASURED, status="unmeasured", key="attack"), _c(""), _c(""),
-                         _metric(None, fmt.pct, "robustness.accuracy"), _c(fmt.UNMEASURED, key="robustness.accuracy_ci95"),
-                         _metric(None, fmt.pct, "robustness.transfer_success_rate"),
-                         _metric(None, fmt.pct, "robustness.agreement")))
+            rows.append(
+                (
+                    _name(cand),
+                    _c(fmt.UNMEASURED, status="unmeasured", key="attack"),
+                    _c(""),
+                    _c(""),
+                    _metric(None, fmt.pct, "robustness.accuracy"),
+                    _c(fmt.UNMEASURED, key="robustness.accuracy_ci95"),
+                    _metric(None, fmt.pct, "robustness.transfer_success_rate"),
+                    _metric(None, fmt.pct, "robustness.agreement"),
+                )
+            )
             continue
         for row in robust:
-            rows.append((
-                _name(cand),
-                _c(fmt.text(row.get("attack")), row.get("id"), "attack"),
-                _c(fmt.text(row.get("norm")), row.get("norm"), "norm"),
-                _c(fmt.eps(row.get("norm"), row.get("eps")), row.get("eps"), "eps"),
-                _metric(row.get("accuracy"), fmt.pct, "robustness.accuracy"),
-                _c(fmt.ci(row.get("accuracy_ci95")), row.get("accuracy_ci95"), "robustness.accuracy_ci95"),
-                _metric(row.get("transfer_success_rate"), fmt.pct, "robustness.transfer_success_rate"),
-                _metric(row.get("agreement"), fmt.pct, "robustness.agreement"),
-            ))
-    return Table(f"robustness-{device}", "Robustness to adversarial inputs crafted on the base",
-                 ("Candidate", "Attack", "Norm", "eps", "Accuracy", "95% CI", "Transfer success", "Agreement with base"),
-                 tuple(rows),
-                 "Adversarial sets are crafted white-box on the base model and replayed through each deployed "
-                 "artifact. Transfer success: of the examples that fooled the base and that the candidate got "
-                 "right when clean, the share that also fool the candidate.")
+            rows.append(
+                (
+                    _name(cand),
+                    _c(fmt.text(row.get("attack")), row.get("id"), "attack"),
+                    _c(fmt.text(row.get("norm")), row.get("norm"), "norm"),
+                    _c(fmt.eps(row.get("norm"), row.get("eps")), row.get("eps"), "eps"),
+                    _metric(row.get("accuracy"), fmt.pct, "robustness.accuracy"),
+                    _c(fmt.ci(row.get("accuracy_ci95")), row.get("accuracy_ci95"), "robustness.accuracy_ci95"),
+                    _metric(row.get("transfer_success_rate"), fmt.pct, "robustness.transfer_success_rate"),
+                    _metric(row.get("agreement"), fmt.pct, "robustness.agreement"),
+                )
+            )
+    return Table(
+        f"robustness-{device}",
+        "Robustness to adversarial inputs crafted on the base",
+        ("Candidate", "Attack", "Norm", "eps", "Accuracy", "95% CI", "Transfer success", "Agreement with base"),
+        tuple(rows),
+        "Adversarial sets are crafted white-box on the base model and replayed through each deployed "
+        "artifact. Transfer success: of the examples that fooled the base and that the candidate got "
+        "right when clean, the share that also fool the candidate.",
+    )
 
 
 def auc_table(results: dict, device: str) -> Table | None:
     families: list[str] = []
     for cand in results.get("candidates") or []:
-        for fam in (_entry(cand, device).get("robustness_auc") or {}):
+        for fam in _entry(cand, device).get("robustness_auc") or {}:
             if fam not in families:
                 families.append(fam)
     if not families:
@@ -291,9 +392,15 @@ def auc_table(results: dict, device: str) -> Table | None:
     rows = []
     for cand in results.get("candidates") or []:
         auc = _entry(cand, device).get("robustness_auc") or {}
-        rows.append((_name(cand), *(_metric(auc.get(f), lambda v: fmt.num(v, 3), f"robustness_auc.{f}") for f in families)))
-    return Table(f"auc-{device}", "Robustness curve area (normalized, higher is more robust)",
-                 ("Candidate", *families), tuple(rows))
+        rows.append(
+            (_name(cand), *(_metric(auc.get(f), lambda v: fmt.num(v, 3), f"robustness_auc.{f}") for f in families))
+        )
+    return Table(
+        f"auc-{device}",
+        "Robustness curve area (normalized, higher is more robust)",
+        ("Candidate", *families),
+        tuple(rows),
+    )
 
 
 def blackbox_table(results: dict, device: str) -> Table | None:
@@ -306,22 +413,38 @@ def blackbox_table(results: dict, device: str) -> Table | None:
     for cand, bb in runs:
         bb = bb or {}
         acc = {r["eps"]: r.get("accuracy") for r in bb.get("rows") or []}
-        rows.append((
-            _name(cand),
-            _c(fmt.text(f"{bb.get('attack')} {bb.get('norm')}") if bb else fmt.UNMEASURED, bb.get("attack"), "blackbox.attack",
-               "" if bb else "unmeasured"),
-            _metric(bb.get("count"), fmt.count, "blackbox.count"),
-            _metric(bb.get("max_queries"), fmt.count, "blackbox.max_queries"),
-            _metric(bb.get("queries_mean"), lambda v: fmt.num(v, 1), "blackbox.queries_mean"),
-            _metric(bb.get("median_distance"), lambda v: fmt.num(v, 3), "blackbox.median_distance"),
-            *(_metric(acc.get(e), fmt.pct, f"blackbox.accuracy@{e:g}") for e in eps),
-        ))
-    return Table(f"blackbox-{device}", "Black-box attack on the deployed engine",
-                 ("Candidate", "Attack", "Images", "Query budget", "Queries used (mean)", "Median distance",
-                  *(f"Accuracy at eps {e:g}" for e in eps)),
-                 tuple(rows),
-                 "A decision-based attack (HopSkipJump or Boundary) whose every query went to this artifact on this "
-                 "device through the agent; median distance over images the engine classified right when clean.")
+        rows.append(
+            (
+                _name(cand),
+                _c(
+                    fmt.text(f"{bb.get('attack')} {bb.get('norm')}") if bb else fmt.UNMEASURED,
+                    bb.get("attack"),
+                    "blackbox.attack",
+                    "" if bb else "unmeasured",
+                ),
+                _metric(bb.get("count"), fmt.count, "blackbox.count"),
+                _metric(bb.get("max_queries"), fmt.count, "blackbox.max_queries"),
+                _metric(bb.get("queries_mean"), lambda v: fmt.num(v, 1), "blackbox.queries_mean"),
+                _metric(bb.get("median_distance"), lambda v: fmt.num(v, 3), "blackbox.median_distance"),
+                *(_metric(acc.get(e), fmt.pct, f"blackbox.accuracy@{e:g}") for e in eps),
+            )
+        )
+    return Table(
+        f"blackbox-{device}",
+        "Black-box attack on the deployed engine",
+        (
+            "Candidate",
+            "Attack",
+            "Images",
+            "Query budget",
+            "Queries used (mean)",
+            "Median distance",
+            *(f"Accuracy at eps {e:g}" for e in eps),
+        ),
+        tuple(rows),
+        "A decision-based attack (HopSkipJump or Boundary) whose every query went to this artifact on this "
+        "device through the agent; median distance over images the engine classified right when clean.",
+    )
 
 
 def ops_table(results: dict, device: str) -> Table:
@@ -329,45 +452,76 @@ def ops_table(results: dict, device: str) -> Table:
     for cand in results.get("candidates") or []:
         ops = _entry(cand, device).get("op_profile")
         if not ops:
-            rows.append((_name(cand), _c(fmt.UNMEASURED, status="unmeasured", key="op_type"),
-                         *(_metric(None, f, k) for f, k in ((fmt.count, "node_count"), (fmt.count, "calls"),
-                                                              (fmt.ms, "total_ms"), (fmt.ms, "mean_ms"), (fmt.pct, "share")))))
+            rows.append(
+                (
+                    _name(cand),
+                    _c(fmt.UNMEASURED, status="unmeasured", key="op_type"),
+                    *(
+                        _metric(None, f, k)
+                        for f, k in (
+                            (fmt.count, "node_count"),
+                            (fmt.count, "calls"),
+                            (fmt.ms, "total_ms"),
+                            (fmt.ms, "mean_ms"),
+                            (fmt.pct, "share"),
+                        )
+                    ),
+                )
+            )
             continue
         top = sorted(ops, key=lambda o: -(o.get("total_ms") or 0))[:TOP_OPS]
         for op in top:
-            rows.append((
-                _name(cand),
-                _c(fmt.text(op.get("op_type")), op.get("op_type"), "op_type"),
-                _metric(op.get("node_count"), fmt.count, "node_count"),
-                _metric(op.get("calls"), fmt.count, "calls"),
-                _metric(op.get("total_ms"), fmt.ms, "total_ms"),
-                _metric(op.get("mean_ms"), lambda v: fmt.num(v, 4), "mean_ms"),
-                _metric(op.get("share"), fmt.pct, "share"),
-            ))
-    return Table(f"ops-{device}", f"Top {TOP_OPS} operators by time",
-                 ("Candidate", "Operator", "Nodes", "Calls", "Total (ms)", "Mean (ms)", "Share"), tuple(rows),
-                 "From the runtime's own profiler on the device.")
+            rows.append(
+                (
+                    _name(cand),
+                    _c(fmt.text(op.get("op_type")), op.get("op_type"), "op_type"),
+                    _metric(op.get("node_count"), fmt.count, "node_count"),
+                    _metric(op.get("calls"), fmt.count, "calls"),
+                    _metric(op.get("total_ms"), fmt.ms, "total_ms"),
+                    _metric(op.get("mean_ms"), lambda v: fmt.num(v, 4), "mean_ms"),
+                    _metric(op.get("share"), fmt.pct, "share"),
+                )
+            )
+    return Table(
+        f"ops-{device}",
+        f"Top {TOP_OPS} operators by time",
+        ("Candidate", "Operator", "Nodes", "Calls", "Total (ms)", "Mean (ms)", "Share"),
+        tuple(rows),
+        "From the runtime's own profiler on the device.",
+    )
 
 
 def roofline_table(results: dict, device: str) -> Table:
     rows = []
     for cand in results.get("candidates") or []:
         roof = _entry(cand, device).get("roofline") or {}
-        rows.append((
-            _name(cand),
-            _metric(roof.get("achieved_gops"), lambda v: fmt.num(v, 2), "roofline.achieved_gops"),
-            _metric(roof.get("peak_gops"), lambda v: fmt.num(v, 1), "roofline.peak_gops"),
-            _metric(roof.get("share_of_peak"), lambda v: fmt.pct(v, 2), "roofline.share_of_peak"),
-            _c(fmt.text(roof.get("precision")) if roof else fmt.UNMEASURED, roof.get("precision"), "roofline.precision"),
-        ))
-    return Table(f"roofline-{device}", "Roofline estimate",
-                 ("Candidate", "Achieved GOPS", "Peak GOPS", "Share of peak", "Precision"), tuple(rows),
-                 "Achieved operations per second on the device against the peak in its device profile.")
+        rows.append(
+            (
+                _name(cand),
+                _metric(roof.get("achieved_gops"), lambda v: fmt.num(v, 2), "roofline.achieved_gops"),
+                _metric(roof.get("peak_gops"), lambda v: fmt.num(v, 1), "roofline.peak_gops"),
+                _metric(roof.get("share_of_peak"), lambda v: fmt.pct(v, 2), "roofline.share_of_peak"),
+                _c(
+                    fmt.text(roof.get("precision")) if roof else fmt.UNMEASURED,
+                    roof.get("precision"),
+                    "roofline.precision",
+                ),
+            )
+        )
+    return Table(
+        f"roofline-{device}",
+        "Roofline estimate",
+        ("Candidate", "Achieved GOPS", "Peak GOPS", "Share of peak", "Precision"),
+        tuple(rows),
+        "Achieved operations per second on the device against the peak in its device profile.",
+    )
 
 
 def _kv_table(key: str, title: str, mapping: dict, note: str = "") -> Table:
-    rows = tuple((_c(str(k), k, "name"), _c(fmt.text(v), v if not isinstance(v, (dict, list)) else None, f"env.{k}"))
-                 for k, v in mapping.items())
+    rows = tuple(
+        (_c(str(k), k, "name"), _c(fmt.text(v), v if not isinstance(v, (dict, list)) else None, f"env.{k}"))
+        for k, v in mapping.items()
+    )
     return Table(key, title, ("Name", "Value"), rows, note)
 
 
@@ -384,8 +538,12 @@ def device_environment_table(results: dict, device: str) -> Table:
             if k in ("precision",):
                 continue
             merged.setdefault(k, v)
-    return _kv_table(f"device-env-{device}", f"Device {device}: environment", merged,
-                     "As the agent recorded it on the device (first candidate that reported each key).")
+    return _kv_table(
+        f"device-env-{device}",
+        f"Device {device}: environment",
+        merged,
+        "As the agent recorded it on the device (first candidate that reported each key).",
+    )
 
 
 # --------------------------------------------------------------------------- the whole report
@@ -403,18 +561,32 @@ def build_report(results: dict) -> Report:
         ("Model", f"{fmt.text(subject.get('model'))} on {fmt.text(subject.get('dataset'))}"),
         ("Input shape", fmt.text(subject.get("input_shape"))),
         ("Evaluation images", fmt.text(subject.get("eval_count"))),
-        ("Budgets", ", ".join(f"{g.budget} = {fmt.text(budgets[g.budget])}" for g in GATES
-                              if budgets.get(g.budget) is not None) or "none"),
+        (
+            "Budgets",
+            ", ".join(f"{g.budget} = {fmt.text(budgets[g.budget])}" for g in GATES if budgets.get(g.budget) is not None)
+            or "none",
+        ),
     )
     sections: list[Section] = []
     devices = device_names(results)
-    sections.append(Section("verdicts", "Verdicts", tuple(verdict_table(results, d) for d in devices),
-                            note="READY: every gate passes. NOT READY: a gate fails. UNMEASURED: nothing fails, "
-                                 "but a gate was never measured (it never passes)."))
+    sections.append(
+        Section(
+            "verdicts",
+            "Verdicts",
+            tuple(verdict_table(results, d) for d in devices),
+            note="READY: every gate passes. NOT READY: a gate fails. UNMEASURED: nothing fails, "
+            "but a gate was never measured (it never passes).",
+        )
+    )
     sections.append(Section("candidates", "Candidates", (candidates_table(results),)))
     for d in devices:
-        tables = [latency_table(results, d), throughput_table(results, d), memory_table(results, d),
-                  accuracy_table(results, d), robustness_table(results, d)]
+        tables = [
+            latency_table(results, d),
+            throughput_table(results, d),
+            memory_table(results, d),
+            accuracy_table(results, d),
+            robustness_table(results, d),
+        ]
         for extra in (auc_table(results, d), blackbox_table(results, d)):
             if extra is not None:
                 tables.append(extra)
@@ -427,19 +599,33 @@ def build_report(results: dict) -> Report:
     ]
     attacks = results.get("attacks") or []
     if attacks:
-        env_tables.append(Table("attacks", "Adversarial sets (crafted on the base)",
-                                ("Id", "Attack", "Norm", "eps", "Images", "Base accuracy", "Parameters"),
-                                tuple((_c(fmt.text(a.get("id")), a.get("id"), "id"),
-                                       _c(fmt.text(a.get("attack")), a.get("attack"), "attack"),
-                                       _c(fmt.text(a.get("norm")), a.get("norm"), "norm"),
-                                       _c(fmt.eps(a.get("norm"), a.get("eps")), a.get("eps"), "eps"),
-                                       _metric(a.get("count"), fmt.count, "count"),
-                                       _metric(a.get("base_accuracy"), fmt.pct, "base_accuracy"),
-                                       _c(fmt.text(a.get("params") or {}) or "-", None, "params"))
-                                      for a in attacks)))
+        env_tables.append(
+            Table(
+                "attacks",
+                "Adversarial sets (crafted on the base)",
+                ("Id", "Attack", "Norm", "eps", "Images", "Base accuracy", "Parameters"),
+                tuple(
+                    (
+                        _c(fmt.text(a.get("id")), a.get("id"), "id"),
+                        _c(fmt.text(a.get("attack")), a.get("attack"), "attack"),
+                        _c(fmt.text(a.get("norm")), a.get("norm"), "norm"),
+                        _c(fmt.eps(a.get("norm"), a.get("eps")), a.get("eps"), "eps"),
+                        _metric(a.get("count"), fmt.count, "count"),
+                        _metric(a.get("base_accuracy"), fmt.pct, "base_accuracy"),
+                        _c(fmt.text(a.get("params") or {}) or "-", None, "params"),
+                    )
+                    for a in attacks
+                ),
+            )
+        )
     sections.append(Section("environment", "Environment and versions", tuple(env_tables)))
-    return Report(run_id=fmt.text(results.get("run_id")), created=fmt.text(results.get("created")),
-                  headline=headline, sections=tuple(sections), counts=counts)
+    return Report(
+        run_id=fmt.text(results.get("run_id")),
+        created=fmt.text(results.get("created")),
+        headline=headline,
+        sections=tuple(sections),
+        counts=counts,
+    )
 
 
 __all__ = ["Cell", "Table", "Section", "Report", "build_report", "GATE_BY_NAME", "status_class"]

@@ -16,8 +16,7 @@ from edgebench.report.gates import base_candidate, budgets_of
 from edgebench.report.model import _entry
 
 _counter = itertools.count()
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf")
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
 def _plt():
@@ -58,7 +57,7 @@ def to_svg(fig) -> str:
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     plt.close(fig)
     svg = buf.getvalue()
-    svg = svg[svg.index("<svg"):]
+    svg = svg[svg.index("<svg") :]
     svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
     svg = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", svg)
     svg = svg.replace("xlink:href=", "href=")
@@ -88,8 +87,10 @@ def chosen_attack(results: dict, device: str) -> dict | None:
                 rows.setdefault(row["id"], row)
     if not rows:
         return None
-    pgd = sorted((r for r in rows.values() if r.get("attack") == "pgd" and r.get("norm") == "linf"),
-                 key=lambda r: r.get("eps") or 0)
+    pgd = sorted(
+        (r for r in rows.values() if r.get("attack") == "pgd" and r.get("norm") == "linf"),
+        key=lambda r: r.get("eps") or 0,
+    )
     for r in pgd:
         if abs((r.get("eps") or 0) * 255 - 8) < 1e-3:
             return r
@@ -116,8 +117,13 @@ def pareto_svg(results: dict, device: str) -> str | None:
     if attack is not None:
         from edgebench.report import format as fmt
 
-        panels.append((f"accuracy under {attack.get('attack')} {attack.get('norm')} "
-                       f"eps={fmt.eps(attack.get('norm'), attack.get('eps'))}", attack["id"]))
+        panels.append(
+            (
+                f"accuracy under {attack.get('attack')} {attack.get('norm')} "
+                f"eps={fmt.eps(attack.get('norm'), attack.get('eps'))}",
+                attack["id"],
+            )
+        )
     data = []
     for i, cand in enumerate(_candidates(results)):
         entry = _entry(cand, device)
@@ -142,12 +148,21 @@ def pareto_svg(results: dict, device: str) -> str | None:
             if lat is None or y is None:
                 continue
             pts.append((lat, 100 * y))
-            ax.scatter([lat], [100 * y], s=60, color=color(i), label=label(name), zorder=3,
-                       edgecolor="white", linewidth=0.8)
+            ax.scatter(
+                [lat], [100 * y], s=60, color=color(i), label=label(name), zorder=3, edgecolor="white", linewidth=0.8
+            )
         front = _pareto_front(pts)
         if len(front) > 1:
-            ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="#9ca3af",
-                    linestyle="--", linewidth=1, zorder=2, label="Pareto front")
+            ax.step(
+                [p[0] for p in front],
+                [p[1] for p in front],
+                where="post",
+                color="#9ca3af",
+                linestyle="--",
+                linewidth=1,
+                zorder=2,
+                label="Pareto front",
+            )
         if budget is not None:
             ax.axvline(budget, color="#dc2626", linestyle=":", linewidth=1.2, label="p99 budget")
         ax.set_xlabel("p50 latency, end-to-end (ms)")
@@ -155,8 +170,15 @@ def pareto_svg(results: dict, device: str) -> str | None:
         ax.set_title(title, fontsize=10)
         _style(ax)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, max(1, len(labels))), fontsize=8,
-               bbox_to_anchor=(0.5, 0.0), frameon=False)
+    fig.legend(
+        handles,
+        labels,
+        loc="lower center",
+        ncol=min(4, max(1, len(labels))),
+        fontsize=8,
+        bbox_to_anchor=(0.5, 0.0),
+        frameon=False,
+    )
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     return to_svg(fig)
 
@@ -185,9 +207,15 @@ def robustness_svg(results: dict, device: str) -> str | None:
         linf = norm.lower() == "linf"
         for i, pts in sorted(points[(attack, norm)].items()):
             pts = sorted(pts)
-            ax.plot([(x * 255 if linf else x) for x, _ in pts], [100 * y for _, y in pts], marker="o",
-                    markersize=4, color=color(i), label=label(cands[i].get("name")),
-                    linewidth=2.4 if cands[i] is base else 1.4)
+            ax.plot(
+                [(x * 255 if linf else x) for x, _ in pts],
+                [100 * y for _, y in pts],
+                marker="o",
+                markersize=4,
+                color=color(i),
+                label=label(cands[i].get("name")),
+                linewidth=2.4 if cands[i] is base else 1.4,
+            )
         ax.set_xlabel("eps (x/255)" if linf else f"eps ({norm})")
         ax.set_ylabel("accuracy (%)")
         ax.set_ylim(-3, 103)
@@ -223,8 +251,15 @@ def robustness_svg(results: dict, device: str) -> str | None:
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8,
-               bbox_to_anchor=(0.5, 0.0), frameon=False)
+    fig.legend(
+        handles,
+        labels,
+        loc="lower center",
+        ncol=min(4, len(labels)),
+        fontsize=8,
+        bbox_to_anchor=(0.5, 0.0),
+        frameon=False,
+    )
     fig.tight_layout(rect=(0, 0.12, 1, 1))
     return to_svg(fig)
 
@@ -251,8 +286,15 @@ def latency_svg(results: dict, device: str) -> str | None:
         hi = v["max"] if v["max"] is not None else (v["p99"] or v["p50"])
         ax.plot([lo, hi], [y, y], color=c, linewidth=1, alpha=0.6)
         p99 = v["p99"] if v["p99"] is not None else v["p50"]
-        ax.barh(y, p99 - v["p50"], left=v["p50"], height=0.5, color=c,
-                alpha=0.85 if kind == "end-to-end" else 0.45, edgecolor=c)
+        ax.barh(
+            y,
+            p99 - v["p50"],
+            left=v["p50"],
+            height=0.5,
+            color=c,
+            alpha=0.85 if kind == "end-to-end" else 0.45,
+            edgecolor=c,
+        )
         ax.plot([v["p50"]], [y], marker="|", markersize=14, color="black")
         if v["p90"] is not None:
             ax.plot([v["p90"]], [y], marker="|", markersize=10, color="#374151")
@@ -281,7 +323,7 @@ def memory_svg(results: dict, device: str) -> str | None:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
-    for y, (i, name, after, peak) in enumerate(rows):
+    for y, (i, _name, after, peak) in enumerate(rows):
         if peak is not None:
             ax.barh(y, peak, height=0.6, color=color(i), alpha=0.45, label="peak RSS" if y == 0 else None)
         if after is not None:
@@ -322,17 +364,28 @@ def ops_svg(results: dict, device: str, top: int = 5) -> str | None:
     keep = [op for op, _ in sorted(ranked.items(), key=lambda kv: -kv[1])][: max(top, 1) * 2]
     keep = keep[:9]
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.6))
-    for y, (name, shares) in enumerate(rows):
+    for y, (_name, shares) in enumerate(rows):
         left = 0.0
         if not shares:
             ax.text(0.01, y, "unmeasured", va="center", fontsize=8, color="#6b7280", transform=ax.get_yaxis_transform())
             continue
         for j, op in enumerate(keep + ["other"]):
-            s = shares.get(op, 0.0) if op != "other" else max(0.0, sum(shares.values()) - sum(shares.get(o, 0.0) for o in keep))
+            s = (
+                shares.get(op, 0.0)
+                if op != "other"
+                else max(0.0, sum(shares.values()) - sum(shares.get(o, 0.0) for o in keep))
+            )
             if s <= 0:
                 continue
-            ax.barh(y, 100 * s, left=left, height=0.6, color=PALETTE[j % len(PALETTE)] if op != "other" else "#d1d5db",
-                    label=label(op) if op not in ax.get_legend_handles_labels()[1] else None, edgecolor="white")
+            ax.barh(
+                y,
+                100 * s,
+                left=left,
+                height=0.6,
+                color=PALETTE[j % len(PALETTE)] if op != "other" else "#d1d5db",
+                label=label(op) if op not in ax.get_legend_handles_labels()[1] else None,
+                edgecolor="white",
+            )
             left += 100 * s
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels([label(r[0], 32) for r in rows], fontsize=8)
@@ -350,8 +403,11 @@ def device_plots(results: dict, device: str) -> list[tuple[str, str, str | None]
     return [
         ("pareto", "Latency against accuracy (Pareto)", pareto_svg(results, device)),
         ("robustness", "Robustness curves", robustness_svg(results, device)),
-        ("latency", "Latency distribution (whisker min to max, box p50 to p99, ticks at p50 and p90)",
-         latency_svg(results, device)),
+        (
+            "latency",
+            "Latency distribution (whisker min to max, box p50 to p99, ticks at p50 and p90)",
+            latency_svg(results, device),
+        ),
         ("memory", "Memory (wide bar: peak RSS, narrow bar: RSS after load)", memory_svg(results, device)),
         ("ops", "Share of operator time (top operators, the rest as other)", ops_svg(results, device)),
     ]

@@ -32,8 +32,9 @@ from __future__ import annotations
 import importlib
 import logging
 import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -75,8 +76,14 @@ PARAM_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 NORM_ALIASES = {
-    "linf": "linf", "inf": "linf", "l_inf": "linf", "l-inf": "linf", "linfinity": "linf",
-    "l2": "l2", "l1": "l1", "l0": "l0",
+    "linf": "linf",
+    "inf": "linf",
+    "l_inf": "linf",
+    "l-inf": "linf",
+    "linfinity": "linf",
+    "l2": "l2",
+    "l1": "l1",
+    "l0": "l0",
 }
 
 ATTACK_ALIASES = {"bb": "brendel-bethge", "brendel_bethge": "brendel-bethge", "carlini-wagner": "cw"}
@@ -108,12 +115,16 @@ class AttackSpec:
         object.__setattr__(self, "name", name)
         norm = NORM_ALIASES.get(str(self.norm).lower().replace(" ", ""))
         if norm is None or norm not in NORMS[name]:
-            raise EdgebenchError(f"attack {name}: norm {self.norm!r} is not supported; expected one of {list(NORMS[name])}")
+            raise EdgebenchError(
+                f"attack {name}: norm {self.norm!r} is not supported; expected one of {list(NORMS[name])}"
+            )
         object.__setattr__(self, "norm", norm)
         try:
             eps = tuple(float(e) for e in self.epsilons)
         except (TypeError, ValueError):
-            raise EdgebenchError(f"attack {name}: epsilons must be a list of numbers, found {self.epsilons!r}") from None
+            raise EdgebenchError(
+                f"attack {name}: epsilons must be a list of numbers, found {self.epsilons!r}"
+            ) from None
         object.__setattr__(self, "epsilons", eps)
         if name in FIXED_EPSILON and not eps:
             raise EdgebenchError(f"attack {name}: expected at least one epsilon, found none")
@@ -158,7 +169,7 @@ class AttackSpec:
                 out[key] = value
         return out
 
-    def resolved(self) -> "AttackSpec":
+    def resolved(self) -> AttackSpec:
         """The same spec with every default written out."""
         return replace(self, **self.params())
 
@@ -218,13 +229,17 @@ def parse_attack_specs(items: Iterable[Mapping[str, Any]] | None) -> list[Attack
     specs: list[AttackSpec] = []
     for i, item in enumerate(items):
         if not isinstance(item, Mapping):
-            raise EdgebenchError(f"attacks[{i}]: expected a mapping like {{name: pgd, norm: linf, eps_255: [8]}}, found {item!r}")
+            raise EdgebenchError(
+                f"attacks[{i}]: expected a mapping like {{name: pgd, norm: linf, eps_255: [8]}}, found {item!r}"
+            )
         check_keys(item, _SPEC_KEYS, f"attacks[{i}]")
         if "name" not in item:
             raise EdgebenchError(f"attacks[{i}]: expected a 'name' (one of {sorted(NORMS)}), found none")
         if "epsilons" in item and "eps_255" in item:
             raise EdgebenchError(f"attacks[{i}]: give either 'epsilons' or 'eps_255', not both")
-        kwargs = {k: item[k] for k in ("norm", "steps", "rel_stepsize", "random_start", "binary_search_steps") if k in item}
+        kwargs = {
+            k: item[k] for k in ("norm", "steps", "rel_stepsize", "random_start", "binary_search_steps") if k in item
+        }
         eps_raw = item.get("epsilons", item.get("eps_255", ()))
         if isinstance(eps_raw, (int, float)) and not isinstance(eps_raw, bool):
             eps_raw = [eps_raw]
@@ -264,11 +279,15 @@ class _Plan:
 def check_inputs(x: np.ndarray, y: np.ndarray) -> None:
     """Inputs float32 N x ... in [0, 1], labels integer (N,)."""
     if not isinstance(x, np.ndarray) or x.dtype != np.float32:
-        raise EdgebenchError(f"attack inputs: expected a float32 numpy array, found {getattr(x, 'dtype', type(x).__name__)}")
+        raise EdgebenchError(
+            f"attack inputs: expected a float32 numpy array, found {getattr(x, 'dtype', type(x).__name__)}"
+        )
     if x.ndim < 2 or len(x) == 0:
         raise EdgebenchError(f"attack inputs: expected shape (N, C, H, W) with N >= 1, found {x.shape}")
     if not isinstance(y, np.ndarray) or y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-        raise EdgebenchError(f"attack labels: expected a 1-D integer array, found {getattr(y, 'dtype', type(y).__name__)} {getattr(y, 'shape', '')}")
+        raise EdgebenchError(
+            f"attack labels: expected a 1-D integer array, found {getattr(y, 'dtype', type(y).__name__)} {getattr(y, 'shape', '')}"
+        )
     if len(y) != len(x):
         raise EdgebenchError(f"attack labels: expected {len(x)} labels (one per input), found {len(y)}")
     lo, hi = float(x.min()), float(x.max())
@@ -358,7 +377,7 @@ def nearest_other_class(
     return out
 
 
-def _device_of(model: "torch.nn.Module") -> "torch.device":
+def _device_of(model: torch.nn.Module) -> torch.device:
     import torch
 
     for p in model.parameters():
@@ -366,7 +385,7 @@ def _device_of(model: "torch.nn.Module") -> "torch.device":
     return torch.device("cpu")
 
 
-def _predict(model: "torch.nn.Module", x: "torch.Tensor", batch_size: int) -> np.ndarray:
+def _predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int) -> np.ndarray:
     import torch
 
     outs = []
@@ -374,7 +393,9 @@ def _predict(model: "torch.nn.Module", x: "torch.Tensor", batch_size: int) -> np
         for i in range(0, len(x), batch_size):
             logits = model(x[i : i + batch_size])
             if logits.ndim != 2:
-                raise EdgebenchError(f"attack: expected the model to return logits of shape (N, classes), found {tuple(logits.shape)}")
+                raise EdgebenchError(
+                    f"attack: expected the model to return logits of shape (N, classes), found {tuple(logits.shape)}"
+                )
             outs.append(logits.argmax(1).cpu().numpy())
     return np.concatenate(outs).astype(np.int64)
 
@@ -385,11 +406,15 @@ def _versions() -> dict[str, str]:
 
     import edgebench
 
-    return {"foolbox": foolbox.__version__, "torch": torch.__version__, "edgebench": getattr(edgebench, "__version__", "unknown")}
+    return {
+        "foolbox": foolbox.__version__,
+        "torch": torch.__version__,
+        "edgebench": getattr(edgebench, "__version__", "unknown"),
+    }
 
 
 def craft(
-    model: "torch.nn.Module",
+    model: torch.nn.Module,
     x: np.ndarray,
     y: np.ndarray,
     spec: AttackSpec,
@@ -398,7 +423,7 @@ def craft(
     on_progress: ProgressFn | None = None,
     *,
     indices: np.ndarray | None = None,
-) -> list["AdversarialSet"]:
+) -> list[AdversarialSet]:
     """Craft every set of *spec* on *model* (see :meth:`AttackSpec.set_ids` for the order).
 
     *x*: float32 (N, C, H, W) in [0, 1]; *y*: integer labels; *indices*: the positions of
@@ -412,7 +437,7 @@ def craft(
 
 
 def _craft(
-    model: "torch.nn.Module",
+    model: torch.nn.Module,
     x: np.ndarray,
     y: np.ndarray,
     spec: AttackSpec,
@@ -421,7 +446,7 @@ def _craft(
     seed: int,
     on_progress: ProgressFn | None,
     indices: np.ndarray | None,
-) -> list["AdversarialSet"]:
+) -> list[AdversarialSet]:
     import foolbox as fb
     import torch
 
@@ -436,11 +461,15 @@ def _craft(
         indices = np.arange(len(x), dtype=np.int64)
     indices = np.asarray(indices)
     if indices.shape != (len(x),) or not np.issubdtype(indices.dtype, np.integer):
-        raise EdgebenchError(f"craft: indices must be {len(x)} integers (one per input), found {indices.dtype} {indices.shape}")
+        raise EdgebenchError(
+            f"craft: indices must be {len(x)} integers (one per input), found {indices.dtype} {indices.shape}"
+        )
     dims = int(np.prod(x.shape[1:]))
     _check_eps_vs_size(spec, dims)
     if model.training:
-        raise EdgebenchError("craft: the model is in training mode; call model.eval() first (dropout/batch-norm change its outputs)")
+        raise EdgebenchError(
+            "craft: the model is in training mode; call model.eval() first (dropout/batch-norm change its outputs)"
+        )
 
     device = _device_of(model)
     fmodel = fb.PyTorchModel(model, bounds=(0.0, 1.0), device=device)
@@ -482,8 +511,14 @@ def _craft(
                     on_progress(done, total)
             x_adv = np.concatenate(advs).astype(np.float32)
             out.append(
-                AdversarialSet(id=set_id(spec.name, spec.norm, eps), eps=float(eps), x_adv=x_adv,
-                               base_predictions=np.concatenate(preds), distances=None, **base)
+                AdversarialSet(
+                    id=set_id(spec.name, spec.norm, eps),
+                    eps=float(eps),
+                    x_adv=x_adv,
+                    base_predictions=np.concatenate(preds),
+                    distances=None,
+                    **base,
+                )
             )
         return out
 
@@ -522,8 +557,14 @@ def _craft(
     dist[~success] = np.inf
     if plan.include_min:
         out.append(
-            AdversarialSet(id=set_id(spec.name, spec.norm, None), eps=None, x_adv=x_min.astype(np.float32),
-                           base_predictions=min_pred, distances=dist.astype(np.float32), **base)
+            AdversarialSet(
+                id=set_id(spec.name, spec.norm, None),
+                eps=None,
+                x_adv=x_min.astype(np.float32),
+                base_predictions=min_pred,
+                distances=dist.astype(np.float32),
+                **base,
+            )
         )
     for eps in plan.epsilons:
         if spec.norm == "l0":
@@ -538,16 +579,23 @@ def _craft(
         within = dist <= eps
         x_eps[within] = x_min[within]
         out.append(
-            AdversarialSet(id=set_id(spec.name, spec.norm, eps), eps=float(eps), x_adv=x_eps,
-                           base_predictions=_predict(model, torch.from_numpy(x_eps).to(device), batch_size),
-                           distances=dist.astype(np.float32), **base)
+            AdversarialSet(
+                id=set_id(spec.name, spec.norm, eps),
+                eps=float(eps),
+                x_adv=x_eps,
+                base_predictions=_predict(model, torch.from_numpy(x_eps).to(device), batch_size),
+                distances=dist.astype(np.float32),
+                **base,
+            )
         )
     return out
 
 
 def spec_from_dict(d: Mapping[str, Any]) -> AttackSpec:
     """Rebuild a spec written by :meth:`AttackSpec.to_dict`."""
-    fields = {k: d[k] for k in ("name", "norm", "steps", "rel_stepsize", "random_start", "binary_search_steps") if k in d}
+    fields = {
+        k: d[k] for k in ("name", "norm", "steps", "rel_stepsize", "random_start", "binary_search_steps") if k in d
+    }
     return AttackSpec(epsilons=tuple(d.get("epsilons", ())), **fields)
 
 

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -68,20 +69,28 @@ class BlackBoxSpec:
         object.__setattr__(self, "name", name)
         norm = str(self.norm).lower()
         if norm not in _NORMS[name]:
-            raise EdgebenchError(f"black-box attack {name}: norm {self.norm!r} is not supported; expected one of {list(_NORMS[name])}")
+            raise EdgebenchError(
+                f"black-box attack {name}: norm {self.norm!r} is not supported; expected one of {list(_NORMS[name])}"
+            )
         object.__setattr__(self, "norm", norm)
         for key, low in (("max_queries", 10), ("gradient_queries", 1), ("batch_size", 1)):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
                 raise EdgebenchError(f"black-box attack {name}: {key} must be an integer >= {low}, found {v!r}")
-        if self.steps is not None and (isinstance(self.steps, bool) or not isinstance(self.steps, (int, np.integer)) or self.steps < 1):
+        if self.steps is not None and (
+            isinstance(self.steps, bool) or not isinstance(self.steps, (int, np.integer)) or self.steps < 1
+        ):
             raise EdgebenchError(f"black-box attack {name}: steps must be an integer >= 1, found {self.steps!r}")
         try:
             eps = tuple(float(e) for e in self.epsilons)
         except (TypeError, ValueError):
-            raise EdgebenchError(f"black-box attack {name}: epsilons must be a list of numbers, found {self.epsilons!r}") from None
+            raise EdgebenchError(
+                f"black-box attack {name}: epsilons must be a list of numbers, found {self.epsilons!r}"
+            ) from None
         if any(not math.isfinite(e) or e <= 0 or (norm == "linf" and e > 1) for e in eps):
-            raise EdgebenchError(f"black-box attack {name}-{norm}: epsilons must be > 0{' and <= 1' if norm == 'linf' else ''}, found {list(eps)}")
+            raise EdgebenchError(
+                f"black-box attack {name}-{norm}: epsilons must be > 0{' and <= 1' if norm == 'linf' else ''}, found {list(eps)}"
+            )
         object.__setattr__(self, "epsilons", tuple(sorted(eps)))
 
     def resolved_steps(self) -> int:
@@ -141,7 +150,8 @@ class BlackBoxResult:
             "budget_exhausted": int(self.budget_exhausted.sum()),
             "median_distance": self.median_distance(),
             "rows": [
-                {"eps": e, "accuracy": self.accuracy(e), "success_rate": self.success_rate(e)} for e in self.spec.epsilons
+                {"eps": e, "accuracy": self.accuracy(e), "success_rate": self.success_rate(e)}
+                for e in self.spec.epsilons
             ],
             "history": [[q, d] for q, d in self.history],
         }
@@ -167,7 +177,16 @@ class _BudgetExhausted(Exception):
 class _Tracker:
     """Counts queries for one batch of originals and keeps the best confirmed adversarials."""
 
-    def __init__(self, query: QueryFn, originals: np.ndarray, labels: np.ndarray, budget: int, norm: str, checkpoints: list[int], spent: int):
+    def __init__(
+        self,
+        query: QueryFn,
+        originals: np.ndarray,
+        labels: np.ndarray,
+        budget: int,
+        norm: str,
+        checkpoints: list[int],
+        spent: int,
+    ):
         self.query = query
         self.x0 = originals
         self.y = labels
@@ -219,7 +238,7 @@ def _check_logits(out: Any, n: int) -> np.ndarray:
     return arr
 
 
-def _query_module(tracker: _Tracker) -> "torch.nn.Module":
+def _query_module(tracker: _Tracker) -> torch.nn.Module:
     import torch
 
     class QueryModule(torch.nn.Module):
@@ -233,7 +252,12 @@ def _query_module(tracker: _Tracker) -> "torch.nn.Module":
 
 
 def _classify(query: QueryFn, x: np.ndarray, batch: int) -> np.ndarray:
-    return np.concatenate([_check_logits(query(np.ascontiguousarray(x[i : i + batch])), len(x[i : i + batch])).argmax(1) for i in range(0, len(x), batch)])
+    return np.concatenate(
+        [
+            _check_logits(query(np.ascontiguousarray(x[i : i + batch])), len(x[i : i + batch])).argmax(1)
+            for i in range(0, len(x), batch)
+        ]
+    )
 
 
 def _checkpoints(max_queries: int) -> list[int]:
@@ -268,7 +292,9 @@ def run_blackbox(
     n = len(x)
     indices = np.arange(n, dtype=np.int64) if indices is None else np.asarray(indices)
     if indices.shape != (n,) or not np.issubdtype(indices.dtype, np.integer):
-        raise EdgebenchError(f"run_blackbox: indices must be {n} integers (one per input), found {indices.dtype} {indices.shape}")
+        raise EdgebenchError(
+            f"run_blackbox: indices must be {n} integers (one per input), found {indices.dtype} {indices.shape}"
+        )
     indices = indices.astype(np.int64)
     labels = y.astype(np.int64)
     clean_pred = _classify(query, x, spec.batch_size).astype(np.int64)
@@ -280,7 +306,9 @@ def run_blackbox(
             raise EdgebenchError("run_blackbox: pool_x given without pool_y (labels of the starting-point pool)")
         check_inputs(pool_x, pool_y)
         if pool_x.shape[1:] != x.shape[1:]:
-            raise EdgebenchError(f"run_blackbox: pool inputs must have shape (*, {', '.join(map(str, x.shape[1:]))}), found {pool_x.shape}")
+            raise EdgebenchError(
+                f"run_blackbox: pool inputs must have shape (*, {', '.join(map(str, x.shape[1:]))}), found {pool_x.shape}"
+            )
         px, py = pool_x, pool_y.astype(np.int64)
         ppred = _classify(query, px, spec.batch_size)
         pool_queries = len(px)
@@ -293,7 +321,10 @@ def run_blackbox(
         start_idx[target] = np.where(found >= 0, good[np.maximum(found, 0)], -1)
     attacked = start_idx >= 0
     if (correct & ~attacked).any():
-        log.warning("black-box: %d sample(s) have no correctly classified sample of another class to start from", int((correct & ~attacked).sum()))
+        log.warning(
+            "black-box: %d sample(s) have no correctly classified sample of another class to start from",
+            int((correct & ~attacked).sum()),
+        )
 
     x_adv = x.copy()
     adv_pred = clean_pred.copy()
@@ -304,7 +335,9 @@ def run_blackbox(
     snap = np.full((n, len(checkpoints)), np.inf)
     steps = spec.resolved_steps()
     if spec.name == "hsj":
-        attack = fb.attacks.HopSkipJumpAttack(steps=steps, initial_gradient_eval_steps=spec.gradient_queries, constraint=spec.norm)
+        attack = fb.attacks.HopSkipJumpAttack(
+            steps=steps, initial_gradient_eval_steps=spec.gradient_queries, constraint=spec.norm
+        )
     else:
         attack = fb.attacks.BoundaryAttack(steps=steps)
 

@@ -7,8 +7,9 @@ return plain Python floats/dicts ready for JSON.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -94,7 +95,9 @@ def fidelity(base_logits: np.ndarray, cand_logits: np.ndarray) -> dict[str, floa
     top-1 agreement and the max / mean absolute logit difference."""
     b, c = np.asarray(base_logits, dtype=np.float64), np.asarray(cand_logits, dtype=np.float64)
     if b.ndim != 2 or b.shape != c.shape or len(b) == 0:
-        raise EdgebenchError(f"fidelity: expected two logit arrays of the same (N, classes) shape, found {b.shape} and {c.shape}")
+        raise EdgebenchError(
+            f"fidelity: expected two logit arrays of the same (N, classes) shape, found {b.shape} and {c.shape}"
+        )
     diff = np.abs(b - c)
     return {
         "top1_agreement": float(np.mean(b.argmax(1) == c.argmax(1))),
@@ -117,15 +120,21 @@ def robustness_curve_auc(
     eps = [float(e) for e in epsilons]
     acc = [float(a) for a in accuracies]
     if len(eps) != len(acc) or not eps:
-        raise EdgebenchError(f"robustness AUC: expected as many accuracies as epsilons (>= 1), found {len(acc)} and {len(eps)}")
+        raise EdgebenchError(
+            f"robustness AUC: expected as many accuracies as epsilons (>= 1), found {len(acc)} and {len(eps)}"
+        )
     if any(e < 0 or not math.isfinite(e) for e in eps) or any(not 0 <= a <= 1 for a in acc):
         raise EdgebenchError("robustness AUC: expected epsilons >= 0 and accuracies in [0, 1]")
     if clean_accuracy is not None:
         if 0.0 in eps:
-            raise EdgebenchError("robustness AUC: give the clean accuracy either as clean_accuracy or as an eps=0 point, not both")
+            raise EdgebenchError(
+                "robustness AUC: give the clean accuracy either as clean_accuracy or as an eps=0 point, not both"
+            )
         eps, acc = [0.0] + eps, [float(clean_accuracy)] + acc
     elif 0.0 not in eps:
-        raise EdgebenchError("robustness AUC: expected the clean accuracy (clean_accuracy= or an eps=0 point), found neither")
+        raise EdgebenchError(
+            "robustness AUC: expected the clean accuracy (clean_accuracy= or an eps=0 point), found neither"
+        )
     if len(set(eps)) != len(eps):
         raise EdgebenchError(f"robustness AUC: expected distinct epsilons, found {sorted(eps)}")
     order = np.argsort(eps)
@@ -184,11 +193,15 @@ def robustness_rows(
             raise EdgebenchError(f"robustness: expected the base model's predictions on set {s.id!r}, found none")
         idx = np.asarray(s.indices)
         if idx.ndim != 1 or (len(idx) and (idx.min() < 0 or idx.max() >= n_eval)):
-            raise EdgebenchError(f"robustness: set {s.id!r} indices must lie in [0, {n_eval}), found {idx.min() if len(idx) else ''}..{idx.max() if len(idx) else ''}")
+            raise EdgebenchError(
+                f"robustness: set {s.id!r} indices must lie in [0, {n_eval}), found {idx.min() if len(idx) else ''}..{idx.max() if len(idx) else ''}"
+            )
         ba = _as_pred(base_adv_preds[s.id], f"base predictions on {s.id}")
         ca = _as_pred(cand_adv_preds[s.id], f"candidate predictions on {s.id}")
         if len(ba) != len(idx) or len(ca) != len(idx):
-            raise EdgebenchError(f"robustness: set {s.id!r} has {len(idx)} samples, found {len(ba)} base and {len(ca)} candidate predictions")
+            raise EdgebenchError(
+                f"robustness: set {s.id!r} has {len(idx)} samples, found {len(ba)} base and {len(ca)} candidate predictions"
+            )
         ys = y[idx]
         acc, ci = accuracy_with_ci(ca, ys, z)
         rows.append(

@@ -19,9 +19,10 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -132,7 +133,7 @@ def inputs_sha256(x: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def model_fingerprint(model: "torch.nn.Module") -> str:
+def model_fingerprint(model: torch.nn.Module) -> str:
     """sha256 over the model's class name and state dict (names, dtypes, shapes, values)."""
     import torch
 
@@ -152,7 +153,9 @@ def save(adv: AdversarialSet, folder: str | Path) -> Path:
     """Write ``<id>.npz`` and ``<id>.json`` into *folder* atomically; return the ``.npz`` path."""
     if adv.x_adv is None:
         raise EdgebenchError(f"adversarial set {adv.id}: cannot save a set loaded without its inputs")
-    _validate_arrays(adv.id, adv.x_adv, adv.labels, adv.indices, adv.base_predictions, adv.base_clean_predictions, adv.distances)
+    _validate_arrays(
+        adv.id, adv.x_adv, adv.labels, adv.indices, adv.base_predictions, adv.base_clean_predictions, adv.distances
+    )
     out = Path(folder)
     arrays: dict[str, np.ndarray] = {
         "x": np.ascontiguousarray(adv.x_adv, dtype=np.float32),
@@ -208,13 +211,20 @@ def _validate_arrays(
             raise EdgebenchError(f"adversarial set {sid}: expected x as float32, found {x.dtype}")
         if x.ndim < 2 or len(x) != n:
             raise EdgebenchError(f"adversarial set {sid}: expected x of shape ({n}, C, H, W), found {x.shape}")
-    for name, a in (("labels", labels), ("indices", indices), ("base_predictions", preds), ("base_clean_predictions", clean)):
+    for name, a in (
+        ("labels", labels),
+        ("indices", indices),
+        ("base_predictions", preds),
+        ("base_clean_predictions", clean),
+    ):
         if a.ndim != 1 or len(a) != n:
             raise EdgebenchError(f"adversarial set {sid}: expected {name} of shape ({n},), found {a.shape}")
         if not np.issubdtype(a.dtype, np.integer):
             raise EdgebenchError(f"adversarial set {sid}: expected {name} as integers, found {a.dtype}")
     if dist is not None and (dist.shape != (n,) or not np.issubdtype(dist.dtype, np.floating)):
-        raise EdgebenchError(f"adversarial set {sid}: expected distances as float ({n},), found {dist.dtype} {dist.shape}")
+        raise EdgebenchError(
+            f"adversarial set {sid}: expected distances as float ({n},), found {dist.dtype} {dist.shape}"
+        )
 
 
 def _paths(path: str | Path) -> tuple[Path, Path]:
@@ -235,9 +245,13 @@ def load(path: str | Path, *, inputs: bool = True, verify: bool = True) -> Adver
         raise EdgebenchError(f"adversarial set not found: expected a file at {npz}")
     manifest = read_json(js, "adversarial set manifest")
     if not isinstance(manifest, dict) or manifest.get("schema") != SET_SCHEMA:
-        raise EdgebenchError(f"{js}: expected schema {SET_SCHEMA!r}, found {manifest.get('schema') if isinstance(manifest, dict) else type(manifest).__name__!r}")
+        raise EdgebenchError(
+            f"{js}: expected schema {SET_SCHEMA!r}, found {manifest.get('schema') if isinstance(manifest, dict) else type(manifest).__name__!r}"
+        )
     if verify and manifest.get("sha256") != sha256_file(npz):
-        raise EdgebenchError(f"{npz}: content does not match the sha256 in {js.name} (file changed or truncated; craft it again)")
+        raise EdgebenchError(
+            f"{npz}: content does not match the sha256 in {js.name} (file changed or truncated; craft it again)"
+        )
     sid = str(manifest.get("id", npz.stem))
     try:
         with np.load(npz, allow_pickle=False) as z:
@@ -256,10 +270,21 @@ def load(path: str | Path, *, inputs: bool = True, verify: bool = True) -> Adver
         raise EdgebenchError(f"adversarial set {sid}: expected x as float32, found {x_meta[0]}")
     expected_shape = tuple(manifest.get("shape", x_meta[1]))
     if tuple(x_meta[1]) != expected_shape:
-        raise EdgebenchError(f"adversarial set {sid}: expected x of shape {expected_shape} (manifest), found {tuple(x_meta[1])}")
+        raise EdgebenchError(
+            f"adversarial set {sid}: expected x of shape {expected_shape} (manifest), found {tuple(x_meta[1])}"
+        )
     if len(x_meta[1]) < 2:
         raise EdgebenchError(f"adversarial set {sid}: expected x of shape (N, C, H, W), found {tuple(x_meta[1])}")
-    _validate_arrays(sid, x, arr["labels"], arr["indices"], arr["base_predictions"], arr["base_clean_predictions"], dist, n=int(x_meta[1][0]))
+    _validate_arrays(
+        sid,
+        x,
+        arr["labels"],
+        arr["indices"],
+        arr["base_predictions"],
+        arr["base_clean_predictions"],
+        dist,
+        n=int(x_meta[1][0]),
+    )
     match = manifest.get("match", {})
     return AdversarialSet(
         id=sid,
@@ -341,10 +366,10 @@ def _stored_matches(folder: Path, sid: str, expected: dict[str, Any]) -> dict[st
 
 
 def craft_and_store(
-    model: "torch.nn.Module",
+    model: torch.nn.Module,
     x: np.ndarray,
     y: np.ndarray,
-    specs: Sequence["AttackSpec"],
+    specs: Sequence[AttackSpec],
     folder: str | Path,
     *,
     indices: np.ndarray | None = None,
@@ -367,7 +392,9 @@ def craft_and_store(
     check_inputs(x, y)
     indices = np.arange(len(x), dtype=np.int64) if indices is None else np.asarray(indices)
     if indices.shape != (len(x),) or not np.issubdtype(indices.dtype, np.integer):
-        raise EdgebenchError(f"craft_and_store: indices must be {len(x)} integers (one per input), found {indices.dtype} {indices.shape}")
+        raise EdgebenchError(
+            f"craft_and_store: indices must be {len(x)} integers (one per input), found {indices.dtype} {indices.shape}"
+        )
     indices = indices.astype(np.int64)
     fingerprint = model_sha or model_fingerprint(model)
     x_sha = inputs_sha256(x)
@@ -391,14 +418,27 @@ def craft_and_store(
         }
         todo_eps: list[float] = []
         include_min = False
-        wanted: list[tuple[str, float | None]] = ([(set_id(spec.name, spec.norm, None), None)] if spec.minimal else [])
+        wanted: list[tuple[str, float | None]] = [(set_id(spec.name, spec.norm, None), None)] if spec.minimal else []
         wanted += [(set_id(spec.name, spec.norm, e), e) for e in spec.epsilons]
         for sid, eps in wanted:
             order.append(sid)
             found = _stored_matches(out, sid, {**base_match, "eps": eps})
             if found is not None:
-                summaries[sid] = {k: found[k] for k in ("id", "attack", "norm", "eps", "count", "base_accuracy",
-                                                        "base_clean_accuracy", "path", "params") if k in found}
+                summaries[sid] = {
+                    k: found[k]
+                    for k in (
+                        "id",
+                        "attack",
+                        "norm",
+                        "eps",
+                        "count",
+                        "base_accuracy",
+                        "base_clean_accuracy",
+                        "path",
+                        "params",
+                    )
+                    if k in found
+                }
                 for k in ("median_distance", "success_rate"):
                     if k in found:
                         summaries[sid][k] = found[k]

@@ -95,7 +95,11 @@ def assemble_results(run_dir: str | Path, write: bool = True) -> dict:
     devices = {}
     for name in device_names:
         spec = inventory.get(name)
-        devices[name] = {"name": name, "kind": spec.kind if spec else None, "profile": dict(spec.profile) if spec else {}}
+        devices[name] = {
+            "name": name,
+            "kind": spec.kind if spec else None,
+            "profile": dict(spec.profile) if spec else {},
+        }
     candidates = []
     for cand in study.get("candidates", []):
         name = cand["name"]

@@ -79,8 +79,13 @@ class BlackBoxConfig:
     gradient_queries: int = 40
 
     def spec_kwargs(self) -> dict:
-        return {"name": self.name, "norm": self.norm, "max_queries": self.max_queries,
-                "epsilons": tuple(self.epsilons), "gradient_queries": self.gradient_queries}
+        return {
+            "name": self.name,
+            "norm": self.norm,
+            "max_queries": self.max_queries,
+            "epsilons": tuple(self.epsilons),
+            "gradient_queries": self.gradient_queries,
+        }
 
 
 @dataclass(frozen=True)
@@ -97,8 +102,12 @@ class ProfileConfig:
     max_parallel_devices: int = 4
 
     def budget(self) -> dict:
-        return {"warmup_iters": self.warmup_iters, "warmup_s": self.warmup_s, "iterations": self.iterations,
-                "min_duration_s": self.min_duration_s}
+        return {
+            "warmup_iters": self.warmup_iters,
+            "warmup_s": self.warmup_s,
+            "iterations": self.iterations,
+            "min_duration_s": self.min_duration_s,
+        }
 
 
 @dataclass(frozen=True)
@@ -189,8 +198,9 @@ def _candidate(item: Any, i: int) -> CandidateConfig:
                 return c
         m = re.fullmatch(r"pruned-(\d+(?:\.\d+)?)(\+int8)?", item)
         if m:
-            return CandidateConfig(item, prune={"ratio": float(m.group(1)) / 100.0},
-                                   quantize={"preset": "ort-cpu"} if m.group(2) else None)
+            return CandidateConfig(
+                item, prune={"ratio": float(m.group(1)) / 100.0}, quantize={"preset": "ort-cpu"} if m.group(2) else None
+            )
         raise EdgebenchError(
             f"{where}: unknown candidate shorthand '{item}': expected base, int8, pruned-<percent>, "
             "pruned-<percent>+int8, or a mapping {name, prune, quantize}"

@@ -8,8 +8,16 @@ from pathlib import Path
 
 from edgebench.agent import env as agent_env
 
-_PACKAGES = {"edgebench": "edgebench", "torch": "torch", "torchvision": "torchvision", "onnx": "onnx",
-             "onnxruntime": "onnxruntime", "foolbox": "foolbox", "torch_pruning": "torch-pruning", "numpy": "numpy"}
+_PACKAGES = {
+    "edgebench": "edgebench",
+    "torch": "torch",
+    "torchvision": "torchvision",
+    "onnx": "onnx",
+    "onnxruntime": "onnxruntime",
+    "foolbox": "foolbox",
+    "torch_pruning": "torch-pruning",
+    "numpy": "numpy",
+}
 
 
 def versions() -> dict[str, str | None]:
@@ -28,10 +36,19 @@ def git_revision() -> str | None:
     if not (root / ".git").exists():
         return None
     try:
-        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                             text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        rev = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return rev + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None

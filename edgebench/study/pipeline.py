@@ -12,9 +12,10 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -222,7 +223,9 @@ class Pipeline:
             fp32 = art.with_name(art.stem + ".fp32.onnx")
             export_onnx(module, fp32, shape)
             n_cal = spec.calib_samples
-            self.ui("status", {"text": f"{cand.name}: int8 calibration on {n_cal} held-out images ({spec.calibration})"})
+            self.ui(
+                "status", {"text": f"{cand.name}: int8 calibration on {n_cal} held-out images ({spec.calibration})"}
+            )
             quantize_static(fp32, art, split.x_calib[:n_cal], spec)
             fp32.unlink(missing_ok=True)
             check = verify_against_torch(art, module, x_check, quantized=True)
@@ -231,9 +234,15 @@ class Pipeline:
             "name": cand.name,
             "recipe": recipe,
             "recipe_resolved": resolved,  # every option, defaults included
-            "artifact": {"path": str(art.relative_to(self.run_dir)), "sha256": sha256_file(art),
-                         "size_bytes": art.stat().st_size, "format": "onnx", "precision": precision,
-                         "opset": DEFAULT_OPSET, "input": {"name": INPUT_NAME, "shape": ["batch", *shape[1:]], "dtype": "float32"}},
+            "artifact": {
+                "path": str(art.relative_to(self.run_dir)),
+                "sha256": sha256_file(art),
+                "size_bytes": art.stat().st_size,
+                "format": "onnx",
+                "precision": precision,
+                "opset": DEFAULT_OPSET,
+                "input": {"name": INPUT_NAME, "shape": ["batch", *shape[1:]], "dtype": "float32"},
+            },
             "params": count_params(module),
             "nonzero_params": count_nonzero_params(module),
             "macs": count_macs(module, shape),
@@ -241,7 +250,10 @@ class Pipeline:
             "edgebench": __version__,
         }
         store.write_json(str(man_path.relative_to(self.run_dir)), manifest)
-        self.ui("status", {"text": f"{cand.name}: {precision} artifact {manifest['artifact']['size_bytes']} bytes, check {check}"})
+        self.ui(
+            "status",
+            {"text": f"{cand.name}: {precision} artifact {manifest['artifact']['size_bytes']} bytes, check {check}"},
+        )
         return Built(cand, manifest)
 
     # ---- attacks ------------------------------------------------------------------------------------
@@ -264,8 +276,15 @@ class Pipeline:
                 self.ui("advance", {"id": "attack", "by": step * n / max(total, 1)})
 
         report = craft_and_store(
-            subject.model, split.x_eval[:n], split.y_eval[:n], specs, self.store.attacks_dir,
-            indices=np.arange(n), batch_size=cfg.batch_size, seed=self.config.seed, on_progress=progress,
+            subject.model,
+            split.x_eval[:n],
+            split.y_eval[:n],
+            specs,
+            self.store.attacks_dir,
+            indices=np.arange(n),
+            batch_size=cfg.batch_size,
+            seed=self.config.seed,
+            on_progress=progress,
         )
         self.ui("done", {"id": "attack"})
         if report.crafted:
@@ -313,8 +332,12 @@ class Pipeline:
 
     def _job_common(self, b: Built) -> dict:
         p = self.config.profile
-        return {"protocol": PROTOCOL, "backend": "onnxruntime", "artifact": str(self.run_dir / b.manifest["artifact"]["path"]),
-                "options": {"threads": p.threads, "device": "cpu", "precision": b.manifest["artifact"]["precision"]}}
+        return {
+            "protocol": PROTOCOL,
+            "backend": "onnxruntime",
+            "artifact": str(self.run_dir / b.manifest["artifact"]["path"]),
+            "options": {"threads": p.threads, "device": "cpu", "precision": b.manifest["artifact"]["precision"]},
+        }
 
     def _profile(self, device: Any, b: Built) -> None:
         name = b.config.name
@@ -323,8 +346,16 @@ class Pipeline:
             return
         p = self.config.profile
         job = self._job_common(b)
-        job.update({"kind": "profile", "inputs": str(self.store.data_path("eval")), "batches": list(p.batches),
-                    "modes": list(p.modes), "budget": p.budget(), "telemetry": p.telemetry})
+        job.update(
+            {
+                "kind": "profile",
+                "inputs": str(self.store.data_path("eval")),
+                "batches": list(p.batches),
+                "modes": list(p.modes),
+                "budget": p.budget(),
+                "telemetry": p.telemetry,
+            }
+        )
         job["options"]["profile_ops"] = p.profile_ops
         self.ui("status", {"text": f"{device.name}: profiling {name}"})
         result = device.run_job(job)
@@ -373,18 +404,37 @@ class Pipeline:
         assert data is not None
         x, y = data["x"], data["y"]
         n, pool = cfg.samples, cfg.pool
-        self.ui("status", {"text": f"{device.name}: {spec.name} black-box attack on {name} ({n} images, "
-                                   f"{spec.max_queries} queries each, through the agent)"})
+        self.ui(
+            "status",
+            {
+                "text": f"{device.name}: {spec.name} black-box attack on {name} ({n} images, "
+                f"{spec.max_queries} queries each, through the agent)"
+            },
+        )
         job = self._job_common(b)
         t0 = time.perf_counter()
         with device.open_session(job) as session:
-            res = run_blackbox(session.query, x[:n], y[:n], spec, pool_x=x[n : n + pool], pool_y=y[n : n + pool],
-                               indices=np.arange(n), seed=self.config.seed)
+            res = run_blackbox(
+                session.query,
+                x[:n],
+                y[:n],
+                spec,
+                pool_x=x[n : n + pool],
+                pool_y=y[n : n + pool],
+                indices=np.arange(n),
+                seed=self.config.seed,
+            )
             runtime = session.runtime
         out = res.summary()
-        out.update({"distances": [None if not np.isfinite(d) else float(d) for d in res.distances],
-                    "queries": res.queries.tolist(), "wall_s": time.perf_counter() - t0, "runtime": runtime,
-                    "artifact_sha256": b.manifest["artifact"]["sha256"]})
+        out.update(
+            {
+                "distances": [None if not np.isfinite(d) else float(d) for d in res.distances],
+                "queries": res.queries.tolist(),
+                "wall_s": time.perf_counter() - t0,
+                "runtime": runtime,
+                "artifact_sha256": b.manifest["artifact"]["sha256"],
+            }
+        )
         with self._lock:
             self.store.save(name, device.name, "blackbox", out)
             self._write_results()

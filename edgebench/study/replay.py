@@ -20,8 +20,9 @@ def scatter_base_clean(sets: list, n_eval: int) -> np.ndarray:
     return out
 
 
-def replay_sets(artifact: Path, attacks_dir: Path, device_name: str = "local", threads: int | None = None,
-                clean: Path | None = None) -> list[dict]:
+def replay_sets(
+    artifact: Path, attacks_dir: Path, device_name: str = "local", threads: int | None = None, clean: Path | None = None
+) -> list[dict]:
     """Run every set in *attacks_dir* and the clean images through *artifact* on the device;
     return the robustness rows (see :func:`edgebench.robustness.metrics.robustness_rows`).
 
@@ -30,10 +31,9 @@ def replay_sets(artifact: Path, attacks_dir: Path, device_name: str = "local", t
     """
     from edgebench.devices.base import open_device
     from edgebench.devices.inventory import get_device
+    from edgebench.export.onnx import check_onnx
     from edgebench.robustness.metrics import robustness_rows
     from edgebench.robustness.store import load_folder
-
-    from edgebench.export.onnx import check_onnx
 
     check_onnx(artifact)  # missing or corrupt: one clear line before anything is sent to a device
     sets = load_folder(attacks_dir, inputs=False)
@@ -52,12 +52,26 @@ def replay_sets(artifact: Path, attacks_dir: Path, device_name: str = "local", t
     job_sets = [{"name": "clean", "path": str(clean), "key": "x"}]
     job_sets += [{"name": s.id, "path": str(Path(attacks_dir) / f"{s.id}.npz"), "key": "x"} for s in sets]
     with tempfile.TemporaryDirectory(prefix="edgebench-replay-") as tmp, open_device(get_device(device_name)) as device:
-        job = {"protocol": PROTOCOL, "kind": "predict", "backend": "onnxruntime", "artifact": str(artifact),
-               "options": {"threads": threads}, "sets": job_sets, "batch": 128, "result": str(Path(tmp) / "result.json")}
+        job = {
+            "protocol": PROTOCOL,
+            "kind": "predict",
+            "backend": "onnxruntime",
+            "artifact": str(artifact),
+            "options": {"threads": threads},
+            "sets": job_sets,
+            "batch": 128,
+            "result": str(Path(tmp) / "result.json"),
+        }
         result = device.run_job(job)
     preds = {k: np.asarray(v["predictions"]) for k, v in result["sets"].items()}
-    rows = robustness_rows(labels, scatter_base_clean(sets, len(labels)), {s.id: s.base_predictions for s in sets},
-                           preds["clean"], {s.id: preds[s.id] for s in sets}, sets)
+    rows = robustness_rows(
+        labels,
+        scatter_base_clean(sets, len(labels)),
+        {s.id: s.base_predictions for s in sets},
+        preds["clean"],
+        {s.id: preds[s.id] for s in sets},
+        sets,
+    )
     base_acc = {s.id: s.base_accuracy for s in sets}
     for r in rows:
         r["base_accuracy"] = base_acc[r["id"]]

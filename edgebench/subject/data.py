@@ -49,12 +49,16 @@ def _to_nchw01(x: np.ndarray, source: str) -> np.ndarray:
     elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
         x = x.transpose(0, 3, 1, 2)
     if x.ndim != 4:
-        raise EdgebenchError(f"{source}: expected images shaped (N, C, H, W), (N, H, W, C) or (N, H, W), found {x.shape}")
+        raise EdgebenchError(
+            f"{source}: expected images shaped (N, C, H, W), (N, H, W, C) or (N, H, W), found {x.shape}"
+        )
     x = x.astype(np.float32)
     if x.size and x.max() > 1.0 + 1e-6:
         x = x / 255.0
     if x.size and (x.min() < -1e-6 or x.max() > 1.0 + 1e-6):
-        raise EdgebenchError(f"{source}: expected pixel values in [0, 1] or [0, 255], found [{x.min():.3g}, {x.max():.3g}]")
+        raise EdgebenchError(
+            f"{source}: expected pixel values in [0, 1] or [0, 255], found [{x.min():.3g}, {x.max():.3g}]"
+        )
     return np.clip(x, 0.0, 1.0)
 
 
@@ -99,9 +103,15 @@ def _npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """CIFAR-10's python batches are pickles of dicts of numpy arrays; allow only that."""
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype"),
-               ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}  # protocol-2 bytes
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"),
+    }  # protocol-2 bytes
 
     def find_class(self, module: str, name: str):  # noqa: ANN201
         if (module, name) in self.ALLOWED:
@@ -159,8 +169,15 @@ def load_arrays(name: str, path: str | None = None, image_size: int = 224) -> tu
     raise EdgebenchError(f"unknown dataset '{name}': expected one of mnist, digits, npz, imagefolder, cifar10")
 
 
-def make_split(x: np.ndarray, y: np.ndarray, name: str, eval_count: int, calib_count: int, seed: int = 0,
-               train_count: int | None = None) -> Split:
+def make_split(
+    x: np.ndarray,
+    y: np.ndarray,
+    name: str,
+    eval_count: int,
+    calib_count: int,
+    seed: int = 0,
+    train_count: int | None = None,
+) -> Split:
     """Shuffle with *seed*, then take evaluation, calibration and training images, disjoint."""
     n = len(x)
     if len(y) != n:
@@ -176,8 +193,11 @@ def make_split(x: np.ndarray, y: np.ndarray, name: str, eval_count: int, calib_c
         tr = tr[:train_count]
     return Split(
         name=name,
-        x_train=x[tr], y_train=y[tr],
-        x_calib=x[ca], y_calib=y[ca],
-        x_eval=x[ev], y_eval=y[ev],
+        x_train=x[tr],
+        y_train=y[tr],
+        x_calib=x[ca],
+        y_calib=y[ca],
+        x_eval=x[ev],
+        y_eval=y[ev],
         num_classes=int(y.max()) + 1,
     )

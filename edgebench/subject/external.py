@@ -51,7 +51,9 @@ class ResolvedModel:
             "format": self.artifact_format,
             "random_weights": self.random_weights,
             "weights": self.weights,
-            "declared_shape": [d if isinstance(d, int) else str(d) for d in self.declared_shape] if self.declared_shape else None,
+            "declared_shape": [d if isinstance(d, int) else str(d) for d in self.declared_shape]
+            if self.declared_shape
+            else None,
             "size_bytes": self.size_bytes,
             "notes": list(self.notes),
         }
@@ -90,11 +92,15 @@ def resolve_model(
         inputs = graph_inputs(model)
         if len(inputs) != 1:
             raise EdgebenchError(f"{path}: expected a model with one input, found {[i[0] for i in inputs]}")
-        return ResolvedModel(spec, "onnx", path, "onnx", False, "from the file", inputs[0][1], size_bytes=path.stat().st_size)
+        return ResolvedModel(
+            spec, "onnx", path, "onnx", False, "from the file", inputs[0][1], size_bytes=path.stat().st_size
+        )
     return _resolve_torch_file(spec, path, backend, input_shape, cache)
 
 
-def _resolve_torch_file(spec: str, path: Path, backend: str, input_shape: tuple[int, ...] | None, cache: Path) -> ResolvedModel:
+def _resolve_torch_file(
+    spec: str, path: Path, backend: str, input_shape: tuple[int, ...] | None, cache: Path
+) -> ResolvedModel:
     from edgebench.backends.torch import detect_format
 
     fmt = detect_format(path)
@@ -117,33 +123,61 @@ def _resolve_torch_file(spec: str, path: Path, backend: str, input_shape: tuple[
         static_items = declared is not None and all(isinstance(d, int) for d in declared[1:])
         shape = input_shape or ((1, *declared[1:]) if static_items else None)  # a dynamic batch is fine
         if shape is None:
-            raise EdgebenchError(f"{path}: the exported program has dynamic input dimensions {declared}; expected --input-shape, found none")
-        out = cache / "onnx" / f"{path.stem}-{digest[:16]}-{_shape_tag(shape)}-torch{torch.__version__.split('+')[0]}.onnx"
+            raise EdgebenchError(
+                f"{path}: the exported program has dynamic input dimensions {declared}; expected --input-shape, found none"
+            )
+        out = (
+            cache
+            / "onnx"
+            / f"{path.stem}-{digest[:16]}-{_shape_tag(shape)}-torch{torch.__version__.split('+')[0]}.onnx"
+        )
         if not out.is_file():
             _export_ep(ep, shape, out)
-        return ResolvedModel(spec, fmt, out, "onnx", False, "from the file", _onnx_shape(out), size_bytes=out.stat().st_size,
-                             notes=(f"exported {path.name} to ONNX for {backend}: {out}",))
+        return ResolvedModel(
+            spec,
+            fmt,
+            out,
+            "onnx",
+            False,
+            "from the file",
+            _onnx_shape(out),
+            size_bytes=out.stat().st_size,
+            notes=(f"exported {path.name} to ONNX for {backend}: {out}",),
+        )
     if input_shape is None:
         raise EdgebenchError(
             f"{path}: a TorchScript file stores no input shape; expected --input-shape (e.g. 1x3x224x224), found none"
         )
     import torch
 
-    out = cache / "onnx" / f"{path.stem}-{digest[:16]}-{_shape_tag(input_shape)}-torch{torch.__version__.split('+')[0]}.onnx"
+    out = (
+        cache
+        / "onnx"
+        / f"{path.stem}-{digest[:16]}-{_shape_tag(input_shape)}-torch{torch.__version__.split('+')[0]}.onnx"
+    )
     if not out.is_file():
         from edgebench.backends.torch import load_module
 
         module, _, _ = load_module(path)
         _export_module(module, input_shape, out, path)
-    return ResolvedModel(spec, fmt, out, "onnx", False, "from the file", _onnx_shape(out), size_bytes=out.stat().st_size,
-                         notes=(f"exported {path.name} to ONNX for {backend}: {out}",))
+    return ResolvedModel(
+        spec,
+        fmt,
+        out,
+        "onnx",
+        False,
+        "from the file",
+        _onnx_shape(out),
+        size_bytes=out.stat().st_size,
+        notes=(f"exported {path.name} to ONNX for {backend}: {out}",),
+    )
 
 
 def _resolve_torchvision(spec: str, backend: str, input_shape: tuple[int, ...] | None, cache: Path) -> ResolvedModel:
     import torch
     import torchvision
 
-    arch = spec[len(TORCHVISION_PREFIX):]
+    arch = spec[len(TORCHVISION_PREFIX) :]
     names = torchvision.models.list_models(module=torchvision.models)
     if arch not in names:
         import difflib
@@ -176,16 +210,38 @@ def _resolve_torchvision(spec: str, backend: str, input_shape: tuple[int, ...] |
                 try:
                     traced = torch.jit.trace(module, example)
                 except Exception as exc:  # noqa: BLE001 - wrong rank / channels for this network
-                    raise EdgebenchError(f"torchvision:{arch} does not run on an input of shape {shape}: {first_line(exc)}") from None
+                    raise EdgebenchError(
+                        f"torchvision:{arch} does not run on an input of shape {shape}: {first_line(exc)}"
+                    ) from None
                 traced.save(str(tmp))
             tmp.replace(out)
-        return ResolvedModel(spec, "torchvision", out, "torchscript", True, weights, None, shape, out.stat().st_size,
-                             notes=(f"traced to TorchScript: {out}",))
+        return ResolvedModel(
+            spec,
+            "torchvision",
+            out,
+            "torchscript",
+            True,
+            weights,
+            None,
+            shape,
+            out.stat().st_size,
+            notes=(f"traced to TorchScript: {out}",),
+        )
     out = cache / "onnx" / f"{tag}-opset17.onnx"
     if not out.is_file():
         _export_module(build(), shape, out, spec)
-    return ResolvedModel(spec, "torchvision", out, "onnx", True, weights, _onnx_shape(out), shape, out.stat().st_size,
-                         notes=(f"exported to ONNX: {out}",))
+    return ResolvedModel(
+        spec,
+        "torchvision",
+        out,
+        "onnx",
+        True,
+        weights,
+        _onnx_shape(out),
+        shape,
+        out.stat().st_size,
+        notes=(f"exported to ONNX: {out}",),
+    )
 
 
 def _export_module(module: Any, shape: tuple[int, ...], out: Path, what: Any) -> None:
@@ -226,8 +282,16 @@ def _export_ep(ep: Any, shape: tuple[int, ...], out: Path) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(ep, (example,), str(tmp), dynamo=True, input_names=["input"],
-                              output_names=["logits"], external_data=False, verbose=False)
+            torch.onnx.export(
+                ep,
+                (example,),
+                str(tmp),
+                dynamo=True,
+                input_names=["input"],
+                output_names=["logits"],
+                external_data=False,
+                verbose=False,
+            )
     except Exception as exc:  # noqa: BLE001
         raise EdgebenchError(f"could not export the exported program to ONNX: {first_line(exc)}") from None
     tmp.replace(out)

@@ -22,17 +22,33 @@ class Normalize(nn.Module):
 class LeNet5(nn.Module):
     """LeNet-5 style: two conv+pool stages, three fully connected layers."""
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28,
-                 mean: tuple[float, ...] = (0.1307,), std: tuple[float, ...] = (0.3081,)) -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        image_size: int = 28,
+        mean: tuple[float, ...] = (0.1307,),
+        std: tuple[float, ...] = (0.3081,),
+    ) -> None:
         super().__init__()
         self.normalize = Normalize(mean, std)
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 16, 5, padding=2), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 5), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(in_channels, 16, 5, padding=2),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 5),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
         )
         side = ((image_size // 2) - 4) // 2
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(32 * side * side, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(32 * side * side, 120),
+            nn.ReLU(),
+            nn.Linear(120, 84),
+            nn.ReLU(),
             nn.Linear(84, num_classes),
         )
 
@@ -59,11 +75,19 @@ class BasicBlock(nn.Module):
 class SmallResNet(nn.Module):
     """A ResNet-8 (three stages of one basic block: 16, 32, 64 channels), CIFAR-style stem."""
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 10, widths: tuple[int, int, int] = (16, 32, 64),
-                 mean: tuple[float, ...] = (0.1307,), std: tuple[float, ...] = (0.3081,)) -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        widths: tuple[int, int, int] = (16, 32, 64),
+        mean: tuple[float, ...] = (0.1307,),
+        std: tuple[float, ...] = (0.3081,),
+    ) -> None:
         super().__init__()
         self.normalize = Normalize(mean, std)
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU())
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU()
+        )
         self.layer1 = BasicBlock(widths[0], widths[0], 1)
         self.layer2 = BasicBlock(widths[0], widths[1], 2)
         self.layer3 = BasicBlock(widths[1], widths[2], 2)
@@ -78,8 +102,14 @@ class SmallResNet(nn.Module):
 ARCHITECTURES = {"lenet5": LeNet5, "resnet8": SmallResNet}
 
 
-def build(arch: str, in_channels: int, num_classes: int, image_size: int,
-          mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None) -> nn.Module:
+def build(
+    arch: str,
+    in_channels: int,
+    num_classes: int,
+    image_size: int,
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
+) -> nn.Module:
     """A fresh built-in model sized for the data."""
     from edgebench.errors import EdgebenchError
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -12,8 +12,16 @@ from torch import nn
 log = logging.getLogger(__name__)
 
 
-def train(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int = 3, lr: float = 2e-3,
-          batch_size: int = 64, seed: int = 0, on_epoch: Callable[[int, float], None] | None = None) -> nn.Module:
+def train(
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    epochs: int = 3,
+    lr: float = 2e-3,
+    batch_size: int = 64,
+    seed: int = 0,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> nn.Module:
     """Adam with a cosine schedule over *epochs* on (x, y); returns the model in eval mode."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -45,5 +53,7 @@ def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 5
     correct = 0
     with torch.inference_mode():
         for i in range(0, len(x), batch_size):
-            correct += int((model(torch.from_numpy(x[i : i + batch_size])).argmax(1).numpy() == y[i : i + batch_size]).sum())
+            correct += int(
+                (model(torch.from_numpy(x[i : i + batch_size])).argmax(1).numpy() == y[i : i + batch_size]).sum()
+            )
     return correct / max(len(x), 1)

@@ -20,8 +20,15 @@ FAST = {"warmup_iters": 2, "warmup_s": 0.0, "iterations": 15, "min_duration_s": 
 def test_profile_job_measures_latency_memory_and_environment(tiny_onnx: Path, digits_npz: Path) -> None:
     events: list[dict] = []
     result = LocalDevice(builtin_local()).run_job(
-        {"kind": "profile", "artifact": str(tiny_onnx), "inputs": str(digits_npz), "batches": [1, 4],
-         "modes": ["end_to_end", "compute"], "budget": FAST, "options": {"threads": 1, "profile_ops": True}},
+        {
+            "kind": "profile",
+            "artifact": str(tiny_onnx),
+            "inputs": str(digits_npz),
+            "batches": [1, 4],
+            "modes": ["end_to_end", "compute"],
+            "budget": FAST,
+            "options": {"threads": 1, "profile_ops": True},
+        },
         on_progress=events.append,
     )
     assert result["ok"] and result["kind"] == "profile"
@@ -40,13 +47,20 @@ def test_profile_job_measures_latency_memory_and_environment(tiny_onnx: Path, di
     assert sum(o["share"] for o in ops) <= 1.0 + 1e-9
 
 
-def test_predict_job_returns_predictions_and_logits(tiny_onnx: Path, tiny_model, digits_npz: Path, tmp_path: Path) -> None:
+def test_predict_job_returns_predictions_and_logits(
+    tiny_onnx: Path, tiny_model, digits_npz: Path, tmp_path: Path
+) -> None:
     import torch
 
     logits_path = tmp_path / "logits.npz"
     result = LocalDevice(builtin_local()).run_job(
-        {"kind": "predict", "artifact": str(tiny_onnx), "sets": [{"name": "clean", "path": str(digits_npz)}],
-         "batch": 50, "logits": str(logits_path)}
+        {
+            "kind": "predict",
+            "artifact": str(tiny_onnx),
+            "sets": [{"name": "clean", "path": str(digits_npz)}],
+            "batch": 50,
+            "logits": str(logits_path),
+        }
     )
     with np.load(digits_npz) as d:
         x, y = d["x"], d["y"]
@@ -63,7 +77,8 @@ def test_predict_job_returns_predictions_and_logits(tiny_onnx: Path, tiny_model,
 def test_missing_model_is_a_user_error(digits_npz: Path, tmp_path: Path) -> None:
     with pytest.raises(EdgebenchError, match="ONNX model not found: expected a file at"):
         LocalDevice(builtin_local()).run_job(
-            {"kind": "profile", "artifact": str(tmp_path / "nope.onnx"), "inputs": str(digits_npz), "budget": FAST})
+            {"kind": "profile", "artifact": str(tmp_path / "nope.onnx"), "inputs": str(digits_npz), "budget": FAST}
+        )
 
 
 def test_corrupt_model_is_a_user_error(digits_npz: Path, tmp_path: Path) -> None:
@@ -71,28 +86,47 @@ def test_corrupt_model_is_a_user_error(digits_npz: Path, tmp_path: Path) -> None
     bad.write_bytes(b"this is not protobuf" * 10)
     with pytest.raises(EdgebenchError, match="onnxruntime could not load"):
         LocalDevice(builtin_local()).run_job(
-            {"kind": "profile", "artifact": str(bad), "inputs": str(digits_npz), "budget": FAST})
+            {"kind": "profile", "artifact": str(bad), "inputs": str(digits_npz), "budget": FAST}
+        )
 
 
 def test_wrong_shape_data_is_a_user_error(tiny_onnx: Path, tmp_path: Path) -> None:
     data = tmp_path / "wrong.npz"
     np.savez(data, x=np.random.rand(4, 1, 28, 28).astype(np.float32))
-    with pytest.raises(EdgebenchError, match=r"model expects shape \(\?, 1, 8, 8\), data has per-item shape \(1, 28, 28\)"):
+    with pytest.raises(
+        EdgebenchError, match=r"model expects shape \(\?, 1, 8, 8\), data has per-item shape \(1, 28, 28\)"
+    ):
         LocalDevice(builtin_local()).run_job(
-            {"kind": "profile", "artifact": str(tiny_onnx), "inputs": str(data), "budget": FAST})
+            {"kind": "profile", "artifact": str(tiny_onnx), "inputs": str(data), "budget": FAST}
+        )
 
 
 def test_unknown_backend_is_a_user_error(tiny_onnx: Path, digits_npz: Path) -> None:
     with pytest.raises(EdgebenchError, match="unknown backend 'nope'"):
         LocalDevice(builtin_local()).run_job(
-            {"kind": "profile", "backend": "nope", "artifact": str(tiny_onnx), "inputs": str(digits_npz), "budget": FAST})
+            {
+                "kind": "profile",
+                "backend": "nope",
+                "artifact": str(tiny_onnx),
+                "inputs": str(digits_npz),
+                "budget": FAST,
+            }
+        )
 
 
 def test_agent_cli_writes_result_atomically_and_exits_2_on_user_error(tmp_path: Path) -> None:
     job = tmp_path / "job.json"
     result = tmp_path / "result.json"
-    job.write_text(json.dumps({"kind": "predict", "artifact": str(tmp_path / "missing.onnx"),
-                               "sets": [{"name": "a", "path": str(tmp_path / "a.npz")}], "result": str(result)}))
+    job.write_text(
+        json.dumps(
+            {
+                "kind": "predict",
+                "artifact": str(tmp_path / "missing.onnx"),
+                "sets": [{"name": "a", "path": str(tmp_path / "a.npz")}],
+                "result": str(result),
+            }
+        )
+    )
     proc = subprocess.run([sys.executable, "-m", "edgebench.agent", str(job)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
@@ -104,12 +138,24 @@ def test_agent_cli_writes_result_atomically_and_exits_2_on_user_error(tmp_path: 
 def test_agent_imports_no_torch(tiny_onnx: Path, digits_npz: Path, tmp_path: Path) -> None:
     """The agent must run on a device with only numpy, psutil and the runtime."""
     job = tmp_path / "job.json"
-    job.write_text(json.dumps({"kind": "profile", "artifact": str(tiny_onnx), "inputs": str(digits_npz),
-                               "budget": FAST, "batches": [1], "result": str(tmp_path / "r.json")}))
-    code = ("import sys, runpy; sys.argv=['agent', %r]; "
-            "import edgebench.agent.__main__ as m; rc=m.main([%r]); "
-            "bad=[k for k in sys.modules if k.split('.')[0] in ('torch','foolbox','torch_pruning','matplotlib','typer','rich')]; "
-            "print(bad); sys.exit(rc)") % (str(job), str(job))
+    job.write_text(
+        json.dumps(
+            {
+                "kind": "profile",
+                "artifact": str(tiny_onnx),
+                "inputs": str(digits_npz),
+                "budget": FAST,
+                "batches": [1],
+                "result": str(tmp_path / "r.json"),
+            }
+        )
+    )
+    code = (
+        f"import sys, runpy; sys.argv=['agent', {str(job)!r}]; "
+        f"import edgebench.agent.__main__ as m; rc=m.main([{str(job)!r}]); "
+        "bad=[k for k in sys.modules if k.split('.')[0] in ('torch','foolbox','torch_pruning','matplotlib','typer','rich')]; "
+        "print(bad); sys.exit(rc)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"

@@ -34,8 +34,9 @@ def test_iterations_extend_to_the_minimum_duration() -> None:
 
 def test_max_iterations_caps_the_run() -> None:
     with NullBackend(None) as be:
-        res = be.time(_feeds(), TimingBudget(warmup_iters=0, warmup_s=0.0, iterations=5, min_duration_s=10.0,
-                                             max_iterations=50))
+        res = be.time(
+            _feeds(), TimingBudget(warmup_iters=0, warmup_s=0.0, iterations=5, min_duration_s=10.0, max_iterations=50)
+        )
     assert len(res.samples_ms) == 50
 
 

@@ -18,8 +18,11 @@ def test_op_profile_matches_the_model(small_onnx: Path, small_inputs: np.ndarray
     iterations = 12
     with OnnxRuntimeBackend(str(small_onnx), BackendOptions(threads=1, profile_ops=True)) as be:
         name = be.input_specs()[0].name
-        be.time([{name: small_inputs[:2]}], TimingBudget(warmup_iters=3, warmup_s=0.0, iterations=iterations,
-                                                        min_duration_s=0.0), mode="end_to_end")
+        be.time(
+            [{name: small_inputs[:2]}],
+            TimingBudget(warmup_iters=3, warmup_s=0.0, iterations=iterations, min_duration_s=0.0),
+            mode="end_to_end",
+        )
         ops = be.op_profile()
     assert ops, "profiling was on, yet no operator was reported"
     model_ops = set(onnx_stats(small_onnx).op_types)

@@ -14,8 +14,9 @@ from edgebench.backends.tensorrt import TrtBuildOptions, build_plan, engine_cach
 from edgebench.errors import EdgebenchError
 
 SHAPES = ((1, 3, 224, 224), (1, 3, 224, 224), (32, 3, 224, 224))
-BASE = dict(onnx_sha256="a" * 64, device_name="NVIDIA Jetson Orin Nano", trt_version="10.3.0", precision="fp16",
-            shapes=SHAPES)
+BASE = dict(
+    onnx_sha256="a" * 64, device_name="NVIDIA Jetson Orin Nano", trt_version="10.3.0", precision="fp16", shapes=SHAPES
+)
 
 
 def test_cache_key_changes_with_every_component() -> None:
@@ -117,13 +118,19 @@ def test_build_run_and_cache_an_engine(small_onnx: Path, small_net, tmp_path: Pa
     from edgebench.backends.tensorrt import TensorRTBackend
 
     x = np.random.default_rng(0).random((4, 3, 16, 16), dtype=np.float32)
-    opts = BackendOptions(device="cuda", precision="fp32",
-                          extra=(("batches", [1, 4]), ("engine_cache_dir", str(tmp_path)), ("input_shape", [1, 3, 16, 16])))
+    opts = BackendOptions(
+        device="cuda",
+        precision="fp32",
+        extra=(("batches", [1, 4]), ("engine_cache_dir", str(tmp_path)), ("input_shape", [1, 3, 16, 16])),
+    )
     with TensorRTBackend(str(small_onnx), opts) as be:
         assert be.engine_cached is False
         out = be.infer({be.input_specs()[0].name: x})[0]
-        res = be.time([{be.input_specs()[0].name: x}], TimingBudget(warmup_iters=5, iterations=20, min_duration_s=0.0),
-                      mode="compute")
+        res = be.time(
+            [{be.input_specs()[0].name: x}],
+            TimingBudget(warmup_iters=5, iterations=20, min_duration_s=0.0),
+            mode="compute",
+        )
     with torch.inference_mode():
         ref = small_net(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(out, ref, rtol=1e-3, atol=1e-3)

@@ -115,8 +115,11 @@ def test_cuda_compute_latency_matches_a_bare_cuda_event_loop(small_pt2: Path) ->
     x = np.random.default_rng(0).random((32, 3, 16, 16), dtype=np.float32)
     opts = BackendOptions(device="cuda")
     with TorchBackend(str(small_pt2), opts) as be:
-        ours = be.time([{"input": x}], TimingBudget(warmup_iters=50, warmup_s=0.2, iterations=300, min_duration_s=1.0),
-                       mode="compute").summary()["p50"]
+        ours = be.time(
+            [{"input": x}],
+            TimingBudget(warmup_iters=50, warmup_s=0.2, iterations=300, min_duration_s=1.0),
+            mode="compute",
+        ).summary()["p50"]
         xt = torch.from_numpy(x).cuda()
         times = []
         with torch.inference_mode():

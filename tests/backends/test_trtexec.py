@@ -86,4 +86,7 @@ def test_a_tensorrt10_log_as_a_whole(lines: list[str]) -> None:
 def test_noise_is_ignored() -> None:
     assert parse_line("[I] Loading ONNX file from path model.onnx") is None
     assert parse_line("") is None
-    assert parse_trtexec("nothing useful\n") == {"averages": [], "warnings": {"unstable_cv": None, "enqueue_bound": False}}
+    assert parse_trtexec("nothing useful\n") == {
+        "averages": [],
+        "warnings": {"unstable_cv": None, "enqueue_bound": False},
+    }

@@ -20,8 +20,9 @@ QUICK = ["--warmup", "1", "--iterations", "3", "--min-duration", "0", "--threads
 
 def edgebench(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="200")
-    return subprocess.run([sys.executable, "-m", "edgebench", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "edgebench", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
@@ -42,15 +43,21 @@ def net_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from edgebench.export.onnx import export_onnx
 
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                        nn.Linear(8, 10)).eval()
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)
+    ).eval()
     return export_onnx(net, tmp_path_factory.mktemp("m") / "net.onnx", (1, 3, 16, 16))
 
 
 def _graph_model(path: Path, dims: list, node: onnx.NodeProto, domains: list) -> Path:
     w = numpy_helper.from_array(np.random.default_rng(0).random((4, 3, 3, 3), dtype=np.float32), "w")
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("image", TensorProto.FLOAT, dims)],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [w],
+    )
     onnx.save(helper.make_model(graph, opset_imports=domains, ir_version=9), str(path))
     return path
 
@@ -62,7 +69,12 @@ def test_profile_onnx_json(net_onnx: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout)
     assert out["schema"] == "edgebench.profile/1" and out["backend"] == "onnxruntime" and out["precision"] == "fp32"
-    assert [(r["batch"], r["mode"]) for r in out["runs"]] == [(1, "end_to_end"), (1, "compute"), (2, "end_to_end"), (2, "compute")]
+    assert [(r["batch"], r["mode"]) for r in out["runs"]] == [
+        (1, "end_to_end"),
+        (1, "compute"),
+        (2, "end_to_end"),
+        (2, "compute"),
+    ]
     st = onnx_stats(net_onnx, (3, 16, 16))
     assert out["model"]["params"] == st.params and out["model"]["macs"] == st.macs
     assert out["model"]["random_weights"] is False
@@ -96,8 +108,18 @@ def test_torchvision_name_on_the_torch_backend_says_weights_are_random() -> None
     from edgebench.cli.profile import ProfileRequest, profile
 
     events: list[dict] = []
-    out = profile(ProfileRequest(model="torchvision:squeezenet1_1", backend="torch", input_shape=(1, 3, 64, 64),
-                                 threads=1, warmup=1, iterations=3, min_duration_s=0.0), events.append)
+    out = profile(
+        ProfileRequest(
+            model="torchvision:squeezenet1_1",
+            backend="torch",
+            input_shape=(1, 3, 64, 64),
+            threads=1,
+            warmup=1,
+            iterations=3,
+            min_duration_s=0.0,
+        ),
+        events.append,
+    )
     assert out["model"]["random_weights"] is True and out["model"]["format"] == "torchscript"
     assert any("weights are random" in n for n in out["notes"])
     assert out["environment"]["runtime"]["backend"] == "torch"
@@ -120,8 +142,9 @@ def test_torchscript_file_on_onnxruntime_is_exported_into_the_cache(tmp_path: Pa
         torch.jit.trace(net, torch.rand(1, 3, 8, 8)).save(str(path))
     from edgebench.cli.profile import ProfileRequest, profile
 
-    out = profile(ProfileRequest(model=str(path), input_shape=(1, 3, 8, 8), threads=1, warmup=1, iterations=3,
-                                 min_duration_s=0.0))
+    out = profile(
+        ProfileRequest(model=str(path), input_shape=(1, 3, 8, 8), threads=1, warmup=1, iterations=3, min_duration_s=0.0)
+    )
     artifact = Path(out["model"]["artifact"])
     assert artifact.suffix == ".onnx" and Path(os.environ["EDGEBENCH_CACHE_DIR"]) in artifact.parents
     assert out["model"]["kind"] == "torchscript" and out["model"]["format"] == "onnx"
@@ -136,8 +159,12 @@ def test_corrupt_model(tmp_path: Path) -> None:
 
 
 def test_dynamic_dims_without_a_shape(tmp_path: Path) -> None:
-    path = _graph_model(tmp_path / "dyn.onnx", ["N", 3, "H", "W"], helper.make_node("Conv", ["image", "w"], ["y"]),
-                        [helper.make_opsetid("", 17)])
+    path = _graph_model(
+        tmp_path / "dyn.onnx",
+        ["N", 3, "H", "W"],
+        helper.make_node("Conv", ["image", "w"], ["y"]),
+        [helper.make_opsetid("", 17)],
+    )
     assert_one_line_error(edgebench("profile", str(path), *QUICK), "'image'", "dynamic", "--input-shape")
     ok = edgebench("profile", str(path), "--input-shape", "1x3x12x12", "--json", *QUICK)
     assert ok.returncode == 0, ok.stderr[-2000:]
@@ -145,8 +172,12 @@ def test_dynamic_dims_without_a_shape(tmp_path: Path) -> None:
 
 
 def test_shape_that_does_not_match(net_onnx: Path) -> None:
-    assert_one_line_error(edgebench("profile", str(net_onnx), "--input-shape", "1x3x32x32", *QUICK),
-                          "'input'", "(batch, 3, 16, 16)", "1x3x32x32")
+    assert_one_line_error(
+        edgebench("profile", str(net_onnx), "--input-shape", "1x3x32x32", *QUICK),
+        "'input'",
+        "(batch, 3, 16, 16)",
+        "1x3x32x32",
+    )
 
 
 def test_data_that_does_not_match(net_onnx: Path, tmp_path: Path) -> None:
@@ -157,8 +188,12 @@ def test_data_that_does_not_match(net_onnx: Path, tmp_path: Path) -> None:
 
 def test_unsupported_operator(tmp_path: Path) -> None:
     node = helper.make_node("MysteryOp", ["image"], ["y"], domain="com.example.custom")
-    path = _graph_model(tmp_path / "custom.onnx", [1, 3, 8, 8], node,
-                        [helper.make_opsetid("", 17), helper.make_opsetid("com.example.custom", 1)])
+    path = _graph_model(
+        tmp_path / "custom.onnx",
+        [1, 3, 8, 8],
+        node,
+        [helper.make_opsetid("", 17), helper.make_opsetid("com.example.custom", 1)],
+    )
     assert_one_line_error(edgebench("profile", str(path), *QUICK), "custom.onnx", "MysteryOp")
 
 
@@ -181,7 +216,9 @@ def _in_process(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, st
         (["--device", "nowhere"], "nowhere"),
     ],
 )
-def test_option_combinations_are_checked_up_front(net_onnx: Path, capsys: pytest.CaptureFixture, args: list, needle: str) -> None:
+def test_option_combinations_are_checked_up_front(
+    net_onnx: Path, capsys: pytest.CaptureFixture, args: list, needle: str
+) -> None:
     code, _, err = _in_process(capsys, "profile", str(net_onnx), *args)
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
 
@@ -212,13 +249,25 @@ def test_exported_program_with_a_dynamic_batch_on_both_backends(tmp_path: Path) 
     from edgebench.cli.profile import ProfileRequest, profile
 
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)).eval()
-    ep = torch.export.export(net, (torch.rand(2, 3, 16, 16),), dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=64)},))
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)
+    ).eval()
+    ep = torch.export.export(
+        net, (torch.rand(2, 3, 16, 16),), dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=64)},)
+    )
     path = tmp_path / "dyn.pt2"
     torch.export.save(ep, str(path))
     for backend in ("torch", "onnxruntime"):  # no --input-shape: only the batch is dynamic
-        out = profile(ProfileRequest(model=str(path), backend=backend, batches=(1, 4), threads=1, warmup=1,
-                                     iterations=3, min_duration_s=0.0))
-        assert [(r["batch"], r["mode"]) for r in out["runs"]] == [(1, "end_to_end"), (1, "compute"), (4, "end_to_end"), (4, "compute")]
+        out = profile(
+            ProfileRequest(
+                model=str(path), backend=backend, batches=(1, 4), threads=1, warmup=1, iterations=3, min_duration_s=0.0
+            )
+        )
+        assert [(r["batch"], r["mode"]) for r in out["runs"]] == [
+            (1, "end_to_end"),
+            (1, "compute"),
+            (4, "end_to_end"),
+            (4, "compute"),
+        ]
         assert out["model"]["macs"] == 16 * 16 * 8 * 27 + 80  # conv + linear, per image
         assert out["model"]["format"] == ("exported_program" if backend == "torch" else "onnx")

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 
-
 def edgebench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgebench", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "edgebench", *args], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
 
 
 def _one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
@@ -38,8 +38,11 @@ def test_missing_study_file(tmp_path: Path) -> None:
 def test_invalid_study(tmp_path: Path) -> None:
     study = tmp_path / "s.yaml"
     study.write_text("profile: {batches: [one]}\n")
-    _one_line_error(edgebench("run", str(study), "--out", str(tmp_path / "out")), "profile.batches",
-                    "expected a non-empty list of positive integers")
+    _one_line_error(
+        edgebench("run", str(study), "--out", str(tmp_path / "out")),
+        "profile.batches",
+        "expected a non-empty list of positive integers",
+    )
 
 
 def test_unknown_device_fails_before_any_work(tmp_path: Path) -> None:
@@ -64,8 +67,9 @@ def test_replay_with_corrupt_artifact(tmp_path: Path) -> None:
 def test_export_with_a_checkpoint_that_is_not_a_model(tmp_path: Path) -> None:
     ckpt = tmp_path / "w.pt"
     ckpt.write_text("not a checkpoint")
-    _one_line_error(edgebench("export", "-o", str(tmp_path / "m.onnx"), "--checkpoint", str(ckpt)),
-                    "not a PyTorch checkpoint")
+    _one_line_error(
+        edgebench("export", "-o", str(tmp_path / "m.onnx"), "--checkpoint", str(ckpt)), "not a PyTorch checkpoint"
+    )
 
 
 def test_fail_on_exit_code_reaches_the_shell(tmp_path: Path) -> None:

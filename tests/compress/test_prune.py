@@ -62,7 +62,9 @@ def test_gap_cuts_other_channels_than_magnitude(trained_cnn, digits, example):
     conv = trained_cnn[1]
     kept = {}
     for c in ("l1", "gap"):
-        p = prune(trained_cnn, PruneSpec(ratio=0.5, criterion=c, finetune=NO_FT, gap_samples=128), example, _train(digits))
+        p = prune(
+            trained_cnn, PruneSpec(ratio=0.5, criterion=c, finetune=NO_FT, gap_samples=128), example, _train(digits)
+        )
         kept[c] = _kept_rows(conv.weight, p[1].weight)
         assert len(kept[c]) == 8
     assert kept["l1"] != kept["gap"]
@@ -136,7 +138,9 @@ def test_resnet18_shape_only():
     before, after = layer_widths(model), layer_widths(pruned)
     assert after["fc"] == 1000 and pruned.fc.out_features == 1000
     convs = [n for n in before if n != "fc"]
-    assert all(after[n] % 8 == 0 and after[n] == before[n] // 2 for n in convs), {n: (before[n], after[n]) for n in convs}
+    assert all(after[n] % 8 == 0 and after[n] == before[n] // 2 for n in convs), {
+        n: (before[n], after[n]) for n in convs
+    }
     assert pruned(example).shape == (1, 1000)
     assert count_params(pruned) < 0.3 * count_params(model)
 
@@ -157,7 +161,13 @@ def test_unstructured_zeroes_the_right_share(trained_cnn, digits, example):
 
 
 def test_unstructured_global_iterative_keeps_masks_through_finetune(trained_cnn, digits, example):
-    spec = PruneSpec(ratio=0.75, structured=False, global_pruning=True, iterative_steps=2, finetune=FinetuneSpec(epochs=1, lr=3e-3, batch_size=32))
+    spec = PruneSpec(
+        ratio=0.75,
+        structured=False,
+        global_pruning=True,
+        iterative_steps=2,
+        finetune=FinetuneSpec(epochs=1, lr=3e-3, batch_size=32),
+    )
     pruned = prune(trained_cnn, spec, example, _train(digits))
     ws = [pruned[i].weight.detach() for i in (1, 4, 8)]
     total = sum(w.numel() for w in ws)

@@ -10,8 +10,8 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from edgebench.compress.prune import PruneSpec, prune
 from edgebench.compress.finetune import FinetuneSpec
+from edgebench.compress.prune import PruneSpec, prune
 from edgebench.compress.quantize import (
     ArrayCalibrationReader,
     QuantSpec,
@@ -37,7 +37,11 @@ def _zero_points(path: Path) -> list[np.ndarray]:
     """Zero points of the activation QuantizeLinear nodes."""
     m = onnx.load(str(path))
     inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
-    return [inits[n.input[2]] for n in m.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[0] not in inits]
+    return [
+        inits[n.input[2]]
+        for n in m.graph.node
+        if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[0] not in inits
+    ]
 
 
 @pytest.mark.parametrize("calibration", ["minmax", "entropy", "percentile"])

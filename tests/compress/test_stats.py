@@ -12,12 +12,12 @@ from edgebench.errors import EdgebenchError
 
 def test_macs_plain_grouped_depthwise_linear():
     m = nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1),            # 16*8*8 outputs * 3*9   = 27648
+        nn.Conv2d(3, 16, 3, padding=1),  # 16*8*8 outputs * 3*9   = 27648
         nn.ReLU(),
         nn.Conv2d(16, 32, 3, padding=1, groups=4),  # 32*8*8 * (16/4)*9     = 73728
         nn.Conv2d(32, 32, 3, stride=2, padding=1, groups=32),  # 32*4*4 * 1*9 = 4608
         nn.Flatten(),
-        nn.Linear(32 * 4 * 4, 10),                  # 10 * 512              = 5120
+        nn.Linear(32 * 4 * 4, 10),  # 10 * 512              = 5120
     )
     assert count_macs(m, (1, 3, 8, 8)) == 27648 + 73728 + 4608 + 5120
     assert count_macs(m, (2, 3, 8, 8)) == 2 * (27648 + 73728 + 4608 + 5120)

@@ -9,14 +9,13 @@ when sshd is not installed.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import pytest
 
 from edgebench.devices.ssh.loopback import LoopbackSshd, sshd_missing_reason
-
 
 
 @pytest.fixture
@@ -75,8 +74,12 @@ def small_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(),
-        torch.nn.Flatten(), torch.nn.Linear(8 * 8 * 8, 10),
+        torch.nn.Conv2d(1, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8 * 8 * 8, 10),
     )
     return export_onnx(model, tmp_path_factory.mktemp("model") / "small.onnx", (1, 1, 8, 8))
 

@@ -23,9 +23,28 @@ def user_inventory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def add_loopback(server: LoopbackSshd, name: str, *extra: str) -> int:
     spec = server.spec()
-    return main(["devices", "add", name, "--host", "127.0.0.1", "--port", str(server.port), "--user", server.user,
-                 "--identity-file", str(server.user_key), "--known-hosts", str(spec.known_hosts),
-                 "--python", spec.python, "--workdir", spec.workdir, *extra])
+    return main(
+        [
+            "devices",
+            "add",
+            name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(server.port),
+            "--user",
+            server.user,
+            "--identity-file",
+            str(server.user_key),
+            "--known-hosts",
+            str(spec.known_hosts),
+            "--python",
+            spec.python,
+            "--workdir",
+            spec.workdir,
+            *extra,
+        ]
+    )
 
 
 def test_add_writes_the_user_inventory_and_list_shows_it(
@@ -80,9 +99,28 @@ def test_check_refuses_an_unknown_host_key_in_one_line(
 ) -> None:
     known = tmp_path / "empty_known_hosts"
     spec = sshd.spec()
-    assert main(["devices", "add", "fresh", "--host", "127.0.0.1", "--port", str(sshd.port), "--identity-file",
-                 str(sshd.user_key), "--known-hosts", str(known), "--python", spec.python,
-                 "--workdir", spec.workdir]) == 0
+    assert (
+        main(
+            [
+                "devices",
+                "add",
+                "fresh",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(sshd.port),
+                "--identity-file",
+                str(sshd.user_key),
+                "--known-hosts",
+                str(known),
+                "--python",
+                spec.python,
+                "--workdir",
+                spec.workdir,
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["devices", "check", "fresh"]) == 2
     err = capsys.readouterr().err.strip()
@@ -101,5 +139,7 @@ def test_check_reports_a_missing_runtime_as_a_problem(
     captured = capsys.readouterr()
     report = json.loads(captured.out)
     assert report["ok"] is False
-    assert any(p.startswith("runtime 'tensorrt' listed for this device is unavailable there") for p in report["problems"])
+    assert any(
+        p.startswith("runtime 'tensorrt' listed for this device is unavailable there") for p in report["problems"]
+    )
     assert captured.err.startswith("error: device 'trt' is not ready: runtime 'tensorrt'")

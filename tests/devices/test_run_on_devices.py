@@ -7,8 +7,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
@@ -21,18 +21,30 @@ STUDY = {
     "data": {"name": "mnist", "eval_count": 100, "calib_count": 32, "train_count": 400},
     "candidates": ["base", {"name": "int8", "quantize": {"preset": "ort-cpu", "calib_samples": 32}}],
     "attacks": {"samples": 16, "suite": [{"name": "fgsm", "eps_255": [16]}]},
-    "profile": {"batches": [1], "iterations": 10, "min_duration_s": 0.0, "warmup_iters": 1, "warmup_s": 0.0,
-                "threads": 1},
+    "profile": {
+        "batches": [1],
+        "iterations": 10,
+        "min_duration_s": 0.0,
+        "warmup_iters": 1,
+        "warmup_s": 0.0,
+        "threads": 1,
+    },
 }
 
 
 def _run(study: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgebench", "run", str(study), "--out", str(out), "--quiet", *extra],
-                          capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    return subprocess.run(
+        [sys.executable, "-m", "edgebench", "run", str(study), "--out", str(out), "--quiet", *extra],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ),
+    )
 
 
-def test_run_on_local_and_ssh_then_resume_after_the_link_died(make_sshd: Callable[..., LoopbackSshd],
-                                                               tmp_path: Path) -> None:
+def test_run_on_local_and_ssh_then_resume_after_the_link_died(
+    make_sshd: Callable[..., LoopbackSshd], tmp_path: Path
+) -> None:
     server = make_sshd("bench-board")
     add_device(server.spec(), replace=True)  # the user-level inventory (EDGEBENCH_INVENTORY, set by conftest)
     study = tmp_path / "study.yaml"

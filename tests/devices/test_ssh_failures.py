@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -18,9 +18,16 @@ from edgebench.devices.transport import TransportError
 
 def long_job(model: Path, inputs: Path, result: Path, seconds: float) -> dict:
     """A profile job that runs for a while (4 timed windows of *seconds*), with progress."""
-    return {"kind": "profile", "artifact": str(model), "inputs": str(inputs), "batches": [1, 2],
-            "modes": ["end_to_end", "compute"], "options": {"threads": 1}, "result": str(result),
-            "budget": {"warmup_iters": 1, "warmup_s": 0.0, "iterations": 5, "min_duration_s": seconds}}
+    return {
+        "kind": "profile",
+        "artifact": str(model),
+        "inputs": str(inputs),
+        "batches": [1, 2],
+        "modes": ["end_to_end", "compute"],
+        "options": {"threads": 1},
+        "result": str(result),
+        "budget": {"warmup_iters": 1, "warmup_s": 0.0, "iterations": 5, "min_duration_s": seconds},
+    }
 
 
 def test_connection_refused_is_reported_with_the_address(sshd: LoopbackSshd) -> None:
@@ -29,7 +36,7 @@ def test_connection_refused_is_reported_with_the_address(sshd: LoopbackSshd) -> 
     with pytest.raises(TransportError) as info:
         dev.run_job({"kind": "env"})
     msg = str(info.value)
-    assert f"device 'gone' (" in msg and f"127.0.0.1:{port}" in msg and "connection refused" in msg
+    assert "device 'gone' (" in msg and f"127.0.0.1:{port}" in msg and "connection refused" in msg
     assert "gave up after 2 attempts" in msg and dev.attempts_last_job == 2
 
 
@@ -75,8 +82,17 @@ def test_server_killed_mid_job_is_reported_then_a_rerun_after_restart_succeeds(
     server = make_sshd("flaky")
     dev = SshDevice(server.spec(retries=1, retry_backoff_s=0.1))
     done_file = tmp_path / "done.json"
-    dev.run_job({"kind": "profile", "artifact": str(small_onnx), "inputs": str(digits_inputs), "batches": [1],
-                 "modes": ["compute"], "budget": fast_budget, "result": str(done_file)})
+    dev.run_job(
+        {
+            "kind": "profile",
+            "artifact": str(small_onnx),
+            "inputs": str(digits_inputs),
+            "batches": [1],
+            "modes": ["compute"],
+            "budget": fast_budget,
+            "result": str(done_file),
+        }
+    )
     done_bytes = done_file.read_bytes()
 
     started = threading.Event()
@@ -120,7 +136,10 @@ def test_a_dropped_link_is_retried_and_the_job_completes(
 
 @pytest.mark.slow
 def test_an_agent_left_running_by_a_dropped_link_is_stopped_before_the_retry(
-    make_sshd: Callable[..., LoopbackSshd], small_onnx: Path, digits_inputs: Path, tmp_path: Path,
+    make_sshd: Callable[..., LoopbackSshd],
+    small_onnx: Path,
+    digits_inputs: Path,
+    tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Only the SSH session processes die (as when the network drops); the agent lives on, and

@@ -3,8 +3,8 @@ a changed key always refused with a message naming host, port and known_hosts fi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 

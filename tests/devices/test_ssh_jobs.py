@@ -20,9 +20,18 @@ from edgebench.errors import EdgebenchError
 
 
 def profile_job(model: Path, inputs: Path, budget: dict, result: Path | None = None, **extra: object) -> dict:
-    job = {"protocol": 1, "kind": "profile", "artifact": str(model), "backend": "onnxruntime", "inputs": str(inputs),
-           "batches": [1, 4], "modes": ["end_to_end", "compute"], "budget": budget, "options": {"threads": 1},
-           "telemetry": "auto"}
+    job = {
+        "protocol": 1,
+        "kind": "profile",
+        "artifact": str(model),
+        "backend": "onnxruntime",
+        "inputs": str(inputs),
+        "batches": [1, 4],
+        "modes": ["end_to_end", "compute"],
+        "budget": budget,
+        "options": {"threads": 1},
+        "telemetry": "auto",
+    }
     if result is not None:
         job["result"] = str(result)
     job.update(extra)
@@ -70,9 +79,15 @@ def test_predict_over_ssh_pulls_logits_identical_to_the_local_device(
     sshd: LoopbackSshd, small_onnx: Path, digits_inputs: Path, adversarial_like: Path, tmp_path: Path
 ) -> None:
     def job(out: Path) -> dict:
-        return {"kind": "predict", "artifact": str(small_onnx), "backend": "onnxruntime", "batch": 16,
-                "sets": [{"name": "clean", "path": str(digits_inputs)}, {"name": "shifted", "path": str(adversarial_like)}],
-                "logits": str(out / "logits.npz"), "result": str(out / "predict.json")}
+        return {
+            "kind": "predict",
+            "artifact": str(small_onnx),
+            "backend": "onnxruntime",
+            "batch": 16,
+            "sets": [{"name": "clean", "path": str(digits_inputs)}, {"name": "shifted", "path": str(adversarial_like)}],
+            "logits": str(out / "logits.npz"),
+            "result": str(out / "predict.json"),
+        }
 
     remote = SshDevice(sshd.spec()).run_job(job(tmp_path / "ssh"))
     local = LocalDevice(builtin_local()).run_job(job(tmp_path / "local"))
@@ -100,7 +115,9 @@ def test_agent_user_error_becomes_edgebench_error_naming_host_paths(
     assert written["ok"] is False
 
 
-def test_missing_host_file_is_reported_before_anything_runs(sshd: LoopbackSshd, fast_budget: dict, tmp_path: Path) -> None:
+def test_missing_host_file_is_reported_before_anything_runs(
+    sshd: LoopbackSshd, fast_budget: dict, tmp_path: Path
+) -> None:
     job = profile_job(tmp_path / "nope.onnx", tmp_path / "nope.npz", fast_budget)
     with pytest.raises(EdgebenchError, match=r"file to push not found: expected a file at .*nope"):
         SshDevice(sshd.spec()).run_job(job)
@@ -111,15 +128,28 @@ def test_remote_agent_is_the_zipapp_of_light_modules(sshd: LoopbackSshd) -> None
     assert build.sha256 == build_agent_zipapp().sha256  # deterministic: same sources, same version
     tops = {n.split("/")[1] for n in build.files if n.startswith("edgebench/") and n.count("/") > 1}
     assert tops == {"util", "measure", "backends", "agent", "devices"}
-    assert not any(n.startswith(("edgebench/cli", "edgebench/export", "edgebench/compress", "edgebench/robustness",
-                                 "edgebench/report", "edgebench/devices/ssh", "edgebench/devices/transport"))
-                   for n in build.files)
+    assert not any(
+        n.startswith(
+            (
+                "edgebench/cli",
+                "edgebench/export",
+                "edgebench/compress",
+                "edgebench/robustness",
+                "edgebench/report",
+                "edgebench/devices/ssh",
+                "edgebench/devices/transport",
+            )
+        )
+        for n in build.files
+    )
     assert all(any(n.startswith(f"edgebench/{p}/") for n in build.files) for p in LIGHT_PACKAGES)
     dev = SshDevice(sshd.spec())
     agent = dev.deployer.ensure_agent()
     assert agent.endswith(f"/agent/{build.version}/agent.pyz")
-    probe = ("import sys; sys.path.insert(0, sys.argv[1]); import edgebench.agent.jobs as j, "
-             "edgebench.devices.telemetry as t; print(j.__file__); print(t.__file__)")
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import edgebench.agent.jobs as j, "
+        "edgebench.devices.telemetry as t; print(j.__file__); print(t.__file__)"
+    )
     out = dev.transport.run([sshd.spec().python, "-c", probe, agent]).stdout.split()
     assert all(path.startswith(agent + "/edgebench/") for path in out)
     usage = dev.transport.run([sshd.spec().python, agent], check=False)
@@ -156,9 +186,14 @@ def test_two_devices_in_parallel_with_a_failing_one_reported_in_place(
     job = profile_job(small_onnx, digits_inputs, fast_budget, batches=[1], modes=["end_to_end"])
     events: list[dict] = []
     out = run_jobs_parallel(
-        [(a, dict(job, result=str(tmp_path / "a1.json"))), (b, dict(job, result=str(tmp_path / "b.json"))),
-         (dead, dict(job)), (a, dict(job, result=str(tmp_path / "a2.json")))],
-        max_concurrency=3, on_progress=events.append,
+        [
+            (a, dict(job, result=str(tmp_path / "a1.json"))),
+            (b, dict(job, result=str(tmp_path / "b.json"))),
+            (dead, dict(job)),
+            (a, dict(job, result=str(tmp_path / "a2.json"))),
+        ],
+        max_concurrency=3,
+        on_progress=events.append,
     )
     assert [type(r).__name__ for r in out] == ["dict", "dict", "TransportError", "dict"]
     assert [r["environment"]["device"] for r in (out[0], out[1], out[3])] == ["loopback", "loopback2", "loopback"]

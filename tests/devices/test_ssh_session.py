@@ -13,8 +13,9 @@ from edgebench.errors import EdgebenchError
 from edgebench.export.onnx import ort_logits
 
 
-def test_session_over_ssh_answers_like_a_local_session(sshd: LoopbackSshd, small_onnx: Path, digits_inputs: Path,
-                                                       tmp_path: Path) -> None:
+def test_session_over_ssh_answers_like_a_local_session(
+    sshd: LoopbackSshd, small_onnx: Path, digits_inputs: Path, tmp_path: Path
+) -> None:
     with np.load(digits_inputs) as d:
         x = d["x"][:5].astype(np.float32)
     with open_device(sshd.spec(workdir=str(tmp_path / "wd"))) as dev:

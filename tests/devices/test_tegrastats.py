@@ -58,8 +58,14 @@ def test_agx_orin_line_timestamp_gpcs_absent_sensors_and_rail_sum() -> None:
     assert set(r.temps_c) == {"CPU", "Tboard", "SOC2", "Tdiode", "SOC0", "tj", "SOC1"}
     assert r.temps_c["CPU"] == pytest.approx(44.562)
     # no VDD_IN on this board: total is the sum of the rails (the two NC rails are kept apart)
-    assert r.rails_mw == {"VDD_GPU_SOC": 2340.0, "VDD_CPU_CV": 390.0, "VIN_SYS_5V0": 4025.0, "NC": 0.0,
-                          "VDDQ_VDD2_1V8AO": 301.0, "NC#2": 0.0}
+    assert r.rails_mw == {
+        "VDD_GPU_SOC": 2340.0,
+        "VDD_CPU_CV": 390.0,
+        "VIN_SYS_5V0": 4025.0,
+        "NC": 0.0,
+        "VDDQ_VDD2_1V8AO": 301.0,
+        "NC#2": 0.0,
+    }
     assert r.power_total_mw == 2340 + 390 + 4025 + 301
     assert r.power_source == "sum of rails"
 
@@ -72,8 +78,9 @@ def test_orin_nano_line_lowercase_temps_off_engines_and_vdd_in() -> None:
     assert (r.emc_util_pct, r.emc_freq_mhz) == (4.0, 2133)
     assert r.gpu_util_pct == 0.0 and r.gpu_freq_mhz == (305,)  # GR3D_FREQ 0%@[305]
     assert r.engines["NVDEC"] == "off" and r.engines["NVJPG1"] == "off" and r.engines["APE"] == "200"
-    assert r.temps_c == pytest.approx({"cpu": 46.531, "soc2": 47.312, "soc0": 46.593, "gpu": 48.218,
-                                       "tj": 48.843, "soc1": 48.843})
+    assert r.temps_c == pytest.approx(
+        {"cpu": 46.531, "soc2": 47.312, "soc0": 46.593, "gpu": 48.218, "tj": 48.843, "soc1": 48.843}
+    )
     assert r.power_total_mw == 5704.0 and r.power_source == "VDD_IN"  # the input rail, not the sum
     assert r.rails[0].average_mw == 5704.0
 
@@ -180,9 +187,17 @@ def test_agent_profile_job_reports_power_and_energy_from_tegrastats(
     from edgebench.devices.inventory import builtin_local
     from edgebench.devices.local import LocalDevice
 
-    job = {"kind": "profile", "artifact": str(small_onnx), "inputs": str(digits_inputs), "batches": [1],
-           "modes": ["end_to_end"], "budget": dict(fast_budget, min_duration_s=0.5), "telemetry": "tegrastats",
-           "options": {"threads": 1}, "result": str(tmp_path / "r.json")}
+    job = {
+        "kind": "profile",
+        "artifact": str(small_onnx),
+        "inputs": str(digits_inputs),
+        "batches": [1],
+        "modes": ["end_to_end"],
+        "budget": dict(fast_budget, min_duration_s=0.5),
+        "telemetry": "tegrastats",
+        "options": {"threads": 1},
+        "result": str(tmp_path / "r.json"),
+    }
     result = LocalDevice(builtin_local()).run_job(job)
     tel = result["telemetry"]
     assert tel["source"] == "tegrastats" and tel["samples"] >= 1

@@ -35,7 +35,9 @@ def _conv_gemm_matmul(path: Path, dims: list) -> Path:
         helper.make_node("MatMul", ["y1", "w3"], ["y"]),
     ]
     graph = helper.make_graph(
-        nodes, "net", [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
+        nodes,
+        "net",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
         [_init("w1", (8, 3, 3, 3)), _init("b1", (8,)), _init("w2", (5, 8)), _init("b2", (5,)), _init("w3", (5, 4))],
     )
@@ -74,8 +76,14 @@ def test_matches_torch_flop_counter(tmp_path: Path) -> None:
     from edgebench.export.onnx import export_onnx
 
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, groups=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1, groups=4),
-                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10)).eval()
+    net = nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1, groups=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 16, 3, padding=1, groups=4),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 10),
+    ).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         path = export_onnx(net, tmp_path / "t.onnx", (1, 3, 20, 20))

@@ -19,9 +19,20 @@ from pathlib import Path
 from typing import Any
 
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-default-apps", "--disable-extensions", "--mute-audio", "--hide-scrollbars"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--mute-audio",
+    "--hide-scrollbars",
+]
 
 
 class WebSocket:
@@ -29,12 +40,14 @@ class WebSocket:
 
     def __init__(self, url: str, timeout: float = 30.0) -> None:
         assert url.startswith("ws://"), url
-        hostport, _, path = url[len("ws://"):].partition("/")
+        hostport, _, path = url[len("ws://") :].partition("/")
         host, _, port = hostport.partition(":")
         self.sock = socket.create_connection((host, int(port)), timeout=timeout)
         key = base64.b64encode(os.urandom(16)).decode()
-        request = (f"GET /{path} HTTP/1.1\r\nHost: {hostport}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        request = (
+            f"GET /{path} HTTP/1.1\r\nHost: {hostport}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
         self.sock.sendall(request.encode())
         head = b""
         while b"\r\n\r\n" not in head:
@@ -73,8 +86,9 @@ class WebSocket:
 
     def _send_control(self, opcode: int, payload: bytes = b"") -> None:
         mask = os.urandom(4)
-        self.sock.sendall(bytes([0x80 | opcode, 0x80 | len(payload)]) + mask
-                          + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+        self.sock.sendall(
+            bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        )
 
     def recv(self) -> str:
         message = bytearray()
@@ -115,14 +129,24 @@ class Browser:
         self.timeout = timeout
         self.profile = tempfile.TemporaryDirectory(prefix="edgebench-chromium-")
         self.proc = subprocess.Popen(
-            [CHROMIUM, *FLAGS, f"--user-data-dir={self.profile.name}", "--remote-debugging-port=0",
-             f"--window-size={width},{height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            [
+                CHROMIUM,
+                *FLAGS,
+                f"--user-data-dir={self.profile.name}",
+                "--remote-debugging-port=0",
+                f"--window-size={width},{height}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         port_file = Path(self.profile.name) / "DevToolsActivePort"
         deadline = time.monotonic() + timeout
         while not (port_file.is_file() and len(port_file.read_text().splitlines()) >= 2):
             if self.proc.poll() is not None:
-                raise RuntimeError(f"chromium exited {self.proc.returncode}: {self.proc.stderr.read().decode()[-2000:]}")
+                raise RuntimeError(
+                    f"chromium exited {self.proc.returncode}: {self.proc.stderr.read().decode()[-2000:]}"
+                )
             if time.monotonic() > deadline:
                 raise TimeoutError("chromium did not open its DevTools port")
             time.sleep(0.05)
@@ -134,16 +158,27 @@ class Browser:
         self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Runtime", "Log", "Page", "Network"):
             self.call(f"{domain}.enable", session=True)
-        self.call("Emulation.setDeviceMetricsOverride",
-                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=True)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            session=True,
+        )
 
     def _event(self, event: dict) -> None:
         """Record an event; dismiss JavaScript dialogs at once (an open alert() blocks the page)."""
         self.events.append(event)
         if event["method"] == "Page.javascriptDialogOpening":
             self._id += 1
-            self.ws.send(json.dumps({"id": self._id, "method": "Page.handleJavaScriptDialog",
-                                     "params": {"accept": True}, "sessionId": event.get("sessionId")}))
+            self.ws.send(
+                json.dumps(
+                    {
+                        "id": self._id,
+                        "method": "Page.handleJavaScriptDialog",
+                        "params": {"accept": True},
+                        "sessionId": event.get("sessionId"),
+                    }
+                )
+            )
 
     def call(self, method: str, params: dict | None = None, session: bool = False) -> dict:
         self._id += 1
@@ -184,8 +219,11 @@ class Browser:
         self.evaluate("new Promise(r => setTimeout(r, 300))", await_promise=True)
 
     def evaluate(self, expression: str, await_promise: bool = False) -> Any:
-        result = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True,
-                                                "awaitPromise": await_promise}, session=True)
+        result = self.call(
+            "Runtime.evaluate",
+            {"expression": expression, "returnByValue": True, "awaitPromise": await_promise},
+            session=True,
+        )
         if "exceptionDetails" in result:
             raise RuntimeError(f"evaluate failed: {result['exceptionDetails']}")
         return result["result"].get("value")
@@ -230,7 +268,7 @@ class Browser:
             self.proc.wait()
         self.profile.cleanup()
 
-    def __enter__(self) -> "Browser":
+    def __enter__(self) -> Browser:
         return self
 
     def __exit__(self, *exc: object) -> None:

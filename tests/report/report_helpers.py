@@ -9,7 +9,7 @@ from pathlib import Path
 DATA = Path(__file__).parent / "data"
 RESULTS = DATA / "results.json"
 EVIL_NAME = "pruned-50+int8<script>alert(1)</script>"
-EVIL_HOST = "ci-runner\"><img src=x onerror=alert(2)>"
+EVIL_HOST = 'ci-runner"><img src=x onerror=alert(2)>'
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 _cache: dict = {}
@@ -55,9 +55,15 @@ def html_cells(html: str) -> list[dict]:
             elif tag == "tr":
                 self.row = a.get("data-candidate")
             elif tag == "td":
-                self.cur = {"table": self.table, "candidate": self.row, "key": a.get("data-key"),
-                            "value": a.get("data-value"), "threshold": a.get("data-threshold"),
-                            "cls": a.get("class") or "", "text": ""}
+                self.cur = {
+                    "table": self.table,
+                    "candidate": self.row,
+                    "key": a.get("data-key"),
+                    "value": a.get("data-value"),
+                    "threshold": a.get("data-threshold"),
+                    "cls": a.get("class") or "",
+                    "text": "",
+                }
 
         def handle_endtag(self, tag):
             if tag == "td" and self.cur is not None:
@@ -75,8 +81,11 @@ def html_cells(html: str) -> list[dict]:
 
 
 def find_cell(cells: list[dict], table: str, candidate: str | None, key: str, nth: int = 0) -> dict:
-    hits = [c for c in cells if c["table"] == table and c["key"] == key
-            and (candidate is None or c["candidate"] == candidate)]
+    hits = [
+        c
+        for c in cells
+        if c["table"] == table and c["key"] == key and (candidate is None or c["candidate"] == candidate)
+    ]
     assert len(hits) > nth, f"no cell {key!r} for {candidate!r} in table {table!r}"
     return hits[nth]
 
@@ -88,11 +97,28 @@ def external_references(html: str) -> list[str]:
     import re
     from html.parser import HTMLParser
 
-    url_attrs = {"src", "href", "srcset", "action", "formaction", "poster", "data", "xlink:href", "background",
-                 "ping", "manifest", "cite", "longdesc", "codebase", "archive"}
+    url_attrs = {
+        "src",
+        "href",
+        "srcset",
+        "action",
+        "formaction",
+        "poster",
+        "data",
+        "xlink:href",
+        "background",
+        "ping",
+        "manifest",
+        "cite",
+        "longdesc",
+        "codebase",
+        "archive",
+    }
 
     def css_urls(css: str) -> list[str]:
-        return re.findall(r"""url\(\s*["']?([^"')]+)""", css, re.I) + re.findall(r"""@import\s+["']([^"']+)""", css, re.I)
+        return re.findall(r"""url\(\s*["']?([^"')]+)""", css, re.I) + re.findall(
+            r"""@import\s+["']([^"']+)""", css, re.I
+        )
 
     class Refs(HTMLParser):
         def __init__(self) -> None:

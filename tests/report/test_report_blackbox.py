@@ -10,9 +10,22 @@ from edgebench.report.markdown import render_markdown
 from edgebench.report.model import blackbox_table, build_report
 
 FIXTURE = Path(__file__).parent / "data" / "results.json"
-BB = {"attack": "hsj", "norm": "l2", "count": 8, "attacked": 7, "clean_accuracy": 0.875, "max_queries": 400,
-      "queries_total": 2950, "queries_mean": 360.125, "budget_exhausted": 7, "median_distance": 2.125,
-      "rows": [{"eps": 1.0, "accuracy": 0.75, "success_rate": 0.14}, {"eps": 3.0, "accuracy": 0.25, "success_rate": 0.71}]}
+BB = {
+    "attack": "hsj",
+    "norm": "l2",
+    "count": 8,
+    "attacked": 7,
+    "clean_accuracy": 0.875,
+    "max_queries": 400,
+    "queries_total": 2950,
+    "queries_mean": 360.125,
+    "budget_exhausted": 7,
+    "median_distance": 2.125,
+    "rows": [
+        {"eps": 1.0, "accuracy": 0.75, "success_rate": 0.14},
+        {"eps": 3.0, "accuracy": 0.25, "success_rate": 0.71},
+    ],
+}
 
 
 def test_blackbox_table_only_when_measured() -> None:

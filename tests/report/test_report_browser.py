@@ -20,8 +20,10 @@ from edgebench.report.render import load_results
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not os.access("/usr/bin/chromium", os.X_OK),
-                       reason="headless Chromium not installed at /usr/bin/chromium (apt-get install chromium)"),
+    pytest.mark.skipif(
+        not os.access("/usr/bin/chromium", os.X_OK),
+        reason="headless Chromium not installed at /usr/bin/chromium (apt-get install chromium)",
+    ),
 ]
 
 
@@ -47,9 +49,11 @@ def rendered(tmp_path_factory) -> dict:
             "dialogs": browser.dialogs(),
             "title": browser.evaluate("document.title"),
             "evil_text": browser.evaluate(
-                "Array.from(document.querySelectorAll('#t-verdict-local td[data-key=candidate]')).map(td => td.textContent)"),
+                "Array.from(document.querySelectorAll('#t-verdict-local td[data-key=candidate]')).map(td => td.textContent)"
+            ),
             "svg_sizes": browser.evaluate(
-                "Array.from(document.querySelectorAll('svg.plot')).map(s => [s.getBoundingClientRect().width, s.getBoundingClientRect().height])"),
+                "Array.from(document.querySelectorAll('svg.plot')).map(s => [s.getBoundingClientRect().width, s.getBoundingClientRect().height])"
+            ),
             "overflow": browser.evaluate("document.documentElement.scrollWidth > window.innerWidth + 1"),
             "screenshot": browser.screenshot(ARTIFACTS / "report.png"),
         }
@@ -63,8 +67,10 @@ def test_detector_sees_an_unescaped_script(tmp_path):
     page = tmp_path / "bad.html"
     page.write_text("<html><body><script>alert(1)</script></body></html>")
     csp = tmp_path / "csp.html"
-    csp.write_text("<html><head><meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'\">"
-                   "</head><body><script>alert(2)</script></body></html>")
+    csp.write_text(
+        '<html><head><meta http-equiv="Content-Security-Policy" content="default-src \'none\'">'
+        "</head><body><script>alert(2)</script></body></html>"
+    )
     with Browser(width=400, height=300) as browser:
         browser.open(page.as_uri())
         assert browser.dialogs() == ["1"]
@@ -108,9 +114,16 @@ def test_rendered_tables_show_results_numbers(rendered):
             checked += 1
         c = find_cell(cells, "t-accuracy-local", cand["name"], "clean_accuracy")
         assert json.loads(c["value"]) == e["clean_accuracy"]
-        accs = [x for x in cells if x["table"] == "t-robustness-local" and x["candidate"] == cand["name"]
-                and x["key"] == "robustness.accuracy"]
-        assert [json.loads(x["value"]) if x["value"] else None for x in accs] == [r["accuracy"] for r in e["robustness"]]
+        accs = [
+            x
+            for x in cells
+            if x["table"] == "t-robustness-local"
+            and x["candidate"] == cand["name"]
+            and x["key"] == "robustness.accuracy"
+        ]
+        assert [json.loads(x["value"]) if x["value"] else None for x in accs] == [
+            r["accuracy"] for r in e["robustness"]
+        ]
         checked += 1 + len(accs)
     assert checked >= 60
 

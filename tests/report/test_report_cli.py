@@ -90,7 +90,9 @@ def test_compare_finds_injected_regression(tmp_path: Path):
     data = json.loads(res.stdout)
     assert res.exit_code == 1 and data["regressed"]
     assert {(x["candidate"], x["metric"]) for x in data["rows"] if x["regressed"]} >= {
-        ("pruned-50", "latency_ms.p99"), ("base", "clean_accuracy")}
+        ("pruned-50", "latency_ms.p99"),
+        ("base", "clean_accuracy"),
+    }
 
 
 def test_compare_same_run_is_clean(run_dir: Path):

@@ -52,12 +52,17 @@ def test_accuracy_robustness_memory_throughput_regressions():
     entry(b, "int8")["throughput_ips"] *= 0.5
     diff = compare_results(a, b)
     regressed = {(r["candidate"], r["metric"]) for r in diff["rows"] if r["regressed"]}
-    assert regressed == {("pruned-50", "clean_accuracy"), ("pruned-50", "robust_accuracy[pgd-linf-8]"),
-                         ("int8", "peak_memory_mb"), ("int8", "throughput_ips")}
+    assert regressed == {
+        ("pruned-50", "clean_accuracy"),
+        ("pruned-50", "robust_accuracy[pgd-linf-8]"),
+        ("int8", "peak_memory_mb"),
+        ("int8", "throughput_ips"),
+    }
     assert rows_for(diff, "base", "clean_accuracy")["change"] == pytest.approx(-0.005)
     # pruned-50's accuracy drop (0.028) now fails its 0.02 budget: READY -> NOT READY.
-    assert diff["verdict_changes"] == [{"candidate": "pruned-50", "device": "local", "a": "READY",
-                                        "b": "NOT READY", "regressed": True}]
+    assert diff["verdict_changes"] == [
+        {"candidate": "pruned-50", "device": "local", "a": "READY", "b": "NOT READY", "regressed": True}
+    ]
     assert diff["regressions"] == 5
 
 
@@ -79,8 +84,9 @@ def test_verdict_improvement_and_candidates_only_in_one_run():
     rows["pgd-l2-1.0"]["accuracy"] = 0.6  # int8 becomes fully measured: UNMEASURED -> READY
     b["candidates"] = [c for c in b["candidates"] if c["name"] != EVIL_NAME]
     diff = compare_results(a, b)
-    assert diff["verdict_changes"] == [{"candidate": "int8", "device": "local", "a": "UNMEASURED", "b": "READY",
-                                        "regressed": False}]
+    assert diff["verdict_changes"] == [
+        {"candidate": "int8", "device": "local", "a": "UNMEASURED", "b": "READY", "regressed": False}
+    ]
     assert diff["only_in_a"] == [{"candidate": EVIL_NAME, "device": "local"}]
     assert not diff["regressed"]
 
@@ -90,9 +96,11 @@ def test_budget_change_is_flagged():
     b["budgets"]["max_p99_latency_ms"] = 0.1
     diff = compare_results(a, b)
     assert diff["budgets_changed"]
-    assert {(v["candidate"], v["b"]) for v in diff["verdict_changes"]} == {("base", "NOT READY"),
-                                                                          ("pruned-50", "NOT READY"),
-                                                                          ("int8", "NOT READY")}
+    assert {(v["candidate"], v["b"]) for v in diff["verdict_changes"]} == {
+        ("base", "NOT READY"),
+        ("pruned-50", "NOT READY"),
+        ("int8", "NOT READY"),
+    }
 
 
 def test_bad_tolerance():

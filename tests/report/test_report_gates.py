@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from report_helpers import EVIL_NAME, candidate, entry
 
 from edgebench.errors import EXIT_NOT_READY, EXIT_OK, EXIT_UNMEASURED, EdgebenchError
 from edgebench.report.gates import (
@@ -14,8 +15,6 @@ from edgebench.report.gates import (
     verdict_status,
     verdicts,
 )
-
-from report_helpers import EVIL_NAME, candidate, entry
 
 
 def gates_of(results: dict, name: str, device: str = "local") -> dict[str, dict]:
@@ -176,13 +175,16 @@ def test_budgets_fall_back_to_study(results):
     assert status_of(results, "base") == "NOT READY"  # p99 0.186 > 0.1
 
 
-@pytest.mark.parametrize("budgets, needle", [
-    ({"max_latency": 1.0}, "unknown budget 'max_latency'"),
-    ({"max_p99_latency_ms": -1}, "expected a number >= 0"),
-    ({"max_p99_latency_ms": "fast"}, "expected a number >= 0"),
-    ({"max_p99_latency_ms": True}, "expected a number >= 0"),
-    ([1, 2], "expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "budgets, needle",
+    [
+        ({"max_latency": 1.0}, "unknown budget 'max_latency'"),
+        ({"max_p99_latency_ms": -1}, "expected a number >= 0"),
+        ({"max_p99_latency_ms": "fast"}, "expected a number >= 0"),
+        ({"max_p99_latency_ms": True}, "expected a number >= 0"),
+        ([1, 2], "expected a mapping"),
+    ],
+)
 def test_bad_budgets_are_user_errors(results, budgets, needle):
     results["budgets"] = budgets
     with pytest.raises(EdgebenchError, match=needle.replace("(", r"\(")):

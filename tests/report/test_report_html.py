@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from report_helpers import EVIL_HOST, EVIL_NAME, candidate, entry, external_references, find_cell, html_cells
+from report_helpers import EVIL_HOST, candidate, entry, external_references, find_cell, html_cells
 
 from edgebench.report.gates import evaluate_verdicts
 from edgebench.report.html import Safe, render_html, tag
@@ -33,8 +33,10 @@ def test_self_contained(page):
 
 def test_external_reference_detector_is_not_blind():
     # The checker above must catch what it claims to (else test_self_contained proves nothing).
-    bad = ('<img src="https://x/y.png"><link rel=stylesheet href=//cdn/x.css>'
-           '<div style="background:url(http://e/x)"></div><style>@import "http://f/g.css";</style>')
+    bad = (
+        '<img src="https://x/y.png"><link rel=stylesheet href=//cdn/x.css>'
+        '<div style="background:url(http://e/x)"></div><style>@import "http://f/g.css";</style>'
+    )
     assert len(external_references(bad)) == 4
 
 
@@ -97,10 +99,18 @@ def test_robustness_rows_read_back(page):
     cells = html_cells(html)
     for cand in results["candidates"]:
         rows = cand["devices"]["local"]["robustness"]
-        accs = [c for c in cells if c["table"] == "t-robustness-local" and c["candidate"] == cand["name"]
-                and c["key"] == "robustness.accuracy"]
-        epss = [c for c in cells if c["table"] == "t-robustness-local" and c["candidate"] == cand["name"]
-                and c["key"] == "eps"]
+        accs = [
+            c
+            for c in cells
+            if c["table"] == "t-robustness-local"
+            and c["candidate"] == cand["name"]
+            and c["key"] == "robustness.accuracy"
+        ]
+        epss = [
+            c
+            for c in cells
+            if c["table"] == "t-robustness-local" and c["candidate"] == cand["name"] and c["key"] == "eps"
+        ]
         assert len(accs) == len(rows)
         for row, acc, eps in zip(rows, accs, epss):
             assert (json.loads(acc["value"]) if acc["value"] else None) == row["accuracy"]

@@ -26,10 +26,21 @@ def row_of(md_text: str, heading: str, first_cell: str, nth: int = 0) -> list[st
 
 def test_sections(md):
     _, text = md
-    for heading in ("## Verdicts", "### Verdict on local", "### Candidates and artifacts", "### Latency, batch 1 (ms)",
-                    "### Throughput and batch sweep", "### Memory (MB) and power", "### Clean accuracy and fidelity",
-                    "### Robustness to adversarial inputs", "### Top 5 operators by time", "### Roofline estimate",
-                    "### Versions", "### Host (compress, export, attack)", "### Adversarial sets"):
+    for heading in (
+        "## Verdicts",
+        "### Verdict on local",
+        "### Candidates and artifacts",
+        "### Latency, batch 1 (ms)",
+        "### Throughput and batch sweep",
+        "### Memory (MB) and power",
+        "### Clean accuracy and fidelity",
+        "### Robustness to adversarial inputs",
+        "### Top 5 operators by time",
+        "### Roofline estimate",
+        "### Versions",
+        "### Host (compress, export, attack)",
+        "### Adversarial sets",
+    ):
         assert heading in text, heading
 
 
@@ -98,8 +109,10 @@ def test_escaping(md):
     assert md_escape("a|b`c\nd") == "a\\|b\\`c d"
 
 
-@pytest.mark.parametrize("norm, eps, shown", [("linf", 8 / 255, "8/255"), ("linf", 0.5 / 255, "0.5/255"),
-                                              ("l2", 1.0, "1"), ("linf", None, "unmeasured")])
+@pytest.mark.parametrize(
+    "norm, eps, shown",
+    [("linf", 8 / 255, "8/255"), ("linf", 0.5 / 255, "0.5/255"), ("l2", 1.0, "1"), ("linf", None, "unmeasured")],
+)
 def test_eps_format(norm, eps, shown):
     assert fmt.eps(norm, eps) == shown
 

@@ -40,16 +40,19 @@ def test_verdicts_follow_the_budgets_in_results(run_dir: Path, results):
     results["budgets"]["max_robustness_drop"] = 0.2
     write_run(run_dir, results)
     md, _ = render_report(run_dir)
-    line = next(l for l in md.read_text().splitlines() if l.startswith("| pruned-50+int8&lt;script"))
+    line = next(ln for ln in md.read_text().splitlines() if ln.startswith("| pruned-50+int8&lt;script"))
     assert "✅ READY" in line
 
 
-@pytest.mark.parametrize("content, needle", [
-    (None, "run not found"),
-    ("{not json", "is not valid JSON"),
-    ("[1]", "expected a JSON object"),
-    ('{"schema": "other/9"}', "expected schema 'edgebench.results/1', found 'other/9'"),
-])
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        (None, "run not found"),
+        ("{not json", "is not valid JSON"),
+        ("[1]", "expected a JSON object"),
+        ('{"schema": "other/9"}', "expected schema 'edgebench.results/1', found 'other/9'"),
+    ],
+)
 def test_bad_input(tmp_path: Path, content, needle):
     target = tmp_path / "r"
     if content is not None:
@@ -65,8 +68,10 @@ def test_results_file_path_accepted(run_dir: Path):
 
 
 def test_import_is_light():
-    code = ("import sys, edgebench.report, edgebench.report.gates, edgebench.report.compare, edgebench.cli.report;"
-            "heavy = [m for m in ('matplotlib', 'torch', 'onnxruntime', 'foolbox') if m in sys.modules];"
-            "print(heavy)")
+    code = (
+        "import sys, edgebench.report, edgebench.report.gates, edgebench.report.compare, edgebench.cli.report;"
+        "heavy = [m for m in ('matplotlib', 'torch', 'onnxruntime', 'foolbox') if m in sys.modules];"
+        "print(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out.strip().replace("'", '"')) == []

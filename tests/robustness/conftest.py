@@ -27,8 +27,11 @@ def build_digits_cnn():
             self.register_buffer("mean", torch.tensor(0.3))
             self.register_buffer("std", torch.tensor(0.4))
             self.features = nn.Sequential(
-                nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
-                nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Conv2d(1, 16, 3, padding=1),
+                nn.ReLU(),
+                nn.Conv2d(16, 32, 3, padding=1),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
             )
             self.head = nn.Linear(32 * 4 * 4, 10)
 

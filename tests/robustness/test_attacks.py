@@ -54,7 +54,9 @@ def test_parameter_that_does_not_apply_and_bad_values():
 def test_l2_epsilon_may_exceed_one_but_not_the_input_diameter(digits_model, eval_batch):
     x, y = eval_batch
     AttackSpec("pgd", "l2", (2.0,))  # fine: sqrt(64) = 8 for 8x8 inputs
-    with pytest.raises(EdgebenchError, match=r"exceeds the largest l2 distance possible for inputs of 64 values.*\(8\)"):
+    with pytest.raises(
+        EdgebenchError, match=r"exceeds the largest l2 distance possible for inputs of 64 values.*\(8\)"
+    ):
         craft(digits_model, x[:4], y[:4], AttackSpec("pgd", "l2", (9.0,), steps=1))
 
 
@@ -67,7 +69,13 @@ def test_parse_eps_255_defaults_and_errors():
         ]
     )
     assert specs[0].epsilons == (2 / 255, 8 / 255)
-    assert [s for sp in specs for s in sp.set_ids()] == ["pgd-linf-2", "pgd-linf-8", "pgd-l2-0.5", "pgd-l2-1", "cw-l2-min"]
+    assert [s for sp in specs for s in sp.set_ids()] == [
+        "pgd-linf-2",
+        "pgd-linf-8",
+        "pgd-l2-0.5",
+        "pgd-l2-1",
+        "cw-l2-min",
+    ]
     assert specs[2].params() == {"steps": 100, "binary_search_steps": 5}
     assert parse_attack_specs(None) == parse_attack_specs([]) == default_attack_specs()
     with pytest.raises(EdgebenchError, match="eps_255 is for Linf attacks only"):
@@ -113,11 +121,15 @@ def test_clean_model_is_accurate(digits_model, eval_batch):
     assert s.base_clean_accuracy > 0.9
 
 
-@pytest.mark.parametrize("spec", [
-    AttackSpec("fgsm", "linf", LINF),
-    AttackSpec("pgd", "linf", LINF, steps=5),
-    AttackSpec("pgd", "l2", (0.25, 1.0, 2.0), steps=5),
-], ids=lambda s: f"{s.name}-{s.norm}")
+@pytest.mark.parametrize(
+    "spec",
+    [
+        AttackSpec("fgsm", "linf", LINF),
+        AttackSpec("pgd", "linf", LINF, steps=5),
+        AttackSpec("pgd", "l2", (0.25, 1.0, 2.0), steps=5),
+    ],
+    ids=lambda s: f"{s.name}-{s.norm}",
+)
 def test_fixed_epsilon_accuracy_falls_with_epsilon(digits_model, eval_batch, spec):
     x, y = eval_batch
     sets = craft(digits_model, x, y, spec, batch_size=32)
@@ -150,13 +162,17 @@ def test_pgd_beats_fgsm_and_is_deterministic(digits_model, eval_batch):
     assert not np.array_equal(pgd_a.x_adv, pgd_c.x_adv)  # the random start follows the seed
 
 
-@pytest.mark.parametrize("spec", [
-    AttackSpec("cw", "l2", (0.5, 1.0), steps=30, binary_search_steps=3),
-    AttackSpec("fmn", "l2", (0.5, 1.0), steps=20),
-    AttackSpec("fmn", "linf", (0.1,), steps=20),
-    AttackSpec("deepfool", "l2", (0.5, 1.0), steps=20),
-    AttackSpec("deepfool", "linf", (0.1,), steps=20),
-], ids=lambda s: f"{s.name}-{s.norm}")
+@pytest.mark.parametrize(
+    "spec",
+    [
+        AttackSpec("cw", "l2", (0.5, 1.0), steps=30, binary_search_steps=3),
+        AttackSpec("fmn", "l2", (0.5, 1.0), steps=20),
+        AttackSpec("fmn", "linf", (0.1,), steps=20),
+        AttackSpec("deepfool", "l2", (0.5, 1.0), steps=20),
+        AttackSpec("deepfool", "linf", (0.1,), steps=20),
+    ],
+    ids=lambda s: f"{s.name}-{s.norm}",
+)
 def test_minimal_attacks_produce_distances(digits_model, eval_batch, spec):
     x, y = eval_batch
     x, y = x[:24], y[:24]

@@ -85,8 +85,14 @@ def test_explicit_pool_and_boundary(engine, digits, eval_batch):
     x, y = eval_batch
     _, _, x_te, y_te = digits
     q = CountingEngine(engine)
-    r = run_blackbox(q, x[:6], y[:6], BlackBoxSpec("boundary", max_queries=60, batch_size=6),
-                     pool_x=x_te[100:140], pool_y=y_te[100:140])
+    r = run_blackbox(
+        q,
+        x[:6],
+        y[:6],
+        BlackBoxSpec("boundary", max_queries=60, batch_size=6),
+        pool_x=x_te[100:140],
+        pool_y=y_te[100:140],
+    )
     assert r.pool_queries == 40 and r.queries.sum() + 40 == q.rows
     assert r.queries.max() <= 60
     found = np.isfinite(r.distances) & r.clean_correct

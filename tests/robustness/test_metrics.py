@@ -84,18 +84,32 @@ def test_robustness_rows_map_set_rows_to_eval_samples():
         SetMeta("cw-l2-min", "cw", "l2", None, np.array([2, 5])),
         SetMeta("fgsm-linf-8", "fgsm", "linf", 8 / 255, np.array([0])),  # not replayed on the candidate
     ]
-    base_adv = {"pgd-linf-8": np.array([9, 9, 9, 9]), "pgd-linf-16": np.array([9, 9, 9, 9]),
-                "cw-l2-min": np.array([7, 7]), "fgsm-linf-8": np.array([0])}
-    cand_adv = {"pgd-linf-8": np.array([9, 1, 3, 4]), "pgd-linf-16": np.array([9, 9, 9, 4]), "cw-l2-min": np.array([2, 7])}
+    base_adv = {
+        "pgd-linf-8": np.array([9, 9, 9, 9]),
+        "pgd-linf-16": np.array([9, 9, 9, 9]),
+        "cw-l2-min": np.array([7, 7]),
+        "fgsm-linf-8": np.array([0]),
+    }
+    cand_adv = {
+        "pgd-linf-8": np.array([9, 1, 3, 4]),
+        "pgd-linf-16": np.array([9, 9, 9, 4]),
+        "cw-l2-min": np.array([2, 7]),
+    }
     rows = robustness_rows(LABELS, BASE_CLEAN, base_adv, CAND_CLEAN, cand_adv, sets)
     assert [r["id"] for r in rows] == ["pgd-linf-8", "pgd-linf-16", "cw-l2-min"]
     r = rows[0]
     # labels of the set: [0, 1, 3, 4]; candidate right on 1, 3, 4 -> 0.75
     # qualifying for transfer: base fooled on all four, candidate right clean on 0, 1, 3 -> fooled on 0 -> 1/3
     assert r == {
-        "attack": "pgd", "norm": "linf", "eps": 8 / 255, "id": "pgd-linf-8",
-        "accuracy": 0.75, "accuracy_ci95": list(wilson_interval(3, 4)),
-        "transfer_success_rate": pytest.approx(1 / 3), "agreement": 0.25, "count": 4,
+        "attack": "pgd",
+        "norm": "linf",
+        "eps": 8 / 255,
+        "id": "pgd-linf-8",
+        "accuracy": 0.75,
+        "accuracy_ci95": list(wilson_interval(3, 4)),
+        "transfer_success_rate": pytest.approx(1 / 3),
+        "agreement": 0.25,
+        "count": 4,
     }
     assert rows[1]["accuracy"] == 0.25 and rows[1]["transfer_success_rate"] == 1.0
     # cw set: samples 2 and 5; the base was wrong clean on 5, so only sample 2 qualifies; the candidate resists
@@ -110,7 +124,9 @@ def test_robustness_rows_map_set_rows_to_eval_samples():
     with pytest.raises(EdgebenchError, match="has 4 samples, found 4 base and 3 candidate"):
         robustness_rows(LABELS, BASE_CLEAN, base_adv, CAND_CLEAN, {"pgd-linf-8": np.array([1, 2, 3])}, sets)
     with pytest.raises(EdgebenchError, match="base model's predictions on set 'x'"):
-        robustness_rows(LABELS, BASE_CLEAN, {}, CAND_CLEAN, {"x": np.array([1])}, [SetMeta("x", "pgd", "linf", 0.1, np.array([0]))])
+        robustness_rows(
+            LABELS, BASE_CLEAN, {}, CAND_CLEAN, {"x": np.array([1])}, [SetMeta("x", "pgd", "linf", 0.1, np.array([0]))]
+        )
 
 
 def test_robustness_rows_accept_adversarial_sets(digits_model, eval_batch):

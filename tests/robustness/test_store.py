@@ -70,8 +70,15 @@ def test_load_rejects_missing_tampered_and_malformed_files(tmp_path, pgd_sets):
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         (tmp_path / f"{name}.npz").write_bytes(buf.getvalue())
-        manifest = {"schema": "edgebench.advset/1", "id": name, "attack": "pgd", "norm": "linf", "eps": 0.03,
-                    "shape": list(arrays["x"].shape), "sha256": sha256_file(tmp_path / f"{name}.npz")}
+        manifest = {
+            "schema": "edgebench.advset/1",
+            "id": name,
+            "attack": "pgd",
+            "norm": "linf",
+            "eps": 0.03,
+            "shape": list(arrays["x"].shape),
+            "sha256": sha256_file(tmp_path / f"{name}.npz"),
+        }
         atomic_write_json(tmp_path / f"{name}.json", manifest)
 
     ints = {k: getattr(s, k) for k in ("labels", "indices", "base_predictions", "base_clean_predictions")}
@@ -98,7 +105,9 @@ def test_resume_skips_matching_sets_and_recrafts_changed_ones(tmp_path, digits_m
     x, y = x[:16], y[:16]
     specs = [PGD, AttackSpec("cw", "l2", (1.0,), steps=10, binary_search_steps=2)]
     progress: list[tuple[str, int, int]] = []
-    first = craft_and_store(digits_model, x, y, specs, tmp_path, batch_size=8, on_progress=lambda *a: progress.append(a))
+    first = craft_and_store(
+        digits_model, x, y, specs, tmp_path, batch_size=8, on_progress=lambda *a: progress.append(a)
+    )
     # PGD: 2 epsilons x 2 batches of 8; CW: one run over the samples it attacks
     assert [p for p in progress if p[0] == "pgd-linf"] == [("pgd-linf", d, 32) for d in (8, 16, 24, 32)]
     assert progress[-1][0] == "cw-l2" and progress[-1][1] == progress[-1][2]
@@ -114,16 +123,37 @@ def test_resume_skips_matching_sets_and_recrafts_changed_ones(tmp_path, digits_m
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*-*.*")} == mtimes
 
     # one more epsilon: only the new set is crafted
-    more = craft_and_store(digits_model, x, y, [AttackSpec("pgd", "linf", (8 / 255, 32 / 255, 64 / 255), steps=3), specs[1]], tmp_path)
+    more = craft_and_store(
+        digits_model, x, y, [AttackSpec("pgd", "linf", (8 / 255, 32 / 255, 64 / 255), steps=3), specs[1]], tmp_path
+    )
     assert more.crafted == ["pgd-linf-64"]
     assert (tmp_path / "pgd-linf-8.npz").stat().st_mtime_ns == mtimes["pgd-linf-8.npz"]
     # changed parameters, samples, model or seed: crafted again
-    assert craft_and_store(digits_model, x, y, [AttackSpec("pgd", "linf", (8 / 255,), steps=4)], tmp_path).crafted == ["pgd-linf-8"]
-    assert craft_and_store(digits_model, x, y, [AttackSpec("pgd", "linf", (8 / 255,), steps=4)], tmp_path, seed=1).crafted == ["pgd-linf-8"]
-    assert craft_and_store(digits_model, x, y, [AttackSpec("pgd", "linf", (8 / 255,), steps=4)], tmp_path, seed=1,
-                           indices=np.arange(16) + 5).crafted == ["pgd-linf-8"]
-    assert craft_and_store(digits_model, x, y, [AttackSpec("pgd", "linf", (8 / 255,), steps=4)], tmp_path, seed=1,
-                           indices=np.arange(16) + 5, model_sha="another-model").crafted == ["pgd-linf-8"]
+    assert craft_and_store(digits_model, x, y, [AttackSpec("pgd", "linf", (8 / 255,), steps=4)], tmp_path).crafted == [
+        "pgd-linf-8"
+    ]
+    assert craft_and_store(
+        digits_model, x, y, [AttackSpec("pgd", "linf", (8 / 255,), steps=4)], tmp_path, seed=1
+    ).crafted == ["pgd-linf-8"]
+    assert craft_and_store(
+        digits_model,
+        x,
+        y,
+        [AttackSpec("pgd", "linf", (8 / 255,), steps=4)],
+        tmp_path,
+        seed=1,
+        indices=np.arange(16) + 5,
+    ).crafted == ["pgd-linf-8"]
+    assert craft_and_store(
+        digits_model,
+        x,
+        y,
+        [AttackSpec("pgd", "linf", (8 / 255,), steps=4)],
+        tmp_path,
+        seed=1,
+        indices=np.arange(16) + 5,
+        model_sha="another-model",
+    ).crafted == ["pgd-linf-8"]
     # a truncated set is crafted again, not trusted (pgd-linf-8 was overwritten with steps=4 above)
     npz = tmp_path / "cw-l2-1.npz"
     npz.write_bytes(npz.read_bytes()[:200])

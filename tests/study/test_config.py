@@ -38,8 +38,10 @@ def test_shorthands_and_base_is_always_present() -> None:
         ({"attacks": {"samples": 0}}, "attacks.samples: expected a positive number"),
         ({"model": {"arch": 3}}, "model.arch: expected a string"),
         ({"data": "mnist"}, "data: expected a mapping"),
-        ({"candidates": [{"name": "b", "parent": "a", "prune": {}}, {"name": "a", "prune": {}}]},
-         "parent 'a' must be a candidate listed before it"),
+        (
+            {"candidates": [{"name": "b", "parent": "a", "prune": {}}, {"name": "a", "prune": {}}]},
+            "parent 'a' must be a candidate listed before it",
+        ),
         ({"candidates": ["int8", {"name": "c", "parent": "int8", "prune": {}}]}, "parent 'int8' is quantized"),
         ({"candidates": [{"name": "c", "parent": "base"}]}, "it needs a 'prune' recipe too"),
     ],

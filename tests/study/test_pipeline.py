@@ -21,16 +21,34 @@ STUDY = {
         {"name": "pruned-50", "prune": {"ratio": 0.5, "finetune": {"epochs": 1}}},
         {"name": "int8", "quantize": {"preset": "ort-cpu", "calib_samples": 64}},
         {"name": "pruned-75", "parent": "pruned-50", "prune": {"ratio": 0.5, "finetune": {"epochs": 1}}},
-        {"name": "pruned-50+int8", "prune": {"ratio": 0.5, "finetune": {"epochs": 1}},
-         "quantize": {"preset": "ort-cpu", "calib_samples": 64}},
+        {
+            "name": "pruned-50+int8",
+            "prune": {"ratio": 0.5, "finetune": {"epochs": 1}},
+            "quantize": {"preset": "ort-cpu", "calib_samples": 64},
+        },
     ],
-    "attacks": {"samples": 32, "suite": [{"name": "fgsm", "eps_255": [8, 32]},
-                                         {"name": "pgd", "norm": "linf", "eps_255": [8, 32], "steps": 5}]},
+    "attacks": {
+        "samples": 32,
+        "suite": [
+            {"name": "fgsm", "eps_255": [8, 32]},
+            {"name": "pgd", "norm": "linf", "eps_255": [8, 32], "steps": 5},
+        ],
+    },
     "blackbox": {"enabled": True, "samples": 3, "pool": 16, "max_queries": 60, "gradient_queries": 10},
-    "profile": {"batches": [1, 4], "iterations": 20, "min_duration_s": 0.0, "warmup_iters": 2, "warmup_s": 0.0,
-                "threads": 1},
-    "budgets": {"max_p99_latency_ms": 1000.0, "max_peak_memory_mb": 4096, "max_accuracy_drop": 0.5,
-                "max_robustness_drop": 0.5},
+    "profile": {
+        "batches": [1, 4],
+        "iterations": 20,
+        "min_duration_s": 0.0,
+        "warmup_iters": 2,
+        "warmup_s": 0.0,
+        "threads": 1,
+    },
+    "budgets": {
+        "max_p99_latency_ms": 1000.0,
+        "max_peak_memory_mb": 4096,
+        "max_accuracy_drop": 0.5,
+        "max_robustness_drop": 0.5,
+    },
 }
 
 

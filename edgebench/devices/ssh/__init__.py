@@ -16,9 +16,10 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from edgebench.agent.protocol import input_files, parse_progress
 from edgebench.devices.base import Device, ProgressFn
@@ -92,7 +93,7 @@ class SshDevice(Device):
     def close(self) -> None:
         self.transport.close()
 
-    def open_session(self, job: dict) -> "QuerySession":
+    def open_session(self, job: dict) -> QuerySession:
         """``python agent.pyz --serve`` on the device, the job's artifact pushed by hash first."""
         from edgebench.devices.session import QuerySession
 
@@ -146,8 +147,11 @@ class SshDevice(Device):
 
         try:
             try:
-                res = t.run(["sh", "-c", RUN_WRAPPER, "edgebench-agent", pid_file, *self.deployer.python, agent, job_file],
-                            on_stderr_line=on_line, check=False)
+                res = t.run(
+                    ["sh", "-c", RUN_WRAPPER, "edgebench-agent", pid_file, *self.deployer.python, agent, job_file],
+                    on_stderr_line=on_line,
+                    check=False,
+                )
             except TransportError:
                 self._stale.append(files)  # the agent may still run there: stop it on reconnect
                 raise
@@ -181,8 +185,12 @@ class SshDevice(Device):
             if result.get("ok"):
                 env = result.setdefault("environment", {})
                 env["device"] = self.name
-                env["transport"] = {"kind": "ssh", "host": self.options.host, "port": self.options.port,
-                                    "agent": PurePosixPath(agent).parent.name}
+                env["transport"] = {
+                    "kind": "ssh",
+                    "host": self.options.host,
+                    "port": self.options.port,
+                    "agent": PurePosixPath(agent).parent.name,
+                }
             if job.get("result"):
                 atomic_write_json(job["result"], result)
         finally:
@@ -202,8 +210,11 @@ class SshDevice(Device):
         while self._stale:
             pid_file, job_file, *rest = self._stale[0]
             try:
-                out = self.transport.run([*self.deployer.python, "-S", "-c", STOP_STALE_SCRIPT, pid_file, job_file],
-                                         check=False, timeout_s=60).stdout.strip()
+                out = self.transport.run(
+                    [*self.deployer.python, "-S", "-c", STOP_STALE_SCRIPT, pid_file, job_file],
+                    check=False,
+                    timeout_s=60,
+                ).stdout.strip()
                 if out:
                     log.warning("device '%s': %s agent of an interrupted attempt", self.name, out)
                 self.transport.remove(pid_file, job_file, *rest)
@@ -232,7 +243,7 @@ class SshDevice(Device):
                     self.transport.close()
                     self.deployer.reset()
                     if attempt + 1 < attempts:
-                        delay = float(self.spec.retry_backoff_s) * (2 ** attempt)
+                        delay = float(self.spec.retry_backoff_s) * (2**attempt)
                         log.warning("%s; retrying in %.1f s (%d/%d)", exc, delay, attempt + 1, attempts - 1)
                         time.sleep(delay)
             assert last is not None

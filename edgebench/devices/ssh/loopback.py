@@ -126,12 +126,16 @@ class LoopbackSshd:
         ]
         self.config.write_text("\n".join(lines) + "\n")
 
-    def start(self, timeout_s: float = 10.0) -> "LoopbackSshd":
+    def start(self, timeout_s: float = 10.0) -> LoopbackSshd:
         if os.geteuid() == 0:
             Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # privilege separation dir
         log_handle = open(self.log_file, "ab")
-        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.config)], stdout=log_handle,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", str(self.config)],
+            stdout=log_handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         log_handle.close()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -159,7 +163,7 @@ class LoopbackSshd:
             self.proc.wait()
             self.proc = None
 
-    def restart(self) -> "LoopbackSshd":
+    def restart(self) -> LoopbackSshd:
         self.kill()
         return self.start()
 
@@ -181,7 +185,7 @@ class LoopbackSshd:
         values.update(overrides)
         return DeviceSpec(**values)
 
-    def __enter__(self) -> "LoopbackSshd":
+    def __enter__(self) -> LoopbackSshd:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from edgebench.errors import EdgebenchError
 
@@ -80,15 +81,17 @@ class PsutilSampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        return complete({
-            "source": self.source,
-            "samples": len(self._cpu),
-            "interval_s": self.interval_s,
-            "cpu_util_mean_pct": sum(self._cpu) / len(self._cpu) if self._cpu else None,
-            "ram_used_peak_mb": max(self._mem) if self._mem else None,
-            "power_mean_mw": None,
-            "gpu_util_mean_pct": None,
-        })
+        return complete(
+            {
+                "source": self.source,
+                "samples": len(self._cpu),
+                "interval_s": self.interval_s,
+                "cpu_util_mean_pct": sum(self._cpu) / len(self._cpu) if self._cpu else None,
+                "ram_used_peak_mb": max(self._mem) if self._mem else None,
+                "power_mean_mw": None,
+                "gpu_util_mean_pct": None,
+            }
+        )
 
 
 class NullSampler:
