@@ -6,6 +6,9 @@ The CLI prints an :class:`EdgebenchError` as a single line (no traceback) and ex
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 EXIT_OK = 0
 EXIT_NOT_READY = 1  # a gate failed: at least one candidate x device is NOT READY
 EXIT_USAGE = 2  # bad input: missing file, corrupt model, wrong shape, unknown device...
@@ -33,11 +36,11 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
 
 
-def check_keys(data: dict, allowed: object, where: str) -> None:
+def check_keys(data: Mapping[str, Any], allowed: Any, where: str) -> None:
     """Refuse keys of *data* outside *allowed* (names or a dataclass), naming both sides."""
     import dataclasses
 
-    names = {f.name for f in dataclasses.fields(allowed)} if dataclasses.is_dataclass(allowed) else set(allowed)  # type: ignore[arg-type]
+    names = {f.name for f in dataclasses.fields(allowed)} if dataclasses.is_dataclass(allowed) else set(allowed)
     unknown = sorted(set(data) - names)
     if unknown:
         raise EdgebenchError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(names)}")

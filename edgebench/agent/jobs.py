@@ -24,7 +24,7 @@ def backend_options(job: dict) -> BackendOptions:
     """The job's ``options`` mapping as BackendOptions (``extra`` as sorted pairs)."""
     raw = dict(job.get("options") or {})
     extra = raw.pop("extra", {}) or {}
-    known = {k: raw[k] for k in ("threads", "device", "precision", "profile_ops") if k in raw}
+    known = {k: raw[k] for k in ("threads", "device", "precision", "profile_ops", "graph_optimization") if k in raw}
     return BackendOptions(**known, extra=tuple(sorted(extra.items())))
 
 

@@ -48,6 +48,9 @@ class BackendOptions:
     device: str = "cpu"  # "cpu" or "cuda" (or "cuda:N")
     precision: str | None = None  # informational: fp32, fp16, int8
     profile_ops: bool = False  # collect a per-operator profile where supported
+    # onnxruntime: "all" (what an application gets: fused int8 kernels) or "none" (every node as
+    # written: QuantizeLinear/DequantizeLinear run literally, the exact QDQ arithmetic)
+    graph_optimization: str = "all"
     extra: tuple[tuple[str, Any], ...] = ()
 
     def get(self, key: str, default: Any = None) -> Any:

@@ -44,7 +44,12 @@ class OnnxRuntimeBackend(Backend):
         if not path.is_file():
             raise EdgebenchError(f"ONNX model not found: expected a file at {path}")
         so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        levels = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL, "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL}
+        if self.options.graph_optimization not in levels:
+            raise EdgebenchError(
+                f"onnxruntime: graph_optimization expected one of {sorted(levels)}, found {self.options.graph_optimization!r}"
+            )
+        so.graph_optimization_level = levels[self.options.graph_optimization]
         if self.options.threads:
             so.intra_op_num_threads = int(self.options.threads)
             so.inter_op_num_threads = 1
@@ -124,6 +129,7 @@ class OnnxRuntimeBackend(Backend):
             "version": ort.__version__,
             "providers": providers,
             "execution_provider": providers[0] if providers else None,
+            "graph_optimization": self.options.graph_optimization,
             "intra_op_threads": self.options.threads,
             # ORT's default intra-op pool is one thread per physical core
             "intra_op_threads_effective": self.options.threads or _physical_cores(),

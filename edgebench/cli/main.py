@@ -10,9 +10,10 @@ import logging
 import sys
 
 import typer
+from typer.exceptions import TyperException
 
 from edgebench import __version__
-from edgebench.errors import EdgebenchError
+from edgebench.errors import EXIT_USAGE, EdgebenchError
 from edgebench.settings import log_level
 
 # Each module defines register(app: typer.Typer) -> None.
@@ -75,13 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted: measurements finished so far are kept; re-run to resume\n")
         return 130
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return 2
-        raise
+    except TyperException as exc:  # usage errors (unknown option, missing argument, bad value)
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        message = " ".join(exc.format_message().split())
+        sys.stderr.write(f"error: {message}{hint}\n")
+        return EXIT_USAGE
     return rc if isinstance(rc, int) else 0
 
 

@@ -135,7 +135,7 @@ def item_shape_for(
         rest = declared[1:]
         if given is None:
             if all(isinstance(d, int) for d in rest):
-                return tuple(rest)  # type: ignore[arg-type]
+                return tuple(rest)
             if default is not None and len(default) == len(declared):
                 return tuple(default[1:])
             raise EdgebenchError(

@@ -18,7 +18,7 @@ This module imports torch and torch_pruning; :mod:`edgebench.compress.prune` imp
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -112,10 +112,10 @@ class GapImportance(tp.importance.GroupMagnitudeImportance):
         scores: list[torch.Tensor] = []
         root: list[list[int]] = []
         for i, (dep, idxs) in enumerate(group):
-            layer = dep.layer
+            layer: Any = dep.layer
             fn = dep.pruning_fn
             root_idxs = group[i].root_idxs
-            if not isinstance(layer, tuple(self.target_types)):
+            if not any(isinstance(layer, t) for t in self.target_types):
                 continue
             if fn in (
                 tpf.prune_conv_out_channels,
@@ -177,7 +177,7 @@ def structured_importance(spec: PruneSpec) -> tp.importance.Importance:
     raise ValueError(f"unknown criterion {c!r}")  # PruneSpec validated it already
 
 
-def weight_scores(layer: nn.Module, criterion: str, generator: torch.Generator) -> torch.Tensor:
+def weight_scores(layer: Any, criterion: str, generator: torch.Generator) -> torch.Tensor:
     """Per-weight keep-score of ``layer.weight`` for unstructured pruning (higher = keep).
 
     l1/l2: |w| (same ranking for a single weight); random: uniform; taylor: |w * dL/dw|;

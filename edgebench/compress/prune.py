@@ -168,7 +168,7 @@ def find_classifier(model: torch.nn.Module, example_input: torch.Tensor) -> torc
         f"prune: expected the model to return logits (N, classes), found {getattr(out, 'shape', type(out).__name__)}",
     )
     n_classes = int(out.shape[1])
-    found = None
+    found: nn.Module | None = None
     for m in model.modules():
         if isinstance(m, nn.Linear) and m.out_features == n_classes:
             found = m
@@ -314,7 +314,7 @@ def _prune_structured(
     _verify_structured(model, spec, example_input, classifier, before, n_classes)
 
 
-def _out_width(m: torch.nn.Module) -> int:
+def _out_width(m: Any) -> int:
     return int(getattr(m, "out_features", None) or m.out_channels)
 
 
@@ -387,7 +387,7 @@ def _prune_unstructured(
 
     from edgebench.compress import importance as imp
 
-    layers = [m for _, m in _prunable_layers(model, classifier)]
+    layers: list[Any] = [m for _, m in _prunable_layers(model, classifier)]
     expect(bool(layers), "prune: expected at least one Conv/Linear layer besides the classifier, found none")
     zero0 = [int((m.weight.detach() == 0).sum()) for m in layers]
     nonzero0 = [m.weight.numel() - z for m, z in zip(layers, zero0)]

@@ -264,7 +264,7 @@ def quantize_static(fp32_onnx: Path, out_path: Path, calibration_data: np.ndarra
         "entropy": CalibrationMethod.Entropy,
         "percentile": CalibrationMethod.Percentile,
     }[spec.calibration]
-    extra = {"ActivationSymmetric": spec.act_symmetric, "WeightSymmetric": True}
+    extra: dict[str, Any] = {"ActivationSymmetric": spec.act_symmetric, "WeightSymmetric": True}
     if spec.calibration == "percentile":
         extra["CalibPercentile"] = float(spec.percentile)
 

@@ -7,7 +7,7 @@ and that pruning removes); they are a theoretical cost, never a latency.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edgebench.errors import expect
 
@@ -48,14 +48,14 @@ def count_macs(model: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
     )
     total = [0]
 
-    def conv_hook(m: nn.Module, inp: tuple, out: torch.Tensor) -> None:
+    def conv_hook(m: Any, inp: tuple, out: torch.Tensor) -> None:
         k = math.prod(m.kernel_size)
         if getattr(m, "transposed", False):
             total[0] += inp[0].numel() * (m.out_channels // m.groups) * k
         else:
             total[0] += out.numel() * (m.in_channels // m.groups) * k
 
-    def linear_hook(m: nn.Module, inp: tuple, out: torch.Tensor) -> None:
+    def linear_hook(m: Any, inp: tuple, out: torch.Tensor) -> None:
         total[0] += out.numel() * m.in_features
 
     handles = []

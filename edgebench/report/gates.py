@@ -177,7 +177,7 @@ def robustness_drop(results: dict, base_entry: dict | None, entry: dict) -> tupl
     """
     base_rows = _rows_by_id(base_entry)
     rows = _rows_by_id(entry)
-    ids = [a.get("id") for a in results.get("attacks") or [] if isinstance(a, dict) and a.get("id")]
+    ids = [str(a["id"]) for a in results.get("attacks") or [] if isinstance(a, dict) and a.get("id")]
     if not ids:
         ids = list(base_rows)
     drops: dict[str, float] = {}

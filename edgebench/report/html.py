@@ -29,7 +29,7 @@ def esc(value: Any) -> Safe:
 
 
 def _children(items: Iterable[Any]) -> str:
-    out = []
+    out: list[str] = []
     for item in items:
         if item is None:
             continue

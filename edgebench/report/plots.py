@@ -272,30 +272,31 @@ def latency_svg(results: dict, device: str) -> str | None:
         for kind, key in (("end-to-end", "latency_ms"), ("compute", "latency_compute_ms")):
             lat = entry.get(key) or {}
             vals = {p: _num(lat.get(p)) for p in ("min", "p50", "p90", "p99", "max")}
-            if vals["p50"] is None:
+            p50 = vals["p50"]
+            if p50 is None:
                 continue
-            rows.append((i, cand.get("name"), kind, vals))
+            rows.append((i, cand.get("name"), kind, p50, vals))
     if not rows:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 0.34 * len(rows) + 1.3))
     ylabels = []
-    for y, (i, name, kind, v) in enumerate(rows):
+    for y, (i, name, kind, p50, v) in enumerate(rows):
         c = color(i)
-        lo = v["min"] if v["min"] is not None else v["p50"]
-        hi = v["max"] if v["max"] is not None else (v["p99"] or v["p50"])
+        p99 = v["p99"] if v["p99"] is not None else p50
+        lo = v["min"] if v["min"] is not None else p50
+        hi = v["max"] if v["max"] is not None else p99
         ax.plot([lo, hi], [y, y], color=c, linewidth=1, alpha=0.6)
-        p99 = v["p99"] if v["p99"] is not None else v["p50"]
         ax.barh(
             y,
-            p99 - v["p50"],
-            left=v["p50"],
+            p99 - p50,
+            left=p50,
             height=0.5,
             color=c,
             alpha=0.85 if kind == "end-to-end" else 0.45,
             edgecolor=c,
         )
-        ax.plot([v["p50"]], [y], marker="|", markersize=14, color="black")
+        ax.plot([p50], [y], marker="|", markersize=14, color="black")
         if v["p90"] is not None:
             ax.plot([v["p90"]], [y], marker="|", markersize=10, color="#374151")
         ylabels.append(f"{label(name, 28)} ({kind})")
@@ -348,7 +349,7 @@ def ops_svg(results: dict, device: str, top: int = 5) -> str | None:
     rows = []
     for cand in _candidates(results):
         ops = _entry(cand, device).get("op_profile") or []
-        shares = {}
+        shares: dict[str, float] = {}
         for op in sorted(ops, key=lambda o: -(o.get("total_ms") or 0)):
             s = _num(op.get("share"))
             if s is not None:

@@ -226,6 +226,7 @@ def study_from_dict(data: dict | None, source: str = "<defaults>") -> StudyConfi
     data = dict(data or {})
     check_keys(data, {f.name for f in dataclasses.fields(StudyConfig)} - {"source"}, source)
     cands_raw = data.get("candidates")
+    candidates: tuple[CandidateConfig, ...]
     if cands_raw is None:
         candidates = DEFAULT_CANDIDATES
     else:

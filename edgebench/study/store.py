@@ -110,7 +110,8 @@ class RunStore:
     # ---- arrays ---------------------------------------------------------------------------------
     def save_arrays(self, name: str, **arrays: np.ndarray) -> Path:
         buf = io.BytesIO()
-        np.savez(buf, **arrays)
+        named: dict[str, Any] = dict(arrays)
+        np.savez(buf, **named)
         return atomic_write_bytes(self.data_path(name), buf.getvalue())
 
     def load_arrays(self, name: str) -> dict[str, np.ndarray] | None:

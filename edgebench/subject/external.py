@@ -121,7 +121,9 @@ def _resolve_torch_file(
         ep = _load_ep(path)
         declared = _ep_shape(ep)
         static_items = declared is not None and all(isinstance(d, int) for d in declared[1:])
-        shape = input_shape or ((1, *declared[1:]) if static_items else None)  # a dynamic batch is fine
+        shape = input_shape or (
+            (1, *declared[1:]) if declared is not None and static_items else None
+        )  # a dynamic batch is fine
         if shape is None:
             raise EdgebenchError(
                 f"{path}: the exported program has dynamic input dimensions {declared}; expected --input-shape, found none"

@@ -10,6 +10,9 @@ from torch import nn
 class Normalize(nn.Module):
     """(x - mean) / std per channel, as buffers so it is exported and pruned with the model."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))

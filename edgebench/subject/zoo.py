@@ -13,10 +13,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgebench.errors import EdgebenchError, first_line
 from edgebench.settings import cache_dir
 from edgebench.subject.data import Split, load_arrays, make_split
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +48,7 @@ class DataConfig:
 
 @dataclass
 class Subject:
-    model: object  # torch.nn.Module (typed loosely to keep torch out of import time)
+    model: torch.nn.Module
     split: Split
     info: dict = field(default_factory=dict)
 

@@ -17,7 +17,7 @@ def _one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-    assert lines[-1].startswith("error: ")
+    assert len(lines) == 1 and lines[-1].startswith("error: "), proc.stderr
     for needle in needles:
         assert needle in lines[-1]
 
@@ -29,6 +29,13 @@ def test_help_lists_every_command_with_examples() -> None:
         assert cmd in proc.stdout
     run_help = edgebench("run", "--help")
     assert run_help.returncode == 0 and "Examples" in run_help.stdout and "--fail-on" in run_help.stdout
+
+
+def test_usage_errors_are_one_line_exit_2() -> None:
+    """Typer's parser errors (its vendored click) go through the same one-line path as ours."""
+    _one_line_error(edgebench("run", "--no-such-flag"), "No such option: --no-such-flag", "run --help")
+    _one_line_error(edgebench("profile"), "Missing argument", "profile --help")
+    _one_line_error(edgebench("no-such-command"), "No such command")
 
 
 def test_missing_study_file(tmp_path: Path) -> None:

@@ -57,11 +57,48 @@ def test_ort_cpu_int8_agrees_with_fp32(calibration, fp32_onnx, trained_cnn, digi
     assert any(int(z) != 128 for z in zps)
 
 
+def _reference_agreement(model_path: Path, torch_model: torch.nn.Module, x: np.ndarray) -> float:
+    """Top-1 agreement of the QDQ arithmetic itself (every node run as written) with PyTorch."""
+    ref = torch_logits(torch_model, x).argmax(1)
+    return float(np.mean(ort_logits(model_path, x, reference=True).argmax(1) == ref))
+
+
+def _host_has_vnni() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
 def test_tensorrt_preset_is_symmetric_s8(fp32_onnx, trained_cnn, digits, tmp_path):
     out = quantize_static(fp32_onnx, tmp_path / "trt.onnx", digits["x_cal"], QuantSpec(preset="tensorrt"))
     zps = _zero_points(out)
     assert zps and all(z.dtype == np.int8 and int(z) == 0 for z in zps)
-    assert _agreement(out, trained_cnn, digits["x_eval"]) > 0.95
+    # The S8S8 artifact is for TensorRT (int32 accumulation): its QDQ arithmetic must keep the
+    # decisions. This host's fused ORT kernels are a different engine (see the next test).
+    assert _reference_agreement(out, trained_cnn, digits["x_eval"]) > 0.95
+
+
+def test_int8_host_kernels_against_the_exact_qdq_arithmetic(fp32_onnx, trained_cnn, digits, tmp_path):
+    """Why the S8S8 artifact scored 0.90 on this CPU: not nondeterminism (the same number on every
+    run) and not its quantization (the exact QDQ arithmetic agrees with fp32), but ONNX Runtime's
+    x86 int8 kernels on a CPU without VNNI, whose u8 x s8 pair sums saturate int16. With 7-bit
+    weights (reduce_range, the documented remedy) no sum can saturate and the fused kernels
+    reproduce the exact arithmetic bit for bit in decisions."""
+    x = digits["x_eval"]
+    trt = quantize_static(fp32_onnx, tmp_path / "trt.onnx", digits["x_cal"], QuantSpec(preset="tensorrt"))
+    again = quantize_static(fp32_onnx, tmp_path / "trt2.onnx", digits["x_cal"], QuantSpec(preset="tensorrt"))
+    np.testing.assert_array_equal(ort_logits(trt, x), ort_logits(again, x))  # deterministic
+    seven_bit = quantize_static(
+        fp32_onnx, tmp_path / "rr.onnx", digits["x_cal"], QuantSpec(preset="ort-cpu", reduce_range=True)
+    )
+    fused = ort_logits(seven_bit, x).argmax(1)
+    exact = ort_logits(seven_bit, x, reference=True).argmax(1)
+    assert np.array_equal(fused, exact)
+    assert _agreement(seven_bit, trained_cnn, x) > 0.95
+    if _host_has_vnni():  # int32 accumulation: the S8S8 artifact runs exactly on this host too
+        assert _agreement(trt, trained_cnn, x) > 0.95
 
 
 def test_pruned_resnet_then_int8(trained_resnet, digits, tmp_path):

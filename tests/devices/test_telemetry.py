@@ -3,6 +3,7 @@ what is reported unavailable and why, and that unavailable readings are None, ne
 
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
@@ -24,18 +25,36 @@ def test_available_samplers_lists_every_source_with_a_reason_when_missing() -> N
         assert row["available"] or row["reason"]
 
 
-@pytest.mark.skipif(_nvml_present(), reason="this host has a working NVIDIA driver")
-def test_nvml_is_detected_unavailable_with_the_reason() -> None:
+# Both ways NVML can be missing on a host without an NVIDIA driver: the package absent, or the
+# package present with no driver library to load. Each must say which, in one line.
+NVML_MISSING = {
+    "package_absent": "pynvml not importable",
+    "driver_absent": "NVML did not load",
+}
+
+
+@pytest.fixture(params=sorted(NVML_MISSING))
+def nvml_missing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Put the host in one NVML-less state for real (no stub of NVML itself)."""
+    if _nvml_present():
+        pytest.skip("this host has a working NVIDIA driver: NVML cannot be missing here")
+    if request.param == "package_absent":
+        monkeypatch.setitem(sys.modules, "pynvml", None)  # a real ImportError on `import pynvml`
+    else:
+        pytest.importorskip("pynvml", reason="nvidia-ml-py (in [dev]) is not installed: the no-driver path needs it")
+    return NVML_MISSING[request.param]
+
+
+def test_nvml_is_detected_unavailable_with_the_reason(nvml_missing: str) -> None:
     reason = nvml_unavailable_reason()
-    assert reason and "NVML" in reason
-    with pytest.raises(EdgebenchError, match="telemetry 'nvml' is unavailable: NVML"):
+    assert reason is not None and reason.startswith(nvml_missing)
+    with pytest.raises(EdgebenchError, match=f"telemetry 'nvml' is unavailable: {nvml_missing}"):
         make_sampler("nvml")
-    with pytest.raises(EdgebenchError, match="nvml"):
+    with pytest.raises(EdgebenchError, match=nvml_missing):
         NvmlSampler()
 
 
-@pytest.mark.skipif(_nvml_present(), reason="this host has a working NVIDIA driver")
-def test_auto_falls_back_to_psutil_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_falls_back_to_psutil_and_says_why(nvml_missing: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")  # no tegrastats anywhere
     sampler = make_sampler("auto")
     assert sampler.source == "psutil"
@@ -50,7 +69,7 @@ def test_auto_falls_back_to_psutil_and_says_why(monkeypatch: pytest.MonkeyPatch)
         assert out[key] is None, key
     skipped = {f["source"]: f["reason"] for f in out["fallbacks"]}
     assert list(skipped) == ["jtop", "tegrastats", "nvml"]
-    assert "tegrastats not on PATH" in skipped["tegrastats"] and "NVML" in skipped["nvml"]
+    assert "tegrastats not on PATH" in skipped["tegrastats"] and skipped["nvml"].startswith(nvml_missing)
 
 
 def test_none_samples_nothing_and_reports_every_key_as_unavailable() -> None:
