@@ -40,45 +40,16 @@ Examples:
   edgebench compare old/results.json new/results.json --json
 """
 
-_STYLE = {"READY": "bold green", "NOT READY": "bold red", "UNMEASURED": "bold yellow"}
-_GATE_STYLE = {"pass": "green", "fail": "red", "unmeasured": "yellow"}
-
-
-def _gate_text(gate: dict) -> str:
-    from edgebench.report.model import GATE_FORMAT
-
-    if gate["value"] is None:
-        return "unmeasured"
-    return f"{GATE_FORMAT[gate['name']](gate['value'])} {gate['status']}"
-
 
 def _print_verdicts(results: dict, md: Path, html: Path, code: int) -> None:
     from rich.markup import escape
-    from rich.table import Table
 
     from edgebench.cli.ui import out_console as console
-    from edgebench.report.gates import GATES, budgets_of, verdicts
+    from edgebench.report.model import build_report
+    from edgebench.report.terminal import verdict_tables
 
-    budgets = budgets_of(results)
-    specs = [g for g in GATES if budgets.get(g.budget) is not None]
-    from edgebench.report.model import GATE_FORMAT
-
-    table = Table(title=f"Verdicts: {escape(str(results.get('run_id')))}")
-    table.add_column("Candidate", overflow="fold")
-    table.add_column("Device")
-    table.add_column("Verdict", no_wrap=True)
-    for spec in specs:
-        table.add_column(f"{spec.label} \u2264 {GATE_FORMAT[spec.name](budgets[spec.budget])}", justify="right")
-    for v in verdicts(results):
-        by_name = {g["name"]: g for g in v["gates"]}
-        cells = []
-        for spec in specs:
-            gate = by_name.get(spec.name)
-            cells.append("" if gate is None else f"[{_GATE_STYLE[gate['status']]}]{escape(_gate_text(gate))}[/]")
-        table.add_row(
-            escape(str(v["candidate"])), escape(str(v["device"])), f"[{_STYLE[v['status']]}]{v['status']}[/]", *cells
-        )
-    console.print(table)
+    for table in verdict_tables(build_report(results)):
+        console.print(table)
     console.print(f"report: {escape(str(md))}\n        {escape(str(html))}")
     if code:
         console.print(f"exit code {code}")

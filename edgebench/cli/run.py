@@ -8,45 +8,6 @@ import typer
 from rich.table import Table
 
 
-def verdict_table(results: dict) -> Table:
-    from edgebench.cli.ui import fmt
-
-    table = Table(title=f"edgebench {results['run_id']}: deployment readiness", header_style="bold")
-    for col in (
-        "candidate",
-        "device",
-        "p50 ms",
-        "p99 ms",
-        "items/s",
-        "peak MB",
-        "clean acc",
-        "worst adv acc",
-        "size KB",
-        "verdict",
-    ):
-        table.add_column(col, justify="left" if col in ("candidate", "device", "verdict") else "right")
-    colors = {"READY": "green", "NOT READY": "red", "UNMEASURED": "yellow"}
-    for c in results["candidates"]:
-        size = (c.get("artifact") or {}).get("size_bytes")
-        for dev, d in c["devices"].items():
-            lat = d.get("latency_ms") or {}
-            rob = [r["accuracy"] for r in d.get("robustness") or []]
-            status = (d.get("verdict") or {}).get("status", "UNMEASURED")
-            table.add_row(
-                c["name"],
-                dev,
-                fmt(lat.get("p50"), ".3f"),
-                fmt(lat.get("p99"), ".3f"),
-                fmt(d.get("throughput_ips"), ".0f"),
-                fmt((d.get("memory_mb") or {}).get("peak_rss"), ".0f"),
-                fmt(d.get("clean_accuracy"), ".3f"),
-                fmt(min(rob) if rob else None, ".3f"),
-                fmt(size / 1024 if size else None, ".1f"),
-                f"[{colors.get(status, 'white')}]{status}[/]",
-            )
-    return table
-
-
 def robustness_table(results: dict, device: str) -> Table | None:
     """Accuracy under each adversarial set (rows) for every candidate (columns), as the
     published studies tabulate it; the examples were crafted on base (transfer setting)."""
@@ -123,7 +84,11 @@ def register(app: typer.Typer) -> None:
                 rob = robustness_table(results, dev)
                 if rob is not None:
                     err_console.print(rob)
-            err_console.print(verdict_table(results))
+            from edgebench.report.model import build_report
+            from edgebench.report.terminal import verdict_tables
+
+            for table in verdict_tables(build_report(results)):
+                err_console.print(table)
             err_console.print(
                 f"results: {run_dir / 'results.json'}\nreport:  {run_dir / 'report.html'}  {run_dir / 'report.md'}"
             )

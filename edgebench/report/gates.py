@@ -15,11 +15,12 @@ Everything here is a pure function of the ``results.json`` dict (``docs/results.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from edgebench.errors import EXIT_NOT_READY, EXIT_OK, EXIT_UNMEASURED, EdgebenchError
+from edgebench.report import format as fmt
 
 READY = "READY"
 NOT_READY = "NOT READY"
@@ -38,20 +39,119 @@ _REL_SLACK = 1e-9
 
 
 @dataclass(frozen=True)
+class Reading:
+    """What a gate measured on one candidate x device: the value (``None``: unmeasured), a status
+    that overrides the plain ``value <= ceiling`` comparison when the value is only a bound, and
+    a one-line detail for the reports."""
+
+    value: float | None
+    status: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class GateContext:
+    """What a gate may look at: the whole results (for the attack list), the candidate's entry on
+    the device, and the base candidate's entry on the same device (``None`` when there is none)."""
+
+    results: dict
+    entry: dict
+    base_entry: dict | None
+    has_base: bool
+
+
+@dataclass(frozen=True)
 class GateSpec:
-    """One gate: the name shown in reports, the budget key that sets its ceiling, the unit."""
+    """One gate, defined once: its name, the budget key that sets its ceiling (and that key's
+    default in the study), what it measures, how its value is written, and how it is measured.
+
+    ``Budgets`` (study config), the verdicts, the Markdown, the HTML and the terminal all read
+    this registry: adding a gate is adding one entry to :data:`GATES`.
+    """
 
     name: str
     budget: str
     unit: str
     label: str
+    default: float | None
+    describes: str
+    format: Callable[[Any], str]
+    measure: Callable[[GateContext], Reading]
+
+
+def _p99(ctx: GateContext) -> Reading:
+    return Reading(_number(_get(ctx.entry, "latency_ms", "p99")))
+
+
+def _peak_memory(ctx: GateContext) -> Reading:
+    return Reading(peak_memory_mb(ctx.entry))
+
+
+def _accuracy_drop(ctx: GateContext) -> Reading:
+    detail = None if ctx.has_base else "no base candidate to compare with"
+    return Reading(accuracy_drop(ctx.base_entry, ctx.entry), detail=detail)
+
+
+def _robustness_drop(ctx: GateContext) -> Reading:
+    value, missing, worst = robustness_drop(ctx.results, ctx.base_entry, ctx.entry)
+    detail = f"worst: {worst}" if worst and value and value > 0 else None
+    status = None
+    if missing:
+        # A partial maximum is only a lower bound: it can prove a failure, never a pass.
+        status = "bound"
+        note = f"{len(missing)} attack(s) unmeasured: {', '.join(missing)}"
+        detail = f"{detail}; {note}" if detail else note
+    return Reading(value, status=status, detail=detail)
+
+
+def _with_unit(formatter: Callable[[Any], str], unit: str) -> Callable[[Any], str]:
+    def show(value: Any) -> str:
+        return formatter(value) + ("" if value is None else f" {unit}")
+
+    return show
 
 
 GATES: tuple[GateSpec, ...] = (
-    GateSpec("p99_latency_ms", "max_p99_latency_ms", "ms", "p99 latency"),
-    GateSpec("peak_memory_mb", "max_peak_memory_mb", "MB", "peak memory"),
-    GateSpec("accuracy_drop", "max_accuracy_drop", "", "accuracy drop"),
-    GateSpec("robustness_drop", "max_robustness_drop", "", "robustness drop"),
+    GateSpec(
+        "p99_latency_ms",
+        "max_p99_latency_ms",
+        "ms",
+        "p99 latency",
+        10.0,
+        "end-to-end latency at batch 1, 99th percentile, on the device",
+        _with_unit(fmt.ms, "ms"),
+        _p99,
+    ),
+    GateSpec(
+        "peak_memory_mb",
+        "max_peak_memory_mb",
+        "MB",
+        "peak memory",
+        1024.0,
+        "peak resident memory of the process that measured, on the device",
+        _with_unit(fmt.mb, "MB"),
+        _peak_memory,
+    ),
+    GateSpec(
+        "accuracy_drop",
+        "max_accuracy_drop",
+        "",
+        "accuracy drop",
+        0.02,
+        "base minus candidate clean accuracy on the same device",
+        fmt.pp,
+        _accuracy_drop,
+    ),
+    GateSpec(
+        "robustness_drop",
+        "max_robustness_drop",
+        "",
+        "robustness drop",
+        0.10,
+        "largest base minus candidate accuracy over the run's adversarial sets, same device",
+        fmt.pp,
+        _robustness_drop,
+    ),
 )
 GATE_BY_NAME = {g.name: g for g in GATES}
 BUDGET_KEYS = tuple(g.budget for g in GATES)
@@ -147,10 +247,12 @@ def _gate(
 
 
 def peak_memory_mb(entry: dict) -> float | None:
-    """Peak RSS of the measurement process; ``ru_maxrss`` when the sampler gave nothing."""
+    """Peak RSS of the measuring process, as its sampler saw it; ``None`` when it saw nothing.
+
+    Never ``ru_maxrss``: on Linux a forked child inherits its parent's high-water mark, so it
+    can report the host process's memory instead of the agent's."""
     mem = entry.get("memory_mb") or {}
-    peak = _number(mem.get("peak_rss"))
-    return peak if peak is not None else _number(mem.get("ru_maxrss"))
+    return _number(mem.get("peak_rss"))
 
 
 def accuracy_drop(base_entry: dict | None, entry: dict) -> float | None:
@@ -214,29 +316,17 @@ def verdict_for(results: dict, candidate: dict, device: str, budgets: dict | Non
     entry = (candidate.get("devices") or {}).get(device) or {}
     base = base_candidate(results)
     base_entry = None if base is None else (base.get("devices") or {}).get(device)
+    ctx = GateContext(results, entry, base_entry, base is not None)
     gates: list[dict] = []
     for spec in GATES:
         threshold = budgets.get(spec.budget)
         if threshold is None:
             continue
-        if spec.name == "p99_latency_ms":
-            gates.append(_gate(spec, _number(_get(entry, "latency_ms", "p99")), threshold))
-        elif spec.name == "peak_memory_mb":
-            gates.append(_gate(spec, peak_memory_mb(entry), threshold))
-        elif spec.name == "accuracy_drop":
-            detail = None if base is not None else "no base candidate to compare with"
-            gates.append(_gate(spec, accuracy_drop(base_entry, entry), threshold, detail=detail))
-        elif spec.name == "robustness_drop":
-            value, missing, worst = robustness_drop(results, base_entry, entry)
-            status = _check(value, threshold)
-            detail = f"worst: {worst}" if worst and value and value > 0 else None
-            if missing:
-                # A partial maximum is only a lower bound: it can prove a failure, never a pass.
-                if status == PASS:
-                    status = GATE_UNMEASURED
-                note = f"{len(missing)} attack(s) unmeasured: {', '.join(missing)}"
-                detail = f"{detail}; {note}" if detail else note
-            gates.append(_gate(spec, value, threshold, status=status, detail=detail))
+        reading = spec.measure(ctx)
+        status = _check(reading.value, threshold)
+        if reading.status == "bound" and status == PASS:
+            status = GATE_UNMEASURED
+        gates.append(_gate(spec, reading.value, threshold, status=status, detail=reading.detail))
     return {"status": verdict_status(gates), "gates": gates}
 
 

@@ -84,14 +84,6 @@ def _metric(value: Any, formatter: Callable[[Any], str], key: str) -> Cell:
     return Cell(text=formatter(value), value=value, key=key, status="unmeasured" if value is None else "")
 
 
-GATE_FORMAT: dict[str, Callable[[Any], str]] = {
-    "p99_latency_ms": lambda v: fmt.ms(v) + ("" if v is None else " ms"),
-    "peak_memory_mb": lambda v: fmt.mb(v) + ("" if v is None else " MB"),
-    "accuracy_drop": fmt.pp,
-    "robustness_drop": fmt.pp,
-}
-
-
 def status_class(status: str) -> str:
     return status.lower().replace(" ", "-")
 
@@ -102,9 +94,7 @@ def status_class(status: str) -> str:
 def verdict_table(results: dict, device: str) -> Table:
     budgets = budgets_of(results)
     gate_specs = [g for g in GATES if budgets.get(g.budget) is not None]
-    columns = ["Candidate", "Verdict"] + [
-        f"{g.label} \u2264 {GATE_FORMAT[g.name](budgets[g.budget])}" for g in gate_specs
-    ]
+    columns = ["Candidate", "Verdict"] + [f"{g.label} \u2264 {g.format(budgets[g.budget])}" for g in gate_specs]
     rows = []
     for v in verdicts(results):
         if v["device"] != device:
@@ -119,7 +109,7 @@ def verdict_table(results: dict, device: str) -> Table:
             if gate is None:
                 row.append(Cell(text=fmt.UNMEASURED, key=spec.name, status="unmeasured"))
                 continue
-            shown = GATE_FORMAT[spec.name](gate["value"])
+            shown = spec.format(gate["value"])
             label = {"pass": "pass", "fail": "FAIL", "unmeasured": "unmeasured"}[gate["status"]]
             cell_text = f"{shown} {label}" if gate["value"] is not None else fmt.UNMEASURED
             row.append(
@@ -133,10 +123,7 @@ def verdict_table(results: dict, device: str) -> Table:
                 )
             )
         rows.append(tuple(row))
-    note = (
-        "p99 latency: end-to-end, batch 1. Peak memory: peak RSS of the measuring process. Drops: base "
-        "minus candidate accuracy on this device (robustness: the worst attack and epsilon)."
-    )
+    note = " ".join(f"{g.label.capitalize()}: {g.describes}." for g in gate_specs)
     if not gate_specs:
         note = "No budgets were set: every candidate is READY by default."
     return Table(f"verdict-{device}", f"Verdict on {device}", tuple(columns), tuple(rows), note)

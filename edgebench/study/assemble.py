@@ -71,7 +71,9 @@ def _replay_entry(replay: dict, y_eval: np.ndarray, base_clean: np.ndarray, sets
     }
 
 
-def assemble_results(run_dir: str | Path, write: bool = True) -> dict:
+def assemble_results(run_dir: str | Path, write: bool = True, sets: list | None = None) -> dict:
+    """results.json from the run folder's files (plus *sets*: the adversarial sets' metadata when
+    the caller already loaded and verified them; else they are loaded and verified here)."""
     from edgebench.devices.inventory import load_inventory
     from edgebench.report.gates import evaluate_verdicts
     from edgebench.robustness.store import load_folder
@@ -86,7 +88,8 @@ def assemble_results(run_dir: str | Path, write: bool = True) -> dict:
     subject = store.read_json("subject.json") or {}
     evald = store.load_arrays("eval")
     y_eval = evald["y"] if evald is not None else np.zeros(0, dtype=np.int64)
-    sets = load_folder(store.attacks_dir, inputs=False) if (store.attacks_dir / "attacks.json").is_file() else []
+    if sets is None:
+        sets = load_folder(store.attacks_dir, inputs=False) if (store.attacks_dir / "attacks.json").is_file() else []
     attack_rows = [s.summary(path=str((store.attacks_dir / f"{s.id}.npz").relative_to(store.root))) for s in sets]
     base_logits = store.load_arrays("base_logits")
     base_clean = base_logits["logits"].argmax(1) if base_logits is not None else None

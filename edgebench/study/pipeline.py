@@ -55,6 +55,8 @@ class Pipeline:
         self.run_dir = Path(self.run_dir)
         self.store = RunStore(self.run_dir)
         self._lock = threading.Lock()
+        self._array_cache: dict[str, dict[str, np.ndarray]] = {}
+        self._sets: list | None = None
 
     # ------------------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -275,6 +277,7 @@ class Pipeline:
             if step > 0:
                 self.ui("advance", {"id": "attack", "by": step * n / max(total, 1)})
 
+        self._sets = None  # crafted or re-used below: verified once more, then cached
         report = craft_and_store(
             subject.model,
             split.x_eval[:n],
@@ -307,6 +310,10 @@ class Pipeline:
                             self._blackbox(device, b)
             except BaseException as exc:  # noqa: BLE001 - collected and re-raised below
                 errors.append(exc)
+            finally:
+                # results.json once per device pass (measurement files are already on disk)
+                with self._lock:
+                    self._write_results()
 
         total = len(devices) * len(built) * (3 if self.config.blackbox.enabled else 2)
         self.ui("task", {"id": "measure", "text": f"measure on {', '.join(d.name for d in devices)}", "total": total})
@@ -360,9 +367,7 @@ class Pipeline:
         self.ui("status", {"text": f"{device.name}: profiling {name}"})
         result = device.run_job(job)
         result["artifact_sha256"] = b.manifest["artifact"]["sha256"]
-        with self._lock:
-            self.store.save(name, device.name, "profile", result)
-            self._write_results()
+        self.store.save(name, device.name, "profile", result)
         self.ui("advance", {"id": "measure"})
 
     def _replay(self, device: Any, b: Built, attack_sets: list[dict]) -> None:
@@ -381,13 +386,9 @@ class Pipeline:
 
         with np.load(logits_path, allow_pickle=False) as d:
             clean_logits = d["clean"]
-        base = self.store.load_arrays("base_logits")
-        assert base is not None
-        result["fidelity"] = fidelity(base["logits"], clean_logits)
+        result["fidelity"] = fidelity(self._arrays("base_logits")["logits"], clean_logits)
         result["artifact_sha256"] = b.manifest["artifact"]["sha256"]
-        with self._lock:
-            self.store.save(name, device.name, "replay", result)
-            self._write_results()
+        self.store.save(name, device.name, "replay", result)
         self.ui("advance", {"id": "measure"})
 
     def _blackbox(self, device: Any, b: Built) -> None:
@@ -400,8 +401,7 @@ class Pipeline:
             return
         cfg = self.config.blackbox
         spec = BlackBoxSpec(**cfg.spec_kwargs())
-        data = self.store.load_arrays("eval")
-        assert data is not None
+        data = self._arrays("eval")
         x, y = data["x"], data["y"]
         n, pool = cfg.samples, cfg.pool
         self.ui(
@@ -435,20 +435,37 @@ class Pipeline:
                 "artifact_sha256": b.manifest["artifact"]["sha256"],
             }
         )
-        with self._lock:
-            self.store.save(name, device.name, "blackbox", out)
-            self._write_results()
+        self.store.save(name, device.name, "blackbox", out)
         self.ui("advance", {"id": "measure"})
 
     # ---- results ------------------------------------------------------------------------------------
+    def _arrays(self, name: str) -> dict[str, np.ndarray]:
+        """A run-folder array file (eval, base_logits), read once per run."""
+        if name not in self._array_cache:
+            arrays = self.store.load_arrays(name)
+            if arrays is None:
+                raise EdgebenchError(f"{self.store.data_path(name)}: expected it from the subject stage, found none")
+            self._array_cache[name] = arrays
+        return self._array_cache[name]
+
+    def _attack_sets(self) -> list | None:
+        """The adversarial sets' metadata, loaded and sha256-verified once per run (after crafting)."""
+        if self._sets is None and (self.store.attacks_dir / "attacks.json").is_file():
+            from edgebench.robustness.store import load_folder
+
+            self._sets = load_folder(self.store.attacks_dir, inputs=False)
+        return self._sets
+
     def _write_results(self, final: bool = False) -> dict:
+        """Assemble results.json in memory from the measurement files; on the final call, render
+        the report from those same results. Called per stage and device pass, not per measurement."""
         from edgebench.study.assemble import assemble_results
 
-        results = assemble_results(self.run_dir)
+        results = assemble_results(self.run_dir, sets=self._attack_sets())
         if final:
-            from edgebench.report import render_report
+            from edgebench.report.render import render_results
 
-            render_report(self.run_dir)
+            render_results(results, self.run_dir)
         return results
 
 

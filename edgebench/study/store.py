@@ -91,21 +91,29 @@ class RunStore:
 
     # ---- measurements ----------------------------------------------------------------------------
     def has(self, candidate: str, device: str, kind: str) -> bool:
-        path = self.measurement_path(candidate, device, kind)
-        if not path.is_file():
-            return False
-        try:
-            json.loads(path.read_text())
-            return True
-        except (json.JSONDecodeError, OSError):
-            log.warning("ignoring unreadable measurement %s; it will be measured again", path)
-            return False
+        """Whether the measurement is done: its file exists (files are only ever written whole,
+        by an atomic rename, so existing means complete; nothing is parsed here)."""
+        return self.measurement_path(candidate, device, kind).is_file()
 
     def save(self, candidate: str, device: str, kind: str, data: dict) -> Path:
         return atomic_write_json(self.measurement_path(candidate, device, kind), data)
 
     def load(self, candidate: str, device: str, kind: str) -> dict | None:
-        return read_json(self.measurement_path(candidate, device, kind)) if self.has(candidate, device, kind) else None
+        """The measurement, or ``None`` when not measured; a file damaged by hand is a one-line
+        error that names it (delete it and re-run to measure again)."""
+        path = self.measurement_path(candidate, device, kind)
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, OSError, UnicodeDecodeError) as exc:
+            raise EdgebenchError(
+                f"{path}: expected a measurement JSON, found an unreadable file ({exc.__class__.__name__}); "
+                "delete it and re-run to measure it again"
+            ) from None
+        if not isinstance(data, dict):
+            raise EdgebenchError(f"{path}: expected a JSON object, found {type(data).__name__}")
+        return data
 
     # ---- arrays ---------------------------------------------------------------------------------
     def save_arrays(self, name: str, **arrays: np.ndarray) -> Path:

@@ -19,11 +19,17 @@ def test_save_has_load_roundtrip(tmp_path: Path) -> None:
     assert not list(tmp_path.rglob("*.tmp"))
 
 
-def test_truncated_measurement_is_measured_again(tmp_path: Path) -> None:
+def test_has_does_not_parse_and_a_damaged_file_is_named(tmp_path: Path) -> None:
+    """Saving is atomic (whole file or none), so `has` only looks for the file; a file damaged by
+    hand afterwards is a one-line error naming it when it is read, never a silent zero."""
     store = RunStore(tmp_path)
     path = store.save("base", "local", "replay", {"ok": True})
     path.write_text('{"ok": tr')  # e.g. a file copied half-way by hand
-    assert not store.has("base", "local", "replay")
+    assert store.has("base", "local", "replay")
+    with pytest.raises(EdgebenchError, match=r"replay\.json: expected a measurement JSON.*delete it and re-run"):
+        store.load("base", "local", "replay")
+    path.unlink()
+    assert not store.has("base", "local", "replay") and store.load("base", "local", "replay") is None
 
 
 def test_names_are_made_safe_for_the_file_system(tmp_path: Path) -> None:

@@ -1,0 +1,45 @@
+"""The report model in a terminal: Rich tables from :class:`~edgebench.report.model.Table`.
+
+The third rendering of the same report (beside Markdown and HTML), so the terminal can never
+show a number or verdict the files do not. Every cell's text is escaped (a candidate name is
+data, not Rich markup); its status colours it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.markup import escape
+from rich.table import Table as RichTable
+
+if TYPE_CHECKING:
+    from edgebench.report.model import Report, Table
+
+STYLE = {
+    "ready": "bold green",
+    "not-ready": "bold red",
+    "unmeasured": "yellow",
+    "pass": "green",
+    "fail": "red",
+}
+
+
+def rich_table(table: Table) -> RichTable:
+    """One report table as a Rich table (first column left-aligned, the rest right-aligned)."""
+    out = RichTable(title=escape(table.title), header_style="bold", caption=escape(table.note) or None)
+    for i, col in enumerate(table.columns):
+        out.add_column(escape(col), justify="left" if i == 0 else "right", overflow="fold")
+    for row in table.rows:
+        cells = []
+        for cell in row:
+            text = escape(cell.text)
+            style = STYLE.get(cell.status)
+            cells.append(f"[{style}]{text}[/]" if style else text)
+        out.add_row(*cells)
+    return out
+
+
+def verdict_tables(report: Report) -> list[RichTable]:
+    """The verdict table of every device, as the Markdown and HTML reports show them."""
+    section = next((s for s in report.sections if s.key == "verdicts"), None)
+    return [] if section is None else [rich_table(t) for t in section.tables]
