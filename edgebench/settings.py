@@ -8,7 +8,6 @@
 ``EDGEBENCH_DEVICES_DIR``  the project ``devices/`` folder (default: ./devices,
                            else the source tree's devices/)
 ``EDGEBENCH_LOG_LEVEL``    logging level name (default WARNING)
-``EDGEBENCH_TEST_FAST``    set by the test-suite to shrink default budgets
 =========================  =====================================================
 """
 

@@ -171,8 +171,8 @@ def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = No
     import numpy as np
 
     from edgebench.agent.jobs import load_array
-    from edgebench.devices.base import open_device
     from edgebench.devices.inventory import get_device
+    from edgebench.devices.registry import open_device
     from edgebench.measure.roofline import bytes_per_batch, roofline
     from edgebench.subject.external import resolve_model
 
@@ -498,8 +498,8 @@ def register(app: typer.Typer) -> None:
         from edgebench.cli.ui import out_console, print_json
 
         if device:
-            from edgebench.devices.base import open_device
             from edgebench.devices.inventory import get_device
+            from edgebench.devices.registry import open_device
 
             with open_device(get_device(device)) as dev:
                 rows = dev.run_job({"protocol": PROTOCOL, "kind": "env"})["backends"]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edgebench.errors import EdgebenchError, expect
+from edgebench.util.checks import is_int, is_number
 
 if TYPE_CHECKING:
     import torch
@@ -35,27 +36,19 @@ class FinetuneSpec:
 
     def __post_init__(self) -> None:
         expect(
-            _is_int(self.epochs) and self.epochs >= 0,
+            is_int(self.epochs) and self.epochs >= 0,
             f"finetune.epochs: expected an integer >= 0, found {self.epochs!r}",
         )
-        expect(_is_num(self.lr) and self.lr > 0, f"finetune.lr: expected a number > 0, found {self.lr!r}")
+        expect(is_number(self.lr) and self.lr > 0, f"finetune.lr: expected a number > 0, found {self.lr!r}")
         expect(
-            _is_int(self.batch_size) and self.batch_size >= 1,
+            is_int(self.batch_size) and self.batch_size >= 1,
             f"finetune.batch_size: expected an integer >= 1, found {self.batch_size!r}",
         )
-        expect(_is_int(self.seed), f"finetune.seed: expected an integer, found {self.seed!r}")
+        expect(is_int(self.seed), f"finetune.seed: expected an integer, found {self.seed!r}")
         expect(
             self.optimizer in OPTIMIZERS,
             f"finetune.optimizer: expected one of {', '.join(OPTIMIZERS)}, found {self.optimizer!r}",
         )
-
-
-def _is_int(v: object) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def _is_num(v: object) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
 
 def check_train_data(

@@ -18,7 +18,9 @@ This module imports torch and torch_pruning; :mod:`edgebench.compress.prune` imp
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -27,10 +29,27 @@ import torch_pruning as tp
 from torch import nn
 from torch_pruning.pruner import function as tpf
 
-if TYPE_CHECKING:
-    from edgebench.compress.prune import PruneSpec
-
 log = logging.getLogger(__name__)
+
+
+class GradientRecipe(Protocol):
+    """What the gradient criteria read from a prune recipe (``PruneSpec`` has it); a protocol, so
+    this module needs nothing from :mod:`edgebench.compress.prune`."""
+
+    @property
+    def criterion(self) -> str: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def taylor_samples(self) -> int: ...
+    @property
+    def gap_samples(self) -> int: ...
+    @property
+    def gap_eps(self) -> float: ...
+    @property
+    def gap_steps(self) -> int: ...
+    @property
+    def gap_rel_stepsize(self) -> float: ...
 
 
 def pgd_linf(
@@ -71,7 +90,7 @@ def _sample(train: tuple[np.ndarray, np.ndarray], n: int, seed: int) -> tuple[to
 def accumulate_gradients(
     model: nn.Module,
     train: tuple[np.ndarray, np.ndarray],
-    spec: PruneSpec,
+    spec: GradientRecipe,
     batch: int = 64,
 ) -> None:
     """Fill ``p.grad`` with the gradient of the mean cross-entropy over a sample of *train*.
@@ -80,7 +99,7 @@ def accumulate_gradients(
     (``spec.gap_samples``, ``gap_eps``, ``gap_steps``, ``gap_rel_stepsize``). Eval mode, so
     BatchNorm uses its running statistics, as at inference.
     """
-    adversarial = spec.criterion == "gap"
+    adversarial = CRITERIA[spec.criterion].gradients == "adversarial"
     n = spec.gap_samples if adversarial else spec.taylor_samples
     x, y = _sample(train, n, spec.seed)
     gen = torch.Generator().manual_seed(spec.seed)
@@ -161,20 +180,36 @@ def _grad(p: torch.Tensor) -> torch.Tensor:
     return p.grad
 
 
-def structured_importance(spec: PruneSpec) -> tp.importance.Importance:
+@dataclass(frozen=True)
+class Criterion:
+    """One pruning criterion: its Torch-Pruning importance for structured pruning, its per-weight
+    keep-score for unstructured pruning (higher = keep), and which gradients it reads
+    (``None``, ``"clean"`` or ``"adversarial"``: filled by :func:`accumulate_gradients`)."""
+
+    structured: Callable[[], tp.importance.Importance]
+    weight_score: Callable[[Any, torch.Generator], torch.Tensor]
+    gradients: str | None = None
+
+
+# The registry: adding a criterion is adding one entry (its name also goes in prune.CRITERIA,
+# which validates recipes without importing torch; a test keeps the two equal).
+CRITERIA: dict[str, Criterion] = {
+    "l1": Criterion(lambda: tp.importance.MagnitudeImportance(p=1), lambda layer, _g: layer.weight.detach().abs()),
+    # a single weight ranks the same by |w| and w^2
+    "l2": Criterion(lambda: tp.importance.MagnitudeImportance(p=2), lambda layer, _g: layer.weight.detach().abs()),
+    "random": Criterion(tp.importance.RandomImportance, lambda layer, g: torch.rand(layer.weight.shape, generator=g)),
+    "taylor": Criterion(
+        tp.importance.TaylorImportance,
+        lambda layer, _g: (layer.weight.detach() * _grad(layer.weight)).abs(),
+        gradients="clean",
+    ),
+    "gap": Criterion(GapImportance, lambda layer, _g: -_grad(layer.weight).detach().clone(), gradients="adversarial"),
+}
+
+
+def structured_importance(spec: GradientRecipe) -> tp.importance.Importance:
     """The Torch-Pruning importance for ``spec.criterion``."""
-    c = spec.criterion
-    if c == "l1":
-        return tp.importance.MagnitudeImportance(p=1)
-    if c == "l2":
-        return tp.importance.MagnitudeImportance(p=2)
-    if c == "random":
-        return tp.importance.RandomImportance()
-    if c == "taylor":
-        return tp.importance.TaylorImportance()
-    if c == "gap":
-        return GapImportance()
-    raise ValueError(f"unknown criterion {c!r}")  # PruneSpec validated it already
+    return CRITERIA[spec.criterion].structured()
 
 
 def weight_scores(layer: Any, criterion: str, generator: torch.Generator) -> torch.Tensor:
@@ -183,13 +218,4 @@ def weight_scores(layer: Any, criterion: str, generator: torch.Generator) -> tor
     l1/l2: |w| (same ranking for a single weight); random: uniform; taylor: |w * dL/dw|;
     gap: minus the signed adversarial gradient (largest gradient removed first).
     """
-    w = layer.weight.detach()
-    if criterion in ("l1", "l2"):
-        return w.abs()
-    if criterion == "random":
-        return torch.rand(w.shape, generator=generator)
-    if criterion == "taylor":
-        return (w * _grad(layer.weight)).abs()
-    if criterion == "gap":
-        return -_grad(layer.weight).detach().clone()
-    raise ValueError(f"unknown criterion {criterion!r}")
+    return CRITERIA[criterion].weight_score(layer, generator)

@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgebench.compress.finetune import FinetuneSpec, _is_int, _is_num, check_train_data, finetune
+from edgebench.compress.finetune import FinetuneSpec, check_train_data, finetune
 from edgebench.errors import EdgebenchError, check_keys, expect
+from edgebench.util.checks import is_int, is_number
 
 if TYPE_CHECKING:
     import torch
@@ -79,7 +80,7 @@ class PruneSpec:
 
     def __post_init__(self) -> None:
         expect(
-            _is_num(self.ratio) and 0 <= self.ratio < 1,
+            is_number(self.ratio) and 0 <= self.ratio < 1,
             f"prune.ratio: expected a number in [0, 1), found {self.ratio!r}",
         )
         expect(
@@ -94,7 +95,7 @@ class PruneSpec:
             f"prune.global_pruning: expected true or false, found {self.global_pruning!r}",
         )
         expect(
-            self.round_to is None or (_is_int(self.round_to) and self.round_to >= 1),
+            self.round_to is None or (is_int(self.round_to) and self.round_to >= 1),
             f"prune.round_to: expected null or an integer >= 1, found {self.round_to!r}",
         )
         expect(
@@ -102,7 +103,7 @@ class PruneSpec:
             f"prune.round_to applies to structured pruning only; found round_to={self.round_to} with structured=false",
         )
         expect(
-            _is_int(self.iterative_steps) and self.iterative_steps >= 1,
+            is_int(self.iterative_steps) and self.iterative_steps >= 1,
             f"prune.iterative_steps: expected an integer >= 1, found {self.iterative_steps!r}",
         )
         expect(
@@ -110,26 +111,26 @@ class PruneSpec:
             f"prune.finetune: expected a FinetuneSpec, found {type(self.finetune).__name__}",
         )
         expect(
-            _is_num(self.gap_eps) and 0 < self.gap_eps <= 1,
+            is_number(self.gap_eps) and 0 < self.gap_eps <= 1,
             f"prune.gap_eps: expected a number in (0, 1], found {self.gap_eps!r}",
         )
         expect(
-            _is_int(self.gap_steps) and self.gap_steps >= 1,
+            is_int(self.gap_steps) and self.gap_steps >= 1,
             f"prune.gap_steps: expected an integer >= 1, found {self.gap_steps!r}",
         )
         expect(
-            _is_num(self.gap_rel_stepsize) and self.gap_rel_stepsize > 0,
+            is_number(self.gap_rel_stepsize) and self.gap_rel_stepsize > 0,
             f"prune.gap_rel_stepsize: expected a number > 0, found {self.gap_rel_stepsize!r}",
         )
         expect(
-            _is_int(self.gap_samples) and self.gap_samples >= 1,
+            is_int(self.gap_samples) and self.gap_samples >= 1,
             f"prune.gap_samples: expected an integer >= 1, found {self.gap_samples!r}",
         )
         expect(
-            _is_int(self.taylor_samples) and self.taylor_samples >= 1,
+            is_int(self.taylor_samples) and self.taylor_samples >= 1,
             f"prune.taylor_samples: expected an integer >= 1, found {self.taylor_samples!r}",
         )
-        expect(_is_int(self.seed), f"prune.seed: expected an integer, found {self.seed!r}")
+        expect(is_int(self.seed), f"prune.seed: expected an integer, found {self.seed!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (for recipes in results.json); :func:`parse_prune_spec` reads it back."""
@@ -238,7 +239,7 @@ def prune_series(
     """
     expect(
         len(ratios) > 0
-        and all(_is_num(r) and 0 < r < 1 for r in ratios)
+        and all(is_number(r) and 0 < r < 1 for r in ratios)
         and all(a < b for a, b in zip(ratios, ratios[1:])),
         f"prune_series: expected strictly increasing ratios in (0, 1), found {ratios!r}",
     )

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from edgebench.compress.finetune import _is_int, _is_num
 from edgebench.errors import EdgebenchError, check_keys, expect, first_line
+from edgebench.util.checks import is_int, is_number
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class QuantSpec:
             f"quantize.calibration: expected one of {', '.join(CALIBRATION_METHODS)}, found {self.calibration!r}",
         )
         expect(
-            _is_int(self.calib_samples) and self.calib_samples >= 1,
+            is_int(self.calib_samples) and self.calib_samples >= 1,
             f"quantize.calib_samples: expected an integer >= 1, found {self.calib_samples!r}",
         )
         expect(
@@ -94,7 +94,7 @@ class QuantSpec:
             f"quantize.symmetric_activations: expected true, false or null, found {self.symmetric_activations!r}",
         )
         expect(
-            _is_num(self.percentile) and 90 <= self.percentile <= 100,
+            is_number(self.percentile) and 90 <= self.percentile <= 100,
             f"quantize.percentile: expected a number in [90, 100], found {self.percentile!r}",
         )
         expect(
@@ -102,7 +102,7 @@ class QuantSpec:
             f"quantize.percentile applies to calibration=percentile only; found percentile={self.percentile} with calibration={self.calibration}",
         )
         expect(
-            _is_int(self.calib_batch_size) and self.calib_batch_size >= 1,
+            is_int(self.calib_batch_size) and self.calib_batch_size >= 1,
             f"quantize.calib_batch_size: expected an integer >= 1, found {self.calib_batch_size!r}",
         )
         if self.preset == "tensorrt":
@@ -181,7 +181,7 @@ class ArrayCalibrationReader:
             f"calibration data: expected a non-empty numpy array (N, ...), found {getattr(data, 'shape', type(data).__name__)}",
         )
         expect(
-            _is_int(batch_size) and batch_size >= 1,
+            is_int(batch_size) and batch_size >= 1,
             f"calibration batch_size: expected an integer >= 1, found {batch_size!r}",
         )
         self.input_name, shape = _model_input(Path(model_path))

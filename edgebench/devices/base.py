@@ -51,15 +51,3 @@ class Device(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def open_device(spec: DeviceSpec) -> Device:
-    if spec.kind == "local":
-        from edgebench.devices.local import LocalDevice
-
-        return LocalDevice(spec)
-    if spec.kind == "ssh":
-        from edgebench.devices.ssh import SshDevice
-
-        return SshDevice(spec)
-    raise EdgebenchError(f"device '{spec.name}': unknown kind '{spec.kind}'")

@@ -296,7 +296,7 @@ class Pipeline:
 
     # ---- measurements -----------------------------------------------------------------------------
     def _measure(self, devices: list, built: list[Built], attack_sets: list[dict]) -> None:
-        from edgebench.devices.base import open_device
+        from edgebench.devices.registry import open_device
 
         errors: list[BaseException] = []
 

@@ -29,8 +29,8 @@ def replay_sets(
     The clean evaluation images (``x``, ``y``; needed for the transfer success rate) come from
     *clean*, or from ``data/eval.npz`` beside the attack folder inside a run folder.
     """
-    from edgebench.devices.base import open_device
     from edgebench.devices.inventory import get_device
+    from edgebench.devices.registry import open_device
     from edgebench.export.onnx import check_onnx
     from edgebench.robustness.metrics import robustness_rows
     from edgebench.robustness.store import load_folder

@@ -271,3 +271,12 @@ def test_global_structured_removes_the_share_overall(criterion, trained_resnet, 
     kept = sum(after[n] for n in convs) / sum(before[n] for n in convs)
     assert 0.45 <= kept <= 0.75, kept
     assert after["fc"] == 10 and pruned(example).shape == (1, 10)
+
+
+def test_criteria_registry_matches_the_names_recipes_accept():
+    """prune.CRITERIA validates recipes without torch; importance.CRITERIA implements them."""
+    from edgebench.compress import importance
+    from edgebench.compress.prune import CRITERIA, GRADIENT_CRITERIA
+
+    assert set(importance.CRITERIA) == set(CRITERIA)
+    assert {k for k, c in importance.CRITERIA.items() if c.gradients} == set(GRADIENT_CRITERIA)

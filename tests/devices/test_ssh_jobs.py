@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgebench.devices.base import open_device
 from edgebench.devices.deploy import LIGHT_PACKAGES, build_agent_zipapp
 from edgebench.devices.inventory import builtin_local
 from edgebench.devices.local import LocalDevice
-from edgebench.devices.ssh import SshDevice, run_jobs_parallel
+from edgebench.devices.registry import open_device
+from edgebench.devices.ssh import SshDevice
 from edgebench.devices.ssh.loopback import LoopbackSshd
 from edgebench.errors import EdgebenchError
 
@@ -174,37 +174,6 @@ def test_a_corrupted_cache_file_is_detected_by_hash_and_pushed_again(
     assert result["ok"]
     assert stats["files_pushed"] == 1 and stats["bytes_pushed"] == small_onnx.stat().st_size
     assert model_copy.read_bytes() == small_onnx.read_bytes()
-
-
-def test_two_devices_in_parallel_with_a_failing_one_reported_in_place(
-    sshd: LoopbackSshd, sshd2: LoopbackSshd, small_onnx: Path, digits_inputs: Path, fast_budget: dict, tmp_path: Path
-) -> None:
-    from edgebench.devices.ssh.loopback import free_port
-
-    a, b = SshDevice(sshd.spec()), SshDevice(sshd2.spec())
-    dead = SshDevice(sshd.spec(name="dead", port=free_port(), retries=0))
-    job = profile_job(small_onnx, digits_inputs, fast_budget, batches=[1], modes=["end_to_end"])
-    events: list[dict] = []
-    out = run_jobs_parallel(
-        [
-            (a, dict(job, result=str(tmp_path / "a1.json"))),
-            (b, dict(job, result=str(tmp_path / "b.json"))),
-            (dead, dict(job)),
-            (a, dict(job, result=str(tmp_path / "a2.json"))),
-        ],
-        max_concurrency=3,
-        on_progress=events.append,
-    )
-    assert [type(r).__name__ for r in out] == ["dict", "dict", "TransportError", "dict"]
-    assert [r["environment"]["device"] for r in (out[0], out[1], out[3])] == ["loopback", "loopback2", "loopback"]
-    assert out[1]["environment"]["transport"]["port"] == sshd2.port
-    assert "connection refused" in str(out[2])
-    assert {e["device"] for e in events} == {"loopback", "loopback2"}
-    assert all((tmp_path / f).is_file() for f in ("a1.json", "b.json", "a2.json"))
-    for d in (a, b, dead):
-        d.close()
-    with pytest.raises(EdgebenchError, match="max_concurrency: expected 1 or more, found 0"):
-        run_jobs_parallel([(a, job)], max_concurrency=0)
 
 
 def test_remote_commands_are_quoted_word_by_word(sshd: LoopbackSshd, tmp_path: Path) -> None:

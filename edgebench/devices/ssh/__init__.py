@@ -16,8 +16,6 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SshDevice", "run_jobs_parallel"]
+__all__ = ["SshDevice"]
 
 # The agent is started through this constant wrapper, so its pid is known on the device:
 # `sh -c WRAPPER edgebench-agent PIDFILE PYTHON AGENT JOB` (every word quoted).
@@ -251,42 +249,3 @@ class SshDevice(Device):
                 f"{last} (gave up after {attempts} attempt{'s' if attempts > 1 else ''}; results already "
                 "written are kept, re-run to resume)"
             )
-
-
-def run_jobs_parallel(
-    pairs: Sequence[tuple[Device, dict]],
-    max_concurrency: int,
-    on_progress: ProgressFn | None = None,
-) -> list[dict | Exception]:
-    """Run ``(device, job)`` pairs on several devices at once; results in the order given.
-
-    Jobs on the same device run one after another (they would disturb each other's timings);
-    up to *max_concurrency* devices work at the same time. Each entry of the answer is the
-    result dict or the exception that job raised (one device failing does not stop the others).
-    Progress events carry a ``device`` key.
-    """
-    if max_concurrency < 1:
-        raise EdgebenchError(f"max_concurrency: expected 1 or more, found {max_concurrency}")
-    queues: dict[int, list[int]] = {}
-    for index, (device, _job) in enumerate(pairs):
-        queues.setdefault(id(device), []).append(index)
-    results: list[dict | Exception | None] = [None] * len(pairs)
-
-    def progress_for(device: Device) -> ProgressFn | None:
-        if on_progress is None:
-            return None
-        return lambda event: on_progress(dict(event, device=event.get("device", device.name)))
-
-    def drain(indices: list[int]) -> None:
-        for i in indices:
-            device, job = pairs[i]
-            try:
-                results[i] = device.run_job(job, progress_for(device))
-            except Exception as exc:  # noqa: BLE001 - reported per job, the caller decides
-                log.warning("job %d on '%s' failed: %s", i, device.name, exc)
-                results[i] = exc
-
-    with ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="edgebench-device") as pool:
-        for future in [pool.submit(drain, idx) for idx in queues.values()]:
-            future.result()
-    return [r for r in results]  # type: ignore[misc]
