@@ -23,7 +23,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
-    from edgebench.cli.profile import ProfileRequest, profile
+    from edgebench.study.profile import ProfileRequest, profile
 
     req = ProfileRequest(
         model="torchvision:resnet18",

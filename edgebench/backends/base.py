@@ -41,6 +41,21 @@ class TensorSpec:
 
 
 @dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do, declared by the backend itself (validation reads it, nothing else
+    names backends): per-operator profiling, torch.compile, which reduced precisions it builds
+    from an fp32 model, where it runs, whether it opens user model files, and whether its engines
+    are built for a fixed set of batch sizes."""
+
+    profile_ops: bool = False
+    compile: bool = False
+    builds_precisions: tuple[str, ...] = ()
+    devices: tuple[str, ...] = ("cpu",)
+    user_models: bool = True
+    needs_batches: bool = False
+
+
+@dataclass(frozen=True)
 class BackendOptions:
     """Options every backend understands; backend-specific ones go in ``extra``."""
 
@@ -101,6 +116,7 @@ class Backend(ABC):
     """Template for a runtime. Subclasses fill in the underscore methods only."""
 
     name: ClassVar[str] = "abstract"
+    capabilities: ClassVar[Capabilities] = Capabilities()
 
     def __init__(self, artifact: str | None, options: BackendOptions | None = None) -> None:
         self.artifact = artifact

@@ -10,11 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from edgebench.backends.base import Backend, TensorSpec
+from edgebench.backends.base import Backend, Capabilities, TensorSpec
 
 
 class NullBackend(Backend):
     name = "null"
+    capabilities = Capabilities(user_models=False)
 
     def _open(self) -> None:
         shape = tuple(self.options.get("input_shape", ("batch", 1, 28, 28)))

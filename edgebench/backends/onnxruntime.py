@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from edgebench.backends.base import Backend, TensorSpec
+from edgebench.backends.base import Backend, Capabilities, TensorSpec
 from edgebench.errors import EdgebenchError, first_line
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ _ORT_TYPES = {
 
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
+    capabilities = Capabilities(profile_ops=True, devices=("cpu", "cuda"))
 
     def _open(self) -> None:
         import onnxruntime as ort

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from edgebench.backends.base import Backend, BackendOptions, TensorSpec
+from edgebench.backends.base import Backend, BackendOptions, Capabilities, TensorSpec
 from edgebench.errors import EdgebenchError
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,7 @@ class TensorRTBackend(Backend):
     """Builds (or loads from the cache) a TensorRT engine for an ONNX file and runs it."""
 
     name = "tensorrt"
+    capabilities = Capabilities(builds_precisions=("fp16", "int8"), devices=("cuda",), needs_batches=True)
 
     def _open(self) -> None:
         try:

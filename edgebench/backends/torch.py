@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edgebench.backends.base import Backend, TensorSpec
+from edgebench.backends.base import Backend, Capabilities, TensorSpec
 from edgebench.errors import EdgebenchError, first_line
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ def load_module(path: str | Path, device: str = "cpu") -> tuple[Any, str, tuple[
 
 class TorchBackend(Backend):
     name = "torch"
+    capabilities = Capabilities(compile=True, devices=("cpu", "cuda"))
 
     def _open(self) -> None:
         import torch

@@ -105,7 +105,7 @@ def test_profile_with_real_data_and_the_table(net_onnx: Path, tmp_path: Path) ->
 
 
 def test_torchvision_name_on_the_torch_backend_says_weights_are_random() -> None:
-    from edgebench.cli.profile import ProfileRequest, profile
+    from edgebench.study.profile import ProfileRequest, profile
 
     events: list[dict] = []
     out = profile(
@@ -140,7 +140,7 @@ def test_torchscript_file_on_onnxruntime_is_exported_into_the_cache(tmp_path: Pa
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.jit.trace(net, torch.rand(1, 3, 8, 8)).save(str(path))
-    from edgebench.cli.profile import ProfileRequest, profile
+    from edgebench.study.profile import ProfileRequest, profile
 
     out = profile(
         ProfileRequest(model=str(path), input_shape=(1, 3, 8, 8), threads=1, warmup=1, iterations=3, min_duration_s=0.0)
@@ -246,7 +246,7 @@ def test_exported_program_with_a_dynamic_batch_on_both_backends(tmp_path: Path) 
     import torch
     from torch import nn
 
-    from edgebench.cli.profile import ProfileRequest, profile
+    from edgebench.study.profile import ProfileRequest, profile
 
     torch.manual_seed(0)
     net = nn.Sequential(
