@@ -25,10 +25,12 @@ STYLE = {
 
 
 def rich_table(table: Table) -> RichTable:
-    """One report table as a Rich table (first column left-aligned, the rest right-aligned)."""
+    """One report table as a Rich table (numeric columns right-aligned, text left-aligned)."""
     out = RichTable(title=escape(table.title), header_style="bold", caption=escape(table.note) or None)
     for i, col in enumerate(table.columns):
-        out.add_column(escape(col), justify="left" if i == 0 else "right", overflow="fold")
+        values = [row[i].value for row in table.rows if i < len(row) and row[i].value is not None]
+        numeric = bool(values) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        out.add_column(escape(col), justify="right" if numeric else "left", overflow="fold")
     for row in table.rows:
         cells = []
         for cell in row:
