@@ -35,6 +35,21 @@ def test_outputs_match_the_module(fixture: str, request: pytest.FixtureRequest, 
     assert env["device"] == "cpu" and env["version"]
 
 
+def test_threads_option_sets_torchs_intra_op_pool(small_pt2: Path, small_inputs) -> None:  # noqa: ANN001
+    """The thread count torch actually uses afterwards, not the option echoed back."""
+    import torch
+
+    before = torch.get_num_threads()
+    want = before + 1  # differs from whatever this process (or OMP_NUM_THREADS) set
+    try:
+        with TorchBackend(str(small_pt2), BackendOptions(threads=want)) as be:
+            be.infer({"input": small_inputs[:1]})
+            assert torch.get_num_threads() == want
+            assert be.environment()["intra_op_threads"] == want
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_exported_program_declares_its_shape_with_a_dynamic_batch(small_pt2: Path) -> None:
     with TorchBackend(str(small_pt2), BackendOptions()) as be:  # no input_shape needed: .pt2 stores it
         shape = be.input_specs()[0].shape
