@@ -31,7 +31,7 @@ def test_outputs_match_the_module(fixture: str, request: pytest.FixtureRequest, 
         assert be.format == ("torchscript" if fixture == "small_torchscript" else "exported_program")
         env = be.environment()
     np.testing.assert_allclose(out[0], _reference(small_net, small_inputs[:4]), rtol=1e-5, atol=1e-5)
-    assert env["intra_op_threads"] == 1  # the thread count is applied and recorded
+    assert env["intra_op_threads"] == 1  # recorded (applied: test_threads_option_sets_torchs_intra_op_pool)
     assert env["device"] == "cpu" and env["version"]
 
 
