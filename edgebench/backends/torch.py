@@ -3,7 +3,8 @@
 
 Options: ``threads`` (``torch.set_num_threads``), ``device`` (``cpu``/``cuda[:N]``), and in
 ``extra``: ``input_shape`` (the profiled shape, needed for TorchScript which stores none) and
-``compile`` (True: wrap the module in ``torch.compile``).
+``compile`` (True: wrap the module in ``torch.compile`` with its default backend, inductor; a
+string names another ``torch.compile`` backend, e.g. ``aot_eager`` where no C compiler exists).
 
 *compute* latency: the forward pass on tensors already on the device (+ ``cuda.synchronize``).
 *end-to-end*: host numpy in (``from_numpy`` + copy to the device), forward, copy back to numpy.
@@ -81,6 +82,22 @@ def load_module(path: str | Path, device: str = "cpu") -> tuple[Any, str, tuple[
     return module, fmt, declared
 
 
+def _compile_backend(value: Any) -> str | None:
+    """The ``torch.compile`` backend the ``compile`` option asks for (None: no compile)."""
+    if value is False or value is None:
+        return None
+    if value is True:
+        return "inductor"
+    import torch._dynamo
+
+    if not isinstance(value, str) or value not in torch._dynamo.list_backends(exclude_tags=()):
+        raise EdgebenchError(
+            "torch backend: compile expects true, false or a torch.compile backend "
+            f"(inductor, aot_eager, eager, ...), found {value!r}"
+        )
+    return value
+
+
 class TorchBackend(Backend):
     name = "torch"
     capabilities = Capabilities(compile=True, devices=("cpu", "cuda"))
@@ -99,13 +116,14 @@ class TorchBackend(Backend):
         if self._cuda:
             torch.cuda.reset_peak_memory_stats(self._device)
         module, self.format, declared = load_module(str(self.artifact), dev)
-        self._compiled = bool(self.options.get("compile", False))
+        self._compile_backend = _compile_backend(self.options.get("compile", False))
+        self._compiled = self._compile_backend is not None
         if self._compiled and self.format == "torchscript":
             raise EdgebenchError(
                 f"torch backend: compile=True needs an ExportedProgram (.pt2), found TorchScript {self.artifact} "
                 "(torch.compile does not compile TorchScript)"
             )
-        self._module = torch.compile(module) if self._compiled else module
+        self._module = torch.compile(module, backend=self._compile_backend) if self._compile_backend else module
         given = self.options.get("input_shape")
         if declared is not None:
             shape: tuple[Any, ...] = declared
@@ -157,6 +175,7 @@ class TorchBackend(Backend):
             "intra_op_threads": torch.get_num_threads(),
             "inter_op_threads": torch.get_num_interop_threads(),
             "compile": self._compiled,
+            "compile_backend": self._compile_backend,
             "mkldnn": bool(torch.backends.mkldnn.is_available()),
         }
         if self._cuda:

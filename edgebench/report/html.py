@@ -85,7 +85,7 @@ td.unmeasured,.chip.unmeasured{background:var(--unk-bg);color:var(--unk)}
 td.ready,td.not-ready,td.verdict-unmeasured{font-weight:700;white-space:nowrap}
 td.verdict-unmeasured{background:var(--unk-bg);color:var(--unk)}
 table.verdict td{font-size:13px;max-width:34ch}
-.plots{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:16px}
+.plots{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(560px,100%),1fr));gap:16px}
 figure{margin:0;background:#fff;border:1px solid var(--line);border-radius:6px;padding:8px}
 figcaption{font-weight:600;font-size:13px;margin-bottom:4px}
 svg.plot{max-width:100%;height:auto;display:block;margin:0 auto}

@@ -46,13 +46,6 @@ def test_warmup_runs_until_time_is_reached() -> None:
     assert res.warmup_iters > 1
 
 
-def test_compute_and_end_to_end_modes_are_named() -> None:
-    with NullBackend(None) as be:
-        c = be.time(_feeds(), TimingBudget(0, 0.0, 5, 0.0), mode="compute")
-        e = be.time(_feeds(), TimingBudget(0, 0.0, 5, 0.0), mode="end_to_end")
-    assert (c.mode, e.mode) == ("compute", "end_to_end")
-
-
 def test_state_and_input_checks() -> None:
     be = NullBackend(None)
     with pytest.raises(RuntimeError, match="open"):
@@ -80,3 +73,52 @@ def test_null_backend_options() -> None:
     with NullBackend(None, opts) as be:
         out = be.infer({"input": np.zeros((5, 3, 4, 4), np.float32)})
     assert out[0].shape == (5, 7)
+
+
+class _CountingBackend(NullBackend):
+    """The null backend with every step counted, so a test sees which steps each timing mode
+    runs per timed iteration. ``_prepare`` wraps the feed in a tagged tuple so ``_execute`` can
+    check it got prepared inputs, and ``_fetch`` sleeps so end-to-end samples must include it."""
+
+    FETCH_S = 0.002
+
+    def _open(self) -> None:
+        super()._open()
+        self.calls = {"prepare": 0, "execute": 0, "fetch": 0}
+
+    def _prepare(self, feed: dict[str, np.ndarray]) -> tuple[str, dict[str, np.ndarray]]:
+        self.calls["prepare"] += 1
+        return ("prepared", feed)
+
+    def _execute(self, prepared: object) -> list[np.ndarray]:
+        assert isinstance(prepared, tuple) and prepared[0] == "prepared", "execute got unprepared inputs"
+        self.calls["execute"] += 1
+        return super()._execute(prepared[1])
+
+    def _fetch(self, raw: list[np.ndarray]) -> list[np.ndarray]:
+        import time
+
+        self.calls["fetch"] += 1
+        time.sleep(self.FETCH_S)
+        return list(raw)
+
+
+def test_compute_mode_prepares_once_and_never_fetches() -> None:
+    """compute = execute + synchronize on inputs placed once: no _prepare or _fetch per iteration."""
+    feeds = _feeds(n=3)
+    with _CountingBackend(None) as be:
+        res = be.time(feeds, TimingBudget(warmup_iters=4, warmup_s=0.0, iterations=25, min_duration_s=0.0), "compute")
+        calls = dict(be.calls)
+    assert res.mode == "compute" and res.warmup_iters == 4 and len(res.samples_ms) == 25
+    assert calls == {"prepare": len(feeds), "execute": 4 + 25, "fetch": 0}
+
+
+def test_end_to_end_mode_prepares_and_fetches_inside_every_timed_iteration() -> None:
+    """end_to_end = prepare + execute + synchronize + fetch, each inside the timed interval."""
+    with _CountingBackend(None) as be:
+        res = be.time(_feeds(), TimingBudget(warmup_iters=4, warmup_s=0.0, iterations=25, min_duration_s=0.0))
+        calls = dict(be.calls)
+    assert res.mode == "end_to_end" and len(res.samples_ms) == 25
+    assert calls == {"prepare": 4 + 25, "execute": 4 + 25, "fetch": 4 + 25}
+    # _fetch sleeps FETCH_S: a sample that includes it cannot be shorter (a lower bound, not a speed goal)
+    assert min(res.samples_ms) >= _CountingBackend.FETCH_S * 1000

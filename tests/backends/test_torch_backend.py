@@ -31,8 +31,23 @@ def test_outputs_match_the_module(fixture: str, request: pytest.FixtureRequest, 
         assert be.format == ("torchscript" if fixture == "small_torchscript" else "exported_program")
         env = be.environment()
     np.testing.assert_allclose(out[0], _reference(small_net, small_inputs[:4]), rtol=1e-5, atol=1e-5)
-    assert env["intra_op_threads"] == 1  # the thread count is applied and recorded
+    assert env["intra_op_threads"] == 1  # recorded (applied: test_threads_option_sets_torchs_intra_op_pool)
     assert env["device"] == "cpu" and env["version"]
+
+
+def test_threads_option_sets_torchs_intra_op_pool(small_pt2: Path, small_inputs) -> None:  # noqa: ANN001
+    """The thread count torch actually uses afterwards, not the option echoed back."""
+    import torch
+
+    before = torch.get_num_threads()
+    want = before + 1  # differs from whatever this process (or OMP_NUM_THREADS) set
+    try:
+        with TorchBackend(str(small_pt2), BackendOptions(threads=want)) as be:
+            be.infer({"input": small_inputs[:1]})
+            assert torch.get_num_threads() == want
+            assert be.environment()["intra_op_threads"] == want
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_exported_program_declares_its_shape_with_a_dynamic_batch(small_pt2: Path) -> None:
@@ -80,16 +95,51 @@ def test_format_detection(small_torchscript: Path, small_pt2: Path, small_onnx: 
         detect_format(small_onnx)
 
 
+def _graphs_compiled() -> int:
+    """How many graphs torch.compile (dynamo) has captured in this process so far."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
+def test_torch_compile_option_compiles_the_module(small_pt2: Path, small_net, small_inputs) -> None:  # noqa: ANN001
+    """compile=<backend>: dynamo captures the model's graph on the first call (the eager backend
+    runs that graph without building kernels, so this is fast); without compile nothing is captured."""
+    before = _graphs_compiled()
+    with TorchBackend(str(small_pt2), BackendOptions(threads=1)) as be:
+        be.infer({"input": small_inputs[:2]})
+    assert _graphs_compiled() == before  # plain eager: no graph captured
+    with TorchBackend(str(small_pt2), BackendOptions(threads=1, extra=(("compile", "eager"),))) as be:
+        out = be.infer({"input": small_inputs[:2]})
+        env = be.environment()
+    assert _graphs_compiled() > before
+    assert env["compile"] is True and env["compile_backend"] == "eager"
+    np.testing.assert_allclose(out[0], _reference(small_net, small_inputs[:2]), rtol=1e-5, atol=1e-5)
+    with pytest.raises(EdgebenchError, match="compile expects true, false or a torch.compile backend"):
+        TorchBackend(str(small_pt2), BackendOptions(extra=(("compile", "no-such-backend"),))).open()
+
+
 @pytest.mark.slow  # inductor compiles kernels: ~30 s
-def test_torch_compile_option(small_pt2: Path, small_net, small_inputs) -> None:  # noqa: ANN001
+def test_torch_compile_true_builds_inductor_kernels(small_pt2: Path, small_net, small_inputs) -> None:  # noqa: ANN001
+    from torch._dynamo.utils import counters
+
     opts = BackendOptions(threads=1, extra=(("compile", True),))
+    before = (
+        _graphs_compiled(),
+        int(counters["inductor"]["fxgraph_cache_miss"] + counters["inductor"]["fxgraph_cache_hit"]),
+    )
     with TorchBackend(str(small_pt2), opts) as be:
         try:
             out = be.infer({"input": small_inputs[:2]})
         except Exception as exc:  # noqa: BLE001 - inductor needs a C++ toolchain
             pytest.skip(f"torch.compile cannot build kernels here: {type(exc).__name__}: {str(exc)[:120]}")
         env = be.environment()
-    assert env["compile"] is True
+    after = (
+        _graphs_compiled(),
+        int(counters["inductor"]["fxgraph_cache_miss"] + counters["inductor"]["fxgraph_cache_hit"]),
+    )
+    assert env["compile_backend"] == "inductor"
+    assert after[0] > before[0] and after[1] > before[1]  # a graph captured and lowered by inductor
     np.testing.assert_allclose(out[0], _reference(small_net, small_inputs[:2]), rtol=1e-4, atol=1e-4)
 
 

@@ -71,14 +71,13 @@ def test_add_writes_the_user_inventory_and_list_shows_it(
 def test_check_reports_python_runtimes_disk_and_clock(
     sshd: LoopbackSshd, user_inventory: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import numpy
     import onnxruntime
 
     assert add_loopback(sshd, "probe") == 0
     capsys.readouterr()
     assert main(["devices", "check", "probe", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["ok"] is True and report["problems"] == []
+    assert report["ok"] is True and report["problems"] == []  # numpy and psutil found on the device
     assert report["address"] == f"{sshd.user}@127.0.0.1:{sshd.port}"
     assert report["python"]["version"] == platform.python_version()
     assert report["runtimes"]["onnxruntime"]["version"] == onnxruntime.__version__
@@ -88,7 +87,6 @@ def test_check_reports_python_runtimes_disk_and_clock(
     assert report["telemetry"][-1] == "psutil"
     assert report["disk_free_gb"] > 0
     assert isinstance(report["clock_skew_s"], float) and report["clock_skew_uncertainty_s"] >= 0
-    assert numpy.__version__  # the device needs numpy: the check found it (no problem reported)
     assert main(["devices", "check", "probe"]) == 0
     table = capsys.readouterr().out
     assert "onnxruntime" in table and "ready" in table and "clock skew" in table

@@ -1,103 +1,226 @@
-"""report.html in headless Chromium: renders offline without console errors, loads nothing but
-itself, runs no script from the data, and its tables show the numbers of results.json.
+"""report.html in a real browser (Playwright driving the system's headless Chromium): what only a
+browser can tell. It renders offline with no console error and no Content-Security-Policy
+violation, loads nothing but itself, runs no script from the data, draws every plot with a
+non-zero size, stays usable at a phone's width (no horizontal scroll of the page), and its tables
+show the numbers of results.json.
 
-Talks to Chromium over the DevTools protocol (tests/report/report_cdp.py, standard library only).
-Saves a screenshot to tests/artifacts/report.png for a human to look at.
+Screenshots (desktop and phone) are kept in tests/artifacts/ for a human to look at.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from report_helpers import ARTIFACTS, EVIL_HOST, EVIL_NAME, find_cell, html_cells
+from report_helpers import ARTIFACTS, EVIL_HOST, EVIL_NAME, RESULTS, find_cell, html_cells
 
 from edgebench.report import render_report
 from edgebench.report.gates import evaluate_verdicts
 from edgebench.report.render import load_results
 
+CHROMIUM = "/usr/bin/chromium"
+# Headless, offline and quiet: no sandbox (containers), no GPU, nothing fetched in the background.
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--disable-sync",
+    "--no-first-run",
+    "--mute-audio",
+    "--hide-scrollbars",
+]
+DESKTOP = {"width": 1400, "height": 1000}
+PHONE = {"width": 375, "height": 812}
+
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(
-        not os.access("/usr/bin/chromium", os.X_OK),
-        reason="headless Chromium not installed at /usr/bin/chromium (apt-get install chromium)",
+        not os.access(CHROMIUM, os.X_OK),
+        reason=f"headless Chromium not installed at {CHROMIUM} (apt-get install chromium)",
+    ),
+    pytest.mark.skipif(
+        importlib.util.find_spec("playwright") is None,
+        reason="playwright not installed (pip install -e '.[dev]'); it drives the system Chromium, no download",
     ),
 ]
 
+# Registered before any page script: CSP violations as the page itself sees them.
+WATCH_CSP = """
+window.__csp = [];
+document.addEventListener('securitypolicyviolation', e => {
+  window.__csp.push(e.violatedDirective + ' ' + (e.blockedURI || 'inline'));
+});
+"""
+
+PLOTS_JS = """() => Array.from(document.querySelectorAll('svg')).map(s => {
+  const r = s.getBoundingClientRect();
+  return {visible: s.checkVisibility({opacityProperty: true, visibilityProperty: true}),
+          width: r.width, height: r.height, left: r.left, right: r.right};
+})"""
+
+
+class Page:
+    """One page in a fresh browser context, with every console message, page error, request,
+    dialog and CSP violation recorded."""
+
+    def __init__(self, browser: Any, viewport: dict[str, int]) -> None:
+        self.context = browser.new_context(viewport=viewport, java_script_enabled=True)
+        self.context.add_init_script(WATCH_CSP)
+        self.page = self.context.new_page()
+        self.console: list[str] = []
+        self.requests: list[str] = []
+        self.dialogs: list[str] = []
+        self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
+        self.page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"))
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.on("dialog", self._dialog)
+
+    def _dialog(self, dialog: Any) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def open(self, url: str) -> Page:
+        self.page.goto(url, wait_until="load")
+        return self
+
+    def errors(self) -> list[str]:
+        return [m for m in self.console if m.startswith(("error", "pageerror"))]
+
+    def csp_violations(self) -> list[str]:
+        return list(self.page.evaluate("window.__csp"))
+
+    def close(self) -> None:
+        self.context.close()
+
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory) -> dict:
-    from report_cdp import Browser
-    from report_helpers import RESULTS
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
 
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     run = tmp_path_factory.mktemp("browser-run")
     (run / "results.json").write_text(RESULTS.read_text())
     _, html_path = render_report(run)
-    results = evaluate_verdicts(load_results(run)[0])
-    with Browser(width=1400, height=3000) as browser:
-        browser.open(html_path.resolve().as_uri())
-        out = {
-            "results": results,
-            "url": html_path.resolve().as_uri(),
-            "problems": browser.problems(),
-            "requests": browser.requests(),
-            "dom": browser.evaluate("document.documentElement.outerHTML"),
-            "scripts": browser.evaluate("document.scripts.length"),
-            "imgs": browser.evaluate("document.images.length"),
-            "dialogs": browser.dialogs(),
-            "title": browser.evaluate("document.title"),
-            "evil_text": browser.evaluate(
-                "Array.from(document.querySelectorAll('#t-verdict-local td[data-key=candidate]')).map(td => td.textContent)"
-            ),
-            "svg_sizes": browser.evaluate(
-                "Array.from(document.querySelectorAll('svg.plot')).map(s => [s.getBoundingClientRect().width, s.getBoundingClientRect().height])"
-            ),
-            "overflow": browser.evaluate("document.documentElement.scrollWidth > window.innerWidth + 1"),
-            "screenshot": browser.screenshot(ARTIFACTS / "report.png"),
-        }
-    return out
+    return {"url": html_path.resolve().as_uri(), "results": evaluate_verdicts(load_results(run)[0])}
 
 
-def test_detector_sees_an_unescaped_script(tmp_path):
-    """The checks below would catch a script that ran or a load the CSP blocked (not blind)."""
-    from report_cdp import Browser
+@pytest.fixture(scope="module")
+def desktop(browser: Any, report: dict) -> Iterator[Page]:
+    page = Page(browser, DESKTOP).open(report["url"])
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+    yield page
+    page.close()
 
-    page = tmp_path / "bad.html"
-    page.write_text("<html><body><script>alert(1)</script></body></html>")
+
+@pytest.fixture(scope="module")
+def phone(browser: Any, report: dict) -> Iterator[Page]:
+    page = Page(browser, PHONE).open(report["url"])
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.page.screenshot(path=str(ARTIFACTS / "report-phone.png"), full_page=True)
+    yield page
+    page.close()
+
+
+def test_detectors_see_a_script_that_runs_and_a_csp_violation(browser: Any, tmp_path: Path) -> None:
+    """The checks below are not blind: a script that runs shows up as a dialog, an inline script
+    blocked by the page's CSP as a violation event and a console error."""
+    bad = tmp_path / "bad.html"
+    bad.write_text("<html><body><script>alert(1)</script></body></html>")
     csp = tmp_path / "csp.html"
     csp.write_text(
         '<html><head><meta http-equiv="Content-Security-Policy" content="default-src \'none\'">'
         "</head><body><script>alert(2)</script></body></html>"
     )
-    with Browser(width=400, height=300) as browser:
-        browser.open(page.as_uri())
-        assert browser.dialogs() == ["1"]
-        browser.open(csp.as_uri())
-        assert browser.dialogs() == [] and any("Content Security Policy" in p for p in browser.problems())
+    overflow = tmp_path / "wide.html"
+    overflow.write_text("<html><body><table><tr><td style='min-width:900px'>x</td></tr></table></body></html>")
+    page = Page(browser, PHONE)
+    try:
+        page.open(bad.as_uri())
+        assert page.dialogs == ["1"]
+        page.open(csp.as_uri())
+        assert page.dialogs == ["1"]  # alert(2) was blocked
+        assert page.csp_violations() == ["script-src-elem inline"]
+        assert any("Content Security Policy" in m for m in page.errors())
+        page.open(overflow.as_uri())
+        assert page.page.evaluate("document.documentElement.scrollWidth") > PHONE["width"]
+    finally:
+        page.close()
 
 
-def test_renders_without_console_errors(rendered):
-    assert rendered["problems"] == []
-    assert rendered["title"] == "edgebench report: demo-lenet5"
+def test_renders_without_console_errors_or_csp_violations(desktop: Page, phone: Page) -> None:
+    for page in (desktop, phone):
+        assert page.errors() == [] and page.csp_violations() == []
+        assert page.dialogs == []  # alert(1) in a candidate name never ran
+    assert desktop.page.title() == "edgebench report: demo-lenet5"
 
 
-def test_loads_nothing_but_itself(rendered):
-    assert rendered["requests"] == [rendered["url"]]
+def test_loads_nothing_but_itself(desktop: Page, report: dict) -> None:
+    assert desktop.requests == [report["url"]]
 
 
-def test_no_script_from_the_data_ran(rendered):
-    assert rendered["scripts"] == 0 and rendered["imgs"] == 0
-    assert rendered["dialogs"] == []  # alert(1) from the candidate name never ran
-    # The names are shown literally, as text.
-    assert EVIL_NAME in rendered["evil_text"]
-    assert EVIL_HOST in rendered["dom"].replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"')
+def test_no_script_from_the_data_ran(desktop: Page) -> None:
+    p = desktop.page
+    assert p.evaluate("document.scripts.length") == 0 and p.evaluate("document.images.length") == 0
+    names = p.locator("#t-verdict-local td[data-key=candidate]").all_inner_texts()
+    assert EVIL_NAME in names  # shown literally, as text
+    assert EVIL_HOST in p.locator("body").inner_text()
 
 
-def test_rendered_tables_show_results_numbers(rendered):
-    results = rendered["results"]
-    cells = html_cells(rendered["dom"])
+def test_every_plot_is_visible_with_a_size(desktop: Page, phone: Page) -> None:
+    plots = desktop.page.evaluate(PLOTS_JS)
+    assert len(plots) == 5
+    assert all(s["visible"] and s["width"] > 300 and s["height"] > 150 for s in plots), plots
+    small = phone.page.evaluate(PLOTS_JS)
+    assert len(small) == 5
+    # shrunk to the phone's width, still drawn, and inside the screen
+    assert all(s["visible"] and s["width"] > 100 and s["height"] > 50 for s in small), small
+    assert all(s["left"] >= 0 and s["right"] <= PHONE["width"] + 0.5 for s in small), small
+
+
+def test_page_is_usable_at_phone_width(phone: Page) -> None:
+    """No horizontal scroll of the page at 375 px: wide tables scroll inside their own box."""
+    p = phone.page
+    assert p.evaluate("window.innerWidth") == PHONE["width"]
+    assert p.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert p.evaluate("document.body.scrollWidth") <= PHONE["width"]
+    p.evaluate("window.scrollTo(500, 0)")
+    assert p.evaluate("window.scrollX") == 0
+    # every table either fits or sits in a box that scrolls sideways
+    unfit = p.evaluate(
+        """() => Array.from(document.querySelectorAll('table')).filter(t => {
+             const box = t.parentElement; const r = box.getBoundingClientRect();
+             return r.right > window.innerWidth + 0.5 ||
+                    (t.scrollWidth > box.clientWidth && getComputedStyle(box).overflowX !== 'auto');
+           }).map(t => t.id)"""
+    )
+    assert unfit == []
+
+
+def test_desktop_page_does_not_overflow(desktop: Page) -> None:
+    assert desktop.page.evaluate("document.documentElement.scrollWidth") <= DESKTOP["width"]
+
+
+def test_rendered_tables_show_results_numbers(desktop: Page, report: dict) -> None:
+    results = report["results"]
+    cells = html_cells(desktop.page.content())
     checked = 0
     for cand in results["candidates"]:
         e = cand["devices"]["local"]
@@ -128,13 +251,7 @@ def test_rendered_tables_show_results_numbers(rendered):
     assert checked >= 60
 
 
-def test_plots_are_drawn_and_page_fits(rendered):
-    sizes = rendered["svg_sizes"]
-    assert len(sizes) == 5 and all(w > 300 and h > 150 for w, h in sizes)
-    assert not rendered["overflow"]  # nothing wider than the 1400 px window
-
-
-def test_screenshot_saved(rendered):
-    png = Path(rendered["screenshot"])
-    data = png.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000
+def test_screenshots_saved(desktop: Page, phone: Page) -> None:
+    for name in ("report.png", "report-phone.png"):
+        data = (ARTIFACTS / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000

@@ -21,6 +21,26 @@ from edgebench.robustness.attacks import (
 LINF = tuple(e / 255 for e in (4, 16, 48))
 
 
+# ---- distances on hand-computed vectors ----------------------------------------------------
+def test_distances_on_hand_computed_perturbations():
+    """Perturbations (3, -4, 0, 0) and (0.5, 0.5, 0.5, -0.5) on a grey image, norms by hand."""
+    x = np.full((3, 1, 2, 2), 0.25, dtype=np.float32)
+    d = np.array([[3.0, -4.0, 0.0, 0.0], [0.5, 0.5, 0.5, -0.5], [0.0, 0.0, 0.0, 0.0]]).reshape(3, 1, 2, 2)
+    x_adv = (x + d).astype(np.float32)
+    expected = {
+        "l0": [2.0, 4.0, 0.0],  # non-zero entries
+        "l1": [7.0, 2.0, 0.0],  # 3 + 4; 4 * 0.5
+        "l2": [5.0, 1.0, 0.0],  # sqrt(9 + 16); sqrt(4 * 0.25)
+        "linf": [4.0, 0.5, 0.0],  # largest |entry|
+    }
+    for norm, want in expected.items():
+        got = distances(x, x_adv, norm)
+        assert got.dtype == np.float64 and got.shape == (3,)
+        np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=norm)
+    with pytest.raises(ValueError):
+        distances(x, x_adv, "l3")
+
+
 # ---- spec validation ------------------------------------------------------------------------
 def test_unknown_attack_lists_allowed_names():
     with pytest.raises(EdgebenchError, match=r"unknown name 'jsma'.*'brendel-bethge'.*'pgd'"):

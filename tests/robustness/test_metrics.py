@@ -139,4 +139,6 @@ def test_robustness_rows_accept_adversarial_sets(digits_model, eval_batch):
     clean = np.concatenate([np.zeros(10, dtype=np.int64), sets[0].base_clean_predictions])
     preds = {s.id: s.base_predictions for s in sets}
     rows = robustness_rows(labels, clean, preds, clean, preds, sets)
+    assert rows[0]["accuracy"] == pytest.approx(float(np.mean(sets[0].base_predictions == y[:16])))
     assert rows[0]["accuracy"] == sets[0].base_accuracy and rows[0]["agreement"] == 1.0
+    assert rows[0]["count"] == 16  # rows 10..25 of the evaluation set, through the indices

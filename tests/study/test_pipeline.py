@@ -143,3 +143,53 @@ def test_standalone_replay_matches_the_run(run_dir: Path) -> None:
     for r in rows:
         for key in ("accuracy", "transfer_success_rate", "agreement", "count"):
             assert r[key] == recorded[r["id"]][key]
+
+
+def test_replay_and_fidelity_numbers_match_an_independent_computation(run_dir: Path) -> None:
+    """Every candidate's clean accuracy, fidelity and robustness rows, recomputed here with plain
+    numpy from the run's saved arrays and this test's own ONNX Runtime session on each artifact
+    (not through the agent, the store or the metrics module)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    results = json.loads((run_dir / "results.json").read_text())
+    with np.load(run_dir / "data" / "eval.npz") as d:
+        x_eval, y_eval = d["x"], d["y"]
+    with np.load(run_dir / "data" / "base_logits.npz") as d:
+        base_logits = d["logits"].astype(np.float64)
+    base_clean = base_logits.argmax(1)
+    sets = {}
+    for a in results["attacks"]:
+        with np.load(run_dir / a["path"]) as z:
+            sets[a["id"]] = {k: z[k] for k in ("x", "labels", "indices", "base_predictions")}
+        np.testing.assert_array_equal(sets[a["id"]]["labels"], y_eval[sets[a["id"]]["indices"]])
+
+    for cand in results["candidates"]:
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        sess = ort.InferenceSession(str(run_dir / cand["artifact"]["path"]), so, providers=["CPUExecutionProvider"])
+
+        def logits(x: np.ndarray, sess: ort.InferenceSession = sess) -> np.ndarray:
+            return sess.run(None, {sess.get_inputs()[0].name: x})[0].astype(np.float64)
+
+        got = cand["devices"]["local"]
+        clean = logits(x_eval)
+        clean_pred = clean.argmax(1)
+        assert got["clean_accuracy"] == pytest.approx(float(np.mean(clean_pred == y_eval)), abs=1e-12)
+        diff = np.abs(clean - base_logits)
+        fid = got["fidelity"]
+        assert fid["top1_agreement"] == pytest.approx(float(np.mean(clean_pred == base_clean)), abs=1e-12)
+        assert fid["max_abs_logit_diff"] == pytest.approx(float(diff.max()), abs=1e-4)
+        assert fid["mean_abs_logit_diff"] == pytest.approx(float(diff.mean()), abs=1e-5)
+        rows = {r["id"]: r for r in got["robustness"]}
+        assert set(rows) == set(sets)
+        for sid, s in sets.items():
+            idx, y, base_adv = s["indices"], s["labels"], s["base_predictions"]
+            adv = logits(s["x"]).argmax(1)
+            fooled_base = (base_clean[idx] == y) & (base_adv != y) & (clean_pred[idx] == y)
+            transfer = float(np.mean(adv[fooled_base] != y[fooled_base])) if fooled_base.any() else None
+            r = rows[sid]
+            assert r["count"] == len(idx)
+            assert r["accuracy"] == pytest.approx(float(np.mean(adv == y)), abs=1e-12), (cand["name"], sid)
+            assert r["agreement"] == pytest.approx(float(np.mean(adv == base_adv)), abs=1e-12), (cand["name"], sid)
+            assert r["transfer_success_rate"] == pytest.approx(transfer, abs=1e-12), (cand["name"], sid)

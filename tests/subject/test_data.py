@@ -91,12 +91,20 @@ def test_cifar10_batches_on_disk_load_without_unpickling_code(tmp_path: Path) ->
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
     rng = np.random.default_rng(0)
+    written = {}
     for name in ("data_batch_1", "test_batch"):
         batch = {b"data": rng.integers(0, 256, (20, 3072), dtype=np.uint8), b"labels": list(rng.integers(0, 10, 20))}
         (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+        written[name] = batch
     x, y = load_arrays("cifar10", str(folder))
     assert x.shape == (40, 3, 32, 32) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
     assert y.shape == (40,)
+    # the very pixels and labels written: each row is 3072 bytes, channel-major (R, G, B planes), /255
+    order = ("data_batch_1", "test_batch")
+    want_x = np.concatenate([written[n][b"data"] for n in order]).reshape(40, 3, 32, 32) / 255.0
+    want_y = np.concatenate([written[n][b"labels"] for n in order])
+    np.testing.assert_allclose(x, want_x, atol=1e-6)
+    np.testing.assert_array_equal(y, want_y)
 
     class Evil:
         def __reduce__(self):  # noqa: ANN204
