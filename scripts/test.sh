@@ -27,6 +27,9 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+# pip warns once per package about index locations configured on some machines; keep the log readable
+quiet_pip() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+
 python=${PYTHON:-python3}
 venv=${EDGEBENCH_TEST_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/edgebench/test-venv}
 stamp=$( { cat pyproject.toml; "$python" -c 'import sys; print(sys.version)'; } | sha256sum | cut -c1-16)
@@ -35,13 +38,13 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.edgebench-stamp" 2>/dev/null)
   rm -rf "$venv"
   mkdir -p "$(dirname "$venv")"
   "$python" -m venv "$venv"
-  "$venv/bin/python" -m pip install -q --upgrade pip
-  "$venv/bin/python" -m pip install -q -e ".[dev]"
+  quiet_pip "$venv/bin/python" -m pip install -q --upgrade pip
+  quiet_pip "$venv/bin/python" -m pip install -q -e ".[dev]"
   echo "$stamp" >"$venv/.edgebench-stamp"
 else
   echo "test venv: reusing $venv" >&2
   # the venv may have been built from another clone: point edgebench at this one (no deps change)
-  "$venv/bin/python" -m pip install -q --no-deps -e .
+  quiet_pip "$venv/bin/python" -m pip install -q --no-deps -e .
 fi
 export PATH="$venv/bin:$PATH"
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
