@@ -27,7 +27,7 @@ Examples:
   edgebench report reports/demo-lenet5-mnist/results.json --json --fail-on never
 """
 
-COMPARE_HELP = """Compare two runs and show what regressed: latency p50/p99 up, throughput down, memory up, clean or robust accuracy down, verdicts that got worse.
+COMPARE_HELP = """Compare two runs and show what regressed: latency p50/p99 up, throughput down, memory up, clean or robust accuracy down, verdicts that got worse. A latency percentile regresses only when the two runs' 95 % confidence intervals are disjoint (else "within noise").
 
 Exit code 1 when something regressed beyond tolerance, 0 otherwise, 2 on bad input.
 
@@ -144,8 +144,12 @@ def _print_diff(diff: dict, show_all: bool) -> None:
     for col in ("A", "B", "Change", "Regressed"):
         table.add_column(col, justify="right")
     for r in rows:
-        change = r["note"] or (
-            f"{r['change']:+.4g}" + (f" ({100 * r['change_rel']:+.1f}%)" if r["change_rel"] is not None else "")
+        change = (
+            r["note"]
+            if r["change"] is None
+            else f"{r['change']:+.4g}"
+            + (f" ({100 * r['change_rel']:+.1f}%)" if r["change_rel"] is not None else "")
+            + (f" {r['note']}" if r["note"] else "")
         )
         if r.get("unstable_in"):
             change += f" unstable in {'+'.join(r['unstable_in'])}"
@@ -176,7 +180,9 @@ def compare_command(
     run_a: Path = typer.Argument(..., help="The reference run (folder or results.json)."),
     run_b: Path = typer.Argument(..., help="The run to check against it."),
     latency_tolerance: float = typer.Option(
-        0.10, "--latency-tolerance", help="Relative latency increase allowed (0.10 = 10%)."
+        0.10,
+        "--latency-tolerance",
+        help="Relative latency increase allowed where a run has no confidence intervals (0.10 = 10%); intervals decide otherwise.",
     ),
     throughput_tolerance: float = typer.Option(
         0.10, "--throughput-tolerance", help="Relative throughput decrease allowed."
