@@ -13,7 +13,7 @@ import numpy as np
 from edgebench.agent import env as envmod
 from edgebench.agent.memory import RssSampler, rss_mb, ru_maxrss_mb
 from edgebench.agent.protocol import PROTOCOL, progress
-from edgebench.backends.base import BackendOptions, TimingBudget, fmt_shape
+from edgebench.backends.base import COLD_START_ITERS, Backend, BackendOptions, TensorSpec, TimingBudget, fmt_shape
 from edgebench.backends.registry import create
 from edgebench.errors import EdgebenchError
 
@@ -87,6 +87,7 @@ def run_profile(job: dict) -> dict:
             raise EdgebenchError("profile: expected an inputs .npz (real data), found none in the job")
         _check_shape(spec.shape, x, spec.name)
         x = _fit_dtype(x, spec.dtype)
+        cold = _cold_start(backend, spec, x, batches, int(job.get("cold_start_iters", COLD_START_ITERS)))
         sampler = make_sampler(job.get("telemetry", "auto"))
         runs = []
         total = len(batches) * len(modes)
@@ -110,8 +111,12 @@ def run_profile(job: dict) -> dict:
         inferences = sum(r["latency_ms"]["samples"] * r["batch"] for r in runs if "latency_ms" in r)
         if telemetry.get("power_mean_mw") is not None and inferences:
             telemetry["energy_per_inference_mj"] = telemetry["power_mean_mw"] * window_s / inferences
+        if cold is not None:
+            steady = next((r for r in runs if r.get("batch") == cold["batch"] and r.get("mode") == "end_to_end"), None)
+            cold["steady_p50_ms"] = steady["latency_ms"]["p50"] if steady else None
         result = {
             "runs": runs,
+            "cold_start": cold,
             "memory_mb": {
                 "rss_before_load": rss_before,
                 "rss_after_load": rss_loaded,
@@ -127,6 +132,16 @@ def run_profile(job: dict) -> dict:
     if (job.get("options") or {}).get("profile_ops"):
         result["op_profile"] = _op_profile_pass(job, spec.name, x)
     return result
+
+
+def _cold_start(backend: Backend, spec: TensorSpec, x: np.ndarray, batches: list[int], iterations: int) -> dict | None:
+    """The first *iterations* inferences after load, on the first batch size the model accepts
+    (None when iterations is 0: the job asked for none)."""
+    if iterations <= 0:
+        return None
+    fixed = spec.shape[0] if isinstance(spec.shape[0], int) and spec.shape[0] >= 0 else None
+    batch = fixed if fixed is not None else batches[0]
+    return backend.cold_start({spec.name: _batches_from(x, batch, 1)[0]}, iterations)
 
 
 def _op_profile_pass(job: dict, input_name: str, x: np.ndarray, iterations: int = 30) -> list[dict] | None:

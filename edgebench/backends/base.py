@@ -8,6 +8,9 @@ and named as such everywhere:
   wants them (device memory, OrtValues). What trtexec calls GPU compute time.
 * **end-to-end**: host numpy arrays in, host numpy arrays out: ``_prepare`` + ``_execute``
   + ``synchronize`` + ``_fetch``. What an application sees.
+
+:meth:`Backend.cold_start` measures what an application sees at start-up, apart from the
+steady state: the load time, the first inference and the first N iterations after ``open()``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from edgebench.errors import EdgebenchError
 from edgebench.measure.stats import summarize_latency
 
 log = logging.getLogger(__name__)
+
+COLD_START_ITERS = 10  # first iterations reported apart from the steady state (as Qualcomm AI Hub does)
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,7 @@ class Backend(ABC):
         self.options = options or BackendOptions()
         self._is_open = False
         self.load_time_s: float | None = None
+        self._inferences = 0  # since open(): a cold start must be the first
 
     # ---- lifecycle ---------------------------------------------------------------------
     def open(self) -> Backend:
@@ -113,6 +119,7 @@ class Backend(ABC):
         self._open()
         self.load_time_s = time.perf_counter() - t0
         self._is_open = True
+        self._inferences = 0
         return self
 
     def close(self) -> None:
@@ -193,9 +200,43 @@ class Backend(ABC):
         """One end-to-end inference: host arrays in, host arrays out."""
         self._check_open()
         self.validate_feed(feed)
+        self._inferences += 1
         raw = self._execute(self._prepare(feed))
         self.synchronize()
         return self._fetch(raw)
+
+    def cold_start(self, feed: dict[str, np.ndarray], iterations: int = COLD_START_ITERS) -> dict:
+        """End-to-end latency of the first *iterations* inferences after ``open()``, with the
+        load time: what an application sees at start-up (lazy allocation, kernel selection,
+        caches still cold), kept apart from the steady state that :meth:`time` measures after
+        warm-up. Must run before any other inference on this session, or it would not be cold.
+        """
+        self._check_open()
+        if iterations < 1:
+            raise EdgebenchError(f"cold start: expected at least 1 iteration, found {iterations}")
+        if self._inferences:
+            raise RuntimeError(f"{self.name}: cold_start() must come before any other inference after open()")
+        self.validate_feed(feed)
+        batch = int(next(iter(feed.values())).shape[0])
+        clock = time.perf_counter_ns
+        prepare, execute, sync, fetch = self._prepare, self._execute, self.synchronize, self._fetch
+        samples: list[int] = []
+        self._inferences += iterations
+        for _ in range(iterations):
+            t0 = clock()
+            fetch(execute(prepare(feed)))
+            sync()
+            samples.append(clock() - t0)
+        first_n = [s / 1e6 for s in samples]
+        return {
+            "load_time_s": self.load_time_s,
+            "first_inference_ms": first_n[0],
+            "first_n_ms": first_n,
+            "first_n_mean_ms": sum(first_n) / len(first_n),
+            "iterations": iterations,
+            "batch": batch,
+            "mode": "end_to_end",
+        }
 
     def time(
         self,
@@ -216,6 +257,7 @@ class Backend(ABC):
             raise ValueError(f"unknown timing mode {mode!r}")
         for feed in feeds:
             self.validate_feed(feed)
+        self._inferences += 1
         batch = int(next(iter(feeds[0].values())).shape[0])
         clock = time.perf_counter_ns
         prepare, execute, sync, fetch = self._prepare, self._execute, self.synchronize, self._fetch

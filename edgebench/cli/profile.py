@@ -294,6 +294,7 @@ def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = No
         "runs": runs,
         "memory_mb": result.get("memory_mb"),
         "load_time_s": result.get("load_time_s"),
+        "cold_start": result.get("cold_start"),
         "telemetry": result.get("telemetry"),
         "op_profile": result.get("op_profile"),
         "environment": environment,
@@ -363,6 +364,14 @@ def _render(out: dict) -> None:
         f"peak {fmt(mem.get('peak_rss'), '.1f')} (ru_maxrss {fmt(mem.get('ru_maxrss'), '.1f')}); load time {fmt(out.get('load_time_s'), '.3f', ' s')}",
         highlight=False,
     )
+    cold = out.get("cold_start") or {}
+    if cold:
+        console.print(
+            f"cold start (batch {cold.get('batch')}): first inference {fmt(cold.get('first_inference_ms'), '.3f', ' ms')}, "
+            f"mean of first {cold.get('iterations')} {fmt(cold.get('first_n_mean_ms'), '.3f', ' ms')}, "
+            f"steady p50 {fmt(cold.get('steady_p50_ms'), '.3f', ' ms')}",
+            highlight=False,
+        )
     rt = (out.get("environment") or {}).get("runtime") or {}
     if rt.get("gpu_max_memory_allocated_mb") is not None:
         console.print(

@@ -50,6 +50,7 @@ def _profile_entry(profile: dict, manifest: dict, device_profile: dict) -> dict:
         "op_profile": profile.get("op_profile"),
         "roofline": roof,
         "load_time_s": profile.get("load_time_s"),
+        "cold_start": profile.get("cold_start"),
         "environment": env,
     }
 
