@@ -68,6 +68,7 @@ def _check_shape(spec_shape: tuple, x: np.ndarray, name: str) -> None:
 
 def run_profile(job: dict) -> dict:
     from edgebench.devices.telemetry import make_sampler
+    from edgebench.devices.telemetry.energy import IDLE_S, PowerTrace
 
     rss_before = rss_mb()
     budget = TimingBudget(**(job.get("budget") or {}))
@@ -88,12 +89,16 @@ def run_profile(job: dict) -> dict:
         _check_shape(spec.shape, x, spec.name)
         x = _fit_dtype(x, spec.dtype)
         cold = _cold_start(backend, spec, x, batches, int(job.get("cold_start_iters", COLD_START_ITERS)))
-        sampler = make_sampler(job.get("telemetry", "auto"))
-        runs = []
+        interval = job.get("telemetry_interval_s")
+        sampler = make_sampler(job.get("telemetry", "auto"), float(interval) if interval else None)
+        runs: list[dict[str, Any]] = []
         total = len(batches) * len(modes)
         done = 0
+        power = PowerTrace(sampler)
+        timed: list[tuple[dict, Any, int]] = []  # (run, timed window, items) for energy per item
         with RssSampler() as rss:
             sampler.start()
+            power.measure_idle(float(job.get("idle_s", IDLE_S)))  # baseline just before the runs
             t_window = time.perf_counter()
             for b in batches:
                 if isinstance(spec.shape[0], int) and spec.shape[0] >= 0 and spec.shape[0] != b:
@@ -104,13 +109,13 @@ def run_profile(job: dict) -> dict:
                 for mode in modes:
                     res = backend.time(feeds, budget, mode=mode)
                     runs.append({"batch": b, "mode": mode, "latency_ms": res.summary()})
+                    timed.append((runs[-1], res.window, len(res.samples_ms) * b))
                     done += 1
                     progress("profile", done, total, batch=b, mode=mode)
             window_s = time.perf_counter() - t_window
             telemetry = sampler.stop()
-        inferences = sum(r["latency_ms"]["samples"] * r["batch"] for r in runs if "latency_ms" in r)
-        if telemetry.get("power_mean_mw") is not None and inferences:
-            telemetry["energy_per_inference_mj"] = telemetry["power_mean_mw"] * window_s / inferences
+        for run, window, items in timed:  # each batch and mode over its own timed window
+            run["energy"] = power.energy(window, items)
         if cold is not None:
             steady = next((r for r in runs if r.get("batch") == cold["batch"] and r.get("mode") == "end_to_end"), None)
             cold["steady_p50_ms"] = steady["latency_ms"]["p50"] if steady else None

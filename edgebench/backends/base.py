@@ -92,6 +92,9 @@ class TimingResult:
     batch: int
     samples_ms: list[float] = field(repr=False)
     warmup_iters: int = 0
+    # time.perf_counter() seconds at the start and end of the timed iterations (warm-up
+    # excluded): the window that power samples are matched against for energy per item
+    window: tuple[float, float] | None = None
 
     def summary(self) -> dict:
         out = summarize_latency(self.samples_ms, self.batch)
@@ -285,19 +288,22 @@ class Backend(ABC):
         gc.collect()
         gc.disable()  # as timeit does: no collector pauses inside timed iterations
         try:
-            warm, samples = self._loop(once, budget, on_progress)
+            warm, samples, window = self._loop(once, budget, on_progress)
         finally:
             if gc_was_enabled:
                 gc.enable()
         log.debug("%s %s batch %d: %d warm-up, %d timed", self.name, mode, batch, warm, len(samples))
-        return TimingResult(mode=mode, batch=batch, samples_ms=[s / 1e6 for s in samples], warmup_iters=warm)
+        return TimingResult(
+            mode=mode, batch=batch, samples_ms=[s / 1e6 for s in samples], warmup_iters=warm, window=window
+        )
 
     @staticmethod
     def _loop(
         once: Callable[[int], int], budget: TimingBudget, on_progress: Callable[[int], None] | None
-    ) -> tuple[int, list[int]]:
+    ) -> tuple[int, list[int], tuple[float, float]]:
         """Warm-up until both its count and time are reached, then timed iterations until both
-        the count and the minimum duration are reached (or max_iterations)."""
+        the count and the minimum duration are reached (or max_iterations). Returns the warm-up
+        count, the samples (ns) and the timed phase's (start, end) in perf_counter seconds."""
         clock = time.perf_counter_ns
         warm = 0
         w_end = clock() + int(budget.warmup_s * 1e9)
@@ -308,6 +314,7 @@ class Backend(ABC):
                 break
 
         samples: list[int] = []
+        t_start = time.perf_counter()
         end = clock() + int(budget.min_duration_s * 1e9)
         i = 0
         while (i < budget.iterations or clock() < end) and i < budget.max_iterations:
@@ -315,7 +322,7 @@ class Backend(ABC):
             i += 1
             if on_progress is not None and i % 16 == 0:
                 on_progress(i)
-        return warm, samples
+        return warm, samples, (t_start, time.perf_counter())
 
 
 def fmt_shape(shape: Sequence[Any]) -> str:

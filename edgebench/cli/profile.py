@@ -364,6 +364,15 @@ def _render(out: dict) -> None:
         f"peak {fmt(mem.get('peak_rss'), '.1f')} (ru_maxrss {fmt(mem.get('ru_maxrss'), '.1f')}); load time {fmt(out.get('load_time_s'), '.3f', ' s')}",
         highlight=False,
     )
+    for r in out["runs"]:
+        e = r.get("energy") or {}
+        if e.get("rail") or e.get("gross_mj_per_item") is not None:
+            console.print(
+                f"energy batch {r['batch']} {r['mode']} ({e.get('rail')}): gross {fmt(e.get('gross_mj_per_item'), '.4g', ' mJ')}/item, "
+                f"net {fmt(e.get('net_mj_per_item'), '.4g', ' mJ')}/item"
+                + (f" ({e['reason']})" if e.get("reason") else ""),
+                highlight=False,
+            )
     cold = out.get("cold_start") or {}
     if cold:
         console.print(
