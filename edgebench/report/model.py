@@ -501,6 +501,7 @@ def roofline_table(results: dict, device: str) -> Table:
                 _metric(roof.get("achieved_gops"), lambda v: fmt.num(v, 2), "roofline.achieved_gops"),
                 _metric(roof.get("peak_gops"), lambda v: fmt.num(v, 1), "roofline.peak_gops"),
                 _metric(roof.get("share_of_peak"), lambda v: fmt.pct(v, 2), "roofline.share_of_peak"),
+                _c(fmt.text(roof.get("peak_kind")), roof.get("peak_kind"), "roofline.peak_kind"),
                 _c(
                     fmt.text(roof.get("precision")) if roof else fmt.UNMEASURED,
                     roof.get("precision"),
@@ -511,9 +512,11 @@ def roofline_table(results: dict, device: str) -> Table:
     return Table(
         f"roofline-{device}",
         "Roofline estimate",
-        ("Candidate", "Achieved GOPS", "Peak GOPS", "Share of peak", "Precision"),
+        ("Candidate", "Achieved GOPS", "Peak GOPS", "Share of peak", "Peak is", "Precision"),
         tuple(rows),
-        "Achieved operations per second on the device against the peak in its device profile.",
+        "Achieved operations per second on the device against the peak in its device profile: "
+        "'measured' (a microbenchmark on the device, e.g. the local device's numpy sgemm) or "
+        "'theoretical' (datasheet or cores x clock x ops/cycle).",
     )
 
 

@@ -74,6 +74,7 @@ def _replay_entry(replay: dict, y_eval: np.ndarray, base_clean: np.ndarray, sets
 
 
 def assemble_results(run_dir: str | Path, write: bool = True) -> dict:
+    from edgebench.devices.describe import device_profile
     from edgebench.devices.inventory import load_inventory
     from edgebench.report.gates import evaluate_verdicts
     from edgebench.robustness.store import load_folder
@@ -100,7 +101,7 @@ def assemble_results(run_dir: str | Path, write: bool = True) -> dict:
         devices[name] = {
             "name": name,
             "kind": spec.kind if spec else None,
-            "profile": dict(spec.profile) if spec else {},
+            "profile": device_profile(spec) if spec else {},  # local: measured peak (devices/describe.py)
         }
     candidates = []
     for cand in study.get("candidates", []):
