@@ -237,7 +237,10 @@ def verdict_for(results: dict, candidate: dict, device: str, budgets: dict | Non
                 note = f"{len(missing)} attack(s) unmeasured: {', '.join(missing)}"
                 detail = f"{detail}; {note}" if detail else note
             gates.append(_gate(spec, value, threshold, status=status, detail=detail))
-    return {"status": verdict_status(gates), "gates": gates}
+    out = {"status": verdict_status(gates), "gates": gates}
+    if entry.get("unmeasured_reason"):  # measurements skipped on purpose: say why
+        out["reason"] = entry["unmeasured_reason"]
+    return out
 
 
 def iter_cells(results: dict) -> Iterator[tuple[dict, str]]:

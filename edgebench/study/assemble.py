@@ -78,6 +78,7 @@ def assemble_results(run_dir: str | Path, write: bool = True) -> dict:
     from edgebench.devices.inventory import load_inventory
     from edgebench.report.gates import evaluate_verdicts
     from edgebench.robustness.store import load_folder
+    from edgebench.study.engines import skipped_reason
     from edgebench.study.environment import host_environment
 
     store = RunStore(run_dir)
@@ -122,12 +123,16 @@ def assemble_results(run_dir: str | Path, write: bool = True) -> dict:
         for dev in device_names:
             d: dict[str, Any] = {"latency_ms": None, "memory_mb": None, "clean_accuracy": None, "robustness": []}
             profile = store.load(name, dev, "profile")
+            replay = store.load(name, dev, "replay")
+            blackbox = store.load(name, dev, "blackbox")
+            skipped = skipped_reason(profile, replay, blackbox)
+            if skipped:  # e.g. a TensorRT candidate on a device without TensorRT: UNMEASURED, with why
+                d["unmeasured_reason"] = skipped
+                profile = replay = blackbox = None
             if profile is not None and manifest is not None:
                 d.update(_profile_entry(profile, manifest, devices[dev]["profile"]))
-            replay = store.load(name, dev, "replay")
             if replay is not None and base_clean is not None:
                 d.update(_replay_entry(replay, y_eval, base_clean, sets))
-            blackbox = store.load(name, dev, "blackbox")
             if blackbox is not None:
                 d["blackbox"] = {k: v for k, v in blackbox.items() if k not in ("distances", "queries", "runtime")}
             entry["devices"][dev] = d
