@@ -19,12 +19,16 @@ FROM ${L4T_BASE} AS jetson-agent
 # Optional: an onnxruntime-gpu wheel for Jetson (a URL or a pip requirement), for the
 # onnxruntime backend with CUDA/TensorRT execution providers. Empty: TensorRT only.
 ARG ONNXRUNTIME_PIP=""
+# The TensorRT backend takes device memory and streams from torch.cuda: give the PyTorch wheel for
+# your JetPack here (a URL or a pip requirement) to measure TensorRT engines in this container.
+ARG TORCH_PIP=""
 ARG AGENT_USER=edgebench
 ENV EDGEBENCH_AGENT_USER=${AGENT_USER} EDGEBENCH_SSH_PORT=2222 PIP_NO_CACHE_DIR=1
 RUN apt-get update \
     && apt-get install -y --no-install-recommends openssh-server python3 python3-numpy python3-psutil python3-pip \
     && rm -rf /var/lib/apt/lists/*
-RUN if [ -n "${ONNXRUNTIME_PIP}" ]; then pip3 install "${ONNXRUNTIME_PIP}"; fi
+RUN if [ -n "${ONNXRUNTIME_PIP}" ]; then pip3 install "${ONNXRUNTIME_PIP}"; fi \
+    && if [ -n "${TORCH_PIP}" ]; then pip3 install "${TORCH_PIP}"; fi
 # What the agent needs must import; TensorRT's Python module comes with l4t-jetpack/l4t-tensorrt
 # bases (others: edgebench then reports the tensorrt runtime as unavailable, with the reason).
 RUN python3 -c "import numpy, psutil; print('numpy', numpy.__version__, 'psutil', psutil.__version__)" \

@@ -14,7 +14,8 @@ symmetric S8S8 artifact (``quantize: {preset: tensorrt}``); no calibrator runs o
 allocator (``torch.cuda``), which every Jetson and x86 CUDA install that has TensorRT can have.
 
 *compute* latency: ``execute_async_v3`` + stream synchronize on inputs already on the GPU.
-*end-to-end*: host-to-device copy, execute, device-to-host copy, synchronize.
+*end-to-end*: host array into a pinned buffer, async host-to-device copy, execute, async
+device-to-host copy into pinned buffers, synchronize.
 """
 
 from __future__ import annotations
@@ -295,6 +296,7 @@ class TensorRTBackend(Backend):
             for n in self._in_names
         ]
         self._out_buffers: dict[tuple, list[Any]] = {}
+        self._pinned_buffers: dict[tuple, Any] = {}
 
     def _build(self, path: Path, in_name: str) -> bytes:
         trt = self._trt
@@ -347,6 +349,7 @@ class TensorRTBackend(Backend):
         return layer_rows(self._layer_records) if self.options.profile_ops and self._layer_records else None
 
     def _close(self) -> None:
+        self._pinned_buffers = {}
         self._context = None
         self._engine = None
         self._out_buffers = {}
@@ -369,12 +372,31 @@ class TensorRTBackend(Backend):
             self._out_buffers[shape] = outs
         return self._out_buffers[shape]
 
+    def _pinned(self, key: tuple, like: Any) -> Any:
+        """A page-locked host buffer shaped like the tensor *like*, allocated once per key, so
+        host<->device copies are true DMA copies (what an application with pinned buffers sees)."""
+        buf = self._pinned_buffers.get(key)
+        if buf is None or tuple(buf.shape) != tuple(like.shape) or buf.dtype != like.dtype:
+            buf = self._torch.empty(tuple(like.shape), dtype=like.dtype, pin_memory=True)
+            self._pinned_buffers[key] = buf
+        return buf
+
     def _prepare(self, feed: dict[str, np.ndarray]) -> Any:
+        """End-to-end input path: the host array into a pinned buffer, then an async copy on the
+        engine's stream (the base synchronizes before the next iteration reuses the buffer)."""
         torch = self._torch
-        arr = feed[self._in_names[0]]
+        src = torch.from_numpy(np.ascontiguousarray(feed[self._in_names[0]]))
+        host = self._pinned(("in", tuple(src.shape), src.dtype), src)
+        host.copy_(src)
         with torch.cuda.stream(self._stream):
-            x = torch.from_numpy(np.ascontiguousarray(arr)).to(self._device, non_blocking=True)
+            x = host.to(self._device, non_blocking=True)
         return x
+
+    def _prepare_compute(self, feed: dict[str, np.ndarray]) -> Any:
+        """Compute-timing inputs, placed on the GPU once (blocking copies: several feeds are
+        prepared back to back, so they must not share a pinned staging buffer in flight)."""
+        arr = np.ascontiguousarray(feed[self._in_names[0]])
+        return self._torch.from_numpy(arr).to(self._device)
 
     def _execute(self, prepared: Any) -> Any:
         shape = tuple(prepared.shape)
@@ -389,9 +411,16 @@ class TensorRTBackend(Backend):
         return outs
 
     def _fetch(self, raw: Any) -> list[np.ndarray]:
+        """Outputs into pinned host buffers on the engine's stream, then one synchronize; the
+        arrays returned are copies, as the buffers are reused by the next inference."""
+        hosts = []
         with self._torch.cuda.stream(self._stream):
-            host = [t.to("cpu", non_blocking=False) for t in raw]
-        return [h.numpy() for h in host]
+            for i, t in enumerate(raw):
+                host = self._pinned(("out", i), t)
+                host.copy_(t, non_blocking=True)
+                hosts.append(host)
+        self._stream.synchronize()
+        return [h.numpy().copy() for h in hosts]
 
     def synchronize(self) -> None:
         self._stream.synchronize()
