@@ -210,16 +210,31 @@ def latency_table(results: dict, device: str) -> Table:
                         status="fail" if lat.get("unstable") else ("unmeasured" if lat.get("unstable") is None else ""),
                     ),
                     _metric(lat.get("samples"), fmt.count, f"{key}.samples"),
+                    _ci_cell(lat, "p99", key),
                 )
             )
     return Table(
         f"latency-{device}",
         "Latency, batch 1 (ms)",
-        ("Candidate", "Timing", "p50", "p90", "p99", "mean", "min", "max", "CV", "unstable", "samples"),
+        ("Candidate", "Timing", "p50", "p90", "p99", "mean", "min", "max", "CV", "unstable", "samples", "p99 95% CI"),
         tuple(rows),
         "end-to-end: host array in, host array out, copies included (what an application sees); "
-        "compute: the engine alone with inputs already in place. Unstable: CV above 10%.",
+        "compute: the engine alone with inputs already in place. Unstable: CV above 10%. "
+        "p99 95% CI: order-statistic interval; 'too few samples' below the 368 a p99 bound needs.",
     )
+
+
+def _ci_cell(lat: dict, p: str, key: str) -> Cell:
+    """The percentile's 95 % interval as text; flagged when too few samples bound it."""
+    ci = lat.get(f"{p}_ci")
+    if not isinstance(ci, (list, tuple)) or len(ci) != 2:
+        return Cell(text=fmt.UNMEASURED, value=None, key=f"{key}.{p}_ci", status="unmeasured")
+    lo, hi = ci
+    if hi is None or lo is None:
+        return Cell(
+            text=f"too few samples ({fmt.ms(lo)} .. ?)", value=list(ci), key=f"{key}.{p}_ci", status="unmeasured"
+        )
+    return Cell(text=f"{fmt.ms(lo)} .. {fmt.ms(hi)}", value=list(ci), key=f"{key}.{p}_ci")
 
 
 def throughput_table(results: dict, device: str) -> Table:
