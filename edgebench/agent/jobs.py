@@ -16,6 +16,7 @@ from edgebench.agent.protocol import PROTOCOL, progress
 from edgebench.backends.base import COLD_START_ITERS, Backend, BackendOptions, TensorSpec, TimingBudget, fmt_shape
 from edgebench.backends.registry import create
 from edgebench.errors import EdgebenchError
+from edgebench.measure.stats import summarize_latency
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,8 @@ def run_profile(job: dict) -> dict:
                 for mode in modes:
                     res = backend.time(feeds, budget, mode=mode)
                     runs.append({"batch": b, "mode": mode, "latency_ms": res.summary()})
+                    if res.device_samples_ms:  # e.g. CUDA events on the engine's stream
+                        runs[-1]["latency_device_ms"] = summarize_latency(res.device_samples_ms, b)
                     timed.append((runs[-1], res.window, len(res.samples_ms) * b))
                     done += 1
                     progress("profile", done, total, batch=b, mode=mode)

@@ -95,6 +95,9 @@ class TimingResult:
     # time.perf_counter() seconds at the start and end of the timed iterations (warm-up
     # excluded): the window that power samples are matched against for energy per item
     window: tuple[float, float] | None = None
+    # compute mode on a backend with a device clock (CUDA events): the device's own time per
+    # timed iteration, beside the host clock's
+    device_samples_ms: list[float] | None = field(default=None, repr=False)
 
     def summary(self) -> dict:
         out = summarize_latency(self.samples_ms, self.batch)
@@ -176,6 +179,12 @@ class Backend(ABC):
     def environment(self) -> dict:
         """Runtime name, version, provider and settings, recorded with every number."""
         return {"backend": self.name}
+
+    def device_timer(self) -> Any:
+        """A clock on the device's own timeline for *compute* timing (``start()``, ``stop()``
+        around ``_execute``, ``elapsed_ms()`` after synchronize), e.g. CUDA events on the
+        engine's stream; None (the default): the host clock only."""
+        return None
 
     def op_profile(self) -> list[dict] | None:
         """Per-operator times collected during the run, if the backend supports it."""
@@ -266,15 +275,31 @@ class Backend(ABC):
         prepare, execute, sync, fetch = self._prepare, self._execute, self.synchronize, self._fetch
         n_feeds = len(feeds)
 
+        device_ms: list[float] = []
+        timer = self.device_timer() if mode == "compute" else None
         if mode == "compute":
             prepared = [self._prepare_compute(f) for f in feeds]
             sync()
 
-            def once(i: int) -> int:
-                t0 = clock()
-                execute(prepared[i % n_feeds])
-                sync()
-                return clock() - t0
+            if timer is None:
+
+                def once(i: int) -> int:
+                    t0 = clock()
+                    execute(prepared[i % n_feeds])
+                    sync()
+                    return clock() - t0
+
+            else:
+
+                def once(i: int) -> int:
+                    t0 = clock()
+                    timer.start()
+                    execute(prepared[i % n_feeds])
+                    timer.stop()
+                    sync()
+                    elapsed = clock() - t0
+                    device_ms.append(float(timer.elapsed_ms()))  # read after the host clock stopped
+                    return elapsed
 
         else:
 
@@ -294,7 +319,12 @@ class Backend(ABC):
                 gc.enable()
         log.debug("%s %s batch %d: %d warm-up, %d timed", self.name, mode, batch, warm, len(samples))
         return TimingResult(
-            mode=mode, batch=batch, samples_ms=[s / 1e6 for s in samples], warmup_iters=warm, window=window
+            mode=mode,
+            batch=batch,
+            samples_ms=[s / 1e6 for s in samples],
+            warmup_iters=warm,
+            window=window,
+            device_samples_ms=device_ms[len(device_ms) - len(samples) :] if timer is not None else None,
         )
 
     @staticmethod

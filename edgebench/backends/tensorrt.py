@@ -13,7 +13,8 @@ INT8 is *explicit* quantization: the engine takes its scales from the Q/DQ nodes
 symmetric S8S8 artifact (``quantize: {preset: tensorrt}``); no calibrator runs on the device. Device memory and the stream come from torch's CUDA
 allocator (``torch.cuda``), which every Jetson and x86 CUDA install that has TensorRT can have.
 
-*compute* latency: ``execute_async_v3`` + stream synchronize on inputs already on the GPU.
+*compute* latency: ``execute_async_v3`` + stream synchronize on inputs already on the GPU (host
+clock), and beside it the GPU's own time from CUDA events on the stream (``latency_device_ms``).
 *end-to-end*: host array into a pinned buffer, async host-to-device copy, execute, async
 device-to-host copy into pinned buffers, synchronize.
 """
@@ -425,6 +426,10 @@ class TensorRTBackend(Backend):
     def synchronize(self) -> None:
         self._stream.synchronize()
 
+    def device_timer(self) -> Any:
+        """CUDA events recorded on the engine's stream around each compute iteration."""
+        return _CudaEventTimer(self._torch, self._stream)
+
     def environment(self) -> dict:
         torch = self._torch
         return {
@@ -440,3 +445,21 @@ class TensorRTBackend(Backend):
             "engine_cached": self.engine_cached,
             "gpu_max_memory_allocated_mb": torch.cuda.max_memory_allocated(self._device) / 1048576.0,
         }
+
+
+class _CudaEventTimer:
+    """GPU time of one enqueue, from a pair of timing events on *stream* (read after sync)."""
+
+    def __init__(self, torch: Any, stream: Any) -> None:
+        self._stream = stream
+        self._start = torch.cuda.Event(enable_timing=True)
+        self._end = torch.cuda.Event(enable_timing=True)
+
+    def start(self) -> None:
+        self._start.record(self._stream)
+
+    def stop(self) -> None:
+        self._end.record(self._stream)
+
+    def elapsed_ms(self) -> float:
+        return float(self._start.elapsed_time(self._end))
