@@ -172,6 +172,13 @@ def _print_diff(diff: dict, show_all: bool) -> None:
             console.print(f"{label}: {escape(c['candidate'])} on {escape(c['device'])}")
     if diff["budgets_changed"]:
         console.print("[yellow]note: the two runs have different budgets; verdicts use each run's own[/]")
+    noise = [r for r in diff["rows"] if not r["regressed"] and str(r.get("note", "")).startswith("within noise")]
+    worse = [r for r in noise if (r.get("change") or 0) > 0]
+    if worse and not show_all:
+        console.print(
+            f"{len(worse)} latency change(s) slower but within noise (95 % intervals overlap); --all shows them",
+            highlight=False,
+        )
     n = diff["regressions"]
     console.print(f"[{'red' if n else 'green'}]{n} regression(s) beyond tolerance[/]")
 

@@ -77,3 +77,22 @@ def test_results_without_intervals_fall_back_to_the_tolerance() -> None:
     entry(b, "base")["latency_ms"]["p99"] *= 1.5
     row = _row(compare_results(a, b), "latency_ms.p99")
     assert row["judged_by"] == "tolerance" and row["regressed"]
+
+
+def test_cli_says_within_noise(tmp_path) -> None:  # noqa: ANN001
+    from report_helpers import write_run
+    from typer.testing import CliRunner
+
+    from edgebench.cli.main import app
+
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        sa, sb = rng.lognormal(0.0, 0.6, 400), rng.lognormal(0.0, 0.6, 400)
+        if np.percentile(sb, 99) > 1.10 * np.percentile(sa, 99):
+            break
+    a, b = _runs(sa, sb)
+    res = CliRunner().invoke(app, ["compare", str(write_run(tmp_path / "a", a)), str(write_run(tmp_path / "b", b))])
+    assert res.exit_code == 0, res.output
+    assert "slower but within noise" in res.output and "0 regression(s)" in res.output
+    res = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--all"])
+    assert "within noise" in res.output
