@@ -13,9 +13,10 @@ import numpy as np
 from edgebench.agent import env as envmod
 from edgebench.agent.memory import RssSampler, rss_mb, ru_maxrss_mb
 from edgebench.agent.protocol import PROTOCOL, progress
-from edgebench.backends.base import BackendOptions, TimingBudget, fmt_shape
+from edgebench.backends.base import COLD_START_ITERS, Backend, BackendOptions, TensorSpec, TimingBudget, fmt_shape
 from edgebench.backends.registry import create
 from edgebench.errors import EdgebenchError
+from edgebench.measure.stats import summarize_latency
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ def _check_shape(spec_shape: tuple, x: np.ndarray, name: str) -> None:
 
 def run_profile(job: dict) -> dict:
     from edgebench.devices.telemetry import make_sampler
+    from edgebench.devices.telemetry.energy import IDLE_S, PowerTrace
 
     rss_before = rss_mb()
     budget = TimingBudget(**(job.get("budget") or {}))
@@ -87,12 +89,17 @@ def run_profile(job: dict) -> dict:
             raise EdgebenchError("profile: expected an inputs .npz (real data), found none in the job")
         _check_shape(spec.shape, x, spec.name)
         x = _fit_dtype(x, spec.dtype)
-        sampler = make_sampler(job.get("telemetry", "auto"))
-        runs = []
+        cold = _cold_start(backend, spec, x, batches, int(job.get("cold_start_iters", COLD_START_ITERS)))
+        interval = job.get("telemetry_interval_s")
+        sampler = make_sampler(job.get("telemetry", "auto"), float(interval) if interval else None)
+        runs: list[dict[str, Any]] = []
         total = len(batches) * len(modes)
         done = 0
+        power = PowerTrace(sampler)
+        timed: list[tuple[dict, Any, int]] = []  # (run, timed window, items) for energy per item
         with RssSampler() as rss:
             sampler.start()
+            power.measure_idle(float(job.get("idle_s", IDLE_S)))  # baseline just before the runs
             t_window = time.perf_counter()
             for b in batches:
                 if isinstance(spec.shape[0], int) and spec.shape[0] >= 0 and spec.shape[0] != b:
@@ -103,15 +110,21 @@ def run_profile(job: dict) -> dict:
                 for mode in modes:
                     res = backend.time(feeds, budget, mode=mode)
                     runs.append({"batch": b, "mode": mode, "latency_ms": res.summary()})
+                    if res.device_samples_ms:  # e.g. CUDA events on the engine's stream
+                        runs[-1]["latency_device_ms"] = summarize_latency(res.device_samples_ms, b)
+                    timed.append((runs[-1], res.window, len(res.samples_ms) * b))
                     done += 1
                     progress("profile", done, total, batch=b, mode=mode)
             window_s = time.perf_counter() - t_window
             telemetry = sampler.stop()
-        inferences = sum(r["latency_ms"]["samples"] * r["batch"] for r in runs if "latency_ms" in r)
-        if telemetry.get("power_mean_mw") is not None and inferences:
-            telemetry["energy_per_inference_mj"] = telemetry["power_mean_mw"] * window_s / inferences
+        for run, window, items in timed:  # each batch and mode over its own timed window
+            run["energy"] = power.energy(window, items)
+        if cold is not None:
+            steady = next((r for r in runs if r.get("batch") == cold["batch"] and r.get("mode") == "end_to_end"), None)
+            cold["steady_p50_ms"] = steady["latency_ms"]["p50"] if steady else None
         result = {
             "runs": runs,
+            "cold_start": cold,
             "memory_mb": {
                 "rss_before_load": rss_before,
                 "rss_after_load": rss_loaded,
@@ -127,6 +140,16 @@ def run_profile(job: dict) -> dict:
     if (job.get("options") or {}).get("profile_ops"):
         result["op_profile"] = _op_profile_pass(job, spec.name, x)
     return result
+
+
+def _cold_start(backend: Backend, spec: TensorSpec, x: np.ndarray, batches: list[int], iterations: int) -> dict | None:
+    """The first *iterations* inferences after load, on the first batch size the model accepts
+    (None when iterations is 0: the job asked for none)."""
+    if iterations <= 0:
+        return None
+    fixed = spec.shape[0] if isinstance(spec.shape[0], int) and spec.shape[0] >= 0 else None
+    batch = fixed if fixed is not None else batches[0]
+    return backend.cold_start({spec.name: _batches_from(x, batch, 1)[0]}, iterations)
 
 
 def _op_profile_pass(job: dict, input_name: str, x: np.ndarray, iterations: int = 30) -> list[dict] | None:

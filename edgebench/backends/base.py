@@ -8,6 +8,9 @@ and named as such everywhere:
   wants them (device memory, OrtValues). What trtexec calls GPU compute time.
 * **end-to-end**: host numpy arrays in, host numpy arrays out: ``_prepare`` + ``_execute``
   + ``synchronize`` + ``_fetch``. What an application sees.
+
+:meth:`Backend.cold_start` measures what an application sees at start-up, apart from the
+steady state: the load time, the first inference and the first N iterations after ``open()``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from edgebench.errors import EdgebenchError
 from edgebench.measure.stats import summarize_latency
 
 log = logging.getLogger(__name__)
+
+COLD_START_ITERS = 10  # first iterations reported apart from the steady state (as Qualcomm AI Hub does)
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,12 @@ class TimingResult:
     batch: int
     samples_ms: list[float] = field(repr=False)
     warmup_iters: int = 0
+    # time.perf_counter() seconds at the start and end of the timed iterations (warm-up
+    # excluded): the window that power samples are matched against for energy per item
+    window: tuple[float, float] | None = None
+    # compute mode on a backend with a device clock (CUDA events): the device's own time per
+    # timed iteration, beside the host clock's
+    device_samples_ms: list[float] | None = field(default=None, repr=False)
 
     def summary(self) -> dict:
         out = summarize_latency(self.samples_ms, self.batch)
@@ -123,6 +134,7 @@ class Backend(ABC):
         self.options = options or BackendOptions()
         self._is_open = False
         self.load_time_s: float | None = None
+        self._inferences = 0  # since open(): a cold start must be the first
 
     # ---- lifecycle ---------------------------------------------------------------------
     def open(self) -> Backend:
@@ -132,6 +144,7 @@ class Backend(ABC):
         self._open()
         self.load_time_s = time.perf_counter() - t0
         self._is_open = True
+        self._inferences = 0
         return self
 
     def close(self) -> None:
@@ -186,6 +199,12 @@ class Backend(ABC):
         """Runtime name, version, provider and settings, recorded with every number."""
         return {"backend": self.name}
 
+    def device_timer(self) -> Any:
+        """A clock on the device's own timeline for *compute* timing (``start()``, ``stop()``
+        around ``_execute``, ``elapsed_ms()`` after synchronize), e.g. CUDA events on the
+        engine's stream; None (the default): the host clock only."""
+        return None
+
     def op_profile(self) -> list[dict] | None:
         """Per-operator times collected during the run, if the backend supports it."""
         return None
@@ -212,9 +231,43 @@ class Backend(ABC):
         """One end-to-end inference: host arrays in, host arrays out."""
         self._check_open()
         self.validate_feed(feed)
+        self._inferences += 1
         raw = self._execute(self._prepare(feed))
         self.synchronize()
         return self._fetch(raw)
+
+    def cold_start(self, feed: dict[str, np.ndarray], iterations: int = COLD_START_ITERS) -> dict:
+        """End-to-end latency of the first *iterations* inferences after ``open()``, with the
+        load time: what an application sees at start-up (lazy allocation, kernel selection,
+        caches still cold), kept apart from the steady state that :meth:`time` measures after
+        warm-up. Must run before any other inference on this session, or it would not be cold.
+        """
+        self._check_open()
+        if iterations < 1:
+            raise EdgebenchError(f"cold start: expected at least 1 iteration, found {iterations}")
+        if self._inferences:
+            raise RuntimeError(f"{self.name}: cold_start() must come before any other inference after open()")
+        self.validate_feed(feed)
+        batch = int(next(iter(feed.values())).shape[0])
+        clock = time.perf_counter_ns
+        prepare, execute, sync, fetch = self._prepare, self._execute, self.synchronize, self._fetch
+        samples: list[int] = []
+        self._inferences += iterations
+        for _ in range(iterations):
+            t0 = clock()
+            fetch(execute(prepare(feed)))
+            sync()
+            samples.append(clock() - t0)
+        first_n = [s / 1e6 for s in samples]
+        return {
+            "load_time_s": self.load_time_s,
+            "first_inference_ms": first_n[0],
+            "first_n_ms": first_n,
+            "first_n_mean_ms": sum(first_n) / len(first_n),
+            "iterations": iterations,
+            "batch": batch,
+            "mode": "end_to_end",
+        }
 
     def time(
         self,
@@ -235,20 +288,37 @@ class Backend(ABC):
             raise ValueError(f"unknown timing mode {mode!r}")
         for feed in feeds:
             self.validate_feed(feed)
+        self._inferences += 1
         batch = int(next(iter(feeds[0].values())).shape[0])
         clock = time.perf_counter_ns
         prepare, execute, sync, fetch = self._prepare, self._execute, self.synchronize, self._fetch
         n_feeds = len(feeds)
 
+        device_ms: list[float] = []
+        timer = self.device_timer() if mode == "compute" else None
         if mode == "compute":
             prepared = [self._prepare_compute(f) for f in feeds]
             sync()
 
-            def once(i: int) -> int:
-                t0 = clock()
-                execute(prepared[i % n_feeds])
-                sync()
-                return clock() - t0
+            if timer is None:
+
+                def once(i: int) -> int:
+                    t0 = clock()
+                    execute(prepared[i % n_feeds])
+                    sync()
+                    return clock() - t0
+
+            else:
+
+                def once(i: int) -> int:
+                    t0 = clock()
+                    timer.start()
+                    execute(prepared[i % n_feeds])
+                    timer.stop()
+                    sync()
+                    elapsed = clock() - t0
+                    device_ms.append(float(timer.elapsed_ms()))  # read after the host clock stopped
+                    return elapsed
 
         else:
 
@@ -262,19 +332,27 @@ class Backend(ABC):
         gc.collect()
         gc.disable()  # as timeit does: no collector pauses inside timed iterations
         try:
-            warm, samples = self._loop(once, budget, on_progress)
+            warm, samples, window = self._loop(once, budget, on_progress)
         finally:
             if gc_was_enabled:
                 gc.enable()
         log.debug("%s %s batch %d: %d warm-up, %d timed", self.name, mode, batch, warm, len(samples))
-        return TimingResult(mode=mode, batch=batch, samples_ms=[s / 1e6 for s in samples], warmup_iters=warm)
+        return TimingResult(
+            mode=mode,
+            batch=batch,
+            samples_ms=[s / 1e6 for s in samples],
+            warmup_iters=warm,
+            window=window,
+            device_samples_ms=device_ms[len(device_ms) - len(samples) :] if timer is not None else None,
+        )
 
     @staticmethod
     def _loop(
         once: Callable[[int], int], budget: TimingBudget, on_progress: Callable[[int], None] | None
-    ) -> tuple[int, list[int]]:
+    ) -> tuple[int, list[int], tuple[float, float]]:
         """Warm-up until both its count and time are reached, then timed iterations until both
-        the count and the minimum duration are reached (or max_iterations)."""
+        the count and the minimum duration are reached (or max_iterations). Returns the warm-up
+        count, the samples (ns) and the timed phase's (start, end) in perf_counter seconds."""
         clock = time.perf_counter_ns
         warm = 0
         w_end = clock() + int(budget.warmup_s * 1e9)
@@ -285,6 +363,7 @@ class Backend(ABC):
                 break
 
         samples: list[int] = []
+        t_start = time.perf_counter()
         end = clock() + int(budget.min_duration_s * 1e9)
         i = 0
         while (i < budget.iterations or clock() < end) and i < budget.max_iterations:
@@ -292,7 +371,7 @@ class Backend(ABC):
             i += 1
             if on_progress is not None and i % 16 == 0:
                 on_progress(i)
-        return warm, samples
+        return warm, samples, (t_start, time.perf_counter())
 
 
 def fmt_shape(shape: Sequence[Any]) -> str:

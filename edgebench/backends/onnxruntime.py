@@ -33,6 +33,39 @@ _ORT_TYPES = {
 }
 
 
+def ort_providers(
+    device: str, provider: str | None, available: list[str], precision: str | None, trt_cache_dir: str | None = None
+) -> list[Any]:
+    """The execution providers for a session. ``device: cuda`` uses the CUDA EP; ``provider:
+    tensorrt`` (option ``extra.provider``) puts ONNX Runtime's TensorRT EP first (fp16 / int8
+    from *precision*; int8 takes the Q/DQ scales of the model), with CUDA and CPU behind it for
+    what TensorRT does not take. A provider this build lacks is an error naming what it has."""
+    dev_id = int(device.split(":")[1]) if ":" in device else 0
+    want = (provider or ("cuda" if device.startswith("cuda") else "cpu")).lower()
+    if want not in ("cpu", "cuda", "tensorrt"):
+        raise EdgebenchError(f"onnxruntime: provider expected cpu, cuda or tensorrt, found {provider!r}")
+    needed = {"cuda": ["CUDAExecutionProvider"], "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider"]}
+    missing = [p for p in needed.get(want, []) if p not in available]
+    if missing:
+        raise EdgebenchError(
+            f"onnxruntime: provider {want} requested, but this onnxruntime build has only {available} "
+            "(install onnxruntime-gpu, or NVIDIA's JetPack wheel for TensorRT)"
+        )
+    cuda: Any = ("CUDAExecutionProvider", {"device_id": dev_id})
+    if want == "cpu":
+        return ["CPUExecutionProvider"]
+    if want == "cuda":
+        return [cuda, "CPUExecutionProvider"]
+    trt_opts: dict[str, Any] = {
+        "device_id": dev_id,
+        "trt_fp16_enable": precision in ("fp16", "int8"),
+        "trt_int8_enable": precision == "int8",
+    }
+    if trt_cache_dir:
+        trt_opts.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(trt_cache_dir))
+    return [("TensorrtExecutionProvider", trt_opts), cuda, "CPUExecutionProvider"]
+
+
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     capabilities = Capabilities(profile_ops=True, devices=("cpu", "cuda"))
@@ -60,17 +93,13 @@ class OnnxRuntimeBackend(Backend):
             self._profile_dir = tempfile.mkdtemp(prefix="edgebench-ortprof-")
             so.enable_profiling = True
             so.profile_file_prefix = os.path.join(self._profile_dir, "ort")
-        available = ort.get_available_providers()
-        if self.options.device.startswith("cuda"):
-            if "CUDAExecutionProvider" not in available:
-                raise EdgebenchError(
-                    "onnxruntime: device cuda requested, but this onnxruntime build has only "
-                    f"{available} (install onnxruntime-gpu)"
-                )
-            dev_id = int(self.options.device.split(":")[1]) if ":" in self.options.device else 0
-            providers: list[Any] = [("CUDAExecutionProvider", {"device_id": dev_id}), "CPUExecutionProvider"]
-        else:
-            providers = ["CPUExecutionProvider"]
+        providers = ort_providers(
+            self.options.device,
+            self.options.get("provider"),
+            ort.get_available_providers(),
+            self.options.precision,
+            self.options.get("trt_cache_dir"),
+        )
         try:
             self._session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
         except Exception as exc:  # ORT raises several types for corrupt/unsupported models

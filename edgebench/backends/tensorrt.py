@@ -2,14 +2,21 @@
 run it with ``execute_async_v3`` on a CUDA stream.
 
 Engines are not portable across GPUs or TensorRT versions, so the engine cache key is
-(ONNX sha256, GPU name, TensorRT version, precision, optimization-profile shapes). The key,
-the builder settings and the profile shapes are pure functions (:func:`engine_cache_key`,
-:func:`build_plan`, :func:`profile_shapes`) so they are tested everywhere; building and running
-need ``tensorrt`` and a CUDA GPU. Device memory and the stream come from torch's CUDA
+(ONNX sha256, GPU name, compute capability, TensorRT version, precision, optimization-profile
+shapes, workspace). The key, the builder settings, the profile shapes, the equivalent
+``trtexec`` build command (``builder: trtexec`` in the options) and the per-layer profile
+aggregation are pure functions (:func:`engine_cache_key`, :func:`build_plan`,
+:func:`profile_shapes`, :func:`trtexec_build_command`, :func:`layer_rows`) so they are tested
+everywhere; building and running need ``tensorrt`` and a CUDA GPU.
+
+INT8 is *explicit* quantization: the engine takes its scales from the Q/DQ nodes of the
+symmetric S8S8 artifact (``quantize: {preset: tensorrt}``); no calibrator runs on the device. Device memory and the stream come from torch's CUDA
 allocator (``torch.cuda``), which every Jetson and x86 CUDA install that has TensorRT can have.
 
-*compute* latency: ``execute_async_v3`` + stream synchronize on inputs already on the GPU.
-*end-to-end*: host-to-device copy, execute, device-to-host copy, synchronize.
+*compute* latency: ``execute_async_v3`` + stream synchronize on inputs already on the GPU (host
+clock), and beside it the GPU's own time from CUDA events on the stream (``latency_device_ms``).
+*end-to-end*: host array into a pinned buffer, async host-to-device copy, execute, async
+device-to-host copy into pinned buffers, synchronize.
 """
 
 from __future__ import annotations
@@ -107,12 +114,16 @@ def engine_cache_key(
     precision: str,
     shapes: tuple[tuple[int, ...], ...] | None,
     workspace_mb: int = 1024,
+    compute_capability: str | None = None,
+    builder: str = "api",
 ) -> str:
     """Content key of an engine: anything that makes an engine differ changes the key."""
     payload = json.dumps(
         {
             "onnx": onnx_sha256,
             "device": device_name,
+            "compute_capability": compute_capability,
+            "builder": builder,
             "tensorrt": trt_version,
             "precision": precision,
             "profile": [list(s) for s in shapes] if shapes else None,
@@ -124,8 +135,67 @@ def engine_cache_key(
 
 
 def build_plan(options: TrtBuildOptions) -> dict:
-    """The builder settings as data: flag names, workspace bytes. Applied by :func:`_build`."""
-    return {"flags": list(_FLAGS[options.precision]), "workspace_bytes": int(options.workspace_mb) << 20}
+    """The builder settings as data: flag names, workspace bytes, profiling verbosity (DETAILED:
+    layer names in the engine, so the per-layer profile names layers). Applied by ``_build``."""
+    return {
+        "flags": list(_FLAGS[options.precision]),
+        "workspace_bytes": int(options.workspace_mb) << 20,
+        "profiling_verbosity": "DETAILED",
+    }
+
+
+def _dims(shape: Sequence[int]) -> str:
+    return "x".join(str(int(d)) for d in shape)
+
+
+def trtexec_build_command(
+    trtexec: str,
+    onnx_path: str,
+    engine_path: str,
+    options: TrtBuildOptions,
+    input_name: str,
+    shapes: tuple[tuple[int, ...], ...] | None,
+) -> list[str]:
+    """The ``trtexec`` (TensorRT 10) argv that builds the same engine as the Python API path:
+    same precision flags, workspace pool, optimization profile and verbosity; build only."""
+    argv = [
+        trtexec,
+        f"--onnx={onnx_path}",
+        f"--saveEngine={engine_path}",
+        f"--memPoolSize=workspace:{int(options.workspace_mb)}M",
+        "--profilingVerbosity=detailed",
+        "--skipInference",
+    ]
+    argv += [f"--{flag.lower()}" for flag in build_plan(options)["flags"]]
+    if shapes is not None:
+        for key, shape in zip(("minShapes", "optShapes", "maxShapes"), shapes):
+            argv.append(f"--{key}={input_name}:{_dims(shape)}")
+    return argv
+
+
+def layer_rows(records: Sequence[tuple[str, float]], top: int = 20) -> list[dict]:
+    """Per-layer times reported by the engine profiler, ``(layer name, ms)`` once per layer per
+    inference, as the top *top* layers by total time: ``{layer, calls, total_ms, mean_ms, share}``."""
+    totals: dict[str, list[float]] = {}
+    for name, ms in records:
+        entry = totals.setdefault(str(name), [0, 0.0])
+        entry[0] += 1
+        entry[1] += float(ms)
+    grand = sum(v[1] for v in totals.values())
+    ranked = sorted(totals.items(), key=lambda kv: (-kv[1][1], kv[0]))  # by total time, then name
+    rows: list[dict] = [
+        {
+            "layer": name,
+            "op_type": name,  # the report's operator table shows layers under this key
+            "node_count": 1,
+            "calls": int(calls),
+            "total_ms": total,
+            "mean_ms": total / calls,
+            "share": total / grand if grand > 0 else None,
+        }
+        for name, (calls, total) in ranked[:top]
+    ]
+    return rows
 
 
 def engine_cache_dir() -> Path:
@@ -174,6 +244,10 @@ class TensorRTBackend(Backend):
         dev = torch.device(self.options.device if self.options.device.startswith("cuda") else "cuda")
         self._device = dev
         gpu = torch.cuda.get_device_name(dev)
+        self._capability = "{}.{}".format(*torch.cuda.get_device_capability(dev))
+        self._builder = str(self.options.get("builder", "api"))
+        if self._builder not in ("api", "trtexec"):
+            raise EdgebenchError(f"tensorrt: builder expected 'api' or 'trtexec', found {self._builder!r}")
         key = engine_cache_key(
             sha256_file(path),
             gpu,
@@ -181,6 +255,8 @@ class TensorRTBackend(Backend):
             self._build_opts.precision,
             self._shapes,
             self._build_opts.workspace_mb,
+            self._capability,
+            self._builder,
         )
         cache = Path(self.options.get("engine_cache_dir") or engine_cache_dir()) / f"{key}.engine"
         self._logger = trt.Logger(trt.Logger.WARNING)
@@ -188,7 +264,7 @@ class TensorRTBackend(Backend):
         if self.engine_cached:
             blob = cache.read_bytes()
         else:
-            blob = self._build(path, in_name)
+            blob = self._build(path, in_name) if self._builder == "api" else self._build_trtexec(path, in_name, cache)
             atomic_write_bytes(cache, blob)
         self.engine_path = str(cache)
         runtime = trt.Runtime(self._logger)
@@ -196,6 +272,19 @@ class TensorRTBackend(Backend):
         if self._engine is None:
             raise EdgebenchError(f"tensorrt: could not deserialize the engine {cache}")
         self._context = self._engine.create_execution_context()
+        self._layer_records: list[tuple[str, float]] = []
+        if self.options.profile_ops:
+            records = self._layer_records
+
+            class _LayerProfiler(trt.IProfiler):  # called once per layer per inference
+                def __init__(self) -> None:
+                    trt.IProfiler.__init__(self)
+
+                def report_layer_time(self, layer_name: str, ms: float) -> None:
+                    records.append((layer_name, ms))
+
+            self._profiler = _LayerProfiler()
+            self._context.profiler = self._profiler
         self._stream = torch.cuda.Stream(device=dev)
         names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
         self._in_names = [n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
@@ -209,6 +298,7 @@ class TensorRTBackend(Backend):
             for n in self._in_names
         ]
         self._out_buffers: dict[tuple, list[Any]] = {}
+        self._pinned_buffers: dict[tuple, Any] = {}
 
     def _build(self, path: Path, in_name: str) -> bytes:
         trt = self._trt
@@ -226,6 +316,7 @@ class TensorRTBackend(Backend):
         config = builder.create_builder_config()
         plan = build_plan(self._build_opts)
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, plan["workspace_bytes"])
+        config.profiling_verbosity = getattr(trt.ProfilingVerbosity, plan["profiling_verbosity"])
         for flag in plan["flags"]:
             config.set_flag(getattr(trt.BuilderFlag, flag))
         if self._shapes is not None:
@@ -237,7 +328,30 @@ class TensorRTBackend(Backend):
             raise EdgebenchError(f"tensorrt: building an engine for {path} failed (see the TensorRT log above)")
         return bytes(serialized)
 
+    def _build_trtexec(self, path: Path, in_name: str, cache: Path) -> bytes:
+        """Build with the ``trtexec`` binary (``builder: trtexec``) into a temporary file."""
+        import shutil
+        import subprocess
+        import tempfile
+
+        binary = self.options.get("trtexec") or shutil.which("trtexec") or "/usr/src/tensorrt/bin/trtexec"
+        if not Path(binary).is_file():
+            raise EdgebenchError(f"tensorrt: builder trtexec: expected the trtexec binary, found none at {binary}")
+        with tempfile.TemporaryDirectory(prefix="edgebench-trtexec-") as tmp:
+            out = Path(tmp) / "engine.plan"
+            argv = trtexec_build_command(binary, str(path), str(out), self._build_opts, in_name, self._shapes)
+            proc = subprocess.run(argv, capture_output=True, text=True)
+            if proc.returncode != 0 or not out.is_file():
+                tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
+                raise EdgebenchError(f"tensorrt: trtexec exited {proc.returncode} building {path}: {tail}")
+            return out.read_bytes()
+
+    def op_profile(self) -> list[dict] | None:
+        """Top layers by time from the engine profiler (``profile_ops``), else None."""
+        return layer_rows(self._layer_records) if self.options.profile_ops and self._layer_records else None
+
     def _close(self) -> None:
+        self._pinned_buffers = {}
         self._context = None
         self._engine = None
         self._out_buffers = {}
@@ -260,12 +374,31 @@ class TensorRTBackend(Backend):
             self._out_buffers[shape] = outs
         return self._out_buffers[shape]
 
+    def _pinned(self, key: tuple, like: Any) -> Any:
+        """A page-locked host buffer shaped like the tensor *like*, allocated once per key, so
+        host<->device copies are true DMA copies (what an application with pinned buffers sees)."""
+        buf = self._pinned_buffers.get(key)
+        if buf is None or tuple(buf.shape) != tuple(like.shape) or buf.dtype != like.dtype:
+            buf = self._torch.empty(tuple(like.shape), dtype=like.dtype, pin_memory=True)
+            self._pinned_buffers[key] = buf
+        return buf
+
     def _prepare(self, feed: dict[str, np.ndarray]) -> Any:
+        """End-to-end input path: the host array into a pinned buffer, then an async copy on the
+        engine's stream (the base synchronizes before the next iteration reuses the buffer)."""
         torch = self._torch
-        arr = feed[self._in_names[0]]
+        src = torch.from_numpy(np.ascontiguousarray(feed[self._in_names[0]]))
+        host = self._pinned(("in", tuple(src.shape), src.dtype), src)
+        host.copy_(src)
         with torch.cuda.stream(self._stream):
-            x = torch.from_numpy(np.ascontiguousarray(arr)).to(self._device, non_blocking=True)
+            x = host.to(self._device, non_blocking=True)
         return x
+
+    def _prepare_compute(self, feed: dict[str, np.ndarray]) -> Any:
+        """Compute-timing inputs, placed on the GPU once (blocking copies: several feeds are
+        prepared back to back, so they must not share a pinned staging buffer in flight)."""
+        arr = np.ascontiguousarray(feed[self._in_names[0]])
+        return self._torch.from_numpy(arr).to(self._device)
 
     def _execute(self, prepared: Any) -> Any:
         shape = tuple(prepared.shape)
@@ -280,12 +413,23 @@ class TensorRTBackend(Backend):
         return outs
 
     def _fetch(self, raw: Any) -> list[np.ndarray]:
+        """Outputs into pinned host buffers on the engine's stream, then one synchronize; the
+        arrays returned are copies, as the buffers are reused by the next inference."""
+        hosts = []
         with self._torch.cuda.stream(self._stream):
-            host = [t.to("cpu", non_blocking=False) for t in raw]
-        return [h.numpy() for h in host]
+            for i, t in enumerate(raw):
+                host = self._pinned(("out", i), t)
+                host.copy_(t, non_blocking=True)
+                hosts.append(host)
+        self._stream.synchronize()
+        return [h.numpy().copy() for h in hosts]
 
     def synchronize(self) -> None:
         self._stream.synchronize()
+
+    def device_timer(self) -> Any:
+        """CUDA events recorded on the engine's stream around each compute iteration."""
+        return _CudaEventTimer(self._torch, self._stream)
 
     def environment(self) -> dict:
         torch = self._torch
@@ -294,9 +438,29 @@ class TensorRTBackend(Backend):
             "version": self._trt.__version__,
             "device": str(self._device),
             "gpu_name": torch.cuda.get_device_name(self._device),
+            "compute_capability": self._capability,
+            "builder": self._builder,
             "precision": self._build_opts.precision,
             "profile_shapes": [list(s) for s in self._shapes] if self._shapes else None,
             "engine_path": self.engine_path,
             "engine_cached": self.engine_cached,
             "gpu_max_memory_allocated_mb": torch.cuda.max_memory_allocated(self._device) / 1048576.0,
         }
+
+
+class _CudaEventTimer:
+    """GPU time of one enqueue, from a pair of timing events on *stream* (read after sync)."""
+
+    def __init__(self, torch: Any, stream: Any) -> None:
+        self._stream = stream
+        self._start = torch.cuda.Event(enable_timing=True)
+        self._end = torch.cuda.Event(enable_timing=True)
+
+    def start(self) -> None:
+        self._start.record(self._stream)
+
+    def stop(self) -> None:
+        self._end.record(self._stream)
+
+    def elapsed_ms(self) -> float:
+        return float(self._start.elapsed_time(self._end))

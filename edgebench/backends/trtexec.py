@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from edgebench.measure.stats import PERCENTILES, UNSTABLE_CV
+from edgebench.measure.stats import CI_PERCENTILES, PERCENTILES, UNSTABLE_CV
 
 _PREFIX = re.compile(r"^\s*(?:\[[^\]]*\]\s*)*")  # "[10/03/2024-10:47:59] [I] "
 _NUM = r"([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)"
@@ -51,6 +51,9 @@ def empty_latency() -> dict:
     out: dict[str, Any] = {"min": None, "mean": None, "std": None}
     for p in PERCENTILES:
         out[f"p{p}"] = None
+    for p in CI_PERCENTILES:  # trtexec prints no samples, so no interval can be derived
+        out[f"p{p}_ci"] = None
+    out["p99_insufficient"] = None
     out.update({"max": None, "cv": None, "unstable": None, "samples": None, "throughput_ips": None})
     return out
 

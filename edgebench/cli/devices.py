@@ -52,6 +52,8 @@ def register(app: typer.Typer) -> None:
         for spec in inventory.values():
             peak = (spec.profile or {}).get("peak_gops") or {}
             profile = ", ".join(f"{k} {v} GOPS" for k, v in peak.items()) if peak else "-"
+            if not peak and spec.kind == "local":
+                profile = "measured on first use"
             table.add_row(
                 spec.name,
                 spec.kind,

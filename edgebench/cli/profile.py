@@ -66,12 +66,32 @@ def _render(out: dict) -> None:
             fmt(roof.get("bound")),
         )
     console.print(table)
+    kinds = {str(k) for r in out["runs"] if (k := (r.get("roofline") or {}).get("peak_kind"))}
+    if kinds:
+        console.print(f"% of peak: against a {'/'.join(sorted(kinds))} peak", highlight=False)
     mem = out.get("memory_mb") or {}
     console.print(
         f"memory (MB): RSS before load {fmt(mem.get('rss_before_load'), '.1f')}, after load {fmt(mem.get('rss_after_load'), '.1f')}, "
         f"peak {fmt(mem.get('peak_rss'), '.1f')} (ru_maxrss {fmt(mem.get('ru_maxrss'), '.1f')}); load time {fmt(out.get('load_time_s'), '.3f', ' s')}",
         highlight=False,
     )
+    for r in out["runs"]:
+        e = r.get("energy") or {}
+        if e.get("rail") or e.get("gross_mj_per_item") is not None:
+            console.print(
+                f"energy batch {r['batch']} {r['mode']} ({e.get('rail')}): gross {fmt(e.get('gross_mj_per_item'), '.4g', ' mJ')}/item, "
+                f"net {fmt(e.get('net_mj_per_item'), '.4g', ' mJ')}/item"
+                + (f" ({e['reason']})" if e.get("reason") else ""),
+                highlight=False,
+            )
+    cold = out.get("cold_start") or {}
+    if cold:
+        console.print(
+            f"cold start (batch {cold.get('batch')}): first inference {fmt(cold.get('first_inference_ms'), '.3f', ' ms')}, "
+            f"mean of first {cold.get('iterations')} {fmt(cold.get('first_n_mean_ms'), '.3f', ' ms')}, "
+            f"steady p50 {fmt(cold.get('steady_p50_ms'), '.3f', ' ms')}",
+            highlight=False,
+        )
     rt = (out.get("environment") or {}).get("runtime") or {}
     if rt.get("gpu_max_memory_allocated_mb") is not None:
         console.print(

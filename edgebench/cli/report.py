@@ -27,7 +27,7 @@ Examples:
   edgebench report reports/demo-lenet5-mnist/results.json --json --fail-on never
 """
 
-COMPARE_HELP = """Compare two runs and show what regressed: latency p50/p99 up, throughput down, memory up, clean or robust accuracy down, verdicts that got worse.
+COMPARE_HELP = """Compare two runs and show what regressed: latency p50/p99 up, throughput down, memory up, clean or robust accuracy down, verdicts that got worse. A latency percentile regresses only when the two runs' 95 % confidence intervals are disjoint (else "within noise").
 
 Exit code 1 when something regressed beyond tolerance, 0 otherwise, 2 on bad input.
 
@@ -115,8 +115,12 @@ def _print_diff(diff: dict, show_all: bool) -> None:
     for col in ("A", "B", "Change", "Regressed"):
         table.add_column(col, justify="right")
     for r in rows:
-        change = r["note"] or (
-            f"{r['change']:+.4g}" + (f" ({100 * r['change_rel']:+.1f}%)" if r["change_rel"] is not None else "")
+        change = (
+            r["note"]
+            if r["change"] is None
+            else f"{r['change']:+.4g}"
+            + (f" ({100 * r['change_rel']:+.1f}%)" if r["change_rel"] is not None else "")
+            + (f" {r['note']}" if r["note"] else "")
         )
         if r.get("unstable_in"):
             change += f" unstable in {'+'.join(r['unstable_in'])}"
@@ -139,6 +143,13 @@ def _print_diff(diff: dict, show_all: bool) -> None:
             console.print(f"{label}: {escape(c['candidate'])} on {escape(c['device'])}")
     if diff["budgets_changed"]:
         console.print("[yellow]note: the two runs have different budgets; verdicts use each run's own[/]")
+    noise = [r for r in diff["rows"] if not r["regressed"] and str(r.get("note", "")).startswith("within noise")]
+    worse = [r for r in noise if (r.get("change") or 0) > 0]
+    if worse and not show_all:
+        console.print(
+            f"{len(worse)} latency change(s) slower but within noise (95 % intervals overlap); --all shows them",
+            highlight=False,
+        )
     n = diff["regressions"]
     console.print(f"[{'red' if n else 'green'}]{n} regression(s) beyond tolerance[/]")
 
@@ -147,7 +158,9 @@ def compare_command(
     run_a: Path = typer.Argument(..., help="The reference run (folder or results.json)."),
     run_b: Path = typer.Argument(..., help="The run to check against it."),
     latency_tolerance: float = typer.Option(
-        0.10, "--latency-tolerance", help="Relative latency increase allowed (0.10 = 10%)."
+        0.10,
+        "--latency-tolerance",
+        help="Relative latency increase allowed where a run has no confidence intervals (0.10 = 10%); intervals decide otherwise.",
     ),
     throughput_tolerance: float = typer.Option(
         0.10, "--throughput-tolerance", help="Relative throughput decrease allowed."

@@ -11,6 +11,9 @@ Security defaults, as OpenSSH users expect them:
 * Remote commands are built only from :func:`shlex.quote`'d arguments (:func:`quote_command`).
 * Connect and command time-outs, keep-alives (a dead link is noticed within
   ``keepalive_interval_s * keepalive_count_max``).
+* Files go over SFTP; a server without the SFTP subsystem (common on small boards' Dropbear or
+  trimmed OpenSSH) gets them over an exec channel instead (``cat``, ``test``, ``rm`` with quoted
+  arguments, see :mod:`edgebench.devices.exec_files`); uploads are sha256-verified either way.
 
 All transports share one event loop running in a daemon thread, so several devices can be
 driven from several threads at once.
@@ -30,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from edgebench.devices import exec_files
+from edgebench.devices.exec_files import ExecFileError
 from edgebench.errors import EdgebenchError
 
 if TYPE_CHECKING:
@@ -453,25 +458,50 @@ class SshTransport:
         return InteractiveProcess(proc, timeout, self._where())
 
     # -- files -----------------------------------------------------------------------------
-    async def _sftp_client(self, conn: Any) -> Any:
-        if self._sftp is None:
-            self._sftp = await conn.start_sftp_client()
-        return self._sftp
+    @property
+    def file_channel(self) -> str | None:
+        """How files travel on the current connection: "sftp", "exec" (no SFTP subsystem), or
+        None before the first file operation."""
+        return None if self._sftp is None else ("exec" if self._sftp is False else "sftp")
 
-    def _sftp_call(self, what: str, fn: Callable[[Any], Coroutine[Any, Any, T]], timeout_s: float | None = None) -> T:
+    async def _sftp_client(self, conn: Any) -> Any:
+        """The SFTP client, or None when the server has no SFTP subsystem (then files go over
+        exec channels); decided once per connection."""
+        import asyncssh
+
+        if self._sftp is None:
+            try:
+                self._sftp = await conn.start_sftp_client()
+            except asyncssh.ChannelOpenError as exc:
+                if conn.is_closed():
+                    raise
+                log.info("%s: no SFTP subsystem (%s); files go over exec channels", self._where(), exc.reason)
+                self._sftp = False
+        return self._sftp or None
+
+    def _sftp_call(
+        self,
+        what: str,
+        fn: Callable[[Any], Coroutine[Any, Any, T]],
+        timeout_s: float | None = None,
+        fallback: Callable[[Any], Coroutine[Any, Any, T]] | None = None,
+    ) -> T:
+        """Run *fn(sftp)*, or *fallback(conn)* over exec channels when the server has no SFTP."""
         import asyncssh
 
         conn = self._require()
 
         async def go() -> T:
-            return await asyncio.wait_for(
-                fn(await self._sftp_client(conn)), timeout_s or self.options.command_timeout_s
-            )
+            sftp = await self._sftp_client(conn)
+            call = fn(sftp) if sftp is not None else (fallback or _no_fallback(what))(conn)
+            return await asyncio.wait_for(call, timeout_s or self.options.command_timeout_s)
 
         try:
             return _run_sync(go(), (timeout_s or self.options.command_timeout_s) + 30)
         except asyncssh.SFTPError as exc:
             raise EdgebenchError(f"{self._where()}: {what} failed: {exc.reason}") from None
+        except ExecFileError as exc:
+            raise EdgebenchError(f"{self._where()}: {what} failed (exec channel, no SFTP): {exc}") from None
         except (asyncio.TimeoutError, TimeoutError):
             raise TransportError(f"{self._where()}: {what} timed out") from None
         except (asyncssh.DisconnectError, asyncssh.ChannelOpenError, ConnectionError, OSError) as exc:
@@ -484,7 +514,7 @@ class SshTransport:
         async def go(sftp: Any) -> None:
             await sftp.put(str(local), remote)
 
-        self._sftp_call(f"upload of {local}", go)
+        self._sftp_call(f"upload of {local}", go, fallback=lambda conn: exec_files.put_file(conn, local, remote))
         return size
 
     def put_bytes(self, data: bytes, remote: str) -> int:
@@ -492,7 +522,7 @@ class SshTransport:
             async with sftp.open(remote, "wb") as handle:
                 await handle.write(data)
 
-        self._sftp_call(f"write of {remote}", go)
+        self._sftp_call(f"write of {remote}", go, fallback=lambda conn: exec_files.put_bytes(conn, data, remote))
         return len(data)
 
     def get_bytes(self, remote: str, missing_ok: bool = False) -> bytes | None:
@@ -508,7 +538,9 @@ class SshTransport:
                     return None
                 raise
 
-        return self._sftp_call(f"download of {remote}", go)
+        return self._sftp_call(
+            f"download of {remote}", go, fallback=lambda conn: exec_files.get_bytes(conn, remote, missing_ok)
+        )
 
     def remove(self, *remotes: str) -> None:
         """Delete remote files; missing ones are fine."""
@@ -521,13 +553,20 @@ class SshTransport:
                 except asyncssh.SFTPNoSuchFile:
                     pass
 
-        self._sftp_call("clean-up", go)
+        self._sftp_call("clean-up", go, fallback=lambda conn: exec_files.remove(conn, remotes))
 
     def exists(self, remote: str) -> bool:
         async def go(sftp: Any) -> bool:
             return await sftp.exists(remote)
 
-        return self._sftp_call(f"lookup of {remote}", go)
+        return self._sftp_call(f"lookup of {remote}", go, fallback=lambda conn: exec_files.exists(conn, remote))
+
+
+def _no_fallback(what: str) -> Callable[[Any], Coroutine[Any, Any, Any]]:
+    async def fail(conn: Any) -> Any:
+        raise ExecFileError(f"{what} needs SFTP, which the server does not offer")
+
+    return fail
 
 
 class InteractiveProcess:

@@ -26,6 +26,18 @@ def _peak(profile: Mapping[str, Any], precision: str) -> float | None:
     return float(value) if value is not None else None
 
 
+def peak_kind(profile: Mapping[str, Any]) -> str | None:
+    """Whether the profile's peak was ``measured`` on the device or is ``theoretical`` (a
+    datasheet or flags x clock figure, the default for a YAML number without a source)."""
+    if not profile.get("peak_gops"):
+        return None
+    kind = profile.get("peak_kind")
+    if kind in ("measured", "theoretical"):
+        return str(kind)
+    source = str(profile.get("peak_source") or "").strip().lower()
+    return "measured" if source.startswith("measured") else "theoretical"
+
+
 def roofline(
     macs_per_item: int | None,
     latency_p50_ms: float | None,
@@ -36,8 +48,9 @@ def roofline(
 ) -> dict | None:
     """Achieved vs peak throughput of one measured run, or None if MACs or latency are unknown.
 
-    Returns ``{achieved_gops, peak_gops, share_of_peak, precision, memory_bandwidth_gbs,
-    arithmetic_intensity, ridge_intensity, attainable_gops, bound}``; values the device
+    Returns ``{achieved_gops, peak_gops, peak_kind, share_of_peak, precision,
+    memory_bandwidth_gbs, arithmetic_intensity, ridge_intensity, attainable_gops, bound}``
+    (``peak_kind``: ``measured`` or ``theoretical``, see :func:`peak_kind`); values the device
     profile does not give (or *bytes_per_batch* is missing for) are None, never 0.
     """
     if precision not in PRECISIONS:
@@ -61,6 +74,7 @@ def roofline(
     return {
         "achieved_gops": achieved,
         "peak_gops": peak,
+        "peak_kind": peak_kind(profile) if peak else None,
         "share_of_peak": achieved / peak if peak else None,
         "precision": precision,
         "memory_bandwidth_gbs": bw,

@@ -1,7 +1,12 @@
 """Diff two runs: what got slower, bigger or less accurate, and which verdicts changed.
 
 Per candidate x device present in both runs, each metric is compared with a direction (lower
-or higher is better) and a tolerance. A metric measured in A but not in B counts as a
+or higher is better). A latency percentile that carries a 95 % confidence interval in both runs
+(``p50_ci`` ... from :mod:`edgebench.measure.stats`) regresses only when the intervals are
+disjoint in the worse direction (B's lower bound above A's upper bound); a worse value with
+overlapping intervals, or a bound too few samples could give, is "within noise". Results
+without intervals (older runs, imported trtexec numbers) fall back to a relative tolerance, and
+the row says which rule decided (``judged_by``). Other metrics use a tolerance. A metric measured in A but not in B counts as a
 regression (a measurement that silently disappears could hide one). Candidates or devices
 present in only one run are listed, not counted. Verdicts are evaluated with each run's own
 budgets; a verdict that got worse (READY > UNMEASURED > NOT READY) is a regression.
@@ -27,7 +32,8 @@ class Tolerance:
     """How much worse a metric may get before it counts as a regression.
 
     Latency, throughput and memory are relative (0.10 = 10 % worse), accuracies absolute
-    fractions (0.01 = one percentage point).
+    fractions (0.01 = one percentage point). ``latency_rel`` applies only to latencies that
+    carry no confidence interval; intervals decide the others.
     """
 
     latency_rel: float = 0.10
@@ -101,6 +107,34 @@ def regressed(metric: Metric, a: float, b: float, tol: Tolerance) -> bool:
     return worse > rel * abs(a) + 1e-12
 
 
+def _ci(entry: dict, metric: Metric) -> list | None:
+    """The ``[low, high]`` interval stored beside a latency percentile, if the run has one."""
+    if metric.kind != "latency":
+        return None
+    src, pct = metric.name.split(".", 1)
+    ci = (entry.get(src) or {}).get(f"{pct}_ci")
+    return list(ci) if isinstance(ci, (list, tuple)) and len(ci) == 2 else None
+
+
+def judge_by_intervals(ci_a: list, ci_b: list, lower_is_better: bool = True) -> tuple[bool, str]:
+    """``(regressed, note)`` from two ``[low, high]`` intervals (an end may be None: unbounded).
+
+    A regression only when the intervals are disjoint in the worse direction; an improvement is
+    noted when they are disjoint the other way; anything else is within noise.
+    """
+    a_lo, a_hi = (_num(v) for v in ci_a)
+    b_lo, b_hi = (_num(v) for v in ci_b)
+    if not lower_is_better:
+        a_lo, a_hi, b_lo, b_hi = b_lo, b_hi, a_lo, a_hi
+    if a_hi is not None and b_lo is not None and b_lo > a_hi:
+        return True, "worse: intervals disjoint"
+    if b_hi is not None and a_lo is not None and b_hi < a_lo:
+        return False, "better: intervals disjoint"
+    if None in (a_lo, a_hi, b_lo, b_hi):
+        return False, "within noise (too few samples to bound the interval)"
+    return False, "within noise"
+
+
 def _cells(results: dict) -> dict[tuple[str, str], dict]:
     out = {}
     for cand in results.get("candidates") or []:
@@ -147,11 +181,17 @@ def compare_results(a: dict, b: dict, tolerance: Tolerance | None = None) -> dic
                 "regressed": False,
                 "note": "",
                 "unstable_in": _unstable_in(metric, ea, eb),
+                "judged_by": "tolerance",
             }
             if va is not None and vb is not None:
                 row["change"] = vb - va
                 row["change_rel"] = (vb - va) / abs(va) if va else None
-                row["regressed"] = regressed(metric, va, vb, tol)
+                ci_a, ci_b = _ci(ea, metric), _ci(eb, metric)
+                if ci_a is not None and ci_b is not None:
+                    row.update(judged_by="intervals", a_ci=ci_a, b_ci=ci_b)
+                    row["regressed"], row["note"] = judge_by_intervals(ci_a, ci_b, metric.lower_is_better)
+                else:
+                    row["regressed"] = regressed(metric, va, vb, tol)
             elif vb is None:
                 row["regressed"] = True
                 row["note"] = "no longer measured"

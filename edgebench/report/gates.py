@@ -327,7 +327,10 @@ def verdict_for(results: dict, candidate: dict, device: str, budgets: dict | Non
         if reading.status == "bound" and status == PASS:
             status = GATE_UNMEASURED
         gates.append(_gate(spec, reading.value, threshold, status=status, detail=reading.detail))
-    return {"status": verdict_status(gates), "gates": gates}
+    out = {"status": verdict_status(gates), "gates": gates}
+    if entry.get("unmeasured_reason"):  # measurements skipped on purpose: say why
+        out["reason"] = entry["unmeasured_reason"]
+    return out
 
 
 def iter_cells(results: dict) -> Iterator[tuple[dict, str]]:

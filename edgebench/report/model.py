@@ -197,16 +197,31 @@ def latency_table(results: dict, device: str) -> Table:
                         status="fail" if lat.get("unstable") else ("unmeasured" if lat.get("unstable") is None else ""),
                     ),
                     _metric(lat.get("samples"), fmt.count, f"{key}.samples"),
+                    _ci_cell(lat, "p99", key),
                 )
             )
     return Table(
         f"latency-{device}",
         "Latency, batch 1 (ms)",
-        ("Candidate", "Timing", "p50", "p90", "p99", "mean", "min", "max", "CV", "unstable", "samples"),
+        ("Candidate", "Timing", "p50", "p90", "p99", "mean", "min", "max", "CV", "unstable", "samples", "p99 95% CI"),
         tuple(rows),
         "end-to-end: host array in, host array out, copies included (what an application sees); "
-        "compute: the engine alone with inputs already in place. Unstable: CV above 10%.",
+        "compute: the engine alone with inputs already in place. Unstable: CV above 10%. "
+        "p99 95% CI: order-statistic interval; 'too few samples' below the 368 a p99 bound needs.",
     )
+
+
+def _ci_cell(lat: dict, p: str, key: str) -> Cell:
+    """The percentile's 95 % interval as text; flagged when too few samples bound it."""
+    ci = lat.get(f"{p}_ci")
+    if not isinstance(ci, (list, tuple)) or len(ci) != 2:
+        return Cell(text=fmt.UNMEASURED, value=None, key=f"{key}.{p}_ci", status="unmeasured")
+    lo, hi = ci
+    if hi is None or lo is None:
+        return Cell(
+            text=f"too few samples ({fmt.ms(lo)} .. ?)", value=list(ci), key=f"{key}.{p}_ci", status="unmeasured"
+        )
+    return Cell(text=f"{fmt.ms(lo)} .. {fmt.ms(hi)}", value=list(ci), key=f"{key}.{p}_ci")
 
 
 def throughput_table(results: dict, device: str) -> Table:
@@ -488,6 +503,7 @@ def roofline_table(results: dict, device: str) -> Table:
                 _metric(roof.get("achieved_gops"), lambda v: fmt.num(v, 2), "roofline.achieved_gops"),
                 _metric(roof.get("peak_gops"), lambda v: fmt.num(v, 1), "roofline.peak_gops"),
                 _metric(roof.get("share_of_peak"), lambda v: fmt.pct(v, 2), "roofline.share_of_peak"),
+                _c(fmt.text(roof.get("peak_kind")), roof.get("peak_kind"), "roofline.peak_kind"),
                 _c(
                     fmt.text(roof.get("precision")) if roof else fmt.UNMEASURED,
                     roof.get("precision"),
@@ -498,9 +514,11 @@ def roofline_table(results: dict, device: str) -> Table:
     return Table(
         f"roofline-{device}",
         "Roofline estimate",
-        ("Candidate", "Achieved GOPS", "Peak GOPS", "Share of peak", "Precision"),
+        ("Candidate", "Achieved GOPS", "Peak GOPS", "Share of peak", "Peak is", "Precision"),
         tuple(rows),
-        "Achieved operations per second on the device against the peak in its device profile.",
+        "Achieved operations per second on the device against the peak in its device profile: "
+        "'measured' (a microbenchmark on the device, e.g. the local device's numpy sgemm) or "
+        "'theoretical' (datasheet or cores x clock x ops/cycle).",
     )
 
 

@@ -50,6 +50,8 @@ def _profile_entry(profile: dict, manifest: dict, device_profile: dict) -> dict:
         "op_profile": profile.get("op_profile"),
         "roofline": roof,
         "load_time_s": profile.get("load_time_s"),
+        "cold_start": profile.get("cold_start"),
+        "energy": next((r.get("energy") for r in e2e if r.get("batch") == 1), None),  # batch 1, end-to-end
         "environment": env,
     }
 
@@ -74,9 +76,11 @@ def _replay_entry(replay: dict, y_eval: np.ndarray, base_clean: np.ndarray, sets
 def assemble_results(run_dir: str | Path, write: bool = True, sets: list | None = None) -> dict:
     """results.json from the run folder's files (plus *sets*: the adversarial sets' metadata when
     the caller already loaded and verified them; else they are loaded and verified here)."""
+    from edgebench.devices.describe import device_profile
     from edgebench.devices.inventory import load_inventory
     from edgebench.report.gates import evaluate_verdicts
     from edgebench.robustness.store import load_folder
+    from edgebench.study.engines import skipped_reason
     from edgebench.study.environment import host_environment
 
     store = RunStore(run_dir)
@@ -101,7 +105,7 @@ def assemble_results(run_dir: str | Path, write: bool = True, sets: list | None 
         devices[name] = {
             "name": name,
             "kind": spec.kind if spec else None,
-            "profile": dict(spec.profile) if spec else {},
+            "profile": device_profile(spec) if spec else {},  # local: measured peak (devices/describe.py)
         }
     candidates = []
     for cand in study.get("candidates", []):
@@ -122,12 +126,16 @@ def assemble_results(run_dir: str | Path, write: bool = True, sets: list | None 
         for dev in device_names:
             d: dict[str, Any] = {"latency_ms": None, "memory_mb": None, "clean_accuracy": None, "robustness": []}
             profile = store.load(name, dev, "profile")
+            replay = store.load(name, dev, "replay")
+            blackbox = store.load(name, dev, "blackbox")
+            skipped = skipped_reason(profile, replay, blackbox)
+            if skipped:  # e.g. a TensorRT candidate on a device without TensorRT: UNMEASURED, with why
+                d["unmeasured_reason"] = skipped
+                profile = replay = blackbox = None
             if profile is not None and manifest is not None:
                 d.update(_profile_entry(profile, manifest, devices[dev]["profile"]))
-            replay = store.load(name, dev, "replay")
             if replay is not None and base_clean is not None:
                 d.update(_replay_entry(replay, y_eval, base_clean, sets))
-            blackbox = store.load(name, dev, "blackbox")
             if blackbox is not None:
                 d["blackbox"] = {k: v for k, v in blackbox.items() if k not in ("distances", "queries", "runtime")}
             entry["devices"][dev] = d

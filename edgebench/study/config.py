@@ -47,11 +47,16 @@ class CandidateConfig:
     prune: dict | None = None  # parsed by edgebench.compress.prune.parse_prune_spec
     quantize: dict | None = None  # parsed by edgebench.compress.quantize.parse_quant_spec
     parent: str | None = None  # prune starting from this candidate's fp32 model instead of base
+    engine: str = "onnxruntime"  # or tensorrt: built on the device (edgebench/study/engines.py)
+    precision: str | None = None  # tensorrt: fp16 | int8
+    builder: str | None = None  # tensorrt: api (default) | trtexec
 
     def recipe(self) -> dict:
         out: dict = {"prune": self.prune, "quantize": self.quantize}
         if self.parent is not None:
             out["parent"] = self.parent
+        if self.engine != "onnxruntime":
+            out["engine"] = {"name": self.engine, "precision": self.precision, "builder": self.builder}
         return out
 
 
@@ -208,7 +213,10 @@ def _candidate(item: Any, i: int) -> CandidateConfig:
         )
     if not isinstance(item, dict):
         raise EdgebenchError(f"{where}: expected a name or a mapping, found {item!r}")
-    check_keys(item, ("name", "prune", "quantize", "parent"), where)
+    check_keys(item, ("name", "prune", "quantize", "parent", "engine", "precision", "builder"), where)
+    from edgebench.study.engines import parse_engine
+
+    engine, precision, builder = parse_engine(item, where)
     name = item.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
         raise EdgebenchError(f"{where}: expected a 'name' of letters, digits and . _ + -, found {name!r}")
@@ -220,7 +228,7 @@ def _candidate(item: Any, i: int) -> CandidateConfig:
         raise EdgebenchError(f"{where}.parent: expected a candidate name, found {parent!r}")
     if parent is not None and item.get("prune") is None:
         raise EdgebenchError(f"{where}: 'parent' names where pruning starts; it needs a 'prune' recipe too")
-    return CandidateConfig(name, item.get("prune"), item.get("quantize"), parent)
+    return CandidateConfig(name, item.get("prune"), item.get("quantize"), parent, engine, precision, builder)
 
 
 def study_from_dict(data: dict | None, source: str = "<defaults>") -> StudyConfig:

@@ -22,6 +22,7 @@ import numpy as np
 from edgebench.agent.protocol import PROTOCOL
 from edgebench.errors import EdgebenchError
 from edgebench.study.config import CandidateConfig, StudyConfig
+from edgebench.study.engines import apply_engine, clear_skips, record_skips, skip_reason
 from edgebench.study.store import RunStore
 from edgebench.util.io import sha256_file
 
@@ -209,6 +210,8 @@ class Pipeline:
         resolved: dict = {"prune": None, "quantize": None}
         if cand.parent is not None:
             resolved["parent"] = cand.parent
+        if "engine" in recipe:
+            resolved["engine"] = recipe["engine"]
         if cand.prune is not None:
             from edgebench.compress.prune import parse_prune_spec
 
@@ -304,6 +307,11 @@ class Pipeline:
             try:
                 with open_device(spec) as device:
                     for b in built:
+                        reason = skip_reason(b.config, spec)  # e.g. engine tensorrt on a device without it
+                        if reason is not None:
+                            self._skip(device, b, reason)
+                            continue
+                        clear_skips(self.store, b.config.name, device.name)
                         self._profile(device, b)
                         self._replay(device, b, attack_sets)
                         if self.config.blackbox.enabled:
@@ -339,12 +347,21 @@ class Pipeline:
 
     def _job_common(self, b: Built) -> dict:
         p = self.config.profile
-        return {
+        job = {
             "protocol": PROTOCOL,
             "backend": "onnxruntime",
             "artifact": str(self.run_dir / b.manifest["artifact"]["path"]),
             "options": {"threads": p.threads, "device": "cpu", "precision": b.manifest["artifact"]["precision"]},
         }
+        return apply_engine(job, b.config, p.batches)
+
+    def _skip(self, device: Any, b: Built, reason: str) -> None:
+        """Record every measurement of *b* on *device* as skipped (its verdict: UNMEASURED)."""
+        kinds = ["profile", "replay"] + (["blackbox"] if self.config.blackbox.enabled else [])
+        self.ui("status", {"text": f"{device.name}: skipping {b.config.name}: {reason}"})
+        record_skips(self.store, b.config.name, device.name, kinds, reason, b.manifest["artifact"]["sha256"])
+        for _ in kinds:
+            self.ui("advance", {"id": "measure"})
 
     def _profile(self, device: Any, b: Built) -> None:
         name = b.config.name

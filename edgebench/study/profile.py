@@ -269,6 +269,9 @@ def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = No
             input_source = f"random uniform [0,1) float32, seed {RANDOM_SEED}, {x.shape[0]} items"
         with open_device(spec) as device:
             result = device.run_job(job, on_progress)
+    from edgebench.devices.describe import device_profile
+
+    dev_profile = device_profile(spec)  # a local device measures its own peak (cached per machine)
     bpb = {b: bytes_per_batch(weight_bytes, activation_bytes, b) for b in batches}
     runs = []
     for run in result.get("runs", []):
@@ -279,7 +282,7 @@ def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = No
                 run["latency_ms"]["p50"],
                 run["batch"],
                 precision,
-                spec.profile,
+                dev_profile,
                 bpb.get(run["batch"]),
             )
         runs.append(run)
@@ -291,15 +294,15 @@ def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = No
             "--profile-ops: operator times come from a separate 30-iteration batch-1 pass with ONNX Runtime's "
             "profiler on; the timed runs above had it off"
         )
-    if not spec.profile.get("peak_gops"):
-        notes.append(f"device '{spec.name}' has no profile.peak_gops in its YAML: roofline shares are unmeasured")
+    if not dev_profile.get("peak_gops"):
+        notes.append(f"device '{spec.name}' has no profile.peak_gops: roofline shares are unmeasured")
     environment = dict(result.get("environment") or {})
     environment["runtime"] = result.get("runtime")
     out = {
         "schema": SCHEMA,
         "model": {**resolved.to_dict(), **stats, "op_types": op_types},
         "device": spec.name,
-        "device_profile": spec.profile or None,
+        "device_profile": dev_profile or None,
         "backend": req.backend,
         "precision": precision,
         "input": {
@@ -312,6 +315,7 @@ def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = No
         "runs": runs,
         "memory_mb": result.get("memory_mb"),
         "load_time_s": result.get("load_time_s"),
+        "cold_start": result.get("cold_start"),
         "telemetry": result.get("telemetry"),
         "op_profile": result.get("op_profile"),
         "environment": environment,

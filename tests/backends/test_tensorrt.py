@@ -10,7 +10,14 @@ import pytest
 
 from edgebench.backends.base import BackendOptions, TimingBudget
 from edgebench.backends.registry import availability
-from edgebench.backends.tensorrt import TrtBuildOptions, build_plan, engine_cache_key, profile_shapes
+from edgebench.backends.tensorrt import (
+    TrtBuildOptions,
+    build_plan,
+    engine_cache_key,
+    layer_rows,
+    profile_shapes,
+    trtexec_build_command,
+)
 from edgebench.errors import EdgebenchError
 
 SHAPES = ((1, 3, 224, 224), (1, 3, 224, 224), (32, 3, 224, 224))
@@ -33,6 +40,9 @@ def test_cache_key_changes_with_every_component() -> None:
     keys = {engine_cache_key(**{**BASE, **c}) for c in changes}
     assert key not in keys and len(keys) == len(changes)
     assert engine_cache_key(**BASE, workspace_mb=2048) != key
+    # same GPU name, another compute capability (e.g. a MIG or a different SKU): another engine
+    assert engine_cache_key(**BASE, compute_capability="8.7") != engine_cache_key(**BASE, compute_capability="8.9")
+    assert engine_cache_key(**BASE, builder="trtexec") != key
 
 
 def test_profile_shapes_cover_the_batches() -> None:
@@ -52,9 +62,77 @@ def test_profile_shapes_refuse_unfixed_or_mismatched_dims() -> None:
 
 
 def test_build_plan_per_precision() -> None:
-    assert build_plan(TrtBuildOptions(precision="fp32")) == {"flags": [], "workspace_bytes": 1024 << 20}
+    assert build_plan(TrtBuildOptions(precision="fp32")) == {
+        "flags": [],
+        "workspace_bytes": 1024 << 20,
+        "profiling_verbosity": "DETAILED",  # layer names for the per-layer profile
+    }
     assert build_plan(TrtBuildOptions(precision="fp16", workspace_mb=256))["flags"] == ["FP16"]
     assert build_plan(TrtBuildOptions(precision="int8"))["flags"] == ["INT8", "FP16"]
+
+
+def test_trtexec_build_command_matches_the_api_plan() -> None:
+    shapes = ((1, 3, 32, 32), (1, 3, 32, 32), (128, 3, 32, 32))
+    argv = trtexec_build_command(
+        "/usr/src/tensorrt/bin/trtexec",
+        "m.onnx",
+        "e.plan",
+        TrtBuildOptions(precision="int8", workspace_mb=512),
+        "input",
+        shapes,
+    )
+    assert argv == [
+        "/usr/src/tensorrt/bin/trtexec",
+        "--onnx=m.onnx",
+        "--saveEngine=e.plan",
+        "--memPoolSize=workspace:512M",  # TensorRT 10 spelling (--workspace is gone)
+        "--profilingVerbosity=detailed",
+        "--skipInference",
+        "--int8",
+        "--fp16",
+        "--minShapes=input:1x3x32x32",
+        "--optShapes=input:1x3x32x32",
+        "--maxShapes=input:128x3x32x32",
+    ]
+    fp32 = trtexec_build_command("trtexec", "m.onnx", "e.plan", TrtBuildOptions(), "input", None)
+    assert not any(a in fp32 for a in ("--fp16", "--int8")) and not any("Shapes" in a for a in fp32)
+
+
+def test_layer_rows_aggregate_the_engine_profiler() -> None:
+    # what report_layer_time delivers: every layer once per inference, three inferences
+    records = [("z_conv + relu", 0.5), ("fc", 0.1), ("a_pool", 0.05)] * 3
+    rows = layer_rows(records, top=2)
+    assert [r["layer"] for r in rows] == ["z_conv + relu", "fc"]  # by time, not by name
+    assert (
+        rows[0]["calls"] == 3 and rows[0]["total_ms"] == pytest.approx(1.5) and rows[0]["mean_ms"] == pytest.approx(0.5)
+    )
+    assert rows[0]["share"] == pytest.approx(1.5 / 1.95) and rows[0]["op_type"] == "z_conv + relu"
+    assert layer_rows([]) == []
+
+
+@pytest.mark.parametrize(
+    ("device", "provider", "precision", "first"),
+    [
+        ("cpu", None, "fp32", "CPUExecutionProvider"),
+        ("cuda:1", None, "fp32", ("CUDAExecutionProvider", {"device_id": 1})),
+        (
+            "cuda",
+            "tensorrt",
+            "int8",
+            ("TensorrtExecutionProvider", {"device_id": 0, "trt_fp16_enable": True, "trt_int8_enable": True}),
+        ),
+    ],
+)
+def test_onnxruntime_execution_providers(device: str, provider: str | None, precision: str, first: object) -> None:
+    from edgebench.backends.onnxruntime import ort_providers
+
+    every = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    providers = ort_providers(device, provider, every, precision)
+    assert providers[0] == first and providers[-1] == "CPUExecutionProvider"
+    with pytest.raises(EdgebenchError, match="provider tensorrt requested, but this onnxruntime build has only"):
+        ort_providers("cuda", "tensorrt", ["CUDAExecutionProvider", "CPUExecutionProvider"], "fp16")
+    cached = ort_providers("cuda", "tensorrt", every, "fp16", "/tmp/trt")[0][1]
+    assert cached["trt_engine_cache_enable"] is True and cached["trt_engine_cache_path"] == "/tmp/trt"
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 from edgebench.backends.trtexec import parse_line, parse_trtexec
 from edgebench.measure.stats import summarize_latency
 
-FIXTURE = Path("/work/shared/fixtures/trtexec.txt")
+FIXTURE = Path(__file__).with_name("trtexec.txt")  # a copy of ../shared/fixtures/trtexec.txt
 LATENCY_KEYS = set(summarize_latency([1.0, 2.0]))
 
 

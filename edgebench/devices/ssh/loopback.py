@@ -73,13 +73,14 @@ def _kill_tree(pid: int, sig: int = signal.SIGKILL) -> None:
 class LoopbackSshd:
     """An sshd on 127.0.0.1:*port* in folder *root*; ``start()``/``kill()``/``restart()``."""
 
-    def __init__(self, root: Path, port: int | None = None, name: str = "loopback") -> None:
+    def __init__(self, root: Path, port: int | None = None, name: str = "loopback", sftp: bool = True) -> None:
         reason = sshd_missing_reason()
         if reason:
             raise EdgebenchError(f"loopback sshd: {reason}")
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.name = name
+        self.sftp = sftp  # False: no ``Subsystem sftp`` line, like many small boards' servers
         self.port = port or free_port()
         self.user = getpass.getuser()
         self.host_key = self.root / "ssh_host_ed25519_key"
@@ -121,9 +122,10 @@ class LoopbackSshd:
             "UseDNS no",
             "MaxStartups 64",
             "MaxSessions 64",
-            "Subsystem sftp internal-sftp",
             "LogLevel ERROR",
         ]
+        if self.sftp:
+            lines.insert(-1, "Subsystem sftp internal-sftp")
         self.config.write_text("\n".join(lines) + "\n")
 
     def start(self, timeout_s: float = 10.0) -> LoopbackSshd:

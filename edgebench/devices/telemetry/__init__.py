@@ -117,6 +117,15 @@ class _Completing:
     def source(self) -> str:
         return getattr(self.inner, "source", type(self.inner).__name__)
 
+    @property
+    def interval_s(self) -> float | None:
+        return getattr(self.inner, "interval_s", None)
+
+    @property
+    def power_trace(self) -> Callable[[], tuple]:
+        """The inner sampler's input-rail trace (AttributeError when it has none)."""
+        return self.inner.power_trace  # type: ignore[attr-defined]
+
     def start(self) -> None:
         self.inner.start()
 
@@ -181,10 +190,16 @@ def available_samplers() -> list[dict]:
     return rows
 
 
-def make_sampler(kind: str | None = "auto") -> Sampler:
+def _new(kind: str, interval_s: float | None) -> Sampler:
+    cls = _construct(kind)
+    return cls(interval_s=interval_s) if interval_s and kind != "none" else cls()  # type: ignore[call-arg]
+
+
+def make_sampler(kind: str | None = "auto", interval_s: float | None = None) -> Sampler:
     """The sampler for *kind*: "auto" picks the richest source present; "none" samples nothing.
 
-    An explicitly named source that is unavailable is an :class:`EdgebenchError` with the reason
+    *interval_s* overrides the sampler's default sampling interval. An explicitly named source
+    that is unavailable is an :class:`EdgebenchError` with the reason
     (the user asked for it); "auto" falls back and records why under ``fallbacks``.
     """
     kind = (kind or "auto").lower()
@@ -194,13 +209,13 @@ def make_sampler(kind: str | None = "auto") -> Sampler:
         reason = _unavailable_reason(kind)
         if reason:
             raise EdgebenchError(f"telemetry '{kind}' is unavailable: {reason}")
-        return _Completing(_construct(kind)(), [])
+        return _Completing(_new(kind, interval_s), [])
     fallbacks: list[dict] = []
     for candidate in AUTO_ORDER:
         reason = _unavailable_reason(candidate)
         if reason is None:
             try:
-                return _Completing(_construct(candidate)(), fallbacks)
+                return _Completing(_new(candidate, interval_s), fallbacks)
             except EdgebenchError as exc:  # became unavailable between the check and the start
                 reason = str(exc)
         fallbacks.append({"source": candidate, "reason": reason})

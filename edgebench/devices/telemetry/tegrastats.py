@@ -27,6 +27,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 
 from edgebench.errors import EdgebenchError
@@ -236,6 +237,22 @@ def _peak(values: list[int | None]) -> float | None:
     return float(max(present)) if present else None
 
 
+def input_rail_trace(timed: list[tuple[float, TegrastatsReading]], make: type) -> tuple[str | None, list, str | None]:
+    """The input rail's instantaneous power over *timed* ``(arrival, reading)`` pairs."""
+    rail = next((r.power_source for _, r in timed if r.power_source in INPUT_RAILS), None)
+    if rail is None:
+        if not timed:
+            return None, [], "no tegrastats line arrived"
+        return (
+            None,
+            [],
+            f"the board reports no input rail ({' / '.join(INPUT_RAILS)}); a sum of module rails misses "
+            "regulator losses, so no energy is computed",
+        )
+    samples = [make(t, r.power_total_mw) for t, r in timed if r.power_source == rail and r.power_total_mw is not None]
+    return rail, samples, None
+
+
 def tegrastats_path() -> str | None:
     return shutil.which("tegrastats")
 
@@ -255,6 +272,7 @@ class TegrastatsSampler:
         if not self.binary:
             raise EdgebenchError("telemetry 'tegrastats': expected the tegrastats binary on PATH, found none")
         self._readings: list[TegrastatsReading] = []
+        self._arrivals: list[float] = []  # time.perf_counter() when each reading's line arrived
         self._unparsed = 0
         self._first = threading.Event()
         self._proc: subprocess.Popen[str] | None = None
@@ -265,8 +283,10 @@ class TegrastatsSampler:
         for line in self._proc.stdout:
             if not line.strip():
                 continue
+            arrived = time.perf_counter()
             try:
                 self._readings.append(parse_tegrastats_line(line))
+                self._arrivals.append(arrived)
                 self._first.set()
             except EdgebenchError as exc:
                 self._unparsed += 1
@@ -298,3 +318,11 @@ class TegrastatsSampler:
         out = aggregate(list(self._readings), self.interval_s)
         out["unparsed_lines"] = self._unparsed
         return out
+
+    def power_trace(self) -> tuple[str | None, list, str | None]:
+        """``(rail, samples, reason)``: the board's input rail (VDD_IN / POM_5V_IN) as
+        timestamped :class:`~edgebench.devices.telemetry.energy.PowerSample` s, or a reason
+        when the board reports none (a sum of module rails is never used for energy)."""
+        from edgebench.devices.telemetry.energy import PowerSample
+
+        return input_rail_trace(list(zip(self._arrivals, self._readings)), PowerSample)

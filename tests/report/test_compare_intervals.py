@@ -1,0 +1,98 @@
+"""compare with confidence intervals: a latency change is a regression only when the two runs'
+95 % intervals are disjoint in the worse direction; "within noise" otherwise."""
+
+from __future__ import annotations
+
+import numpy as np
+from report_helpers import entry, load_fixture
+
+from edgebench.measure.stats import summarize_latency
+from edgebench.report.compare import BASE_METRICS, Tolerance, compare_results, judge_by_intervals, regressed
+
+P99 = next(m for m in BASE_METRICS if m.name == "latency_ms.p99")
+
+
+def _runs(samples_a: np.ndarray, samples_b: np.ndarray) -> tuple[dict, dict]:
+    a, b = load_fixture(), load_fixture()
+    entry(a, "base")["latency_ms"] = summarize_latency(samples_a)
+    entry(b, "base")["latency_ms"] = summarize_latency(samples_b)
+    return a, b
+
+
+def _row(diff: dict, metric: str) -> dict:
+    return next(r for r in diff["rows"] if r["candidate"] == "base" and r["metric"] == metric)
+
+
+def test_noise_beyond_ten_percent_is_within_noise() -> None:
+    """Two runs from one distribution whose p99s differ by more than 10 %: the old fixed
+    tolerance called that a regression; the intervals overlap, so it is noise."""
+    rng = np.random.default_rng(7)
+    for _ in range(200):  # find such a pair; with 400 heavy-tailed samples it is common
+        sa, sb = rng.lognormal(0.0, 0.6, 400), rng.lognormal(0.0, 0.6, 400)
+        if np.percentile(sb, 99) > 1.10 * np.percentile(sa, 99):
+            break
+    a, b = _runs(sa, sb)
+    row = _row(compare_results(a, b), "latency_ms.p99")
+    assert regressed(P99, row["a"], row["b"], Tolerance())  # the 10 % rule would have flagged it
+    assert row["judged_by"] == "intervals" and not row["regressed"]
+    assert row["note"].startswith("within noise")
+    assert row["a_ci"] == entry(a, "base")["latency_ms"]["p99_ci"]
+
+
+def test_a_real_slowdown_regresses_and_a_speedup_is_noted() -> None:
+    rng = np.random.default_rng(8)
+    base = rng.lognormal(0.0, 0.2, 2000)
+    a, b = _runs(base, rng.lognormal(0.0, 0.2, 2000) * 1.3)
+    diff = compare_results(a, b)
+    for metric in ("latency_ms.p50", "latency_ms.p99"):
+        row = _row(diff, metric)
+        assert row["regressed"] and row["note"] == "worse: intervals disjoint"
+        assert row["b_ci"][0] > row["a_ci"][1]
+    assert diff["regressed"]
+    a, b = _runs(base, rng.lognormal(0.0, 0.2, 2000) * 0.7)
+    row = _row(compare_results(a, b), "latency_ms.p50")
+    assert not row["regressed"] and row["note"] == "better: intervals disjoint"
+
+
+def test_too_few_samples_for_p99_is_never_a_regression() -> None:
+    """100 samples cannot bound p99 from above: even a large jump is not provably a regression."""
+    rng = np.random.default_rng(9)
+    a, b = _runs(rng.lognormal(0.0, 0.2, 100), rng.lognormal(0.0, 0.2, 100) * 1.2)
+    row = _row(compare_results(a, b), "latency_ms.p99")
+    assert entry(a, "base")["latency_ms"]["p99_insufficient"]
+    assert not row["regressed"] and "too few samples" in row["note"]
+    assert _row(compare_results(a, b), "latency_ms.p50")["regressed"]  # p50 has enough samples
+
+
+def test_judge_by_intervals_directions() -> None:
+    assert judge_by_intervals([1, 2], [3, 4]) == (True, "worse: intervals disjoint")
+    assert judge_by_intervals([1, 3], [2, 4]) == (False, "within noise")
+    assert judge_by_intervals([3, 4], [1, 2]) == (False, "better: intervals disjoint")
+    assert judge_by_intervals([3, 4], [1, 2], lower_is_better=False)[0]  # higher is better: worse
+    assert judge_by_intervals([1, None], [5, 6]) == (False, "within noise (too few samples to bound the interval)")
+
+
+def test_results_without_intervals_fall_back_to_the_tolerance() -> None:
+    a, b = load_fixture(), load_fixture()  # the fixture predates intervals
+    entry(b, "base")["latency_ms"]["p99"] *= 1.5
+    row = _row(compare_results(a, b), "latency_ms.p99")
+    assert row["judged_by"] == "tolerance" and row["regressed"]
+
+
+def test_cli_says_within_noise(tmp_path) -> None:  # noqa: ANN001
+    from report_helpers import write_run
+    from typer.testing import CliRunner
+
+    from edgebench.cli.main import app
+
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        sa, sb = rng.lognormal(0.0, 0.6, 400), rng.lognormal(0.0, 0.6, 400)
+        if np.percentile(sb, 99) > 1.10 * np.percentile(sa, 99):
+            break
+    a, b = _runs(sa, sb)
+    res = CliRunner().invoke(app, ["compare", str(write_run(tmp_path / "a", a)), str(write_run(tmp_path / "b", b))])
+    assert res.exit_code == 0, res.output
+    assert "slower but within noise" in res.output and "0 regression(s)" in res.output
+    res = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--all"])
+    assert "within noise" in res.output

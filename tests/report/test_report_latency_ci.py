@@ -1,0 +1,33 @@
+"""The latency table shows p99's 95 % interval, and says when too few samples bound it."""
+
+from __future__ import annotations
+
+import numpy as np
+from report_helpers import entry, load_fixture
+
+from edgebench.measure.stats import summarize_latency
+from edgebench.report.model import latency_table
+
+
+def _cell(table, candidate: str, key: str):  # noqa: ANN001, ANN202
+    for row in table.rows:
+        if row[0].value == candidate or row[0].text == candidate:
+            for c in row:
+                if c.key == key:
+                    return c
+    raise AssertionError((candidate, key))
+
+
+def test_p99_interval_and_insufficient_flag() -> None:
+    results = load_fixture()
+    rng = np.random.default_rng(3)
+    entry(results, "base")["latency_ms"] = summarize_latency(rng.lognormal(0, 0.2, 2000))
+    entry(results, "int8")["latency_ms"] = summarize_latency(rng.lognormal(0, 0.2, 100))
+    table = latency_table(results, "local")
+    lo, hi = entry(results, "base")["latency_ms"]["p99_ci"]
+    ok = _cell(table, "base", "latency_ms.p99_ci")
+    assert ok.text == f"{lo:.3f} .. {hi:.3f}" and ok.value == [lo, hi] and ok.status == ""
+    few = _cell(table, "int8", "latency_ms.p99_ci")
+    assert few.text.startswith("too few samples") and few.status == "unmeasured"
+    legacy = _cell(table, "pruned-50", "latency_ms.p99_ci")  # results from before intervals
+    assert legacy.status == "unmeasured" and legacy.value is None

@@ -1,0 +1,130 @@
+"""TensorRT candidates in a study: config validation, the job each one becomes, and, end to end
+on the local device (which has no TensorRT), the skip recorded as UNMEASURED with its reason."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edgebench.devices.inventory import DeviceSpec
+from edgebench.errors import EdgebenchError
+from edgebench.study.config import load_study, study_from_dict
+from edgebench.study.engines import apply_engine, clear_skips, record_skips, skip_reason
+from edgebench.study.pipeline import Pipeline
+from edgebench.study.store import RunStore
+
+TRT_INT8 = {
+    "name": "trt-int8",
+    "engine": "tensorrt",
+    "precision": "int8",
+    "quantize": {"preset": "tensorrt", "calib_samples": 32},
+}
+TRT_FP16 = {"name": "trt-fp16", "engine": "tensorrt", "precision": "fp16", "builder": "trtexec"}
+
+
+def _cands(*items: dict) -> dict:
+    return {c.name: c for c in study_from_dict({"candidates": ["base", *items]}).candidates}
+
+
+def test_candidates_name_an_engine_and_precision() -> None:
+    c = _cands(TRT_INT8, TRT_FP16)
+    assert (c["trt-int8"].engine, c["trt-int8"].precision, c["trt-int8"].builder) == ("tensorrt", "int8", None)
+    assert (c["trt-fp16"].engine, c["trt-fp16"].precision, c["trt-fp16"].builder) == ("tensorrt", "fp16", "trtexec")
+    assert c["base"].engine == "onnxruntime" and "engine" not in c["base"].recipe()
+    assert c["trt-int8"].recipe()["engine"] == {"name": "tensorrt", "precision": "int8", "builder": None}
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ({"name": "x", "engine": "tvm"}, "engine: expected one of"),
+        ({"name": "x", "engine": "tensorrt"}, "precision: expected one of"),
+        ({"name": "x", "engine": "tensorrt", "precision": "int4"}, "precision: expected one of"),
+        ({"name": "x", "engine": "tensorrt", "precision": "int8"}, "expected quantize: {preset: tensorrt}"),
+        ({"name": "x", "engine": "tensorrt", "precision": "int8", "quantize": {"preset": "ort-cpu"}}, "S8S8"),
+        ({"name": "x", "engine": "tensorrt", "precision": "fp16", "quantize": {"preset": "tensorrt"}}, "fp32 model"),
+        ({"name": "x", "precision": "fp16"}, "expected engine: tensorrt"),
+        ({"name": "x", "engine": "tensorrt", "precision": "fp16", "builder": "polygraphy"}, "builder: expected"),
+    ],
+)
+def test_bad_engine_settings_are_refused(item: dict, message: str) -> None:
+    with pytest.raises(EdgebenchError, match=message.replace("{", r"\{").replace("}", r"\}")):
+        study_from_dict({"candidates": [item]})
+
+
+def test_a_tensorrt_candidate_becomes_a_tensorrt_job() -> None:
+    c = _cands(TRT_FP16)
+    job = {"backend": "onnxruntime", "options": {"threads": 1, "device": "cpu", "precision": "fp32"}}
+    apply_engine(job, c["trt-fp16"], (1, 32))
+    assert job["backend"] == "tensorrt"
+    assert job["options"]["device"] == "cuda" and job["options"]["precision"] == "fp16"
+    # the optimization profile covers every profiled batch and the replay batch
+    assert job["options"]["extra"] == {"batches": [1, 32, 128], "opt_batch": 1, "builder": "trtexec"}
+    base = {"backend": "onnxruntime", "options": {}}
+    assert apply_engine(base, c["base"], (1,)) == {"backend": "onnxruntime", "options": {}}
+
+
+def test_skip_reason_depends_on_the_device_runtimes() -> None:
+    c = _cands(TRT_FP16)
+    local = DeviceSpec(name="local", kind="local", runtimes=("onnxruntime", "torch"))
+    orin = DeviceSpec(name="orin", kind="ssh", host="192.0.2.1", runtimes=("onnxruntime", "tensorrt"))
+    reason = skip_reason(c["trt-fp16"], local)
+    assert reason is not None and "does not list the tensorrt runtime" in reason and "onnxruntime, torch" in reason
+    assert skip_reason(c["trt-fp16"], orin) is None and skip_reason(c["base"], local) is None
+
+
+def test_skips_are_forgotten_when_the_device_can_measure(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    record_skips(store, "trt-fp16", "orin", ["profile", "replay"], "no tensorrt", "ab" * 32)
+    store.save("base", "orin", "profile", {"runs": []})
+    assert store.load("trt-fp16", "orin", "profile") == {"skipped": "no tensorrt", "artifact_sha256": "ab" * 32}
+    clear_skips(store, "trt-fp16", "orin")
+    clear_skips(store, "base", "orin")
+    assert not store.has("trt-fp16", "orin", "profile") and not store.has("trt-fp16", "orin", "replay")
+    assert store.has("base", "orin", "profile")  # real measurements are kept
+
+
+def test_study_on_a_device_without_tensorrt_reports_unmeasured(tmp_path: Path) -> None:
+    study = {
+        "name": "trt",
+        "model": {"arch": "resnet8", "train_epochs": 1},
+        "data": {"name": "digits", "eval_count": 64, "calib_count": 32, "train_count": 400},
+        "candidates": ["base", TRT_INT8, {"name": "trt-fp16", "engine": "tensorrt", "precision": "fp16"}],
+        "attacks": {"samples": 16, "suite": [{"name": "fgsm", "eps_255": [8]}]},
+        "profile": {
+            "batches": [1],
+            "iterations": 5,
+            "min_duration_s": 0.0,
+            "warmup_iters": 1,
+            "warmup_s": 0.0,
+            "threads": 1,
+        },
+        "budgets": {
+            "max_p99_latency_ms": 1000.0,
+            "max_peak_memory_mb": 4096,
+            "max_accuracy_drop": 0.5,
+            "max_robustness_drop": 0.5,
+        },
+    }
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    out = tmp_path / "out"
+    Pipeline(load_study(path), out).run()
+    results = json.loads((out / "results.json").read_text())
+    by = {c["name"]: c for c in results["candidates"]}
+    assert by["trt-int8"]["artifact"]["precision"] == "int8"  # the S8S8 QDQ artifact was built on the host
+    for name in ("trt-int8", "trt-fp16"):
+        d = by[name]["devices"]["local"]
+        assert d["verdict"]["status"] == "UNMEASURED"
+        assert "does not list the tensorrt runtime" in d["unmeasured_reason"] == d["verdict"]["reason"]
+        assert d["latency_ms"] is None and d["clean_accuracy"] is None
+    assert by["base"]["devices"]["local"]["latency_ms"]["samples"] >= 5  # the rest of the study ran
+    # resume: nothing is re-measured, the skip stays
+    Pipeline(load_study(path), out).run()
+    again = json.loads((out / "results.json").read_text())
+    assert {c["name"]: c["devices"]["local"]["verdict"]["status"] for c in again["candidates"]}[
+        "trt-fp16"
+    ] == "UNMEASURED"
