@@ -30,7 +30,7 @@ def verdict_table(results: dict) -> Table:
         size = (c.get("artifact") or {}).get("size_bytes")
         for dev, d in c["devices"].items():
             lat = d.get("latency_ms") or {}
-            rob = [r["accuracy"] for r in d.get("robustness") or []]
+            rob = [r["accuracy"] for r in d.get("robustness") or [] if not r.get("sanity_only")]
             status = (d.get("verdict") or {}).get("status", "UNMEASURED")
             table.add_row(
                 c["name"],

@@ -76,6 +76,7 @@ def assemble_results(run_dir: str | Path, write: bool = True) -> dict:
     from edgebench.report.gates import evaluate_verdicts
     from edgebench.robustness.store import load_folder
     from edgebench.study.environment import host_environment
+    from edgebench.study.whitebox import add_to_entry as add_whitebox
 
     store = RunStore(run_dir)
     study = store.read_json("study.json") or {}
@@ -124,6 +125,8 @@ def assemble_results(run_dir: str | Path, write: bool = True) -> dict:
             replay = store.load(name, dev, "replay")
             if replay is not None and base_clean is not None:
                 d.update(_replay_entry(replay, y_eval, base_clean, sets))
+                is_base = not cand.get("prune") and not cand.get("quantize")
+                add_whitebox(store, name, dev, y_eval, d, is_base)  # settings, white-box rows, sanity checks
             blackbox = store.load(name, dev, "blackbox")
             if blackbox is not None:
                 d["blackbox"] = {k: v for k, v in blackbox.items() if k not in ("distances", "queries", "runtime")}

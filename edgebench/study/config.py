@@ -13,6 +13,8 @@ Every section is optional; the defaults are the embedded demo study::
       - {name: pruned-50+int8, prune: {ratio: 0.5}, quantize: {preset: ort-cpu}}
     attacks:
       samples: 256
+      settings: [transfer, whitebox]      # whitebox: crafted on each candidate (INT8: fake-quant STE model)
+      whitebox_samples: 64
       suite:
         - {name: fgsm, eps_255: [2, 4, 8, 16, 32]}
         - {name: pgd, norm: linf, eps_255: [2, 4, 8, 16, 32], steps: 10}
@@ -59,6 +61,9 @@ class AttackConfig:
     samples: int = 256
     suite: tuple[dict, ...] = ()  # parsed by edgebench.robustness.attacks.parse_attack_specs
     batch_size: int = 128
+    # threat models: transfer (crafted on base) and/or whitebox (crafted on each candidate itself)
+    settings: tuple[str, ...] = ("transfer", "whitebox")
+    whitebox_samples: int = 64  # images attacked white-box per candidate (crafting cost x candidates)
 
 
 @dataclass(frozen=True)
@@ -269,6 +274,19 @@ def study_from_dict(data: dict | None, source: str = "<defaults>") -> StudyConfi
         attack_cfg = dataclasses.replace(attack_cfg, suite=tuple(suite))
     if attack_cfg.samples < 1:
         raise EdgebenchError(f"{source}: attacks.samples: expected a positive number, found {attack_cfg.samples}")
+    bad = [v for v in attack_cfg.settings if v not in ("transfer", "whitebox")]
+    if bad or not attack_cfg.settings or len(set(attack_cfg.settings)) != len(attack_cfg.settings):
+        raise EdgebenchError(
+            f"{source}: attacks.settings: expected a non-empty list of transfer and/or whitebox, found {list(attack_cfg.settings)}"
+        )
+    if (
+        isinstance(attack_cfg.whitebox_samples, bool)
+        or not isinstance(attack_cfg.whitebox_samples, int)
+        or attack_cfg.whitebox_samples < 1
+    ):
+        raise EdgebenchError(
+            f"{source}: attacks.whitebox_samples: expected a positive integer, found {attack_cfg.whitebox_samples!r}"
+        )
     seed = data.get("seed", 0)
     if not isinstance(seed, int):
         raise EdgebenchError(f"{source}: seed: expected an integer, found {seed!r}")

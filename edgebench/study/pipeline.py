@@ -66,6 +66,8 @@ class Pipeline:
         subject = self.prepare()
         built = self._build_candidates(subject)
         attack_sets = self._attacks(subject)
+        if "whitebox" in self.config.attacks.settings:
+            self._whitebox(subject, built)
         self._write_results()
         self._measure(devices, built, attack_sets)
         results = self._write_results(final=True)
@@ -303,12 +305,15 @@ class Pipeline:
                     for b in built:
                         self._profile(device, b)
                         self._replay(device, b, attack_sets)
+                        if "whitebox" in self.config.attacks.settings:
+                            self._replay_whitebox(device, b)
                         if self.config.blackbox.enabled:
                             self._blackbox(device, b)
             except BaseException as exc:  # noqa: BLE001 - collected and re-raised below
                 errors.append(exc)
 
-        total = len(devices) * len(built) * (3 if self.config.blackbox.enabled else 2)
+        per = 2 + int(self.config.blackbox.enabled) + int("whitebox" in self.config.attacks.settings)
+        total = len(devices) * len(built) * per
         self.ui("task", {"id": "measure", "text": f"measure on {', '.join(d.name for d in devices)}", "total": total})
         limit = max(1, self.config.profile.max_parallel_devices)
         if len(devices) == 1 or limit == 1:
@@ -372,7 +377,8 @@ class Pipeline:
             return
         job = self._job_common(b)
         sets = [{"name": "clean", "path": str(self.store.data_path("eval")), "key": "x"}]
-        sets += [{"name": s["id"], "path": str(self.run_dir / s["path"]), "key": "x"} for s in attack_sets]
+        if "transfer" in self.config.attacks.settings:
+            sets += [{"name": s["id"], "path": str(self.run_dir / s["path"]), "key": "x"} for s in attack_sets]
         logits_path = self.store.measurement_path(name, device.name, "replay").with_name("logits.npz")
         job.update({"kind": "predict", "sets": sets, "batch": 128, "logits": str(logits_path)})
         self.ui("status", {"text": f"{device.name}: replaying {len(sets) - 1} adversarial sets through {name}"})
@@ -387,6 +393,47 @@ class Pipeline:
         result["artifact_sha256"] = b.manifest["artifact"]["sha256"]
         with self._lock:
             self.store.save(name, device.name, "replay", result)
+            self._write_results()
+        self.ui("advance", {"id": "measure"})
+
+    def _whitebox(self, subject: Any, built: list[Built]) -> None:
+        """White-box sets crafted on each candidate's own model (see edgebench.study.whitebox)."""
+        from edgebench.study.whitebox import craft_all
+
+        cands = [
+            (
+                b.config.name,
+                self.run_dir / b.manifest["artifact"]["path"],
+                b.config.prune is None and b.config.quantize is None,
+            )
+            for b in built
+        ]
+        craft_all(
+            self.store,
+            cands,
+            subject.split.x_eval,
+            subject.split.y_eval,
+            self.config.attacks,
+            self.config.seed,
+            self.ui,
+        )
+
+    def _replay_whitebox(self, device: Any, b: Built) -> None:
+        from edgebench.study.whitebox import REPLAY_KIND, replay_sets
+
+        name = b.config.name
+        if self.store.has(name, device.name, REPLAY_KIND):
+            self.ui("advance", {"id": "measure"})
+            return
+        job = self._job_common(b)
+        logits_path = self.store.measurement_path(name, device.name, REPLAY_KIND).with_name("logits-whitebox.npz")
+        sets = replay_sets(self.store, name)
+        job.update({"kind": "predict", "sets": sets, "batch": 128, "logits": str(logits_path)})
+        self.ui("status", {"text": f"{device.name}: replaying {len(sets)} white-box sets through {name}"})
+        result = device.run_job(job)
+        result["artifact_sha256"] = b.manifest["artifact"]["sha256"]
+        with self._lock:
+            self.store.save(name, device.name, REPLAY_KIND, result)
             self._write_results()
         self.ui("advance", {"id": "measure"})
 
