@@ -173,3 +173,22 @@ def test_sanity_iterative_weaker_than_single_step_warns():
     checks = {c["check"]: c for c in sanity_checks(rows)}
     assert checks["iterative_vs_single_step"]["status"] == "pass"
     assert checks["accuracy_decreases"]["status"] == "pass"
+
+
+def test_autoattack_in_the_suite_is_at_least_as_strong_as_pgd(digits_model, eval_batch):
+    """``{name: autoattack, norm: linf, eps_255: [...]}`` runs torchattacks' standard AutoAttack."""
+    from edgebench.robustness.attacks import distances, parse_attack_specs
+
+    x, y = eval_batch
+    x, y = x[:24], y[:24]
+    (aa,) = parse_attack_specs([{"name": "autoattack", "norm": "linf", "eps_255": [24]}])
+    assert aa.set_ids() == ["autoattack-linf-24"]
+    pgd = AttackSpec("pgd", "linf", (24 / 255,), steps=10, rel_stepsize=0.25, random_start=True)
+    (s_aa,) = craft(digits_model, x, y, aa, seed=0)
+    (s_pgd,) = craft(digits_model, x, y, pgd, seed=0)
+    assert s_aa.base_accuracy <= s_pgd.base_accuracy < s_aa.base_clean_accuracy
+    assert distances(x, s_aa.x_adv, "linf").max() <= 24 / 255 + 1e-6
+    (l2,) = parse_attack_specs([{"name": "autoattack", "norm": "l2", "epsilons": [1.0]}])
+    (s_l2,) = craft(digits_model, x, y, l2, seed=0)
+    assert distances(x, s_l2.x_adv, "l2").max() <= 1.0 + 1e-5
+    assert s_l2.base_accuracy < s_l2.base_clean_accuracy
