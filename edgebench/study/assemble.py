@@ -130,6 +130,9 @@ def assemble_results(run_dir: str | Path, write: bool = True) -> dict:
             blackbox = store.load(name, dev, "blackbox")
             if blackbox is not None:
                 d["blackbox"] = {k: v for k, v in blackbox.items() if k not in ("distances", "queries", "runtime")}
+            square = store.load(name, dev, "blackbox-square")  # score-based, on the engine's logits
+            if square is not None:
+                d["blackbox_square"] = {k: v for k, v in square.items() if k not in ("distances", "queries", "runtime")}
             entry["devices"][dev] = d
         candidates.append(entry)
     results = {

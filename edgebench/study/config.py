@@ -19,7 +19,8 @@ Every section is optional; the defaults are the embedded demo study::
         - {name: fgsm, eps_255: [2, 4, 8, 16, 32]}
         - {name: pgd, norm: linf, eps_255: [2, 4, 8, 16, 32], steps: 10}
         - {name: pgd, norm: l2, epsilons: [0.5, 1.0, 2.0]}
-    blackbox: {enabled: true, name: hsj, max_queries: 400, samples: 8, epsilons: [1.0, 2.0, 3.0]}
+    blackbox: {enabled: true, name: hsj, max_queries: 400, samples: 8, epsilons: [1.0, 2.0, 3.0],
+               square: {norm: linf, eps_255: [8, 16, 32], max_queries: 500}}
     devices: [local]
     profile: {batches: [1, 32], warmup_iters: 10, iterations: 100, min_duration_s: 1.0, threads: null}
     budgets: {max_p99_latency_ms: 10, max_peak_memory_mb: 1024, max_accuracy_drop: 0.02, max_robustness_drop: 0.10}
@@ -82,6 +83,9 @@ class BlackBoxConfig:
     pool: int = 64
     epsilons: tuple[float, ...] = (1.0, 2.0, 3.0)
     gradient_queries: int = 40
+    # a score-based attack beside it (Square on the engine's logits), e.g.
+    # {norm: linf, eps_255: [8, 16, 32], max_queries: 500}; parsed by robustness.blackbox.square_spec
+    square: dict | None = None
 
     def spec_kwargs(self) -> dict:
         return {

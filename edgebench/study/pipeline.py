@@ -101,6 +101,10 @@ class Pipeline:
             from edgebench.robustness.blackbox import BlackBoxSpec
 
             BlackBoxSpec(**cfg.blackbox.spec_kwargs())
+            if cfg.blackbox.square is not None:
+                from edgebench.robustness.blackbox import square_spec
+
+                square_spec(cfg.blackbox.square)
             if cfg.blackbox.samples + cfg.blackbox.pool > cfg.data.eval_count:
                 raise EdgebenchError(
                     f"blackbox: samples + pool = {cfg.blackbox.samples + cfg.blackbox.pool} must not exceed "
@@ -438,15 +442,24 @@ class Pipeline:
         self.ui("advance", {"id": "measure"})
 
     def _blackbox(self, device: Any, b: Built) -> None:
-        """HopSkipJump/Boundary against the deployed artifact itself, queries through the agent."""
-        from edgebench.robustness.blackbox import BlackBoxSpec, run_blackbox
+        """HopSkipJump/Boundary (and Square, if configured) against the deployed artifact
+        itself, queries through the agent."""
+        from edgebench.robustness.blackbox import BlackBoxSpec, square_spec
+
+        cfg = self.config.blackbox
+        self._blackbox_one(device, b, "blackbox", BlackBoxSpec(**cfg.spec_kwargs()))
+        if cfg.square is not None:
+            self._blackbox_one(device, b, "blackbox-square", square_spec(cfg.square), advance=False)
+
+    def _blackbox_one(self, device: Any, b: Built, kind: str, spec: Any, advance: bool = True) -> None:
+        from edgebench.robustness.blackbox import run_blackbox
 
         name = b.config.name
-        if self.store.has(name, device.name, "blackbox"):
-            self.ui("advance", {"id": "measure"})
+        if self.store.has(name, device.name, kind):
+            if advance:
+                self.ui("advance", {"id": "measure"})
             return
         cfg = self.config.blackbox
-        spec = BlackBoxSpec(**cfg.spec_kwargs())
         data = self.store.load_arrays("eval")
         assert data is not None
         x, y = data["x"], data["y"]
@@ -483,9 +496,10 @@ class Pipeline:
             }
         )
         with self._lock:
-            self.store.save(name, device.name, "blackbox", out)
+            self.store.save(name, device.name, kind, out)
             self._write_results()
-        self.ui("advance", {"id": "measure"})
+        if advance:
+            self.ui("advance", {"id": "measure"})
 
     # ---- results ------------------------------------------------------------------------------------
     def _write_results(self, final: bool = False) -> dict:
