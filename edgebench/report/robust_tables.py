@@ -197,9 +197,53 @@ def square_table(results: dict, device: str) -> Table | None:
     )
 
 
+def int8_error_table(results: dict, device: str) -> Table | None:
+    """The layers where adversarial inputs push each INT8 model furthest from its fp32 graph."""
+    rows = []
+    for cand in results.get("candidates") or []:
+        err = cand.get("int8_error") or {}
+        for set_name, info in (err.get("sets") or {}).items():
+            for rank, layer in enumerate(info.get("top_layers") or [], 1):
+                rows.append(
+                    (
+                        Cell(text=str(cand.get("name")), value=cand.get("name"), key="candidate"),
+                        _c(set_name, set_name, "int8_error.set"),
+                        _m(rank, fmt.count, "int8_error.rank"),
+                        _c(fmt.text(layer.get("tensor")), layer.get("tensor"), "int8_error.tensor"),
+                        _m(layer.get("sqnr_clean_db"), lambda v: fmt.num(v, 2), "int8_error.sqnr_clean_db"),
+                        _m(layer.get("sqnr_adv_db"), lambda v: fmt.num(v, 2), "int8_error.sqnr_adv_db"),
+                        _m(layer.get("drop_db"), lambda v: fmt.num(v, 2), "int8_error.drop_db"),
+                        _m(info.get("count"), fmt.count, "int8_error.count"),
+                    )
+                )
+    if not rows:
+        return None
+    return Table(
+        f"int8-error-{device}",
+        "INT8 error localisation: where adversarial inputs push the quantized model from the float one",
+        (
+            "Candidate",
+            "Adversarial set",
+            "Rank",
+            "Tensor",
+            "SQNR clean (dB)",
+            "SQNR adversarial (dB)",
+            "Drop (dB)",
+            "Images",
+        ),
+        tuple(rows),
+        "Computed on the host with ONNX Runtime: every activation the fp32 and INT8 QDQ graphs share, INT8 "
+        "taken after its quantize-dequantize step; SQNR = 10 log10(signal / (fp32 - INT8)^2). Error accumulates "
+        "along the graph. Ranked by the drop from clean to adversarial inputs (same images); every layer is in "
+        "results.json under int8_error.",
+    )
+
+
 def robustness_extra_tables(results: dict, device: str) -> list[Table]:
     """Every table of this module that has something to show on *device*, in reading order."""
-    tables = [t(results, device) for t in (settings_table, surrogate_table, sanity_table, square_table)]
+    tables = [
+        t(results, device) for t in (settings_table, surrogate_table, sanity_table, int8_error_table, square_table)
+    ]
     return [t for t in tables if t is not None]
 
 

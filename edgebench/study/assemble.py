@@ -77,6 +77,7 @@ def assemble_results(run_dir: str | Path, write: bool = True) -> dict:
     from edgebench.robustness.store import load_folder
     from edgebench.study.environment import host_environment
     from edgebench.study.whitebox import add_to_entry as add_whitebox
+    from edgebench.study.whitebox import int8_error as whitebox_int8_error
 
     store = RunStore(run_dir)
     study = store.read_json("study.json") or {}
@@ -115,6 +116,7 @@ def assemble_results(run_dir: str | Path, write: bool = True) -> dict:
             "nonzero_params": manifest.get("nonzero_params") if manifest else None,
             "macs": manifest.get("macs") if manifest else None,
             "export_check": manifest.get("export_check") if manifest else None,
+            "int8_error": whitebox_int8_error(store, name),  # host: fp32 vs INT8 activations, clean vs adversarial
             "devices": {},
         }
         for dev in device_names:

@@ -232,8 +232,7 @@ class Pipeline:
             self.ui(
                 "status", {"text": f"{cand.name}: int8 calibration on {n_cal} held-out images ({spec.calibration})"}
             )
-            quantize_static(fp32, art, split.x_calib[:n_cal], spec)
-            fp32.unlink(missing_ok=True)
+            quantize_static(fp32, art, split.x_calib[:n_cal], spec)  # fp32 kept: INT8 error localisation
             check = verify_against_torch(art, module, x_check, quantized=True)
             precision = "int8"
         manifest = {

@@ -92,7 +92,7 @@ def craft_for_candidate(
         info["artifact_sha256"] = sha
         atomic_write_json(out / "surrogate.json", info)
     n = min(samples, len(x_eval))
-    report = craft_and_store(
+    sets = craft_and_store(
         sur.module,
         x_eval[:n],
         y_eval[:n],
@@ -103,8 +103,46 @@ def craft_for_candidate(
         batch_size=batch_size,
         seed=seed,
         on_progress=on_progress,
-    )
-    return report.sets
+    ).sets
+    fp32 = artifact.with_name(artifact.stem + ".fp32.onnx")
+    if sur.kind.startswith("fake-quant") and fp32.is_file():
+        _localise_int8(store, candidate, fp32, artifact, sha, x_eval[:n], sets)
+    return sets
+
+
+def _localise_int8(
+    store: RunStore, candidate: str, fp32: Path, artifact: Path, sha: str, x: np.ndarray, sets: list[dict]
+) -> None:
+    """``int8_error.json``: per-layer fp32-vs-INT8 error on clean inputs and on the white-box and
+    transfer PGD L-inf sets at 8/255 (else the middle epsilon) over the same images."""
+    from edgebench.robustness.int8_error import localise
+    from edgebench.util.io import atomic_write_json
+
+    out = folder(store, candidate) / "int8_error.json"
+    old = read_json(out) if out.is_file() else None
+    pgd = [s for s in sets if s["attack"] == "pgd" and s["norm"] == "linf" and s["id"] != UNBOUNDED_ID]
+    if not pgd:
+        return
+    chosen = next((s for s in pgd if s["id"] == "pgd-linf-8"), pgd[len(pgd) // 2])
+    if old is not None and old.get("artifact_sha256") == sha and old.get("set") == chosen["id"]:
+        return
+    adv = {}
+    with np.load(folder(store, candidate) / chosen["path"], allow_pickle=False) as z:
+        adv[f"whitebox:{chosen['id']}"] = z["x"]
+    transfer = store.attacks_dir / f"{chosen['id']}.npz"
+    if transfer.is_file():
+        with np.load(transfer, allow_pickle=False) as z:
+            if len(z["x"]) >= len(x):
+                adv[f"transfer:{chosen['id']}"] = z["x"][: len(x)]
+    info = localise(fp32, artifact, x, adv)
+    info.update({"artifact_sha256": sha, "set": chosen["id"]})
+    atomic_write_json(out, info)
+
+
+def int8_error(store: RunStore, candidate: str) -> dict | None:
+    """The candidate's INT8 error localisation (None if it is not INT8 or none was computed)."""
+    p = folder(store, candidate) / "int8_error.json"
+    return read_json(p) if p.is_file() else None
 
 
 def craft_all(

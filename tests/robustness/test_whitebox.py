@@ -192,3 +192,26 @@ def test_autoattack_in_the_suite_is_at_least_as_strong_as_pgd(digits_model, eval
     (s_l2,) = craft(digits_model, x, y, l2, seed=0)
     assert distances(x, s_l2.x_adv, "l2").max() <= 1.0 + 1e-5
     assert s_l2.base_accuracy < s_l2.base_clean_accuracy
+
+
+def test_int8_error_localisation_names_layers(tmp_path, digits, digits_model):
+    """Per-layer fp32-vs-INT8 SQNR: finite and high on clean inputs for every shared activation
+    (the INT8 value taken after its quantize-dequantize step, fused Relu included), zero drop
+    when the 'adversarial' inputs are the clean ones, and a ranked drop under a real attack."""
+    from edgebench.robustness.int8_error import localise
+
+    x_tr, _, x_te, y_te = digits
+    fp32 = _export(digits_model, tmp_path / "m.fp32.onnx")
+    int8 = _quantize(fp32, tmp_path / "m.onnx", x_tr[:64])
+    x, y = x_te[:48], y_te[:48]
+    sur = surrogate_from_onnx(int8)
+    (adv,) = craft(sur.module, x, y, AttackSpec("pgd", "linf", (48 / 255,), steps=10, rel_stepsize=0.25), seed=0)
+    info = localise(fp32, int8, x, {"same": x.copy(), "pgd": adv.x_adv})
+    tensors = [row["tensor"] for row in info["layers"]]
+    assert "logits" in tensors and len(tensors) >= 4
+    clean = [row["sqnr_clean_db"] for row in info["layers"] if row["sqnr_clean_db"] is not None]
+    assert len(clean) >= 4 and min(clean) > 10.0, info["layers"]
+    assert all(abs(t["drop_db"]) < 1e-9 for t in info["sets"]["same"]["top_layers"])
+    top = info["sets"]["pgd"]["top_layers"]
+    assert len(top) == 3 and top[0]["drop_db"] >= top[1]["drop_db"] >= top[2]["drop_db"]
+    assert top[0]["tensor"] in tensors
