@@ -81,7 +81,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.cand{font-weight:600;max-width:28ch;overflow-wrap:anywhere}
 td.pass,.chip.ready,td.ready{background:var(--ok-bg);color:var(--ok)}
 td.fail,.chip.not-ready,td.not-ready{background:var(--bad-bg);color:var(--bad)}
-td.unmeasured,.chip.unmeasured{background:var(--unk-bg);color:var(--unk)}
+td.unmeasured,.chip.unmeasured,td.warn{background:var(--unk-bg);color:var(--unk)}
 td.ready,td.not-ready,td.verdict-unmeasured{font-weight:700;white-space:nowrap}
 td.verdict-unmeasured{background:var(--unk-bg);color:var(--unk)}
 table.verdict td{font-size:13px;max-width:34ch}

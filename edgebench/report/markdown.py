@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from edgebench.report.model import Report, Table, build_report
 
-_STATUS_MARK = {"pass": "✅ ", "fail": "❌ ", "ready": "✅ ", "not-ready": "❌ ", "unmeasured": "⚠️ "}
+_STATUS_MARK = {"pass": "✅ ", "fail": "❌ ", "ready": "✅ ", "not-ready": "❌ ", "unmeasured": "⚠️ ", "warn": "⚠️ "}
 _GATE_KEYS = {"verdict", "p99_latency_ms", "peak_memory_mb", "accuracy_drop", "robustness_drop"}
 
 

@@ -344,7 +344,7 @@ def robustness_table(results: dict, device: str) -> Table:
     rows = []
     for cand in results.get("candidates") or []:
         entry = _entry(cand, device)
-        robust = entry.get("robustness") or []
+        robust = [r for r in entry.get("robustness") or [] if r.get("setting", "transfer") == "transfer"]
         if not robust:
             rows.append(
                 (
@@ -592,6 +592,9 @@ def build_report(results: dict) -> Report:
             accuracy_table(results, d),
             robustness_table(results, d),
         ]
+        from edgebench.report.robust_tables import robustness_extra_tables
+
+        tables += robustness_extra_tables(results, d)  # white-box side by side, attacker's model, sanity
         for extra in (auc_table(results, d), blackbox_table(results, d)):
             if extra is not None:
                 tables.append(extra)

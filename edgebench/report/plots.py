@@ -83,7 +83,7 @@ def chosen_attack(results: dict, device: str) -> dict | None:
     rows: dict[str, dict] = {}
     for cand in _candidates(results):
         for row in _entry(cand, device).get("robustness") or []:
-            if row.get("id") and _num(row.get("accuracy")) is not None:
+            if row.get("id") and _num(row.get("accuracy")) is not None and row.get("setting", "transfer") == "transfer":
                 rows.setdefault(row["id"], row)
     if not rows:
         return None
@@ -191,9 +191,11 @@ def robustness_svg(results: dict, device: str) -> str | None:
     for i, cand in enumerate(cands):
         for r in _entry(cand, device).get("robustness") or []:
             e, a = _num(r.get("eps")), _num(r.get("accuracy"))
-            if e is None or a is None:
+            if e is None or a is None or r.get("sanity_only"):
                 continue
-            points.setdefault((str(r.get("attack")), str(r.get("norm"))), {}).setdefault(i, []).append((e, a))
+            # one panel per threat model: transfer and white-box curves are never mixed
+            attack = f"{r.get('setting', 'transfer')} {r.get('attack')}"
+            points.setdefault((attack, str(r.get("norm"))), {}).setdefault(i, []).append((e, a))
     if not points:
         return None
     curves = [f for f, per in points.items() if len({e for pts in per.values() for e, _ in pts}) >= 2]

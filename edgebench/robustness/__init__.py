@@ -4,7 +4,9 @@ score candidates on them, and run a decision-based black-box attack on a deploye
 Submodules (import them directly; this package stays light so ``import edgebench`` does not
 pull in torch or foolbox):
 
-* :mod:`edgebench.robustness.attacks`  -- :class:`AttackSpec`, :func:`craft` (foolbox 3)
+* :mod:`edgebench.robustness.attacks`  -- :class:`AttackSpec`, :func:`craft` (foolbox 3; AutoAttack via torchattacks)
+* :mod:`edgebench.robustness.fakequant` -- the white-box model of an artifact (fp32 graph, INT8 fake-quant STE)
+* :mod:`edgebench.robustness.sanity`   -- sanity checks (gradient masking)
 * :mod:`edgebench.robustness.store`    -- :class:`AdversarialSet`, save/load, resumable crafting
 * :mod:`edgebench.robustness.metrics`  -- Wilson intervals, transfer success, fidelity, AUC (numpy)
 * :mod:`edgebench.robustness.blackbox` -- HopSkipJump / Boundary through a query function

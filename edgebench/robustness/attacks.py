@@ -49,13 +49,15 @@ log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int], None]
 
-FIXED_EPSILON = ("fgsm", "pgd")
+FIXED_EPSILON = ("fgsm", "pgd", "autoattack")
 MINIMAL = ("cw", "deepfool", "fmn", "brendel-bethge")
 
 # attack -> norms it supports
 NORMS: dict[str, tuple[str, ...]] = {
     "fgsm": ("linf",),
     "pgd": ("linf", "l2"),
+    # AutoAttack (Croce & Hein 2020), torchattacks' standard version: APGD-CE, APGD-T, FAB-T, Square
+    "autoattack": ("linf", "l2"),
     "cw": ("l2",),
     "deepfool": ("linf", "l2"),
     "fmn": ("l0", "l1", "l2", "linf"),
@@ -65,6 +67,7 @@ NORMS: dict[str, tuple[str, ...]] = {
 # attack -> tunable parameters it accepts, with defaults
 PARAM_DEFAULTS: dict[str, dict[str, Any]] = {
     "fgsm": {},
+    "autoattack": {},  # the standard settings, nothing tunable (that is the point of AutoAttack)
     "pgd": {"steps": 10, "rel_stepsize": 0.25, "random_start": True},
     # foolbox's 10000 steps x 9 binary-search steps is hours on a CPU; 100 x 5 converges on
     # small classifiers (abort_early stops a search step once the loss stalls).
@@ -86,7 +89,13 @@ NORM_ALIASES = {
     "l0": "l0",
 }
 
-ATTACK_ALIASES = {"bb": "brendel-bethge", "brendel_bethge": "brendel-bethge", "carlini-wagner": "cw"}
+ATTACK_ALIASES = {
+    "bb": "brendel-bethge",
+    "brendel_bethge": "brendel-bethge",
+    "carlini-wagner": "cw",
+    "auto-attack": "autoattack",
+    "aa": "autoattack",
+}
 
 _SPEC_KEYS = ("name", "norm", "epsilons", "eps_255", "steps", "rel_stepsize", "random_start", "binary_search_steps")
 
@@ -310,6 +319,9 @@ def _check_eps_vs_size(spec: AttackSpec, dims: int) -> None:
 def _foolbox_attack(spec: AttackSpec) -> Any:
     import foolbox as fb
 
+    if spec.name == "autoattack":  # crafted by torchattacks; foolbox only clips its output
+        return fb.attacks.LinfPGD() if spec.norm == "linf" else fb.attacks.L2PGD()
+
     p = spec.params()
     A = fb.attacks
     if spec.name == "fgsm":
@@ -398,6 +410,18 @@ def _predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int) -> np.nda
                 )
             outs.append(logits.argmax(1).cpu().numpy())
     return np.concatenate(outs).astype(np.int64)
+
+
+def _autoattack(model: torch.nn.Module, norm: str, eps: float, seed: int, example: torch.Tensor) -> Any:
+    """torchattacks' AutoAttack, standard version, for *model* at *eps* (classes from its output)."""
+    import torch
+    import torchattacks
+
+    with torch.no_grad():
+        n_classes = int(model(example).shape[1])
+    return torchattacks.AutoAttack(
+        model, norm="Linf" if norm == "linf" else "L2", eps=eps, version="standard", n_classes=n_classes, seed=seed
+    )
 
 
 def _versions() -> dict[str, str]:
@@ -498,11 +522,12 @@ def _craft(
         for eps in plan.epsilons:
             torch.manual_seed(seed)
             advs, preds = [], []
+            auto = _autoattack(model, spec.norm, eps, seed, xt[:1]) if spec.name == "autoattack" else None
             for s in range(0, n, batch_size):
                 xb, yb = xt[s : s + batch_size], yt[s : s + batch_size]
                 # attack.run + the norm's clip, like foolbox's __call__ but predicting once:
                 # the base predictions we store double as the success test.
-                xp = attack.run(fmodel, xb, yb, epsilon=eps)
+                xp = auto(xb, yb) if auto is not None else attack.run(fmodel, xb, yb, epsilon=eps)
                 xpc = attack.distance.clip_perturbation(xb, xp, eps).clamp(0.0, 1.0)
                 advs.append(xpc.detach().cpu().numpy())
                 preds.append(_predict(model, xpc.detach(), batch_size))

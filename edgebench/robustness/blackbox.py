@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 QueryFn = Callable[[np.ndarray], np.ndarray]
 
-_NORMS = {"hsj": ("l2", "linf"), "boundary": ("l2",)}
+_NORMS = {"hsj": ("l2", "linf"), "boundary": ("l2",), "square": ("linf", "l2")}
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,11 @@ class BlackBoxSpec:
                 f"black-box attack {name}-{norm}: epsilons must be > 0{' and <= 1' if norm == 'linf' else ''}, found {list(eps)}"
             )
         object.__setattr__(self, "epsilons", tuple(sorted(eps)))
+
+    @property
+    def score_based(self) -> bool:
+        """Square reads the engine's scores (logits); HSJ and Boundary only its top-1 decision."""
+        return self.name == "square"
 
     def resolved_steps(self) -> int:
         return self.steps if self.steps is not None else (64 if self.name == "hsj" else 25000)
@@ -265,6 +270,121 @@ def _checkpoints(max_queries: int) -> list[int]:
     return sorted(p for p in pts if p >= 1)
 
 
+def square_spec(d: dict[str, Any]) -> BlackBoxSpec:
+    """The Square attack of a study's ``blackbox.square`` mapping:
+    ``{norm: linf, eps_255: [8, 16, 32], max_queries: 500}`` (or ``epsilons`` for L2)."""
+    from edgebench.errors import check_keys
+
+    if not isinstance(d, dict):
+        raise EdgebenchError(f"blackbox.square: expected a mapping like {{norm: linf, eps_255: [8, 16]}}, found {d!r}")
+    check_keys(d, ("norm", "eps_255", "epsilons", "max_queries", "batch_size"), "blackbox.square")
+    norm = str(d.get("norm", "linf")).lower()
+    if "eps_255" in d and "epsilons" in d:
+        raise EdgebenchError("blackbox.square: give either 'epsilons' or 'eps_255', not both")
+    eps = d.get("eps_255", d.get("epsilons", [8, 16, 32] if norm == "linf" else [1.0, 2.0]))
+    if not isinstance(eps, (list, tuple)) or not all(
+        isinstance(e, (int, float)) and not isinstance(e, bool) for e in eps
+    ):
+        raise EdgebenchError(f"blackbox.square: epsilons must be a list of numbers, found {eps!r}")
+    if "eps_255" in d or ("epsilons" not in d and norm == "linf"):
+        if norm != "linf":
+            raise EdgebenchError(f"blackbox.square: eps_255 is for L-inf only, found norm {norm!r}")
+        eps = [e / 255.0 for e in eps]
+    return BlackBoxSpec(
+        name="square",
+        norm=norm,
+        epsilons=tuple(eps),
+        max_queries=d.get("max_queries", 500),
+        batch_size=d.get("batch_size", 32),
+    )
+
+
+def _score_module(query: QueryFn, used: list[int]) -> torch.nn.Module:
+    import torch
+
+    class ScoreModule(torch.nn.Module):
+        """The engine's logits as a gradient-free module; counts the rows it is asked about."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.anchor = torch.nn.Parameter(torch.zeros(()), requires_grad=False)  # gives torchattacks a device
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            arr = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+            used[0] += len(arr)
+            return torch.from_numpy(np.ascontiguousarray(_check_logits(query(arr), len(arr)), dtype=np.float32))
+
+    return ScoreModule().eval()
+
+
+def run_square(
+    query: QueryFn,
+    x: np.ndarray,
+    y: np.ndarray,
+    spec: BlackBoxSpec,
+    *,
+    indices: np.ndarray | None = None,
+    seed: int = 0,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> BlackBoxResult:
+    """Square (Andriushchenko et al. 2020, torchattacks) against the engine behind *query*,
+    using its logits (margin loss): one run per epsilon, smallest first; a sample fooled at
+    an epsilon is not attacked again at larger ones. ``distances`` holds the smallest epsilon
+    at which the engine itself confirmed an adversarial (``inf``: none). The budget is
+    ``max_queries`` per sample per epsilon (Square's iterations); ``queries`` is the batch's
+    mean per sample (Square queries only the samples it has not fooled yet)."""
+    import torch
+    import torchattacks
+
+    n = len(x)
+    indices = np.arange(n, dtype=np.int64) if indices is None else np.asarray(indices).astype(np.int64)
+    labels = y.astype(np.int64)
+    clean_pred = _classify(query, x, spec.batch_size).astype(np.int64)
+    correct = clean_pred == labels
+    dist = np.where(correct, np.inf, 0.0)
+    x_adv, adv_pred = x.copy(), clean_pred.copy()
+    queries = np.ones(n, dtype=np.float64)
+    exhausted = np.zeros(n, dtype=bool)
+    used = [0]
+    module = _score_module(query, used)
+    torch_norm = "Linf" if spec.norm == "linf" else "L2"
+    total = int(correct.sum()) * len(spec.epsilons)
+    done = 0
+    for eps in spec.epsilons:
+        todo = np.flatnonzero(correct & ~np.isfinite(dist))
+        atk = torchattacks.Square(
+            module, norm=torch_norm, eps=eps, n_queries=max(1, spec.max_queries - 2), n_restarts=1, seed=seed
+        )
+        for s in range(0, len(todo), spec.batch_size):
+            rows = todo[s : s + spec.batch_size]
+            before = used[0]
+            xa = atk(torch.from_numpy(np.ascontiguousarray(x[rows])), torch.from_numpy(labels[rows])).numpy()
+            xa = np.clip(xa, 0.0, 1.0).astype(np.float32)
+            pred = _classify(query, xa, spec.batch_size)  # the engine confirms (one query each)
+            queries[rows] += (used[0] - before) / len(rows) + 1
+            ok = (pred != labels[rows]) & (distances(x[rows], xa, spec.norm) <= eps * (1 + 1e-5))
+            dist[rows[ok]] = eps
+            x_adv[rows[ok]] = xa[ok]
+            adv_pred[rows[ok]] = pred[ok]
+            exhausted[rows[~ok]] = True
+            done += len(rows)
+            if on_progress is not None:
+                on_progress(done, total)
+    exhausted &= ~np.isfinite(dist)
+    return BlackBoxResult(
+        spec=spec,
+        x_adv=x_adv.astype(np.float32),
+        labels=labels,
+        indices=indices,
+        clean_predictions=clean_pred,
+        adv_predictions=adv_pred.astype(np.int64),
+        distances=dist.astype(np.float32),
+        queries=queries,  # float: the batch mean per sample
+        budget_exhausted=exhausted,
+        attacked=correct.copy(),
+    )
+
+
 def run_blackbox(
     query: QueryFn,
     x: np.ndarray,
@@ -289,6 +409,8 @@ def run_blackbox(
     if not isinstance(spec, BlackBoxSpec):
         raise EdgebenchError(f"run_blackbox: expected a BlackBoxSpec, found {type(spec).__name__}")
     check_inputs(x, y)
+    if spec.score_based:
+        return run_square(query, x, y, spec, indices=indices, seed=seed, on_progress=on_progress)
     n = len(x)
     indices = np.arange(n, dtype=np.int64) if indices is None else np.asarray(indices)
     if indices.shape != (n,) or not np.issubdtype(indices.dtype, np.integer):

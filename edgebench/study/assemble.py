@@ -82,6 +82,8 @@ def assemble_results(run_dir: str | Path, write: bool = True, sets: list | None 
     from edgebench.robustness.store import load_folder
     from edgebench.study.engines import skipped_reason
     from edgebench.study.environment import host_environment
+    from edgebench.study.whitebox import add_to_entry as add_whitebox
+    from edgebench.study.whitebox import int8_error as whitebox_int8_error
 
     store = RunStore(run_dir)
     study = store.read_json("study.json") or {}
@@ -121,6 +123,7 @@ def assemble_results(run_dir: str | Path, write: bool = True, sets: list | None 
             "nonzero_params": manifest.get("nonzero_params") if manifest else None,
             "macs": manifest.get("macs") if manifest else None,
             "export_check": manifest.get("export_check") if manifest else None,
+            "int8_error": whitebox_int8_error(store, name),  # host: fp32 vs INT8 activations, clean vs adversarial
             "devices": {},
         }
         for dev in device_names:
@@ -136,8 +139,13 @@ def assemble_results(run_dir: str | Path, write: bool = True, sets: list | None 
                 d.update(_profile_entry(profile, manifest, devices[dev]["profile"]))
             if replay is not None and base_clean is not None:
                 d.update(_replay_entry(replay, y_eval, base_clean, sets))
+                is_base = not cand.get("prune") and not cand.get("quantize")
+                add_whitebox(store, name, dev, y_eval, d, is_base)  # settings, white-box rows, sanity checks
             if blackbox is not None:
                 d["blackbox"] = {k: v for k, v in blackbox.items() if k not in ("distances", "queries", "runtime")}
+            square = store.load(name, dev, "blackbox-square")  # score-based, on the engine's logits
+            if square is not None:
+                d["blackbox_square"] = {k: v for k, v in square.items() if k not in ("distances", "queries", "runtime")}
             entry["devices"][dev] = d
         candidates.append(entry)
     results = {

@@ -13,11 +13,14 @@ Every section is optional; the defaults are the embedded demo study::
       - {name: pruned-50+int8, prune: {ratio: 0.5}, quantize: {preset: ort-cpu}}
     attacks:
       samples: 256
+      settings: [transfer, whitebox]      # whitebox: crafted on each candidate (INT8: fake-quant STE model)
+      whitebox_samples: 64
       suite:
         - {name: fgsm, eps_255: [2, 4, 8, 16, 32]}
         - {name: pgd, norm: linf, eps_255: [2, 4, 8, 16, 32], steps: 10}
         - {name: pgd, norm: l2, epsilons: [0.5, 1.0, 2.0]}
-    blackbox: {enabled: true, name: hsj, max_queries: 400, samples: 8, epsilons: [1.0, 2.0, 3.0]}
+    blackbox: {enabled: true, name: hsj, max_queries: 400, samples: 8, epsilons: [1.0, 2.0, 3.0],
+               square: {norm: linf, eps_255: [8, 16, 32], max_queries: 500}}
     devices: [local]
     profile: {batches: [1, 32], warmup_iters: 10, iterations: 100, min_duration_s: 1.0, threads: null}
     budgets: {max_p99_latency_ms: 10, max_peak_memory_mb: 1024, max_accuracy_drop: 0.02, max_robustness_drop: 0.10}
@@ -65,6 +68,9 @@ class AttackConfig:
     samples: int = 256
     suite: tuple[dict, ...] = ()  # parsed by edgebench.robustness.attacks.parse_attack_specs
     batch_size: int = 128
+    # threat models: transfer (crafted on base) and/or whitebox (crafted on each candidate itself)
+    settings: tuple[str, ...] = ("transfer", "whitebox")
+    whitebox_samples: int = 64  # images attacked white-box per candidate (crafting cost x candidates)
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,9 @@ class BlackBoxConfig:
     pool: int = 64
     epsilons: tuple[float, ...] = (1.0, 2.0, 3.0)
     gradient_queries: int = 40
+    # a score-based attack beside it (Square on the engine's logits), e.g.
+    # {norm: linf, eps_255: [8, 16, 32], max_queries: 500}; parsed by robustness.blackbox.square_spec
+    square: dict | None = None
 
     def spec_kwargs(self) -> dict:
         return {
@@ -279,6 +288,19 @@ def study_from_dict(data: dict | None, source: str = "<defaults>") -> StudyConfi
         attack_cfg = dataclasses.replace(attack_cfg, suite=tuple(suite))
     if attack_cfg.samples < 1:
         raise EdgebenchError(f"{source}: attacks.samples: expected a positive number, found {attack_cfg.samples}")
+    bad = [v for v in attack_cfg.settings if v not in ("transfer", "whitebox")]
+    if bad or not attack_cfg.settings or len(set(attack_cfg.settings)) != len(attack_cfg.settings):
+        raise EdgebenchError(
+            f"{source}: attacks.settings: expected a non-empty list of transfer and/or whitebox, found {list(attack_cfg.settings)}"
+        )
+    if (
+        isinstance(attack_cfg.whitebox_samples, bool)
+        or not isinstance(attack_cfg.whitebox_samples, int)
+        or attack_cfg.whitebox_samples < 1
+    ):
+        raise EdgebenchError(
+            f"{source}: attacks.whitebox_samples: expected a positive integer, found {attack_cfg.whitebox_samples!r}"
+        )
     seed = data.get("seed", 0)
     if not isinstance(seed, int):
         raise EdgebenchError(f"{source}: seed: expected an integer, found {seed!r}")

@@ -69,6 +69,8 @@ class Pipeline:
         subject = self.prepare()
         built = self._build_candidates(subject)
         attack_sets = self._attacks(subject)
+        if "whitebox" in self.config.attacks.settings:
+            self._whitebox(subject, built)
         self._write_results()
         self._measure(devices, built, attack_sets)
         results = self._write_results(final=True)
@@ -102,6 +104,10 @@ class Pipeline:
             from edgebench.robustness.blackbox import BlackBoxSpec
 
             BlackBoxSpec(**cfg.blackbox.spec_kwargs())
+            if cfg.blackbox.square is not None:
+                from edgebench.robustness.blackbox import square_spec
+
+                square_spec(cfg.blackbox.square)
             if cfg.blackbox.samples + cfg.blackbox.pool > cfg.data.eval_count:
                 raise EdgebenchError(
                     f"blackbox: samples + pool = {cfg.blackbox.samples + cfg.blackbox.pool} must not exceed "
@@ -231,8 +237,7 @@ class Pipeline:
             self.ui(
                 "status", {"text": f"{cand.name}: int8 calibration on {n_cal} held-out images ({spec.calibration})"}
             )
-            quantize_static(fp32, art, split.x_calib[:n_cal], spec)
-            fp32.unlink(missing_ok=True)
+            quantize_static(fp32, art, split.x_calib[:n_cal], spec)  # fp32 kept: INT8 error localisation
             check = verify_against_torch(art, module, x_check, quantized=True)
             precision = "int8"
         manifest = {
@@ -314,6 +319,8 @@ class Pipeline:
                         clear_skips(self.store, b.config.name, device.name)
                         self._profile(device, b)
                         self._replay(device, b, attack_sets)
+                        if "whitebox" in self.config.attacks.settings:
+                            self._replay_whitebox(device, b)
                         if self.config.blackbox.enabled:
                             self._blackbox(device, b)
             except BaseException as exc:  # noqa: BLE001 - collected and re-raised below
@@ -323,7 +330,8 @@ class Pipeline:
                 with self._lock:
                     self._write_results()
 
-        total = len(devices) * len(built) * (3 if self.config.blackbox.enabled else 2)
+        per = 2 + int(self.config.blackbox.enabled) + int("whitebox" in self.config.attacks.settings)
+        total = len(devices) * len(built) * per
         self.ui("task", {"id": "measure", "text": f"measure on {', '.join(d.name for d in devices)}", "total": total})
         limit = max(1, self.config.profile.max_parallel_devices)
         if len(devices) == 1 or limit == 1:
@@ -394,7 +402,8 @@ class Pipeline:
             return
         job = self._job_common(b)
         sets = [{"name": "clean", "path": str(self.store.data_path("eval")), "key": "x"}]
-        sets += [{"name": s["id"], "path": str(self.run_dir / s["path"]), "key": "x"} for s in attack_sets]
+        if "transfer" in self.config.attacks.settings:
+            sets += [{"name": s["id"], "path": str(self.run_dir / s["path"]), "key": "x"} for s in attack_sets]
         logits_path = self.store.measurement_path(name, device.name, "replay").with_name("logits.npz")
         job.update({"kind": "predict", "sets": sets, "batch": 128, "logits": str(logits_path)})
         self.ui("status", {"text": f"{device.name}: replaying {len(sets) - 1} adversarial sets through {name}"})
@@ -408,16 +417,64 @@ class Pipeline:
         self.store.save(name, device.name, "replay", result)
         self.ui("advance", {"id": "measure"})
 
-    def _blackbox(self, device: Any, b: Built) -> None:
-        """HopSkipJump/Boundary against the deployed artifact itself, queries through the agent."""
-        from edgebench.robustness.blackbox import BlackBoxSpec, run_blackbox
+    def _whitebox(self, subject: Any, built: list[Built]) -> None:
+        """White-box sets crafted on each candidate's own model (see edgebench.study.whitebox)."""
+        from edgebench.study.whitebox import craft_all
+
+        cands = [
+            (
+                b.config.name,
+                self.run_dir / b.manifest["artifact"]["path"],
+                b.config.prune is None and b.config.quantize is None,
+            )
+            for b in built
+        ]
+        craft_all(
+            self.store,
+            cands,
+            subject.split.x_eval,
+            subject.split.y_eval,
+            self.config.attacks,
+            self.config.seed,
+            self.ui,
+        )
+
+    def _replay_whitebox(self, device: Any, b: Built) -> None:
+        from edgebench.study.whitebox import REPLAY_KIND, replay_sets
 
         name = b.config.name
-        if self.store.has(name, device.name, "blackbox"):
+        if self.store.has(name, device.name, REPLAY_KIND):
             self.ui("advance", {"id": "measure"})
             return
+        job = self._job_common(b)
+        logits_path = self.store.measurement_path(name, device.name, REPLAY_KIND).with_name("logits-whitebox.npz")
+        sets = replay_sets(self.store, name)
+        job.update({"kind": "predict", "sets": sets, "batch": 128, "logits": str(logits_path)})
+        self.ui("status", {"text": f"{device.name}: replaying {len(sets)} white-box sets through {name}"})
+        result = device.run_job(job)
+        result["artifact_sha256"] = b.manifest["artifact"]["sha256"]
+        self.store.save(name, device.name, REPLAY_KIND, result)
+        self.ui("advance", {"id": "measure"})
+
+    def _blackbox(self, device: Any, b: Built) -> None:
+        """HopSkipJump/Boundary (and Square, if configured) against the deployed artifact
+        itself, queries through the agent."""
+        from edgebench.robustness.blackbox import BlackBoxSpec, square_spec
+
         cfg = self.config.blackbox
-        spec = BlackBoxSpec(**cfg.spec_kwargs())
+        self._blackbox_one(device, b, "blackbox", BlackBoxSpec(**cfg.spec_kwargs()))
+        if cfg.square is not None:
+            self._blackbox_one(device, b, "blackbox-square", square_spec(cfg.square), advance=False)
+
+    def _blackbox_one(self, device: Any, b: Built, kind: str, spec: Any, advance: bool = True) -> None:
+        from edgebench.robustness.blackbox import run_blackbox
+
+        name = b.config.name
+        if self.store.has(name, device.name, kind):
+            if advance:
+                self.ui("advance", {"id": "measure"})
+            return
+        cfg = self.config.blackbox
         data = self._arrays("eval")
         x, y = data["x"], data["y"]
         n, pool = cfg.samples, cfg.pool
@@ -452,8 +509,9 @@ class Pipeline:
                 "artifact_sha256": b.manifest["artifact"]["sha256"],
             }
         )
-        self.store.save(name, device.name, "blackbox", out)
-        self.ui("advance", {"id": "measure"})
+        self.store.save(name, device.name, kind, out)
+        if advance:
+            self.ui("advance", {"id": "measure"})
 
     # ---- results ------------------------------------------------------------------------------------
     def _arrays(self, name: str) -> dict[str, np.ndarray]:

@@ -113,8 +113,8 @@ def test_misclassified_inputs_cost_one_query_and_have_distance_zero(engine, digi
 
 def test_bad_specs_and_query_functions(engine, eval_batch):
     x, y = eval_batch
-    with pytest.raises(EdgebenchError, match=r"unknown name 'square'; expected one of \['boundary', 'hsj'\]"):
-        BlackBoxSpec("square")
+    with pytest.raises(EdgebenchError, match=r"unknown name 'nes'; expected one of \['boundary', 'hsj', 'square'\]"):
+        BlackBoxSpec("nes")
     with pytest.raises(EdgebenchError, match=r"boundary: norm 'linf' is not supported; expected one of \['l2'\]"):
         BlackBoxSpec("boundary", norm="linf")
     with pytest.raises(EdgebenchError, match="max_queries must be an integer >= 10"):

@@ -1,0 +1,250 @@
+"""Report tables for the two threat models, the attacker's model and the sanity checks.
+
+Built from the ``robustness`` rows (``setting``: transfer | whitebox), ``surrogate``,
+``sanity``, ``int8_error`` and ``square`` entries of each candidate on a device; shared by the
+Markdown and HTML renderings like every other table in :mod:`edgebench.report.model`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgebench.report import format as fmt
+from edgebench.report.model import Cell, Table
+
+
+def _c(text: str, value: Any = None, key: str = "", status: str = "", detail: str = "") -> Cell:
+    return Cell(text=text, value=value, key=key, status=status, detail=detail)
+
+
+def _m(value: Any, formatter: Any, key: str) -> Cell:
+    return Cell(text=formatter(value), value=value, key=key, status="unmeasured" if value is None else "")
+
+
+def _entry(cand: dict, device: str) -> dict:
+    return (cand.get("devices") or {}).get(device) or {}
+
+
+def settings_table(results: dict, device: str) -> Table | None:
+    """Transfer and white-box accuracy side by side per candidate and set (same images)."""
+    rows = []
+    for cand in results.get("candidates") or []:
+        entry = _entry(cand, device)
+        robust = entry.get("robustness") or []
+        transfer = {r.get("set", r.get("id")): r for r in robust if r.get("setting", "transfer") == "transfer"}
+        for r in robust:
+            if r.get("setting") != "whitebox":
+                continue
+            t = transfer.get(r.get("set")) or {}
+            wb, ta = r.get("accuracy"), r.get("transfer_accuracy")
+            gap = None if wb is None or ta is None else wb - ta
+            rows.append(
+                (
+                    Cell(text=str(cand.get("name")), value=cand.get("name"), key="candidate"),
+                    _c(fmt.text(r.get("attack")) + " " + fmt.text(r.get("norm")), r.get("set"), "attack"),
+                    _c(fmt.eps(r.get("norm"), r.get("eps")), r.get("eps"), "eps"),
+                    _m(t.get("accuracy"), fmt.pct, "transfer.accuracy"),
+                    _m(t.get("count"), fmt.count, "transfer.count"),
+                    _m(ta, fmt.pct, "whitebox.transfer_accuracy"),
+                    _m(wb, fmt.pct, "whitebox.accuracy"),
+                    _c(fmt.ci(r.get("accuracy_ci95")), r.get("accuracy_ci95"), "whitebox.accuracy_ci95"),
+                    _m(r.get("count"), fmt.count, "whitebox.count"),
+                    _m(gap, fmt.pp, "whitebox.minus_transfer"),
+                    _m(r.get("agreement_with_surrogate"), fmt.pct, "whitebox.agreement_with_surrogate"),
+                    _c(
+                        "same sets as transfer"
+                        if r.get("same_as_transfer")
+                        else ("sanity set" if r.get("sanity_only") else ""),
+                        key="whitebox.note",
+                    ),
+                )
+            )
+    if not rows:
+        return None
+    return Table(
+        f"settings-{device}",
+        "Threat models side by side: transfer (crafted on base) and white-box (crafted on the candidate)",
+        (
+            "Candidate",
+            "Attack",
+            "eps",
+            "Transfer accuracy",
+            "Images",
+            "Transfer, white-box images",
+            "White-box accuracy",
+            "95% CI",
+            "Images",
+            "White-box minus transfer",
+            "Engine agrees with attacker's model",
+            "Note",
+        ),
+        tuple(rows),
+        "Both settings are replayed through the deployed artifact on this device. White-box sets are crafted "
+        "on the candidate's own model, rebuilt from its artifact (fp32: its graph; INT8: a fake-quant model "
+        "with the artifact's scales and zero points and straight-through rounding). 'Transfer, white-box "
+        "images' is the transfer accuracy over the same images the white-box attack used. The base's white-box "
+        "sets are its transfer sets. A robust claim should use the lower of the two.",
+    )
+
+
+def surrogate_table(results: dict, device: str) -> Table | None:
+    rows = []
+    for cand in results.get("candidates") or []:
+        entry = _entry(cand, device)
+        sur = entry.get("surrogate")
+        if not sur:
+            continue
+        check = next((c for c in entry.get("sanity") or [] if c.get("check") == "surrogate_agreement"), None)
+        engine = (check or {}).get("numbers", {}).get("engine_top1_agreement")
+        rows.append(
+            (
+                Cell(text=str(cand.get("name")), value=cand.get("name"), key="candidate"),
+                _c(fmt.text(sur.get("kind")), sur.get("kind"), "surrogate.kind"),
+                _m(sur.get("qdq_points"), fmt.count, "surrogate.qdq_points"),
+                _m(engine, fmt.pct, "surrogate.engine_top1_agreement"),
+                _m(sur.get("top1_agreement"), fmt.pct, "surrogate.top1_agreement"),
+                _m(sur.get("qdq_reference_agreement"), fmt.pct, "surrogate.qdq_reference_agreement"),
+                _m(sur.get("max_abs_logit_diff"), fmt.sci, "surrogate.max_abs_logit_diff"),
+                _m(sur.get("count"), fmt.count, "surrogate.count"),
+            )
+        )
+    if not rows:
+        return None
+    return Table(
+        f"surrogate-{device}",
+        "The white-box attacker's model of each artifact",
+        (
+            "Candidate",
+            "Model",
+            "Activation QDQ points",
+            "Top-1 agreement with engine (device)",
+            "Top-1 agreement with ONNX Runtime (host)",
+            "Agreement with the unfused QDQ graph",
+            "Max |logit diff|",
+            "Images",
+        ),
+        tuple(rows),
+        "fake-quant-ste: every QuantizeLinear/DequantizeLinear of the artifact reproduced with its parameters, "
+        "rounding and saturation passed straight through on the backward pass (BPDA). The engine runs fused "
+        "integer kernels, so it can differ from the QDQ arithmetic it was built from on a few images.",
+    )
+
+
+def sanity_table(results: dict, device: str) -> Table | None:
+    rows = []
+    for cand in results.get("candidates") or []:
+        for c in _entry(cand, device).get("sanity") or []:
+            status = c.get("status")
+            rows.append(
+                (
+                    Cell(text=str(cand.get("name")), value=cand.get("name"), key="candidate"),
+                    _c(fmt.text(c.get("check")), c.get("check"), "sanity.check"),
+                    _c(fmt.text(status), status, "sanity.status", "pass" if status == "pass" else "warn"),
+                    _c(fmt.text(c.get("label")) if c.get("label") else "", c.get("label"), "sanity.label"),
+                    _c(fmt.text(c.get("detail")), c.get("detail"), "sanity.detail"),
+                )
+            )
+    if not rows:
+        return None
+    return Table(
+        f"sanity-{device}",
+        "Sanity checks on the attacks (Carlini et al. 2019)",
+        ("Candidate", "Check", "Status", "Label", "Numbers"),
+        tuple(rows),
+        "iterative_vs_single_step: PGD at least as strong as FGSM. whitebox_vs_transfer: crafting on the "
+        "candidate at least as strong as crafting on the base. accuracy_decreases: no curve rises with epsilon. "
+        "unbounded_eps: PGD at eps = 1 leaves ~0 accuracy. surrogate_agreement: the attacker's model predicts what "
+        "the engine predicts. A warning means the attack, not the model, may be what failed (gradient masking); "
+        "the full numbers are in results.json under sanity.",
+    )
+
+
+def square_table(results: dict, device: str) -> Table | None:
+    """Square, the score-based attack whose queries went to each deployed artifact."""
+    runs = [(cand, _entry(cand, device).get("blackbox_square")) for cand in results.get("candidates") or []]
+    if not any(sq for _, sq in runs):
+        return None
+    eps_all = sorted({r["eps"] for _, sq in runs if sq for r in sq.get("rows") or []})
+    norm = next((sq.get("norm") for _, sq in runs if sq), "linf")
+    rows = []
+    for cand, sq in runs:
+        sq = sq or {}
+        acc = {r["eps"]: r.get("accuracy") for r in sq.get("rows") or []}
+        rows.append(
+            (
+                Cell(text=str(cand.get("name")), value=cand.get("name"), key="candidate"),
+                _m(sq.get("count"), fmt.count, "square.count"),
+                _m(sq.get("clean_accuracy"), fmt.pct, "square.clean_accuracy"),
+                _m(sq.get("max_queries"), fmt.count, "square.max_queries"),
+                _m(sq.get("queries_mean"), lambda v: fmt.num(v, 1), "square.queries_mean"),
+                *(_m(acc.get(e), fmt.pct, f"square.accuracy@{e:g}") for e in eps_all),
+            )
+        )
+    return Table(
+        f"square-{device}",
+        "Score-based black-box attack on the deployed engine (Square)",
+        (
+            "Candidate",
+            "Images",
+            "Clean accuracy",
+            "Query budget per eps",
+            "Queries used (mean)",
+            *(f"Accuracy at eps {fmt.eps(norm, e)}" for e in eps_all),
+        ),
+        tuple(rows),
+        "Square (Andriushchenko et al. 2020) reads the logits the engine returns through the agent: no gradient, "
+        "so masking cannot hide a weakness from it. Every success was confirmed by the engine.",
+    )
+
+
+def int8_error_table(results: dict, device: str) -> Table | None:
+    """The layers where adversarial inputs push each INT8 model furthest from its fp32 graph."""
+    rows = []
+    for cand in results.get("candidates") or []:
+        err = cand.get("int8_error") or {}
+        for set_name, info in (err.get("sets") or {}).items():
+            for rank, layer in enumerate(info.get("top_layers") or [], 1):
+                rows.append(
+                    (
+                        Cell(text=str(cand.get("name")), value=cand.get("name"), key="candidate"),
+                        _c(set_name, set_name, "int8_error.set"),
+                        _m(rank, fmt.count, "int8_error.rank"),
+                        _c(fmt.text(layer.get("tensor")), layer.get("tensor"), "int8_error.tensor"),
+                        _m(layer.get("sqnr_clean_db"), lambda v: fmt.num(v, 2), "int8_error.sqnr_clean_db"),
+                        _m(layer.get("sqnr_adv_db"), lambda v: fmt.num(v, 2), "int8_error.sqnr_adv_db"),
+                        _m(layer.get("drop_db"), lambda v: fmt.num(v, 2), "int8_error.drop_db"),
+                        _m(info.get("count"), fmt.count, "int8_error.count"),
+                    )
+                )
+    if not rows:
+        return None
+    return Table(
+        f"int8-error-{device}",
+        "INT8 error localisation: where adversarial inputs push the quantized model from the float one",
+        (
+            "Candidate",
+            "Adversarial set",
+            "Rank",
+            "Tensor",
+            "SQNR clean (dB)",
+            "SQNR adversarial (dB)",
+            "Drop (dB)",
+            "Images",
+        ),
+        tuple(rows),
+        "Computed on the host with ONNX Runtime: every activation the fp32 and INT8 QDQ graphs share, INT8 "
+        "taken after its quantize-dequantize step; SQNR = 10 log10(signal / (fp32 - INT8)^2). Error accumulates "
+        "along the graph. Ranked by the drop from clean to adversarial inputs (same images); every layer is in "
+        "results.json under int8_error.",
+    )
+
+
+def robustness_extra_tables(results: dict, device: str) -> list[Table]:
+    """Every table of this module that has something to show on *device*, in reading order."""
+    tables = [
+        t(results, device) for t in (settings_table, surrogate_table, sanity_table, int8_error_table, square_table)
+    ]
+    return [t for t in tables if t is not None]
+
+
+__all__ = ["robustness_extra_tables", "sanity_table", "settings_table", "surrogate_table"]
