@@ -292,6 +292,10 @@ def memory_table(results: dict, device: str) -> Table:
                 _metric(peak_memory_mb(entry), fmt.mb, "gated_peak_mb"),
                 _c(fmt.text(tel.get("source")), tel.get("source"), "telemetry.source"),
                 _metric(tel.get("power_mean_mw"), lambda v: fmt.num(v, 0), "telemetry.power_mean_mw"),
+                *(
+                    _metric((entry.get("energy") or {}).get(k), lambda v: fmt.num(v, 4), f"energy.{k}")
+                    for k in ("gross_mj_per_item", "net_mj_per_item")
+                ),
             )
         )
     return Table(
@@ -306,10 +310,14 @@ def memory_table(results: dict, device: str) -> Table:
             "gated peak",
             "telemetry",
             "mean power (mW)",
+            "energy mJ/item",
+            "net mJ/item",
         ),
         tuple(rows),
         "Measured in an isolated process on the device; the memory gate uses peak RSS "
-        "(ru_maxrss when the sampler has no peak).",
+        "(ru_maxrss when the sampler has no peak; the agent's own peak, not its parent's). Energy: "
+        "batch 1, end-to-end, the board's input rail over that timed window; net is above the idle "
+        "baseline measured just before.",
     )
 
 
