@@ -48,17 +48,27 @@ class ProfileRequest:
     cuda: bool = False
     compile: bool = False
     modes: tuple[str, ...] = ("end_to_end", "compute")
+    provider: str | None = None  # onnxruntime: cpu | cuda | tensorrt execution provider
 
     def validate(self) -> None:
         if self.backend not in BACKENDS:
             raise EdgebenchError(f"--backend: expected one of {list(BACKENDS)}, found '{self.backend}'")
-        if self.profile_ops and self.backend != "onnxruntime":
-            raise EdgebenchError(f"--profile-ops: supported with --backend onnxruntime, found --backend {self.backend}")
+        if self.profile_ops and self.backend not in ("onnxruntime", "tensorrt"):
+            raise EdgebenchError(
+                f"--profile-ops: supported with --backend onnxruntime or tensorrt, found --backend {self.backend}"
+            )
+        if self.provider is not None:
+            if self.backend != "onnxruntime":
+                raise EdgebenchError(
+                    f"--ort-provider: applies to --backend onnxruntime, found --backend {self.backend}"
+                )
+            if self.provider not in ("cpu", "cuda", "tensorrt"):
+                raise EdgebenchError(f"--ort-provider: expected cpu, cuda or tensorrt, found '{self.provider}'")
         if self.compile and self.backend != "torch":
             raise EdgebenchError(f"--compile: applies to --backend torch, found --backend {self.backend}")
         if self.precision is not None and self.precision not in PRECISIONS:
             raise EdgebenchError(f"--precision: expected one of {list(PRECISIONS)}, found '{self.precision}'")
-        if self.precision in ("fp16", "int8") and self.backend != "tensorrt":
+        if self.precision in ("fp16", "int8") and self.backend != "tensorrt" and self.provider != "tensorrt":
             raise EdgebenchError(
                 f"--precision {self.precision}: builds a reduced-precision engine with --backend tensorrt only; "
                 f"for {self.backend}, give an int8 model file (precision is read from the model)"
@@ -212,6 +222,8 @@ def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = No
         stats = dict(torch_file_stats(resolved.artifact, (1, *item)), params_source="module parameters")
     precision = model_precision(op_types, req.precision)
     extra: dict[str, Any] = {"input_shape": [1, *item]}
+    if req.provider is not None:
+        extra["provider"] = req.provider
     if req.compile:
         extra["compile"] = True
     if req.backend == "tensorrt":
@@ -223,7 +235,9 @@ def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = No
         "backend": req.backend,
         "options": {
             "threads": req.threads,
-            "device": "cuda" if req.cuda or req.backend == "tensorrt" else "cpu",
+            "device": "cuda"
+            if req.cuda or req.backend == "tensorrt" or req.provider in ("cuda", "tensorrt")
+            else "cpu",
             "precision": precision,
             "profile_ops": req.profile_ops,
             "extra": extra,
@@ -478,6 +492,9 @@ def register(app: typer.Typer) -> None:
         precision: str | None = typer.Option(None, "--precision", help="tensorrt: fp32 | fp16 | int8 engine."),
         cuda: bool = typer.Option(False, "--cuda", help="Run on the device's CUDA GPU (torch, onnxruntime-gpu)."),
         compile_: bool = typer.Option(False, "--compile", help="torch: wrap the module in torch.compile."),
+        ort_provider: str | None = typer.Option(
+            None, "--ort-provider", help="onnxruntime: cpu | cuda | tensorrt execution provider (where installed)."
+        ),
         json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     ) -> None:
         from edgebench.cli.ui import print_json
@@ -497,6 +514,7 @@ def register(app: typer.Typer) -> None:
             precision=precision,
             cuda=cuda,
             compile=compile_,
+            provider=ort_provider,
         )
         req.validate()
         with _progress_bar(True) as on_progress:
