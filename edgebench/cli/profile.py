@@ -375,7 +375,7 @@ def _render(out: dict) -> None:
             fmt(roof.get("bound")),
         )
     console.print(table)
-    kinds = {(r.get("roofline") or {}).get("peak_kind") for r in out["runs"]} - {None}
+    kinds = {str(k) for r in out["runs"] if (k := (r.get("roofline") or {}).get("peak_kind"))}
     if kinds:
         console.print(f"% of peak: against a {'/'.join(sorted(kinds))} peak", highlight=False)
     mem = out.get("memory_mb") or {}
