@@ -112,7 +112,13 @@ def verdict_table(results: dict, device: str) -> Table:
         by_name = {g["name"]: g for g in v["gates"]}
         row = [
             Cell(text=str(v["candidate"]), value=v["candidate"], key="candidate"),
-            Cell(text=v["status"], value=v["status"], key="verdict", status=status_class(v["status"])),
+            Cell(
+                text=v["status"],
+                value=v["status"],
+                key="verdict",
+                status=status_class(v["status"]),
+                detail=v.get("reason") or "",  # why it was not measured, when skipped on purpose
+            ),
         ]
         for spec in gate_specs:
             gate = by_name.get(spec.name)

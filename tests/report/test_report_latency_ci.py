@@ -42,3 +42,17 @@ def test_energy_cells_in_the_memory_table() -> None:
     assert _cell(table, "base", "energy.gross_mj_per_item").text == "1.2346"
     assert _cell(table, "base", "energy.net_mj_per_item").value == 0.5
     assert _cell(table, "int8", "energy.gross_mj_per_item").status == "unmeasured"  # never 0
+
+
+def test_a_skipped_candidate_says_why_in_the_verdict() -> None:
+    from edgebench.report.gates import evaluate_verdicts
+    from edgebench.report.markdown import render_markdown
+    from edgebench.report.model import verdict_table
+
+    results = load_fixture()
+    why = "engine tensorrt: device 'local' does not list the tensorrt runtime"
+    entry(results, "int8").update(latency_ms=None, clean_accuracy=None, robustness=[], unmeasured_reason=why)
+    evaluate_verdicts(results)
+    cell = _cell(verdict_table(results, "local"), "int8", "verdict")
+    assert cell.text == "UNMEASURED" and cell.detail == why
+    assert why in render_markdown(results)
