@@ -9,6 +9,309 @@ from pathlib import Path
 import typer
 
 from edgebench.agent.protocol import PROTOCOL
+<<<<<<< HEAD
+=======
+from edgebench.errors import EdgebenchError
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "edgebench.profile/1"
+BACKENDS = ("onnxruntime", "torch", "tensorrt")
+PRECISIONS = ("fp32", "fp16", "int8")
+RANDOM_SEED = 0
+_QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"}
+
+
+@dataclass(frozen=True)
+class ProfileRequest:
+    """Everything ``edgebench profile`` was asked, validated up front by :meth:`validate`."""
+
+    model: str
+    device: str = "local"
+    backend: str = "onnxruntime"
+    batches: tuple[int, ...] | None = None  # None: the batch of --input-shape, else 1
+    threads: int | None = None
+    input_shape: tuple[int, ...] | None = None
+    data: str | None = None
+    warmup: int = 10
+    iterations: int = 50
+    min_duration_s: float = 1.0
+    profile_ops: bool = False
+    precision: str | None = None
+    cuda: bool = False
+    compile: bool = False
+    modes: tuple[str, ...] = ("end_to_end", "compute")
+    provider: str | None = None  # onnxruntime: cpu | cuda | tensorrt execution provider
+
+    def validate(self) -> None:
+        if self.backend not in BACKENDS:
+            raise EdgebenchError(f"--backend: expected one of {list(BACKENDS)}, found '{self.backend}'")
+        if self.profile_ops and self.backend not in ("onnxruntime", "tensorrt"):
+            raise EdgebenchError(
+                f"--profile-ops: supported with --backend onnxruntime or tensorrt, found --backend {self.backend}"
+            )
+        if self.provider is not None:
+            if self.backend != "onnxruntime":
+                raise EdgebenchError(
+                    f"--ort-provider: applies to --backend onnxruntime, found --backend {self.backend}"
+                )
+            if self.provider not in ("cpu", "cuda", "tensorrt"):
+                raise EdgebenchError(f"--ort-provider: expected cpu, cuda or tensorrt, found '{self.provider}'")
+        if self.compile and self.backend != "torch":
+            raise EdgebenchError(f"--compile: applies to --backend torch, found --backend {self.backend}")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise EdgebenchError(f"--precision: expected one of {list(PRECISIONS)}, found '{self.precision}'")
+        if self.precision in ("fp16", "int8") and self.backend != "tensorrt" and self.provider != "tensorrt":
+            raise EdgebenchError(
+                f"--precision {self.precision}: builds a reduced-precision engine with --backend tensorrt only; "
+                f"for {self.backend}, give an int8 model file (precision is read from the model)"
+            )
+        if self.threads is not None and self.threads < 1:
+            raise EdgebenchError(f"--threads: expected a positive number, found {self.threads}")
+        if self.warmup < 0 or self.iterations < 1 or self.min_duration_s < 0:
+            raise EdgebenchError(
+                f"--warmup/--iterations/--min-duration: expected >= 0, >= 1, >= 0, found "
+                f"{self.warmup}, {self.iterations}, {self.min_duration_s}"
+            )
+        for mode in self.modes:
+            if mode not in ("end_to_end", "compute"):
+                raise EdgebenchError(f"modes: expected end_to_end or compute, found '{mode}'")
+
+    def effective_batches(self) -> list[int]:
+        if self.batches:
+            return list(self.batches)
+        return [self.input_shape[0]] if self.input_shape else [1]
+
+
+def parse_batches(text: str | None) -> tuple[int, ...] | None:
+    """``"1,8,32"`` -> (1, 8, 32)."""
+    if text is None:
+        return None
+    try:
+        values = tuple(int(t) for t in text.replace(" ", "").split(",") if t)
+    except ValueError:
+        values = ()
+    if not values or any(v < 1 for v in values):
+        raise EdgebenchError(f"--batch: expected positive batch sizes like 1,8,32, found '{text}'")
+    return tuple(dict.fromkeys(values))
+
+
+def parse_shape(text: str | None) -> tuple[int, ...] | None:
+    """``"1x3x224x224"`` -> (1, 3, 224, 224)."""
+    if text is None:
+        return None
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        shape = ()
+    if len(shape) < 2 or any(d < 1 for d in shape):
+        raise EdgebenchError(
+            f"--input-shape: expected positive dimensions with the batch first, like 1x3x224x224, found '{text}'"
+        )
+    return shape
+
+
+def _fmt_declared(shape: tuple[Any, ...]) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def item_shape_for(
+    declared: tuple[Any, ...] | None,
+    req: ProfileRequest,
+    data_shape: tuple[int, ...] | None,
+    default: tuple[int, ...] | None,
+    input_name: str,
+) -> tuple[int, ...]:
+    """The per-item input shape (no batch) to profile, checked against what the model declares."""
+    given: tuple[int, ...] | None = None
+    origin = ""
+    if data_shape is not None:
+        given, origin = tuple(data_shape[1:]), f"--data has per-item shape {tuple(data_shape[1:])}"
+        if req.input_shape is not None and tuple(req.input_shape[1:]) != given:
+            raise EdgebenchError(
+                f"--input-shape {'x'.join(map(str, req.input_shape))} does not match --data items of shape {given}"
+            )
+    elif req.input_shape is not None:
+        given, origin = tuple(req.input_shape[1:]), f"--input-shape gives {'x'.join(map(str, req.input_shape))}"
+    if declared is not None:
+        rest = declared[1:]
+        if given is None:
+            if all(isinstance(d, int) for d in rest):
+                return tuple(rest)  # type: ignore[arg-type]
+            if default is not None and len(default) == len(declared):
+                return tuple(default[1:])
+            raise EdgebenchError(
+                f"input '{input_name}' has dynamic dimensions {_fmt_declared(declared)}: expected --input-shape "
+                f"(e.g. 1x3x224x224) or --data, found neither"
+            )
+        if len(given) != len(rest) or any(isinstance(d, int) and d != g for d, g in zip(rest, given)):
+            raise EdgebenchError(f"input '{input_name}': model expects shape {_fmt_declared(declared)}, {origin}")
+        return given
+    if given is not None:
+        return given
+    if default is not None:
+        return tuple(default[1:])
+    raise EdgebenchError(f"input '{input_name}': the model stores no input shape; expected --input-shape, found none")
+
+
+def random_inputs(item_shape: tuple[int, ...], batches: list[int], seed: int = RANDOM_SEED) -> Any:
+    """Uniform [0,1) float32 images (never zeros), enough for a few distinct batches."""
+    import numpy as np
+
+    n = max(8, 2 * max(batches))
+    return np.random.default_rng(seed).random((n, *item_shape), dtype=np.float32)
+
+
+def model_precision(op_types: tuple[str, ...] | list[str] | None, requested: str | None) -> str:
+    if requested:
+        return requested
+    return "int8" if op_types and _QUANT_OPS & set(op_types) else "fp32"
+
+
+def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = None) -> dict:
+    """Run one profile as ``edgebench profile`` does; returns the result dict it prints as JSON."""
+    import numpy as np
+
+    from edgebench.agent.jobs import load_array
+    from edgebench.devices.base import open_device
+    from edgebench.devices.inventory import get_device
+    from edgebench.measure.roofline import bytes_per_batch, roofline
+    from edgebench.subject.external import resolve_model
+
+    req.validate()
+    spec = get_device(req.device)  # unknown device: fail before any export
+    resolved = resolve_model(req.model, req.backend, req.input_shape)
+    data = load_array(req.data) if req.data else None
+    if data is not None and (data.ndim < 2 or data.shape[0] < 1):
+        raise EdgebenchError(
+            f"--data {req.data}: expected an array x of shape (N, ...) with N >= 1, found {data.shape}"
+        )
+    input_name = "input"
+    stats: dict[str, Any] = {}
+    weight_bytes = activation_bytes = None
+    op_types: list[str] | None = None
+    declared = resolved.declared_shape
+    if resolved.artifact_format == "onnx":
+        from edgebench.measure.onnx_stats import graph_inputs, load_onnx, onnx_stats
+
+        input_name = graph_inputs(load_onnx(resolved.artifact))[0][0]
+    item = item_shape_for(
+        declared, req, tuple(data.shape) if data is not None else None, resolved.default_shape, input_name
+    )
+    batches = req.effective_batches()
+    if resolved.artifact_format == "onnx":
+        st = onnx_stats(resolved.artifact, item)
+        stats = {
+            "params": st.params,
+            "macs": st.macs,
+            "size_bytes": st.size_bytes,
+            "params_source": "ONNX initializers",
+        }
+        weight_bytes, activation_bytes, op_types = st.weight_bytes, st.activation_bytes, list(st.op_types)
+    else:
+        from edgebench.subject.external import torch_file_stats
+
+        stats = dict(torch_file_stats(resolved.artifact, (1, *item)), params_source="module parameters")
+    precision = model_precision(op_types, req.precision)
+    extra: dict[str, Any] = {"input_shape": [1, *item]}
+    if req.provider is not None:
+        extra["provider"] = req.provider
+    if req.compile:
+        extra["compile"] = True
+    if req.backend == "tensorrt":
+        extra["batches"] = batches
+    job: dict[str, Any] = {
+        "protocol": PROTOCOL,
+        "kind": "profile",
+        "artifact": str(resolved.artifact),
+        "backend": req.backend,
+        "options": {
+            "threads": req.threads,
+            "device": "cuda"
+            if req.cuda or req.backend == "tensorrt" or req.provider in ("cuda", "tensorrt")
+            else "cpu",
+            "precision": precision,
+            "profile_ops": req.profile_ops,
+            "extra": extra,
+        },
+        "batches": batches,
+        "modes": list(req.modes),
+        "budget": {
+            "warmup_iters": req.warmup,
+            "warmup_s": 0.2 if req.warmup else 0.0,
+            "iterations": req.iterations,
+            "min_duration_s": req.min_duration_s,
+            "max_iterations": max(100_000, req.iterations),
+        },
+        "telemetry": "auto",
+    }
+    with tempfile.TemporaryDirectory(prefix="edgebench-profile-") as tmp:
+        if req.data:
+            job["inputs"] = str(Path(req.data).resolve())
+            input_source = f"{req.data} (array x, {data.shape[0]} items)"  # type: ignore[union-attr]
+        else:
+            x = random_inputs(item, batches)
+            path = Path(tmp) / "inputs.npz"
+            np.savez(path, x=x)
+            job["inputs"] = str(path)
+            input_source = f"random uniform [0,1) float32, seed {RANDOM_SEED}, {x.shape[0]} items"
+        with open_device(spec) as device:
+            result = device.run_job(job, on_progress)
+    from edgebench.devices.describe import device_profile
+
+    dev_profile = device_profile(spec)  # a local device measures its own peak (cached per machine)
+    bpb = {b: bytes_per_batch(weight_bytes, activation_bytes, b) for b in batches}
+    runs = []
+    for run in result.get("runs", []):
+        run = dict(run)
+        if "latency_ms" in run:
+            run["roofline"] = roofline(
+                stats.get("macs"),
+                run["latency_ms"]["p50"],
+                run["batch"],
+                precision,
+                dev_profile,
+                bpb.get(run["batch"]),
+            )
+        runs.append(run)
+    notes = list(resolved.notes)
+    if resolved.random_weights:
+        notes.insert(0, f"weights are {resolved.weights}")
+    if req.profile_ops:
+        notes.append(
+            "--profile-ops: operator times come from a separate 30-iteration batch-1 pass with ONNX Runtime's "
+            "profiler on; the timed runs above had it off"
+        )
+    if not dev_profile.get("peak_gops"):
+        notes.append(f"device '{spec.name}' has no profile.peak_gops: roofline shares are unmeasured")
+    environment = dict(result.get("environment") or {})
+    environment["runtime"] = result.get("runtime")
+    out = {
+        "schema": SCHEMA,
+        "model": {**resolved.to_dict(), **stats, "op_types": op_types},
+        "device": spec.name,
+        "device_profile": dev_profile or None,
+        "backend": req.backend,
+        "precision": precision,
+        "input": {
+            "name": (result.get("input") or {}).get("name", input_name),
+            "item_shape": list(item),
+            "source": input_source,
+        },
+        "request": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(req).items()},
+        "budget": job["budget"],
+        "runs": runs,
+        "memory_mb": result.get("memory_mb"),
+        "load_time_s": result.get("load_time_s"),
+        "cold_start": result.get("cold_start"),
+        "telemetry": result.get("telemetry"),
+        "op_profile": result.get("op_profile"),
+        "environment": environment,
+        "notes": notes,
+    }
+    return out
+>>>>>>> wip-measure
 
 
 # ---- rendering ---------------------------------------------------------------------------------
@@ -183,6 +486,9 @@ def register(app: typer.Typer) -> None:
         precision: str | None = typer.Option(None, "--precision", help="tensorrt: fp32 | fp16 | int8 engine."),
         cuda: bool = typer.Option(False, "--cuda", help="Run on the device's CUDA GPU (torch, onnxruntime-gpu)."),
         compile_: bool = typer.Option(False, "--compile", help="torch: wrap the module in torch.compile."),
+        ort_provider: str | None = typer.Option(
+            None, "--ort-provider", help="onnxruntime: cpu | cuda | tensorrt execution provider (where installed)."
+        ),
         json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     ) -> None:
         from edgebench.cli.ui import print_json
@@ -203,6 +509,7 @@ def register(app: typer.Typer) -> None:
             precision=precision,
             cuda=cuda,
             compile=compile_,
+            provider=ort_provider,
         )
         req.validate()
         with _progress_bar(True) as on_progress:

@@ -34,6 +34,14 @@ def _agent_env() -> dict[str, str]:
 
 
 class LocalDevice(Device):
+    def __enter__(self) -> LocalDevice:
+        """Describe this machine before any job (its peak microbenchmark must never run while an
+        agent measures here; measured once per machine, then read from the cache)."""
+        from edgebench.devices.describe import device_profile
+
+        device_profile(self.spec)
+        return self
+
     def run_job(self, job: dict, on_progress: ProgressFn | None = None) -> dict:
         job = dict(self.with_device_defaults(job))
         for key in ("artifact", "inputs", "result", "logits"):

@@ -6,6 +6,8 @@ so sorted samples ``x_(l) .. x_(u)`` bracket it with probability
 ``P(l <= B <= u - 1)``. The same bounds drive MLPerf's early-stopping rule. When ``n`` is too
 small for a bound to exist (e.g. fewer than 368 samples for the upper bound of p99), that end is
 ``None`` and ``p99_insufficient`` says so: a p99 from too few samples is not a p99.
+The bounds assume independent samples; consecutive iterations share clocks, caches and
+temperature, so on a drifting device the real uncertainty is larger (``unstable`` flags that).
 Runs in the agent: standard library and numpy only.
 """
 

@@ -6,8 +6,9 @@ or higher is better). A latency percentile that carries a 95 % confidence interv
 disjoint in the worse direction (B's lower bound above A's upper bound); a worse value with
 overlapping intervals, or a bound too few samples could give, is "within noise". Results
 without intervals (older runs, imported trtexec numbers) fall back to a relative tolerance, and
-the row says which rule decided (``judged_by``). Other metrics use a tolerance. A metric measured in A but not in B counts as a
-regression (a measurement that silently disappears could hide one). Candidates or devices
+the row says which rule decided (``judged_by``). Other metrics use a tolerance. A metric
+measured in A but not in B counts as a regression (a measurement that silently disappears could
+hide one). Candidates or devices
 present in only one run are listed, not counted. Verdicts are evaluated with each run's own
 budgets; a verdict that got worse (READY > UNMEASURED > NOT READY) is a regression.
 """

@@ -377,6 +377,7 @@ def verdicts(results: dict) -> list[dict]:
                 "device": dev,
                 "status": verdict["status"],
                 "gates": verdict.get("gates", []),
+                "reason": verdict.get("reason"),
             }
         )
     return out

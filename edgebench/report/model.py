@@ -102,7 +102,13 @@ def verdict_table(results: dict, device: str) -> Table:
         by_name = {g["name"]: g for g in v["gates"]}
         row = [
             Cell(text=str(v["candidate"]), value=v["candidate"], key="candidate"),
-            Cell(text=v["status"], value=v["status"], key="verdict", status=status_class(v["status"])),
+            Cell(
+                text=v["status"],
+                value=v["status"],
+                key="verdict",
+                status=status_class(v["status"]),
+                detail=v.get("reason") or "",  # why it was not measured, when skipped on purpose
+            ),
         ]
         for spec in gate_specs:
             gate = by_name.get(spec.name)
@@ -279,6 +285,10 @@ def memory_table(results: dict, device: str) -> Table:
                 _metric(peak_memory_mb(entry), fmt.mb, "gated_peak_mb"),
                 _c(fmt.text(tel.get("source")), tel.get("source"), "telemetry.source"),
                 _metric(tel.get("power_mean_mw"), lambda v: fmt.num(v, 0), "telemetry.power_mean_mw"),
+                *(
+                    _metric((entry.get("energy") or {}).get(k), lambda v: fmt.num(v, 4), f"energy.{k}")
+                    for k in ("gross_mj_per_item", "net_mj_per_item")
+                ),
             )
         )
     return Table(
@@ -293,10 +303,14 @@ def memory_table(results: dict, device: str) -> Table:
             "gated peak",
             "telemetry",
             "mean power (mW)",
+            "energy mJ/item",
+            "net mJ/item",
         ),
         tuple(rows),
         "Measured in an isolated process on the device; the memory gate uses peak RSS "
-        "(ru_maxrss when the sampler has no peak).",
+        "(ru_maxrss when the sampler has no peak; the agent's own peak, not its parent's). Energy: "
+        "batch 1, end-to-end, the board's input rail over that timed window; net is above the idle "
+        "baseline measured just before.",
     )
 
 

@@ -213,6 +213,8 @@ def _in_process(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, st
         (["--backend", "torch"], "ONNX file"),
         (["--precision", "int8"], "--precision int8"),
         (["--device", "nowhere"], "nowhere"),
+        (["--backend", "torch", "--ort-provider", "cuda"], "--ort-provider"),
+        (["--ort-provider", "rocm"], "--ort-provider"),
     ],
 )
 def test_option_combinations_are_checked_up_front(
@@ -220,6 +222,15 @@ def test_option_combinations_are_checked_up_front(
 ) -> None:
     code, _, err = _in_process(capsys, "profile", str(net_onnx), *args)
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_an_execution_provider_this_build_lacks_is_named(net_onnx: Path, capsys: pytest.CaptureFixture) -> None:
+    import onnxruntime as ort
+
+    if "TensorrtExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has the TensorRT execution provider: the error cannot be reached")
+    code, _, err = _in_process(capsys, "profile", str(net_onnx), "--ort-provider", "tensorrt", *QUICK)
+    assert code == 2 and "provider tensorrt requested, but this onnxruntime build has only" in err, err
 
 
 def test_unknown_torchvision_name(capsys: pytest.CaptureFixture) -> None:

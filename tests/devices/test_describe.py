@@ -61,3 +61,12 @@ def test_peak_kind_rules() -> None:
     assert peak_kind({"peak_gops": {"fp32": 1}, "peak_source": "measured: sgemm"}) == "measured"
     assert peak_kind({"peak_gops": {"fp32": 1}, "peak_source": "theoretical: 2 x 3.7 GHz"}) == "theoretical"
     assert peak_kind({"peak_gops": {"fp32": 1}, "peak_kind": "measured"}) == "measured"
+
+
+def test_opening_the_local_device_describes_it_before_any_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgebench.devices.base import open_device
+
+    monkeypatch.setenv("EDGEBENCH_CACHE_DIR", str(tmp_path))
+    spec = load_inventory(ROOT / "devices", ROOT / "no-user-file.yaml")["local"]
+    with open_device(spec):
+        assert list((tmp_path / "devices").glob("local-*.json"))  # measured on open, not mid-run

@@ -143,3 +143,21 @@ def test_agent_profile_job_reports_energy_per_run(
         assert e["items"] == items
         assert e["gross_mj_per_item"] == pytest.approx(IDLE_MW * e["window_s"] / items)
         assert e["net_mj_per_item"] == pytest.approx(0.0)
+
+
+def test_jtop_stats_give_the_input_rail_only() -> None:
+    from edgebench.devices.telemetry.jetson_stats import input_rail_reading
+
+    # jetson.stats as jtop 4 delivers it on an Orin Nano: per-rail "Power <name>" and "Power TOT"
+    stats = {
+        "CPU1": 12,
+        "GPU": 0,
+        "Power VDD_CPU_GPU_CV": 831,
+        "Power VDD_SOC": 1624,
+        "Power VDD_IN": 5704,
+        "Power TOT": 5704,
+    }
+    assert input_rail_reading(stats) == ("VDD_IN", 5704.0)
+    agx_orin = {"Power VDD_GPU_SOC": 2340, "Power VDD_CPU_CV": 390, "Power TOT": 7056}  # no input rail
+    assert input_rail_reading(agx_orin) is None
+    assert input_rail_reading({"Power POM_5V_IN": 4100, "Power TOT": 4100}) == ("POM_5V_IN", 4100.0)

@@ -31,3 +31,28 @@ def test_p99_interval_and_insufficient_flag() -> None:
     assert few.text.startswith("too few samples") and few.status == "unmeasured"
     legacy = _cell(table, "pruned-50", "latency_ms.p99_ci")  # results from before intervals
     assert legacy.status == "unmeasured" and legacy.value is None
+
+
+def test_energy_cells_in_the_memory_table() -> None:
+    from edgebench.report.model import memory_table
+
+    results = load_fixture()
+    entry(results, "base")["energy"] = {"gross_mj_per_item": 1.23456, "net_mj_per_item": 0.5, "rail": "VDD_IN"}
+    table = memory_table(results, "local")
+    assert _cell(table, "base", "energy.gross_mj_per_item").text == "1.2346"
+    assert _cell(table, "base", "energy.net_mj_per_item").value == 0.5
+    assert _cell(table, "int8", "energy.gross_mj_per_item").status == "unmeasured"  # never 0
+
+
+def test_a_skipped_candidate_says_why_in_the_verdict() -> None:
+    from edgebench.report.gates import evaluate_verdicts
+    from edgebench.report.markdown import render_markdown
+    from edgebench.report.model import verdict_table
+
+    results = load_fixture()
+    why = "engine tensorrt: device 'local' does not list the tensorrt runtime"
+    entry(results, "int8").update(latency_ms=None, clean_accuracy=None, robustness=[], unmeasured_reason=why)
+    evaluate_verdicts(results)
+    cell = _cell(verdict_table(results, "local"), "int8", "verdict")
+    assert cell.text == "UNMEASURED" and cell.detail == why
+    assert why in render_markdown(results)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 
 from edgebench.errors import EdgebenchError
 
@@ -31,6 +32,18 @@ def _num(value: object) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def input_rail_reading(stats: dict) -> tuple[str, float] | None:
+    """``(rail, mW)`` of the board's input rail in a ``jetson.stats`` dict (``Power VDD_IN`` or
+    ``Power POM_5V_IN``), or None; ``Power TOT`` may be a sum of module rails and is never used."""
+    from edgebench.devices.telemetry.tegrastats import INPUT_RAILS
+
+    for rail in INPUT_RAILS:
+        value = _num(stats.get(f"Power {rail}"))
+        if value is not None:
+            return rail, value
+    return None
+
+
 class JtopSampler:
     """Reads ``jetson.stats`` and ``jetson.memory`` on every jtop update during the window."""
 
@@ -51,9 +64,13 @@ class JtopSampler:
         self._cpu: list[float] = []
         self._rails: dict[str, list[float]] = {}
         self._temps: dict[str, float] = {}
+        self._input: list[tuple[float, str, float]] = []  # (perf_counter s, rail, mW) per update
 
     def _record(self, jetson) -> None:  # noqa: ANN001 - a jtop object
         stats = dict(jetson.stats or {})
+        rail = input_rail_reading(stats)
+        if rail is not None:
+            self._input.append((time.perf_counter(), rail[0], rail[1]))
         gpu = _num(stats.get("GPU"))
         if gpu is not None:
             self._gpu.append(gpu)
@@ -89,6 +106,16 @@ class JtopSampler:
         except Exception as exc:  # noqa: BLE001 - jtop raises its own JtopException types
             self._error = f"{type(exc).__name__}: {exc}"
             self._ready.set()
+
+    def power_trace(self) -> tuple[str | None, list, str | None]:
+        """The input rail's samples, timestamped when jtop delivered them (see
+        :class:`~edgebench.devices.telemetry.energy.PowerTrace`)."""
+        from edgebench.devices.telemetry.energy import PowerSample
+
+        if not self._input:
+            return None, [], "jtop reported no input rail (Power VDD_IN / POM_5V_IN) on this board"
+        rail = self._input[0][1]
+        return rail, [PowerSample(t, mw) for t, r, mw in self._input if r == rail], None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="edgebench-jtop", daemon=True)
