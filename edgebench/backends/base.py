@@ -58,6 +58,7 @@ class Capabilities:
     devices: tuple[str, ...] = ("cpu",)
     user_models: bool = True
     needs_batches: bool = False
+    providers: tuple[str, ...] = ()  # execution providers it can be asked for (ONNX Runtime's)
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ def ort_providers(
 
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
-    capabilities = Capabilities(profile_ops=True, devices=("cpu", "cuda"))
+    capabilities = Capabilities(profile_ops=True, devices=("cpu", "cuda"), providers=("cpu", "cuda", "tensorrt"))
 
     def _open(self) -> None:
         import onnxruntime as ort

@@ -208,7 +208,9 @@ class TensorRTBackend(Backend):
     """Builds (or loads from the cache) a TensorRT engine for an ONNX file and runs it."""
 
     name = "tensorrt"
-    capabilities = Capabilities(builds_precisions=("fp16", "int8"), devices=("cuda",), needs_batches=True)
+    capabilities = Capabilities(
+        profile_ops=True, builds_precisions=("fp16", "int8"), devices=("cuda",), needs_batches=True
+    )
 
     def _open(self) -> None:
         try:

@@ -53,6 +53,7 @@ class ProfileRequest:
     cuda: bool = False
     compile: bool = False
     modes: tuple[str, ...] = ("end_to_end", "compute")
+    provider: str | None = None  # onnxruntime: cpu | cuda | tensorrt execution provider
 
     def validate(self) -> None:
         from edgebench.backends.registry import backend_class
@@ -66,6 +67,14 @@ class ProfileRequest:
             raise EdgebenchError(
                 f"--profile-ops: supported with --backend {' or '.join(with_ops)}, found --backend {self.backend}"
             )
+        if self.provider is not None:
+            if not caps.providers:
+                with_eps = [n for n in names if backend_class(n).capabilities.providers]
+                raise EdgebenchError(
+                    f"--ort-provider: applies to --backend {' or '.join(with_eps)}, found --backend {self.backend}"
+                )
+            if self.provider not in caps.providers:
+                raise EdgebenchError(f"--ort-provider: expected {', '.join(caps.providers)}, found '{self.provider}'")
         if self.compile and not caps.compile:
             raise EdgebenchError(
                 f"--compile: applies to --backend {' or '.join(n for n in names if backend_class(n).capabilities.compile)}, "
@@ -73,7 +82,8 @@ class ProfileRequest:
             )
         if self.precision is not None and self.precision not in PRECISIONS:
             raise EdgebenchError(f"--precision: expected one of {list(PRECISIONS)}, found '{self.precision}'")
-        if self.precision in ("fp16", "int8") and self.precision not in caps.builds_precisions:
+        builds = caps.builds_precisions + (("fp16", "int8") if self.provider == "tensorrt" else ())
+        if self.precision in ("fp16", "int8") and self.precision not in builds:
             builders = [n for n in names if self.precision in backend_class(n).capabilities.builds_precisions]
             raise EdgebenchError(
                 f"--precision {self.precision}: builds a reduced-precision engine with --backend {' or '.join(builders)} only; "
@@ -229,6 +239,8 @@ def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = No
         stats = dict(torch_file_stats(resolved.artifact, (1, *item)), params_source="module parameters")
     precision = model_precision(op_types, req.precision)
     extra: dict[str, Any] = {"input_shape": [1, *item]}
+    if req.provider is not None:
+        extra["provider"] = req.provider
     if req.compile:
         extra["compile"] = True
     caps = backend_class(req.backend).capabilities
@@ -241,7 +253,9 @@ def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = No
         "backend": req.backend,
         "options": {
             "threads": req.threads,
-            "device": "cuda" if req.cuda or caps.devices == ("cuda",) else "cpu",
+            "device": "cuda"
+            if req.cuda or caps.devices == ("cuda",) or req.provider in ("cuda", "tensorrt")
+            else "cpu",
             "precision": precision,
             "profile_ops": req.profile_ops,
             "extra": extra,
