@@ -58,7 +58,7 @@ def _to_nchw01(x: np.ndarray, source: str) -> np.ndarray:
             f"{source}: expected images shaped (N, C, H, W), (N, H, W, C) or (N, H, W), found {x.shape}"
         )
     x = x.astype(np.float32)
-    if x.size and x.max() > 1.0 + 1e-6:
+    if x.size and x.min() >= 0 and x.max() > 1.0 + 1e-6:  # 0-255 pixels; negative values are not pixels
         x = x / 255.0
     if x.size and (x.min() < -1e-6 or x.max() > 1.0 + 1e-6):
         raise EdgebenchError(

@@ -205,6 +205,7 @@ def check_recipes(model: ModelConfig, data: DataConfig, candidates: Any) -> None
 def with_normalize(module: torch.nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.nn.Module:
     """*module* behind a :class:`~edgebench.subject.models.Normalize`: the result takes [0,1] pixels,
     so attacks, ONNX export and every runtime see the same inputs and epsilons mean pixels."""
+    import torch
     from torch import nn
 
     from edgebench.subject.models import Normalize
@@ -218,7 +219,10 @@ def with_normalize(module: torch.nn.Module, mean: tuple[float, ...], std: tuple[
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.model(self.normalize(x))
 
-    return Normalized().eval()
+    wrapped = Normalized().eval()
+    if isinstance(module, torch.jit.ScriptModule):  # a traced graph inside a plain module cannot be re-traced
+        return torch.jit.script(wrapped)
+    return wrapped
 
 
 def load_model(ctx: LoadContext) -> UserModel:
@@ -285,7 +289,7 @@ def _file_record(path: Path, role: str) -> dict:
 
 def _apply_checkpoint(module: torch.nn.Module, cfg: ModelConfig, source: dict) -> None:
     """Load ``cfg.checkpoint`` (a state_dict) into *module*, or record seeded random weights."""
-    from edgebench.subject.zoo import load_state_dict
+    from edgebench.subject.zoo import load_state_dict, mismatch
 
     if not cfg.checkpoint:
         source["weights"] = "random (no checkpoint; seeded): latency is real, accuracy is chance"
@@ -296,7 +300,9 @@ def _apply_checkpoint(module: torch.nn.Module, cfg: ModelConfig, source: dict) -
     try:
         module.load_state_dict(state)
     except RuntimeError as exc:
-        raise EdgebenchError(f"{path}: does not fit model.{cfg.kind} {cfg.spec}: {first_line(exc, 200)}") from None
+        raise EdgebenchError(
+            f"{path}: does not fit model.{cfg.kind} {cfg.spec}: {mismatch(module, state, exc)}"
+        ) from None
     source["files"].append(_file_record(path, "checkpoint"))
     source["weights"] = f"checkpoint {path}"
     source["random_weights"] = False
@@ -537,14 +543,7 @@ class OnnxSource(Source):
                     f"found data images {'x'.join(map(str, data))} (check data.image_size and the data's channels)"
                 )
         batch1 = declared is not None and declared[0] == 1
-        try:
-            import onnx2torch
-
-            module = onnx2torch.convert(proto).eval()
-        except Exception as exc:  # noqa: BLE001
-            raise EdgebenchError(
-                f"model.onnx: onnx2torch cannot convert {path.name}: {type(exc).__name__}: {first_line(exc, 160)}"
-            ) from None
+        module, via = _onnx_to_torch(proto, path)
         norm = normalization(ctx.model.normalize) if ctx.model.normalize is not None else None
         x = ctx.split.x_eval[:CHECK_IMAGES]
         if norm is not None:
@@ -591,6 +590,31 @@ class OnnxSource(Source):
             },
         }
         return UserModel(module, source, reference=reference)
+
+
+CONVERT_OPSET = 17  # onnx2torch covers opset <= 17 best (e.g. AveragePool-19 has no converter)
+
+
+def _onnx_to_torch(proto: Any, path: Path) -> tuple[torch.nn.Module, int | None]:
+    """onnx2torch on the model as given; if an operator version has no converter, once more after
+    ``onnx.version_converter`` to opset 17. Returns the module and the opset converted to (or None)."""
+    import onnx
+    import onnx2torch
+
+    try:
+        return onnx2torch.convert(proto).eval(), None
+    except Exception as exc:  # noqa: BLE001
+        first = exc
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is not None and opset > CONVERT_OPSET:
+        try:
+            down = onnx.version_converter.convert_version(proto, CONVERT_OPSET)
+            return onnx2torch.convert(down).eval(), CONVERT_OPSET
+        except Exception:  # noqa: BLE001 - report the first error: it names the operator
+            pass
+    raise EdgebenchError(
+        f"model.onnx: onnx2torch cannot convert {path.name}: {type(first).__name__}: {first_line(first, 160)}"
+    ) from None
 
 
 def check_against_source(artifact: Path, reference: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> dict:

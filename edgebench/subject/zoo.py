@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -229,7 +229,7 @@ def load_builtin(ctx: LoadContext) -> UserModel:
             model.load_state_dict(state)
         except RuntimeError as exc:
             raise EdgebenchError(
-                f"{model_cfg.checkpoint}: does not fit architecture '{arch}': {first_line(exc)}"
+                f"{model_cfg.checkpoint}: does not fit architecture '{arch}': {mismatch(model, state, exc)}"
             ) from None
         source["files"].append(file_record(ckpt, "checkpoint"))
         source["weights"] = f"checkpoint {ckpt}"
@@ -254,6 +254,26 @@ def load_builtin(ctx: LoadContext) -> UserModel:
             tmp.replace(cached)
             source["weights"] = f"trained now, cached at {cached}"
     return UserModel(model.eval(), source)
+
+
+def mismatch(module: Any, state: dict, exc: BaseException) -> str:
+    """Why a state_dict does not fit *module*, in a few words: missing, unexpected, other shapes."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    extra = [k for k in state if k not in own]
+    shapes = [
+        f"{k}: checkpoint {tuple(state[k].shape)}, model {tuple(own[k].shape)}"
+        for k in own
+        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    parts = []
+    if shapes:
+        parts.append(f"{len(shapes)} tensor(s) of another shape ({shapes[0]})")
+    if missing:
+        parts.append(f"{len(missing)} missing ({', '.join(missing[:3])})")
+    if extra:
+        parts.append(f"{len(extra)} unexpected ({', '.join(extra[:3])})")
+    return "; ".join(parts) if parts else first_line(exc)
 
 
 def file_record(path: Path, role: str) -> dict:
