@@ -26,6 +26,7 @@ import importlib
 import importlib.util
 import logging
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -506,7 +507,9 @@ class TorchScriptSource(Source):
 
         path = Path(ctx.model.spec).expanduser()
         try:
-            module = torch.jit.load(str(path), map_location="cpu")
+            with warnings.catch_warnings():  # torch.jit.load's deprecation notice is not the user's problem
+                warnings.simplefilter("ignore", FutureWarning)
+                module = torch.jit.load(str(path), map_location="cpu")
         except Exception as exc:  # noqa: BLE001
             raise EdgebenchError(
                 f"model.torchscript: {path} is not a TorchScript file ({type(exc).__name__}: {first_line(exc, 120)})"
