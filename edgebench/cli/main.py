@@ -18,6 +18,7 @@ from edgebench.settings import log_level
 
 # Each module defines register(app: typer.Typer) -> None.
 COMMAND_MODULES = [
+    "edgebench.cli.init",
     "edgebench.cli.devices",
     "edgebench.cli.run",
     "edgebench.cli.stages",
@@ -31,6 +32,7 @@ app = typer.Typer(
         "Take a vision model to an edge device and prove it is ready to ship.\n\n"
         "Examples:\n\n"
         "  edgebench run                      # the embedded demo study, local CPU\n\n"
+        "  edgebench init model.onnx --data images/   # a study for your model -> study.yaml\n\n"
         "  edgebench run study.yaml --json    # your study, JSON summary for scripts\n\n"
         "  edgebench profile model.onnx --batch 1,8,32\n\n"
         "  edgebench report reports/demo --fail-on not-ready"

@@ -568,6 +568,22 @@ def device_environment_table(results: dict, device: str) -> Table:
 # --------------------------------------------------------------------------- the whole report
 
 
+def describe_source(source: dict | None) -> str:
+    """Where the base model came from, in one line: source, files with sha256, weights."""
+    if not source:
+        return "-"
+    files = ", ".join(f"{f['role']} {f['path']} (sha256 {f['sha256'][:16]}…)" for f in source.get("files") or [])
+    parts = [f"{source.get('kind')}: {source.get('spec')}"]
+    if files:
+        parts.append(files)
+    parts.append(f"weights: {source.get('weights', '-')}")
+    if source.get("normalize"):
+        parts.append(
+            f"normalize mean {source['normalize']['mean']} std {source['normalize']['std']} (inside the model)"
+        )
+    return "; ".join(parts)
+
+
 def build_report(results: dict) -> Report:
     """Every section of the report, in reading order."""
     subject = results.get("subject") or {}
@@ -578,8 +594,13 @@ def build_report(results: dict) -> Report:
         ("Run", fmt.text(results.get("run_id"))),
         ("Created", fmt.text(results.get("created"))),
         ("Model", f"{fmt.text(subject.get('model'))} on {fmt.text(subject.get('dataset'))}"),
+        ("Model source", describe_source(subject.get("source"))),
         ("Input shape", fmt.text(subject.get("input_shape"))),
         ("Evaluation images", fmt.text(subject.get("eval_count"))),
+        (
+            "Calibration / training images",
+            f"{fmt.text(subject.get('calib_count'))} / {fmt.text(subject.get('train_count'))}",
+        ),
         (
             "Budgets",
             ", ".join(f"{g.budget} = {fmt.text(budgets[g.budget])}" for g in GATES if budgets.get(g.budget) is not None)

@@ -4,8 +4,8 @@ Every section is optional; the defaults are the embedded demo study::
 
     name: demo
     seed: 0
-    model: {arch: lenet5}                 # or resnet8; checkpoint: weights.pt (a state_dict)
-    data: {name: mnist, eval_count: 1000, calib_count: 256}
+    model: {arch: lenet5}                 # or python/torchvision/timm/torchscript/onnx: see subject/sources.py
+    data: {name: mnist, eval_count: 1000, calib_count: 256}   # or separate train/calib/eval sources
     candidates:
       - base
       - {name: pruned-50, prune: {ratio: 0.5, criterion: l1, round_to: null, finetune: {epochs: 2}}}
@@ -178,7 +178,10 @@ def _section(cls: type, data: Any, where: str, convert: dict[str, Any] | None = 
         elif val is not None and default is not None:
             val = _coerce(val, default, f"{where}.{key}")
         values[key] = val
-    return cls(**values)
+    try:
+        return cls(**values)
+    except EdgebenchError as exc:  # checks in __post_init__ (model, data) name their key already
+        raise EdgebenchError(f"{where.rsplit(': ', 1)[0]}: {exc}") from None
 
 
 def _coerce(val: Any, default: Any, where: str) -> Any:
@@ -327,10 +330,15 @@ def study_from_dict(data: dict | None, source: str = "<defaults>") -> StudyConfi
     return cfg
 
 
+# The embedded demo (``edgebench run`` without a study); the dataclass defaults (LeNet-5 on the
+# MNIST subset) plus these overrides.
+DEMO_STUDY: dict = {}
+
+
 def load_study(path: str | Path | None) -> StudyConfig:
-    """Read and validate a study YAML; ``None`` gives the embedded demo study."""
+    """Read and validate a study YAML; ``None`` gives the embedded demo study (:data:`DEMO_STUDY`)."""
     if path is None:
-        return study_from_dict(None)
+        return study_from_dict(DEMO_STUDY)
     import yaml
 
     p = Path(path)

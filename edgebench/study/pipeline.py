@@ -83,6 +83,7 @@ class Pipeline:
         from edgebench.compress.prune import parse_prune_spec
         from edgebench.compress.quantize import parse_quant_spec
         from edgebench.robustness.attacks import parse_attack_specs
+        from edgebench.subject.sources import check_recipes
 
         cfg = self.config
         for cand in cfg.candidates:
@@ -98,6 +99,7 @@ class Pipeline:
                         )
             except EdgebenchError as exc:
                 raise EdgebenchError(f"candidate '{cand.name}': {exc}") from None
+        check_recipes(cfg.model, cfg.data, cfg.candidates)  # e.g. pruning a TorchScript model
         if cfg.attacks.suite:
             parse_attack_specs(list(cfg.attacks.suite))
         if cfg.blackbox.enabled:
@@ -139,7 +141,7 @@ class Pipeline:
         from edgebench.subject.zoo import load_subject
 
         cfg = self.config
-        self.ui("status", {"text": f"subject: {cfg.model.arch} on {cfg.data.name}"})
+        self.ui("status", {"text": f"subject: {cfg.model.kind} {cfg.model.spec} on {cfg.data.label}"})
         subject = load_subject(cfg.model, cfg.data, cfg.seed, on_status=lambda t: self.ui("status", {"text": t}))
         split = subject.split
         if self.store.load_arrays("eval") is None:
@@ -225,6 +227,10 @@ class Pipeline:
         if cand.quantize is None:
             export_onnx(module, art, shape)
             check = verify_against_torch(art, module, x_check, quantized=False)
+            if cand.prune is None and subject.reference is not None:  # base vs the user's own file (ONNX)
+                from edgebench.subject.sources import check_against_source
+
+                check["against_source"] = check_against_source(art, subject.reference, x_check)
             precision = "fp32"
         else:
             from edgebench.compress.quantize import parse_quant_spec, quantize_static
@@ -545,4 +551,4 @@ class Pipeline:
 
 
 def default_run_dir(cfg: StudyConfig, base: Path = Path("reports")) -> Path:
-    return base / f"{cfg.name}-{cfg.model.arch}-{cfg.data.name}"
+    return base / f"{cfg.name}-{cfg.model.label}-{cfg.data.label}"

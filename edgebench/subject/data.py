@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import logging
 import pickle  # noqa: S403 - only used with a restricted unpickler below
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgebench.errors import EdgebenchError
+from edgebench.errors import EdgebenchError, expect, first_line
 from edgebench.settings import cache_dir
 from edgebench.util.io import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from edgebench.subject.zoo import DataConfig
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,7 @@ class Split:
     x_eval: np.ndarray
     y_eval: np.ndarray
     num_classes: int
+    origin: dict = field(default_factory=dict)  # where each set came from, and its count
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -53,11 +58,12 @@ def _to_nchw01(x: np.ndarray, source: str) -> np.ndarray:
             f"{source}: expected images shaped (N, C, H, W), (N, H, W, C) or (N, H, W), found {x.shape}"
         )
     x = x.astype(np.float32)
-    if x.size and x.max() > 1.0 + 1e-6:
+    if x.size and x.min() >= 0 and x.max() > 1.0 + 1e-6:  # 0-255 pixels; negative values are not pixels
         x = x / 255.0
     if x.size and (x.min() < -1e-6 or x.max() > 1.0 + 1e-6):
         raise EdgebenchError(
-            f"{source}: expected pixel values in [0, 1] or [0, 255], found [{x.min():.3g}, {x.max():.3g}]"
+            f"{source}: expected pixel values in [0, 1] or [0, 255], found [{x.min():.3g}, {x.max():.3g}] "
+            "(attacks work on pixels: give unnormalized images and declare model.normalize)"
         )
     return np.clip(x, 0.0, 1.0)
 
@@ -133,6 +139,8 @@ def _cifar10(folder: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _image_folder(folder: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every image of an ImageFolder tree: shorter side resized to size * 256/224, center crop
+    *size* x *size* (the usual ImageNet evaluation transform), RGB."""
     from PIL import Image
 
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
@@ -143,12 +151,27 @@ def _image_folder(folder: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
         for f in sorted((folder / cls).iterdir()):
             if f.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".ppm"):
                 continue
-            img = Image.open(f).convert("RGB").resize((size, size))
-            xs.append(np.asarray(img).transpose(2, 0, 1))
+            try:
+                img = Image.open(f).convert("RGB")
+            except Exception as exc:  # noqa: BLE001 - PIL raises many kinds
+                raise EdgebenchError(f"{f}: not a readable image ({first_line(exc, 120)})") from None
+            xs.append(np.asarray(_resize_center_crop(img, size)).transpose(2, 0, 1))
             ys.append(label)
     if not xs:
         raise EdgebenchError(f"{folder}: found no images (.png, .jpg, .jpeg, .bmp, .ppm)")
     return _to_nchw01(np.stack(xs), str(folder)), np.asarray(ys, dtype=np.int64)
+
+
+def _resize_center_crop(img: Any, size: int) -> Any:
+    from PIL import Image
+
+    short = max(size, round(size * 256 / 224))
+    w, h = img.size
+    scale = short / min(w, h)
+    img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BILINEAR)
+    w, h = img.size
+    left, top = (w - size) // 2, (h - size) // 2
+    return img.crop((left, top, left + size, top + size))
 
 
 def load_arrays(name: str, path: str | None = None, image_size: int = 224) -> tuple[np.ndarray, np.ndarray]:
@@ -201,3 +224,182 @@ def make_split(
         y_eval=y[ev],
         num_classes=int(y.max()) + 1,
     )
+
+
+KINDS = ("mnist", "digits", "npz", "imagefolder", "cifar10")
+ROLES = ("train", "calib", "eval")
+
+
+def _is_count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def check_data_config(cfg: DataConfig) -> None:
+    """Validate the ``data:`` section when the study is read (no images are loaded)."""
+    expect(cfg.name in KINDS, f"data.name: expected one of {', '.join(KINDS)}, found {cfg.name!r}")
+    expect(
+        _is_count(cfg.eval_count) and cfg.eval_count > 0,
+        f"data.eval_count: expected an integer > 0, found {cfg.eval_count!r}",
+    )
+    expect(_is_count(cfg.calib_count), f"data.calib_count: expected an integer >= 0, found {cfg.calib_count!r}")
+    expect(
+        cfg.train_count is None or _is_count(cfg.train_count),
+        f"data.train_count: expected null or an integer >= 0, found {cfg.train_count!r}",
+    )
+    expect(
+        _is_count(cfg.image_size) and cfg.image_size >= 8,
+        f"data.image_size: expected an integer >= 8, found {cfg.image_size!r}",
+    )
+    given = [r for r in ROLES if getattr(cfg, r) is not None]
+    if given:
+        expect(
+            "eval" in given,
+            f"data: separate sources need an 'eval' source (evaluation images); found only {', '.join(given)}",
+        )
+        for role in given:
+            role_source(cfg, role)
+
+
+def role_source(cfg: DataConfig, role: str) -> dict:
+    """``data.<role>`` as {name, path, image_size}: a path (kind from the file) or a mapping."""
+    raw = getattr(cfg, role)
+    where = f"data.{role}"
+    if isinstance(raw, str):
+        raw = {"path": raw}
+    expect(
+        isinstance(raw, dict),
+        f"{where}: expected a path or a mapping {{name, path, image_size}}, found {raw!r}",
+    )
+    unknown = sorted(set(raw) - {"name", "path", "image_size"})
+    expect(not unknown, f"{where}: unknown key(s) {unknown}; expected some of ['image_size', 'name', 'path']")
+    out = {"name": raw.get("name"), "path": raw.get("path"), "image_size": raw.get("image_size", cfg.image_size)}
+    if out["name"] is None:
+        expect(isinstance(out["path"], str), f"{where}: expected a 'path' (or a built-in 'name'), found {raw!r}")
+        out["name"] = detect_kind(Path(out["path"]).expanduser(), where)
+    expect(out["name"] in KINDS, f"{where}.name: expected one of {', '.join(KINDS)}, found {out['name']!r}")
+    if out["name"] in ("npz", "imagefolder", "cifar10"):
+        expect(isinstance(out["path"], str), f"{where}: data '{out['name']}' needs a 'path', found {out['path']!r}")
+    expect(
+        _is_count(out["image_size"]) and out["image_size"] >= 8,
+        f"{where}.image_size: expected an integer >= 8, found {out['image_size']!r}",
+    )
+    return out
+
+
+def detect_kind(path: Path, where: str = "data") -> str:
+    """npz file, CIFAR-10 batches folder or ImageFolder tree, from what is at *path*."""
+    if path.is_file():
+        expect(path.suffix.lower() == ".npz", f"{where}: expected an .npz file or a folder, found {path.name}")
+        return "npz"
+    expect(path.is_dir(), f"{where}: data not found: expected an .npz file or a folder at {path}")
+    if (path / "data_batch_1").is_file() or (path / "test_batch").is_file():
+        return "cifar10"
+    return "imagefolder"
+
+
+def _shuffled(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(len(x))
+    return x[order], y[order]
+
+
+def load_split(cfg: DataConfig, seed: int = 0) -> Split:
+    """The evaluation, calibration and training sets of a study, disjoint, counts recorded.
+
+    One source (``name``/``path``): shuffled with *seed* and cut in three (:func:`make_split`).
+    Separate sources: ``eval`` gives up to ``eval_count`` images; ``calib`` up to
+    ``calib_count`` (without a ``calib`` source they are carved out of ``train``, else out of
+    ``eval`` before the evaluation images are taken); ``train`` the training images (none
+    without it). No image may appear in two sets.
+    """
+    if cfg.eval is None:
+        x, y = load_arrays(cfg.name, cfg.path, cfg.image_size)
+        split = make_split(x, y, cfg.name, cfg.eval_count, cfg.calib_count, seed, cfg.train_count)
+        origin = {"mode": "one source split with seed", "seed": seed, "source": {"name": cfg.name, "path": cfg.path}}
+        return _with_origin(split, origin)
+    loaded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    described: dict[str, dict] = {}
+    for role in ROLES:
+        if getattr(cfg, role) is None:
+            continue
+        src = role_source(cfg, role)
+        x, y = load_arrays(src["name"], src["path"], src["image_size"])
+        loaded[role] = _shuffled(x, y, seed)
+        described[role] = src
+    shapes = {r: tuple(v[0].shape[1:]) for r, v in loaded.items()}
+    if len(set(shapes.values())) > 1:
+        raise EdgebenchError(
+            "data: expected images of one shape in every source, found "
+            + ", ".join(f"{r} {'x'.join(map(str, s))}" for r, s in shapes.items())
+        )
+    empty = (np.zeros((0, *shapes["eval"]), np.float32), np.zeros(0, np.int64))
+    xe, ye = loaded["eval"]
+    if "calib" in loaded:
+        xc, yc = loaded["calib"][0][: cfg.calib_count], loaded["calib"][1][: cfg.calib_count]
+        calib_from = "calib"
+    else:
+        calib_from = "train" if "train" in loaded else "eval"
+        px, py = loaded[calib_from]
+        expect(
+            len(px) > cfg.calib_count,
+            f"data.{calib_from}: {len(px)} images; expected more than data.calib_count = {cfg.calib_count} "
+            "(calibration images are carved out of it)",
+        )
+        xc, yc = px[: cfg.calib_count], py[: cfg.calib_count]
+        loaded[calib_from] = (px[cfg.calib_count :], py[cfg.calib_count :])
+        xe, ye = loaded["eval"]
+    xe, ye = xe[: cfg.eval_count], ye[: cfg.eval_count]
+    xt, yt = loaded.get("train", empty)
+    if cfg.train_count is not None:
+        xt, yt = xt[: cfg.train_count], yt[: cfg.train_count]
+    sets = {"eval": xe, "calib": xc, "train": xt}
+    _check_disjoint(sets)
+    labels = np.concatenate([ye, yc, yt])
+    split = Split(
+        name=_label(described["eval"]),
+        x_train=xt,
+        y_train=yt,
+        x_calib=xc,
+        y_calib=yc,
+        x_eval=xe,
+        y_eval=ye,
+        num_classes=int(labels.max()) + 1,
+    )
+    origin = {
+        "mode": "separate sources",
+        "seed": seed,
+        "sources": described,
+        "calib_from": calib_from,
+    }
+    return _with_origin(split, origin)
+
+
+def _label(src: dict) -> str:
+    """A short dataset name: the file or folder name for user data, else the built-in name."""
+    import re
+
+    if src.get("path"):
+        return re.sub(r"[^A-Za-z0-9_.+-]", "_", Path(src["path"]).expanduser().name.rsplit(".npz", 1)[0]) or src["name"]
+    return str(src["name"])
+
+
+def _with_origin(split: Split, origin: dict) -> Split:
+    import dataclasses
+
+    origin = dict(origin, counts={"eval": len(split.x_eval), "calib": len(split.x_calib), "train": len(split.x_train)})
+    return dataclasses.replace(split, origin=origin)
+
+
+def _check_disjoint(sets: dict[str, np.ndarray]) -> None:
+    """Refuse identical images in two sets (the same file given twice, overlapping exports)."""
+    import hashlib
+
+    digests = {r: {hashlib.sha1(img.tobytes()).digest() for img in x} for r, x in sets.items()}
+    roles = list(sets)
+    for i, a in enumerate(roles):
+        for b in roles[i + 1 :]:
+            shared = len(digests[a] & digests[b])
+            if shared:
+                raise EdgebenchError(
+                    f"data: expected disjoint {a} and {b} images, found {shared} image(s) in both "
+                    f"(give separate files, or one source and let edgebench split it)"
+                )

@@ -102,7 +102,10 @@ class SmallResNet(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
-ARCHITECTURES = {"lenet5": LeNet5, "resnet8": SmallResNet}
+ARCHITECTURES = {"lenet5": LeNet5, "resnet8": SmallResNet, "resnet8-wide": SmallResNet}
+# resnet8-wide: the embedded demo's model, wide enough (about 21 M MACs at 28x28) that batch-1
+# latency is compute, not per-call overhead, so pruning and INT8 show what they buy
+WIDTHS = {"resnet8": (16, 32, 64), "resnet8-wide": (24, 48, 96)}
 
 
 def build(
@@ -122,4 +125,4 @@ def build(
     std = std or (0.25,) * in_channels
     if arch == "lenet5":
         return LeNet5(in_channels, num_classes, image_size, mean, std)
-    return SmallResNet(in_channels, num_classes, mean=mean, std=std)
+    return SmallResNet(in_channels, num_classes, WIDTHS[arch], mean=mean, std=std)

@@ -1,6 +1,7 @@
 """Resolve a study's subject: the base model and its data split.
 
-Built-in architectures are trained on first use with a fixed seed and cached (state_dict,
+The model comes from one source (:mod:`edgebench.subject.sources`); built-in architectures
+are trained on first use with a fixed seed and cached (state_dict,
 loaded with ``weights_only=True``) in the user cache dir, keyed by architecture, data and
 training settings, so the second run starts in a second.
 """
@@ -13,11 +14,16 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from edgebench.errors import EdgebenchError, first_line
 from edgebench.settings import cache_dir
-from edgebench.subject.data import Split, load_arrays, make_split
+from edgebench.subject.data import Split
+
+if TYPE_CHECKING:
+    from edgebench.subject.sources import LoadContext, UserModel
 
 if TYPE_CHECKING:
     import torch
@@ -25,25 +31,88 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+DEFAULT_ARCH = "lenet5"
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    """``arch``: a built-in (lenet5, resnet8); ``checkpoint``: a state_dict for it (else trained)."""
+    """Where the base model comes from: one source key (see :mod:`edgebench.subject.sources`).
 
-    arch: str = "lenet5"
+    ``arch``: a built-in (lenet5, resnet8), trained on the data unless ``checkpoint`` is given;
+    ``python``: ``file.py:Name`` or ``package.module:Name`` (class or function returning a module,
+    called with ``kwargs``); ``torchvision``/``timm``: an architecture name (random weights,
+    seeded, unless ``checkpoint``); ``torchscript``/``onnx``: a file. ``normalize``
+    ({mean, std}) is put inside the model so that it takes [0,1] pixels.
+    """
+
+    arch: str | None = None
+    python: str | None = None
+    torchvision: str | None = None
+    timm: str | None = None
+    torchscript: str | None = None
+    onnx: str | None = None
+    kwargs: dict | None = None
     checkpoint: str | None = None
+    num_classes: int | None = None
+    normalize: dict | None = None
     train_epochs: int = 4
     train_lr: float = 2e-3
     allow_pickle: bool = False  # opt-in to torch.load(weights_only=False) for a file you trust
 
+    def __post_init__(self) -> None:
+        from edgebench.subject.sources import check_model_config
+
+        check_model_config(self)
+
+    @property
+    def kind(self) -> str:
+        """The source key in use (``arch`` when none is given: the built-in default)."""
+        from edgebench.subject.sources import source_kind
+
+        return source_kind(self)
+
+    @property
+    def spec(self) -> str:
+        """The value of the source key (the built-in default architecture when none is given)."""
+        return getattr(self, self.kind) or DEFAULT_ARCH
+
+    @property
+    def label(self) -> str:
+        """A short name for folders and titles: the architecture, class or file stem."""
+        import re
+
+        tail = re.split(r"[/:\\]", self.spec.rstrip("/"))[-1]
+        return re.sub(
+            r"[^A-Za-z0-9_.+-]", "_", tail.rsplit(".", 1)[0] if self.kind in ("torchscript", "onnx") else tail
+        )
+
 
 @dataclass(frozen=True)
 class DataConfig:
+    """One source split with ``seed`` (``name``/``path``), or separate ``train``/``calib``/``eval``
+    sources (each a path, or a mapping {name, path, image_size}); see :func:`load_split`."""
+
     name: str = "mnist"
     path: str | None = None
     eval_count: int = 1000
     calib_count: int = 256
     train_count: int | None = None
-    image_size: int = 224  # for imagefolder
+    image_size: int = 224  # for imagefolder: resize the shorter side, then center crop to this
+    train: str | dict | None = None
+    calib: str | dict | None = None
+    eval: str | dict | None = None
+
+    def __post_init__(self) -> None:
+        from edgebench.subject.data import check_data_config
+
+        check_data_config(self)
+
+    @property
+    def label(self) -> str:
+        """A short name for folders and titles: the evaluation source's file name or the dataset."""
+        from edgebench.subject.data import _label, role_source
+
+        return _label(role_source(self, "eval")) if self.eval is not None else self.name
 
 
 @dataclass
@@ -51,12 +120,15 @@ class Subject:
     model: torch.nn.Module
     split: Split
     info: dict = field(default_factory=dict)
+    # the user's own model on [0,1] images -> logits, where it is not ``model`` (an ONNX file run
+    # by ONNX Runtime); the base artifact is checked against it
+    reference: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 def _key(model_cfg: ModelConfig, data_cfg: DataConfig, seed: int, shape: tuple[int, ...]) -> str:
     blob = json.dumps(
         [
-            model_cfg.arch,
+            model_cfg.spec,
             model_cfg.train_epochs,
             model_cfg.train_lr,
             data_cfg.name,
@@ -67,6 +139,8 @@ def _key(model_cfg: ModelConfig, data_cfg: DataConfig, seed: int, shape: tuple[i
             seed,
             list(shape),
         ]
+        + ([data_cfg.train, data_cfg.calib, data_cfg.eval] if data_cfg.eval is not None else []),
+        default=str,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -109,57 +183,104 @@ def load_state_dict(path: Path, allow_pickle: bool = False) -> dict:
 def load_subject(
     model_cfg: ModelConfig, data_cfg: DataConfig, seed: int = 0, on_status: Callable[[str], None] | None = None
 ) -> Subject:
-    """The base model (trained and cached on first use, or loaded) and its data split."""
-    import torch
+    """The base model (from its source, normalization inside) checked against its data split."""
+    from edgebench.subject.data import load_split
+    from edgebench.subject.sources import LoadContext, load_model
+    from edgebench.subject.train import accuracy
 
-    from edgebench.subject.models import build
-    from edgebench.subject.train import accuracy, train
-
-    x, y = load_arrays(data_cfg.name, data_cfg.path, data_cfg.image_size)
-    split = make_split(x, y, data_cfg.name, data_cfg.eval_count, data_cfg.calib_count, seed, data_cfg.train_count)
-    c, h = int(x.shape[1]), int(x.shape[2])
-    mean = tuple(float(m) for m in split.x_train.mean(axis=(0, 2, 3)))
-    std = tuple(float(s) + 1e-6 for s in split.x_train.std(axis=(0, 2, 3)))
-    torch.manual_seed(seed)
-    model = build(model_cfg.arch, c, split.num_classes, h, mean, std)
+    split = load_split(data_cfg, seed)
+    ctx = LoadContext(model_cfg, data_cfg, split, seed, on_status or (lambda _t: None))
+    user = load_model(ctx)
     info = {
-        "model": model_cfg.arch,
-        "dataset": data_cfg.name,
-        "num_classes": split.num_classes,
+        "model": model_cfg.label,
+        "dataset": split.name,
+        "num_classes": user.num_classes,
         "input_shape": list(split.input_shape),
         "eval_count": int(len(split.x_eval)),
         "calib_count": int(len(split.x_calib)),
         "train_count": int(len(split.x_train)),
+        "data_sources": split.origin,
+        "source": user.source,
+        "weights": user.source.get("weights"),
     }
+    info["base_accuracy_torch"] = accuracy(user.module, split.x_eval, split.y_eval)
+    return Subject(model=user.module, split=split, info=info, reference=user.reference)
+
+
+def load_builtin(ctx: LoadContext) -> UserModel:
+    """A built-in architecture sized for the data: loaded from ``checkpoint``, else trained on
+    the training split once (seeded) and cached by architecture, data and training settings."""
+    import torch
+
+    from edgebench.subject.models import build
+    from edgebench.subject.sources import UserModel
+    from edgebench.subject.train import train
+
+    model_cfg, data_cfg, split, seed = ctx.model, ctx.data, ctx.split, ctx.seed
+    arch = model_cfg.spec
+    c, h = int(split.x_eval.shape[1]), int(split.x_eval.shape[2])
+    ref = split.x_train if len(split.x_train) else split.x_eval
+    mean = tuple(float(m) for m in ref.mean(axis=(0, 2, 3)))
+    std = tuple(float(s) + 1e-6 for s in ref.std(axis=(0, 2, 3)))
+    torch.manual_seed(seed)
+    model = build(arch, c, split.num_classes, h, mean, std)
+    source: dict = {"kind": "arch", "spec": arch, "files": []}
     if model_cfg.checkpoint:
-        state = load_state_dict(Path(model_cfg.checkpoint).expanduser(), model_cfg.allow_pickle)
+        ckpt = Path(model_cfg.checkpoint).expanduser()
+        state = load_state_dict(ckpt, model_cfg.allow_pickle)
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
             raise EdgebenchError(
-                f"{model_cfg.checkpoint}: does not fit architecture '{model_cfg.arch}': {first_line(exc)}"
+                f"{model_cfg.checkpoint}: does not fit architecture '{arch}': {mismatch(model, state, exc)}"
             ) from None
-        info["weights"] = str(model_cfg.checkpoint)
+        source["files"].append(file_record(ckpt, "checkpoint"))
+        source["weights"] = f"checkpoint {ckpt}"
     else:
-        cached = (
-            cache_dir()
-            / "models"
-            / f"{model_cfg.arch}-{data_cfg.name}-{_key(model_cfg, data_cfg, seed, split.input_shape)}.pt"
-        )
+        if not len(split.x_train):
+            raise EdgebenchError(
+                f"model.arch: training built-in '{arch}' needs training images; expected data.train or "
+                "model.checkpoint, found neither"
+            )
+        cached = cache_dir() / "models" / f"{arch}-{split.name}-{_key(model_cfg, data_cfg, seed, split.input_shape)}.pt"
         if cached.is_file():
             model.load_state_dict(torch.load(cached, map_location="cpu", weights_only=True))
-            info["weights"] = f"cached: {cached}"
+            source["weights"] = f"cached: {cached}"
         else:
-            if on_status:
-                on_status(
-                    f"training {model_cfg.arch} on {data_cfg.name} ({len(split.x_train)} images, {model_cfg.train_epochs} epochs)"
-                )
+            ctx.on_status(
+                f"training {arch} on {split.name} ({len(split.x_train)} images, {model_cfg.train_epochs} epochs)"
+            )
             train(model, split.x_train, split.y_train, epochs=model_cfg.train_epochs, lr=model_cfg.train_lr, seed=seed)
             cached.parent.mkdir(parents=True, exist_ok=True)
             tmp = cached.with_suffix(".tmp")
             torch.save(model.state_dict(), tmp)
             tmp.replace(cached)
-            info["weights"] = f"trained now, cached at {cached}"
-    model.eval()
-    info["base_accuracy_torch"] = accuracy(model, split.x_eval, split.y_eval)
-    return Subject(model=model, split=split, info=info)
+            source["weights"] = f"trained now, cached at {cached}"
+    return UserModel(model.eval(), source)
+
+
+def mismatch(module: Any, state: dict, exc: BaseException) -> str:
+    """Why a state_dict does not fit *module*, in a few words: missing, unexpected, other shapes."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    extra = [k for k in state if k not in own]
+    shapes = [
+        f"{k}: checkpoint {tuple(state[k].shape)}, model {tuple(own[k].shape)}"
+        for k in own
+        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    parts = []
+    if shapes:
+        parts.append(f"{len(shapes)} tensor(s) of another shape ({shapes[0]})")
+    if missing:
+        parts.append(f"{len(missing)} missing ({', '.join(missing[:3])})")
+    if extra:
+        parts.append(f"{len(extra)} unexpected ({', '.join(extra[:3])})")
+    return "; ".join(parts) if parts else first_line(exc)
+
+
+def file_record(path: Path, role: str) -> dict:
+    """A file the model came from, as the report names it: role, path and sha256."""
+    from edgebench.util.io import sha256_file
+
+    return {"role": role, "path": str(path), "sha256": sha256_file(path)}

@@ -13,7 +13,12 @@ from edgebench.study.config import load_study, study_from_dict
 def test_defaults_are_the_demo_study() -> None:
     cfg = load_study(None)
     assert [c.name for c in cfg.candidates] == ["base", "pruned-50", "int8", "pruned-50+int8"]
-    assert cfg.model.arch == "lenet5" and cfg.data.name == "mnist" and cfg.devices == ("local",)
+    assert (
+        cfg.model.kind == "arch"
+        and cfg.model.spec == "lenet5"
+        and cfg.data.name == "mnist"
+        and cfg.devices == ("local",)
+    )
     assert cfg.candidates[3].prune == {"ratio": 0.5} and cfg.candidates[3].quantize == {"preset": "ort-cpu"}
 
 
@@ -36,7 +41,7 @@ def test_shorthands_and_base_is_always_present() -> None:
         ({"candidates": [{"name": "x", "prune": 0.5}]}, r"candidates\[0\].prune: expected a mapping"),
         ({"devices": []}, "devices: expected a list of device names"),
         ({"attacks": {"samples": 0}}, "attacks.samples: expected a positive number"),
-        ({"model": {"arch": 3}}, "model.arch: expected a string"),
+        ({"model": {"arch": 3}}, "model.arch: expected a non-empty string, found 3"),
         ({"data": "mnist"}, "data: expected a mapping"),
         (
             {"candidates": [{"name": "b", "parent": "a", "prune": {}}, {"name": "a", "prune": {}}]},

@@ -1,0 +1,121 @@
+"""`edgebench init MODEL --data PATH` writes a study that `edgebench run` runs as written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from edgebench.cli.main import main
+from edgebench.study.config import load_study
+from edgebench.study.pipeline import Pipeline
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def files(digits: tuple[np.ndarray, np.ndarray], tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "subject"))
+    from user_model_files import make_user_files
+
+    return make_user_files(tmp_path_factory.mktemp("user"), digits)
+
+
+def one_line_error(capsys: pytest.CaptureFixture, rc: int, *needles: str) -> None:
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert rc == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+def test_init_onnx_then_run_as_written(
+    files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:  # noqa: ANN001
+    monkeypatch.chdir(tmp_path)
+    assert main(["init", str(files.onnx), "--data", str(files.eval)]) == 0
+    text = (tmp_path / "study.yaml").read_text()
+    assert "# Input 1x8x8 (pixels in [0,1]), 10 classes: read from the model." in text
+    study = yaml.safe_load(text)
+    assert study["model"] == {"onnx": str(files.onnx)}
+    assert study["data"]["name"] == "npz" and study["data"]["path"] == str(files.eval)
+    assert [c if isinstance(c, str) else c["name"] for c in study["candidates"]] == [
+        "base",
+        "pruned-50",
+        "int8",
+        "pruned-50+int8",
+    ]
+    # the model expects (x - 0.5) / 0.25: the user uncomments the normalize line init wrote
+    assert "  # normalize: {mean: [0.5], std: [0.25]}\n" in text
+    (tmp_path / "study.yaml").write_text(text.replace("  # normalize:", "  normalize:"))
+    text = (tmp_path / "study.yaml").read_text()
+    assert main(["run", "study.yaml", "--out", "run", "--quiet"]) == 0
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert [c["name"] for c in results["candidates"]] == ["base", "pruned-50", "int8", "pruned-50+int8"]
+    assert results["subject"]["source"]["kind"] == "onnx" and results["subject"]["num_classes"] == 10
+    base = results["candidates"][0]["devices"]["local"]
+    assert base["clean_accuracy"] > 0.8 and base["latency_ms"]["p50"] > 0
+    # never overwrites without --force
+    capsys.readouterr()
+    one_line_error(capsys, main(["init", str(files.onnx), "--data", str(files.eval)]), "study.yaml exists", "--force")
+    assert (tmp_path / "study.yaml").read_text() == text
+    assert main(["init", str(files.onnx), "--data", str(files.eval), "--force"]) == 0
+
+
+def test_init_python_file_finds_the_class_and_shape(files, tmp_path: Path) -> None:  # noqa: ANN001
+    out = tmp_path / "s.yaml"
+    assert (
+        main(
+            [
+                "init",
+                str(files.net_py),
+                "--checkpoint",
+                str(files.checkpoint),
+                "--data",
+                str(files.eval),
+                "-o",
+                str(out),
+            ]
+        )
+        != 0
+    )  # two classes
+    out2 = tmp_path / "s2.yaml"
+    rc = main(
+        [
+            "init",
+            f"{files.net_py}:Net",
+            "--checkpoint",
+            str(files.checkpoint),
+            "--data",
+            str(files.eval),
+            "-o",
+            str(out2),
+        ]
+    )
+    assert rc == 0
+    cfg = load_study(out2)
+    assert cfg.model.kind == "python" and cfg.model.checkpoint == str(files.checkpoint)
+    assert "# Input 1x8x8" in out2.read_text()
+    Pipeline(cfg, tmp_path / "run").validate()
+
+
+def test_init_torchscript_has_no_pruned_candidates(files, tmp_path: Path) -> None:  # noqa: ANN001
+    out = tmp_path / "ts.yaml"
+    assert main(["init", str(files.torchscript), "--data", str(files.eval), "-o", str(out)]) == 0
+    cfg = load_study(out)
+    assert cfg.model.kind == "torchscript" and all(c.prune is None for c in cfg.candidates)
+    Pipeline(cfg, tmp_path / "run").validate()
+
+
+def test_init_bad_inputs(files, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:  # noqa: ANN001
+    out = str(tmp_path / "x.yaml")
+    one_line_error(capsys, main(["init", str(files.checkpoint), "-o", out]), "holds weights, not an architecture")
+    one_line_error(capsys, main(["init", "torchvision:resnet18", "-o", out]), "takes 3x224x224 images", "--data")
+    one_line_error(capsys, main(["init", str(tmp_path / "nope.onnx"), "-o", out]), "model not found")
+    one_line_error(capsys, main(["init", str(files.net_py), "-o", out]), "expected one nn.Module class", "Net")
+    assert not Path(out).exists()
