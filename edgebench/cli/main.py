@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "edgebench.cli.stages",
     "edgebench.cli.profile",
     "edgebench.cli.report",
+    "edgebench.cli.search",
 ]
 
 app = typer.Typer(

@@ -536,6 +536,12 @@ def device_environment_table(results: dict, device: str) -> Table:
 # --------------------------------------------------------------------------- the whole report
 
 
+def _search_section(results: dict) -> Section | None:
+    from edgebench.search.report import search_section
+
+    return search_section(results)
+
+
 def build_report(results: dict) -> Report:
     """Every section of the report, in reading order."""
     subject = results.get("subject") or {}
@@ -566,6 +572,7 @@ def build_report(results: dict) -> Report:
         )
     )
     sections.append(Section("candidates", "Candidates", (candidates_table(results),)))
+    sections += [s for s in (_search_section(results),) if s is not None]  # edgebench search only
     for d in devices:
         tables = [
             latency_table(results, d),
