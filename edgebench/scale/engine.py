@@ -84,6 +84,9 @@ def run_with_engine(pipe: Pipeline, engine: Engine) -> dict:
 
     devices = [get_device(name) for name in pipe.config.devices]
     engine.adopt(pipe.prepare())
+    run_study = getattr(engine, "run_study", None)
+    if run_study is not None:  # an engine that pipelines the stages itself (ray)
+        return run_study(pipe, devices)
     built = engine.build(pipe, list(pipe.config.candidates))
     attack_sets = engine.attacks(pipe)
     pipe._write_results()
