@@ -46,7 +46,9 @@ def _import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise EdgebenchError(f"--engine ray: expected the ray package, found none; install it with {INSTALL_HINT}") from None
+        raise EdgebenchError(
+            f"--engine ray: expected the ray package, found none; install it with {INSTALL_HINT}"
+        ) from None
     return ray
 
 
@@ -199,7 +201,9 @@ class RayEngine:
         self._run_measurements(pipe, devices, refs)
 
     def _run_measurements(self, pipe: Pipeline, devices: list, refs: list) -> None:
-        pipe.ui("task", {"id": "measure", "text": f"measure on {', '.join(d.name for d in devices)}", "total": len(refs)})
+        pipe.ui(
+            "task", {"id": "measure", "text": f"measure on {', '.join(d.name for d in devices)}", "total": len(refs)}
+        )
         t0 = time.time()
         self.measured += self._get(refs, pipe, "measure")
         pipe.ui("done", {"id": "measure"})

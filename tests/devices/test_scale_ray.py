@@ -142,7 +142,9 @@ def test_ray_address_that_does_not_answer_is_one_line(tmp_path: Path) -> None:
     study = tmp_path / "study.yaml"
     study.write_text(yaml.safe_dump(dict(STUDY, devices=["local"])))
     res = subprocess.run(
-        _cli(["run", str(study), "--out", str(tmp_path / "run"), "--engine", "ray", "--ray-address", f"127.0.0.1:{port}"]),
+        _cli(
+            ["run", str(study), "--out", str(tmp_path / "run"), "--engine", "ray", "--ray-address", f"127.0.0.1:{port}"]
+        ),
         capture_output=True,
         text=True,
         timeout=120,
