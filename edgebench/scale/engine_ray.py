@@ -139,7 +139,7 @@ class RayEngine:
             check_address(address)
         kwargs: dict[str, Any] = {
             "runtime_env": {"env_vars": _worker_env()},
-            "logging_level": logging.WARNING,
+            "logging_level": logging.ERROR,
             "log_to_driver": False,
         }
         if address:

@@ -153,3 +153,53 @@ def test_ray_address_that_does_not_answer_is_one_line(tmp_path: Path) -> None:
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "no Ray head answers" in lines[0], res.stderr
     assert not (tmp_path / "run" / "measurements").exists()
+
+
+@pytest.mark.slow
+def test_search_on_the_ray_cluster(ray_cluster: tuple, sshd: LoopbackSshd, tmp_path: Path) -> None:
+    """``edgebench search --engine ray``: trials built on the CPU workers, survivors measured on
+    the local device and a loopback board; the same record as a local search."""
+    cluster, _ = ray_cluster
+    add_device(sshd.spec("board-a"), replace=True)
+    study = dict(
+        STUDY,
+        candidates=["base"],
+        devices=["local", "board-a"],
+        search={"trials": 3, "keep": 0.5, "space": {"prune_ratio": [0.2, 0.6], "quantize": ["ort-cpu", "none"]}},
+    )
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    out = tmp_path / "run"
+    args = _cli(
+        ["search", str(path), "--out", str(out), "--quiet", "--engine", "ray", "--ray-address", cluster.address]
+    )
+    res = subprocess.run(args, capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    assert res.returncode == 0, res.stderr[-3000:]
+    record = json.loads((out / "results.json").read_text())["search"]
+    assert len(record["trials"]) == 3 and len(record["survivors"]) == 2
+    measured = {(p.parts[-3], p.parts[-2]) for p in (out / "measurements").glob("*/*/profile.json")}
+    assert measured == {(c, d) for c in ["base", *record["survivors"]] for d in ("local", "board-a")}
+    tasks = json.loads((out / TASKS).read_text())["tasks"]
+    assert sorted((t["candidate"], t["device"]) for t in tasks) == sorted(measured)
+    for dev in ("local", "board-a"):
+        assert record["recommended"][dev] is not None or record["closest"][dev] is not None
+
+
+def test_device_without_a_ray_resource_is_one_line(ray_cluster: tuple, sshd2: LoopbackSshd, tmp_path: Path) -> None:
+    """A cluster where no node declares a study device's resource would queue its tasks forever:
+    refused up front, naming the resource and how to add it."""
+    cluster, _ = ray_cluster
+    add_device(sshd2.spec("board-c"), replace=True)
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump(dict(STUDY, devices=["local", "board-c"])))
+    res = subprocess.run(
+        _cli(["run", str(study), "--out", str(tmp_path / "run"), "--engine", "ray", "--ray-address", cluster.address]),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ),
+    )
+    assert res.returncode == 2, res.stderr[-2000:]
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and device_resource("board-c") in last and "ray start --address" in last
+    assert not (tmp_path / "run" / "measurements").exists()
