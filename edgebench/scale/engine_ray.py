@@ -2,13 +2,14 @@
 
 * Compression + export (one task per candidate) and crafting the attacks are Ray tasks on CPU
   workers (``num_cpus=1``).
-* Each device is a Ray custom resource of capacity 1 (``edgebench_device_<name>``): a
-  measurement task (profile, replay, black-box for one candidate on one device) holds it, so a
-  board runs one measurement at a time while other boards and CPU work go on. Engine builds
-  happen where they always do: in the agent, on the device.
+* Each device is a Ray custom resource of capacity 1 (``edgebench_device_<name>``), held by one
+  actor per device (:class:`DeviceWorker`) that runs that board's measurements (profile, replay,
+  black-box per candidate) one at a time through one open link, while other boards and CPU work
+  go on. Engine builds happen where they always do: in the agent, on the device.
 * Every task writes through the same :class:`~edgebench.study.store.RunStore` (atomic files,
-  skip what exists): a task retried after its worker died (``max_retries``) redoes only what
-  had not been written, and nothing finished is lost. The run folder must be on a file system
+  skip what exists): a task retried after its worker died (``max_retries``; a device actor is
+  restarted and its interrupted call retried) redoes only what had not been written, and
+  nothing finished is lost. The run folder must be on a file system
   every node sees (one machine, or NFS); results.json and the report are written by the driver.
 
 ``ray.init()`` starts a local Ray with the devices' resources; ``--ray-address HOST:PORT``
@@ -86,47 +87,75 @@ def _worker_env() -> dict[str, str]:
 
 
 # ---- the tasks (plain functions; wrapped by ray.remote in RayEngine) --------------------------------
-def build_task(cfg: StudyConfig, run_dir: str, cand: CandidateConfig) -> dict:
-    """Compress + export + check one candidate (or find it built); its manifest."""
+_SUBJECTS: dict[tuple, Any] = {}  # per worker process: Ray reuses workers, so load the subject once
+
+
+def _subject(cfg: StudyConfig) -> Any:
     from edgebench.subject.zoo import load_subject
 
-    pipe = Pipeline(cfg, Path(run_dir))
-    subject = load_subject(cfg.model, cfg.data, cfg.seed)
-    return pipe._build_one(cand, subject, {}).manifest
+    key = (repr(cfg.model), repr(cfg.data), cfg.seed)
+    if key not in _SUBJECTS:
+        _SUBJECTS.clear()
+        _SUBJECTS[key] = load_subject(cfg.model, cfg.data, cfg.seed)
+    return _SUBJECTS[key]
+
+
+def build_task(cfg: StudyConfig, run_dir: str, cand: CandidateConfig) -> dict:
+    """Compress + export + check one candidate (or find it built); its manifest."""
+    return Pipeline(cfg, Path(run_dir))._build_one(cand, _subject(cfg), {}).manifest
 
 
 def attack_task(cfg: StudyConfig, run_dir: str) -> list[dict]:
     """Craft (or find) the adversarial sets on the base model."""
-    from edgebench.subject.zoo import load_subject
-
-    return Pipeline(cfg, Path(run_dir))._attacks(load_subject(cfg.model, cfg.data, cfg.seed))
+    return Pipeline(cfg, Path(run_dir))._attacks(_subject(cfg))
 
 
-def measure_task(
-    cfg: StudyConfig, run_dir: str, cand: CandidateConfig, manifest: dict, device: str, attack_sets: list[dict]
+def measure_on(
+    dev: Any, cfg: StudyConfig, run_dir: str, cand: CandidateConfig, manifest: dict, attack_sets: list[dict]
 ) -> dict:
-    """Profile, replay (and black-box) one candidate on one device; holds the device's resource."""
-    from edgebench.devices.inventory import get_device
-    from edgebench.devices.registry import open_device
-
+    """Profile, replay (and black-box) one candidate on the open device *dev*; what was measured."""
     t0 = time.time()
     pipe = Pipeline(cfg, Path(run_dir))
     kinds = ["profile", "replay"] + (["blackbox"] if cfg.blackbox.enabled else [])
-    before = {k for k in kinds if pipe.store.has(cand.name, device, k)}
+    before = {k for k in kinds if pipe.store.has(cand.name, dev.name, k)}
     b = Built(cand, manifest)
-    with open_device(get_device(device)) as dev:
-        pipe._profile(dev, b)
-        pipe._replay(dev, b, attack_sets)
-        if cfg.blackbox.enabled:
-            pipe._blackbox(dev, b)
+    pipe._profile(dev, b)
+    pipe._replay(dev, b, attack_sets)
+    if cfg.blackbox.enabled:
+        pipe._blackbox(dev, b)
     return {
         "candidate": cand.name,
-        "device": device,
+        "device": dev.name,
         "measured": [k for k in kinds if k not in before],  # empty: everything was already on disk
         "pid": os.getpid(),
         "start": t0,
         "end": time.time(),
     }
+
+
+class DeviceWorker:
+    """A Ray actor per device that holds the device's resource (capacity 1) for the study: its
+    measurements run one at a time, through one open device (an SSH link is set up once, not
+    per measurement). Restarted when its process dies; the interrupted call is retried."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self._dev: Any = None
+
+    def measure(
+        self, cfg: StudyConfig, run_dir: str, cand: CandidateConfig, manifest: dict, attack_sets: list[dict]
+    ) -> dict:
+        if self._dev is None:
+            from edgebench.devices.inventory import get_device
+            from edgebench.devices.registry import open_device
+
+            self._dev = open_device(get_device(self.device))
+        return measure_on(self._dev, cfg, run_dir, cand, manifest, attack_sets)
+
+    def close(self) -> None:
+        if self._dev is not None:
+            self._dev.close()
+            self._dev = None
 
 
 class RayEngine:
@@ -157,8 +186,9 @@ class RayEngine:
         self.parallel = max(1, int(available.get("CPU", 1)))
         self._build = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(build_task)
         self._attack = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(attack_task)
-        self._measure = ray.remote(num_cpus=0, max_retries=MAX_RETRIES)(measure_task)
-        self.measured: list[dict] = []  # what each measurement task returned (pid, start, end)
+        self._worker = ray.remote(num_cpus=0, max_restarts=MAX_RETRIES, max_task_retries=MAX_RETRIES)(DeviceWorker)
+        self.measured: list[dict] = []  # what each measurement call returned (pid, start, end)
+        self._workers: list = []
 
     def adopt(self, subject: Any) -> None:
         """The driver's subject is not shipped: workers load it from the cache it filled."""
@@ -189,12 +219,10 @@ class RayEngine:
         return self._get([self._attack.remote(pipe.config, str(pipe.run_dir))], pipe)[0]
 
     def _measure_refs(self, pipe: Pipeline, devices: list, items: list[tuple[CandidateConfig, Any]], sets: Any) -> list:
+        """One measurement call per candidate x device, queued on that device's actor."""
         cfg, run_dir = self.ray.put(pipe.config), str(pipe.run_dir)
-        return [
-            self._measure.options(resources={device_resource(d.name): 1}).remote(cfg, run_dir, c, m, d.name, sets)
-            for d in devices
-            for c, m in items
-        ]
+        self._workers = [self._worker.options(resources={device_resource(d.name): 1}).remote(d.name) for d in devices]
+        return [w.measure.remote(cfg, run_dir, c, m, sets) for w in self._workers for c, m in items]
 
     def measure(self, pipe: Pipeline, devices: list, built: list[Built], attack_sets: list[dict]) -> None:
         refs = self._measure_refs(pipe, devices, [(b.config, b.manifest) for b in built], attack_sets)
@@ -205,10 +233,23 @@ class RayEngine:
             "task", {"id": "measure", "text": f"measure on {', '.join(d.name for d in devices)}", "total": len(refs)}
         )
         t0 = time.time()
-        self.measured += self._get(refs, pipe, "measure")
+        try:
+            self.measured += self._get(refs, pipe, "measure")
+        finally:
+            self._release_workers()
         pipe.ui("done", {"id": "measure"})
         # which process measured what, when: the record of one measurement at a time per device
         pipe.store.write_json(TASKS, {"submitted": t0, "finished": time.time(), "tasks": self.measured})
+
+    def _release_workers(self) -> None:
+        """Close the devices' links and free their resources for the next study."""
+        for w in self._workers:
+            try:
+                self.ray.get(w.close.remote(), timeout=30)
+            except Exception as exc:  # noqa: BLE001 - a dead or stuck actor is killed below anyway
+                log.info("device worker close: %s", exc)
+            self.ray.kill(w)
+        self._workers = []
 
     def run_study(self, pipe: Pipeline, devices: list) -> dict:
         """``edgebench run``: builds, attacks and measurements submitted at once; a measurement

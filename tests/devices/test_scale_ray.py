@@ -70,11 +70,11 @@ def _cli(args: list[str]) -> list[str]:
 
 
 def _measure_workers() -> list[psutil.Process]:
-    """Ray worker processes executing a measurement right now (Ray titles them ray::<task>)."""
+    """Device actors executing a measurement right now (Ray titles them ray::<class>.<method>)."""
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         cmd = proc.info.get("cmdline") or []
-        if cmd and cmd[0].startswith("ray::measure_task"):
+        if cmd and cmd[0].startswith("ray::DeviceWorker.measure"):
             found.append(proc)
     return found
 
@@ -99,6 +99,7 @@ def test_ray_cluster_study_survives_a_lost_worker(
             cluster.remove_node(workers[0], allow_graceful=False)  # a CPU node lost mid-build
             node_removed = True
         if not killed and list((out / "measurements").glob("*/*/profile.json")):
+            kill_time = time.time()
             for worker in _measure_workers():
                 worker.send_signal(signal.SIGKILL)  # a worker lost mid-measurement
                 killed.append(worker.pid)
@@ -115,7 +116,8 @@ def test_ray_cluster_study_survives_a_lost_worker(
     assert sorted((t["candidate"], t["device"]) for t in tasks) == sorted(
         (c, d) for c in ("base", "int8", "pruned-50") for d in DEVICES
     )  # one successful task per candidate x device
-    assert not {t["pid"] for t in tasks} & set(killed)  # the killed worker's task finished elsewhere
+    # the tasks the killed workers were running finished in other processes
+    assert all(t["end"] < kill_time for t in tasks if t["pid"] in killed)
     for dev in DEVICES:  # capacity 1: measurements on one device never overlap
         spans = sorted((t["start"], t["end"]) for t in tasks if t["device"] == dev)
         assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:])), spans
