@@ -205,3 +205,34 @@ def test_device_without_a_ray_resource_is_one_line(ray_cluster: tuple, sshd2: Lo
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and device_resource("board-c") in last and "ray start --address" in last
     assert not (tmp_path / "run" / "measurements").exists()
+
+
+@pytest.mark.slow
+def test_two_studies_share_a_board_one_measurement_at_a_time(
+    ray_cluster: tuple, sshd: LoopbackSshd, tmp_path: Path
+) -> None:
+    """The device resource has capacity 1 cluster-wide: two studies submitted at once to the same
+    cluster never measure on the same board at the same time."""
+    cluster, _ = ray_cluster
+    add_device(sshd.spec("board-a"), replace=True)
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump(dict(STUDY, candidates=["base", STUDY["candidates"][1]], devices=["board-a"])))
+    outs = [tmp_path / "one", tmp_path / "two"]
+    procs = [
+        subprocess.Popen(
+            _cli(["run", str(study), "--out", str(o), "--quiet", "--engine", "ray", "--ray-address", cluster.address]),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ),
+        )
+        for o in outs
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+    spans = sorted(
+        (t["start"], t["end"]) for o in outs for t in json.loads((o / TASKS).read_text())["tasks"] if t["measured"]
+    )
+    assert len(spans) == 4
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:])), spans
