@@ -174,7 +174,10 @@ class RayEngine:
         if address:
             ray.init(address=address, **kwargs)
         else:
-            ray.init(resources={device_resource(d): 1 for d in devices}, include_dashboard=False, **kwargs)
+            # address="local": always a new Ray on this machine, never one some other "ray start" left running
+            ray.init(
+                address="local", resources={device_resource(d): 1 for d in devices}, include_dashboard=False, **kwargs
+            )
         available = ray.cluster_resources()
         missing = [device_resource(d) for d in devices if available.get(device_resource(d), 0) < 1]
         if missing:
