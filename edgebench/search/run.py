@@ -45,7 +45,9 @@ OBJECTIVES: tuple[tuple[str, Any], ...] = (
 
 class SearchStore(RunStore):
     """A run folder that grows: trials add candidates (an existing one may never change its
-    recipe), and the search settings may change (more trials resume the same search)."""
+    recipe), and the search settings may change (more trials resume the same search). The
+    search re-binds the complete trials on every run, so a trial an interrupted run never
+    finished drops out of the study (its files stay, unused)."""
 
     RESUMABLE_CHANGES = ("devices", "budgets", "search", "candidates")
 
@@ -59,9 +61,6 @@ class SearchStore(RunStore):
                 raise EdgebenchError(
                     f"{self.root} holds candidate(s) {changed} with another recipe; use another --out folder"
                 )
-            missing = sorted(set(before) - set(now))
-            if missing:  # a re-run binds before re-adding its trials: keep them listed
-                study = dict(study, candidates=list(study["candidates"]) + [before[n] for n in missing])
         super().bind_study(study)
 
 

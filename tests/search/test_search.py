@@ -183,3 +183,40 @@ def test_survivors_are_feasible_non_dominated_first() -> None:
     assert pareto_ranks([[100, -0.9], [50, -0.8], [100, -0.8]]) == [0, 0, 1]
     assert select_survivors(trials, 0.5) == ["t1", "t0"]  # t3 dominates all but breaks a budget
     assert select_survivors(trials, 0.01) == ["t1"]
+
+
+@pytest.mark.slow
+def test_search_killed_mid_trial_resumes(tmp_path: Path) -> None:
+    """A search killed while building its trials: the re-run keeps the finished trials, closes the
+    interrupted one as failed, asks new ones up to ``trials``, and measures only complete trials."""
+    import signal
+    import time
+
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(STUDY))
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "edgebench", "search", str(path), "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline:
+        if list((out / "artifacts").glob("t001-*")):  # trial 0 told; trial 1 being exported
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the search finished before it could be killed"
+    done = json.loads((out / "search" / "trials.json").read_text())
+    stamps = {t["name"]: (out / "artifacts" / f"{t['name']}.onnx").stat().st_mtime_ns for t in done}
+    again = subprocess.run(args, capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    assert again.returncode == 0, again.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    trials = results["search"]["trials"]
+    assert len(trials) == 3 and {t["name"] for t in done} <= {t["name"] for t in trials}
+    assert not any(t["name"].startswith("t001-") for t in trials)  # the interrupted trial: failed, replaced
+    for name, stamp in stamps.items():  # finished trials kept, not rebuilt
+        assert (out / "artifacts" / f"{name}.onnx").stat().st_mtime_ns == stamp
+    assert _journal_trials(out) >= 3
+    assert {c["name"] for c in results["candidates"]} == {"base"} | {t["name"] for t in trials}
+    for cand in results["candidates"]:  # nothing half-done left in the study: every candidate judged
+        measured = cand["name"] == "base" or cand["name"] in results["search"]["survivors"]
+        assert (cand["devices"]["local"]["latency_ms"] is not None) == measured
