@@ -54,6 +54,6 @@ echo "checks: ruff, mypy, deptry" >&2
 "$py" -m ruff check edgebench tests benchmarks scripts
 "$py" -m ruff format --check edgebench tests benchmarks scripts
 "$py" -m mypy edgebench
-"$py" -m deptry .
+"$py" -m deptry edgebench
 
 exec "$py" -m pytest -q "$@"

@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "edgebench.cli.stages",
     "edgebench.cli.profile",
     "edgebench.cli.report",
+    "edgebench.cli.search",
 ]
 
 app = typer.Typer(

@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from edgebench.cli.search import ENGINE_HELP, RAY_ADDRESS_HELP
+
 
 def robustness_table(results: dict, device: str) -> Table | None:
     """Accuracy under each adversarial set (rows) for every candidate (columns), as the
@@ -60,6 +62,8 @@ def register(app: typer.Typer) -> None:
             "never", "--fail-on", help="Exit non-zero on: never | not-ready (1) | unmeasured (1 or 3)."
         ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+        engine: str = typer.Option("local", "--engine", help=ENGINE_HELP),
+        ray_address: str | None = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
     ) -> None:
         import dataclasses
 
@@ -76,7 +80,12 @@ def register(app: typer.Typer) -> None:
             cfg = dataclasses.replace(cfg, devices=tuple(device))
         run_dir = out or default_run_dir(cfg)
         with PipelineUi(quiet=quiet or json_out) as ui:
-            results = Pipeline(cfg, run_dir, ui).run()
+            if engine == "local" and ray_address is None:
+                results = Pipeline(cfg, run_dir, ui).run()
+            else:  # --engine ray: the same stages and files, tasks on a Ray cluster
+                from edgebench.scale.engine import run_on_engine
+
+                results = run_on_engine(Pipeline(cfg, run_dir, ui), engine, ray_address)
         if json_out:
             print_json(results)
         else:

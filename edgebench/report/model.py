@@ -584,6 +584,12 @@ def describe_source(source: dict | None) -> str:
     return "; ".join(parts)
 
 
+def _search_section(results: dict) -> Section | None:
+    from edgebench.search.report import search_section
+
+    return search_section(results)
+
+
 def build_report(results: dict) -> Report:
     """Every section of the report, in reading order."""
     subject = results.get("subject") or {}
@@ -619,6 +625,7 @@ def build_report(results: dict) -> Report:
         )
     )
     sections.append(Section("candidates", "Candidates", (candidates_table(results),)))
+    sections += [s for s in (_search_section(results),) if s is not None]  # edgebench search only
     for d in devices:
         tables = [
             latency_table(results, d),

@@ -161,6 +161,10 @@ def assemble_results(run_dir: str | Path, write: bool = True, sets: list | None 
         "candidates": candidates,
     }
     results = evaluate_verdicts(results)
+    if study.get("search") is not None:  # edgebench search: trials, Pareto front, recommendation
+        from edgebench.search.record import search_record
+
+        results["search"] = search_record(results, store.root)
     if write:
         atomic_write_json(store.results_path, results)
     return results

@@ -36,6 +36,7 @@ from typing import Any
 
 from edgebench.errors import EdgebenchError, check_keys
 from edgebench.report.gates import GATES
+from edgebench.search.config import parse_search
 from edgebench.subject.zoo import DataConfig, ModelConfig
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]*$")
@@ -147,11 +148,14 @@ class StudyConfig:
     devices: tuple[str, ...] = ("local",)
     profile: ProfileConfig = ProfileConfig()
     budgets: Any = Budgets()  # a Budgets: its fields are made from the gate registry
+    search: Any = None  # an edgebench.search.config.SearchConfig (``edgebench search``), or None
     source: str | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d.pop("source", None)
+        if d.get("search") is None:
+            d.pop("search", None)  # a study without search binds run folders exactly as before
         return d
 
 
@@ -325,6 +329,7 @@ def study_from_dict(data: dict | None, source: str = "<defaults>") -> StudyConfi
         devices=tuple(devices),
         profile=profile,
         budgets=_section(Budgets, data.get("budgets"), f"{source}: budgets"),
+        search=parse_search(data.get("search"), source),
         source=source,
     )
     return cfg

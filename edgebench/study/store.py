@@ -68,7 +68,7 @@ class RunStore:
     # Changing these keeps earlier measurements valid: a new device is measured, the others kept;
     # new budgets only change verdicts. Any other change (model, data, candidates, attacks,
     # profile settings) would mix incomparable numbers into one folder.
-    RESUMABLE_CHANGES = ("devices", "budgets")
+    RESUMABLE_CHANGES: tuple[str, ...] = ("devices", "budgets")
 
     def bind_study(self, study: dict) -> None:
         """Record the study; refuse to mix measurements of a different study into this folder."""

@@ -1,0 +1,112 @@
+"""The ``search`` record of results.json: trials, the Pareto front and the recommendation per
+device. Recomputed from the run folder (``search/trials.json``) and the assembled candidates
+every time results.json is assembled, so it always agrees with the measurements.
+
+* ``trials``: one entry per trial (number, candidate name, params, host screen numbers,
+  feasible on the host, ``measured``: the candidate has device measurements).
+* ``pareto[device]``: candidates no other measured candidate beats on every one of p99 latency,
+  clean accuracy, robust accuracy (mean over the adversarial sets) and peak memory.
+* ``recommended[device]``: the fastest (p99) READY candidate with its margin to each budget
+  (ceiling minus value), or ``null`` with ``closest``: the candidate that misses the budgets
+  by the least (sum of relative excess over the failing gates), and what it misses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgebench.report.gates import peak_memory_mb
+from edgebench.study.store import RunStore
+
+TRIALS = "search/trials.json"
+
+
+def device_point(entry: dict) -> dict | None:
+    """A measured candidate's four device objectives, or ``None`` when not measured."""
+    p99 = (entry.get("latency_ms") or {}).get("p99")
+    clean = entry.get("clean_accuracy")
+    if p99 is None or clean is None:
+        return None
+    rows = entry.get("robustness") or []
+    robust = sum(r["accuracy"] for r in rows) / len(rows) if rows else None
+    return {"p99_ms": p99, "clean_accuracy": clean, "robust_accuracy": robust, "peak_memory_mb": peak_memory_mb(entry)}
+
+
+def _vector(pt: dict) -> list[float]:
+    return [
+        pt["p99_ms"],
+        -pt["clean_accuracy"],
+        -(pt["robust_accuracy"] if pt["robust_accuracy"] is not None else 0.0),
+        pt["peak_memory_mb"] if pt["peak_memory_mb"] is not None else 0.0,
+    ]
+
+
+def _margins(verdict: dict) -> dict[str, float]:
+    return {
+        g["name"]: g["threshold"] - g["value"]
+        for g in verdict.get("gates") or []
+        if g.get("value") is not None and g.get("threshold") is not None
+    }
+
+
+def _excess(verdict: dict) -> tuple[float, list[str]]:
+    """Sum of relative excess over the failing gates, and their names (unmeasured counts 1)."""
+    total, missed = 0.0, []
+    for g in verdict.get("gates") or []:
+        if g.get("status") == "fail" and g.get("value") is not None:
+            total += (g["value"] - g["threshold"]) / max(abs(g["threshold"]), 1e-9)
+            missed.append(g["name"])
+        elif g.get("status") == "unmeasured":
+            total += 1.0
+            missed.append(g["name"])
+    return total, missed
+
+
+def search_record(results: dict, run_dir: Any) -> dict:
+    """The ``search`` record for assembled (verdicts filled in) *results*."""
+    from edgebench.search.run import pareto_ranks
+
+    store = RunStore(run_dir)
+    trials = [dict(t) for t in store.read_json(TRIALS) or []]
+    devices = list((results.get("devices") or {}).keys())
+    by_name = {c["name"]: c for c in results.get("candidates") or []}
+    for t in trials:
+        cand = by_name.get(t["name"]) or {}
+        t["measured"] = any(device_point((cand.get("devices") or {}).get(d) or {}) for d in devices)
+    pareto: dict[str, list[dict]] = {}
+    recommended: dict[str, dict | None] = {}
+    closest: dict[str, dict | None] = {}
+    for dev in devices:
+        measured = []
+        for cand in results.get("candidates") or []:
+            entry = (cand.get("devices") or {}).get(dev) or {}
+            pt = device_point(entry)
+            if pt is not None:
+                measured.append((cand["name"], pt, entry.get("verdict") or {}))
+        ranks = pareto_ranks([_vector(pt) for _, pt, _ in measured])
+        pareto[dev] = [
+            dict(pt, candidate=n, status=v.get("status")) for (n, pt, v), r in zip(measured, ranks) if r == 0
+        ]
+        pareto[dev].sort(key=lambda p: p["p99_ms"])
+        ready = [(pt["p99_ms"], n, v) for n, pt, v in measured if v.get("status") == "READY"]
+        if ready:
+            p99, name, verdict = min(ready, key=lambda r: r[0])
+            recommended[dev] = {"candidate": name, "p99_ms": p99, "margins": _margins(verdict)}
+            closest[dev] = None
+        else:
+            recommended[dev] = None
+            scored = sorted(((_excess(v), n, v) for n, _, v in measured), key=lambda s: (s[0][0], s[1]))
+            if scored:
+                (excess, missed), name, verdict = scored[0]
+                closest[dev] = {"candidate": name, "misses": missed, "excess": excess, "margins": _margins(verdict)}
+            else:
+                closest[dev] = None
+    screen = store.read_json("search/screen.json") or {}
+    return {
+        "trials": trials,
+        "survivors": screen.get("survivors", []),
+        "base_screen": screen.get("base"),
+        "pareto": pareto,
+        "recommended": recommended,
+        "closest": closest,
+    }

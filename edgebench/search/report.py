@@ -1,0 +1,101 @@
+"""The report's "Search" section: the recommendation (or that no candidate meets the budgets,
+and the closest), the Pareto front per device and the trials with their host screen."""
+
+from __future__ import annotations
+
+from edgebench.report import format as fmt
+from edgebench.report.gates import GATE_BY_NAME
+from edgebench.report.model import Cell, Section, Table
+
+
+def _c(text: str, value: object = None, key: str = "", status: str = "") -> Cell:
+    return Cell(text=text, value=value, key=key, status=status)
+
+
+def _margin_text(margins: dict) -> str:
+    parts = []
+    for name, m in margins.items():
+        gate = GATE_BY_NAME.get(name)
+        label = gate.label if gate else name
+        shown = gate.format(abs(m)) if gate else f"{abs(m):.3g}"
+        parts.append(f"{label} {'under' if m >= 0 else 'over'} budget by {shown}")
+    return "; ".join(parts)
+
+
+def recommendation_line(record: dict, device: str) -> str:
+    rec = (record.get("recommended") or {}).get(device)
+    if rec:
+        return f"{device}: recommended {rec['candidate']} (fastest READY, p99 {fmt.ms(rec['p99_ms'])} ms; {_margin_text(rec['margins'])})"
+    close = (record.get("closest") or {}).get(device)
+    if close:
+        return (
+            f"{device}: no candidate meets the budgets; closest is {close['candidate']} "
+            f"(misses {', '.join(close['misses'])}; {_margin_text(close['margins'])})"
+        )
+    return f"{device}: no candidate was measured"
+
+
+def search_section(results: dict) -> Section | None:
+    """The section, or ``None`` for a run that was not a search."""
+    record = results.get("search")
+    if not isinstance(record, dict):
+        return None
+    tables = []
+    for dev, front in (record.get("pareto") or {}).items():
+        rec = ((record.get("recommended") or {}).get(dev) or {}).get("candidate")
+        rows = tuple(
+            (
+                _c(p["candidate"] + (" (recommended)" if p["candidate"] == rec else ""), p["candidate"], "candidate"),
+                _c(fmt.ms(p["p99_ms"]), p["p99_ms"], "p99"),
+                _c(fmt.pct(p["clean_accuracy"]), p["clean_accuracy"], "clean_accuracy"),
+                _c(fmt.pct(p["robust_accuracy"]), p["robust_accuracy"], "robust_accuracy"),
+                _c(fmt.mb(p["peak_memory_mb"]), p["peak_memory_mb"], "peak_memory_mb"),
+                _c(fmt.text(p["status"]), p["status"], "verdict", (p["status"] or "").lower().replace(" ", "-")),
+            )
+            for p in front
+        )
+        tables.append(
+            Table(
+                f"pareto-{dev}",
+                f"Pareto front on {dev}",
+                ("Candidate", "p99 ms", "Clean accuracy", "Robust accuracy", "Peak memory MB", "Verdict"),
+                rows,
+                note=recommendation_line(record, dev),
+            )
+        )
+    trials = record.get("trials") or []
+    survivors = set(record.get("survivors") or [])
+    tables.append(
+        Table(
+            "trials",
+            "Trials (screened on the host; the best measured on the devices)",
+            (
+                "Trial",
+                "Candidate",
+                "Parameters",
+                "Host accuracy",
+                "Host robust accuracy",
+                "MACs",
+                "Feasible",
+                "Measured",
+            ),
+            tuple(
+                (
+                    _c(str(t["number"]), t["number"], "trial"),
+                    _c(t["name"], t["name"], "candidate"),
+                    _c(fmt.text(t.get("params")), None, "params"),
+                    _c(fmt.pct(t["screen"]["clean_accuracy"]), t["screen"]["clean_accuracy"], "screen_accuracy"),
+                    _c(fmt.pct(t["screen"]["robust_accuracy"]), t["screen"]["robust_accuracy"], "screen_robust"),
+                    _c(fmt.count(t["screen"]["macs"]), t["screen"]["macs"], "macs"),
+                    _c("yes" if t.get("feasible") else "no", t.get("feasible"), "feasible"),
+                    _c(
+                        "yes" if t.get("measured") else ("selected" if t["name"] in survivors else "no"),
+                        t.get("measured"),
+                        "measured",
+                    ),
+                )
+                for t in trials
+            ),
+        )
+    )
+    return Section("search", "Search", tuple(tables), note="Each Pareto table names the recommended candidate.")

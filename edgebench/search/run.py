@@ -1,0 +1,266 @@
+"""``edgebench search``: Optuna explores the study's ``search.space``; every trial is a candidate.
+
+1. The listed candidates (at least ``base``) are built and the attacks crafted on base.
+2. Trials are asked from a seeded multi-objective Optuna study (NSGA-II or TPE) whose storage
+   is a journal file in the run folder (``search.journal``): a re-run loads it and only asks
+   for the trials still missing; a trial asked but never told (the run was interrupted) is
+   built again from its stored parameters and told.
+3. Each trial's artifact is screened on the host (:mod:`edgebench.search.screen`): objectives
+   MACs (down), clean accuracy (up), robust accuracy (up), artifact size (down); the accuracy
+   and robustness budgets, checked against base on the host, are Optuna constraints.
+4. Successive halving, one rung: only the best ``keep`` share of the trials (feasible first,
+   then non-dominated rank, then fewest MACs) is measured on the devices, with the listed
+   candidates; the device numbers give the Pareto front and the recommendation
+   (:mod:`edgebench.search.record`).
+
+Everything lands in the run folder like ``edgebench run``: resumable, results.json, report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from edgebench.errors import EdgebenchError
+from edgebench.search.config import SearchConfig
+from edgebench.study.config import CandidateConfig, StudyConfig
+from edgebench.study.pipeline import Pipeline, UiFn, _silent
+from edgebench.study.store import RunStore
+
+log = logging.getLogger(__name__)
+
+JOURNAL = "search.journal"
+TRIALS = "search/trials.json"
+OBJECTIVES: tuple[tuple[str, Any], ...] = (
+    ("macs", "minimize"),
+    ("clean_accuracy", "maximize"),
+    ("robust_accuracy", "maximize"),
+    ("size_bytes", "minimize"),
+)
+
+
+class SearchStore(RunStore):
+    """A run folder that grows: trials add candidates (an existing one may never change its
+    recipe), and the search settings may change (more trials resume the same search). The
+    search re-binds the complete trials on every run, so a trial an interrupted run never
+    finished drops out of the study (its files stay, unused)."""
+
+    RESUMABLE_CHANGES = ("devices", "budgets", "search", "candidates")
+
+    def bind_study(self, study: dict) -> None:
+        old = self.read_json("study.json")
+        if old is not None:
+            before = {c["name"]: c for c in old.get("candidates", [])}
+            now = {c["name"]: c for c in json.loads(json.dumps(study)).get("candidates", [])}
+            changed = sorted(n for n in before if n in now and before[n] != now[n])
+            if changed:
+                raise EdgebenchError(
+                    f"{self.root} holds candidate(s) {changed} with another recipe; use another --out folder"
+                )
+        super().bind_study(study)
+
+
+def trial_candidate(number: int, params: dict, cfg: StudyConfig) -> CandidateConfig:
+    """The candidate a trial's parameters describe, named e.g. ``t007-p40-l1-int8``."""
+    ratio = round(float(params["prune_ratio"]), 2)
+    prune = None
+    if ratio >= 0.01:
+        prune = {"ratio": ratio, "criterion": params["criterion"], "finetune": {"epochs": int(params["epochs"])}}
+    quantize = None
+    if params["quantize"] != "none":
+        quantize = {
+            "preset": params["quantize"],
+            "calibration": params["calibration"],
+            "calib_samples": min(128, cfg.data.calib_count),
+        }
+    parts = [f"t{number:03d}", f"p{round(ratio * 100)}"]
+    if prune is not None:
+        parts.append(str(params["criterion"]))
+        if params["epochs"]:
+            parts.append(f"e{params['epochs']}")
+    parts.append("int8" if quantize else "fp32")
+    if quantize is not None and params["calibration"] != "minmax":
+        parts.append(str(params["calibration"]))
+    return CandidateConfig("-".join(parts), prune=prune, quantize=quantize)
+
+
+def _suggest(trial: Any, sc: SearchConfig) -> dict:
+    sp = sc.space
+    lo, hi = sp.prune_ratio
+    params = {"prune_ratio": trial.suggest_float("prune_ratio", lo, hi) if hi > lo else lo}
+    for key in ("criterion", "quantize", "calibration", "epochs"):
+        choices = list(getattr(sp, key))
+        params[key] = trial.suggest_categorical(key, choices) if len(choices) > 1 else choices[0]
+    trial.set_user_attr("params", params)  # fixed dimensions too, for a re-built trial
+    return params
+
+
+def _constraints(trial: Any) -> list[float]:
+    """Optuna's constraint values (<= 0 is feasible), stored with the trial by :func:`_tell`."""
+    return list(trial.user_attrs.get("constraints", [0.0]))
+
+
+def _optuna_study(run_dir: Path, cfg: StudyConfig) -> Any:
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sc = cfg.search
+    if sc.sampler == "nsga2":
+        pop = max(2, min(10, sc.trials))
+        sampler: Any = optuna.samplers.NSGAIISampler(population_size=pop, seed=cfg.seed, constraints_func=_constraints)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=cfg.seed, constraints_func=_constraints, n_startup_trials=4)
+    storage = JournalStorage(JournalFileBackend(str(run_dir / JOURNAL)))
+    return optuna.create_study(
+        study_name=f"edgebench-{cfg.name}",
+        storage=storage,
+        sampler=sampler,
+        directions=[d for _, d in OBJECTIVES],
+        load_if_exists=True,
+    )
+
+
+def _dominates(a: list[float], b: list[float]) -> bool:
+    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+
+
+def pareto_ranks(points: list[list[float]]) -> list[int]:
+    """Non-dominated rank of each point (0 = the front), every objective minimized."""
+    ranks = [-1] * len(points)
+    left = set(range(len(points)))
+    rank = 0
+    while left:
+        front = {i for i in left if not any(_dominates(points[j], points[i]) for j in left if j != i)}
+        for i in front:
+            ranks[i] = rank
+        left -= front
+        rank += 1
+    return ranks
+
+
+def select_survivors(trials: list[dict], keep: float) -> list[str]:
+    """The names of the trials measured on the devices: the best ``keep`` share (at least one)."""
+    if not trials:
+        return []
+    n = max(1, math.ceil(keep * len(trials)))
+    pts = [
+        [t["screen"]["macs"] or 0, -t["screen"]["clean_accuracy"], -(t["screen"]["robust_accuracy"] or 0.0)]
+        for t in trials
+    ]
+    ranks = pareto_ranks(pts)
+    order = sorted(
+        range(len(trials)),
+        key=lambda i: (not trials[i]["feasible"], ranks[i], trials[i]["screen"]["macs"] or 0, trials[i]["number"]),
+    )
+    return [trials[i]["name"] for i in order[:n]]
+
+
+class Search:
+    """One ``edgebench search`` over a run folder, through an engine (local or Ray)."""
+
+    def __init__(self, cfg: StudyConfig, run_dir: Path, engine: Any, ui: UiFn = _silent) -> None:
+        if cfg.search is None:
+            raise EdgebenchError(
+                f"{cfg.source}: expected a 'search:' section (space, trials) for edgebench search, found none"
+            )
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.engine = engine
+        self.ui = ui
+        self.listed = list(cfg.candidates)
+        self.pipe = Pipeline(cfg, self.run_dir, ui)
+        self.pipe.store = SearchStore(self.run_dir)
+        self.store = self.pipe.store
+        self.trial_cands: dict[str, CandidateConfig] = {}
+
+    def _rebind(self) -> None:
+        cands = tuple(self.listed) + tuple(self.trial_cands.values())
+        self.pipe.config = dataclasses.replace(self.cfg, candidates=cands)
+        self.store.bind_study(self.pipe.config.to_dict())
+
+    def run(self) -> dict:
+        from edgebench.devices.inventory import get_device
+        from edgebench.robustness.store import load_folder
+        from edgebench.search.screen import screen_artifact
+
+        cfg, sc = self.cfg, self.cfg.search
+        devices = [get_device(name) for name in cfg.devices]
+        self.engine.adopt(self.pipe.prepare())
+        study = _optuna_study(self.run_dir, cfg)
+        records = {r["name"]: r for r in (self.store.read_json(TRIALS) or [])}
+        listed_built = self.engine.build(self.pipe, self.listed)
+        attack_sets = self.engine.attacks(self.pipe)
+        sets = load_folder(self.store.attacks_dir, inputs=True)
+        base = next((b for b in listed_built if b.config.name == "base"), listed_built[0])
+        base_screen = screen_artifact(self.run_dir, base.manifest, sets)
+        import optuna
+
+        done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        for t in study.trials:
+            if t.state == optuna.trial.TrialState.COMPLETE:
+                cand = trial_candidate(t.number, t.user_attrs["params"], cfg)
+                self.trial_cands[cand.name] = cand
+        # a trial asked by an interrupted run and never told is closed as failed; new trials replace it
+        for t in study.trials:
+            if t.state == optuna.trial.TrialState.RUNNING:
+                study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        n_done = len(done)
+        self.ui(
+            "task", {"id": "search", "text": f"search: {sc.trials} trials (screened on the host)", "total": sc.trials}
+        )
+        self.ui("advance", {"id": "search", "by": min(n_done, sc.trials)})
+        while n_done < sc.trials:
+            batch: list[tuple[Any, dict]] = []
+            while len(batch) < min(max(1, self.engine.parallel), sc.trials - n_done):
+                trial = study.ask()
+                batch.append((trial, _suggest(trial, sc)))
+            cands = [trial_candidate(t.number, p, cfg) for t, p in batch]
+            for c in cands:
+                self.trial_cands[c.name] = c
+            self._rebind()
+            built = self.engine.build(self.pipe, cands)
+            for (trial, params), b in zip(batch, built):
+                screen = screen_artifact(self.run_dir, b.manifest, sets)
+                cons = self._constraint_values(screen, base_screen)
+                trial.set_user_attr("constraints", cons)
+                trial.set_user_attr("candidate", b.config.name)
+                values = [screen[k] if screen[k] is not None else 0.0 for k, _ in OBJECTIVES]
+                study.tell(trial, values)
+                records[b.config.name] = {
+                    "number": trial.number,
+                    "name": b.config.name,
+                    "params": params,
+                    "screen": screen,
+                    "constraints": cons,
+                    "feasible": all(c <= 0 for c in cons),
+                }
+                n_done += 1
+                self.ui("advance", {"id": "search"})
+            self.store.write_json(TRIALS, sorted(records.values(), key=lambda r: r["number"]))
+        self.ui("done", {"id": "search"})
+        self._rebind()
+        trials = [r for r in records.values() if r["name"] in self.trial_cands]
+        survivors = select_survivors(sorted(trials, key=lambda r: r["number"]), sc.keep)
+        self.store.write_json(
+            "search/screen.json", {"base": base_screen, "survivors": survivors, "keep": sc.keep, "trials": len(trials)}
+        )
+        to_measure = listed_built + self.engine.build(self.pipe, [self.trial_cands[n] for n in survivors])
+        self.ui("status", {"text": f"measuring {len(survivors)} of {len(trials)} trials on {', '.join(cfg.devices)}"})
+        self.engine.measure(self.pipe, devices, to_measure, attack_sets)
+        return self.pipe._write_results(final=True)
+
+    def _constraint_values(self, screen: dict, base: dict) -> list[float]:
+        """Host accuracy and robustness drops against base minus their budgets (<= 0 passes)."""
+        b = self.cfg.budgets
+        out = []
+        if b.max_accuracy_drop is not None:
+            out.append(base["clean_accuracy"] - screen["clean_accuracy"] - b.max_accuracy_drop)
+        if b.max_robustness_drop is not None and base["robust_accuracy"] is not None:
+            out.append(base["robust_accuracy"] - (screen["robust_accuracy"] or 0.0) - b.max_robustness_drop)
+        return out or [0.0]

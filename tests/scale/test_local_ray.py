@@ -1,0 +1,58 @@
+"""``--engine ray`` without an address: a fresh local Ray started by the command, same run folder
+layout and numbers as the default engine would write."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edgebench.scale.engine_ray import TASKS
+
+STUDY = {
+    "name": "localray",
+    "model": {"arch": "lenet5", "train_epochs": 1},
+    "data": {"name": "mnist", "eval_count": 100, "calib_count": 32, "train_count": 400},
+    "candidates": ["base", {"name": "int8", "quantize": {"preset": "ort-cpu", "calib_samples": 32}}],
+    "attacks": {"samples": 16, "suite": [{"name": "fgsm", "eps_255": [16]}]},
+    "profile": {
+        "batches": [1],
+        "iterations": 10,
+        "min_duration_s": 0.0,
+        "warmup_iters": 1,
+        "warmup_s": 0.0,
+        "threads": 1,
+    },
+    "devices": ["local"],
+}
+
+
+@pytest.mark.slow
+def test_run_on_a_local_ray(tmp_path: Path) -> None:
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump(STUDY))
+    out = tmp_path / "run"
+    res = subprocess.run(
+        [sys.executable, "-m", "edgebench", "run", str(study), "--out", str(out), "--quiet", "--engine", "ray"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ),
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    tasks = json.loads((out / TASKS).read_text())["tasks"]
+    assert sorted((t["candidate"], t["device"], tuple(t["measured"])) for t in tasks) == [
+        ("base", "local", ("profile", "replay")),
+        ("int8", "local", ("profile", "replay")),
+    ]
+    results = json.loads((out / "results.json").read_text())
+    for cand in results["candidates"]:
+        local = cand["devices"]["local"]
+        assert local["latency_ms"]["p50"] > 0 and local["clean_accuracy"] is not None
+        assert local["verdict"]["status"] in ("READY", "NOT READY")
+    assert (out / "report.html").is_file() and (out / "report.md").is_file()

@@ -1,0 +1,222 @@
+"""``edgebench search`` end to end on a real tiny study (LeNet-5 on the MNIST subset, the local
+CPU): Optuna trials built and screened on the host, the best measured, the Pareto front and the
+recommendation in results.json and the report; then resume, more trials, an impossible budget,
+and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edgebench.search.run import JOURNAL, pareto_ranks, select_survivors
+
+STUDY = {
+    "name": "search",
+    "model": {"arch": "lenet5", "train_epochs": 1},
+    "data": {"name": "mnist", "eval_count": 100, "calib_count": 32, "train_count": 400},
+    "candidates": ["base"],
+    "attacks": {"samples": 16, "suite": [{"name": "fgsm", "eps_255": [16]}]},
+    "profile": {
+        "batches": [1],
+        "iterations": 10,
+        "min_duration_s": 0.0,
+        "warmup_iters": 1,
+        "warmup_s": 0.0,
+        "threads": 1,
+        "profile_ops": False,
+    },
+    "budgets": {
+        "max_p99_latency_ms": 1000.0,
+        "max_peak_memory_mb": 4096,
+        "max_accuracy_drop": 0.5,
+        "max_robustness_drop": 0.5,
+    },
+    "search": {
+        "trials": 3,
+        "keep": 0.5,
+        "space": {"prune_ratio": [0.1, 0.6], "criterion": ["l1", "l2"], "quantize": ["ort-cpu", "none"], "epochs": [0]},
+    },
+}
+
+
+def _search(study: dict, folder: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    path = folder / f"study-{len(list(folder.glob('study-*.yaml')))}.yaml"
+    path.write_text(yaml.safe_dump(study))
+    return subprocess.run(
+        [sys.executable, "-m", "edgebench", "search", str(path), "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ),
+    )
+
+
+def _stamps(out: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in (out / "measurements").glob("*/*/*.json")}
+
+
+def _journal_trials(out: Path) -> int:
+    """Trials in the run folder's Optuna journal (read back with Optuna itself)."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(out / JOURNAL)))
+    return len(optuna.load_study(study_name="edgebench-search", storage=storage).trials)
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("search")
+    out = folder / "run"
+    res = _search(STUDY, folder, out)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return folder, out
+
+
+@pytest.mark.slow
+def test_search_builds_screens_measures_and_recommends(searched: tuple[Path, Path]) -> None:
+    _, out = searched
+    results = json.loads((out / "results.json").read_text())
+    record = results["search"]
+    trials = record["trials"]
+    assert [t["number"] for t in trials] == [0, 1, 2]
+    names = {c["name"] for c in results["candidates"]}
+    assert {t["name"] for t in trials} <= names and "base" in names  # every trial is a candidate
+    for t in trials:
+        assert t["name"].startswith(f"t{t['number']:03d}-p")
+        assert 0.1 <= t["params"]["prune_ratio"] <= 0.6 and t["params"]["criterion"] in ("l1", "l2")
+        assert 0.0 <= t["screen"]["clean_accuracy"] <= 1.0 and t["screen"]["macs"] > 0
+    # successive halving: ceil(0.5 * 3) = 2 trials measured on the device, the third only screened
+    measured = [t["name"] for t in trials if t["measured"]]
+    assert sorted(measured) == sorted(record["survivors"]) and len(measured) == 2
+    assert not list((out / "measurements").glob(f"{next(t['name'] for t in trials if not t['measured'])}/*"))
+    # the recommendation: the fastest READY candidate measured on the device, with its margins
+    by_name = {c["name"]: c["devices"]["local"] for c in results["candidates"]}
+    ready = {n: e["latency_ms"]["p99"] for n, e in by_name.items() if e["verdict"]["status"] == "READY"}
+    rec = record["recommended"]["local"]
+    assert rec["candidate"] == min(ready, key=ready.get)
+    assert rec["margins"]["p99_latency_ms"] == pytest.approx(1000.0 - ready[rec["candidate"]])
+    # the Pareto front: measured candidates no other one beats on every objective
+    front = {p["candidate"] for p in record["pareto"]["local"]}
+    assert rec["candidate"] in front and front <= set(measured) | {"base"}
+    md = (out / "report.md").read_text()
+    assert "Pareto front on local" in md and f"local: recommended {rec['candidate']}" in md
+    html = (out / "report.html").read_text()
+    assert "Pareto front on local" in html and f"recommended {rec['candidate']}" in html
+
+
+@pytest.mark.slow
+def test_search_resumes_and_adds_only_missing_trials(searched: tuple[Path, Path]) -> None:
+    folder, out = searched
+    assert _journal_trials(out) == 3
+    stamps = _stamps(out)
+    again = _search(STUDY, folder, out, "--quiet")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert _journal_trials(out) == 3  # no trial asked again
+    assert _stamps(out) == stamps  # nothing measured again
+    more = dict(STUDY, search=dict(STUDY["search"], trials=4))
+    grown = _search(more, folder, out, "--quiet")
+    assert grown.returncode == 0, grown.stderr[-3000:]
+    record = json.loads((out / "results.json").read_text())["search"]
+    assert [t["number"] for t in record["trials"]] == [0, 1, 2, 3] and _journal_trials(out) == 4
+    assert all(_stamps(out)[p] == s for p, s in stamps.items())  # earlier measurements kept as they were
+
+
+@pytest.mark.slow
+def test_impossible_budget_reports_the_closest(searched: tuple[Path, Path]) -> None:
+    folder, out = searched
+    stamps = _stamps(out)
+    strict = dict(STUDY, budgets=dict(STUDY["budgets"], max_p99_latency_ms=0.000001))
+    res = _search(strict, folder, out)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert _stamps(out) == stamps  # a budget change re-judges, it does not re-measure
+    results = json.loads((out / "results.json").read_text())
+    record = results["search"]
+    assert record["recommended"]["local"] is None
+    closest = record["closest"]["local"]
+    assert closest["misses"] == ["p99_latency_ms"]
+    fastest = min(
+        (c for c in results["candidates"] if c["devices"]["local"].get("latency_ms")),
+        key=lambda c: c["devices"]["local"]["latency_ms"]["p99"],
+    )
+    assert closest["candidate"] == fastest["name"]
+    line = f"local: no candidate meets the budgets; closest is {closest['candidate']}"
+    assert line in " ".join(res.stderr.split()) and line in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("search", "expected"),
+    [
+        ({"trials": 3, "space": {}}, "search.space: expected a non-empty mapping"),
+        ({"trials": 3, "space": {"criterion": []}}, "search.space.criterion: expected a non-empty list"),
+        ({"trials": 0, "space": {"epochs": [0, 1]}}, "search.trials: expected an integer >= 1"),
+        ({"space": {"quantize": ["int4"]}}, "search.space.quantize: unknown ['int4']"),
+    ],
+)
+def test_bad_search_section_is_one_line(tmp_path: Path, search: dict, expected: str) -> None:
+    res = _search(dict(STUDY, search=search), tmp_path, tmp_path / "run")
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], res.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_study_without_search_section_is_one_line(tmp_path: Path) -> None:
+    study = {k: v for k, v in STUDY.items() if k != "search"}
+    res = _search(study, tmp_path, tmp_path / "run")
+    assert res.returncode == 2 and "expected a 'search:' section" in res.stderr.strip().splitlines()[-1]
+
+
+def test_survivors_are_feasible_non_dominated_first() -> None:
+    def t(n: int, macs: int, acc: float, rob: float, feasible: bool = True) -> dict:
+        s = {"macs": macs, "clean_accuracy": acc, "robust_accuracy": rob}
+        return {"number": n, "name": f"t{n}", "screen": s, "feasible": feasible}
+
+    trials = [t(0, 100, 0.9, 0.5), t(1, 50, 0.8, 0.4), t(2, 100, 0.8, 0.4), t(3, 10, 0.99, 0.9, feasible=False)]
+    assert pareto_ranks([[100, -0.9], [50, -0.8], [100, -0.8]]) == [0, 0, 1]
+    assert select_survivors(trials, 0.5) == ["t1", "t0"]  # t3 dominates all but breaks a budget
+    assert select_survivors(trials, 0.01) == ["t1"]
+
+
+@pytest.mark.slow
+def test_search_killed_mid_trial_resumes(tmp_path: Path) -> None:
+    """A search killed while building its trials: the re-run keeps the finished trials, closes the
+    interrupted one as failed, asks new ones up to ``trials``, and measures only complete trials."""
+    import signal
+    import time
+
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(STUDY))
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "edgebench", "search", str(path), "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline:
+        if list((out / "artifacts").glob("t001-*")):  # trial 0 told; trial 1 being exported
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the search finished before it could be killed"
+    done = json.loads((out / "search" / "trials.json").read_text())
+    stamps = {t["name"]: (out / "artifacts" / f"{t['name']}.onnx").stat().st_mtime_ns for t in done}
+    again = subprocess.run(args, capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    assert again.returncode == 0, again.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    trials = results["search"]["trials"]
+    assert len(trials) == 3 and {t["name"] for t in done} <= {t["name"] for t in trials}
+    assert not any(t["name"].startswith("t001-") for t in trials)  # the interrupted trial: failed, replaced
+    for name, stamp in stamps.items():  # finished trials kept, not rebuilt
+        assert (out / "artifacts" / f"{name}.onnx").stat().st_mtime_ns == stamp
+    assert _journal_trials(out) >= 3
+    assert {c["name"] for c in results["candidates"]} == {"base"} | {t["name"] for t in trials}
+    for cand in results["candidates"]:  # nothing half-done left in the study: every candidate judged
+        measured = cand["name"] == "base" or cand["name"] in results["search"]["survivors"]
+        assert (cand["devices"]["local"]["latency_ms"] is not None) == measured
