@@ -173,7 +173,7 @@ def run_predict(job: dict) -> dict:
     if not sets:
         raise EdgebenchError("predict: expected at least one input set in the job, found none")
     out: dict[str, Any] = {"sets": {}}
-    logits_out: dict[str, np.ndarray] = {}
+    logits_out: dict[str, Any] = {}  # name -> logits array (np.savez's keyword arguments)
     with backend:
         spec = backend.input_specs()[0]
         fixed = spec.shape[0] if isinstance(spec.shape[0], int) and spec.shape[0] > 0 else None

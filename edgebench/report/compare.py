@@ -203,7 +203,13 @@ def compare_results(a: dict, b: dict, tolerance: Tolerance | None = None) -> dic
         sb = (eb.get("verdict") or {}).get("status")
         if sa != sb:
             verdict_changes.append(
-                {"candidate": cand, "device": dev, "a": sa, "b": sb, "regressed": _RANK.get(sb, -1) < _RANK.get(sa, -1)}
+                {
+                    "candidate": cand,
+                    "device": dev,
+                    "a": sa,
+                    "b": sb,
+                    "regressed": _RANK.get(sb or "", -1) < _RANK.get(sa or "", -1),
+                }
             )
     regressions = sum(r["regressed"] for r in rows) + sum(v["regressed"] for v in verdict_changes)
     return {

@@ -215,7 +215,7 @@ def aggregate(readings: list[TegrastatsReading], interval_s: float | None = None
         "source": "tegrastats",
         "samples": len(readings),
         "interval_s": interval_s,
-        "cpu_util_mean_pct": _mean([c for r in readings if (c := r.cpu_util_mean_pct) is not None]),
+        "cpu_util_mean_pct": _mean([u for r in readings if (u := r.cpu_util_mean_pct) is not None]),
         "ram_used_peak_mb": float(max(ram)) if ram else None,
         "ram_total_mb": float(readings[-1].ram_total_mb) if readings and readings[-1].ram_total_mb else None,
         "swap_used_peak_mb": _peak([r.swap_used_mb for r in readings]),
@@ -268,9 +268,10 @@ class TegrastatsSampler:
 
     def __init__(self, interval_s: float = 0.2, binary: str | None = None) -> None:
         self.interval_s = interval_s
-        self.binary = binary or tegrastats_path()
-        if not self.binary:
+        found = binary or tegrastats_path()
+        if not found:
             raise EdgebenchError("telemetry 'tegrastats': expected the tegrastats binary on PATH, found none")
+        self.binary: str = found
         self._readings: list[TegrastatsReading] = []
         self._arrivals: list[float] = []  # time.perf_counter() when each reading's line arrived
         self._unparsed = 0
