@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ ProgressFn = Callable[[dict], None]
 class Device(ABC):
     def __init__(self, spec: DeviceSpec) -> None:
         self.spec = spec
+        self.job_seconds = 0.0  # wall time spent inside run_job: the agent's share of a run
 
     @property
     def name(self) -> str:
@@ -30,7 +32,6 @@ class Device(ABC):
             return dict(job, options=dict(job.get("options") or {}, threads=self.spec.threads))
         return job
 
-    @abstractmethod
     def run_job(self, job: dict, on_progress: ProgressFn | None = None) -> dict:
         """Run *job* (host paths in it) in an agent on the device; return its result dict.
 
@@ -38,6 +39,15 @@ class Device(ABC):
         (``result``, ``logits``) end up at their host paths, written atomically.
         Raises :class:`EdgebenchError` when the job fails with a user error.
         """
+        started = time.perf_counter()
+        try:
+            return self._run_job(job, on_progress)
+        finally:
+            self.job_seconds += time.perf_counter() - started
+
+    @abstractmethod
+    def _run_job(self, job: dict, on_progress: ProgressFn | None) -> dict:
+        """The device kind's way of running one agent job (see :meth:`run_job`)."""
 
     def open_session(self, job: dict) -> QuerySession:
         """A persistent agent on the device with *job*'s artifact loaded (see devices/session.py)."""

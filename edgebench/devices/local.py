@@ -42,7 +42,7 @@ class LocalDevice(Device):
         device_profile(self.spec)
         return self
 
-    def run_job(self, job: dict, on_progress: ProgressFn | None = None) -> dict:
+    def _run_job(self, job: dict, on_progress: ProgressFn | None = None) -> dict:
         job = dict(self.with_device_defaults(job))
         for key in ("artifact", "inputs", "result", "logits"):
             if job.get(key):

@@ -57,6 +57,8 @@ class Pipeline:
         self.store = RunStore(self.run_dir)
         self._lock = threading.Lock()
         self._array_cache: dict[str, dict[str, np.ndarray]] = {}
+        # per device: the measurement loop's wall time and the part spent inside agent jobs
+        self.timing: dict[str, dict[str, float]] = {}
         self._sets: list | None = None
 
     # ------------------------------------------------------------------------------------------
@@ -186,7 +188,9 @@ class Pipeline:
                 self.ui("status", {"text": f"{cand.name}: pruning {origin} ({spec.criterion}, ratio {spec.ratio})"})
                 split = subject.split
                 example = torch.from_numpy(split.x_eval[:1])
-                stems[key] = prune(start, spec, example, train=(split.x_train, split.y_train)).eval()
+                # no training images (a user's trained model with finetune epochs 0): nothing to pass
+                train = (split.x_train, split.y_train) if len(split.x_train) else None
+                stems[key] = prune(start, spec, example, train=train).eval()
         return stems[key]
 
     def _candidate(self, name: str) -> CandidateConfig:
@@ -315,6 +319,8 @@ class Pipeline:
         errors: list[BaseException] = []
 
         def work(spec: Any) -> None:
+            started = time.perf_counter()
+            device = None
             try:
                 with open_device(spec) as device:
                     for b in built:
@@ -335,6 +341,10 @@ class Pipeline:
                 # results.json once per device pass (measurement files are already on disk)
                 with self._lock:
                     self._write_results()
+                    loop_s = time.perf_counter() - started
+                    agent_s = device.job_seconds if device is not None else 0.0
+                    self.timing[spec.name] = {"loop_s": loop_s, "agent_jobs_s": agent_s}
+                log.info("%s: measurement loop %.2f s, %.2f s of it in agent jobs", spec.name, loop_s, agent_s)
 
         per = 2 + int(self.config.blackbox.enabled) + int("whitebox" in self.config.attacks.settings)
         total = len(devices) * len(built) * per

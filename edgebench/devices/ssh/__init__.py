@@ -223,7 +223,7 @@ class SshDevice(Device):
             self._stale.pop(0)
 
     # -- public -----------------------------------------------------------------------------
-    def run_job(self, job: dict, on_progress: ProgressFn | None = None) -> dict:
+    def _run_job(self, job: dict, on_progress: ProgressFn | None = None) -> dict:
         """Run *job* (host paths) on the device; retry a dropped link with back-off.
 
         Raises :class:`TransportError` (an :class:`EdgebenchError`) when the device stays
