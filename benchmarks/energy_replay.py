@@ -36,10 +36,10 @@ def main() -> None:
 
     import tegrastats_replay
 
+    from edgebench.agent.telemetry import make_sampler
+    from edgebench.agent.telemetry.energy import PowerTrace
     from edgebench.backends.base import TimingBudget
     from edgebench.backends.null import NullBackend
-    from edgebench.devices.telemetry import make_sampler
-    from edgebench.devices.telemetry.energy import PowerTrace
 
     fixture = ROOT / "tests" / "devices" / "tegrastats.txt"
     lines = [ln for ln in fixture.read_text().splitlines() if ln.strip() and not ln.startswith("#")]

@@ -125,6 +125,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "tests" / "devices"))  # the test sshd helper
     os.environ["PYTHONPATH"] = str(ROOT) + (
         os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else ""
     )
@@ -133,8 +134,9 @@ def main() -> None:
     os.environ.setdefault("EDGEBENCH_CACHE_DIR", str(base / "cache"))
     os.environ["EDGEBENCH_INVENTORY"] = str(base / "devices.yaml")
     os.environ["EDGEBENCH_DEVICES_DIR"] = str(ROOT / "devices")
+    from loopback import LoopbackSshd
+
     from edgebench.devices.inventory import add_device
-    from edgebench.devices.ssh.loopback import LoopbackSshd
 
     servers = [LoopbackSshd(base / f"sshd-{n}", name=n).start() for n in ("board-a", "board-b")]
     try:

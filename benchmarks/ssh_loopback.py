@@ -58,7 +58,9 @@ def main() -> int:
     from edgebench.devices.inventory import builtin_local
     from edgebench.devices.local import LocalDevice
     from edgebench.devices.ssh import SshDevice
-    from edgebench.devices.ssh.loopback import LoopbackSshd, sshd_missing_reason
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "devices"))  # the test sshd helper
+    from loopback import LoopbackSshd, sshd_missing_reason
 
     reason = sshd_missing_reason()
     if reason:

@@ -68,8 +68,8 @@ def _check_shape(spec_shape: tuple, x: np.ndarray, name: str) -> None:
 
 
 def run_profile(job: dict) -> dict:
-    from edgebench.devices.telemetry import make_sampler
-    from edgebench.devices.telemetry.energy import IDLE_S, PowerTrace
+    from edgebench.agent.telemetry import make_sampler
+    from edgebench.agent.telemetry.energy import IDLE_S, PowerTrace
 
     rss_before = rss_mb()
     budget = TimingBudget(**(job.get("budget") or {}))

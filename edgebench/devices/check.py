@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgebench.devices.deploy import Deployer
 from edgebench.devices.inventory import DeviceSpec
-from edgebench.devices.transport import SshOptions, SshTransport
+from edgebench.devices.ssh.deploy import Deployer
+from edgebench.devices.ssh.transport import SshOptions, SshTransport
 from edgebench.errors import EdgebenchError
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edgebench.backends.trtexec import parse_line, parse_trtexec
+from edgebench.backends.tensorrt.trtexec import parse_line, parse_trtexec
 from edgebench.measure.stats import summarize_latency
 
 FIXTURE = Path(__file__).with_name("trtexec.txt")  # a copy of ../shared/fixtures/trtexec.txt

@@ -1,7 +1,7 @@
 """Fixtures for the device tests: real OpenSSH servers on 127.0.0.1 and a tiny real model.
 
 The sshd fixtures run ``/usr/sbin/sshd -D -e -f CONFIG`` with throwaway host and user keys
-(see :class:`edgebench.devices.ssh.loopback.LoopbackSshd`): key login only, the current user
+(see :class:`loopback.LoopbackSshd`): key login only, the current user
 (root in CI, so ``PermitRootLogin prohibit-password``), ``StrictModes no``, ``UsePAM no``. The
 "device" is this machine, reached through a full SSH round trip. They skip, with the reason,
 when sshd is not installed.
@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from edgebench.devices.ssh.loopback import LoopbackSshd, sshd_missing_reason
+from loopback import LoopbackSshd, sshd_missing_reason
 
 
 @pytest.fixture

@@ -64,7 +64,7 @@ def test_peak_kind_rules() -> None:
 
 
 def test_opening_the_local_device_describes_it_before_any_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from edgebench.devices.base import open_device
+    from edgebench.devices.registry import open_device
 
     monkeypatch.setenv("EDGEBENCH_CACHE_DIR", str(tmp_path))
     spec = load_inventory(ROOT / "devices", ROOT / "no-user-file.yaml")["local"]

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from loopback import LoopbackSshd
 
 from edgebench.cli.main import main
 from edgebench.devices.inventory import load_inventory
-from edgebench.devices.ssh.loopback import LoopbackSshd
 
 
 @pytest.fixture

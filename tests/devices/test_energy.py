@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgebench.agent.telemetry import make_sampler
+from edgebench.agent.telemetry.energy import PowerSample, PowerTrace, window_energy, window_power
+from edgebench.agent.telemetry.tegrastats import input_rail_trace, parse_tegrastats_line
 from edgebench.backends.base import TimingBudget
 from edgebench.backends.null import NullBackend
-from edgebench.devices.telemetry import make_sampler
-from edgebench.devices.telemetry.energy import PowerSample, PowerTrace, window_energy, window_power
-from edgebench.devices.telemetry.tegrastats import input_rail_trace, parse_tegrastats_line
 
 sys.path.insert(0, str(Path(__file__).parent))
 import tegrastats_replay  # noqa: E402
@@ -146,7 +146,7 @@ def test_agent_profile_job_reports_energy_per_run(
 
 
 def test_jtop_stats_give_the_input_rail_only() -> None:
-    from edgebench.devices.telemetry.jetson_stats import input_rail_reading
+    from edgebench.agent.telemetry.jetson_stats import input_rail_reading
 
     # jetson.stats as jtop 4 delivers it on an Orin Nano: per-rail "Power <name>" and "Power TOT"
     stats = {

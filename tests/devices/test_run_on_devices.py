@@ -11,16 +11,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
+from loopback import LoopbackSshd
 
 from edgebench.devices.inventory import add_device
-from edgebench.devices.ssh.loopback import LoopbackSshd
 
 STUDY = {
     "name": "devices",
     "model": {"arch": "lenet5", "train_epochs": 1},
     "data": {"name": "mnist", "eval_count": 100, "calib_count": 32, "train_count": 400},
     "candidates": ["base", {"name": "int8", "quantize": {"preset": "ort-cpu", "calib_samples": 32}}],
-    "attacks": {"samples": 16, "suite": [{"name": "fgsm", "eps_255": [16]}]},
+    "attacks": {"samples": 16, "settings": ["transfer"], "suite": [{"name": "fgsm", "eps_255": [16]}]},
     "profile": {
         "batches": [1],
         "iterations": 10,

@@ -21,9 +21,9 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
+from loopback import LoopbackSshd
 
 from edgebench.devices.inventory import add_device
-from edgebench.devices.ssh.loopback import LoopbackSshd
 from edgebench.scale.engine_ray import TASKS, device_resource
 
 DEVICES = ["local", "board-a", "board-b"]

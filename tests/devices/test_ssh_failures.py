@@ -10,10 +10,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from loopback import LoopbackSshd, free_port
 
 from edgebench.devices.ssh import SshDevice
-from edgebench.devices.ssh.loopback import LoopbackSshd, free_port
-from edgebench.devices.transport import TransportError
+from edgebench.devices.ssh.transport import TransportError
 
 
 def long_job(model: Path, inputs: Path, result: Path, seconds: float) -> dict:

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from loopback import LoopbackSshd, write_keypair
 
 from edgebench.devices.ssh import SshDevice
-from edgebench.devices.ssh.loopback import LoopbackSshd, write_keypair
-from edgebench.devices.transport import HostKeyError, SshOptions, SshTransport
+from edgebench.devices.ssh.transport import HostKeyError, SshOptions, SshTransport
 from edgebench.errors import EdgebenchError
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from loopback import LoopbackSshd
 
-from edgebench.devices.deploy import LIGHT_PACKAGES, build_agent_zipapp
 from edgebench.devices.inventory import builtin_local
 from edgebench.devices.local import LocalDevice
 from edgebench.devices.registry import open_device
 from edgebench.devices.ssh import SshDevice
-from edgebench.devices.ssh.loopback import LoopbackSshd
+from edgebench.devices.ssh.deploy import LIGHT_PACKAGES, build_agent_zipapp
 from edgebench.errors import EdgebenchError
 
 
@@ -127,7 +127,7 @@ def test_remote_agent_is_the_zipapp_of_light_modules(sshd: LoopbackSshd) -> None
     build = build_agent_zipapp()
     assert build.sha256 == build_agent_zipapp().sha256  # deterministic: same sources, same version
     tops = {n.split("/")[1] for n in build.files if n.startswith("edgebench/") and n.count("/") > 1}
-    assert tops == {"util", "measure", "backends", "agent", "devices"}
+    assert tops == {"util", "measure", "backends", "agent"}  # telemetry lives in agent/, nothing of devices/
     assert not any(
         n.startswith(
             (
@@ -136,8 +136,7 @@ def test_remote_agent_is_the_zipapp_of_light_modules(sshd: LoopbackSshd) -> None
                 "edgebench/compress",
                 "edgebench/robustness",
                 "edgebench/report",
-                "edgebench/devices/ssh",
-                "edgebench/devices/transport",
+                "edgebench/devices",
             )
         )
         for n in build.files
@@ -148,7 +147,7 @@ def test_remote_agent_is_the_zipapp_of_light_modules(sshd: LoopbackSshd) -> None
     assert agent.endswith(f"/agent/{build.version}/agent.pyz")
     probe = (
         "import sys; sys.path.insert(0, sys.argv[1]); import edgebench.agent.jobs as j, "
-        "edgebench.devices.telemetry as t; print(j.__file__); print(t.__file__)"
+        "edgebench.agent.telemetry as t; print(j.__file__); print(t.__file__)"
     )
     out = dev.transport.run([sshd.spec().python, "-c", probe, agent]).stdout.split()
     assert all(path.startswith(agent + "/edgebench/") for path in out)

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from loopback import LoopbackSshd, sshd_missing_reason
 
-from edgebench.devices.base import open_device
+from edgebench.devices.registry import open_device
 from edgebench.devices.ssh import SshDevice
-from edgebench.devices.ssh.loopback import LoopbackSshd, sshd_missing_reason
-from edgebench.devices.transport import SshOptions, SshTransport
+from edgebench.devices.ssh.transport import SshOptions, SshTransport
 from edgebench.errors import EdgebenchError
 
 

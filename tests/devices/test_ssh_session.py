@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from loopback import LoopbackSshd
 
 from edgebench.devices.registry import open_device
-from edgebench.devices.ssh.loopback import LoopbackSshd
 from edgebench.errors import EdgebenchError
 from edgebench.export.onnx import ort_logits
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from edgebench.devices.telemetry import make_sampler
-from edgebench.devices.telemetry.tegrastats import TegrastatsSampler, aggregate, parse_tegrastats_line
+from edgebench.agent.telemetry import make_sampler
+from edgebench.agent.telemetry.tegrastats import TegrastatsSampler, aggregate, parse_tegrastats_line
 from edgebench.errors import EdgebenchError
 
 FIXTURE = Path("/work/shared/fixtures/tegrastats.txt")

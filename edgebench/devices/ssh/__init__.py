@@ -1,7 +1,7 @@
 """A remote device over SSH (a Jetson or any Linux box), running the same agent and JSON job
 protocol as :class:`~edgebench.devices.local.LocalDevice`.
 
-A job's files are pushed by content hash (:mod:`edgebench.devices.deploy`), its host paths are
+A job's files are pushed by content hash (:mod:`edgebench.devices.ssh.deploy`), its host paths are
 rewritten to the device's cache paths, ``python agent.pyz job.json`` runs there with progress
 lines streamed back, and the result (and logits) are pulled and written atomically at their
 host paths. A dropped connection is retried a bounded number of times with back-off; a result
@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from edgebench.agent.protocol import input_files, parse_progress
 from edgebench.devices.base import Device, ProgressFn
-from edgebench.devices.deploy import Deployer
 from edgebench.devices.inventory import DeviceSpec
-from edgebench.devices.transport import SshOptions, SshTransport, TransportError
+from edgebench.devices.ssh.deploy import Deployer
+from edgebench.devices.ssh.transport import SshOptions, SshTransport, TransportError
 from edgebench.errors import EdgebenchError
 from edgebench.util.io import atomic_write_bytes, atomic_write_json
 

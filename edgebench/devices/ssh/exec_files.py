@@ -1,8 +1,8 @@
 """File transfer over SSH exec channels, for servers without the SFTP subsystem.
 
 Many small boards run Dropbear or a trimmed OpenSSH with no ``Subsystem sftp`` line; there
-:class:`~edgebench.devices.transport.SshTransport` moves files with plain commands whose every
-argument is shell-quoted (:func:`~edgebench.devices.transport.quote_command`): ``sh -c 'cat >
+:class:`~edgebench.devices.ssh.transport.SshTransport` moves files with plain commands whose every
+argument is shell-quoted (:func:`~edgebench.devices.ssh.transport.quote_command`): ``sh -c 'cat >
 "$1"'`` streams an upload, ``cat`` a download, ``test -e`` and ``rm -f`` do the rest. Bytes go
 through the channel unencoded; the deploy step verifies every upload by sha256 on the device, as
 it does for SFTP uploads. Host side only (asyncssh).

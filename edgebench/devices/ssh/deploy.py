@@ -2,7 +2,7 @@
 
 * The **agent** travels as a zipapp built from the package's light modules only (no torch,
   foolbox or CLI code): ``edgebench/__init__.py``, ``errors.py``, ``util/``, ``measure/``,
-  ``backends/``, ``agent/`` and ``devices/telemetry/``. The archive is deterministic, so its
+  ``backends/``, ``agent/`` and ``agent/telemetry/``. The archive is deterministic, so its
   sha256 names a versioned folder on the device: ``<workdir>/agent/<sha256[:16]>/agent.pyz``.
 * **Artifacts and input arrays** go by content: ``<workdir>/cache/<sha256>``. Before sending,
   the device is asked which hashes it already holds (the hash is recomputed there, not trusted
@@ -10,7 +10,7 @@
   only a match is renamed into place. A file is never sent twice. Hashes the device confirmed
   are trusted for the rest of that connection (a new connection asks again).
 
-Every remote command is an argv list quoted by :func:`edgebench.devices.transport.quote_command`;
+Every remote command is an argv list quoted by :func:`edgebench.devices.ssh.transport.quote_command`;
 the small remote helpers are constant Python snippets passed with ``python -c``.
 """
 
@@ -27,16 +27,19 @@ import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
-from edgebench.devices.transport import SshTransport
 from edgebench.errors import EdgebenchError
 from edgebench.util.io import sha256_file
 
+if TYPE_CHECKING:
+    from edgebench.devices.ssh.transport import SshTransport
+
 log = logging.getLogger(__name__)
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # .../edgebench
-LIGHT_FILES = ("__init__.py", "errors.py", "devices/__init__.py")
-LIGHT_PACKAGES = ("util", "measure", "backends", "agent", "devices/telemetry")
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # .../edgebench
+LIGHT_FILES = ("__init__.py", "errors.py")
+LIGHT_PACKAGES = ("util", "measure", "backends", "agent")
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 ZIPAPP_MAIN = '''"""edgebench agent (zipapp): python3 agent.pyz JOB.json"""

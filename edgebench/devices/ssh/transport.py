@@ -13,7 +13,7 @@ Security defaults, as OpenSSH users expect them:
   ``keepalive_interval_s * keepalive_count_max``).
 * Files go over SFTP; a server without the SFTP subsystem (common on small boards' Dropbear or
   trimmed OpenSSH) gets them over an exec channel instead (``cat``, ``test``, ``rm`` with quoted
-  arguments, see :mod:`edgebench.devices.exec_files`); uploads are sha256-verified either way.
+  arguments, see :mod:`edgebench.devices.ssh.exec_files`); uploads are sha256-verified either way.
 
 All transports share one event loop running in a daemon thread, so several devices can be
 driven from several threads at once.
@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from edgebench.devices import exec_files
-from edgebench.devices.exec_files import ExecFileError
+from edgebench.devices.ssh import exec_files
+from edgebench.devices.ssh.exec_files import ExecFileError
 from edgebench.errors import EdgebenchError
 
 if TYPE_CHECKING:

@@ -138,15 +138,15 @@ class _Completing:
 
 def _unavailable_reason(kind: str) -> str | None:
     if kind == "jtop":
-        from edgebench.devices.telemetry.jetson_stats import jtop_unavailable_reason
+        from edgebench.agent.telemetry.jetson_stats import jtop_unavailable_reason
 
         return jtop_unavailable_reason()
     if kind == "tegrastats":
-        from edgebench.devices.telemetry.tegrastats import tegrastats_path
+        from edgebench.agent.telemetry.tegrastats import tegrastats_path
 
         return None if tegrastats_path() else "tegrastats not on PATH (not a Jetson, or PATH lacks /usr/bin)"
     if kind == "nvml":
-        from edgebench.devices.telemetry.nvml import nvml_unavailable_reason
+        from edgebench.agent.telemetry.nvml import nvml_unavailable_reason
 
         return nvml_unavailable_reason()
     if kind == "psutil":
@@ -162,32 +162,20 @@ def _unavailable_reason(kind: str) -> str | None:
 
 def _construct(kind: str) -> Callable[[], Sampler]:
     if kind == "jtop":
-        from edgebench.devices.telemetry.jetson_stats import JtopSampler
+        from edgebench.agent.telemetry.jetson_stats import JtopSampler
 
         return JtopSampler
     if kind == "tegrastats":
-        from edgebench.devices.telemetry.tegrastats import TegrastatsSampler
+        from edgebench.agent.telemetry.tegrastats import TegrastatsSampler
 
         return TegrastatsSampler
     if kind == "nvml":
-        from edgebench.devices.telemetry.nvml import NvmlSampler
+        from edgebench.agent.telemetry.nvml import NvmlSampler
 
         return NvmlSampler
     if kind == "none":
         return NullSampler
     return PsutilSampler
-
-
-def available_samplers() -> list[dict]:
-    """Each telemetry source in ``auto`` order with ``available`` and, when not, the ``reason``."""
-    rows = []
-    for kind in AUTO_ORDER:
-        reason = _unavailable_reason(kind)
-        row: dict = {"source": kind, "available": reason is None}
-        if reason:
-            row["reason"] = reason
-        rows.append(row)
-    return rows
 
 
 def _new(kind: str, interval_s: float | None) -> Sampler:

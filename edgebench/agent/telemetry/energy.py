@@ -98,7 +98,7 @@ def window_energy(
 
 class PowerTrace:
     """Collects input-rail samples from a sampler that offers them (see ``power_trace()`` on
-    :class:`~edgebench.devices.telemetry.tegrastats.TegrastatsSampler`) and turns timed windows
+    :class:`~edgebench.agent.telemetry.tegrastats.TegrastatsSampler`) and turns timed windows
     into energy records."""
 
     def __init__(self, sampler: Any) -> None:

@@ -322,8 +322,8 @@ class TegrastatsSampler:
 
     def power_trace(self) -> tuple[str | None, list, str | None]:
         """``(rail, samples, reason)``: the board's input rail (VDD_IN / POM_5V_IN) as
-        timestamped :class:`~edgebench.devices.telemetry.energy.PowerSample` s, or a reason
+        timestamped :class:`~edgebench.agent.telemetry.energy.PowerSample` s, or a reason
         when the board reports none (a sum of module rails is never used for energy)."""
-        from edgebench.devices.telemetry.energy import PowerSample
+        from edgebench.agent.telemetry.energy import PowerSample
 
         return input_rail_trace(list(zip(self._arrivals, self._readings)), PowerSample)

@@ -50,7 +50,7 @@ class NvmlSampler:
         reason = nvml_unavailable_reason()
         if reason:
             raise EdgebenchError(f"telemetry 'nvml' is unavailable: {reason}")
-        from edgebench.devices.telemetry import PsutilSampler
+        from edgebench.agent.telemetry import PsutilSampler
 
         self.interval_s = interval_s
         self._host = PsutilSampler(interval_s)

@@ -35,7 +35,7 @@ def _num(value: object) -> float | None:
 def input_rail_reading(stats: dict) -> tuple[str, float] | None:
     """``(rail, mW)`` of the board's input rail in a ``jetson.stats`` dict (``Power VDD_IN`` or
     ``Power POM_5V_IN``), or None; ``Power TOT`` may be a sum of module rails and is never used."""
-    from edgebench.devices.telemetry.tegrastats import INPUT_RAILS
+    from edgebench.agent.telemetry.tegrastats import INPUT_RAILS
 
     for rail in INPUT_RAILS:
         value = _num(stats.get(f"Power {rail}"))
@@ -109,8 +109,8 @@ class JtopSampler:
 
     def power_trace(self) -> tuple[str | None, list, str | None]:
         """The input rail's samples, timestamped when jtop delivered them (see
-        :class:`~edgebench.devices.telemetry.energy.PowerTrace`)."""
-        from edgebench.devices.telemetry.energy import PowerSample
+        :class:`~edgebench.agent.telemetry.energy.PowerTrace`)."""
+        from edgebench.agent.telemetry.energy import PowerSample
 
         if not self._input:
             return None, [], "jtop reported no input rail (Power VDD_IN / POM_5V_IN) on this board"
