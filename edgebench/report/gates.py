@@ -218,6 +218,11 @@ def base_candidate(results: dict) -> dict | None:
     return None
 
 
+def device_entry(candidate: dict, device: str) -> dict:
+    """A candidate's results on *device* (``{}`` when it was never measured there)."""
+    return (candidate.get("devices") or {}).get(device) or {}
+
+
 def device_names(results: dict) -> list[str]:
     """Devices of the run: those declared in ``devices``, then any only candidates mention."""
     names = list((results.get("devices") or {}).keys())

@@ -17,6 +17,7 @@ from edgebench.report.gates import (
     GATES,
     base_candidate,
     budgets_of,
+    device_entry,
     device_names,
     peak_memory_mb,
     verdicts,
@@ -74,10 +75,6 @@ def _c(text: str, value: Any = None, key: str = "", status: str = "") -> Cell:
 
 def _name(cand: dict) -> Cell:
     return Cell(text=str(cand.get("name")), value=cand.get("name"), key="candidate")
-
-
-def _entry(cand: dict, device: str) -> dict:
-    return (cand.get("devices") or {}).get(device) or {}
 
 
 def _metric(value: Any, formatter: Callable[[Any], str], key: str) -> Cell:
@@ -187,7 +184,7 @@ def candidates_table(results: dict) -> Table:
 def latency_table(results: dict, device: str) -> Table:
     rows = []
     for cand in results.get("candidates") or []:
-        entry = _entry(cand, device)
+        entry = device_entry(cand, device)
         for kind, key in (("end-to-end", "latency_ms"), ("compute", "latency_compute_ms")):
             lat = entry.get(key) or {}
             rows.append(
@@ -233,7 +230,7 @@ def _ci_cell(lat: dict, p: str, key: str) -> Cell:
 def throughput_table(results: dict, device: str) -> Table:
     rows = []
     for cand in results.get("candidates") or []:
-        entry = _entry(cand, device)
+        entry = device_entry(cand, device)
         sweep = entry.get("batch_sweep") or []
         if not sweep:
             rows.append(
@@ -272,7 +269,7 @@ def throughput_table(results: dict, device: str) -> Table:
 def memory_table(results: dict, device: str) -> Table:
     rows = []
     for cand in results.get("candidates") or []:
-        entry = _entry(cand, device)
+        entry = device_entry(cand, device)
         mem = entry.get("memory_mb") or {}
         tel = entry.get("telemetry") or {}
         rows.append(
@@ -316,10 +313,10 @@ def memory_table(results: dict, device: str) -> Table:
 
 def accuracy_table(results: dict, device: str) -> Table:
     base = base_candidate(results)
-    base_acc = None if base is None else _entry(base, device).get("clean_accuracy")
+    base_acc = None if base is None else device_entry(base, device).get("clean_accuracy")
     rows = []
     for cand in results.get("candidates") or []:
-        entry = _entry(cand, device)
+        entry = device_entry(cand, device)
         fid = entry.get("fidelity") or {}
         acc = entry.get("clean_accuracy")
         drop = None if (acc is None or base_acc is None) else base_acc - acc
@@ -357,7 +354,7 @@ def accuracy_table(results: dict, device: str) -> Table:
 def robustness_table(results: dict, device: str) -> Table:
     rows = []
     for cand in results.get("candidates") or []:
-        entry = _entry(cand, device)
+        entry = device_entry(cand, device)
         robust = [r for r in entry.get("robustness") or [] if r.get("setting", "transfer") == "transfer"]
         if not robust:
             rows.append(
@@ -400,14 +397,14 @@ def robustness_table(results: dict, device: str) -> Table:
 def auc_table(results: dict, device: str) -> Table | None:
     families: list[str] = []
     for cand in results.get("candidates") or []:
-        for fam in _entry(cand, device).get("robustness_auc") or {}:
+        for fam in device_entry(cand, device).get("robustness_auc") or {}:
             if fam not in families:
                 families.append(fam)
     if not families:
         return None
     rows = []
     for cand in results.get("candidates") or []:
-        auc = _entry(cand, device).get("robustness_auc") or {}
+        auc = device_entry(cand, device).get("robustness_auc") or {}
         rows.append(
             (_name(cand), *(_metric(auc.get(f), lambda v: fmt.num(v, 3), f"robustness_auc.{f}") for f in families))
         )
@@ -421,7 +418,7 @@ def auc_table(results: dict, device: str) -> Table | None:
 
 def blackbox_table(results: dict, device: str) -> Table | None:
     """The decision-based attack whose queries went to each deployed artifact (None if none ran)."""
-    runs = [(cand, _entry(cand, device).get("blackbox")) for cand in results.get("candidates") or []]
+    runs = [(cand, device_entry(cand, device).get("blackbox")) for cand in results.get("candidates") or []]
     if not any(bb for _, bb in runs):
         return None
     eps = sorted({r["eps"] for _, bb in runs if bb for r in bb.get("rows") or []})
@@ -466,7 +463,7 @@ def blackbox_table(results: dict, device: str) -> Table | None:
 def ops_table(results: dict, device: str) -> Table:
     rows = []
     for cand in results.get("candidates") or []:
-        ops = _entry(cand, device).get("op_profile")
+        ops = device_entry(cand, device).get("op_profile")
         if not ops:
             rows.append(
                 (
@@ -510,7 +507,7 @@ def ops_table(results: dict, device: str) -> Table:
 def roofline_table(results: dict, device: str) -> Table:
     rows = []
     for cand in results.get("candidates") or []:
-        roof = _entry(cand, device).get("roofline") or {}
+        roof = device_entry(cand, device).get("roofline") or {}
         rows.append(
             (
                 _name(cand),
@@ -553,7 +550,7 @@ def device_environment_table(results: dict, device: str) -> Table:
     for k, v in (info.get("profile") or {}).items():
         merged[f"profile.{k}"] = v
     for cand in results.get("candidates") or []:
-        for k, v in (_entry(cand, device).get("environment") or {}).items():
+        for k, v in (device_entry(cand, device).get("environment") or {}).items():
             if k in ("precision",):
                 continue
             merged.setdefault(k, v)

@@ -12,8 +12,7 @@ import itertools
 import re
 from typing import Any
 
-from edgebench.report.gates import base_candidate, budgets_of
-from edgebench.report.model import _entry
+from edgebench.report.gates import base_candidate, budgets_of, device_entry
 
 _counter = itertools.count()
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
@@ -82,7 +81,7 @@ def chosen_attack(results: dict, device: str) -> dict | None:
     else the PGD L-inf with the middle epsilon, else the first attack anyone measured."""
     rows: dict[str, dict] = {}
     for cand in _candidates(results):
-        for row in _entry(cand, device).get("robustness") or []:
+        for row in device_entry(cand, device).get("robustness") or []:
             if row.get("id") and _num(row.get("accuracy")) is not None and row.get("setting", "transfer") == "transfer":
                 rows.setdefault(row["id"], row)
     if not rows:
@@ -126,7 +125,7 @@ def pareto_svg(results: dict, device: str) -> str | None:
         )
     data = []
     for i, cand in enumerate(_candidates(results)):
-        entry = _entry(cand, device)
+        entry = device_entry(cand, device)
         lat = _num((entry.get("latency_ms") or {}).get("p50"))
         clean = _num(entry.get("clean_accuracy"))
         robust = None
@@ -189,7 +188,7 @@ def robustness_svg(results: dict, device: str) -> str | None:
     cands = _candidates(results)
     points: dict[tuple[str, str], dict[int, list[tuple[float, float]]]] = {}
     for i, cand in enumerate(cands):
-        for r in _entry(cand, device).get("robustness") or []:
+        for r in device_entry(cand, device).get("robustness") or []:
             e, a = _num(r.get("eps")), _num(r.get("accuracy"))
             if e is None or a is None or r.get("sanity_only"):
                 continue
@@ -270,7 +269,7 @@ def latency_svg(results: dict, device: str) -> str | None:
     """Per candidate: min-max whisker, p50-p99 box, p90 tick, for end-to-end and compute."""
     rows = []
     for i, cand in enumerate(_candidates(results)):
-        entry = _entry(cand, device)
+        entry = device_entry(cand, device)
         for kind, key in (("end-to-end", "latency_ms"), ("compute", "latency_compute_ms")):
             lat = entry.get(key) or {}
             vals = {p: _num(lat.get(p)) for p in ("min", "p50", "p90", "p99", "max")}
@@ -320,7 +319,7 @@ def memory_svg(results: dict, device: str) -> str | None:
     """RSS after load and peak RSS per candidate, with the memory budget."""
     rows = []
     for i, cand in enumerate(_candidates(results)):
-        mem = _entry(cand, device).get("memory_mb") or {}
+        mem = device_entry(cand, device).get("memory_mb") or {}
         rows.append((i, cand.get("name"), _num(mem.get("rss_after_load")), _num(mem.get("peak_rss"))))
     if not any(r[2] is not None or r[3] is not None for r in rows):
         return None
@@ -350,7 +349,7 @@ def ops_svg(results: dict, device: str, top: int = 5) -> str | None:
     """Share of runtime per operator type (top *top*, the rest as 'other'), a bar per candidate."""
     rows = []
     for cand in _candidates(results):
-        ops = _entry(cand, device).get("op_profile") or []
+        ops = device_entry(cand, device).get("op_profile") or []
         shares: dict[str, float] = {}
         for op in sorted(ops, key=lambda o: -(o.get("total_ms") or 0)):
             s = _num(op.get("share"))

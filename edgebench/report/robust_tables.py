@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgebench.report import format as fmt
+from edgebench.report.gates import device_entry
 from edgebench.report.model import Cell, Table
 
 
@@ -21,15 +22,11 @@ def _m(value: Any, formatter: Any, key: str) -> Cell:
     return Cell(text=formatter(value), value=value, key=key, status="unmeasured" if value is None else "")
 
 
-def _entry(cand: dict, device: str) -> dict:
-    return (cand.get("devices") or {}).get(device) or {}
-
-
 def settings_table(results: dict, device: str) -> Table | None:
     """Transfer and white-box accuracy side by side per candidate and set (same images)."""
     rows = []
     for cand in results.get("candidates") or []:
-        entry = _entry(cand, device)
+        entry = device_entry(cand, device)
         robust = entry.get("robustness") or []
         transfer = {r.get("set", r.get("id")): r for r in robust if r.get("setting", "transfer") == "transfer"}
         for r in robust:
@@ -90,7 +87,7 @@ def settings_table(results: dict, device: str) -> Table | None:
 def surrogate_table(results: dict, device: str) -> Table | None:
     rows = []
     for cand in results.get("candidates") or []:
-        entry = _entry(cand, device)
+        entry = device_entry(cand, device)
         sur = entry.get("surrogate")
         if not sur:
             continue
@@ -133,7 +130,7 @@ def surrogate_table(results: dict, device: str) -> Table | None:
 def sanity_table(results: dict, device: str) -> Table | None:
     rows = []
     for cand in results.get("candidates") or []:
-        for c in _entry(cand, device).get("sanity") or []:
+        for c in device_entry(cand, device).get("sanity") or []:
             status = c.get("status")
             rows.append(
                 (
@@ -161,7 +158,7 @@ def sanity_table(results: dict, device: str) -> Table | None:
 
 def square_table(results: dict, device: str) -> Table | None:
     """Square, the score-based attack whose queries went to each deployed artifact."""
-    runs = [(cand, _entry(cand, device).get("blackbox_square")) for cand in results.get("candidates") or []]
+    runs = [(cand, device_entry(cand, device).get("blackbox_square")) for cand in results.get("candidates") or []]
     if not any(sq for _, sq in runs):
         return None
     eps_all = sorted({r["eps"] for _, sq in runs if sq for r in sq.get("rows") or []})
