@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from loopback import free_port, sshd_missing_reason, write_keypair
 
-from edgebench.devices.registry import open_device
 from edgebench.devices.inventory import DeviceSpec
+from edgebench.devices.registry import open_device
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ROOT / "docker" / "jetson-agent-entrypoint.sh"
