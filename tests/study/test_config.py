@@ -15,11 +15,14 @@ def test_defaults_are_the_demo_study() -> None:
     assert [c.name for c in cfg.candidates] == ["base", "pruned-50", "int8", "pruned-50+int8"]
     assert (
         cfg.model.kind == "arch"
-        and cfg.model.spec == "lenet5"
+        and cfg.model.spec == "resnet8-wide"
         and cfg.data.name == "mnist"
         and cfg.devices == ("local",)
     )
-    assert cfg.candidates[3].prune == {"ratio": 0.5} and cfg.candidates[3].quantize == {"preset": "ort-cpu"}
+    assert cfg.candidates[3].prune == {"ratio": 0.5}
+    assert cfg.candidates[3].quantize == {"preset": "ort-cpu", "reduce_range": True}
+    # a study file without a model section still gets the LeNet-5 default
+    assert study_from_dict({}).model.spec == "lenet5"
 
 
 def test_shorthands_and_base_is_always_present() -> None:

@@ -115,3 +115,41 @@ def test_cifar10_batches_on_disk_load_without_unpickling_code(tmp_path: Path) ->
     (folder / "data_batch_2").write_bytes(pickle.dumps({b"data": Evil(), b"labels": []}))
     with pytest.raises(EdgebenchError, match="refusing to unpickle"):
         load_arrays("cifar10", str(folder))
+
+
+def test_separate_sources_split_disjoint_with_counts(digits: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+    """train/eval files: calibration is carved out of train, eval capped at eval_count, counts recorded."""
+    from edgebench.subject.data import load_split
+
+    x, y = digits
+    np.savez(tmp_path / "train.npz", x=x[:1000], y=y[:1000])
+    np.savez(tmp_path / "eval.npz", x=x[1000:1300], y=y[1000:1300])
+    cfg = DataConfig(train=str(tmp_path / "train.npz"), eval=str(tmp_path / "eval.npz"), eval_count=200, calib_count=64)
+    split = load_split(cfg, seed=1)
+    assert (len(split.x_eval), len(split.x_calib), len(split.x_train)) == (200, 64, 936)
+    assert split.origin["counts"] == {"eval": 200, "calib": 64, "train": 936} and split.origin["calib_from"] == "train"
+    eval_rows = {r.tobytes() for r in x[1000:1300]}
+    assert all(r.tobytes() in eval_rows for r in split.x_eval)  # eval only from the eval file
+    assert not any(r.tobytes() in eval_rows for r in split.x_calib)
+    assert cfg.label == "eval"
+    # without a train source, calibration comes out of the eval file and nothing is left to train on
+    only_eval = load_split(DataConfig(eval=str(tmp_path / "eval.npz"), eval_count=1000, calib_count=50))
+    assert (len(only_eval.x_eval), len(only_eval.x_calib), len(only_eval.x_train)) == (250, 50, 0)
+    with pytest.raises(EdgebenchError, match="separate sources need an 'eval' source"):
+        DataConfig(train=str(tmp_path / "train.npz"))
+
+
+def test_image_folder_resizes_the_shorter_side_and_center_crops(tmp_path: Path) -> None:
+    """A wide image keeps its middle: shorter side to size*256/224, then a centered square."""
+    from PIL import Image
+
+    img = np.zeros((40, 120, 3), np.uint8)
+    img[:, 40:80] = 255  # a white band in the middle third, black on both sides
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    Image.fromarray(img).save(tmp_path / "a" / "wide.png")
+    Image.fromarray(img[:, ::-1].copy()).save(tmp_path / "b" / "wide.png")
+    x, y = load_arrays("imagefolder", str(tmp_path), image_size=28)
+    assert x.shape == (2, 3, 28, 28) and y.tolist() == [0, 1]
+    # resized to 32 x 96, cropped to columns 34..61 of it: inside the band (32..64) => all white
+    assert x[0, :, 4:-4, 2:-2].min() > 0.9
