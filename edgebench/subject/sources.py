@@ -424,7 +424,7 @@ class TorchvisionSource(Source):
     key = "torchvision"
 
     def check(self, cfg: ModelConfig) -> None:
-        import torchvision  # type: ignore[import-untyped]
+        import torchvision
 
         names = torchvision.models.list_models(module=torchvision.models)
         if cfg.spec not in names:
@@ -437,7 +437,7 @@ class TorchvisionSource(Source):
 
     def load(self, ctx: LoadContext) -> UserModel:
         import torch
-        import torchvision  # type: ignore[import-untyped]
+        import torchvision
 
         cfg = ctx.model
         kwargs = dict(cfg.kwargs or {})
@@ -602,7 +602,7 @@ def _onnx_to_torch(proto: Any, path: Path) -> tuple[torch.nn.Module, int | None]
     """onnx2torch on the model as given; if an operator version has no converter, once more after
     ``onnx.version_converter`` to opset 17. Returns the module and the opset converted to (or None)."""
     import onnx
-    import onnx2torch  # type: ignore[import-untyped]
+    import onnx2torch
 
     try:
         return onnx2torch.convert(proto).eval(), None
