@@ -47,7 +47,7 @@ def unbounded_spec() -> AttackSpec:
     """PGD L-inf at eps = 1 (255/255): the 'accuracy reaches zero' sanity set."""
     from edgebench.robustness.attacks import AttackSpec
 
-    return AttackSpec("pgd", "linf", (1.0,), steps=20, rel_stepsize=0.25, random_start=True)
+    return AttackSpec("pgd", "linf", (1.0,), steps=10, rel_stepsize=0.25, random_start=True)
 
 
 def whitebox_specs(specs: Sequence[AttackSpec]) -> list[AttackSpec]:
@@ -250,6 +250,8 @@ def whitebox_rows(
         r["surrogate_to_engine_rate"] = r.pop("transfer_success_rate")
         r["agreement_with_surrogate"] = r.pop("agreement")
         r["sanity_only"] = r["set"] == UNBOUNDED_ID
+        if by_id[r["set"]].distances is not None:
+            r["median_distance"] = by_id[r["set"]].median_distance()
         tp = (transfer_preds or {}).get(r["set"])
         if tp is not None:
             idx = by_id[r["set"]].indices
@@ -280,6 +282,14 @@ def add_to_entry(
     preds = {k: np.asarray(v["predictions"]) for k, v in replay["sets"].items()}
     clean = preds.pop("clean")
     wb, sur = whitebox_rows(store, candidate, device, y_eval, clean, preds)
+    base_replay = None if is_base else store.load("base", device, "replay")
+    if base_replay is not None:
+        # the base's own white-box accuracy (its sets are crafted on it) over the same images
+        for r in wb:
+            bp = base_replay["sets"].get(r["set"])
+            idx = np.arange(r["count"])
+            if bp is not None and len(bp["predictions"]) >= len(idx) and not r.get("sanity_only"):
+                r["base_whitebox_accuracy"] = float(np.mean(np.asarray(bp["predictions"])[idx] == y_eval[idx]))
     if is_base and wb:
         copies = []
         for r in rows:

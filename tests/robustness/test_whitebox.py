@@ -215,3 +215,22 @@ def test_int8_error_localisation_names_layers(tmp_path, digits, digits_model):
     top = info["sets"]["pgd"]["top_layers"]
     assert len(top) == 3 and top[0]["drop_db"] >= top[1]["drop_db"] >= top[2]["drop_db"]
     assert top[0]["tensor"] in tensors
+
+
+def test_robustness_gate_takes_the_worse_threat_model():
+    """The gate compares transfer with transfer and white-box with the base's own white-box
+    accuracy on the same images, and keeps the larger drop."""
+    from edgebench.report.gates import robustness_drop
+
+    base = {"robustness": [{"id": "pgd-linf-8", "accuracy": 0.9}, {"id": "whitebox:pgd-linf-8", "accuracy": 0.9}]}
+    cand = {
+        "robustness": [
+            {"id": "pgd-linf-8", "accuracy": 0.85},
+            {"id": "whitebox:pgd-linf-8", "accuracy": 0.5, "base_whitebox_accuracy": 0.7},
+        ]
+    }
+    results = {"attacks": [{"id": "pgd-linf-8"}]}
+    drop, missing, worst = robustness_drop(results, base, cand)
+    assert drop == pytest.approx(0.2) and worst == "whitebox:pgd-linf-8" and not missing
+    cand["robustness"].pop()
+    assert robustness_drop(results, base, cand)[0] == pytest.approx(0.05)
