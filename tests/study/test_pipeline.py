@@ -81,9 +81,23 @@ def test_results_follow_the_schema(run_dir: Path) -> None:
         assert d["latency_compute_ms"]["p50"] > 0 and d["throughput_ips"] > 0
         assert d["memory_mb"]["peak_rss"] > 0
         assert 0.0 <= d["clean_accuracy"] <= 1.0
-        assert len(d["robustness"]) == 4
-        for row in d["robustness"]:
+        transfer = [r for r in d["robustness"] if r["setting"] == "transfer"]
+        whitebox = [r for r in d["robustness"] if r["setting"] == "whitebox"]
+        assert len(transfer) == 4 and len(d["robustness"]) == len(transfer) + len(whitebox)
+        for row in transfer:
             assert set(row) >= {"attack", "norm", "eps", "accuracy", "transfer_success_rate", "agreement"}
+        # white-box: the same suite crafted on this candidate, plus the eps = 1 sanity set
+        assert {r["set"] for r in whitebox} == {r["set"] for r in transfer} | {"pgd-linf-255"}
+        assert all(r["id"] == f"whitebox:{r['set']}" for r in whitebox)
+        assert d["surrogate"]["kind"] == ("fake-quant-ste" if "int8" in c["name"] else "fp32-graph")
+        assert d["surrogate"]["top1_agreement"] > 0.9
+        checks = {s["check"]: s for s in d["sanity"]}
+        assert {"iterative_vs_single_step", "whitebox_vs_transfer", "unbounded_eps", "surrogate_agreement"} <= set(
+            checks
+        )
+        assert all(s["status"] in ("pass", "warn") for s in d["sanity"])
+        assert checks["unbounded_eps"]["status"] == "pass"
+        assert (c["int8_error"] is not None) == ("int8" in c["name"])
         assert d["verdict"]["status"] in ("READY", "NOT READY", "UNMEASURED")
         assert d["environment"]["runtime"]["backend"] == "onnxruntime"
         bb = d["blackbox"]  # the decision-based attack ran against this very artifact, through the agent
@@ -100,9 +114,9 @@ def test_results_follow_the_schema(run_dir: Path) -> None:
     # the base replayed on its own exported engine agrees with PyTorch
     base = by["base"]["devices"]["local"]
     assert base["fidelity"]["top1_agreement"] > 0.99
-    assert all(r["agreement"] > 0.95 for r in base["robustness"])
+    assert all(r["agreement"] > 0.95 for r in base["robustness"] if r["setting"] == "transfer")
     # a stronger attack hurts at least as much on the base model
-    acc = {r["id"]: r["accuracy"] for r in base["robustness"]}
+    acc = {r["id"]: r["accuracy"] for r in base["robustness"] if r["setting"] == "transfer"}
     assert acc["pgd-linf-32"] <= acc["pgd-linf-8"] + 1e-9
 
 
@@ -138,7 +152,7 @@ def test_standalone_replay_matches_the_run(run_dir: Path) -> None:
     results = json.loads((run_dir / "results.json").read_text())
     int8 = next(c for c in results["candidates"] if c["name"] == "int8")
     rows = replay_sets(run_dir / int8["artifact"]["path"], run_dir / "attacks", "local")
-    recorded = {r["id"]: r for r in int8["devices"]["local"]["robustness"]}
+    recorded = {r["id"]: r for r in int8["devices"]["local"]["robustness"] if r["setting"] == "transfer"}
     assert {r["id"] for r in rows} == set(recorded)
     for r in rows:
         for key in ("accuracy", "transfer_success_rate", "agreement", "count"):
