@@ -183,7 +183,7 @@ def robustness_drop(results: dict, base_entry: dict | None, entry: dict) -> tupl
         ids = list(base_rows)
     drops: dict[str, float] = {}
     missing: list[str] = []
-    for attack_id in ids:
+    for attack_id in [str(i) for i in ids]:
         # each threat model against the base in the same one (white-box rows: "whitebox:<id>");
         # the gate takes the worse of the two
         found = False

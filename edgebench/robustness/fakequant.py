@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_QRANGE = {1: (0, 255), 2: (-128, 127), 3: (0, 255), 4: (-32768, 32767), 5: (-32768, 32767), 6: None}
 # onnx TensorProto data types: 2 = UINT8, 3 = INT8, 4 = UINT16, 5 = INT16, 6 = INT32
 _QRANGE = {2: (0, 255), 3: (-128, 127), 4: (0, 65535), 5: (-32768, 32767)}
 
@@ -122,6 +121,9 @@ def _register_converters() -> None:
     class QuantizeLinear(torch.nn.Module):
         """x -> clamp(round(x / scale) + zp, qmin, qmax), kept as float (the integer grid)."""
 
+        scale: torch.Tensor
+        zero_point: torch.Tensor
+
         def __init__(self, scale: np.ndarray, zero_point: np.ndarray, qmin: int, qmax: int, ste: bool) -> None:
             super().__init__()
             self.register_buffer("scale", torch.as_tensor(np.asarray(scale, dtype=np.float32)))
@@ -138,6 +140,9 @@ def _register_converters() -> None:
             return _RoundSTE.apply(torch.clamp(torch.round(v) + self.zero_point, self.qmin, self.qmax) - v) + v
 
     class DequantizeLinear(torch.nn.Module):
+        scale: torch.Tensor
+        zero_point: torch.Tensor
+
         def __init__(self, scale: np.ndarray, zero_point: np.ndarray) -> None:
             super().__init__()
             self.register_buffer("scale", torch.as_tensor(np.asarray(scale, dtype=np.float32)))
