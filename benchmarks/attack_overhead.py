@@ -176,12 +176,12 @@ def main() -> None:
         f"(min {min(ratios):.3f}, max {max(ratios):.3f})"
     )
     print(
-        f"CPU time (process_time): foolbox median {statistics.median(c_fb):.3f} s, edgebench median "
+        f"CPU time (process_time): {lib} median {statistics.median(c_fb):.3f} s, edgebench median "
         f"{statistics.median(c_eb):.3f} s, ratio of medians {statistics.median(c_eb) / statistics.median(c_fb):.3f}, "
         f"ratio of minimums {min(c_eb) / min(c_fb):.3f}"
     )
     print("adversarial accuracy per eps  edgebench:", " ".join(f"{a:.3f}" for a in acc_eb or []))
-    print("adversarial accuracy per eps  foolbox  :", " ".join(f"{a:.3f}" for a in acc_fb or []))
+    print(f"adversarial accuracy per eps  {lib}:", " ".join(f"{a:.3f}" for a in acc_fb or []))
 
 
 if __name__ == "__main__":
