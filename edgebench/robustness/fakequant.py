@@ -60,6 +60,35 @@ def is_qdq(model: onnx.ModelProto) -> bool:
     return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
 
 
+def fold_identity_constants(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Copy of *model* where ``Identity`` nodes of initializers and ``Constant`` nodes become
+    initializers (torch.onnx aliases shared weights through Identity; onnx2torch wants a Conv's
+    weight to be an initializer)."""
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    inits = {i.name: i for i in m.graph.initializer}
+    outputs = {o.name for o in m.graph.output}
+    keep, new = [], []
+    for node in m.graph.node:
+        if node.op_type == "Identity" and node.input[0] in inits and node.output[0] not in outputs:
+            value = numpy_helper.to_array(inits[node.input[0]])
+        elif node.op_type == "Constant" and len(node.attribute) == 1 and node.attribute[0].name == "value":
+            value = numpy_helper.to_array(node.attribute[0].t)
+        else:
+            keep.append(node)
+            continue
+        t = numpy_helper.from_array(value, node.output[0])
+        inits[t.name] = t
+        new.append(t)
+    del m.graph.node[:]
+    m.graph.node.extend(keep)
+    m.graph.initializer.extend(new)
+    return m
+
+
 def fold_constant_dequantize(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     """Copy of *model* where every ``DequantizeLinear`` whose input is an initializer (weights,
     biases) is replaced by the float initializer it computes; returns (model, folded count)."""
@@ -195,6 +224,7 @@ def surrogate_from_onnx(path: str | Path, *, ste: bool = True) -> Surrogate:
         model = onnx.load(str(path))
     except Exception as exc:  # noqa: BLE001 - onnx raises several types for unreadable files
         raise EdgebenchError(f"white-box surrogate: cannot read the ONNX artifact {path}: {exc}") from None
+    model = fold_identity_constants(model)
     qdq = is_qdq(model)
     points = 0
     if qdq:
