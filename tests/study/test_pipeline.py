@@ -34,7 +34,14 @@ STUDY = {
             {"name": "pgd", "norm": "linf", "eps_255": [8, 32], "steps": 5},
         ],
     },
-    "blackbox": {"enabled": True, "samples": 3, "pool": 16, "max_queries": 60, "gradient_queries": 10},
+    "blackbox": {
+        "enabled": True,
+        "samples": 3,
+        "pool": 16,
+        "max_queries": 60,
+        "gradient_queries": 10,
+        "square": {"eps_255": [32], "max_queries": 30},
+    },
     "profile": {
         "batches": [1, 4],
         "iterations": 20,
@@ -103,6 +110,9 @@ def test_results_follow_the_schema(run_dir: Path) -> None:
         bb = d["blackbox"]  # the decision-based attack ran against this very artifact, through the agent
         assert bb["attack"] == "hsj" and bb["count"] == 3 and bb["max_queries"] == 60
         assert 0 < bb["queries_total"] <= 3 * 60 + 16 and len(bb["rows"]) == 3
+        sq = d["blackbox_square"]  # the score-based attack, on this artifact's logits through the agent
+        assert sq["attack"] == "square" and sq["count"] == 3 and sq["max_queries"] == 30
+        assert 0 < sq["queries_total"] <= 3 * 30 and len(sq["rows"]) == 1
     # what compression does, measured: pruning halves channels (fewer MACs), int8 shrinks the file
     assert by["pruned-50"]["macs"] < 0.6 * by["base"]["macs"]
     # an iterative grid: pruned-75 continues from pruned-50's model (half of its channels again)
