@@ -134,6 +134,9 @@ def test_reports_are_rendered(run_dir: Path) -> None:
     html = (run_dir / "report.html").read_text()
     md = (run_dir / "report.md").read_text()
     assert "pruned-50+int8" in html and "pruned-50+int8" in md
+    for title in ("Threat models side by side", "Sanity checks on the attacks", "INT8 error localisation"):
+        assert title in md and title in html
+    assert 'data-key="sanity.status"' in html and 'data-key="whitebox.accuracy"' in html
 
 
 def test_rerun_resumes_without_measuring_again(run_dir: Path) -> None:
