@@ -10,7 +10,10 @@ deliberately against foolbox *plus nothing*.
 The model: a small CNN on scikit-learn's handwritten digits upsampled to 28x28
 (MNIST-sized), trained for a few seconds so the attack works on a real decision boundary.
 
-Run:  python benchmarks/attack_overhead.py [--reps 7] [--n 256] [--threads 1]
+``--attack autoattack`` compares ``craft()`` with an ``{name: autoattack}`` spec against
+torchattacks' ``AutoAttack(version="standard")`` called directly (L-inf, eps 8/255 by default).
+
+Run:  python benchmarks/attack_overhead.py [--reps 7] [--n 256] [--threads 1] [--attack pgd|autoattack]
 """
 
 from __future__ import annotations
@@ -78,6 +81,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=256, help="samples attacked")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--attack", choices=("pgd", "autoattack"), default="pgd")
+    ap.add_argument("--eps255", type=float, nargs="+", default=None)
     args = ap.parse_args()
 
     import foolbox as fb
@@ -87,14 +92,35 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     model, x, y, clean_acc = data_and_model(args.n)
-    eps = tuple(e / 255 for e in (2, 4, 8, 16, 32))
-    spec = AttackSpec("pgd", "linf", eps, steps=10, rel_stepsize=0.25, random_start=True)
+    if args.attack == "autoattack":
+        eps = tuple(e / 255 for e in (args.eps255 or (8,)))
+        spec = AttackSpec("autoattack", "linf", eps)
+    else:
+        eps = tuple(e / 255 for e in (args.eps255 or (2, 4, 8, 16, 32)))
+        spec = AttackSpec("pgd", "linf", eps, steps=10, rel_stepsize=0.25, random_start=True)
 
     def run_edgebench() -> list[float]:
         sets = craft(model, x, y, spec, batch_size=args.batch, seed=0)
         return [s.base_accuracy for s in sets]
 
+    def run_torchattacks() -> list[float]:
+        import torchattacks
+
+        accs = []
+        for e in eps:
+            torch.manual_seed(0)
+            atk = torchattacks.AutoAttack(model, norm="Linf", eps=e, version="standard", n_classes=10, seed=0)
+            correct = 0
+            for i in range(0, len(x), args.batch):
+                xb, yb = torch.from_numpy(x[i : i + args.batch]), torch.from_numpy(y[i : i + args.batch])
+                with torch.no_grad():
+                    correct += int((model(atk(xb, yb)).argmax(1) == yb).sum())
+            accs.append(correct / len(x))
+        return accs
+
     def run_foolbox() -> list[float]:
+        if args.attack == "autoattack":
+            return run_torchattacks()
         fmodel = fb.PyTorchModel(model, bounds=(0, 1), device="cpu")
         attack = fb.attacks.LinfPGD(steps=10, rel_stepsize=0.25, random_start=True)
         torch.manual_seed(0)
@@ -140,7 +166,9 @@ def main() -> None:
         f"model: LeNet-ish CNN on digits upsampled to 28x28, clean accuracy {clean_acc:.3f}; "
         f"{len(x)} samples, batch {args.batch}, PGD Linf 10 steps x {len(eps)} epsilons, {args.reps} interleaved reps"
     )
-    print(f"foolbox direct : median {med_fb:.3f} s  (min {min(t_fb):.3f}, max {max(t_fb):.3f})")
+    lib = "torchattacks" if args.attack == "autoattack" else "foolbox"
+    print(f"attack: {args.attack}, eps x255: {[round(e * 255, 3) for e in eps]}")
+    print(f"{lib} direct : median {med_fb:.3f} s  (min {min(t_fb):.3f}, max {max(t_fb):.3f})")
     print(f"edgebench craft: median {med_eb:.3f} s  (min {min(t_eb):.3f}, max {max(t_eb):.3f})")
     print(
         f"ratio of minimums {min(t_eb) / min(t_fb):.3f} (least disturbed by other load); "
@@ -148,12 +176,12 @@ def main() -> None:
         f"(min {min(ratios):.3f}, max {max(ratios):.3f})"
     )
     print(
-        f"CPU time (process_time): foolbox median {statistics.median(c_fb):.3f} s, edgebench median "
+        f"CPU time (process_time): {lib} median {statistics.median(c_fb):.3f} s, edgebench median "
         f"{statistics.median(c_eb):.3f} s, ratio of medians {statistics.median(c_eb) / statistics.median(c_fb):.3f}, "
         f"ratio of minimums {min(c_eb) / min(c_fb):.3f}"
     )
     print("adversarial accuracy per eps  edgebench:", " ".join(f"{a:.3f}" for a in acc_eb or []))
-    print("adversarial accuracy per eps  foolbox  :", " ".join(f"{a:.3f}" for a in acc_fb or []))
+    print(f"adversarial accuracy per eps  {lib}:", " ".join(f"{a:.3f}" for a in acc_fb or []))
 
 
 if __name__ == "__main__":

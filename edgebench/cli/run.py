@@ -34,6 +34,32 @@ def robustness_table(results: dict, device: str) -> Table | None:
     return table
 
 
+def whitebox_table(results: dict, device: str) -> Table | None:
+    """Accuracy under each white-box set (crafted on each candidate itself), candidates as columns."""
+    from edgebench.cli.ui import fmt
+
+    cands = [(c["name"], c["devices"].get(device) or {}) for c in results["candidates"]]
+    acc = {
+        name: {r["set"]: r for r in d.get("robustness") or [] if r.get("setting") == "whitebox"} for name, d in cands
+    }
+    sets = list(dict.fromkeys(s for rows in acc.values() for s in rows))
+    if not sets:
+        return None
+    title = f"robustness on {device}: accuracy under white-box attacks crafted on each candidate itself"
+    table = Table(title=title, header_style="bold")
+    table.add_column("set")
+    for name, _ in cands:
+        table.add_column(name, justify="right")
+    counts = [next((r["count"] for r in acc[name].values() if not r.get("sanity_only")), None) for name, _ in cands]
+    table.add_row("images", *[str(c) if c is not None else "-" for c in counts])
+    for s in sets:
+        table.add_row(s, *[fmt((acc[name].get(s) or {}).get("accuracy"), ".3f") for name, _ in cands])
+    warn = [f"{name}: {c['check']}" for name, d in cands for c in d.get("sanity") or [] if c.get("status") == "warn"]
+    if warn:
+        table.caption = "sanity warnings (possible gradient masking): " + "; ".join(warn)
+    return table
+
+
 def register(app: typer.Typer) -> None:
     @app.command(
         "run",
@@ -91,9 +117,9 @@ def register(app: typer.Typer) -> None:
             print_json(results)
         else:
             for dev in results.get("devices", {}):
-                rob = robustness_table(results, dev)
-                if rob is not None:
-                    err_console.print(rob)
+                for tab in (robustness_table(results, dev), whitebox_table(results, dev)):
+                    if tab is not None:
+                        err_console.print(tab)
             from edgebench.report.model import build_report
             from edgebench.report.terminal import verdict_tables
 

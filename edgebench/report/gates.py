@@ -277,7 +277,8 @@ def _rows_by_id(entry: dict | None) -> dict[str, dict]:
 
 
 def robustness_drop(results: dict, base_entry: dict | None, entry: dict) -> tuple[float | None, list[str], str | None]:
-    """Largest base-minus-candidate adversarial accuracy over the run's attacks.
+    """Largest base-minus-candidate adversarial accuracy over the run's attacks, in either
+    threat model (transfer rows, and white-box rows against the base's white-box rows).
 
     Returns ``(drop, missing_ids, worst_id)``: ``missing_ids`` are attacks where either side has
     no accuracy. Attacks are those listed in ``results['attacks']``, else those the base has.
@@ -289,13 +290,21 @@ def robustness_drop(results: dict, base_entry: dict | None, entry: dict) -> tupl
         ids = list(base_rows)
     drops: dict[str, float] = {}
     missing: list[str] = []
-    for attack_id in ids:
-        b = _number(_get(base_rows.get(attack_id), "accuracy"))
-        c = _number(_get(rows.get(attack_id), "accuracy"))
-        if b is None or c is None:
+    for attack_id in [str(i) for i in ids]:
+        # each threat model against the base in the same one (white-box rows: "whitebox:<id>");
+        # the gate takes the worse of the two
+        found = False
+        for key in (attack_id, f"whitebox:{attack_id}"):
+            c = _number(_get(rows.get(key), "accuracy"))
+            b = _number(_get(base_rows.get(key), "accuracy"))
+            if key != attack_id:  # white-box: the base's own white-box accuracy on the same images
+                same = _number(_get(rows.get(key), "base_whitebox_accuracy"))
+                b = same if same is not None else b
+            if b is not None and c is not None:
+                found = True
+                drops[key] = max(drops.get(key, b - c), b - c)
+        if not found:
             missing.append(attack_id)
-        else:
-            drops[attack_id] = b - c
     if not drops:
         return None, missing, None
     worst = max(drops, key=lambda k: drops[k])

@@ -143,14 +143,14 @@ class AttackSpec:
                 raise EdgebenchError(f"attack {name}-{norm}: epsilon {e!r} is outside {allowed}")
         if len(set(eps)) != len(eps):
             raise EdgebenchError(f"attack {name}-{norm}: epsilons must be distinct, found {list(eps)}")
-        allowed = PARAM_DEFAULTS[name]
+        accepted = PARAM_DEFAULTS[name]
         for key in ("steps", "rel_stepsize", "random_start", "binary_search_steps"):
             value = getattr(self, key)
             if value is None:
                 continue
-            if key not in allowed:
+            if key not in accepted:
                 raise EdgebenchError(
-                    f"attack {name}: parameter {key!r} does not apply; it accepts {sorted(allowed) or 'no parameters'}"
+                    f"attack {name}: parameter {key!r} does not apply; it accepts {sorted(accepted) or 'no parameters'}"
                 )
             if key in ("steps", "binary_search_steps"):
                 if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -324,6 +324,7 @@ def _foolbox_attack(spec: AttackSpec) -> Any:
 
     p = spec.params()
     A = fb.attacks
+    cls: Any
     if spec.name == "fgsm":
         return A.LinfFastGradientAttack(random_start=False)
     if spec.name == "pgd":
@@ -503,7 +504,7 @@ def _craft(
     clean_pred = _predict(model, xt, batch_size)
     labels = y.astype(np.int64)
     params = spec.params()
-    base = dict(
+    base: dict[str, Any] = dict(
         attack=spec.name,
         norm=spec.norm,
         labels=labels,

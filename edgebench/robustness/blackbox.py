@@ -25,7 +25,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -353,7 +353,15 @@ def run_square(
     for eps in spec.epsilons:
         todo = np.flatnonzero(correct & ~np.isfinite(dist))
         atk = torchattacks.Square(
-            module, norm=torch_norm, eps=eps, n_queries=max(1, spec.max_queries - 2), n_restarts=1, seed=seed
+            # torchattacks' Square spends n_queries + 3 queries on a sample it never fools (clean
+            # check, initial stripes, iterations); with our clean and confirming queries that
+            # makes exactly max_queries
+            module,
+            norm=torch_norm,
+            eps=eps,
+            n_queries=max(1, spec.max_queries - 5),
+            n_restarts=1,
+            seed=seed,
         )
         for s in range(0, len(todo), spec.batch_size):
             rows = todo[s : s + spec.batch_size]
@@ -456,9 +464,11 @@ def run_blackbox(
     checkpoints = _checkpoints(spec.max_queries)
     snap = np.full((n, len(checkpoints)), np.inf)
     steps = spec.resolved_steps()
+    attack: Any
     if spec.name == "hsj":
+        constraint: Literal["linf", "l2"] = "linf" if spec.norm == "linf" else "l2"
         attack = fb.attacks.HopSkipJumpAttack(
-            steps=steps, initial_gradient_eval_steps=spec.gradient_queries, constraint=spec.norm
+            steps=steps, initial_gradient_eval_steps=spec.gradient_queries, constraint=constraint
         )
     else:
         attack = fb.attacks.BoundaryAttack(steps=steps)

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_QRANGE = {1: (0, 255), 2: (-128, 127), 3: (0, 255), 4: (-32768, 32767), 5: (-32768, 32767), 6: None}
 # onnx TensorProto data types: 2 = UINT8, 3 = INT8, 4 = UINT16, 5 = INT16, 6 = INT32
 _QRANGE = {2: (0, 255), 3: (-128, 127), 4: (0, 65535), 5: (-32768, 32767)}
 
@@ -59,6 +58,35 @@ def _init_array(init: onnx.TensorProto) -> np.ndarray:
 
 def is_qdq(model: onnx.ModelProto) -> bool:
     return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
+
+
+def fold_identity_constants(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Copy of *model* where ``Identity`` nodes of initializers and ``Constant`` nodes become
+    initializers (torch.onnx aliases shared weights through Identity; onnx2torch wants a Conv's
+    weight to be an initializer)."""
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    inits = {i.name: i for i in m.graph.initializer}
+    outputs = {o.name for o in m.graph.output}
+    keep, new = [], []
+    for node in m.graph.node:
+        if node.op_type == "Identity" and node.input[0] in inits and node.output[0] not in outputs:
+            value = numpy_helper.to_array(inits[node.input[0]])
+        elif node.op_type == "Constant" and len(node.attribute) == 1 and node.attribute[0].name == "value":
+            value = numpy_helper.to_array(node.attribute[0].t)
+        else:
+            keep.append(node)
+            continue
+        t = numpy_helper.from_array(value, node.output[0])
+        inits[t.name] = t
+        new.append(t)
+    del m.graph.node[:]
+    m.graph.node.extend(keep)
+    m.graph.initializer.extend(new)
+    return m
 
 
 def fold_constant_dequantize(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
@@ -122,6 +150,9 @@ def _register_converters() -> None:
     class QuantizeLinear(torch.nn.Module):
         """x -> clamp(round(x / scale) + zp, qmin, qmax), kept as float (the integer grid)."""
 
+        scale: torch.Tensor
+        zero_point: torch.Tensor
+
         def __init__(self, scale: np.ndarray, zero_point: np.ndarray, qmin: int, qmax: int, ste: bool) -> None:
             super().__init__()
             self.register_buffer("scale", torch.as_tensor(np.asarray(scale, dtype=np.float32)))
@@ -138,6 +169,9 @@ def _register_converters() -> None:
             return _RoundSTE.apply(torch.clamp(torch.round(v) + self.zero_point, self.qmin, self.qmax) - v) + v
 
     class DequantizeLinear(torch.nn.Module):
+        scale: torch.Tensor
+        zero_point: torch.Tensor
+
         def __init__(self, scale: np.ndarray, zero_point: np.ndarray) -> None:
             super().__init__()
             self.register_buffer("scale", torch.as_tensor(np.asarray(scale, dtype=np.float32)))
@@ -190,6 +224,7 @@ def surrogate_from_onnx(path: str | Path, *, ste: bool = True) -> Surrogate:
         model = onnx.load(str(path))
     except Exception as exc:  # noqa: BLE001 - onnx raises several types for unreadable files
         raise EdgebenchError(f"white-box surrogate: cannot read the ONNX artifact {path}: {exc}") from None
+    model = fold_identity_constants(model)
     qdq = is_qdq(model)
     points = 0
     if qdq:

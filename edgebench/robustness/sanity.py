@@ -83,7 +83,8 @@ def sanity_checks(
                 "iterative_vs_single_step",
                 all(p["ok"] for p in pairs),
                 pairs,
-                f"PGD accuracy minus FGSM accuracy, worst {worst['excess']:+.3f} ({worst['setting']}, eps {worst['eps']:.4g})",
+                f"PGD accuracy minus FGSM accuracy, worst {worst['excess']:+.3f} "
+                f"({worst['setting']}, eps {worst['eps'] * 255:.4g}/255)",
             )
         )
 

@@ -157,7 +157,7 @@ def save(adv: AdversarialSet, folder: str | Path) -> Path:
         adv.id, adv.x_adv, adv.labels, adv.indices, adv.base_predictions, adv.base_clean_predictions, adv.distances
     )
     out = Path(folder)
-    arrays: dict[str, np.ndarray] = {
+    arrays: dict[str, Any] = {  # np.savez keyword arguments
         "x": np.ascontiguousarray(adv.x_adv, dtype=np.float32),
         "labels": adv.labels.astype(np.int64),
         "indices": adv.indices.astype(np.int64),
@@ -261,7 +261,7 @@ def load(path: str | Path, *, inputs: bool = True, verify: bool = True) -> Adver
             arr = {k: z[k] for k in _INT_ARRAYS}
             dist = z["distances"] if "distances" in z.files else None
             x = z["x"] if inputs else None
-            x_meta = (z["x"].dtype, z["x"].shape) if not inputs else (x.dtype, x.shape)
+            x_meta = (x.dtype, x.shape) if x is not None else (z["x"].dtype, z["x"].shape)
     except EdgebenchError:
         raise
     except Exception as exc:  # zipfile.BadZipFile, ValueError (pickled object arrays), OSError

@@ -14,7 +14,7 @@ Every section is optional; the defaults are the embedded demo study::
     attacks:
       samples: 256
       settings: [transfer, whitebox]      # whitebox: crafted on each candidate (INT8: fake-quant STE model)
-      whitebox_samples: 64
+      whitebox_samples: 32
       suite:
         - {name: fgsm, eps_255: [2, 4, 8, 16, 32]}
         - {name: pgd, norm: linf, eps_255: [2, 4, 8, 16, 32], steps: 10}
@@ -71,7 +71,7 @@ class AttackConfig:
     batch_size: int = 128
     # threat models: transfer (crafted on base) and/or whitebox (crafted on each candidate itself)
     settings: tuple[str, ...] = ("transfer", "whitebox")
-    whitebox_samples: int = 64  # images attacked white-box per candidate (crafting cost x candidates)
+    whitebox_samples: int = 32  # images attacked white-box per candidate (crafting cost x candidates)
 
 
 @dataclass(frozen=True)

@@ -418,7 +418,8 @@ class Pipeline:
             return
         job = self._job_common(b)
         sets = [{"name": "clean", "path": str(self.store.data_path("eval")), "key": "x"}]
-        if "transfer" in self.config.attacks.settings:
+        is_base = b.config.prune is None and b.config.quantize is None  # base sets are white-box for base
+        if "transfer" in self.config.attacks.settings or is_base:
             sets += [{"name": s["id"], "path": str(self.run_dir / s["path"]), "key": "x"} for s in attack_sets]
         logits_path = self.store.measurement_path(name, device.name, "replay").with_name("logits.npz")
         job.update({"kind": "predict", "sets": sets, "batch": 128, "logits": str(logits_path)})

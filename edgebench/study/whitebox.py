@@ -47,7 +47,7 @@ def unbounded_spec() -> AttackSpec:
     """PGD L-inf at eps = 1 (255/255): the 'accuracy reaches zero' sanity set."""
     from edgebench.robustness.attacks import AttackSpec
 
-    return AttackSpec("pgd", "linf", (1.0,), steps=20, rel_stepsize=0.25, random_start=True)
+    return AttackSpec("pgd", "linf", (1.0,), steps=10, rel_stepsize=0.25, random_start=True)
 
 
 def whitebox_specs(specs: Sequence[AttackSpec]) -> list[AttackSpec]:
@@ -165,6 +165,49 @@ def craft_all(
     n = min(cfg.whitebox_samples, len(x_eval))
     units = sum(len(whitebox_specs([] if base else specs)) for _, _, base in candidates) * n
     ui("task", {"id": "whitebox", "text": f"white-box attacks on each candidate ({n} images)", "total": units})
+    with _small_batch_threads(n):
+        _craft_each(store, candidates, x_eval, y_eval, specs, cfg, n, seed, ui)
+    ui("done", {"id": "whitebox"})
+
+
+SMALL_BATCH = 64
+
+
+class _small_batch_threads:
+    """One torch thread while crafting batches of at most :data:`SMALL_BATCH` images: on small
+    models and batches the threads' synchronization costs more than their work saves (2
+    candidates, 32 images, the default suite on the 2-core dev host: 6-10 s on 1 thread against
+    22-26 s on 2, measured while the host was shared)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.before: int | None = None
+
+    def __enter__(self) -> None:
+        import torch
+
+        if self.n <= SMALL_BATCH:
+            self.before = torch.get_num_threads()
+            torch.set_num_threads(1)
+
+    def __exit__(self, *exc: object) -> None:
+        import torch
+
+        if self.before is not None:
+            torch.set_num_threads(self.before)
+
+
+def _craft_each(
+    store: RunStore,
+    candidates: Sequence[tuple[str, Path, bool]],
+    x_eval: np.ndarray,
+    y_eval: np.ndarray,
+    specs: Sequence[AttackSpec],
+    cfg: Any,
+    n: int,
+    seed: int,
+    ui: Callable[[str, dict], None],
+) -> None:
     for name, artifact, is_base in candidates:
         seen: dict[str, int] = {}
 
@@ -186,7 +229,6 @@ def craft_all(
             seed=seed,
             on_progress=progress,
         )
-    ui("done", {"id": "whitebox"})
 
 
 def _qdq_reference_agreement(sur: Any, artifact: Path, x: np.ndarray) -> float | None:
@@ -250,6 +292,8 @@ def whitebox_rows(
         r["surrogate_to_engine_rate"] = r.pop("transfer_success_rate")
         r["agreement_with_surrogate"] = r.pop("agreement")
         r["sanity_only"] = r["set"] == UNBOUNDED_ID
+        if by_id[r["set"]].distances is not None:
+            r["median_distance"] = by_id[r["set"]].median_distance()
         tp = (transfer_preds or {}).get(r["set"])
         if tp is not None:
             idx = by_id[r["set"]].indices
@@ -280,6 +324,14 @@ def add_to_entry(
     preds = {k: np.asarray(v["predictions"]) for k, v in replay["sets"].items()}
     clean = preds.pop("clean")
     wb, sur = whitebox_rows(store, candidate, device, y_eval, clean, preds)
+    base_replay = None if is_base else store.load("base", device, "replay")
+    if base_replay is not None:
+        # the base's own white-box accuracy (its sets are crafted on it) over the same images
+        for r in wb:
+            bp = base_replay["sets"].get(r["set"])
+            idx = np.arange(r["count"])
+            if bp is not None and len(bp["predictions"]) >= len(idx) and not r.get("sanity_only"):
+                r["base_whitebox_accuracy"] = float(np.mean(np.asarray(bp["predictions"])[idx] == y_eval[idx]))
     if is_base and wb:
         copies = []
         for r in rows:

@@ -28,7 +28,8 @@ def _export(model, path, shape=(1, 1, 8, 8)):
 def _quantize(fp32, out, x_calib):
     from edgebench.compress.quantize import parse_quant_spec, quantize_static
 
-    return quantize_static(fp32, out, x_calib, parse_quant_spec({"preset": "ort-cpu", "calib_samples": 64}))
+    spec = parse_quant_spec({"preset": "ort-cpu", "calib_samples": len(x_calib)})
+    return quantize_static(fp32, out, x_calib, spec)
 
 
 def _evaluate(tmp_path, base, cand_onnx, x, y, specs, n_whitebox):
@@ -215,3 +216,57 @@ def test_int8_error_localisation_names_layers(tmp_path, digits, digits_model):
     top = info["sets"]["pgd"]["top_layers"]
     assert len(top) == 3 and top[0]["drop_db"] >= top[1]["drop_db"] >= top[2]["drop_db"]
     assert top[0]["tensor"] in tensors
+
+
+def test_robustness_gate_takes_the_worse_threat_model():
+    """The gate compares transfer with transfer and white-box with the base's own white-box
+    accuracy on the same images, and keeps the larger drop."""
+    from edgebench.report.gates import robustness_drop
+
+    base = {"robustness": [{"id": "pgd-linf-8", "accuracy": 0.9}, {"id": "whitebox:pgd-linf-8", "accuracy": 0.9}]}
+    cand = {
+        "robustness": [
+            {"id": "pgd-linf-8", "accuracy": 0.85},
+            {"id": "whitebox:pgd-linf-8", "accuracy": 0.5, "base_whitebox_accuracy": 0.7},
+        ]
+    }
+    results = {"attacks": [{"id": "pgd-linf-8"}]}
+    drop, missing, worst = robustness_drop(results, base, cand)
+    assert drop == pytest.approx(0.2) and worst == "whitebox:pgd-linf-8" and not missing
+    cand["robustness"].pop()
+    assert robustness_drop(results, base, cand)[0] == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("arch", ["resnet8", "torchvision:resnet18"])
+def test_surrogate_rebuilds_resnets_exactly(tmp_path, arch):
+    """ResNets exported with batch-norm folded (torch.onnx aliases shared weights through
+    Identity nodes) and their QDQ INT8 artifacts: the rebuilt model computes what ONNX Runtime
+    computes (INT8: the QDQ graph run unfused, i.e. the arithmetic the artifact specifies)."""
+    import onnxruntime as ort
+    import torch
+
+    from edgebench.robustness.fakequant import torch_logits
+
+    torch.manual_seed(0)
+    if arch == "resnet8":
+        from edgebench.subject.models import build
+
+        model, shape = build("resnet8", 3, 10, 32), (1, 3, 32, 32)
+    else:
+        import torchvision
+
+        model, shape = torchvision.models.resnet18(num_classes=10), (1, 3, 48, 48)
+    x = np.random.default_rng(0).random((16, *shape[1:]), dtype=np.float32)
+    fp32 = _export(model, tmp_path / "m.fp32.onnx", shape)
+    int8 = _quantize(fp32, tmp_path / "m.onnx", x)
+    sur = surrogate_from_onnx(fp32)
+    assert sur.kind == "fp32-graph"
+    assert np.abs(torch_logits(sur.module, x) - ort_logits(fp32, x)).max() < 1e-4
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    ref = ort.InferenceSession(str(int8), so, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    q = surrogate_from_onnx(int8)
+    assert q.kind == "fake-quant-ste" and q.qdq_points > 10
+    got = torch_logits(q.module, x)
+    # float accumulation order differs; deep nets can flip a rounding by one step somewhere
+    assert np.abs(got - ref).mean() < 2e-3 and np.mean(got.argmax(1) == ref.argmax(1)) >= 0.9

@@ -72,7 +72,7 @@ def test_yaml_errors(tmp_path: Path) -> None:
         load_study(lst)
 
 
-@pytest.mark.parametrize("name", ["merkle", "gap", "cifar10", "jetson-tensorrt"])
+@pytest.mark.parametrize("name", ["merkle", "merkle-transfer", "gap", "cifar10", "jetson-tensorrt"])
 def test_shipped_reproduction_studies_validate(name: str) -> None:
     """docs/REPRODUCE.md runs these; every spec in them must parse (prune, quantize, attacks)."""
     from edgebench.study.pipeline import Pipeline

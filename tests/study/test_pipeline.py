@@ -34,7 +34,14 @@ STUDY = {
             {"name": "pgd", "norm": "linf", "eps_255": [8, 32], "steps": 5},
         ],
     },
-    "blackbox": {"enabled": True, "samples": 3, "pool": 16, "max_queries": 60, "gradient_queries": 10},
+    "blackbox": {
+        "enabled": True,
+        "samples": 3,
+        "pool": 16,
+        "max_queries": 60,
+        "gradient_queries": 10,
+        "square": {"eps_255": [32], "max_queries": 30},
+    },
     "profile": {
         "batches": [1, 4],
         "iterations": 20,
@@ -87,11 +94,26 @@ def test_results_follow_the_schema(run_dir: Path) -> None:
         assert whitebox and all(r["id"].startswith("whitebox:") for r in whitebox)  # both threat models, named
         for row in transfer:
             assert set(row) >= {"attack", "norm", "eps", "accuracy", "transfer_success_rate", "agreement"}
+        # white-box: the same suite crafted on this candidate, plus the eps = 1 sanity set
+        assert {r["set"] for r in whitebox} == {r["set"] for r in transfer} | {"pgd-linf-255"}
+        assert all(r["id"] == f"whitebox:{r['set']}" for r in whitebox)
+        assert d["surrogate"]["kind"] == ("fake-quant-ste" if "int8" in c["name"] else "fp32-graph")
+        assert d["surrogate"]["top1_agreement"] > 0.9
+        checks = {s["check"]: s for s in d["sanity"]}
+        assert {"iterative_vs_single_step", "whitebox_vs_transfer", "unbounded_eps", "surrogate_agreement"} <= set(
+            checks
+        )
+        assert all(s["status"] in ("pass", "warn") for s in d["sanity"])
+        assert checks["unbounded_eps"]["status"] == "pass"
+        assert (c["int8_error"] is not None) == ("int8" in c["name"])
         assert d["verdict"]["status"] in ("READY", "NOT READY", "UNMEASURED")
         assert d["environment"]["runtime"]["backend"] == "onnxruntime"
         bb = d["blackbox"]  # the decision-based attack ran against this very artifact, through the agent
         assert bb["attack"] == "hsj" and bb["count"] == 3 and bb["max_queries"] == 60
         assert 0 < bb["queries_total"] <= 3 * 60 + 16 and len(bb["rows"]) == 3
+        sq = d["blackbox_square"]  # the score-based attack, on this artifact's logits through the agent
+        assert sq["attack"] == "square" and sq["count"] == 3 and sq["max_queries"] == 30
+        assert 0 < sq["queries_total"] <= 3 * 30 and len(sq["rows"]) == 1
     # what compression does, measured: pruning halves channels (fewer MACs), int8 shrinks the file
     assert by["pruned-50"]["macs"] < 0.6 * by["base"]["macs"]
     # an iterative grid: pruned-75 continues from pruned-50's model (half of its channels again)
@@ -114,6 +136,9 @@ def test_reports_are_rendered(run_dir: Path) -> None:
     html = (run_dir / "report.html").read_text()
     md = (run_dir / "report.md").read_text()
     assert "pruned-50+int8" in html and "pruned-50+int8" in md
+    for title in ("Threat models side by side", "Sanity checks on the attacks", "INT8 error localisation"):
+        assert title in md and title in html
+    assert 'data-key="sanity.status"' in html and 'data-key="whitebox.accuracy"' in html
 
 
 def test_rerun_resumes_without_measuring_again(run_dir: Path) -> None:

@@ -36,8 +36,8 @@ KEYS = (
     "rails_mean_mw",
     "temp_peak_c",
 )
-KINDS = ("auto", "none", "jtop", "tegrastats", "nvml", "psutil")
 AUTO_ORDER = ("jtop", "tegrastats", "nvml", "psutil")
+KINDS = ("auto", "none", *AUTO_ORDER)
 
 
 class Sampler(Protocol):
@@ -136,51 +136,59 @@ class _Completing:
         return out
 
 
+def _psutil_reason() -> str | None:
+    try:
+        import psutil  # noqa: F401
+    except ImportError as exc:
+        return f"psutil not importable: {exc}"
+    return None
+
+
+def _tegrastats_reason() -> str | None:
+    from edgebench.agent.telemetry.tegrastats import tegrastats_path
+
+    return None if tegrastats_path() else "tegrastats not on PATH (not a Jetson, or PATH lacks /usr/bin)"
+
+
+def _jtop_reason() -> str | None:
+    from edgebench.agent.telemetry.jetson_stats import jtop_unavailable_reason
+
+    return jtop_unavailable_reason()
+
+
+def _nvml_reason() -> str | None:
+    from edgebench.agent.telemetry.nvml import nvml_unavailable_reason
+
+    return nvml_unavailable_reason()
+
+
+# The sampler registry: source -> (module, class, why it is unavailable here or None). Adding a
+# source is adding its module and one entry here (and its place in AUTO_ORDER).
+SOURCES: dict[str, tuple[str, str, Callable[[], str | None]]] = {
+    "jtop": ("edgebench.agent.telemetry.jetson_stats", "JtopSampler", _jtop_reason),
+    "tegrastats": ("edgebench.agent.telemetry.tegrastats", "TegrastatsSampler", _tegrastats_reason),
+    "nvml": ("edgebench.agent.telemetry.nvml", "NvmlSampler", _nvml_reason),
+    "psutil": (__name__, "PsutilSampler", _psutil_reason),
+    "none": (__name__, "NullSampler", lambda: None),
+}
+
+
 def _unavailable_reason(kind: str) -> str | None:
-    if kind == "jtop":
-        from edgebench.agent.telemetry.jetson_stats import jtop_unavailable_reason
-
-        return jtop_unavailable_reason()
-    if kind == "tegrastats":
-        from edgebench.agent.telemetry.tegrastats import tegrastats_path
-
-        return None if tegrastats_path() else "tegrastats not on PATH (not a Jetson, or PATH lacks /usr/bin)"
-    if kind == "nvml":
-        from edgebench.agent.telemetry.nvml import nvml_unavailable_reason
-
-        return nvml_unavailable_reason()
-    if kind == "psutil":
-        try:
-            import psutil  # noqa: F401
-        except ImportError as exc:
-            return f"psutil not importable: {exc}"
-        return None
-    if kind == "none":
-        return None
-    raise EdgebenchError(f"telemetry: unknown source {kind!r}, expected one of {list(KINDS)}")
+    if kind not in SOURCES:
+        raise EdgebenchError(f"telemetry: unknown source {kind!r}, expected one of {list(KINDS)}")
+    return SOURCES[kind][2]()
 
 
-def _construct(kind: str) -> Callable[[], Sampler]:
-    if kind == "jtop":
-        from edgebench.agent.telemetry.jetson_stats import JtopSampler
+def _construct(kind: str) -> Callable[..., Sampler]:
+    import importlib
 
-        return JtopSampler
-    if kind == "tegrastats":
-        from edgebench.agent.telemetry.tegrastats import TegrastatsSampler
-
-        return TegrastatsSampler
-    if kind == "nvml":
-        from edgebench.agent.telemetry.nvml import NvmlSampler
-
-        return NvmlSampler
-    if kind == "none":
-        return NullSampler
-    return PsutilSampler
+    module, cls, _ = SOURCES[kind]
+    return getattr(importlib.import_module(module), cls)
 
 
 def _new(kind: str, interval_s: float | None) -> Sampler:
     cls = _construct(kind)
-    return cls(interval_s=interval_s) if interval_s and kind != "none" else cls()  # type: ignore[call-arg]
+    return cls(interval_s=interval_s) if interval_s and kind != "none" else cls()
 
 
 def make_sampler(kind: str | None = "auto", interval_s: float | None = None) -> Sampler:
