@@ -116,13 +116,12 @@ def measure_on(
     """Profile, replay (and black-box) one candidate on the open device *dev*; what was measured."""
     t0 = time.time()
     pipe = Pipeline(cfg, Path(run_dir))
+    from edgebench.study.whitebox import REPLAY_KIND
+
     kinds = ["profile", "replay"] + (["blackbox"] if cfg.blackbox.enabled else [])
+    kinds += [REPLAY_KIND] if "whitebox" in cfg.attacks.settings else []
     before = {k for k in kinds if pipe.store.has(cand.name, dev.name, k)}
-    b = Built(cand, manifest)
-    pipe._profile(dev, b)
-    pipe._replay(dev, b, attack_sets)
-    if cfg.blackbox.enabled:
-        pipe._blackbox(dev, b)
+    pipe._measure_one(dev, dev.spec, Built(cand, manifest), attack_sets)
     return {
         "candidate": cand.name,
         "device": dev.name,
@@ -228,6 +227,7 @@ class RayEngine:
         return [w.measure.remote(cfg, run_dir, c, m, sets) for w in self._workers for c, m in items]
 
     def measure(self, pipe: Pipeline, devices: list, built: list[Built], attack_sets: list[dict]) -> None:
+        pipe._whitebox(built)  # on the driver, before any candidate is measured
         refs = self._measure_refs(pipe, devices, [(b.config, b.manifest) for b in built], attack_sets)
         self._run_measurements(pipe, devices, refs)
 
@@ -261,11 +261,17 @@ class RayEngine:
         cfg, run_dir = self.ray.put(pipe.config), str(pipe.run_dir)
         build_refs = [self._build.remote(cfg, run_dir, c) for c in cands]
         sets_ref = self._attack.remote(cfg, run_dir)
-        refs = self._measure_refs(pipe, devices, list(zip(cands, build_refs)), sets_ref)
+        whitebox = "whitebox" in pipe.config.attacks.settings
+        # with white-box sets, measurements wait for them (crafted on the driver once all are built)
+        refs = [] if whitebox else self._measure_refs(pipe, devices, list(zip(cands, build_refs)), sets_ref)
         pipe.ui("task", {"id": "compress", "text": "compress + export (ray)", "total": len(cands)})
-        self._get(build_refs, pipe, "compress")
+        manifests = self._get(build_refs, pipe, "compress")
         pipe.ui("done", {"id": "compress"})
-        self._get([sets_ref], pipe)
+        sets = self._get([sets_ref], pipe)[0]
+        if whitebox:
+            built = [Built(c, m) for c, m in zip(cands, manifests)]
+            pipe._whitebox(built)
+            refs = self._measure_refs(pipe, devices, [(b.config, b.manifest) for b in built], sets)
         pipe._write_results()
         self._run_measurements(pipe, devices, refs)
         return pipe._write_results(final=True)

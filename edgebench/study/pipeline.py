@@ -71,8 +71,6 @@ class Pipeline:
         subject = self.prepare()
         built = self._build_candidates(subject)
         attack_sets = self._attacks(subject)
-        if "whitebox" in self.config.attacks.settings:
-            self._whitebox(subject, built)
         self._write_results()
         self._measure(devices, built, attack_sets)
         results = self._write_results(final=True)
@@ -318,23 +316,15 @@ class Pipeline:
 
         errors: list[BaseException] = []
 
+        self._whitebox(built)
+
         def work(spec: Any) -> None:
             started = time.perf_counter()
             device = None
             try:
                 with open_device(spec) as device:
                     for b in built:
-                        reason = skip_reason(b.config, spec)  # e.g. engine tensorrt on a device without it
-                        if reason is not None:
-                            self._skip(device, b, reason)
-                            continue
-                        clear_skips(self.store, b.config.name, device.name)
-                        self._profile(device, b)
-                        self._replay(device, b, attack_sets)
-                        if "whitebox" in self.config.attacks.settings:
-                            self._replay_whitebox(device, b)
-                        if self.config.blackbox.enabled:
-                            self._blackbox(device, b)
+                        self._measure_one(device, spec, b, attack_sets)
             except BaseException as exc:  # noqa: BLE001 - collected and re-raised below
                 errors.append(exc)
             finally:
@@ -368,6 +358,20 @@ class Pipeline:
         self.ui("done", {"id": "measure"})
         if errors:
             raise errors[0]
+
+    def _measure_one(self, device: Any, spec: Any, b: Built, attack_sets: list[dict]) -> None:
+        """Every measurement of candidate *b* on the open *device* (each skipped if on disk)."""
+        reason = skip_reason(b.config, spec)  # e.g. engine tensorrt on a device without it
+        if reason is not None:
+            self._skip(device, b, reason)
+            return
+        clear_skips(self.store, b.config.name, device.name)
+        self._profile(device, b)
+        self._replay(device, b, attack_sets)
+        if "whitebox" in self.config.attacks.settings:
+            self._replay_whitebox(device, b)
+        if self.config.blackbox.enabled:
+            self._blackbox(device, b)
 
     def _job_common(self, b: Built) -> dict:
         p = self.config.profile
@@ -434,9 +438,15 @@ class Pipeline:
         self.store.save(name, device.name, "replay", result)
         self.ui("advance", {"id": "measure"})
 
-    def _whitebox(self, subject: Any, built: list[Built]) -> None:
-        """White-box sets crafted on each candidate's own model (see edgebench.study.whitebox)."""
+    def _whitebox(self, built: list[Built]) -> None:
+        """White-box sets crafted on each candidate's own model (see edgebench.study.whitebox),
+        before any of them is measured; resumable, so a set already crafted is kept. Every engine
+        calls this (through :meth:`_measure` or directly) so no candidate is measured without them."""
         from edgebench.study.whitebox import craft_all
+
+        if "whitebox" not in self.config.attacks.settings or not built:
+            return
+        data = self._arrays("eval")
 
         cands = [
             (
@@ -449,8 +459,8 @@ class Pipeline:
         craft_all(
             self.store,
             cands,
-            subject.split.x_eval,
-            subject.split.y_eval,
+            data["x"],
+            data["y"],
             self.config.attacks,
             self.config.seed,
             self.ui,

@@ -36,7 +36,8 @@ STUDY = {
         {"name": "int8", "quantize": {"preset": "ort-cpu", "calib_samples": 32}},
         {"name": "pruned-50", "prune": {"ratio": 0.5, "finetune": {"epochs": 1}}},
     ],
-    "attacks": {"samples": 16, "suite": [{"name": "fgsm", "eps_255": [16]}]},
+    # transfer only: this file tests scheduling on the cluster (test_local_ray covers white-box on Ray)
+    "attacks": {"samples": 16, "settings": ["transfer"], "suite": [{"name": "fgsm", "eps_255": [16]}]},
     "profile": {
         "batches": [1],
         "iterations": 10,

@@ -47,12 +47,14 @@ def test_run_on_a_local_ray(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr[-3000:]
     tasks = json.loads((out / TASKS).read_text())["tasks"]
     assert sorted((t["candidate"], t["device"], tuple(t["measured"])) for t in tasks) == [
-        ("base", "local", ("profile", "replay")),
-        ("int8", "local", ("profile", "replay")),
+        ("base", "local", ("profile", "replay", "replay-whitebox")),
+        ("int8", "local", ("profile", "replay", "replay-whitebox")),
     ]
     results = json.loads((out / "results.json").read_text())
     for cand in results["candidates"]:
         local = cand["devices"]["local"]
         assert local["latency_ms"]["p50"] > 0 and local["clean_accuracy"] is not None
+        # the white-box setting is measured on the Ray engine too, not only the transfer one
+        assert {r["setting"] for r in local["robustness"]} == {"transfer", "whitebox"}
         assert local["verdict"]["status"] in ("READY", "NOT READY")
     assert (out / "report.html").is_file() and (out / "report.md").is_file()
