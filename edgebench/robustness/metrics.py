@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -155,17 +154,6 @@ class SetInfo(Protocol):
     indices: np.ndarray
 
 
-@dataclass(frozen=True)
-class SetMeta:
-    """A plain :class:`SetInfo` when the arrays are not at hand (e.g. built from a manifest)."""
-
-    id: str
-    attack: str
-    norm: str
-    eps: float | None
-    indices: np.ndarray
-
-
 def robustness_rows(
     labels: np.ndarray,
     base_clean_pred: np.ndarray,
@@ -231,12 +219,3 @@ def robustness_auc(rows: Iterable[Mapping[str, Any]], clean_accuracy: float) -> 
         key: robustness_curve_auc([e for e, _ in pts], [a for _, a in pts], clean_accuracy)
         for key, pts in curves.items()
     }
-
-
-def robustness_drop(base_rows: Iterable[Mapping[str, Any]], cand_rows: Iterable[Mapping[str, Any]]) -> float | None:
-    """The robustness_drop gate value: max over shared set ids of base minus candidate
-    adversarial accuracy (``None`` when no set was measured for both). Minimal-perturbation
-    sets (no epsilon) are not part of the gate."""
-    base = {r["id"]: r["accuracy"] for r in base_rows if r.get("accuracy") is not None and r.get("eps") is not None}
-    drops = [base[r["id"]] - r["accuracy"] for r in cand_rows if r.get("accuracy") is not None and r["id"] in base]
-    return float(max(drops)) if drops else None
