@@ -436,23 +436,14 @@ class TorchvisionSource(Source):
             )
 
     def load(self, ctx: LoadContext) -> UserModel:
-        import torch
         import torchvision
 
-        cfg = ctx.model
-        kwargs = dict(cfg.kwargs or {})
-        if cfg.num_classes is not None:
-            kwargs["num_classes"] = cfg.num_classes
-        torch.manual_seed(ctx.seed)
-        try:
-            module = torchvision.models.get_model(cfg.spec, weights=None, **kwargs)  # never downloads
-        except Exception as exc:  # noqa: BLE001
-            raise EdgebenchError(f"model.torchvision: {cfg.spec}(**kwargs) failed: {first_line(exc, 160)}") from None
-        source: dict = {"files": [], "library": f"torchvision {torchvision.__version__}"}
-        _apply_checkpoint(module, cfg, source)
-        if source["random_weights"]:
-            source["weights"] = f"random (torchvision {cfg.spec}, no pretrained weights, seed {ctx.seed})"
-        return UserModel(module.eval(), source)
+        return _library_model(
+            ctx,
+            f"torchvision {torchvision.__version__}",
+            lambda name, kw: torchvision.models.get_model(name, weights=None, **kw),  # never downloads
+            "no pretrained weights",
+        )
 
 
 @register
@@ -474,22 +465,35 @@ class TimmSource(Source):
 
     def load(self, ctx: LoadContext) -> UserModel:
         import timm
-        import torch
 
-        cfg = ctx.model
-        kwargs = dict(cfg.kwargs or {})
-        if cfg.num_classes is not None:
-            kwargs["num_classes"] = cfg.num_classes
-        torch.manual_seed(ctx.seed)
-        try:
-            module = timm.create_model(cfg.spec, pretrained=False, **kwargs)  # never downloads
-        except Exception as exc:  # noqa: BLE001
-            raise EdgebenchError(f"model.timm: {cfg.spec}(**kwargs) failed: {first_line(exc, 160)}") from None
-        source: dict = {"files": [], "library": f"timm {timm.__version__}"}
-        _apply_checkpoint(module, cfg, source)
-        if source["random_weights"]:
-            source["weights"] = f"random (timm {cfg.spec}, pretrained=False, seed {ctx.seed})"
-        return UserModel(module.eval(), source)
+        return _library_model(
+            ctx,
+            f"timm {timm.__version__}",
+            lambda name, kw: timm.create_model(name, pretrained=False, **kw),  # never downloads
+            "pretrained=False",
+        )
+
+
+def _library_model(ctx: LoadContext, library: str, build: Any, no_weights: str) -> UserModel:
+    """A classifier from a model library by name (torchvision, timm): built with the study's
+    ``kwargs`` and ``num_classes``, seeded, the user's checkpoint applied when given."""
+    import torch
+
+    cfg = ctx.model
+    kwargs = dict(cfg.kwargs or {})
+    if cfg.num_classes is not None:
+        kwargs["num_classes"] = cfg.num_classes
+    torch.manual_seed(ctx.seed)
+    key = library.split()[0]
+    try:
+        module = build(cfg.spec, kwargs)
+    except Exception as exc:  # noqa: BLE001
+        raise EdgebenchError(f"model.{key}: {cfg.spec}(**kwargs) failed: {first_line(exc, 160)}") from None
+    source: dict = {"files": [], "library": library}
+    _apply_checkpoint(module, cfg, source)
+    if source["random_weights"]:
+        source["weights"] = f"random ({key} {cfg.spec}, {no_weights}, seed {ctx.seed})"
+    return UserModel(module.eval(), source)
 
 
 @register
