@@ -19,7 +19,7 @@ def test_defaults_are_the_demo_study() -> None:
         and cfg.data.name == "mnist"
         and cfg.devices == ("local",)
     )
-    assert cfg.candidates[3].prune == {"ratio": 0.5}
+    assert cfg.candidates[3].prune == {"ratio": 0.5, "finetune": {"epochs": 2, "lr": 2e-3}}
     assert cfg.candidates[3].quantize == {"preset": "ort-cpu", "reduce_range": True}
     # a study file without a model section still gets the LeNet-5 default
     assert study_from_dict({}).model.spec == "lenet5"
