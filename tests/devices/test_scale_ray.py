@@ -22,6 +22,7 @@ import psutil
 import pytest
 import yaml
 from loopback import LoopbackSshd
+from tiny_study import TINY_DATA, TINY_MODEL, TINY_PROFILE
 
 from edgebench.devices.inventory import add_device
 from edgebench.scale.engine_ray import TASKS, device_resource
@@ -29,8 +30,8 @@ from edgebench.scale.engine_ray import TASKS, device_resource
 DEVICES = ["local", "board-a", "board-b"]
 STUDY = {
     "name": "rayscale",
-    "model": {"arch": "lenet5", "train_epochs": 1},
-    "data": {"name": "mnist", "eval_count": 100, "calib_count": 32, "train_count": 400},
+    "model": TINY_MODEL,
+    "data": TINY_DATA,
     "candidates": [
         "base",
         {"name": "int8", "quantize": {"preset": "ort-cpu", "calib_samples": 32}},
@@ -38,15 +39,7 @@ STUDY = {
     ],
     # transfer only: this file tests scheduling on the cluster (test_local_ray covers white-box on Ray)
     "attacks": {"samples": 16, "settings": ["transfer"], "suite": [{"name": "fgsm", "eps_255": [16]}]},
-    "profile": {
-        "batches": [1],
-        "iterations": 10,
-        "min_duration_s": 0.0,
-        "warmup_iters": 1,
-        "warmup_s": 0.0,
-        "threads": 1,
-        "profile_ops": False,
-    },
+    "profile": {**TINY_PROFILE, "profile_ops": False},
     "devices": DEVICES,
 }
 

@@ -11,23 +11,17 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tiny_study import TINY_DATA, TINY_MODEL, TINY_PROFILE
 
 from edgebench.scale.engine_ray import TASKS
 
 STUDY = {
     "name": "localray",
-    "model": {"arch": "lenet5", "train_epochs": 1},
-    "data": {"name": "mnist", "eval_count": 100, "calib_count": 32, "train_count": 400},
+    "model": TINY_MODEL,
+    "data": TINY_DATA,
     "candidates": ["base", {"name": "int8", "quantize": {"preset": "ort-cpu", "calib_samples": 32}}],
     "attacks": {"samples": 16, "suite": [{"name": "fgsm", "eps_255": [16]}]},
-    "profile": {
-        "batches": [1],
-        "iterations": 10,
-        "min_duration_s": 0.0,
-        "warmup_iters": 1,
-        "warmup_s": 0.0,
-        "threads": 1,
-    },
+    "profile": TINY_PROFILE,
     "devices": ["local"],
 }
 

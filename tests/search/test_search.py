@@ -13,24 +13,17 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tiny_study import TINY_DATA, TINY_MODEL, TINY_PROFILE
 
 from edgebench.search.run import JOURNAL, pareto_ranks, select_survivors
 
 STUDY = {
     "name": "search",
-    "model": {"arch": "lenet5", "train_epochs": 1},
-    "data": {"name": "mnist", "eval_count": 100, "calib_count": 32, "train_count": 400},
+    "model": TINY_MODEL,
+    "data": TINY_DATA,
     "candidates": ["base"],
     "attacks": {"samples": 16, "suite": [{"name": "fgsm", "eps_255": [16]}]},
-    "profile": {
-        "batches": [1],
-        "iterations": 10,
-        "min_duration_s": 0.0,
-        "warmup_iters": 1,
-        "warmup_s": 0.0,
-        "threads": 1,
-        "profile_ops": False,
-    },
+    "profile": {**TINY_PROFILE, "profile_ops": False},
     "budgets": {
         "max_p99_latency_ms": 1000.0,
         "max_peak_memory_mb": 4096,
