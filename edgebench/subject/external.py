@@ -116,8 +116,6 @@ def _resolve_torch_file(
 
     digest = sha256_file(path)
     if fmt == "exported_program":
-        import torch
-
         ep = _load_ep(path)
         declared = _ep_shape(ep)
         static_items = declared is not None and all(isinstance(d, int) for d in declared[1:])
@@ -128,40 +126,32 @@ def _resolve_torch_file(
             raise EdgebenchError(
                 f"{path}: the exported program has dynamic input dimensions {declared}; expected --input-shape, found none"
             )
-        out = (
-            cache
-            / "onnx"
-            / f"{path.stem}-{digest[:16]}-{_shape_tag(shape)}-torch{torch.__version__.split('+')[0]}.onnx"
-        )
+        out = _export_path(cache, path, digest, shape)
         if not out.is_file():
             _export_ep(ep, shape, out)
-        return ResolvedModel(
-            spec,
-            fmt,
-            out,
-            "onnx",
-            False,
-            "from the file",
-            _onnx_shape(out),
-            size_bytes=out.stat().st_size,
-            notes=(f"exported {path.name} to ONNX for {backend}: {out}",),
-        )
+        return _exported(spec, fmt, path, out, backend)
     if input_shape is None:
         raise EdgebenchError(
             f"{path}: a TorchScript file stores no input shape; expected --input-shape (e.g. 1x3x224x224), found none"
         )
-    import torch
-
-    out = (
-        cache
-        / "onnx"
-        / f"{path.stem}-{digest[:16]}-{_shape_tag(input_shape)}-torch{torch.__version__.split('+')[0]}.onnx"
-    )
+    out = _export_path(cache, path, digest, input_shape)
     if not out.is_file():
         from edgebench.backends.torch import load_module
 
         module, _, _ = load_module(path)
         _export_module(module, input_shape, out, path)
+    return _exported(spec, fmt, path, out, backend)
+
+
+def _export_path(cache: Path, path: Path, digest: str, shape: tuple[int, ...]) -> Path:
+    """Where the ONNX export of a torch file is cached: keyed by its content, the shape and torch."""
+    import torch
+
+    return cache / "onnx" / f"{path.stem}-{digest[:16]}-{_shape_tag(shape)}-torch{torch.__version__.split('+')[0]}.onnx"
+
+
+def _exported(spec: str, fmt: str, path: Path, out: Path, backend: str) -> ResolvedModel:
+    """The ONNX export *out* of the torch file *path*, as what an ONNX backend opens."""
     return ResolvedModel(
         spec,
         fmt,
