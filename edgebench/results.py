@@ -252,7 +252,9 @@ class Blackbox(_Model):
     budget_exhausted: int = Field(description="images whose budget ran out")
     median_distance: Number | None = Field(description="over images classified right when clean")
     rows: list[BlackboxRow] = Field(description="accuracy per epsilon")
-    history: list[list[Number]] = Field(description="[queries, median distance] pairs")
+    history: list[list[Number | None]] = Field(
+        description="[queries, median distance] pairs; the distance is null while fewer than half are fooled"
+    )
     wall_s: Number | None = Field(None, description="wall time of the attack")
     artifact_sha256: str | None = Field(None, description="the artifact attacked")
 
@@ -309,11 +311,21 @@ class DeviceEntry(_Model):
 # --------------------------------------------------------------------------- candidates
 
 
+class EngineRecipe(_Model):
+    """The engine a candidate is deployed on, when it is not ONNX Runtime."""
+
+    name: str = Field(description="engine name (tensorrt)")
+    precision: str | None = Field(description="precision the engine builds")
+    builder: str | None = Field(description="tensorrt: `api` (default) or `trtexec`")
+
+
 class Recipe(_Model):
     """How a candidate was made: every option, defaults resolved (``null``: step not applied)."""
 
     prune: dict[str, Any] | None = Field(description="pruning options")
     quantize: dict[str, Any] | None = Field(description="quantization options")
+    parent: str | None = Field(None, description="the candidate it was derived from")
+    engine: EngineRecipe | None = Field(None, description="its engine, when not ONNX Runtime")
 
 
 class ArtifactInput(_Model):
