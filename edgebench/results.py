@@ -572,21 +572,44 @@ _EXPECTED = {
 }
 
 
-def describe_error(err: ValidationError, model: type[BaseModel]) -> str:
-    """The first error of *err* as ``path: expected ..., found ...`` (one line, model aliases)."""
-    first = err.errors()[0]
-    loc, kind = tuple(first["loc"]), first["type"]
+def _data_loc(loc: tuple[int | str, ...], data: Any, kind: str) -> tuple[int | str, ...]:
+    """*loc* as a path into *data*: without the union-member tags pydantic inserts (parts that are
+    no key or index there), keeping the last part of a missing key."""
+    out: list[int | str] = []
+    obj = data
+    for i, part in enumerate(loc):
+        if isinstance(obj, dict) and part in obj:
+            obj = obj[part]
+        elif isinstance(obj, list) and isinstance(part, int) and 0 <= part < len(obj):
+            obj = obj[part]
+        elif not (kind == "missing" and i == len(loc) - 1):
+            continue  # a union member's tag
+        out.append(part)
+    return tuple(out)
+
+
+def _expected(error: Any) -> str:
+    if error["type"] == "literal_error":
+        return f"one of {error['ctx']['expected']}"
+    return _EXPECTED.get(error["type"], error["msg"].removeprefix("Input should be ").lower())
+
+
+def describe_error(err: ValidationError, model: type[BaseModel], data: Any) -> str:
+    """The first error of *err* (validating *data*) as ``path: expected ..., found ...``: one
+    line, keys as written in the file, the alternatives of a union joined."""
+    errors = err.errors()
+    first = errors[0]
+    kind = first["type"]
+    loc = _data_loc(tuple(first["loc"]), data, kind)
     if kind == "extra_forbidden":
         owner = _model_at(model, loc[:-1])
         keys = ", ".join(sorted((f.alias or n) for n, f in owner.model_fields.items())) if owner else ""
         return f"{_path(loc)}: expected no such key (known: {keys}), found {_found(first['input'])}"
     if kind == "missing":
         return f"{_path(loc)}: expected a value, found nothing (the key is missing)"
-    if kind == "literal_error":
-        expected = f"one of {first['ctx']['expected']}"
-    else:
-        expected = _EXPECTED.get(kind, first["msg"].removeprefix("Input should be ").lower())
-    more = err.error_count() - 1
+    same = [e for e in errors if _data_loc(tuple(e["loc"]), data, e["type"]) == loc]
+    expected = " or ".join(dict.fromkeys(_expected(e) for e in same))
+    more = len(errors) - len(same)
     tail = f" (and {more} more)" if more else ""
     return f"{_path(loc)}: expected {expected}, found {_found(first['input'])}{tail}"
 
@@ -630,7 +653,7 @@ def validate_results(data: Any, source: str = "results.json") -> Results:
     try:
         return Results.model_validate(data)
     except ValidationError as err:
-        raise EdgebenchError(f"{source}: {describe_error(err, Results)}") from None
+        raise EdgebenchError(f"{source}: {describe_error(err, Results, data)}") from None
 
 
 # --------------------------------------------------------------------------- docs/results.md

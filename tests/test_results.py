@@ -85,6 +85,12 @@ LOCAL = ["candidates", 1, "devices", "local"]
             "candidates[1].devices.local.verdict.status: expected one of 'READY', 'NOT READY' or 'UNMEASURED', "
             "found 'MAYBE'",
         ),
+        (
+            _set(
+                ["candidates", 0, "artifact", "input"], {"name": "input", "shape": ["batch", 1.5], "dtype": "float32"}
+            ),
+            "candidates[0].artifact.input.shape[1]: expected an integer or a string, found 1.5",
+        ),
         (_set(["schema"], "edgebench.results/2"), "expected schema 'edgebench.results/1', found 'edgebench.results/2'"),
     ],
     ids=[
@@ -95,6 +101,7 @@ LOCAL = ["candidates", 1, "devices", "local"]
         "missing-top",
         "unknown-key",
         "literal",
+        "union",
         "schema",
     ],
 )
