@@ -7,30 +7,25 @@ import time
 from pathlib import Path
 
 from edgebench.errors import EdgebenchError
+from edgebench.results import validate_results
 from edgebench.util.io import atomic_write_text, read_json
 
 log = logging.getLogger(__name__)
-
-SCHEMA = "edgebench.results/1"
 
 
 def load_results(path: str | Path) -> tuple[dict, Path]:
     """Read a run's results: *path* is a run folder holding ``results.json`` or the file itself.
 
-    Returns ``(results, run_dir)``. Raises :class:`EdgebenchError` for a missing or corrupt
-    file or a schema this version cannot read.
+    Returns ``(results, run_dir)``: the JSON object, validated against the typed model
+    (:class:`edgebench.results.Results`). Raises :class:`EdgebenchError` for a missing or corrupt
+    file, a schema this version cannot read, or a file that does not match it (one line naming
+    the field path, what was expected and what was found).
     """
     p = Path(path)
     file = p / "results.json" if p.is_dir() else p
     if not p.exists():
         raise EdgebenchError(f"run not found: expected a run folder with results.json or a results.json file at {p}")
-    results = read_json(file, "results.json")
-    if not isinstance(results, dict):
-        raise EdgebenchError(f"{file}: expected a JSON object, found {type(results).__name__}")
-    schema = results.get("schema")
-    if schema != SCHEMA:
-        raise EdgebenchError(f"{file}: expected schema {SCHEMA!r}, found {schema!r}")
-    return results, file.parent
+    return validate_results(read_json(file, "results.json"), str(file)).dump(), file.parent
 
 
 def render_results(results: dict, out_dir: Path, with_plots: bool = True) -> tuple[Path, Path]:

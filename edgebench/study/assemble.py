@@ -1,7 +1,9 @@
 """Assemble ``results.json`` from a run folder's measurement files (see docs/results.md).
 
 Derived numbers (accuracy, confidence intervals, transfer rates, roofline, verdicts) are
-recomputed here from the raw measurements every time, so they always agree with them.
+recomputed here from the raw measurements every time, so they always agree with them. The
+assembled object is validated by the typed model (:class:`edgebench.results.Results`) before it
+is written, so every results.json matches the schema the reports read.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from edgebench.study.store import SCHEMA, RunStore
+from edgebench.results import SCHEMA, validate_results
+from edgebench.study.store import RunStore
 from edgebench.util.io import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -75,7 +78,10 @@ def _replay_entry(replay: dict, y_eval: np.ndarray, base_clean: np.ndarray, sets
 
 def assemble_results(run_dir: str | Path, write: bool = True, sets: list | None = None) -> dict:
     """results.json from the run folder's files (plus *sets*: the adversarial sets' metadata when
-    the caller already loaded and verified them; else they are loaded and verified here)."""
+    the caller already loaded and verified them; else they are loaded and verified here).
+
+    Returns the JSON object as validated by :class:`edgebench.results.Results`; raises
+    :class:`EdgebenchError` (naming the field path) when the files assemble into anything else."""
     from edgebench.devices.describe import device_profile
     from edgebench.devices.inventory import load_inventory
     from edgebench.report.gates import evaluate_verdicts
@@ -165,6 +171,7 @@ def assemble_results(run_dir: str | Path, write: bool = True, sets: list | None 
         from edgebench.search.record import search_record
 
         results["search"] = search_record(results, store.root)
+    results = validate_results(results, f"{store.results_path} (assembled)").dump()
     if write:
         atomic_write_json(store.results_path, results)
     return results

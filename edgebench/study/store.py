@@ -30,7 +30,6 @@ from edgebench.util.io import atomic_write_bytes, atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
 
-SCHEMA = "edgebench.results/1"
 _SAFE = re.compile(r"[^A-Za-z0-9_.+\-]")
 
 

@@ -15,6 +15,7 @@ from edgebench.report.gates import (
     verdict_status,
     verdicts,
 )
+from edgebench.results import SCHEMA
 
 
 def gates_of(results: dict, name: str, device: str = "local") -> dict[str, dict]:
@@ -196,7 +197,7 @@ def test_bad_budgets_are_user_errors(results, budgets, needle):
 
 def test_bad_results_are_user_errors():
     with pytest.raises(EdgebenchError, match="'candidates' list"):
-        evaluate_verdicts({"schema": "edgebench.results/1"})
+        evaluate_verdicts({"schema": SCHEMA})
     with pytest.raises(EdgebenchError, match="JSON object"):
         evaluate_verdicts([])  # type: ignore[arg-type]
 

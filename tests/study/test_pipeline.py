@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from edgebench.results import SCHEMA, validate_results
 from edgebench.study.config import load_study
 from edgebench.study.pipeline import Pipeline
 
@@ -71,7 +72,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_results_follow_the_schema(run_dir: Path) -> None:
     results = json.loads((run_dir / "results.json").read_text())
-    assert results["schema"] == "edgebench.results/1"
+    assert validate_results(results).dump() == results  # the typed model reads back every key it wrote
+    assert results["schema"] == SCHEMA
     assert results["environment"]["versions"]["onnxruntime"] and results["environment"]["host"]["cpu_model"]
     names = [c["name"] for c in results["candidates"]]
     assert names == ["base", "pruned-50", "int8", "pruned-75", "pruned-50+int8"]

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edgebench.measure.stats import summarize_latency
+from edgebench.results import SCHEMA, validate_results
 
 EVIL = "pruned-50+int8<script>alert(1)</script>"
 EPS_LINF = (1, 2, 4, 8, 16)
@@ -146,7 +147,7 @@ def main() -> None:
             "devices": {"local": device_entry(rng, **dev)},
         })
     results = {
-        "schema": "edgebench.results/1",
+        "schema": SCHEMA,
         "run_id": "demo-lenet5",
         "created": "2026-11-22T03:10:00Z",
         "study": {"name": "demo-lenet5", "subject": {"model": "lenet5", "dataset": "mnist"},
@@ -170,6 +171,7 @@ def main() -> None:
     }
     results["study"]["budgets"] = results["budgets"]
     out = Path(__file__).with_name("results.json")
+    validate_results(results, "the fixture")  # it must be a results.json the report can read
     out.write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
     print(out)
 

@@ -1,0 +1,754 @@
+"""The typed ``results.json``: one pydantic model per object, the :data:`SCHEMA` tag, and the
+one-line error a file that does not match gets.
+
+``study/assemble.py`` writes results.json through :class:`Results`; ``report/render.py`` reads
+it through the same models, so the writer, the reader and ``docs/results.md`` (whose field
+reference is generated from these models: ``python -m edgebench.results --write``) cannot
+drift apart.
+
+Conventions: a value nobody measured is ``null``. A field whose default is ``None`` may be
+absent: it is written only when it applies (or by newer versions); the others are always
+written. Dumps use ``exclude_unset`` so an absent key stays absent and the file keeps its keys.
+Objects whose shape edgebench defines forbid unknown keys; ``dict[str, Any]`` is left only where
+the content is genuinely open (the echoed study config, environments, device profiles,
+resolved recipes, runtime details).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+from edgebench.errors import EdgebenchError
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "edgebench.results/1"
+"""The ``schema`` tag of every results.json this version writes and reads."""
+
+
+def _number(value: Any) -> float | int:
+    """A JSON number kept as it is (an int stays an int); booleans and strings are not numbers."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PydanticCustomError("number_type", "expected a number")
+    return value
+
+
+Number = Annotated[float | int, PlainValidator(_number), WithJsonSchema({"type": "number"})]
+"""A JSON number: int or float, never a boolean or a string."""
+
+Interval = list[Number | None]
+"""A 95 % interval ``[low, high]``; an end is null when too few samples bound it."""
+
+
+class _Model(BaseModel):
+    """Our shapes: unknown keys are errors, no coercion between JSON types."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+class LatencyStats(_Model):
+    """Latency statistics of one timed run, in milliseconds (``measure/stats.py``)."""
+
+    min: Number = Field(description="fastest iteration")
+    mean: Number = Field(description="mean iteration")
+    std: Number = Field(description="sample standard deviation")
+    p50: Number = Field(description="median")
+    p90: Number = Field(description="90th percentile")
+    p95: Number = Field(description="95th percentile")
+    p99: Number = Field(description="99th percentile")
+    p50_ci: Interval | None = Field(None, description="95 % order-statistic interval of p50")
+    p90_ci: Interval | None = Field(None, description="95 % order-statistic interval of p90")
+    p99_ci: Interval | None = Field(None, description="95 % order-statistic interval of p99")
+    p99_insufficient: bool | None = Field(None, description="true below 368 samples: p99 has no upper bound")
+    max: Number = Field(description="slowest iteration")
+    cv: Number = Field(description="coefficient of variation, std / mean")
+    unstable: bool = Field(description="cv above 10 %")
+    samples: int = Field(description="timed iterations")
+    throughput_ips: Number | None = Field(description="items per second: batch / mean")
+    warmup_iters: int | None = Field(None, description="iterations run before timing")
+
+
+class Energy(_Model):
+    """Energy of one timed window (``agent/telemetry/energy.py``): power sampled over exactly that
+    window (warm-up excluded), the idle baseline measured just before the runs, and only the
+    board's input rail, never a sum of rails. The numbers are null, with ``reason``, when the
+    source has no input rail or the window holds fewer than 2 samples or 2 sampler intervals."""
+
+    power_mean_mw: Number | None = Field(description="mean input-rail power over the window")
+    idle_power_mw: Number | None = Field(description="idle baseline measured just before the runs")
+    gross_mj_per_item: Number | None = Field(description="mean power x window / items")
+    net_mj_per_item: Number | None = Field(description="(mean - idle power) x window / items")
+    samples: int = Field(description="power samples inside the window")
+    interval_ms: Number | None = Field(description="sampler interval")
+    rail: str | None = Field(description="the input rail read (VDD_IN, POM_5V_IN), never a sum")
+    window_s: Number | None = Field(None, description="length of the timed window")
+    items: int | None = Field(None, description="items processed in the window")
+    reason: str | None = Field(None, description="why a number is null")
+
+
+class BatchRun(_Model):
+    """One batch size x mode of the profile's sweep."""
+
+    batch: int = Field(description="images per inference")
+    mode: Literal["end_to_end", "compute"] = Field(description="host arrays in and out, or engine only")
+    latency_ms: LatencyStats = Field(description="its latency")
+    latency_device_ms: LatencyStats | None = Field(
+        None, description="on a device clock (TensorRT: CUDA events on the engine's stream)"
+    )
+    energy: Energy | None = Field(None, description="energy over this run's timed window")
+
+
+class ColdStart(_Model):
+    """The first inferences after load, before any warm-up (``backends/base.py``)."""
+
+    load_time_s: Number | None = Field(description="artifact load time")
+    first_inference_ms: Number = Field(description="the very first inference")
+    first_n_ms: list[Number] = Field(description="each of the first inferences")
+    first_n_mean_ms: Number = Field(description="their mean")
+    iterations: int = Field(description="how many")
+    batch: int = Field(description="their batch size")
+    mode: Literal["end_to_end"] = Field(description="always end-to-end")
+    steady_p50_ms: Number | None = Field(None, description="p50 of the same batch after warm-up")
+
+
+class Memory(_Model):
+    """Resident memory of the agent that measured, in MB."""
+
+    rss_before_load: Number | None = Field(description="before the artifact was loaded")
+    rss_after_load: Number | None = Field(description="after it was loaded")
+    peak_rss: Number | None = Field(description="peak seen by the RSS sampler (the peak-memory gate)")
+    ru_maxrss: Number | None = Field(
+        description="the agent's own peak since exec (Linux: VmHWM; getrusage would inherit the forking host's peak)"
+    )
+
+
+class OpRow(_Model):
+    """One operator type (or TensorRT layer) of the runtime's own profile."""
+
+    op_type: str = Field(description="operator type (TensorRT: the layer name)")
+    layer: str | None = Field(None, description="TensorRT: the layer name")
+    node_count: int = Field(description="graph nodes of this type")
+    calls: int = Field(description="executions in the profiled pass")
+    total_ms: Number = Field(description="total time")
+    mean_ms: Number = Field(description="time per call")
+    share: Number | None = Field(description="share of the profiled time")
+
+
+class Roofline(_Model):
+    """Achieved vs peak operations per second (``measure/roofline.py``)."""
+
+    achieved_gops: Number = Field(description="2 x MACs / p50 latency (compute run when there is one)")
+    peak_gops: Number | None = Field(description="the device's peak at this precision")
+    peak_kind: str | None = Field(
+        None, description="`measured` (local: numpy sgemm, cached per machine) or `theoretical` (a datasheet figure)"
+    )
+    share_of_peak: Number | None = Field(description="achieved / peak")
+    precision: str = Field(description="fp32, fp16 or int8")
+    memory_bandwidth_gbs: Number | None = Field(None, description="the device's memory bandwidth")
+    arithmetic_intensity: Number | None = Field(None, description="operations per byte moved")
+    ridge_intensity: Number | None = Field(None, description="peak / bandwidth")
+    attainable_gops: Number | None = Field(None, description="min(peak, intensity x bandwidth)")
+    bound: Literal["memory", "compute"] | None = Field(None, description="which roof limits")
+
+
+class Fidelity(_Model):
+    """The candidate's logits against the base's PyTorch logits on the same clean inputs."""
+
+    top1_agreement: Number | None = Field(description="share of equal top-1 predictions")
+    max_abs_logit_diff: Number | None = Field(description="largest absolute logit difference")
+    mean_abs_logit_diff: Number | None = Field(description="mean absolute logit difference")
+
+
+class RobustnessRow(_Model):
+    """Accuracy of the deployed artifact on one adversarial set; ``setting`` names the threat model."""
+
+    setting: Literal["transfer", "whitebox"] | None = Field(
+        None, description="transfer: crafted on the base; whitebox: crafted on this candidate"
+    )
+    set: str | None = Field(None, description="the adversarial set's id")
+    attack: str = Field(description="attack name")
+    norm: str = Field(description="linf or l2")
+    eps: Number | None = Field(description="perturbation budget (null: minimal-perturbation set)")
+    id: str = Field(description="row id: the set id, `whitebox:<set>` for white-box rows")
+    accuracy: Number | None = Field(description="accuracy on the adversarial inputs")
+    accuracy_ci95: Interval | None = Field(description="95 % Wilson interval")
+    transfer_success_rate: Number | None = Field(
+        None, description="transfer rows: share of base-fooling examples that also fool this candidate"
+    )
+    agreement: Number | None = Field(None, description="transfer rows: share predicted as the base predicted")
+    count: int = Field(description="adversarial examples")
+    transfer_accuracy: Number | None = Field(
+        None, description="white-box rows: the transfer row's accuracy, same images"
+    )
+    base_whitebox_accuracy: Number | None = Field(
+        None, description="white-box rows: the base under its own white-box set, same images"
+    )
+    surrogate_to_engine_rate: Number | None = Field(
+        None, description="white-box rows: share of surrogate-fooling examples that fool the engine"
+    )
+    agreement_with_surrogate: Number | None = Field(None, description="white-box rows: agreement with the surrogate")
+    median_distance: Number | None = Field(None, description="minimal-perturbation sets only")
+    sanity_only: bool | None = Field(None, description="true for the unbounded sanity set (eps = 1)")
+    same_as_transfer: bool | None = Field(None, description="base only: its transfer sets are white-box for it")
+
+
+class Surrogate(_Model):
+    """The white-box attacker's model of this artifact (``robustness/fakequant.py``)."""
+
+    kind: str = Field(description="`fp32-graph`, or `fake-quant-ste` for INT8 (straight-through rounding)")
+    qdq_points: int = Field(description="quantize-dequantize pairs modelled")
+    count: int = Field(description="images compared")
+    top1_agreement: Number | None = Field(description="vs ONNX Runtime on the host (the deployed arithmetic)")
+    max_abs_logit_diff: Number | None = Field(description="largest absolute logit difference")
+    mean_abs_logit_diff: Number | None = Field(description="mean absolute logit difference")
+    qdq_reference_agreement: Number | None = Field(description="vs the QDQ graph run unfused")
+    artifact_sha256: str = Field(description="the artifact it models")
+
+
+class SanityCheck(_Model):
+    """One gradient-masking check (Carlini et al. 2019, ``robustness/sanity.py``)."""
+
+    check: str = Field(
+        description="`iterative_vs_single_step`, `whitebox_vs_transfer`, `accuracy_decreases`, "
+        "`unbounded_eps` or `surrogate_agreement`"
+    )
+    status: Literal["pass", "warn"] = Field(description="warn: possible gradient masking")
+    label: str = Field(description="empty when it passes")
+    numbers: Any = Field(description="the numbers it compared (per check)")
+    detail: str = Field(description="one line with the numbers")
+
+
+class BlackboxRow(_Model):
+    """Black-box accuracy at one epsilon."""
+
+    eps: Number = Field(description="perturbation budget")
+    accuracy: Number | None = Field(description="accuracy within eps")
+    success_rate: Number | None = Field(description="attack success within eps")
+
+
+class Blackbox(_Model):
+    """A query attack whose queries went to this artifact through the agent."""
+
+    attack: str = Field(description="hsj, boundary or square")
+    norm: str = Field(description="l2 or linf")
+    count: int = Field(description="images attacked")
+    attacked: int = Field(description="images classified right when clean (the ones attacked)")
+    clean_accuracy: Number = Field(description="clean accuracy of those images")
+    max_queries: int = Field(description="query budget per image")
+    queries_total: int = Field(description="queries spent, pool included")
+    queries_mean: Number = Field(description="queries per image")
+    budget_exhausted: int = Field(description="images whose budget ran out")
+    median_distance: Number | None = Field(description="over images classified right when clean")
+    rows: list[BlackboxRow] = Field(description="accuracy per epsilon")
+    history: list[list[Number | None]] = Field(
+        description="[queries, median distance] pairs; the distance is null while fewer than half are fooled"
+    )
+    wall_s: Number | None = Field(None, description="wall time of the attack")
+    artifact_sha256: str | None = Field(None, description="the artifact attacked")
+
+
+class Gate(_Model):
+    """One budget compared with its measured value (``report/gates.py``)."""
+
+    name: str = Field(description="gate name (GATES)")
+    value: Number | None = Field(description="measured value (null: unmeasured)")
+    threshold: Number = Field(description="the budget's ceiling")
+    status: Literal["pass", "fail", "unmeasured"] = Field(description="pass when value ≤ threshold")
+    detail: str | None = Field(None, description="one line for the reports")
+
+
+class Verdict(_Model):
+    """The verdict of one candidate on one device."""
+
+    status: Literal["READY", "NOT READY", "UNMEASURED"] = Field(description="from the gates")
+    gates: list[Gate] = Field(description="one per budget that is set")
+    reason: str | None = Field(None, description="only when the measurements were skipped on purpose")
+
+
+class DeviceEntry(_Model):
+    """One candidate on one device."""
+
+    unmeasured_reason: str | None = Field(None, description="why the measurements were skipped, when they were")
+    latency_ms: LatencyStats | None = Field(description="batch 1, end-to-end (host arrays in and out)")
+    latency_compute_ms: LatencyStats | None = Field(None, description="batch 1, engine only")
+    throughput_ips: Number | None = Field(None, description="best items/s over the batch sweep")
+    batch_sweep: list[BatchRun] | None = Field(None, description="every batch x mode run")
+    memory_mb: Memory | None = Field(description="resident memory of the agent")
+    telemetry: dict[str, Any] | None = Field(None, description="the sampler's summary of the whole session")
+    op_profile: list[OpRow] | None = Field(None, description="top operators by time")
+    roofline: Roofline | None = Field(None, description="achieved vs peak")
+    load_time_s: Number | None = Field(None, description="artifact load time")
+    cold_start: ColdStart | None = Field(None, description="the first inferences after load")
+    energy: Energy | None = Field(None, description="batch 1 end-to-end energy")
+    environment: dict[str, Any] | None = Field(None, description="the agent's environment and runtime")
+    clean_accuracy: Number | None = Field(description="accuracy of the deployed artifact on the device")
+    clean_accuracy_ci95: Interval | None = Field(None, description="95 % Wilson interval")
+    eval_count: int | None = Field(None, description="evaluation images")
+    fidelity: Fidelity | None = Field(None, description="logits vs the base's PyTorch logits")
+    robustness: list[RobustnessRow] = Field(description="transfer rows, then white-box rows")
+    robustness_auc: dict[str, Number | None] | None = Field(
+        None, description="normalized area under accuracy-vs-eps per `<attack>-<norm>`"
+    )
+    surrogate: Surrogate | None = Field(None, description="the white-box attacker's model of the artifact")
+    sanity: list[SanityCheck] | None = Field(None, description="gradient-masking checks")
+    blackbox: Blackbox | None = Field(None, description="decision-based attack (blackbox.enabled)")
+    blackbox_square: Blackbox | None = Field(None, description="Square on the engine's logits (blackbox.square)")
+    verdict: Verdict | None = Field(None, description="filled in by the gates")
+
+
+# --------------------------------------------------------------------------- candidates
+
+
+class EngineRecipe(_Model):
+    """The engine a candidate is deployed on, when it is not ONNX Runtime."""
+
+    name: str = Field(description="engine name (tensorrt)")
+    precision: str | None = Field(description="precision the engine builds")
+    builder: str | None = Field(description="tensorrt: `api` (default) or `trtexec`")
+
+
+class Recipe(_Model):
+    """How a candidate was made: every option, defaults resolved (``null``: step not applied)."""
+
+    prune: dict[str, Any] | None = Field(description="pruning options")
+    quantize: dict[str, Any] | None = Field(description="quantization options")
+    parent: str | None = Field(None, description="the candidate it was derived from")
+    engine: EngineRecipe | None = Field(None, description="its engine, when not ONNX Runtime")
+
+
+class ArtifactInput(_Model):
+    """The artifact's input tensor."""
+
+    name: str = Field(description="input name")
+    shape: list[int | str] = Field(description="dimensions; 'batch' where dynamic")
+    dtype: str = Field(description="element type")
+
+
+class Artifact(_Model):
+    """The deployed file."""
+
+    path: str = Field(description="relative to the run folder")
+    sha256: str = Field(description="content hash")
+    size_bytes: int = Field(description="file size")
+    format: str = Field(description="onnx")
+    precision: str = Field(description="fp32 or int8")
+    opset: int | None = Field(None, description="ONNX opset")
+    input: ArtifactInput | None = Field(None, description="its input tensor")
+
+
+class ExportCheck(_Model):
+    """The exported artifact checked against PyTorch (``export/onnx.py``)."""
+
+    onnx_checker: str = Field(description="passed")
+    max_abs_diff: Number | None = Field(description="fp32: largest logit difference (null for int8)")
+    top1_agreement: Number | None = Field(description="on this host's ONNX Runtime kernels")
+    count: int = Field(description="images compared")
+    qdq_reference_top1_agreement: Number | None = Field(None, description="int8: on the exact QDQ arithmetic")
+    against_source: dict[str, Any] | None = Field(None, description="base from a user ONNX file: vs that file")
+
+
+class Int8TopLayer(_Model):
+    """A layer whose INT8 error grows most under one adversarial set."""
+
+    tensor: str = Field(description="tensor name")
+    sqnr_clean_db: Number = Field(description="SQNR on clean inputs")
+    sqnr_adv_db: Number = Field(description="SQNR on adversarial inputs")
+    drop_db: Number = Field(description="clean minus adversarial")
+
+
+class Int8Set(_Model):
+    """INT8 error under one adversarial set."""
+
+    count: int = Field(description="images")
+    top_layers: list[Int8TopLayer] = Field(description="largest SQNR drops")
+
+
+class Int8Error(_Model):
+    """fp32 vs INT8 activations per layer, clean vs adversarial (``robustness/int8_error.py``)."""
+
+    metric: str | None = Field(None, description="what the numbers are")
+    count_clean: int | None = Field(None, description="clean images")
+    layers: list[dict[str, str | Number | None]] = Field(
+        description="per shared tensor: `tensor`, `sqnr_clean_db` and `sqnr_<set>_db` per set"
+    )
+    sets: dict[str, Int8Set] = Field(description="per set (`whitebox:<id>`, `transfer:<id>`)")
+    note: str | None = Field(None, description="why there are no layers")
+    artifact_sha256: str | None = Field(None, description="the INT8 artifact")
+    set: str | None = Field(None, description="the adversarial set used")
+
+
+class Candidate(_Model):
+    """One candidate: how it was made, its artifact, and its results per device."""
+
+    name: str = Field(description="candidate name")
+    recipe: Recipe = Field(description="how it was made")
+    artifact: Artifact | None = Field(description="null until built")
+    params: int | None = Field(None, description="parameters of the PyTorch module")
+    nonzero_params: int | None = Field(None, description="differs from params after unstructured pruning")
+    macs: int | None = Field(None, description="multiply-accumulates per image")
+    export_check: ExportCheck | None = Field(None, description="ONNX vs PyTorch")
+    int8_error: Int8Error | None = Field(None, description="INT8 candidates: per-layer error")
+    devices: dict[str, DeviceEntry] = Field(description="results per device name")
+
+
+# --------------------------------------------------------------------------- run-level records
+
+
+class Attack(_Model):
+    """An adversarial set crafted on the base (``robustness/store.py``)."""
+
+    id: str = Field(description="`<attack>-<norm>-<eps*255>` or `<attack>-<norm>-min`")
+    attack: str = Field(description="attack name")
+    norm: str = Field(description="linf or l2")
+    eps: Number | None = Field(description="perturbation budget (null: minimal perturbation)")
+    count: int = Field(description="images")
+    base_accuracy: Number | None = Field(description="the base's accuracy on the set")
+    base_clean_accuracy: Number | None = Field(None, description="the base's accuracy on the same clean images")
+    path: str = Field(description="the .npz, relative to the run folder")
+    params: dict[str, Any] = Field(description="the attack's parameters")
+    median_distance: Number | None = Field(None, description="minimal-perturbation sets only")
+    success_rate: Number | None = Field(None, description="minimal-perturbation sets only")
+
+
+class Device(_Model):
+    """A device of the run."""
+
+    name: str = Field(description="inventory name")
+    kind: str | None = Field(description="local or ssh (null: not in the inventory)")
+    profile: dict[str, Any] = Field(description="the device profile (peak, bandwidth, runtimes)")
+
+
+class Environment(_Model):
+    """The host that compressed, exported and attacked."""
+
+    host: dict[str, Any] = Field(description="hostname, os, cpu, python, ...")
+    versions: dict[str, str | None] = Field(description="package versions")
+    git_revision: str | None = Field(description="edgebench's git revision, when known")
+
+
+class Subject(_Model):
+    """The base model and its data (``subject/zoo.py``)."""
+
+    model: str = Field(description="model label")
+    dataset: str = Field(description="dataset name")
+    num_classes: int = Field(description="classes")
+    input_shape: list[int] = Field(description="batch-1 input shape")
+    eval_count: int = Field(description="evaluation images")
+    calib_count: int = Field(description="calibration images")
+    train_count: int | None = Field(None, description="training images")
+    data_sources: dict[str, Any] | None = Field(None, description="how the splits were drawn")
+    source: dict[str, Any] | None = Field(None, description="where the model came from, files with sha256")
+    weights: str | None = Field(None, description="where the weights came from")
+    base_accuracy_torch: Number | None = Field(None, description="the base in PyTorch on the host")
+    attack_count: int | None = Field(None, description="images each transfer set is crafted on")
+
+
+class TrialScreen(_Model):
+    """A search trial's host screen (ONNX Runtime)."""
+
+    clean_accuracy: Number = Field(description="clean accuracy on the host")
+    robust_accuracy: Number | None = Field(description="mean over the adversarial sets")
+    macs: int | None = Field(description="multiply-accumulates per image")
+    size_bytes: int = Field(description="artifact size")
+
+
+class Trial(_Model):
+    """One search trial."""
+
+    number: int = Field(description="Optuna trial number")
+    name: str = Field(description="its candidate name")
+    params: dict[str, Any] = Field(description="the searched dimensions")
+    screen: TrialScreen = Field(description="host screen")
+    constraints: list[Number] = Field(description="each ≤ 0 when feasible")
+    feasible: bool = Field(description="every constraint met")
+    measured: bool = Field(description="measured on a device")
+
+
+class ParetoPoint(_Model):
+    """A candidate on a device's Pareto front."""
+
+    candidate: str = Field(description="candidate name")
+    p99_ms: Number = Field(description="p99 latency")
+    clean_accuracy: Number = Field(description="clean accuracy")
+    robust_accuracy: Number | None = Field(description="mean transfer accuracy")
+    peak_memory_mb: Number | None = Field(description="peak memory")
+    status: str | None = Field(description="its verdict")
+
+
+class Recommended(_Model):
+    """The fastest READY candidate on a device."""
+
+    candidate: str = Field(description="candidate name")
+    p99_ms: Number = Field(description="its p99 latency")
+    margins: dict[str, Number] = Field(description="ceiling minus value per gate")
+
+
+class Closest(_Model):
+    """When nothing is READY: the candidate that misses least."""
+
+    candidate: str = Field(description="candidate name")
+    misses: list[str] = Field(description="gates that fail or are unmeasured")
+    excess: Number = Field(description="summed relative excess")
+    margins: dict[str, Number] = Field(description="ceiling minus value per gate")
+
+
+class Search(_Model):
+    """``edgebench search``: trials, Pareto front, recommendation (``search/record.py``)."""
+
+    trials: list[Trial] = Field(description="every trial, screened on the host")
+    survivors: list[str] = Field(description="the trials measured on the devices")
+    base_screen: TrialScreen | None = Field(None, description="the base's host screen")
+    pareto: dict[str, list[ParetoPoint]] = Field(description="per device")
+    recommended: dict[str, Recommended | None] = Field(description="per device")
+    closest: dict[str, Closest | None] = Field(description="per device, when nothing is READY")
+
+
+class Results(_Model):
+    """``results.json``: the one file every report is made from."""
+
+    schema_: Literal["edgebench.results/1"] = Field(alias="schema", description=f"always {SCHEMA!r}")
+    run_id: str = Field(description="folder name under reports/")
+    created: str = Field(description="UTC time of assembly, ISO 8601")
+    study: dict[str, Any] = Field(description="the validated study config, echoed")
+    environment: Environment = Field(description="the host that compressed, exported, attacked")
+    subject: Subject = Field(description="the base model and data")
+    budgets: dict[str, Number | None] = Field(description="ceilings per gate (null: no gate)")
+    attacks: list[Attack] = Field(description="adversarial sets crafted on the base")
+    devices: dict[str, Device] = Field(description="the run's devices by name")
+    candidates: list[Candidate] = Field(description="in study order")
+    search: Search | None = Field(None, description="edgebench search only")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    def dump(self) -> dict[str, Any]:
+        """The JSON object, with exactly the keys that were set."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _found(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_EXPECTED = {
+    "number_type": "a number",
+    "int_type": "an integer",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "dict_type": "an object",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
+}
+
+
+def _data_loc(loc: tuple[int | str, ...], data: Any, kind: str) -> tuple[int | str, ...]:
+    """*loc* as a path into *data*: without the union-member tags pydantic inserts (parts that are
+    no key or index there), keeping the last part of a missing key."""
+    out: list[int | str] = []
+    obj = data
+    for i, part in enumerate(loc):
+        if isinstance(obj, dict) and part in obj:
+            obj = obj[part]
+        elif isinstance(obj, list) and isinstance(part, int) and 0 <= part < len(obj):
+            obj = obj[part]
+        elif not (kind == "missing" and i == len(loc) - 1):
+            continue  # a union member's tag
+        out.append(part)
+    return tuple(out)
+
+
+def _expected(error: Any) -> str:
+    if error["type"] == "literal_error":
+        return f"one of {error['ctx']['expected']}"
+    return _EXPECTED.get(error["type"], error["msg"].removeprefix("Input should be ").lower())
+
+
+def describe_error(err: ValidationError, model: type[BaseModel], data: Any) -> str:
+    """The first error of *err* (validating *data*) as ``path: expected ..., found ...``: one
+    line, keys as written in the file, the alternatives of a union joined."""
+    errors = err.errors()
+    first = errors[0]
+    kind = first["type"]
+    loc = _data_loc(tuple(first["loc"]), data, kind)
+    if kind == "extra_forbidden":
+        owner = _model_at(model, loc[:-1])
+        keys = ", ".join(sorted((f.alias or n) for n, f in owner.model_fields.items())) if owner else ""
+        return f"{_path(loc)}: expected no such key (known: {keys}), found {_found(first['input'])}"
+    if kind == "missing":
+        return f"{_path(loc)}: expected a value, found nothing (the key is missing)"
+    same = [e for e in errors if _data_loc(tuple(e["loc"]), data, e["type"]) == loc]
+    expected = " or ".join(dict.fromkeys(_expected(e) for e in same))
+    more = len(errors) - len(same)
+    tail = f" (and {more} more)" if more else ""
+    return f"{_path(loc)}: expected {expected}, found {_found(first['input'])}{tail}"
+
+
+def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model class that validates the object at *loc* (None when it is not a model)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = next((f for n, f in current.model_fields.items() if (f.alias or n) == part), None)
+            if field is None:
+                return None
+            current = field.annotation
+        else:
+            args = [a for a in typing.get_args(_strip(current)) if a is not type(None)]
+            current = args[-1] if args else None
+        current = _strip(current)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _strip(tp: Any) -> Any:
+    """*tp* without Annotated metadata and without ``| None``."""
+    if typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return _strip(args[0])
+    return tp
+
+
+def validate_results(data: Any, source: str = "results.json") -> Results:
+    """*data* (a parsed results.json) as :class:`Results`.
+
+    Raises :class:`EdgebenchError` with one line ``<source>: <path>: expected ..., found ...``
+    for a file this version cannot read."""
+    if not isinstance(data, dict):
+        raise EdgebenchError(f"{source}: expected a JSON object, found {_found(data)}")
+    if data.get("schema") != SCHEMA:
+        raise EdgebenchError(f"{source}: expected schema {SCHEMA!r}, found {_found(data.get('schema'))}")
+    try:
+        return Results.model_validate(data)
+    except ValidationError as err:
+        raise EdgebenchError(f"{source}: {describe_error(err, Results, data)}") from None
+
+
+# --------------------------------------------------------------------------- docs/results.md
+
+DOC_BEGIN = "<!-- generated: results schema -->"
+DOC_END = "<!-- end generated -->"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+REGENERATE = "python -m edgebench.results --write"
+
+
+def _type_name(tp: Any) -> str:
+    """A field type in words, models as links to their section."""
+    if typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return "any"
+    if tp is type(None):
+        return "null"
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return f"[{tp.__name__}](#{tp.__name__.lower()})"
+    if origin in (Union, types.UnionType):
+        if set(args) == {float, int}:
+            return "number"
+        members = [a for a in args if a is not type(None)]
+        words = " or ".join(_type_name(a) for a in members)
+        return f"{words} or null" if len(members) < len(args) else words
+    if origin is Literal:
+        return " or ".join(f'`"{a}"`' for a in args)
+    if origin in (list, dict):
+        if origin is dict and args[1] is Any:
+            return "object"
+        inner = _type_name(args[-1])
+        return f"{'list' if origin is list else 'object'} of {f'({inner})' if ' or ' in inner else inner}"
+    return {str: "string", int: "integer", bool: "boolean", float: "number"}.get(tp, str(tp))
+
+
+def _models(model: type[BaseModel] = Results, found: list[type[BaseModel]] | None = None) -> list[type[BaseModel]]:
+    """Every model reachable from *model*, depth first in field order, each once."""
+    found = [] if found is None else found
+    found.append(model)
+    for field in model.model_fields.values():
+        pending = [field.annotation]
+        while pending:
+            tp = pending.pop(0)
+            if isinstance(tp, type) and issubclass(tp, BaseModel):
+                if tp not in found:
+                    _models(tp, found)
+            else:
+                pending.extend(typing.get_args(tp))
+    return found
+
+
+def markdown_reference() -> str:
+    """The field reference of docs/results.md: one table per model (name, type, presence, description)."""
+    lines: list[str] = []
+    for model in _models():
+        doc = " ".join((model.__doc__ or "").split())
+        lines += [f"### {model.__name__}", "", doc, "", "| field | type | present | description |", "|---|---|---|---|"]
+        for name, field in model.model_fields.items():
+            present = "always" if field.is_required() else "when it applies"
+            desc = (field.description or "").replace("|", "\\|")
+            lines.append(f"| `{field.alias or name}` | {_type_name(field.annotation)} | {present} | {desc} |")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def json_schema() -> str:
+    """``docs/results.schema.json``: the JSON Schema of :class:`Results`, for other tools' CI."""
+    return json.dumps(Results.model_json_schema(by_alias=True), indent=2) + "\n"
+
+
+def document(text: str) -> str:
+    """*text* (docs/results.md) with the generated reference between its markers replaced."""
+    head, sep, rest = text.partition(DOC_BEGIN)
+    _, sep2, tail = rest.partition(DOC_END)
+    if not sep or not sep2:
+        raise EdgebenchError(f"docs/results.md: expected the markers {DOC_BEGIN} and {DOC_END}, found none")
+    return f"{head}{DOC_BEGIN}\n\n{markdown_reference()}\n{DOC_END}{tail}"
+
+
+def write_docs(docs: Path = DOCS) -> None:
+    """Regenerate the reference in ``docs/results.md`` and ``docs/results.schema.json``."""
+    md = docs / "results.md"
+    md.write_text(document(md.read_text()))
+    (docs / "results.schema.json").write_text(json_schema())
+    log.info("wrote %s and %s", md, docs / "results.schema.json")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--write"]:
+        write_docs()
+    elif sys.argv[1:] in ([], ["--markdown"]):
+        sys.stdout.write(markdown_reference())
+    else:
+        sys.exit(
+            f"usage: python -m edgebench.results [--markdown | --write]  (--write: {DOCS}/results.md and results.schema.json)"
+        )
