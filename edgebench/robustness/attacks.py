@@ -4,9 +4,9 @@ Every attack is defined once in :mod:`edgebench.robustness.registry` (its norms,
 parameters and defaults, how it is built); this module validates specs against it and crafts.
 Two kinds of attack:
 
-* **fixed-epsilon** (``fgsm``, ``pgd``, ``autoattack``): one adversarial set per epsilon; each
+* **fixed-epsilon** (e.g. ``fgsm``, ``pgd``): one adversarial set per epsilon; each
   sample's perturbation stays within the epsilon ball of the attack's norm.
-* **minimal-perturbation** (``cw``, ``deepfool``, ``fmn``, ``brendel-bethge``): one run gives
+* **minimal-perturbation** (e.g. ``cw``, ``deepfool``): one run gives
   every sample its smallest adversarial perturbation found; the set ``<name>-<norm>-min`` holds
   those adversarials and their per-sample distances (``inf`` where the attack failed, ``0``
   where the base already misclassified the clean input). Optionally the run is also
