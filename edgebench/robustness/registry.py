@@ -1,4 +1,5 @@
-"""The white-box attack registry: every attack of the suite defined once, in :data:`ATTACKS`.
+"""The attack registry: every white-box attack of the suite defined once, in :data:`ATTACKS`,
+and every attack on a deployed engine (black-box) in :data:`BLACKBOX_ATTACKS`.
 
 An entry says what an attack is called (its study name, aliases, and the title listings use),
 which norms it supports and the foolbox class that crafts each, whether it is
@@ -8,7 +9,8 @@ accepts with their defaults, and anything extra it needs (a module, starting poi
 per-epsilon crafter). :class:`~edgebench.robustness.attacks.AttackSpec` validates against it,
 :func:`~edgebench.robustness.attacks.craft` builds from it, and :data:`DEFAULT_SUITE` is the
 suite a study without ``attacks.suite`` gets. Adding an attack is adding one
-:class:`AttackDef` here.
+:class:`AttackDef` (or :class:`BlackBoxDef`, read by :class:`~edgebench.robustness.blackbox.BlackBoxSpec`
+and its runner) here.
 
 This module stays light (no torch or foolbox at import): the study config and ``edgebench init``
 read it.
@@ -20,7 +22,7 @@ import importlib
 import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from edgebench.errors import EdgebenchError
 
@@ -208,6 +210,65 @@ DEFAULT_SUITE: tuple[Mapping[str, Any], ...] = (
 )
 
 
+@dataclass(frozen=True, eq=False)
+class BlackBoxDef:
+    """One attack on a deployed engine through its query function, defined once.
+
+    ``decision``: for a decision-based attack (top-1 answers only), its foolbox attack from
+    ``(norm, steps, gradient_queries)``, run ``default_steps`` iterations unless the spec says;
+    ``None`` for a score-based attack (it reads the engine's logits; Square, via torchattacks).
+    """
+
+    name: str
+    norms: tuple[str, ...]
+    aliases: tuple[str, ...] = ()
+    decision: Callable[[str, int, int], Any] | None = None
+    default_steps: int = 0
+
+
+def _hop_skip_jump(norm: str, steps: int, gradient_queries: int) -> Any:
+    import foolbox as fb
+
+    constraint: Literal["linf", "l2"] = "linf" if norm == "linf" else "l2"
+    return fb.attacks.HopSkipJumpAttack(
+        steps=steps, initial_gradient_eval_steps=gradient_queries, constraint=constraint
+    )
+
+
+def _boundary(norm: str, steps: int, gradient_queries: int) -> Any:
+    import foolbox as fb
+
+    return fb.attacks.BoundaryAttack(steps=steps)
+
+
+BLACKBOX_ATTACKS: dict[str, BlackBoxDef] = {
+    a.name: a
+    for a in (
+        # HSJ usually runs out of query budget before its 64 iterations
+        BlackBoxDef(
+            "hsj",
+            ("l2", "linf"),
+            aliases=("hopskipjump", "hop-skip-jump"),
+            decision=_hop_skip_jump,
+            default_steps=64,
+        ),
+        BlackBoxDef("boundary", ("l2",), decision=_boundary, default_steps=25000),
+        BlackBoxDef("square", ("linf", "l2")),
+    )
+}
+
+_BLACKBOX_BY_ALIAS = {alias: a for a in BLACKBOX_ATTACKS.values() for alias in a.aliases}
+
+
+def blackbox_def(name: Any) -> BlackBoxDef:
+    """The registered black-box attack called *name* (case-insensitive; aliases accepted)."""
+    key = str(name).lower()
+    found = BLACKBOX_ATTACKS.get(key) or _BLACKBOX_BY_ALIAS.get(key)
+    if found is None:
+        raise EdgebenchError(f"black-box attack: unknown name {name!r}; expected one of {sorted(BLACKBOX_ATTACKS)}")
+    return found
+
+
 def attack_def(name: Any) -> AttackDef:
     """The registered attack called *name* (case-insensitive; aliases accepted)."""
     key = str(name).lower()
@@ -223,9 +284,10 @@ def normalize_norm(norm: Any) -> str | None:
 
 
 def describe_attacks() -> str:
-    """One line listing every attack and its norms, by kind (for templates and help)."""
+    """One line listing every attack (name, title, norms) by kind, for the README and ``edgebench init``."""
     kinds = (("fixed epsilon", False), ("minimal perturbation", True))
     return "; ".join(
-        f"{label}: " + ", ".join(f"{a.name} ({'/'.join(a.norms)})" for a in ATTACKS.values() if a.minimal == minimal)
+        f"{label}: "
+        + ", ".join(f"{a.name} ({a.title}; {'/'.join(a.norms)})" for a in ATTACKS.values() if a.minimal == minimal)
         for label, minimal in kinds
     )

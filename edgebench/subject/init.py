@@ -233,7 +233,7 @@ def render_study(
     lines += [
         "",
         "# White-box attacks crafted on base, replayed through every deployed artifact (epsilons in 1/255).",
-        f"# Attacks (name (norms)): {describe_attacks()}",
+        f"# Attack names: {describe_attacks()}",
         "attacks:",
         f"  samples: {samples}",
         "  suite:",

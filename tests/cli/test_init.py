@@ -42,7 +42,7 @@ def test_init_onnx_then_run_as_written(
     assert main(["init", str(files.onnx), "--data", str(files.eval)]) == 0
     text = (tmp_path / "study.yaml").read_text()
     assert "# Input 1x8x8 (pixels in [0,1]), 10 classes: read from the model." in text
-    assert f"# Attacks (name (norms)): {describe_attacks()}\n" in text  # the registry's attacks, all of them
+    assert f"# Attack names: {describe_attacks()}\n" in text  # the registry's attacks, all of them
     study = yaml.safe_load(text)
     assert study["model"] == {"onnx": str(files.onnx)}
     assert study["data"]["name"] == "npz" and study["data"]["path"] == str(files.eval)

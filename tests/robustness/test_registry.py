@@ -13,7 +13,15 @@ import pytest
 import edgebench.robustness
 from edgebench.errors import EdgebenchError
 from edgebench.robustness.attacks import AttackSpec, CraftPlan, craft, distances, parse_attack_specs
-from edgebench.robustness.registry import ATTACKS, NORM_ALIASES, PARAMETERS, AttackDef, describe_attacks
+from edgebench.robustness.blackbox import BlackBoxSpec
+from edgebench.robustness.registry import (
+    ATTACKS,
+    BLACKBOX_ATTACKS,
+    NORM_ALIASES,
+    PARAMETERS,
+    AttackDef,
+    describe_attacks,
+)
 
 PAIRS = [(a.name, norm) for a in ATTACKS.values() for norm in a.norms]
 P_OF_NORM = {"l0": 0, "l1": 1, "l2": 2, "linf": math.inf}
@@ -88,7 +96,7 @@ def test_an_attack_is_one_registry_entry(monkeypatch, digits_model, eval_batch):
     """A new entry parses, is listed, and crafts sets: nothing else needs to change."""
     fgm = AttackDef("fgm", "FGM", minimal=False, foolbox={"l2": "L2FastGradientAttack"}, fixed={"random_start": False})
     monkeypatch.setitem(ATTACKS, "fgm", fgm)
-    assert "fgm (l2)" in describe_attacks()
+    assert "fgm (FGM; l2)" in describe_attacks()
     assert "'fgm'" in _one_line_error(lambda: parse_attack_specs([{"name": "nope"}]))
     (spec,) = parse_attack_specs([{"name": "fgm", "norm": "l2", "epsilons": [0.5, 2.0]}])
     x, y = eval_batch
@@ -109,6 +117,34 @@ def test_craft_plan_crafts_only_the_sets_asked_for_and_identically(digits_model,
     np.testing.assert_array_equal(part.distances, full[2].distances)
     message = _one_line_error(lambda: craft(digits_model, x, y, spec, plan=CraftPlan((2.0,), include_min=True)))
     assert "deepfool-l2-min" in message
+
+
+BLACKBOX_PAIRS = [(a.name, norm) for a in BLACKBOX_ATTACKS.values() for norm in a.norms]
+
+
+@pytest.mark.parametrize(("name", "norm"), BLACKBOX_PAIRS, ids=[f"{n}-{m}" for n, m in BLACKBOX_PAIRS])
+def test_every_registered_blackbox_attack_specs_and_builds(name, norm):
+    spec = BlackBoxSpec(name, norm=norm, epsilons=(0.25,), gradient_queries=7)
+    definition = BLACKBOX_ATTACKS[name]
+    assert spec.definition is definition and spec.score_based == (definition.decision is None)
+    if definition.decision is None:
+        return  # score-based (Square): run_square drives torchattacks itself
+    assert spec.resolved_steps() == definition.default_steps
+    assert BlackBoxSpec(name, norm=norm, epsilons=(0.25,), steps=3).resolved_steps() == 3
+    attack = definition.decision(spec.norm, spec.resolved_steps(), spec.gradient_queries)
+    assert attack.steps == definition.default_steps
+    if hasattr(attack, "constraint"):  # HopSkipJump: the norm it minimizes, and its gradient queries
+        assert (attack.constraint, attack.initial_num_evals) == (norm, 7)
+
+
+def test_blackbox_names_and_norms_come_from_the_registry():
+    assert BlackBoxSpec("HopSkipJump").name == "hsj"
+    message = _one_line_error(lambda: BlackBoxSpec("nes"))
+    assert message == f"black-box attack: unknown name 'nes'; expected one of {sorted(BLACKBOX_ATTACKS)}"
+    for attack in BLACKBOX_ATTACKS.values():
+        other = next(n for n in ("linf", "l2", "l1") if n not in attack.norms)
+        message = _one_line_error(lambda a=attack, o=other: BlackBoxSpec(a.name, norm=o))
+        assert message.endswith(f"norm {other!r} is not supported; expected one of {list(attack.norms)}")
 
 
 def test_readme_lists_the_registered_attacks():
