@@ -508,9 +508,7 @@ def craft(
 
 def spec_from_dict(d: Mapping[str, Any]) -> AttackSpec:
     """Rebuild a spec written by :meth:`AttackSpec.to_dict`."""
-    fields = {
-        k: d[k] for k in ("name", "norm", "steps", "rel_stepsize", "random_start", "binary_search_steps") if k in d
-    }
+    fields = {k: d[k] for k in ("name", "norm", *PARAMETERS) if k in d}
     return AttackSpec(epsilons=tuple(d.get("epsilons", ())), **fields)
 
 
