@@ -12,8 +12,8 @@ suite a study without ``attacks.suite`` gets. Adding an attack is adding one
 :class:`AttackDef` (or :class:`BlackBoxDef`, read by :class:`~edgebench.robustness.blackbox.BlackBoxSpec`
 and its runner) here.
 
-This module stays light (no torch or foolbox at import): the study config and ``edgebench init``
-read it.
+This module stays light (no torch or foolbox at import): the study config's attack parsing and
+``edgebench init`` read it.
 """
 
 from __future__ import annotations
