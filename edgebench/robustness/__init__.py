@@ -4,10 +4,12 @@ score candidates on them, and run a decision-based black-box attack on a deploye
 Submodules (import them directly; this package stays light so ``import edgebench`` does not
 pull in torch or foolbox):
 
+* :mod:`edgebench.robustness.registry` -- every white-box attack defined once (``ATTACKS``, ``DEFAULT_SUITE``)
 * :mod:`edgebench.robustness.attacks`  -- :class:`AttackSpec`, :func:`craft` (foolbox 3; AutoAttack via torchattacks)
+* :mod:`edgebench.robustness.advset`   -- :class:`AdversarialSet`, what crafting returns and the store saves
 * :mod:`edgebench.robustness.fakequant` -- the white-box model of an artifact (fp32 graph, INT8 fake-quant STE)
 * :mod:`edgebench.robustness.sanity`   -- sanity checks (gradient masking)
-* :mod:`edgebench.robustness.store`    -- :class:`AdversarialSet`, save/load, resumable crafting
+* :mod:`edgebench.robustness.store`    -- save/load of sets, resumable crafting
 * :mod:`edgebench.robustness.metrics`  -- Wilson intervals, transfer success, fidelity, AUC (numpy)
 * :mod:`edgebench.robustness.blackbox` -- HopSkipJump / Boundary through a query function
 """

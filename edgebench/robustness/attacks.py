@@ -1,10 +1,12 @@
 """White-box attack suite over foolbox 3, crafted on the base PyTorch model.
 
+Every attack is defined once in :mod:`edgebench.robustness.registry` (its norms, kind,
+parameters and defaults, how it is built); this module validates specs against it and crafts.
 Two kinds of attack:
 
-* **fixed-epsilon** (``fgsm``, ``pgd``): one adversarial set per epsilon; each sample's
-  perturbation stays within the epsilon ball of the attack's norm.
-* **minimal-perturbation** (``cw``, ``deepfool``, ``fmn``, ``brendel-bethge``): one run gives
+* **fixed-epsilon** (e.g. ``fgsm``, ``pgd``): one adversarial set per epsilon; each
+  sample's perturbation stays within the epsilon ball of the attack's norm.
+* **minimal-perturbation** (e.g. ``cw``, ``deepfool``): one run gives
   every sample its smallest adversarial perturbation found; the set ``<name>-<norm>-min`` holds
   those adversarials and their per-sample distances (``inf`` where the attack failed, ``0``
   where the base already misclassified the clean input). Optionally the run is also
@@ -14,13 +16,11 @@ Two kinds of attack:
 Models are ``torch.nn.Module`` classifiers in eval mode taking float32 NCHW inputs in [0, 1]
 (normalization inside the model) and returning logits.
 
-Defaults (:func:`default_attack_specs`), chosen for MNIST/CIFAR-sized inputs:
-
-* FGSM Linf and PGD Linf over {2, 4, 8, 16, 32}/255. PGD: 10 steps, ``rel_stepsize`` 0.25,
-  random start -- the step is 2.5 * eps / steps (Madry et al.'s rule), so the iterate can
-  cross the whole ball and come back; it matches GAP's 8/255, 2/255-step, 10-iteration setting.
-* PGD L2 over {0.25, 0.5, 1.0, 2.0} with the same step rule: for 28x28 inputs (sqrt(784) = 28)
-  an L2 radius of 2.0 equals an Linf perturbation of about 18/255 spread over every pixel.
+Defaults (:func:`default_attack_specs`, the registry's ``DEFAULT_SUITE``): FGSM Linf and PGD
+Linf over {2, 4, 8, 16, 32}/255, PGD L2 over {0.25, 0.5, 1.0, 2.0}. PGD: 10 steps,
+``rel_stepsize`` 0.25, random start -- the step is 2.5 * eps / steps (Madry et al.'s rule), so
+the iterate can cross the whole ball and come back; it matches GAP's 8/255, 2/255-step,
+10-iteration setting.
 
 Epsilon ranges: Linf epsilons must lie in (0, 1] (the input range); L2/L1/L0 epsilons are
 distances, so they only need to be > 0 and, once the input size is known, no larger than the
@@ -29,7 +29,6 @@ largest distance possible in [0, 1]^d (sqrt(d), d, d).
 
 from __future__ import annotations
 
-import importlib
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -39,65 +38,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgebench.errors import EdgebenchError, check_keys
+from edgebench.robustness.advset import AdversarialSet
+from edgebench.robustness.registry import ATTACKS, DEFAULT_SUITE, PARAMETERS, AttackDef, attack_def, normalize_norm
 
 if TYPE_CHECKING:
     import torch
-
-    from edgebench.robustness.store import AdversarialSet
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int], None]
 
-FIXED_EPSILON = ("fgsm", "pgd", "autoattack")
-MINIMAL = ("cw", "deepfool", "fmn", "brendel-bethge")
-
-# attack -> norms it supports
-NORMS: dict[str, tuple[str, ...]] = {
-    "fgsm": ("linf",),
-    "pgd": ("linf", "l2"),
-    # AutoAttack (Croce & Hein 2020), torchattacks' standard version: APGD-CE, APGD-T, FAB-T, Square
-    "autoattack": ("linf", "l2"),
-    "cw": ("l2",),
-    "deepfool": ("linf", "l2"),
-    "fmn": ("l0", "l1", "l2", "linf"),
-    "brendel-bethge": ("l0", "l1", "l2", "linf"),
-}
-
-# attack -> tunable parameters it accepts, with defaults
-PARAM_DEFAULTS: dict[str, dict[str, Any]] = {
-    "fgsm": {},
-    "autoattack": {},  # the standard settings, nothing tunable (that is the point of AutoAttack)
-    "pgd": {"steps": 10, "rel_stepsize": 0.25, "random_start": True},
-    # foolbox's 10000 steps x 9 binary-search steps is hours on a CPU; 100 x 5 converges on
-    # small classifiers (abort_early stops a search step once the loss stalls).
-    "cw": {"steps": 100, "binary_search_steps": 5},
-    "deepfool": {"steps": 50},
-    "fmn": {"steps": 100},
-    # foolbox default: 1000 steps; 200 is enough on small inputs and 5x faster.
-    "brendel-bethge": {"steps": 200, "binary_search_steps": 10},
-}
-
-NORM_ALIASES = {
-    "linf": "linf",
-    "inf": "linf",
-    "l_inf": "linf",
-    "l-inf": "linf",
-    "linfinity": "linf",
-    "l2": "l2",
-    "l1": "l1",
-    "l0": "l0",
-}
-
-ATTACK_ALIASES = {
-    "bb": "brendel-bethge",
-    "brendel_bethge": "brendel-bethge",
-    "carlini-wagner": "cw",
-    "auto-attack": "autoattack",
-    "aa": "autoattack",
-}
-
-_SPEC_KEYS = ("name", "norm", "epsilons", "eps_255", "steps", "rel_stepsize", "random_start", "binary_search_steps")
+_SPEC_KEYS = ("name", "norm", "epsilons", "eps_255", *PARAMETERS)
 
 
 @dataclass(frozen=True)
@@ -118,14 +69,13 @@ class AttackSpec:
     binary_search_steps: int | None = None
 
     def __post_init__(self) -> None:
-        name = ATTACK_ALIASES.get(str(self.name).lower(), str(self.name).lower())
-        if name not in NORMS:
-            raise EdgebenchError(f"attack: unknown name {self.name!r}; expected one of {sorted(NORMS)}")
+        attack = attack_def(self.name)
+        name = attack.name
         object.__setattr__(self, "name", name)
-        norm = NORM_ALIASES.get(str(self.norm).lower().replace(" ", ""))
-        if norm is None or norm not in NORMS[name]:
+        norm = normalize_norm(self.norm)
+        if norm is None or norm not in attack.norms:
             raise EdgebenchError(
-                f"attack {name}: norm {self.norm!r} is not supported; expected one of {list(NORMS[name])}"
+                f"attack {name}: norm {self.norm!r} is not supported; expected one of {list(attack.norms)}"
             )
         object.__setattr__(self, "norm", norm)
         try:
@@ -135,7 +85,7 @@ class AttackSpec:
                 f"attack {name}: epsilons must be a list of numbers, found {self.epsilons!r}"
             ) from None
         object.__setattr__(self, "epsilons", eps)
-        if name in FIXED_EPSILON and not eps:
+        if not attack.minimal and not eps:
             raise EdgebenchError(f"attack {name}: expected at least one epsilon, found none")
         for e in eps:
             if not math.isfinite(e) or e <= 0 or (norm == "linf" and e > 1.0):
@@ -143,35 +93,32 @@ class AttackSpec:
                 raise EdgebenchError(f"attack {name}-{norm}: epsilon {e!r} is outside {allowed}")
         if len(set(eps)) != len(eps):
             raise EdgebenchError(f"attack {name}-{norm}: epsilons must be distinct, found {list(eps)}")
-        accepted = PARAM_DEFAULTS[name]
-        for key in ("steps", "rel_stepsize", "random_start", "binary_search_steps"):
+        for key, param in PARAMETERS.items():
             value = getattr(self, key)
             if value is None:
                 continue
-            if key not in accepted:
+            if key not in attack.defaults:
                 raise EdgebenchError(
-                    f"attack {name}: parameter {key!r} does not apply; it accepts {sorted(accepted) or 'no parameters'}"
+                    f"attack {name}: parameter {key!r} does not apply; it accepts {sorted(attack.defaults) or 'no parameters'}"
                 )
-            if key in ("steps", "binary_search_steps"):
-                if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                    raise EdgebenchError(f"attack {name}: {key} must be an integer >= 1, found {value!r}")
-            elif key == "rel_stepsize":
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value <= 10):
-                    raise EdgebenchError(f"attack {name}: rel_stepsize must be a number in (0, 10], found {value!r}")
-            elif key == "random_start" and not isinstance(value, bool):
-                raise EdgebenchError(f"attack {name}: random_start must be true or false, found {value!r}")
-        if name == "brendel-bethge":
-            require_numba()
+            if not param.check(value):
+                raise EdgebenchError(f"attack {name}: {key} must be {param.expected}, found {value!r}")
+        attack.require()
 
     # ---- derived ---------------------------------------------------------------------------
     @property
+    def definition(self) -> AttackDef:
+        """The attack's registry entry."""
+        return ATTACKS[self.name]
+
+    @property
     def minimal(self) -> bool:
         """True for minimal-perturbation attacks (they yield per-sample distances)."""
-        return self.name in MINIMAL
+        return self.definition.minimal
 
     def params(self) -> dict[str, Any]:
         """The attack's tunable parameters with defaults filled in (recorded in manifests)."""
-        out = dict(PARAM_DEFAULTS[self.name])
+        out = dict(self.definition.defaults)
         for key in out:
             value = getattr(self, key)
             if value is not None:
@@ -201,24 +148,9 @@ def set_id(attack: str, norm: str, eps: float | None) -> str:
     return f"{attack}-{norm}-{round(value, 4):g}"
 
 
-def require_numba() -> None:
-    """Brendel-Bethge's trust-region solver is compiled with numba; say so if it is missing."""
-    try:
-        importlib.import_module("numba")
-    except ImportError as exc:
-        raise EdgebenchError(
-            f"attack brendel-bethge needs numba (pip install 'edgebench[brendel]'), which cannot be imported: {exc}"
-        ) from None
-
-
 def default_attack_specs() -> list[AttackSpec]:
-    """FGSM + PGD Linf over {2,4,8,16,32}/255 and PGD L2 over {0.25,0.5,1,2} (see module doc)."""
-    linf = tuple(e / 255.0 for e in (2, 4, 8, 16, 32))
-    return [
-        AttackSpec("fgsm", "linf", linf),
-        AttackSpec("pgd", "linf", linf, steps=10, rel_stepsize=0.25, random_start=True),
-        AttackSpec("pgd", "l2", (0.25, 0.5, 1.0, 2.0), steps=10, rel_stepsize=0.25, random_start=True),
-    ]
+    """The registry's ``DEFAULT_SUITE`` with every parameter written out (see module doc)."""
+    return [spec.resolved() for spec in _parse(DEFAULT_SUITE)]
 
 
 def parse_attack_specs(items: Iterable[Mapping[str, Any]] | None) -> list[AttackSpec]:
@@ -233,8 +165,10 @@ def parse_attack_specs(items: Iterable[Mapping[str, Any]] | None) -> list[Attack
     if isinstance(items, Mapping) or isinstance(items, (str, bytes)):
         raise EdgebenchError(f"attacks: expected a list of attack mappings, found {type(items).__name__}")
     items = list(items)
-    if not items:
-        return default_attack_specs()
+    return _parse(items) if items else default_attack_specs()
+
+
+def _parse(items: Iterable[Mapping[str, Any]]) -> list[AttackSpec]:
     specs: list[AttackSpec] = []
     for i, item in enumerate(items):
         if not isinstance(item, Mapping):
@@ -243,12 +177,10 @@ def parse_attack_specs(items: Iterable[Mapping[str, Any]] | None) -> list[Attack
             )
         check_keys(item, _SPEC_KEYS, f"attacks[{i}]")
         if "name" not in item:
-            raise EdgebenchError(f"attacks[{i}]: expected a 'name' (one of {sorted(NORMS)}), found none")
+            raise EdgebenchError(f"attacks[{i}]: expected a 'name' (one of {sorted(ATTACKS)}), found none")
         if "epsilons" in item and "eps_255" in item:
             raise EdgebenchError(f"attacks[{i}]: give either 'epsilons' or 'eps_255', not both")
-        kwargs = {
-            k: item[k] for k in ("norm", "steps", "rel_stepsize", "random_start", "binary_search_steps") if k in item
-        }
+        kwargs = {k: item[k] for k in ("norm", *PARAMETERS) if k in item}
         eps_raw = item.get("epsilons", item.get("eps_255", ()))
         if isinstance(eps_raw, (int, float)) and not isinstance(eps_raw, bool):
             eps_raw = [eps_raw]
@@ -259,7 +191,7 @@ def parse_attack_specs(items: Iterable[Mapping[str, Any]] | None) -> list[Attack
         except (TypeError, ValueError):
             raise EdgebenchError(f"attacks[{i}]: epsilons must be a list of numbers, found {eps_raw!r}") from None
         if "eps_255" in item:
-            norm = NORM_ALIASES.get(str(item.get("norm", "linf")).lower())
+            norm = normalize_norm(item.get("norm", "linf"))
             if norm != "linf":
                 raise EdgebenchError(f"attacks[{i}]: eps_255 is for Linf attacks only, found norm {item.get('norm')!r}")
             eps = [e / 255.0 for e in eps]
@@ -278,11 +210,19 @@ def parse_attack_specs(items: Iterable[Mapping[str, Any]] | None) -> list[Attack
 
 
 @dataclass(frozen=True)
-class _Plan:
-    """Which sets of a spec to produce (crafting can skip some when resuming)."""
+class CraftPlan:
+    """Which sets of a spec :func:`craft` produces: the thresholded/fixed sets at *epsilons*
+    (a subset of the spec's) and, for a minimal-perturbation spec, the ``-min`` set when
+    *include_min*. A resumed run (:func:`edgebench.robustness.store.craft_and_store`) passes
+    only the sets it lacks; a minimal attack still runs once for all of them."""
 
     epsilons: tuple[float, ...]
     include_min: bool
+
+    @classmethod
+    def every_set(cls, spec: AttackSpec) -> CraftPlan:
+        """Every set of *spec* (:meth:`AttackSpec.set_ids`)."""
+        return cls(spec.epsilons, spec.minimal)
 
 
 def check_inputs(x: np.ndarray, y: np.ndarray) -> None:
@@ -314,40 +254,6 @@ def _check_eps_vs_size(spec: AttackSpec, dims: int) -> None:
                 f"attack {spec.name}-{spec.norm}: epsilon {e:g} exceeds the largest {spec.norm} distance "
                 f"possible for inputs of {dims} values in [0, 1] ({limit:g})"
             )
-
-
-def _foolbox_attack(spec: AttackSpec) -> Any:
-    import foolbox as fb
-
-    if spec.name == "autoattack":  # crafted by torchattacks; foolbox only clips its output
-        return fb.attacks.LinfPGD() if spec.norm == "linf" else fb.attacks.L2PGD()
-
-    p = spec.params()
-    A = fb.attacks
-    cls: Any
-    if spec.name == "fgsm":
-        return A.LinfFastGradientAttack(random_start=False)
-    if spec.name == "pgd":
-        cls = A.LinfPGD if spec.norm == "linf" else A.L2PGD
-        return cls(steps=p["steps"], rel_stepsize=p["rel_stepsize"], random_start=p["random_start"])
-    if spec.name == "cw":
-        return A.L2CarliniWagnerAttack(steps=p["steps"], binary_search_steps=p["binary_search_steps"])
-    if spec.name == "deepfool":
-        cls = A.LinfDeepFoolAttack if spec.norm == "linf" else A.L2DeepFoolAttack
-        return cls(steps=p["steps"])
-    if spec.name == "fmn":
-        cls = {"l0": A.L0FMNAttack, "l1": A.L1FMNAttack, "l2": A.L2FMNAttack, "linf": A.LInfFMNAttack}[spec.norm]
-        return cls(steps=p["steps"])
-    if spec.name == "brendel-bethge":
-        require_numba()
-        cls = {
-            "l0": A.L0BrendelBethgeAttack,
-            "l1": A.L1BrendelBethgeAttack,
-            "l2": A.L2BrendelBethgeAttack,
-            "linf": A.LinfinityBrendelBethgeAttack,
-        }[spec.norm]
-        return cls(steps=p["steps"], binary_search_steps=p["binary_search_steps"])
-    raise AssertionError(spec.name)  # unreachable: validated in AttackSpec
 
 
 def distances(x: np.ndarray, x_adv: np.ndarray, norm: str) -> np.ndarray:
@@ -413,18 +319,6 @@ def _predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int) -> np.nda
     return np.concatenate(outs).astype(np.int64)
 
 
-def _autoattack(model: torch.nn.Module, norm: str, eps: float, seed: int, example: torch.Tensor) -> Any:
-    """torchattacks' AutoAttack, standard version, for *model* at *eps* (classes from its output)."""
-    import torch
-    import torchattacks
-
-    with torch.no_grad():
-        n_classes = int(model(example).shape[1])
-    return torchattacks.AutoAttack(
-        model, norm="Linf" if norm == "linf" else "L2", eps=eps, version="standard", n_classes=n_classes, seed=seed
-    )
-
-
 def _versions() -> dict[str, str]:
     import foolbox
     import torch
@@ -448,8 +342,10 @@ def craft(
     on_progress: ProgressFn | None = None,
     *,
     indices: np.ndarray | None = None,
+    plan: CraftPlan | None = None,
 ) -> list[AdversarialSet]:
-    """Craft every set of *spec* on *model* (see :meth:`AttackSpec.set_ids` for the order).
+    """Craft the sets of *spec* on *model* that *plan* names (default: every set, in the order
+    of :meth:`AttackSpec.set_ids`).
 
     *x*: float32 (N, C, H, W) in [0, 1]; *y*: integer labels; *indices*: the positions of
     these samples in the evaluation set (default ``0..N-1``), recorded in each set.
@@ -458,29 +354,19 @@ def craft(
     *on_progress(done, total)* counts samples processed: over all epsilons for fixed-epsilon
     attacks, over the samples the base classifies correctly for minimal ones.
     """
-    return _craft(model, x, y, spec, _Plan(spec.epsilons, spec.minimal), batch_size, seed, on_progress, indices)
-
-
-def _craft(
-    model: torch.nn.Module,
-    x: np.ndarray,
-    y: np.ndarray,
-    spec: AttackSpec,
-    plan: _Plan,
-    batch_size: int,
-    seed: int,
-    on_progress: ProgressFn | None,
-    indices: np.ndarray | None,
-) -> list[AdversarialSet]:
     import foolbox as fb
     import torch
-
-    from edgebench.robustness.store import AdversarialSet
 
     if not isinstance(spec, AttackSpec):
         raise EdgebenchError(f"craft: expected an AttackSpec, found {type(spec).__name__}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise EdgebenchError(f"craft: batch_size must be an integer >= 1, found {batch_size!r}")
+    if plan is None:
+        plan = CraftPlan.every_set(spec)
+    elif not set(plan.epsilons) <= set(spec.epsilons) or (plan.include_min and not spec.minimal):
+        raise EdgebenchError(
+            f"craft: the plan asks for sets {spec.name}-{spec.norm} does not produce; expected some of {spec.set_ids()}"
+        )
     check_inputs(x, y)
     if indices is None:
         indices = np.arange(len(x), dtype=np.int64)
@@ -498,12 +384,13 @@ def _craft(
 
     device = _device_of(model)
     fmodel = fb.PyTorchModel(model, bounds=(0.0, 1.0), device=device)
-    attack = _foolbox_attack(spec)
+    definition = spec.definition
+    params = spec.params()
+    attack = definition.build(spec.norm, params)
     xt = torch.from_numpy(np.ascontiguousarray(x)).to(device)
     yt = torch.from_numpy(y.astype(np.int64)).to(device)
     clean_pred = _predict(model, xt, batch_size)
     labels = y.astype(np.int64)
-    params = spec.params()
     base: dict[str, Any] = dict(
         attack=spec.name,
         norm=spec.norm,
@@ -523,12 +410,14 @@ def _craft(
         for eps in plan.epsilons:
             torch.manual_seed(seed)
             advs, preds = [], []
-            auto = _autoattack(model, spec.norm, eps, seed, xt[:1]) if spec.name == "autoattack" else None
+            # an attack with its own crafter (AutoAttack) crafts; the foolbox attack only clips
+            crafter = definition.epsilon_crafter
+            own = crafter(model, spec.norm, eps, seed, xt[:1]) if crafter is not None else None
             for s in range(0, n, batch_size):
                 xb, yb = xt[s : s + batch_size], yt[s : s + batch_size]
                 # attack.run + the norm's clip, like foolbox's __call__ but predicting once:
                 # the base predictions we store double as the success test.
-                xp = auto(xb, yb) if auto is not None else attack.run(fmodel, xb, yb, epsilon=eps)
+                xp = own(xb, yb) if own is not None else attack.run(fmodel, xb, yb, epsilon=eps)
                 xpc = attack.distance.clip_perturbation(xb, xp, eps).clamp(0.0, 1.0)
                 advs.append(xpc.detach().cpu().numpy())
                 preds.append(_predict(model, xpc.detach(), batch_size))
@@ -556,7 +445,7 @@ def _craft(
     correct = np.flatnonzero(clean_pred == labels)
     total = len(correct)
     starts: np.ndarray | None = None
-    if spec.name == "brendel-bethge" and len(correct):
+    if definition.starts_from_other_class and len(correct):
         starts = nearest_other_class(x[correct], labels[correct], x[correct], labels[correct])
     for s in range(0, len(correct), batch_size):
         rows = correct[s : s + batch_size]
@@ -619,14 +508,14 @@ def _craft(
 
 def spec_from_dict(d: Mapping[str, Any]) -> AttackSpec:
     """Rebuild a spec written by :meth:`AttackSpec.to_dict`."""
-    fields = {
-        k: d[k] for k in ("name", "norm", "steps", "rel_stepsize", "random_start", "binary_search_steps") if k in d
-    }
+    fields = {k: d[k] for k in ("name", "norm", *PARAMETERS) if k in d}
     return AttackSpec(epsilons=tuple(d.get("epsilons", ())), **fields)
 
 
 __all__ = [
     "AttackSpec",
+    "CraftPlan",
+    "check_inputs",
     "craft",
     "default_attack_specs",
     "distances",

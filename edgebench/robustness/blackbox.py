@@ -25,12 +25,13 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgebench.errors import EdgebenchError
 from edgebench.robustness.attacks import check_inputs, distances, nearest_other_class
+from edgebench.robustness.registry import BLACKBOX_ATTACKS, BlackBoxDef, blackbox_def
 
 if TYPE_CHECKING:
     import torch
@@ -38,8 +39,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 QueryFn = Callable[[np.ndarray], np.ndarray]
-
-_NORMS = {"hsj": ("l2", "linf"), "boundary": ("l2",), "square": ("linf", "l2")}
 
 
 @dataclass(frozen=True)
@@ -62,15 +61,13 @@ class BlackBoxSpec:
     batch_size: int = 32
 
     def __post_init__(self) -> None:
-        name = str(self.name).lower()
-        name = {"hopskipjump": "hsj", "hop-skip-jump": "hsj"}.get(name, name)
-        if name not in _NORMS:
-            raise EdgebenchError(f"black-box attack: unknown name {self.name!r}; expected one of {sorted(_NORMS)}")
+        attack = blackbox_def(self.name)
+        name = attack.name
         object.__setattr__(self, "name", name)
         norm = str(self.norm).lower()
-        if norm not in _NORMS[name]:
+        if norm not in attack.norms:
             raise EdgebenchError(
-                f"black-box attack {name}: norm {self.norm!r} is not supported; expected one of {list(_NORMS[name])}"
+                f"black-box attack {name}: norm {self.norm!r} is not supported; expected one of {list(attack.norms)}"
             )
         object.__setattr__(self, "norm", norm)
         for key, low in (("max_queries", 10), ("gradient_queries", 1), ("batch_size", 1)):
@@ -94,12 +91,18 @@ class BlackBoxSpec:
         object.__setattr__(self, "epsilons", tuple(sorted(eps)))
 
     @property
+    def definition(self) -> BlackBoxDef:
+        """The attack's registry entry."""
+        return BLACKBOX_ATTACKS[self.name]
+
+    @property
     def score_based(self) -> bool:
         """Square reads the engine's scores (logits); HSJ and Boundary only its top-1 decision."""
-        return self.name == "square"
+        return self.definition.decision is None
 
     def resolved_steps(self) -> int:
-        return self.steps if self.steps is not None else (64 if self.name == "hsj" else 25000)
+        """The decision-based attack's iterations: the spec's, else its registered default."""
+        return self.steps if self.steps is not None else self.definition.default_steps
 
 
 @dataclass(eq=False)
@@ -417,7 +420,8 @@ def run_blackbox(
     if not isinstance(spec, BlackBoxSpec):
         raise EdgebenchError(f"run_blackbox: expected a BlackBoxSpec, found {type(spec).__name__}")
     check_inputs(x, y)
-    if spec.score_based:
+    decision = spec.definition.decision
+    if decision is None:  # score-based: Square reads the engine's logits
         return run_square(query, x, y, spec, indices=indices, seed=seed, on_progress=on_progress)
     n = len(x)
     indices = np.arange(n, dtype=np.int64) if indices is None else np.asarray(indices)
@@ -463,15 +467,7 @@ def run_blackbox(
     exhausted = np.zeros(n, dtype=bool)
     checkpoints = _checkpoints(spec.max_queries)
     snap = np.full((n, len(checkpoints)), np.inf)
-    steps = spec.resolved_steps()
-    attack: Any
-    if spec.name == "hsj":
-        constraint: Literal["linf", "l2"] = "linf" if spec.norm == "linf" else "l2"
-        attack = fb.attacks.HopSkipJumpAttack(
-            steps=steps, initial_gradient_eval_steps=spec.gradient_queries, constraint=constraint
-        )
-    else:
-        attack = fb.attacks.BoundaryAttack(steps=steps)
+    attack = decision(spec.norm, spec.resolved_steps(), spec.gradient_queries)
 
     todo = np.flatnonzero(attacked)
     torch.manual_seed(seed)

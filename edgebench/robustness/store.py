@@ -20,19 +20,19 @@ import hashlib
 import io
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgebench.errors import EdgebenchError
+from edgebench.robustness.advset import AdversarialSet, array_sha256
+from edgebench.robustness.attacks import AttackSpec, CraftPlan, check_inputs, craft, set_id
 from edgebench.util.io import atomic_write_bytes, atomic_write_json, read_json, sha256_file
 
 if TYPE_CHECKING:
     import torch
-
-    from edgebench.robustness.attacks import AttackSpec
 
 log = logging.getLogger(__name__)
 
@@ -40,90 +40,6 @@ SET_SCHEMA = "edgebench.advset/1"
 INDEX_SCHEMA = "edgebench.attacks/1"
 INDEX_NAME = "attacks.json"
 _INT_ARRAYS = ("labels", "indices", "base_predictions", "base_clean_predictions")
-
-
-@dataclass(eq=False)
-class AdversarialSet:
-    """One adversarial set crafted on the base model.
-
-    ``x_adv`` is float32 (N, C, H, W); ``labels``/``indices``/predictions are int64 (N,);
-    ``indices`` are the samples' positions in the evaluation set. ``eps`` is ``None`` for a
-    minimal-perturbation set (``<attack>-<norm>-min``); ``distances`` (float32, ``inf`` where
-    the attack failed) exist only for sets made by minimal-perturbation attacks.
-    ``x_adv`` is ``None`` when loaded with ``inputs=False``.
-    """
-
-    id: str
-    attack: str
-    norm: str
-    eps: float | None
-    x_adv: np.ndarray | None
-    labels: np.ndarray
-    indices: np.ndarray
-    base_predictions: np.ndarray
-    base_clean_predictions: np.ndarray
-    distances: np.ndarray | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    versions: dict[str, str] = field(default_factory=dict)
-    model_fingerprint: str | None = None
-    inputs_sha256: str | None = None
-
-    @property
-    def count(self) -> int:
-        return int(len(self.labels))
-
-    @property
-    def base_accuracy(self) -> float:
-        """Base model accuracy on the adversarial inputs (white-box adversarial accuracy)."""
-        return float(np.mean(self.base_predictions == self.labels))
-
-    @property
-    def base_clean_accuracy(self) -> float:
-        return float(np.mean(self.base_clean_predictions == self.labels))
-
-    def median_distance(self) -> float | None:
-        """Median distance over the samples the attack succeeded on (``None`` if none / no distances)."""
-        if self.distances is None:
-            return None
-        ok = np.isfinite(self.distances) & (self.base_predictions != self.labels)
-        return float(np.median(self.distances[ok])) if ok.any() else None
-
-    def match(self) -> dict[str, Any]:
-        """What must be equal for a stored set to be reused instead of crafted again."""
-        return {
-            "attack": self.attack,
-            "norm": self.norm,
-            "eps": self.eps,
-            "params": dict(self.params),
-            "seed": int(self.seed),
-            "count": self.count,
-            "indices_sha256": _array_sha(self.indices.astype(np.int64)),
-            "inputs_sha256": self.inputs_sha256,
-            "model_fingerprint": self.model_fingerprint,
-        }
-
-    def summary(self, path: str | None = None) -> dict[str, Any]:
-        """The row ``results.json`` lists under ``attacks`` (``path`` relative to the run)."""
-        out: dict[str, Any] = {
-            "id": self.id,
-            "attack": self.attack,
-            "norm": self.norm,
-            "eps": self.eps,
-            "count": self.count,
-            "base_accuracy": self.base_accuracy,
-            "base_clean_accuracy": self.base_clean_accuracy,
-            "path": path if path is not None else f"{self.id}.npz",
-            "params": dict(self.params),
-        }
-        if self.distances is not None:
-            out["median_distance"] = self.median_distance()
-            out["success_rate"] = float(np.mean(self.base_predictions != self.labels))
-        return out
-
-
-def _array_sha(a: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
 def inputs_sha256(x: np.ndarray) -> str:
@@ -386,8 +302,6 @@ def craft_and_store(
     samples processed per spec. Each set is saved as soon as it is crafted, and
     ``attacks.json`` is rewritten after each, so an interrupted run keeps what it finished.
     """
-    from edgebench.robustness.attacks import AttackSpec, _craft, _Plan, check_inputs, set_id
-
     out = Path(folder)
     check_inputs(x, y)
     indices = np.arange(len(x), dtype=np.int64) if indices is None else np.asarray(indices)
@@ -398,7 +312,7 @@ def craft_and_store(
     indices = indices.astype(np.int64)
     fingerprint = model_sha or model_fingerprint(model)
     x_sha = inputs_sha256(x)
-    idx_sha = _array_sha(indices)
+    idx_sha = array_sha256(indices)
     summaries: dict[str, dict[str, Any]] = {}
     order: list[str] = []
     crafted: list[str] = []
@@ -452,8 +366,8 @@ def craft_and_store(
         label = f"{spec.name}-{spec.norm}"
         progress = (lambda d, t, _l=label: on_progress(_l, d, t)) if on_progress is not None else None
         # a minimal attack's thresholded sets come from the same run, so the run happens once
-        plan = _Plan(tuple(todo_eps), include_min)
-        for adv in _craft(model, x, y, spec, plan, batch_size, seed, progress, indices):
+        plan = CraftPlan(tuple(todo_eps), include_min)
+        for adv in craft(model, x, y, spec, batch_size, seed, progress, indices=indices, plan=plan):
             adv.model_fingerprint = fingerprint
             adv.inputs_sha256 = x_sha
             save(adv, out)

@@ -175,6 +175,8 @@ def render_study(
     """The study YAML, commented: what each section does and what to change."""
     import yaml
 
+    from edgebench.robustness.registry import describe_attacks
+
     def flow(obj: Any) -> str:
         return yaml.safe_dump(obj, default_flow_style=True, width=10_000).strip()
 
@@ -231,6 +233,7 @@ def render_study(
     lines += [
         "",
         "# White-box attacks crafted on base, replayed through every deployed artifact (epsilons in 1/255).",
+        f"# Attack names: {describe_attacks()}",
         "attacks:",
         f"  samples: {samples}",
         "  suite:",

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from edgebench.cli.main import main
+from edgebench.robustness.registry import describe_attacks
 from edgebench.study.config import load_study
 from edgebench.study.pipeline import Pipeline
 
@@ -41,6 +42,7 @@ def test_init_onnx_then_run_as_written(
     assert main(["init", str(files.onnx), "--data", str(files.eval)]) == 0
     text = (tmp_path / "study.yaml").read_text()
     assert "# Input 1x8x8 (pixels in [0,1]), 10 classes: read from the model." in text
+    assert f"# Attack names: {describe_attacks()}\n" in text  # the registry's attacks, all of them
     study = yaml.safe_load(text)
     assert study["model"] == {"onnx": str(files.onnx)}
     assert study["data"]["name"] == "npz" and study["data"]["path"] == str(files.eval)
