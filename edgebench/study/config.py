@@ -1,10 +1,11 @@
-r"""The study config (YAML) as one typed model (pydantic), parsed once when it is read.
+"""The study config (YAML) as one typed model (pydantic), parsed once when it is read.
 
 Every section is a frozen :class:`~edgebench.util.schema.Section`: unknown keys and wrongly typed
 values are refused in one line naming the field path, what was expected and what was found
 (``study.yaml: candidates[2].prune.ratio: expected a number in [0, 1), found 1.5``). Candidates
-hold parsed specs (:class:`PruneSpec`, :class:`QuantSpec`), attacks hold :class:`AttackSpec`\ s
-and ``blackbox.square`` a :class:`BlackBoxSpec`, so nothing downstream parses a mapping again.
+hold parsed specs (:class:`PruneSpec`, :class:`QuantSpec`), the attack suite holds
+:class:`AttackSpec` instances and ``blackbox.square`` a :class:`BlackBoxSpec`, so nothing
+downstream parses a mapping again.
 
 Every section is optional; the defaults are the embedded demo study::
 
@@ -36,8 +37,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -63,6 +65,7 @@ from edgebench.subject.zoo import DataConfig, ModelConfig
 from edgebench.util.checks import is_int
 from edgebench.util.schema import Section, Seq, user_checks, validate
 
+T = TypeVar("T")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]*$")
 
 
@@ -86,32 +89,23 @@ def _attack_dict(spec: AttackSpec) -> dict:
     return {**dataclasses.asdict(spec), "epsilons": list(spec.epsilons)}
 
 
-def _prune(value: Any) -> PruneSpec:
-    if isinstance(value, PruneSpec):
-        return value
-    with user_checks():
-        return parse_prune_spec(value)
+def _parsed(cls: type[T], parse: Callable[[Any], T]) -> BeforeValidator:
+    """Keep a *cls* instance; parse anything else with its one parser (messages placed by pydantic)."""
 
+    def run(value: Any) -> T:
+        if isinstance(value, cls):
+            return value
+        with user_checks():
+            return parse(value)
 
-def _quantize(value: Any) -> QuantSpec:
-    if isinstance(value, QuantSpec):
-        return value
-    with user_checks():
-        return parse_quant_spec(value)
-
-
-def _square(value: Any) -> BlackBoxSpec:
-    if isinstance(value, BlackBoxSpec):
-        return value
-    with user_checks():
-        return square_spec(value)
+    return BeforeValidator(run)
 
 
 # parsed by the one parser of each, written back (results.json, run binding) with every option resolved
-Prune = Annotated[InstanceOf[PruneSpec], BeforeValidator(_prune), PlainSerializer(_spec_dict)]
-Quantize = Annotated[InstanceOf[QuantSpec], BeforeValidator(_quantize), PlainSerializer(_spec_dict)]
+Prune = Annotated[InstanceOf[PruneSpec], _parsed(PruneSpec, parse_prune_spec), PlainSerializer(_spec_dict)]
+Quantize = Annotated[InstanceOf[QuantSpec], _parsed(QuantSpec, parse_quant_spec), PlainSerializer(_spec_dict)]
 Attack = Annotated[InstanceOf[AttackSpec], PlainSerializer(_attack_dict)]
-Square = Annotated[InstanceOf[BlackBoxSpec], BeforeValidator(_square), PlainSerializer(square_dict)]
+Square = Annotated[InstanceOf[BlackBoxSpec], _parsed(BlackBoxSpec, square_spec), PlainSerializer(square_dict)]
 
 
 def _shorthand(item: str) -> dict:

@@ -67,11 +67,6 @@ class Section(BaseModel):
         data = cls.expand(data)
         if data is None:  # an empty YAML section: its defaults
             return {}
-        return cls.check_keys(data)
-
-    @classmethod
-    def check_keys(cls, data: Any) -> dict:
-        """*data* if it is a mapping of this section's keys; else ValueError naming them."""
         if not isinstance(data, dict):
             raise ValueError(f"expected a mapping, found {data!r}")
         unknown = sorted(map(str, set(data) - set(cls.model_fields)))
