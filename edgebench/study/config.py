@@ -101,7 +101,8 @@ def _parsed(cls: type[T], parse: Callable[[Any], T]) -> BeforeValidator:
     return BeforeValidator(run)
 
 
-# parsed by the one parser of each, written back (results.json, run binding) with every option resolved
+# parsed by the one parser of each; written back (results.json, run binding) with every option
+# resolved, except the attack suite: as written, so that it reads back equal
 Prune = Annotated[InstanceOf[PruneSpec], _parsed(PruneSpec, parse_prune_spec), PlainSerializer(_spec_dict)]
 Quantize = Annotated[InstanceOf[QuantSpec], _parsed(QuantSpec, parse_quant_spec), PlainSerializer(_spec_dict)]
 Attack = Annotated[InstanceOf[AttackSpec], PlainSerializer(_attack_dict)]
