@@ -92,8 +92,6 @@ def register(app: typer.Typer) -> None:
         engine: str = typer.Option("local", "--engine", help=ENGINE_HELP),
         ray_address: str | None = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
     ) -> None:
-        import dataclasses
-
         from edgebench.cli.ui import PipelineUi, err_console, print_json
         from edgebench.errors import EdgebenchError
         from edgebench.report.gates import FAIL_ON_CHOICES, exit_code
@@ -104,7 +102,7 @@ def register(app: typer.Typer) -> None:
             raise EdgebenchError(f"--fail-on: expected one of {', '.join(FAIL_ON_CHOICES)}, found {fail_on!r}")
         cfg = load_study(config)
         if device:
-            cfg = dataclasses.replace(cfg, devices=tuple(device))
+            cfg = cfg.replace(devices=tuple(device))
         run_dir = out or default_run_dir(cfg)
         with PipelineUi(quiet=quiet or json_out) as ui:
             if engine == "local" and ray_address is None:

@@ -131,6 +131,7 @@ class PruneSpec:
             f"prune.taylor_samples: expected an integer >= 1, found {self.taylor_samples!r}",
         )
         expect(is_int(self.seed), f"prune.seed: expected an integer, found {self.seed!r}")
+        object.__setattr__(self, "ratio", float(self.ratio))  # YAML's 0 and 0.0 are one recipe
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (for recipes in results.json); :func:`parse_prune_spec` reads it back."""
@@ -138,19 +139,21 @@ class PruneSpec:
 
 
 def parse_prune_spec(d: dict) -> PruneSpec:
-    """Build a :class:`PruneSpec` from a study-config mapping; unknown keys are refused by name."""
-    expect(isinstance(d, dict), f"prune: expected a mapping, found {type(d).__name__}")
+    """Build a :class:`PruneSpec` from a study-config mapping (or :meth:`PruneSpec.to_dict`
+    output); unknown keys are refused by name. The one parser of prune recipes."""
+    expect(isinstance(d, dict), f"prune: expected a mapping, found {d!r}")
     check_keys(d, PruneSpec, "prune")
     kwargs = dict(d)
     ft = kwargs.get("finetune")
     if ft is not None and not isinstance(ft, FinetuneSpec):
-        expect(isinstance(ft, dict), f"prune.finetune: expected a mapping, found {type(ft).__name__}")
+        expect(isinstance(ft, dict), f"prune.finetune: expected a mapping, found {ft!r}")
         check_keys(ft, FinetuneSpec, "prune.finetune")
-        kwargs["finetune"] = FinetuneSpec(**ft)
+        try:
+            kwargs["finetune"] = FinetuneSpec(**ft)
+        except EdgebenchError as exc:  # its messages start at finetune.
+            raise EdgebenchError(f"prune.{exc}") from None
     elif ft is None:
         kwargs.pop("finetune", None)
-    if isinstance(kwargs.get("ratio"), int) and not isinstance(kwargs.get("ratio"), bool):
-        kwargs["ratio"] = float(kwargs["ratio"])
     return PruneSpec(**kwargs)
 
 

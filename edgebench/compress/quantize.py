@@ -47,8 +47,8 @@ __all__ = ["ArrayCalibrationReader", "QuantSpec", "parse_quant_spec", "quantize_
 class QuantSpec:
     """A static INT8 recipe. Invalid combinations raise :class:`EdgebenchError` at construction.
 
-    activation_type / weight_type / symmetric_activations: ``None`` takes the preset's value;
-    an explicit value is checked against the preset (TensorRT needs symmetric S8 throughout).
+    activation_type / weight_type / symmetric_activations: ``None`` takes the preset's value (the
+    spec stores it resolved); an explicit value is checked against the preset (TensorRT needs symmetric S8 throughout).
     reduce_range: 7-bit weights for x86 CPUs without VNNI (ort-cpu only).
     percentile: the percentile calibration keeps this share of the activation histogram.
     calib_batch_size: images per calibration forward pass (memory vs speed; same ranges).
@@ -105,6 +105,12 @@ class QuantSpec:
             is_int(self.calib_batch_size) and self.calib_batch_size >= 1,
             f"quantize.calib_batch_size: expected an integer >= 1, found {self.calib_batch_size!r}",
         )
+        # stored resolved: a preset's value written out or left to it is one recipe, and
+        # to_dict() reads back to an equal spec
+        object.__setattr__(self, "percentile", float(self.percentile))
+        object.__setattr__(self, "activation_type", self.act_type)
+        object.__setattr__(self, "weight_type", self.w_type)
+        object.__setattr__(self, "symmetric_activations", self.act_symmetric)
         if self.preset == "tensorrt":
             expect(
                 self.act_type == "s8",
@@ -138,20 +144,17 @@ class QuantSpec:
         return self.symmetric_activations
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict with the resolved types (for recipes in results.json)."""
-        d = dataclasses.asdict(self)
-        d.update(activation_type=self.act_type, weight_type=self.w_type, symmetric_activations=self.act_symmetric)
-        return d
+        """Plain dict with the resolved types (for recipes in results.json); :func:`parse_quant_spec`
+        reads it back."""
+        return dataclasses.asdict(self)
 
 
 def parse_quant_spec(d: dict) -> QuantSpec:
-    """Build a :class:`QuantSpec` from a study-config mapping; unknown keys are refused by name."""
-    expect(isinstance(d, dict), f"quantize: expected a mapping, found {type(d).__name__}")
+    """Build a :class:`QuantSpec` from a study-config mapping (or :meth:`QuantSpec.to_dict`
+    output); unknown keys are refused by name. The one parser of quantization recipes."""
+    expect(isinstance(d, dict), f"quantize: expected a mapping, found {d!r}")
     check_keys(d, QuantSpec, "quantize")
-    kwargs = dict(d)
-    if isinstance(kwargs.get("percentile"), int) and not isinstance(kwargs.get("percentile"), bool):
-        kwargs["percentile"] = float(kwargs["percentile"])
-    return QuantSpec(**kwargs)
+    return QuantSpec(**d)
 
 
 def _model_input(path: Path) -> tuple[str, list[Any]]:

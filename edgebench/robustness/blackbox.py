@@ -275,7 +275,8 @@ def _checkpoints(max_queries: int) -> list[int]:
 
 def square_spec(d: dict[str, Any]) -> BlackBoxSpec:
     """The Square attack of a study's ``blackbox.square`` mapping:
-    ``{norm: linf, eps_255: [8, 16, 32], max_queries: 500}`` (or ``epsilons`` for L2)."""
+    ``{norm: linf, eps_255: [8, 16, 32], max_queries: 500}`` (or ``epsilons`` for L2).
+    The one parser of that mapping (the study config calls it when it is read)."""
     from edgebench.errors import check_keys
 
     if not isinstance(d, dict):
@@ -300,6 +301,17 @@ def square_spec(d: dict[str, Any]) -> BlackBoxSpec:
         max_queries=d.get("max_queries", 500),
         batch_size=d.get("batch_size", 32),
     )
+
+
+def square_dict(spec: BlackBoxSpec) -> dict[str, Any]:
+    """The ``blackbox.square`` mapping of a Square spec (epsilons in input units), which
+    :func:`square_spec` reads back to the same spec."""
+    return {
+        "norm": spec.norm,
+        "epsilons": list(spec.epsilons),
+        "max_queries": spec.max_queries,
+        "batch_size": spec.batch_size,
+    }
 
 
 def _score_module(query: QueryFn, used: list[int]) -> torch.nn.Module:

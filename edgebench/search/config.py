@@ -13,32 +13,88 @@
         calibration: [minmax, entropy]
         epochs: [0, 1]                # fine-tune epochs after pruning
 
-Validated here with one-line errors; imports nothing heavy (the study config imports it).
+Typed (pydantic, :class:`~edgebench.util.schema.Section`), validated with one-line errors; imports
+nothing heavy (the study config imports it).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Literal, get_args
 
-from edgebench.errors import EdgebenchError, check_keys
+from pydantic import Field, ValidationInfo, field_validator
+
 from edgebench.util.checks import is_int, is_number
+from edgebench.util.schema import Section, Seq
 
-SAMPLERS = ("nsga2", "tpe")
+Sampler = Literal["nsga2", "tpe"]
+SAMPLERS = get_args(Sampler)
 CHOICE_KEYS = ("criterion", "quantize", "calibration", "epochs")
 SPACE_KEYS = ("prune_ratio", *CHOICE_KEYS)
 
 
-@dataclass(frozen=True)
-class SearchSpace:
+def _allowed(key: str) -> tuple | None:
+    """The values a choice dimension may take (None: any of its type)."""
+    from edgebench.compress.prune import CRITERIA
+    from edgebench.compress.quantize import CALIBRATION_METHODS, PRESETS
+
+    return {
+        "criterion": tuple(CRITERIA),
+        "quantize": (*PRESETS, "none"),
+        "calibration": tuple(CALIBRATION_METHODS),
+    }.get(key)
+
+
+class SearchSpace(Section):
     """What a trial may choose. A dimension left out is fixed at its default (shown here)."""
 
     prune_ratio: tuple[float, float] = (0.0, 0.0)
-    criterion: tuple[str, ...] = ("l1",)
-    quantize: tuple[str, ...] = ("none",)
-    calibration: tuple[str, ...] = ("minmax",)
-    epochs: tuple[int, ...] = (0,)
+    criterion: Seq[str] = ("l1",)
+    quantize: Seq[str] = ("none",)
+    calibration: Seq[str] = ("minmax",)
+    epochs: Seq[int] = (0,)
+
+    @classmethod
+    def expand(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not data:
+            raise ValueError(
+                f"expected a non-empty mapping with some of {', '.join(SPACE_KEYS)}, found {data!r} "
+                "(an empty search space has nothing to search)"
+            )
+        return data
+
+    @field_validator("prune_ratio", mode="before")
+    @classmethod
+    def _range(cls, r: Any) -> tuple[float, float]:
+        """A range [low, high] (or one number) within [0, 1)."""
+        if is_number(r):
+            r = [r, r]
+        if not (isinstance(r, (list, tuple)) and len(r) == 2 and all(is_number(v) for v in r)):
+            raise ValueError(f"expected a range [low, high] or one number, found {r!r}")
+        lo, hi = float(r[0]), float(r[1])
+        if not (0.0 <= lo <= hi < 1.0):
+            raise ValueError(f"expected 0 <= low <= high < 1, found [{lo}, {hi}]")
+        return lo, hi
+
+    @field_validator(*CHOICE_KEYS, mode="before")
+    @classmethod
+    def _choices(cls, val: Any, info: ValidationInfo) -> tuple:
+        """Distinct, known choices (``quantize: none`` may be written null)."""
+        key = info.field_name or ""
+        if key == "quantize" and isinstance(val, list):
+            val = ["none" if v is None else v for v in val]
+        if not isinstance(val, (list, tuple)) or not val:
+            raise ValueError(f"expected a non-empty list of choices, found {val!r}")
+        if len(set(map(str, val))) != len(val):
+            raise ValueError(f"expected distinct choices, found {val!r}")
+        if key == "epochs" and not all(is_int(v) and v >= 0 for v in val):
+            raise ValueError(f"expected integers >= 0, found {val!r}")
+        if key != "epochs" and not all(isinstance(v, str) and v for v in val):
+            raise ValueError(f"expected names, found {val!r}")
+        allowed = _allowed(key)
+        bad = [v for v in val if allowed is not None and v not in allowed]
+        if bad:
+            raise ValueError(f"unknown {bad}; expected some of {list(allowed or ())}")
+        return tuple(val)
 
     def size_hint(self) -> str:
         lo, hi = self.prune_ratio
@@ -48,86 +104,19 @@ class SearchSpace:
         )
 
 
-@dataclass(frozen=True)
-class SearchConfig:
-    trials: int = 8
-    sampler: str = "nsga2"
+class SearchConfig(Section):
+    """The ``search:`` section: how many trials, which sampler, which share is measured, the space."""
+
+    section: ClassVar[str] = "search"
+
+    trials: int = Field(default=8, ge=1)
+    sampler: Sampler = "nsga2"
     keep: float = 0.5
-    space: SearchSpace = SearchSpace()
+    space: SearchSpace = Field(default=None, validate_default=True)  # required: None names what it takes
 
-
-def _choices(val: Any, where: str, kind: str) -> tuple:
-    if not isinstance(val, list) or not val:
-        raise EdgebenchError(f"{where}: expected a non-empty list of choices, found {val!r}")
-    if len(set(map(str, val))) != len(val):
-        raise EdgebenchError(f"{where}: expected distinct choices, found {val!r}")
-    if kind == "int" and not all(is_int(v) and v >= 0 for v in val):
-        raise EdgebenchError(f"{where}: expected integers >= 0, found {val!r}")
-    if kind == "str" and not all(isinstance(v, str) and v for v in val):
-        raise EdgebenchError(f"{where}: expected names, found {val!r}")
-    return tuple(val)
-
-
-def _space(data: Any, where: str) -> SearchSpace:
-    from edgebench.compress.prune import CRITERIA
-    from edgebench.compress.quantize import CALIBRATION_METHODS, PRESETS
-
-    if not isinstance(data, dict) or not data:
-        raise EdgebenchError(
-            f"{where}: expected a non-empty mapping with some of {', '.join(SPACE_KEYS)}, found {data!r} "
-            "(an empty search space has nothing to search)"
-        )
-    check_keys(data, SPACE_KEYS, where)
-    values: dict[str, Any] = {}
-    if "prune_ratio" in data:
-        r = data["prune_ratio"]
-        if is_number(r):
-            r = [r, r]
-        if not (isinstance(r, list) and len(r) == 2 and all(is_number(v) for v in r)):
-            raise EdgebenchError(f"{where}.prune_ratio: expected a range [low, high] or one number, found {r!r}")
-        lo, hi = float(r[0]), float(r[1])
-        if not (0.0 <= lo <= hi < 1.0):
-            raise EdgebenchError(f"{where}.prune_ratio: expected 0 <= low <= high < 1, found [{lo}, {hi}]")
-        values["prune_ratio"] = (lo, hi)
-    allowed = {
-        "criterion": tuple(CRITERIA),
-        "quantize": (*PRESETS, "none"),
-        "calibration": tuple(CALIBRATION_METHODS),
-    }
-    for key in CHOICE_KEYS:
-        if key not in data:
-            continue
-        raw = data[key]
-        if key == "quantize" and isinstance(raw, list):
-            raw = ["none" if v is None else v for v in raw]
-        vals = _choices(raw, f"{where}.{key}", "int" if key == "epochs" else "str")
-        if key in allowed:
-            bad = [v for v in vals if v not in allowed[key]]
-            if bad:
-                raise EdgebenchError(f"{where}.{key}: unknown {bad}; expected some of {list(allowed[key])}")
-        values[key] = vals
-    return SearchSpace(**values)
-
-
-def parse_search(data: Any, source: str) -> SearchConfig | None:
-    """The validated ``search:`` section, or ``None`` when the study has none."""
-    if data is None:
-        return None
-    where = f"{source}: search"
-    if not isinstance(data, dict):
-        raise EdgebenchError(f"{where}: expected a mapping with 'space' and 'trials', found {data!r}")
-    check_keys(data, SearchConfig, where)
-    trials = data.get("trials", SearchConfig.trials)
-    if not is_int(trials) or trials < 1:
-        raise EdgebenchError(f"{where}.trials: expected an integer >= 1, found {trials!r}")
-    sampler = data.get("sampler", SearchConfig.sampler)
-    if sampler not in SAMPLERS:
-        raise EdgebenchError(f"{where}.sampler: expected one of {', '.join(SAMPLERS)}, found {sampler!r}")
-    keep = data.get("keep", SearchConfig.keep)
-    if not is_number(keep) or not 0 < keep <= 1:
-        raise EdgebenchError(f"{where}.keep: expected a share in (0, 1], found {keep!r}")
-    space = data.get("space")
-    if isinstance(space, dict) and set(space) <= {f.name for f in dataclasses.fields(SearchSpace)}:
-        # to_dict() output (tuples as lists) reads back unchanged
-        space = {k: list(v) for k, v in space.items()}
-    return SearchConfig(trials=int(trials), sampler=sampler, keep=float(keep), space=_space(space, f"{where}.space"))
+    @field_validator("keep")
+    @classmethod
+    def _share(cls, keep: float) -> float:
+        if not 0 < keep <= 1:
+            raise ValueError(f"expected a share in (0, 1], found {keep!r}")
+        return keep

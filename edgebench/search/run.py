@@ -18,13 +18,14 @@ Everything lands in the run folder like ``edgebench run``: resumable, results.js
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
 from pathlib import Path
 from typing import Any
 
+from edgebench.compress.prune import FinetuneSpec, PruneSpec
+from edgebench.compress.quantize import QuantSpec
 from edgebench.errors import EdgebenchError
 from edgebench.search.config import SearchConfig
 from edgebench.study.config import CandidateConfig, StudyConfig
@@ -69,14 +70,15 @@ def trial_candidate(number: int, params: dict, cfg: StudyConfig) -> CandidateCon
     ratio = round(float(params["prune_ratio"]), 2)
     prune = None
     if ratio >= 0.01:
-        prune = {"ratio": ratio, "criterion": params["criterion"], "finetune": {"epochs": int(params["epochs"])}}
+        finetune = FinetuneSpec(epochs=int(params["epochs"]))
+        prune = PruneSpec(ratio=ratio, criterion=params["criterion"], finetune=finetune)
     quantize = None
     if params["quantize"] != "none":
-        quantize = {
-            "preset": params["quantize"],
-            "calibration": params["calibration"],
-            "calib_samples": min(128, cfg.data.calib_count),
-        }
+        quantize = QuantSpec(
+            preset=params["quantize"],
+            calibration=params["calibration"],
+            calib_samples=min(128, cfg.data.calib_count),
+        )
     parts = [f"t{number:03d}", f"p{round(ratio * 100)}"]
     if prune is not None:
         parts.append(str(params["criterion"]))
@@ -85,7 +87,7 @@ def trial_candidate(number: int, params: dict, cfg: StudyConfig) -> CandidateCon
     parts.append("int8" if quantize else "fp32")
     if quantize is not None and params["calibration"] != "minmax":
         parts.append(str(params["calibration"]))
-    return CandidateConfig("-".join(parts), prune=prune, quantize=quantize)
+    return CandidateConfig(name="-".join(parts), prune=prune, quantize=quantize)
 
 
 def _suggest(trial: Any, sc: SearchConfig) -> dict:
@@ -104,13 +106,12 @@ def _constraints(trial: Any) -> list[float]:
     return list(trial.user_attrs.get("constraints", [0.0]))
 
 
-def _optuna_study(run_dir: Path, cfg: StudyConfig) -> Any:
+def _optuna_study(run_dir: Path, cfg: StudyConfig, sc: SearchConfig) -> Any:
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sc = cfg.search
     if sc.sampler == "nsga2":
         pop = max(2, min(10, sc.trials))
         sampler: Any = optuna.samplers.NSGAIISampler(population_size=pop, seed=cfg.seed, constraints_func=_constraints)
@@ -170,6 +171,7 @@ class Search:
                 f"{cfg.source}: expected a 'search:' section (space, trials) for edgebench search, found none"
             )
         self.cfg = cfg
+        self.search: SearchConfig = cfg.search
         self.run_dir = Path(run_dir)
         self.engine = engine
         self.ui = ui
@@ -181,7 +183,7 @@ class Search:
 
     def _rebind(self) -> None:
         cands = tuple(self.listed) + tuple(self.trial_cands.values())
-        self.pipe.config = dataclasses.replace(self.cfg, candidates=cands)
+        self.pipe.config = self.cfg.replace(candidates=cands)
         self.store.bind_study(self.pipe.config.to_dict())
 
     def run(self) -> dict:
@@ -189,10 +191,10 @@ class Search:
         from edgebench.robustness.store import load_folder
         from edgebench.search.screen import screen_artifact
 
-        cfg, sc = self.cfg, self.cfg.search
+        cfg, sc = self.cfg, self.search
         devices = [get_device(name) for name in cfg.devices]
         self.engine.adopt(self.pipe.prepare())
-        study = _optuna_study(self.run_dir, cfg)
+        study = _optuna_study(self.run_dir, cfg, sc)
         records = {r["name"]: r for r in (self.store.read_json(TRIALS) or [])}
         listed_built = self.engine.build(self.pipe, self.listed)
         attack_sets = self.engine.attacks(self.pipe)

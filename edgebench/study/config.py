@@ -1,4 +1,11 @@
-"""The study config (YAML), validated up front with messages that say what was expected.
+"""The study config (YAML) as one typed model (pydantic), parsed once when it is read.
+
+Every section is a frozen :class:`~edgebench.util.schema.Section`: unknown keys and wrongly typed
+values are refused in one line naming the field path, what was expected and what was found
+(``study.yaml: candidates[2].prune.ratio: expected a number in [0, 1), found 1.5``). Candidates
+hold parsed specs (:class:`PruneSpec`, :class:`QuantSpec`), the attack suite holds
+:class:`AttackSpec` instances and ``blackbox.square`` a :class:`BlackBoxSpec`, so nothing
+downstream parses a mapping again.
 
 Every section is optional; the defaults are the embedded demo study::
 
@@ -30,33 +37,131 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 
-from edgebench.errors import EdgebenchError, check_keys
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    InstanceOf,
+    PlainSerializer,
+    PrivateAttr,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+from edgebench.compress.prune import PruneSpec, parse_prune_spec
+from edgebench.compress.quantize import QuantSpec, parse_quant_spec
+from edgebench.errors import EdgebenchError
 from edgebench.report.gates import GATES
-from edgebench.search.config import parse_search
+from edgebench.robustness.attacks import AttackSpec, parse_attack_specs
+from edgebench.robustness.blackbox import BlackBoxSpec, square_dict, square_spec
+from edgebench.search.config import SearchConfig
+from edgebench.study.engines import Engine, TrtBuilder, TrtPrecision, check_engine
 from edgebench.subject.zoo import DataConfig, ModelConfig
+from edgebench.util.checks import is_int
+from edgebench.util.schema import Section, Seq, user_checks, validate
 
+T = TypeVar("T")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]*$")
 
 
-@dataclass(frozen=True)
-class CandidateConfig:
+def _name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(f"expected letters, digits and . _ + -, found {value!r}")
+    return value
+
+
+# a study or candidate name: it becomes a folder and a file name
+Name = Annotated[str, AfterValidator(_name)]
+Count = Annotated[int, Field(ge=1)]
+
+
+def _spec_dict(spec: Any) -> dict:
+    return spec.to_dict()
+
+
+def _attack_dict(spec: AttackSpec) -> dict:
+    """As written (parameters left to the attack stay null), so that it reads back equal."""
+    return {**dataclasses.asdict(spec), "epsilons": list(spec.epsilons)}
+
+
+def _parsed(cls: type[T], parse: Callable[[Any], T]) -> BeforeValidator:
+    """Keep a *cls* instance; parse anything else with its one parser (messages placed by pydantic)."""
+
+    def run(value: Any) -> T:
+        if isinstance(value, cls):
+            return value
+        with user_checks():
+            return parse(value)
+
+    return BeforeValidator(run)
+
+
+# parsed by the one parser of each; written back (results.json, run binding) with every option
+# resolved, except the attack suite: as written, so that it reads back equal
+Prune = Annotated[InstanceOf[PruneSpec], _parsed(PruneSpec, parse_prune_spec), PlainSerializer(_spec_dict)]
+Quantize = Annotated[InstanceOf[QuantSpec], _parsed(QuantSpec, parse_quant_spec), PlainSerializer(_spec_dict)]
+Attack = Annotated[InstanceOf[AttackSpec], PlainSerializer(_attack_dict)]
+Square = Annotated[InstanceOf[BlackBoxSpec], _parsed(BlackBoxSpec, square_spec), PlainSerializer(square_dict)]
+
+
+def _shorthand(item: str) -> dict:
+    """``base``, ``int8``, ``pruned-<percent>`` or ``pruned-<percent>+int8`` as a candidate mapping."""
+    if item == "base":
+        return {"name": item}
+    if item == "int8":
+        return {"name": item, "quantize": {"preset": "ort-cpu"}}
+    m = re.fullmatch(r"pruned-(\d+(?:\.\d+)?)(\+int8)?", item)
+    if m is None:
+        raise ValueError(
+            f"unknown candidate shorthand '{item}': expected base, int8, pruned-<percent>, "
+            "pruned-<percent>+int8, or a mapping {name, prune, quantize}"
+        )
+    return {
+        "name": item,
+        "prune": {"ratio": float(m.group(1)) / 100.0},
+        "quantize": {"preset": "ort-cpu"} if m.group(2) else None,
+    }
+
+
+class CandidateConfig(Section):
     """A candidate: optionally pruned (from base, or further from a ``parent`` candidate's
     pruned model: an iterative grid such as 50 -> 75 -> 87.5 %), optionally quantized."""
 
-    name: str
-    prune: dict | None = None  # parsed by edgebench.compress.prune.parse_prune_spec
-    quantize: dict | None = None  # parsed by edgebench.compress.quantize.parse_quant_spec
+    name: Name
+    prune: Prune | None = None
+    quantize: Quantize | None = None
     parent: str | None = None  # prune starting from this candidate's fp32 model instead of base
-    engine: str = "onnxruntime"  # or tensorrt: built on the device (edgebench/study/engines.py)
-    precision: str | None = None  # tensorrt: fp16 | int8
-    builder: str | None = None  # tensorrt: api (default) | trtexec
+    engine: Engine = "onnxruntime"  # or tensorrt: built on the device (edgebench/study/engines.py)
+    precision: TrtPrecision | None = None  # tensorrt: fp16 | int8
+    builder: TrtBuilder | None = None  # tensorrt: api (default) | trtexec
+
+    @classmethod
+    def expand(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return _shorthand(data)
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a name or a mapping, found {data!r}")
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> CandidateConfig:
+        with user_checks():
+            check_engine(self.engine, self.precision, self.builder, self.quantize)
+        if self.parent is not None and self.prune is None:
+            raise ValueError("'parent' names where pruning starts; it needs a 'prune' recipe too")
+        return self
 
     def recipe(self) -> dict:
-        out: dict = {"prune": self.prune, "quantize": self.quantize}
+        """What builds this candidate, every option resolved (manifests and results.json)."""
+        out: dict = {
+            "prune": None if self.prune is None else self.prune.to_dict(),
+            "quantize": None if self.quantize is None else self.quantize.to_dict(),
+        }
         if self.parent is not None:
             out["parent"] = self.parent
         if self.engine != "onnxruntime":
@@ -64,50 +169,86 @@ class CandidateConfig:
         return out
 
 
-@dataclass(frozen=True)
-class AttackConfig:
-    samples: int = 256
-    suite: tuple[dict, ...] = ()  # parsed by edgebench.robustness.attacks.parse_attack_specs
-    batch_size: int = 128
+class AttackConfig(Section):
+    section: ClassVar[str] = "attacks"
+
+    samples: Count = 256
+    # parsed by edgebench.robustness.attacks.parse_attack_specs; none or [] is its default suite
+    suite: Seq[Attack] = Field(default=None, validate_default=True)
+    batch_size: Count = 128
     # threat models: transfer (crafted on base) and/or whitebox (crafted on each candidate itself)
-    settings: tuple[str, ...] = ("transfer", "whitebox")
-    whitebox_samples: int = 32  # images attacked white-box per candidate (crafting cost x candidates)
+    settings: Seq[Literal["transfer", "whitebox"]] = ("transfer", "whitebox")
+    whitebox_samples: Count = 32  # images attacked white-box per candidate (crafting cost x candidates)
+
+    @field_validator("suite", mode="before")
+    @classmethod
+    def _suite(cls, suite: Any) -> tuple[AttackSpec, ...]:
+        if isinstance(suite, tuple) and all(isinstance(s, AttackSpec) for s in suite):
+            return suite
+        if suite is not None and not isinstance(suite, list):
+            raise ValueError(f"expected a list of attacks, found {suite!r}")
+        try:
+            return tuple(parse_attack_specs(suite))
+        except EdgebenchError as exc:  # its attacks[i] is suite[i] here
+            raise ValueError(re.sub(r"^attacks\[", "suite[", str(exc))) from None
+
+    @field_validator("settings")
+    @classmethod
+    def _settings(cls, settings: tuple[str, ...]) -> tuple[str, ...]:
+        if not settings or len(set(settings)) != len(settings):
+            raise ValueError(f"expected a non-empty list of transfer and/or whitebox, found {list(settings)}")
+        return settings
 
 
-@dataclass(frozen=True)
-class BlackBoxConfig:
+class BlackBoxConfig(Section):
     """A decision-based attack whose queries go to each deployed artifact through the agent.
 
     ``samples`` evaluation images are attacked with at most ``max_queries`` queries each;
     starting points come from ``pool`` other evaluation images. Off unless ``enabled``.
     """
 
+    section: ClassVar[str] = "blackbox"
+
     enabled: bool = False
     name: str = "hsj"  # hsj (HopSkipJump) | boundary
     norm: str = "l2"
     max_queries: int = 400
-    samples: int = 8
-    pool: int = 64
-    epsilons: tuple[float, ...] = (1.0, 2.0, 3.0)
+    samples: Count = 8
+    pool: int = Field(default=64, ge=0)
+    epsilons: Seq[float] = (1.0, 2.0, 3.0)
     gradient_queries: int = 40
     # a score-based attack beside it (Square on the engine's logits), e.g.
     # {norm: linf, eps_255: [8, 16, 32], max_queries: 500}; parsed by robustness.blackbox.square_spec
-    square: dict | None = None
+    square: Square | None = None
 
-    def spec_kwargs(self) -> dict:
-        return {
-            "name": self.name,
-            "norm": self.norm,
-            "max_queries": self.max_queries,
-            "epsilons": tuple(self.epsilons),
-            "gradient_queries": self.gradient_queries,
-        }
+    @model_validator(mode="after")
+    def _check(self) -> BlackBoxConfig:
+        with user_checks():
+            self.spec()
+        return self
+
+    def spec(self) -> BlackBoxSpec:
+        """The decision-based attack these settings describe (checked when the study is read)."""
+        return BlackBoxSpec(
+            name=self.name,
+            norm=self.norm,
+            max_queries=self.max_queries,
+            epsilons=self.epsilons,
+            gradient_queries=self.gradient_queries,
+        )
 
 
-@dataclass(frozen=True)
-class ProfileConfig:
-    batches: tuple[int, ...] = (1, 32)
-    modes: tuple[str, ...] = ("end_to_end", "compute")
+def _positive_ints(val: Any) -> tuple[int, ...]:
+    if not isinstance(val, (list, tuple)) or not val or not all(is_int(v) and v > 0 for v in val):
+        raise ValueError(f"expected a non-empty list of positive integers, found {val!r}")
+    return tuple(val)
+
+
+class ProfileConfig(Section):
+    section: ClassVar[str] = "profile"
+
+    batches: Annotated[tuple[int, ...], BeforeValidator(_positive_ints)] = (1, 32)
+    modes: Seq[Literal["end_to_end", "compute"]] = ("end_to_end", "compute")
     warmup_iters: int = 10
     warmup_s: float = 0.2
     iterations: int = 100
@@ -128,210 +269,126 @@ class ProfileConfig:
 
 # Gates; ``None`` means no gate. One field per gate of the registry (report/gates.py), with that
 # gate's default ceiling: adding a gate there adds its budget here.
-Budgets = dataclasses.make_dataclass(
-    "Budgets",
-    [(g.budget, float | None, dataclasses.field(default=g.default)) for g in GATES],
-    frozen=True,
-)
-Budgets.__doc__ = "Budgets from the study YAML: one ceiling per gate (see docs/results.md)."
+if TYPE_CHECKING:
+
+    class Budgets(Section):
+        """What type checkers see: a ceiling (or None) per gate."""
+
+        def __getattr__(self, name: str) -> float | None: ...
+
+else:
+    Budgets = create_model(
+        "Budgets",
+        __base__=Section,
+        __doc__="Budgets from the study YAML: one ceiling per gate (see docs/results.md).",
+        **{g.budget: (float | None, g.default) for g in GATES},
+    )
 
 
-@dataclass(frozen=True)
-class StudyConfig:
-    name: str = "demo"
+def _device_names(val: Any) -> tuple[str, ...]:
+    if isinstance(val, str):
+        val = [val]
+    if not isinstance(val, (list, tuple)) or not val or not all(isinstance(d, str) for d in val):
+        raise ValueError(f"expected a list of device names, found {val!r}")
+    return tuple(val)
+
+
+DEFAULT_CANDIDATES = ("base", "pruned-50", "int8", "pruned-50+int8")
+
+
+class StudyConfig(Section):
+    """The whole study, validated when read; ``source`` is the file it came from."""
+
+    name: Name = "demo"
     seed: int = 0
-    model: ModelConfig = ModelConfig()
-    data: DataConfig = DataConfig()
-    candidates: tuple[CandidateConfig, ...] = ()
-    attacks: AttackConfig = AttackConfig()
-    blackbox: BlackBoxConfig = BlackBoxConfig()
-    devices: tuple[str, ...] = ("local",)
-    profile: ProfileConfig = ProfileConfig()
-    budgets: Any = Budgets()  # a Budgets: its fields are made from the gate registry
-    search: Any = None  # an edgebench.search.config.SearchConfig (``edgebench search``), or None
-    source: str | None = field(default=None, compare=False)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    candidates: Seq[CandidateConfig] = Field(default=None, validate_default=True)
+    attacks: AttackConfig = Field(default_factory=AttackConfig)
+    blackbox: BlackBoxConfig = Field(default_factory=BlackBoxConfig)
+    devices: Annotated[tuple[str, ...], BeforeValidator(_device_names)] = ("local",)
+    profile: ProfileConfig = Field(default_factory=ProfileConfig)
+    budgets: Budgets = Field(default_factory=Budgets)
+    search: SearchConfig | None = None  # ``edgebench search``; None: the study has none
+    _source: str | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> str | None:
+        """The study file (``<defaults>`` for a mapping), for messages."""
+        return self._source
+
+    @field_validator("candidates", mode="before")
+    @classmethod
+    def _listed(cls, cands: Any) -> Any:
+        if cands is None:
+            return DEFAULT_CANDIDATES
+        if not isinstance(cands, (list, tuple)) or not cands:
+            raise ValueError(f"expected a non-empty list, found {cands!r}")
+        return cands
+
+    @field_validator("candidates")
+    @classmethod
+    def _lineup(cls, cands: tuple[CandidateConfig, ...]) -> tuple[CandidateConfig, ...]:
+        """Unique names, parents listed before their children and not quantized; base first if missing."""
+        names = [c.name for c in cands]
+        if len(set(names)) != len(names):
+            raise ValueError(f"names must be unique, found {names}")
+        seen: dict[str, CandidateConfig] = {}
+        for c in cands:
+            par = seen.get(c.parent) if c.parent is not None else None
+            if c.parent is not None and par is None:
+                raise ValueError(
+                    f"candidate '{c.name}': parent '{c.parent}' must be a candidate listed before it, "
+                    f"found {sorted(seen)}"
+                )
+            if par is not None and par.quantize is not None:
+                raise ValueError(
+                    f"candidate '{c.name}': parent '{c.parent}' is quantized; pruning continues from an fp32 "
+                    "candidate (quantize the child instead)"
+                )
+            seen[c.name] = c
+        if "base" not in names:
+            cands = (CandidateConfig(name="base"), *cands)  # everything is measured against base
+        return cands
+
+    @model_validator(mode="after")
+    def _fits_data(self) -> StudyConfig:
+        """Images the candidates and the black-box attack take from the data split exist."""
+        for c in self.candidates:
+            if c.quantize is not None and c.quantize.calib_samples > self.data.calib_count:
+                raise ValueError(
+                    f"candidate '{c.name}': quantize.calib_samples={c.quantize.calib_samples} but "
+                    f"data.calib_count={self.data.calib_count}: calibration images are held out from evaluation; "
+                    "raise calib_count or lower calib_samples"
+                )
+        bb = self.blackbox
+        if bb.enabled and bb.samples + bb.pool > self.data.eval_count:
+            raise ValueError(
+                f"blackbox: samples + pool = {bb.samples + bb.pool} must not exceed "
+                f"data.eval_count = {self.data.eval_count}"
+            )
+        return self
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d.pop("source", None)
+        """JSON-able, every spec resolved (echoed in results.json; binds run folders);
+        :func:`study_from_dict` reads it back."""
+        d = self.model_dump(mode="json")
         if d.get("search") is None:
             d.pop("search", None)  # a study without search binds run folders exactly as before
         return d
 
-
-DEFAULT_CANDIDATES = (
-    CandidateConfig("base"),
-    CandidateConfig("pruned-50", prune={"ratio": 0.5}),
-    CandidateConfig("int8", quantize={"preset": "ort-cpu"}),
-    CandidateConfig("pruned-50+int8", prune={"ratio": 0.5}, quantize={"preset": "ort-cpu"}),
-)
-
-
-def _section(cls: type, data: Any, where: str, convert: dict[str, Any] | None = None) -> Any:
-    if data is None:
-        return cls()
-    if not isinstance(data, dict):
-        raise EdgebenchError(f"{where}: expected a mapping, found {type(data).__name__} {data!r}")
-    check_keys(data, cls, where)
-    fields = {f.name for f in dataclasses.fields(cls)}
-    values = {}
-    for key, val in data.items():
-        default = getattr(cls(), key) if key in fields else None
-        if convert and key in convert:
-            val = convert[key](val, f"{where}.{key}")
-        elif val is not None and default is not None:
-            val = _coerce(val, default, f"{where}.{key}")
-        values[key] = val
-    try:
-        return cls(**values)
-    except EdgebenchError as exc:  # checks in __post_init__ (model, data) name their key already
-        raise EdgebenchError(f"{where.rsplit(': ', 1)[0]}: {exc}") from None
-
-
-def _coerce(val: Any, default: Any, where: str) -> Any:
-    if isinstance(default, bool):
-        if not isinstance(val, bool):
-            raise EdgebenchError(f"{where}: expected true or false, found {val!r}")
-        return val
-    if isinstance(default, (int, float)) and not isinstance(default, bool):
-        if isinstance(val, bool) or not isinstance(val, (int, float)):
-            raise EdgebenchError(f"{where}: expected a number, found {val!r}")
-        return type(default)(val) if isinstance(default, float) or float(val).is_integer() else val
-    if isinstance(default, str) and not isinstance(val, str):
-        raise EdgebenchError(f"{where}: expected a string, found {val!r}")
-    if isinstance(default, tuple):
-        if not isinstance(val, (list, tuple)):
-            raise EdgebenchError(f"{where}: expected a list, found {val!r}")
-        return tuple(val)
-    return val
-
-
-def _positive_ints(val: Any, where: str) -> tuple[int, ...]:
-    if not isinstance(val, (list, tuple)) or not val or not all(isinstance(v, int) and v > 0 for v in val):
-        raise EdgebenchError(f"{where}: expected a non-empty list of positive integers, found {val!r}")
-    return tuple(val)
-
-
-def _candidate(item: Any, i: int) -> CandidateConfig:
-    where = f"candidates[{i}]"
-    if isinstance(item, str):
-        for c in DEFAULT_CANDIDATES:
-            if c.name == item:
-                return c
-        m = re.fullmatch(r"pruned-(\d+(?:\.\d+)?)(\+int8)?", item)
-        if m:
-            return CandidateConfig(
-                item, prune={"ratio": float(m.group(1)) / 100.0}, quantize={"preset": "ort-cpu"} if m.group(2) else None
-            )
-        raise EdgebenchError(
-            f"{where}: unknown candidate shorthand '{item}': expected base, int8, pruned-<percent>, "
-            "pruned-<percent>+int8, or a mapping {name, prune, quantize}"
-        )
-    if not isinstance(item, dict):
-        raise EdgebenchError(f"{where}: expected a name or a mapping, found {item!r}")
-    check_keys(item, ("name", "prune", "quantize", "parent", "engine", "precision", "builder"), where)
-    from edgebench.study.engines import parse_engine
-
-    engine, precision, builder = parse_engine(item, where)
-    name = item.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise EdgebenchError(f"{where}: expected a 'name' of letters, digits and . _ + -, found {name!r}")
-    for key in ("prune", "quantize"):
-        if item.get(key) is not None and not isinstance(item[key], dict):
-            raise EdgebenchError(f"{where}.{key}: expected a mapping, found {item[key]!r}")
-    parent = item.get("parent")
-    if parent is not None and not isinstance(parent, str):
-        raise EdgebenchError(f"{where}.parent: expected a candidate name, found {parent!r}")
-    if parent is not None and item.get("prune") is None:
-        raise EdgebenchError(f"{where}: 'parent' names where pruning starts; it needs a 'prune' recipe too")
-    return CandidateConfig(name, item.get("prune"), item.get("quantize"), parent, engine, precision, builder)
+    def replace(self, **changes: Any) -> StudyConfig:
+        """A copy with *changes*, validated like a study read from its file."""
+        values = {key: getattr(self, key) for key in type(self).model_fields}
+        new = validate(StudyConfig, {**values, **changes}, self.source or "<defaults>")
+        new._source = self._source
+        return new
 
 
 def study_from_dict(data: dict | None, source: str = "<defaults>") -> StudyConfig:
-    data = dict(data or {})
-    check_keys(data, {f.name for f in dataclasses.fields(StudyConfig)} - {"source"}, source)
-    cands_raw = data.get("candidates")
-    candidates: tuple[CandidateConfig, ...]
-    if cands_raw is None:
-        candidates = DEFAULT_CANDIDATES
-    else:
-        if not isinstance(cands_raw, list) or not cands_raw:
-            raise EdgebenchError(f"{source}: candidates: expected a non-empty list, found {cands_raw!r}")
-        candidates = tuple(_candidate(c, i) for i, c in enumerate(cands_raw))
-    names = [c.name for c in candidates]
-    if len(set(names)) != len(names):
-        raise EdgebenchError(f"{source}: candidates: names must be unique, found {names}")
-    if "base" not in names:
-        candidates = (CandidateConfig("base"),) + candidates  # everything is measured against base
-    seen: dict[str, CandidateConfig] = {}
-    for c in candidates:
-        if c.parent is not None:
-            par = seen.get(c.parent)
-            if par is None:
-                raise EdgebenchError(
-                    f"{source}: candidate '{c.name}': parent '{c.parent}' must be a candidate listed before it, "
-                    f"found {sorted(seen)}"
-                )
-            if par.quantize is not None:
-                raise EdgebenchError(
-                    f"{source}: candidate '{c.name}': parent '{c.parent}' is quantized; pruning continues from an fp32 "
-                    "candidate (quantize the child instead)"
-                )
-        seen[c.name] = c
-    devices = data.get("devices", ["local"])
-    if isinstance(devices, str):
-        devices = [devices]
-    if not isinstance(devices, list) or not devices or not all(isinstance(d, str) for d in devices):
-        raise EdgebenchError(f"{source}: devices: expected a list of device names, found {devices!r}")
-    attacks = data.get("attacks")
-    if attacks is not None and not isinstance(attacks, dict):
-        raise EdgebenchError(f"{source}: attacks: expected a mapping with 'samples' and 'suite', found {attacks!r}")
-    attacks = dict(attacks or {})
-    suite = attacks.pop("suite", None)
-    if suite is not None and not isinstance(suite, list):
-        raise EdgebenchError(f"{source}: attacks.suite: expected a list of attacks, found {suite!r}")
-    attack_cfg = _section(AttackConfig, attacks, f"{source}: attacks")
-    if suite is not None:
-        attack_cfg = dataclasses.replace(attack_cfg, suite=tuple(suite))
-    if attack_cfg.samples < 1:
-        raise EdgebenchError(f"{source}: attacks.samples: expected a positive number, found {attack_cfg.samples}")
-    bad = [v for v in attack_cfg.settings if v not in ("transfer", "whitebox")]
-    if bad or not attack_cfg.settings or len(set(attack_cfg.settings)) != len(attack_cfg.settings):
-        raise EdgebenchError(
-            f"{source}: attacks.settings: expected a non-empty list of transfer and/or whitebox, found {list(attack_cfg.settings)}"
-        )
-    if (
-        isinstance(attack_cfg.whitebox_samples, bool)
-        or not isinstance(attack_cfg.whitebox_samples, int)
-        or attack_cfg.whitebox_samples < 1
-    ):
-        raise EdgebenchError(
-            f"{source}: attacks.whitebox_samples: expected a positive integer, found {attack_cfg.whitebox_samples!r}"
-        )
-    seed = data.get("seed", 0)
-    if not isinstance(seed, int):
-        raise EdgebenchError(f"{source}: seed: expected an integer, found {seed!r}")
-    name = data.get("name", "demo")
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise EdgebenchError(f"{source}: name: expected letters, digits and . _ + -, found {name!r}")
-    profile = _section(ProfileConfig, data.get("profile"), f"{source}: profile", {"batches": _positive_ints})
-    bad_modes = sorted(set(profile.modes) - {"end_to_end", "compute"})
-    if bad_modes:
-        raise EdgebenchError(f"{source}: profile.modes: unknown {bad_modes}; expected end_to_end and/or compute")
-    cfg = StudyConfig(
-        name=name,
-        seed=seed,
-        model=_section(ModelConfig, data.get("model"), f"{source}: model"),
-        data=_section(DataConfig, data.get("data"), f"{source}: data"),
-        candidates=candidates,
-        attacks=attack_cfg,
-        blackbox=_section(BlackBoxConfig, data.get("blackbox"), f"{source}: blackbox"),
-        devices=tuple(devices),
-        profile=profile,
-        budgets=_section(Budgets, data.get("budgets"), f"{source}: budgets"),
-        search=parse_search(data.get("search"), source),
-        source=source,
-    )
+    """The study a mapping describes (``source`` names it in messages)."""
+    cfg = validate(StudyConfig, data or {}, source)
+    cfg._source = source
     return cfg
 
 

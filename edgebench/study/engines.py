@@ -11,48 +11,47 @@ skipped with the reason, and its verdict is UNMEASURED.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from edgebench.errors import EdgebenchError
 
-ENGINES = ("onnxruntime", "tensorrt")
-TRT_PRECISIONS = ("fp16", "int8")
-TRT_BUILDERS = ("api", "trtexec")
+if TYPE_CHECKING:
+    from edgebench.compress.quantize import QuantSpec
+
+# a candidate's typed engine fields (study/config.py CandidateConfig)
+Engine = Literal["onnxruntime", "tensorrt"]
+TrtPrecision = Literal["fp16", "int8"]
+TrtBuilder = Literal["api", "trtexec"]
+ENGINES = get_args(Engine)
+TRT_PRECISIONS = get_args(TrtPrecision)
+TRT_BUILDERS = get_args(TrtBuilder)
 PREDICT_BATCH = 128  # the replay job's batch: the engine's optimization profile must cover it
 
 
-def parse_engine(item: dict, where: str) -> tuple[str, str | None, str | None]:
-    """``(engine, precision, builder)`` from a candidate mapping, validated against its quantize recipe."""
-    engine = item.get("engine", "onnxruntime")
-    precision = item.get("precision")
-    builder = item.get("builder")
-    if engine not in ENGINES:
-        raise EdgebenchError(f"{where}.engine: expected one of {list(ENGINES)}, found {engine!r}")
+def check_engine(engine: str, precision: str | None, builder: str | None, quantize: QuantSpec | None) -> None:
+    """Refuse engine settings that do not go together, or with the candidate's quantize recipe.
+
+    Messages name the candidate's keys (``precision: ...``); the study config places them."""
     if engine == "onnxruntime":
         if precision is not None or builder is not None:
             raise EdgebenchError(
-                f"{where}: 'precision' and 'builder' choose how a TensorRT engine is built; "
+                "'precision' and 'builder' choose how a TensorRT engine is built; "
                 f"expected engine: tensorrt with them, found engine: {engine}"
             )
-        return engine, None, None
-    if precision not in TRT_PRECISIONS:
+        return
+    if precision is None:
+        raise EdgebenchError(f"precision: expected one of {list(TRT_PRECISIONS)} for engine tensorrt, found none")
+    found = "none" if quantize is None else f"{{preset: {quantize.preset}}}"
+    if precision == "int8" and (quantize is None or quantize.preset != "tensorrt"):
         raise EdgebenchError(
-            f"{where}.precision: expected one of {list(TRT_PRECISIONS)} for engine tensorrt, found {precision!r}"
+            "engine tensorrt with precision int8 takes its scales from the symmetric S8S8 QDQ "
+            f"artifact; expected quantize: {{preset: tensorrt}}, found {found}"
         )
-    if builder is not None and builder not in TRT_BUILDERS:
-        raise EdgebenchError(f"{where}.builder: expected one of {list(TRT_BUILDERS)}, found {builder!r}")
-    preset = (item.get("quantize") or {}).get("preset") if isinstance(item.get("quantize"), dict) else None
-    if precision == "int8" and preset != "tensorrt":
+    if precision == "fp16" and quantize is not None:
         raise EdgebenchError(
-            f"{where}: engine tensorrt with precision int8 takes its scales from the symmetric S8S8 QDQ "
-            f"artifact; expected quantize: {{preset: tensorrt}}, found {item.get('quantize')!r}"
+            "engine tensorrt with precision fp16 builds from the fp32 model; expected no quantize "
+            f"recipe (use precision: int8 for the QDQ artifact), found {found}"
         )
-    if precision == "fp16" and item.get("quantize") is not None:
-        raise EdgebenchError(
-            f"{where}: engine tensorrt with precision fp16 builds from the fp32 model; expected no quantize "
-            f"recipe (use precision: int8 for the QDQ artifact), found {item.get('quantize')!r}"
-        )
-    return engine, precision, builder
 
 
 def skip_reason(candidate: Any, device_spec: Any) -> str | None:

@@ -78,43 +78,12 @@ class Pipeline:
         return results
 
     def validate(self) -> None:
-        """Parse every prune, quantize and attack spec before any work, so a mistake in the
-        study costs a second, not a half-finished run."""
-        from edgebench.compress.prune import parse_prune_spec
-        from edgebench.compress.quantize import parse_quant_spec
-        from edgebench.robustness.attacks import parse_attack_specs
+        """Refuse, before any work, recipes this model or data cannot support, so a mistake in
+        the study costs a second, not a half-finished run (every spec was parsed with the study)."""
         from edgebench.subject.sources import check_recipes
 
         cfg = self.config
-        for cand in cfg.candidates:
-            try:
-                if cand.prune is not None:
-                    parse_prune_spec(cand.prune)
-                if cand.quantize is not None:
-                    q = parse_quant_spec(cand.quantize)
-                    if q.calib_samples > cfg.data.calib_count:
-                        raise EdgebenchError(
-                            f"quantize.calib_samples={q.calib_samples} but data.calib_count={cfg.data.calib_count}: "
-                            "calibration images are held out from evaluation; raise calib_count or lower calib_samples"
-                        )
-            except EdgebenchError as exc:
-                raise EdgebenchError(f"candidate '{cand.name}': {exc}") from None
         check_recipes(cfg.model, cfg.data, cfg.candidates)  # e.g. pruning a TorchScript model
-        if cfg.attacks.suite:
-            parse_attack_specs(list(cfg.attacks.suite))
-        if cfg.blackbox.enabled:
-            from edgebench.robustness.blackbox import BlackBoxSpec
-
-            BlackBoxSpec(**cfg.blackbox.spec_kwargs())
-            if cfg.blackbox.square is not None:
-                from edgebench.robustness.blackbox import square_spec
-
-                square_spec(cfg.blackbox.square)
-            if cfg.blackbox.samples + cfg.blackbox.pool > cfg.data.eval_count:
-                raise EdgebenchError(
-                    f"blackbox: samples + pool = {cfg.blackbox.samples + cfg.blackbox.pool} must not exceed "
-                    f"data.eval_count = {cfg.data.eval_count}"
-                )
 
     def prepare(self) -> Any:
         """Bind the run folder to this study and load the subject (model + data)."""
@@ -176,12 +145,12 @@ class Pipeline:
             else:
                 import torch
 
-                from edgebench.compress.prune import parse_prune_spec, prune
+                from edgebench.compress.prune import prune
 
                 start = subject.model
                 if cand.parent is not None:
                     start = self._stem(self._candidate(cand.parent), subject, stems)
-                spec = parse_prune_spec(cand.prune)
+                spec = cand.prune
                 origin = f"{cand.parent}'s model" if cand.parent else "base"
                 self.ui("status", {"text": f"{cand.name}: pruning {origin} ({spec.criterion}, ratio {spec.ratio})"})
                 split = subject.split
@@ -197,7 +166,7 @@ class Pipeline:
     def _chain(self, cand: CandidateConfig) -> list:
         """The prune recipes from base to *cand*'s fp32 model, in order."""
         head = self._chain(self._candidate(cand.parent)) if cand.parent else []
-        return head + ([cand.prune] if cand.prune is not None else [])
+        return head + ([cand.prune.to_dict()] if cand.prune is not None else [])
 
     def _build_one(self, cand: CandidateConfig, subject: Any, stems: dict[str, Any]) -> Built:
         from edgebench import __version__
@@ -217,15 +186,6 @@ class Pipeline:
         module = self._stem(cand, subject, stems)
         shape = tuple(split.input_shape)
         x_check = split.x_eval[: min(256, len(split.x_eval))]
-        resolved: dict = {"prune": None, "quantize": None}
-        if cand.parent is not None:
-            resolved["parent"] = cand.parent
-        if "engine" in recipe:
-            resolved["engine"] = recipe["engine"]
-        if cand.prune is not None:
-            from edgebench.compress.prune import parse_prune_spec
-
-            resolved["prune"] = parse_prune_spec(cand.prune).to_dict()
         if cand.quantize is None:
             export_onnx(module, art, shape)
             check = verify_against_torch(art, module, x_check, quantized=False)
@@ -235,10 +195,9 @@ class Pipeline:
                 check["against_source"] = check_against_source(art, subject.reference, x_check)
             precision = "fp32"
         else:
-            from edgebench.compress.quantize import parse_quant_spec, quantize_static
+            from edgebench.compress.quantize import quantize_static
 
-            spec = parse_quant_spec(cand.quantize)
-            resolved["quantize"] = spec.to_dict()
+            spec = cand.quantize
             fp32 = art.with_name(art.stem + ".fp32.onnx")
             export_onnx(module, fp32, shape)
             n_cal = spec.calib_samples
@@ -251,7 +210,7 @@ class Pipeline:
         manifest = {
             "name": cand.name,
             "recipe": recipe,
-            "recipe_resolved": resolved,  # every option, defaults included
+            "recipe_resolved": recipe,  # every option, defaults included (as the recipe now is)
             "artifact": {
                 "path": str(art.relative_to(self.run_dir)),
                 "sha256": sha256_file(art),
@@ -276,11 +235,10 @@ class Pipeline:
 
     # ---- attacks ------------------------------------------------------------------------------------
     def _attacks(self, subject: Any) -> list[dict]:
-        from edgebench.robustness.attacks import default_attack_specs, parse_attack_specs
         from edgebench.robustness.store import craft_and_store
 
         cfg = self.config.attacks
-        specs = parse_attack_specs(list(cfg.suite)) if cfg.suite else default_attack_specs()
+        specs = list(cfg.suite)
         split = subject.split
         n = min(cfg.samples, len(split.x_eval))
         # one unit per image per spec; craft_and_store reports (spec label, images done, images total)
@@ -486,12 +444,10 @@ class Pipeline:
     def _blackbox(self, device: Any, b: Built) -> None:
         """HopSkipJump/Boundary (and Square, if configured) against the deployed artifact
         itself, queries through the agent."""
-        from edgebench.robustness.blackbox import BlackBoxSpec, square_spec
-
         cfg = self.config.blackbox
-        self._blackbox_one(device, b, "blackbox", BlackBoxSpec(**cfg.spec_kwargs()))
+        self._blackbox_one(device, b, "blackbox", cfg.spec())
         if cfg.square is not None:
-            self._blackbox_one(device, b, "blackbox-square", square_spec(cfg.square), advance=False)
+            self._blackbox_one(device, b, "blackbox-square", cfg.square, advance=False)
 
     def _blackbox_one(self, device: Any, b: Built, kind: str, spec: Any, advance: bool = True) -> None:
         from edgebench.robustness.blackbox import run_blackbox

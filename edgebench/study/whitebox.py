@@ -159,9 +159,7 @@ def craft_all(
     The base gets only the sanity set: its white-box sets for the suite are the transfer sets
     (crafted on the base, so white-box for it), already crafted on more images.
     """
-    from edgebench.robustness.attacks import default_attack_specs, parse_attack_specs
-
-    specs = parse_attack_specs(list(cfg.suite)) if cfg.suite else default_attack_specs()
+    specs = list(cfg.suite)  # parsed with the study (an empty suite is the default one)
     n = min(cfg.whitebox_samples, len(x_eval))
     units = sum(len(whitebox_specs([] if base else specs)) for _, _, base in candidates) * n
     ui("task", {"id": "whitebox", "text": f"white-box attacks on each candidate ({n} images)", "total": units})

@@ -88,14 +88,13 @@ def inspect_model(kind: str, spec: str, checkpoint: str | None, data_shape: tupl
     """Input shape (C, H, W) and class count, read from the model itself."""
     if kind == "onnx":
         return _inspect_onnx(spec, data_shape)
-    import dataclasses
-
     import torch
 
     from edgebench.subject.sources import SOURCES, LoadContext
     from edgebench.subject.zoo import ModelConfig
 
-    cfg = dataclasses.replace(ModelConfig(checkpoint=checkpoint), **{kind: spec})  # type: ignore[arg-type]
+    fields: dict[str, Any] = {"checkpoint": checkpoint, kind: spec}
+    cfg = ModelConfig(**fields)
     module = SOURCES[kind].load(LoadContext(cfg, None, None, 0, lambda _t: None)).module  # type: ignore[arg-type]
     channels = next((m.in_channels for m in module.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)), None)
     shapes = [data_shape] if data_shape else []

@@ -21,7 +21,6 @@ report).
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import importlib.util
 import logging
@@ -126,7 +125,7 @@ def check_model_config(cfg: ModelConfig) -> None:
         val = getattr(cfg, key)
         expect(isinstance(val, str) and val.strip() != "", f"model.{key}: expected a non-empty string, found {val!r}")
     kind = given[0] if given else "arch"
-    defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+    defaults = {name: f.default for name, f in ModelConfig.model_fields.items()}
     for opt, kinds in OPTIONS.items():
         if getattr(cfg, opt) != defaults[opt] and kind not in kinds:
             raise EdgebenchError(
@@ -175,7 +174,7 @@ def normalization(spec: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 def check_recipes(model: ModelConfig, data: DataConfig, candidates: Any) -> None:
     """Refuse, before any work, candidates this model or data cannot support (one line each)."""
-    from edgebench.compress.prune import GRADIENT_CRITERIA, parse_prune_spec
+    from edgebench.compress.prune import GRADIENT_CRITERIA
 
     src = SOURCES[model.kind]
     separate = data.eval is not None  # separate sources: training images only from data.train
@@ -185,7 +184,7 @@ def check_recipes(model: ModelConfig, data: DataConfig, candidates: Any) -> None
             continue
         if not src.prunable:
             raise EdgebenchError(f"candidate '{cand.name}': cannot prune: {src.why_not_prunable}")
-        spec = parse_prune_spec(cand.prune)
+        spec = cand.prune
         if has_train:
             continue
         if spec.finetune.epochs > 0:

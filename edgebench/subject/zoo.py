@@ -14,13 +14,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+from pydantic import SkipValidation, model_validator
 
 from edgebench.errors import EdgebenchError, first_line
 from edgebench.settings import cache_dir
 from edgebench.subject.data import Split
+from edgebench.util.schema import Section, user_checks
 
 if TYPE_CHECKING:
     from edgebench.subject.sources import LoadContext, UserModel
@@ -34,8 +36,7 @@ log = logging.getLogger(__name__)
 DEFAULT_ARCH = "lenet5"
 
 
-@dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(Section):
     """Where the base model comes from: one source key (see :mod:`edgebench.subject.sources`).
 
     ``arch``: a built-in (lenet5, resnet8), trained on the data unless ``checkpoint`` is given;
@@ -44,6 +45,8 @@ class ModelConfig:
     seeded, unless ``checkpoint``); ``torchscript``/``onnx``: a file. ``normalize``
     ({mean, std}) is put inside the model so that it takes [0,1] pixels.
     """
+
+    section: ClassVar[str] = "model"
 
     arch: str | None = None
     python: str | None = None
@@ -59,10 +62,14 @@ class ModelConfig:
     train_lr: float = 2e-3
     allow_pickle: bool = False  # opt-in to torch.load(weights_only=False) for a file you trust
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> ModelConfig:
+        """One source, options that apply to it, well-formed values (subject/sources.py)."""
         from edgebench.subject.sources import check_model_config
 
-        check_model_config(self)
+        with user_checks():
+            check_model_config(self)
+        return self
 
     @property
     def kind(self) -> str:
@@ -87,10 +94,11 @@ class ModelConfig:
         )
 
 
-@dataclass(frozen=True)
-class DataConfig:
+class DataConfig(Section):
     """One source split with ``seed`` (``name``/``path``), or separate ``train``/``calib``/``eval``
     sources (each a path, or a mapping {name, path, image_size}); see :func:`load_split`."""
+
+    section: ClassVar[str] = "data"
 
     name: str = "mnist"
     path: str | None = None
@@ -98,14 +106,19 @@ class DataConfig:
     calib_count: int = 256
     train_count: int | None = None
     image_size: int = 224  # for imagefolder: resize the shorter side, then center crop to this
-    train: str | dict | None = None
-    calib: str | dict | None = None
-    eval: str | dict | None = None
+    # a path or a mapping: checked by check_data_config (role_source), which names both forms
+    train: SkipValidation[str | dict | None] = None
+    calib: SkipValidation[str | dict | None] = None
+    eval: SkipValidation[str | dict | None] = None
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        """Counts, sizes and the separate sources (subject/data.py); no images are loaded."""
         from edgebench.subject.data import check_data_config
 
-        check_data_config(self)
+        with user_checks():
+            check_data_config(self)
+        return self
 
     @property
     def label(self) -> str:

@@ -149,7 +149,7 @@ def test_impossible_budget_reports_the_closest(searched: tuple[Path, Path]) -> N
     [
         ({"trials": 3, "space": {}}, "search.space: expected a non-empty mapping"),
         ({"trials": 3, "space": {"criterion": []}}, "search.space.criterion: expected a non-empty list"),
-        ({"trials": 0, "space": {"epochs": [0, 1]}}, "search.trials: expected an integer >= 1"),
+        ({"trials": 0, "space": {"epochs": [0, 1]}}, "search.trials: expected a value >= 1, found 0"),
         ({"space": {"quantize": ["int4"]}}, "search.space.quantize: unknown ['int4']"),
     ],
 )

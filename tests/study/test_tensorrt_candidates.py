@@ -40,19 +40,29 @@ def test_candidates_name_an_engine_and_precision() -> None:
 @pytest.mark.parametrize(
     ("item", "message"),
     [
-        ({"name": "x", "engine": "tvm"}, "engine: expected one of"),
-        ({"name": "x", "engine": "tensorrt"}, "precision: expected one of"),
-        ({"name": "x", "engine": "tensorrt", "precision": "int4"}, "precision: expected one of"),
-        ({"name": "x", "engine": "tensorrt", "precision": "int8"}, "expected quantize: {preset: tensorrt}"),
-        ({"name": "x", "engine": "tensorrt", "precision": "int8", "quantize": {"preset": "ort-cpu"}}, "S8S8"),
+        ({"name": "x", "engine": "tvm"}, "candidates[0].engine: expected 'onnxruntime' or 'tensorrt', found 'tvm'"),
+        ({"name": "x", "engine": "tensorrt"}, "candidates[0].precision: expected one of ['fp16', 'int8']"),
+        (
+            {"name": "x", "engine": "tensorrt", "precision": "int4"},
+            "candidates[0].precision: expected 'fp16' or 'int8', found 'int4'",
+        ),
+        ({"name": "x", "engine": "tensorrt", "precision": "int8"}, "expected quantize: {preset: tensorrt}, found none"),
+        (
+            {"name": "x", "engine": "tensorrt", "precision": "int8", "quantize": {"preset": "ort-cpu"}},
+            "S8S8 QDQ artifact; expected quantize: {preset: tensorrt}, found {preset: ort-cpu}",
+        ),
         ({"name": "x", "engine": "tensorrt", "precision": "fp16", "quantize": {"preset": "tensorrt"}}, "fp32 model"),
-        ({"name": "x", "precision": "fp16"}, "expected engine: tensorrt"),
-        ({"name": "x", "engine": "tensorrt", "precision": "fp16", "builder": "polygraphy"}, "builder: expected"),
+        ({"name": "x", "precision": "fp16"}, "candidates[0]: 'precision' and 'builder' choose"),
+        (
+            {"name": "x", "engine": "tensorrt", "precision": "fp16", "builder": "polygraphy"},
+            "candidates[0].builder: expected 'api' or 'trtexec', found 'polygraphy'",
+        ),
     ],
 )
 def test_bad_engine_settings_are_refused(item: dict, message: str) -> None:
-    with pytest.raises(EdgebenchError, match=message.replace("{", r"\{").replace("}", r"\}")):
+    with pytest.raises(EdgebenchError) as exc:
         study_from_dict({"candidates": [item]})
+    assert message in str(exc.value) and "\n" not in str(exc.value), exc.value
 
 
 def test_a_tensorrt_candidate_becomes_a_tensorrt_job() -> None:
