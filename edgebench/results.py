@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationErr
 from pydantic_core import PydanticCustomError
 
 from edgebench.errors import EdgebenchError
+from edgebench.util.schema import found, one_line
 
 log = logging.getLogger(__name__)
 
@@ -540,120 +541,19 @@ class Results(_Model):
 # --------------------------------------------------------------------------- validation
 
 
-def _path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def _found(value: Any) -> str:
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-_EXPECTED = {
-    "number_type": "a number",
-    "int_type": "an integer",
-    "string_type": "a string",
-    "bool_type": "true or false",
-    "list_type": "a list",
-    "dict_type": "an object",
-    "model_type": "an object",
-    "model_attributes_type": "an object",
-}
-
-
-def _data_loc(loc: tuple[int | str, ...], data: Any, kind: str) -> tuple[int | str, ...]:
-    """*loc* as a path into *data*: without the union-member tags pydantic inserts (parts that are
-    no key or index there), keeping the last part of a missing key."""
-    out: list[int | str] = []
-    obj = data
-    for i, part in enumerate(loc):
-        if isinstance(obj, dict) and part in obj:
-            obj = obj[part]
-        elif isinstance(obj, list) and isinstance(part, int) and 0 <= part < len(obj):
-            obj = obj[part]
-        elif not (kind == "missing" and i == len(loc) - 1):
-            continue  # a union member's tag
-        out.append(part)
-    return tuple(out)
-
-
-def _expected(error: Any) -> str:
-    if error["type"] == "literal_error":
-        return f"one of {error['ctx']['expected']}"
-    return _EXPECTED.get(error["type"], error["msg"].removeprefix("Input should be ").lower())
-
-
-def describe_error(err: ValidationError, model: type[BaseModel], data: Any) -> str:
-    """The first error of *err* (validating *data*) as ``path: expected ..., found ...``: one
-    line, keys as written in the file, the alternatives of a union joined."""
-    errors = err.errors()
-    first = errors[0]
-    kind = first["type"]
-    loc = _data_loc(tuple(first["loc"]), data, kind)
-    if kind == "extra_forbidden":
-        owner = _model_at(model, loc[:-1])
-        keys = ", ".join(sorted((f.alias or n) for n, f in owner.model_fields.items())) if owner else ""
-        return f"{_path(loc)}: expected no such key (known: {keys}), found {_found(first['input'])}"
-    if kind == "missing":
-        return f"{_path(loc)}: expected a value, found nothing (the key is missing)"
-    same = [e for e in errors if _data_loc(tuple(e["loc"]), data, e["type"]) == loc]
-    expected = " or ".join(dict.fromkeys(_expected(e) for e in same))
-    more = len(errors) - len(same)
-    tail = f" (and {more} more)" if more else ""
-    return f"{_path(loc)}: expected {expected}, found {_found(first['input'])}{tail}"
-
-
-def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
-    """The model class that validates the object at *loc* (None when it is not a model)."""
-    current: Any = model
-    for part in loc:
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            field = next((f for n, f in current.model_fields.items() if (f.alias or n) == part), None)
-            if field is None:
-                return None
-            current = field.annotation
-        else:
-            args = [a for a in typing.get_args(_strip(current)) if a is not type(None)]
-            current = args[-1] if args else None
-        current = _strip(current)
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
-
-
-def _strip(tp: Any) -> Any:
-    """*tp* without Annotated metadata and without ``| None``."""
-    if typing.get_origin(tp) is Annotated:
-        tp = typing.get_args(tp)[0]
-    if typing.get_origin(tp) in (Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) == 1:
-            return _strip(args[0])
-    return tp
-
-
 def validate_results(data: Any, source: str = "results.json") -> Results:
     """*data* (a parsed results.json) as :class:`Results`.
 
     Raises :class:`EdgebenchError` with one line ``<source>: <path>: expected ..., found ...``
     for a file this version cannot read."""
     if not isinstance(data, dict):
-        raise EdgebenchError(f"{source}: expected a JSON object, found {_found(data)}")
+        raise EdgebenchError(f"{source}: expected a JSON object, found {found(data)}")
     if data.get("schema") != SCHEMA:
-        raise EdgebenchError(f"{source}: expected schema {SCHEMA!r}, found {_found(data.get('schema'))}")
+        raise EdgebenchError(f"{source}: expected schema {SCHEMA!r}, found {found(data.get('schema'))}")
     try:
         return Results.model_validate(data)
     except ValidationError as err:
-        raise EdgebenchError(f"{source}: {describe_error(err, Results, data)}") from None
+        raise EdgebenchError(f"{source}: {one_line(err, data=data, model=Results)}") from None
 
 
 # --------------------------------------------------------------------------- docs/results.md

@@ -68,21 +68,21 @@ LOCAL = ["candidates", 1, "devices", "local"]
         (_set(["attacks", 0, "count"], True), "attacks[0].count: expected an integer, found true"),
         (
             _set([*LOCAL, "robustness", 2, "accuracy_ci95"], {"low": 0.1}),
-            "candidates[1].devices.local.robustness[2].accuracy_ci95: expected a list, found an object",
+            "candidates[1].devices.local.robustness[2].accuracy_ci95: expected a list, found {'low': 0.1}",
         ),
         (
             _delete(["candidates", 0, "name"]),
-            "candidates[0].name: expected a value, found nothing (the key is missing)",
+            "candidates[0].name: expected a value, found nothing",
         ),
-        (_delete(["run_id"]), "run_id: expected a value, found nothing (the key is missing)"),
+        (_delete(["run_id"]), "run_id: expected a value, found nothing"),
         (
             _set([*LOCAL, "memory_mb", "peak"], 12.0),
-            "candidates[1].devices.local.memory_mb.peak: expected no such key "
-            "(known: peak_rss, rss_after_load, rss_before_load, ru_maxrss), found 12.0",
+            "candidates[1].devices.local.memory_mb: unknown key(s) ['peak']; "
+            "expected some of ['peak_rss', 'rss_after_load', 'rss_before_load', 'ru_maxrss']",
         ),
         (
             _set([*LOCAL, "verdict"], {"status": "MAYBE", "gates": []}),
-            "candidates[1].devices.local.verdict.status: expected one of 'READY', 'NOT READY' or 'UNMEASURED', "
+            "candidates[1].devices.local.verdict.status: expected 'READY', 'NOT READY' or 'UNMEASURED', "
             "found 'MAYBE'",
         ),
         (

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
-from typing import Annotated, Any, ClassVar, TypeVar
+import types
+import typing
+from collections.abc import Iterable, Iterator
+from typing import Annotated, Any, ClassVar, TypeVar, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
@@ -47,7 +49,7 @@ class Section(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise SectionError(one_line(exc, (self.section,) if self.section else ())) from None
+            raise SectionError(one_line(exc, (self.section,) if self.section else (), data, type(self))) from None
 
     # validating behaves as pydantic's own __init__: nested sections and model_validate skip this
     # wrapper (as pydantic's RootModel does), so their errors keep their full field path
@@ -69,9 +71,9 @@ class Section(BaseModel):
             return {}
         if not isinstance(data, dict):
             raise ValueError(f"expected a mapping, found {data!r}")
-        unknown = sorted(map(str, set(data) - set(cls.model_fields)))
+        unknown = set(data) - set(cls.model_fields)
         if unknown:
-            raise ValueError(f"unknown key(s) {unknown}; expected some of {sorted(cls.model_fields)}")
+            raise ValueError(unknown_keys(unknown, cls.model_fields))
         return data
 
 
@@ -89,17 +91,34 @@ _EXPECTED = {
     "int_type": "an integer",
     "int_from_float": "an integer",
     "float_type": "a number",
+    "number_type": "a number",
     "bool_type": "true or false",
     "string_type": "a string",
     "tuple_type": "a list",
     "list_type": "a list",
     "dict_type": "a mapping",
     "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
     "dataclass_type": "a mapping",
     "missing": "a value",
     "finite_number": "a finite number",
 }
 _BOUNDS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+
+
+def unknown_keys(unknown: Iterable[Any], known: Iterable[str]) -> str:
+    """The one wording of an unknown key, in a study section and in results.json alike."""
+    return f"unknown key(s) {sorted(map(str, unknown))}; expected some of {sorted(known)}"
+
+
+def found(value: Any) -> str:
+    """*value* as the user wrote it (YAML/JSON words for true, false, null), at most 60 characters."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
@@ -122,30 +141,102 @@ def _join(loc: tuple[int | str, ...], message: str) -> str:
     return f"{_path(loc)}: {message}" if loc else message
 
 
-def _describe(err: Any) -> str:
-    """One pydantic error as 'expected ..., found ...' (or the validator's own message)."""
+def _expected(err: Any) -> str | None:
+    """What a type error expected, in words; None for an error that is not about a type."""
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind == "literal_error":
+        return str(ctx["expected"])
+    if kind == "missing":
+        return None
+    for key, sign in _BOUNDS.items():
+        if key in ctx:
+            return f"a value {sign} {ctx[key]}"
+    return _EXPECTED.get(kind)
+
+
+def _describe(err: Any, alternatives: list[Any]) -> str:
+    """One pydantic error as 'expected ..., found ...' (or the validator's own message);
+    the other errors at the same place (a union's members) join what was expected."""
     kind, ctx = err["type"], err.get("ctx") or {}
     if kind in ("value_error", "assertion_error") and "error" in ctx:
         return str(ctx["error"])
-    found = "nothing" if kind == "missing" else repr(err["input"])
-    if kind == "literal_error":
-        return f"expected {ctx['expected']}, found {found}"
-    if kind == "extra_forbidden":
-        return "unknown key"
-    for key, sign in _BOUNDS.items():
-        if key in ctx:
-            return f"expected a value {sign} {ctx[key]}, found {found}"
-    expected = _EXPECTED.get(kind)
-    if expected is None:  # a check without words of ours: pydantic's, first letter lowered
+    if kind == "missing":
+        return "expected a value, found nothing"
+    expected = [e for e in map(_expected, [err, *alternatives]) if e]
+    if not expected:  # a check without words of ours: pydantic's, first letter lowered
         msg = str(err["msg"])
-        return f"{msg[:1].lower()}{msg[1:]}, found {found}"
-    return f"expected {expected}, found {found}"
+        return f"{msg[:1].lower()}{msg[1:]}, found {found(err['input'])}"
+    return f"expected {' or '.join(dict.fromkeys(expected))}, found {found(err['input'])}"
 
 
-def one_line(exc: ValidationError, prefix: tuple[str, ...] = ()) -> str:
-    """The first error of *exc* as one line: field path, what was expected, what was found."""
-    err = exc.errors()[0]
-    return _join(prefix + tuple(err["loc"]), _describe(err))
+def _data_loc(loc: tuple[int | str, ...], data: Any, kind: str) -> tuple[int | str, ...]:
+    """*loc* as a path into *data*: without the union-member tags pydantic inserts (parts that are
+    no key or index there), keeping the last part of a missing key."""
+    out: list[int | str] = []
+    obj = data
+    for i, part in enumerate(loc):
+        if isinstance(obj, dict) and part in obj:
+            obj = obj[part]
+        elif isinstance(obj, (list, tuple)) and isinstance(part, int) and 0 <= part < len(obj):
+            obj = obj[part]
+        elif not (kind == "missing" and i == len(loc) - 1):
+            continue  # a union member's tag
+        out.append(part)
+    return tuple(out)
+
+
+def _strip(tp: Any) -> Any:
+    """*tp* without Annotated metadata and without ``| None``."""
+    if typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return _strip(args[0])
+    return tp
+
+
+def _model_at(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model class that validates the object at *loc* under *model* (None if not a model)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = next((f for n, f in current.model_fields.items() if (f.alias or n) == part), None)
+            if field is None:
+                return None
+            current = field.annotation
+        else:
+            args = [a for a in typing.get_args(_strip(current)) if a is not type(None)]
+            current = args[-1] if args else None
+        current = _strip(current)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def one_line(
+    exc: ValidationError, prefix: tuple[str, ...] = (), data: Any = None, model: type[BaseModel] | None = None
+) -> str:
+    """The first error of *exc* as one line: field path, what was expected, what was found.
+
+    With the validated *data*, the path is the one into the file (a union member's tag dropped)
+    and the union's alternatives are joined; with the root *model*, an unknown key names the keys
+    its object allows. Further errors elsewhere are counted, not listed."""
+    errors = exc.errors()
+
+    def where(e: Any) -> tuple[int | str, ...]:
+        loc = tuple(e["loc"])
+        return _data_loc(loc, data, e["type"]) if data is not None else loc
+
+    first = errors[0]
+    loc = where(first)
+    same = [e for e in errors[1:] if where(e) == loc]
+    if first["type"] == "extra_forbidden":
+        owner = _model_at(model, loc[:-1])
+        known = [f.alias or n for n, f in owner.model_fields.items()] if owner else []
+        loc, message = loc[:-1], unknown_keys([loc[-1]], known)
+    else:
+        message = _describe(first, same)
+    more = len(errors) - 1 - len(same)
+    return _join(prefix + loc, message) + (f" (and {more} more)" if more else "")
 
 
 S = TypeVar("S", bound=Section)
@@ -156,4 +247,4 @@ def validate(cls: type[S], data: Any, where: str) -> S:
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
-        raise EdgebenchError(f"{where}: {one_line(exc)}") from None
+        raise EdgebenchError(f"{where}: {one_line(exc, data=data, model=cls)}") from None

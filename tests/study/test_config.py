@@ -112,8 +112,8 @@ def test_an_unknown_key_anywhere_is_named_with_its_path(data: dict, message: str
     "data, message",
     [
         ({"seed": "5"}, "seed: expected an integer, found '5'"),
-        ({"seed": True}, "seed: expected an integer, found True"),
-        ({"model": {"train_lr": True}}, "model.train_lr: expected a number, found True"),
+        ({"seed": True}, "seed: expected an integer, found true"),
+        ({"model": {"train_lr": True}}, "model.train_lr: expected a number, found true"),
         ({"model": {"train_epochs": 2.5}}, "model.train_epochs: expected an integer, found 2.5"),
         ({"data": {"eval_count": "500"}}, "data.eval_count: expected an integer, found '500'"),
         ({"profile": {"warmup_s": "1"}}, "profile.warmup_s: expected a number, found '1'"),
@@ -123,7 +123,7 @@ def test_an_unknown_key_anywhere_is_named_with_its_path(data: dict, message: str
         ({"attacks": {"whitebox_samples": 1.0}}, "attacks.whitebox_samples: expected an integer, found 1.0"),
         ({"blackbox": {"enabled": 1}}, "blackbox.enabled: expected true or false, found 1"),
         ({"blackbox": {"epsilons": ["1"]}}, "blackbox.epsilons[0]: expected a number, found '1'"),
-        ({"budgets": {"max_p99_latency_ms": True}}, "budgets.max_p99_latency_ms: expected a number, found True"),
+        ({"budgets": {"max_p99_latency_ms": True}}, "budgets.max_p99_latency_ms: expected a number, found true"),
         (
             {"candidates": ["base", {"name": "x", "prune": {"ratio": "0.5"}}]},
             "candidates[1].prune.ratio: expected a number in [0, 1), found '0.5'",
