@@ -29,7 +29,7 @@ from edgebench.compress.quantize import QuantSpec
 from edgebench.errors import EdgebenchError
 from edgebench.search.config import SearchConfig
 from edgebench.study.config import CandidateConfig, StudyConfig
-from edgebench.study.pipeline import Pipeline, UiFn, _silent
+from edgebench.study.pipeline import Pipeline, UiFn, log_only
 from edgebench.study.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ def select_survivors(trials: list[dict], keep: float) -> list[str]:
 class Search:
     """One ``edgebench search`` over a run folder, through an engine (local or Ray)."""
 
-    def __init__(self, cfg: StudyConfig, run_dir: Path, engine: Any, ui: UiFn = _silent) -> None:
+    def __init__(self, cfg: StudyConfig, run_dir: Path, engine: Any, ui: UiFn = log_only) -> None:
         if cfg.search is None:
             raise EdgebenchError(
                 f"{cfg.source}: expected a 'search:' section (space, trials) for edgebench search, found none"

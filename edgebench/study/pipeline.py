@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 UiFn = Callable[[str, dict], None]
 
 
-def _silent(event: str, payload: dict) -> None:
+def log_only(event: str, payload: dict) -> None:
+    """The UI of a run without a terminal: status lines go to the log, progress nowhere."""
     if event == "status":
         log.info(payload.get("text", ""))
 
@@ -49,7 +50,7 @@ class Built:
 class Pipeline:
     config: StudyConfig
     run_dir: Path
-    ui: UiFn = _silent
+    ui: UiFn = log_only
     store: RunStore = field(init=False)
 
     def __post_init__(self) -> None:

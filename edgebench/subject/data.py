@@ -355,7 +355,7 @@ def load_split(cfg: DataConfig, seed: int = 0) -> Split:
     _check_disjoint(sets)
     labels = np.concatenate([ye, yc, yt])
     split = Split(
-        name=_label(described["eval"]),
+        name=source_label(described["eval"]),
         x_train=xt,
         y_train=yt,
         x_calib=xc,
@@ -373,7 +373,7 @@ def load_split(cfg: DataConfig, seed: int = 0) -> Split:
     return _with_origin(split, origin)
 
 
-def _label(src: dict) -> str:
+def source_label(src: dict) -> str:
     """A short dataset name: the file or folder name for user data, else the built-in name."""
     import re
 

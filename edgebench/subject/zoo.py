@@ -123,9 +123,9 @@ class DataConfig(Section):
     @property
     def label(self) -> str:
         """A short name for folders and titles: the evaluation source's file name or the dataset."""
-        from edgebench.subject.data import _label, role_source
+        from edgebench.subject.data import role_source, source_label
 
-        return _label(role_source(self, "eval")) if self.eval is not None else self.name
+        return source_label(role_source(self, "eval")) if self.eval is not None else self.name
 
 
 @dataclass
