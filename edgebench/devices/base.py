@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from edgebench.agent.protocol import Job, SessionJob
 from edgebench.devices.inventory import DeviceSpec
 from edgebench.errors import EdgebenchError
 
@@ -14,6 +16,7 @@ if TYPE_CHECKING:
     from edgebench.devices.session import QuerySession
 
 ProgressFn = Callable[[dict], None]
+J = TypeVar("J", Job, SessionJob)
 
 
 class Device(ABC):
@@ -25,14 +28,15 @@ class Device(ABC):
     def name(self) -> str:
         return self.spec.name
 
-    def with_device_defaults(self, job: dict) -> dict:
+    def with_device_defaults(self, job: J) -> J:
         """*job* with the device's own settings filled in where the job leaves them open
         (today: the inventory's ``threads``). Every device and session applies this once."""
-        if self.spec.threads and not (job.get("options") or {}).get("threads"):
-            return dict(job, options=dict(job.get("options") or {}, threads=self.spec.threads))
-        return job
+        options = getattr(job, "options", None)  # an env job opens no backend
+        if options is None or not self.spec.threads or options.threads:
+            return job
+        return dataclasses.replace(cast(Any, job), options=dataclasses.replace(options, threads=self.spec.threads))
 
-    def run_job(self, job: dict, on_progress: ProgressFn | None = None) -> dict:
+    def run_job(self, job: Job, on_progress: ProgressFn | None = None) -> dict:
         """Run *job* (host paths in it) in an agent on the device; return its result dict.
 
         Files the job reads are made available on the device first; files it writes
@@ -46,10 +50,10 @@ class Device(ABC):
             self.job_seconds += time.perf_counter() - started
 
     @abstractmethod
-    def _run_job(self, job: dict, on_progress: ProgressFn | None) -> dict:
+    def _run_job(self, job: Job, on_progress: ProgressFn | None) -> dict:
         """The device kind's way of running one agent job (see :meth:`run_job`)."""
 
-    def open_session(self, job: dict) -> QuerySession:
+    def open_session(self, job: SessionJob) -> QuerySession:
         """A persistent agent on the device with *job*'s artifact loaded (see devices/session.py)."""
         raise EdgebenchError(f"device '{self.name}' ({self.spec.kind}) does not support query sessions")
 

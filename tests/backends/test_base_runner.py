@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgebench.backends.base import BackendOptions, TimingBudget
 from edgebench.backends.null import NullBackend
+from edgebench.backends.options import BackendOptions, TimingBudget
 from edgebench.errors import EdgebenchError
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgebench.backends.base import BackendOptions, TimingBudget
+from edgebench.backends.options import BackendOptions, TimingBudget
 from edgebench.backends.registry import availability
 from edgebench.backends.tensorrt import (
     TrtBuildOptions,

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgebench.backends.base import BackendOptions, TimingBudget
+from edgebench.backends.options import BackendOptions, TimingBudget
 from edgebench.backends.torch import TorchBackend, detect_format
 from edgebench.errors import EdgebenchError
 

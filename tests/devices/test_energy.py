@@ -15,8 +15,8 @@ import pytest
 from edgebench.agent.telemetry import make_sampler
 from edgebench.agent.telemetry.energy import PowerSample, PowerTrace, window_energy, window_power
 from edgebench.agent.telemetry.tegrastats import input_rail_trace, parse_tegrastats_line
-from edgebench.backends.base import TimingBudget
 from edgebench.backends.null import NullBackend
+from edgebench.backends.options import TimingBudget
 
 sys.path.insert(0, str(Path(__file__).parent))
 import tegrastats_replay  # noqa: E402
