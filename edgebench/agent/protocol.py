@@ -38,7 +38,7 @@ import json
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar, Union
+from typing import Any, ClassVar, TypeVar
 
 from edgebench.agent.telemetry.energy import IDLE_S
 from edgebench.backends.options import COLD_START_ITERS, BackendOptions, TimingBudget
@@ -75,15 +75,12 @@ def _decode(value: Any, ann: str, where: str, owner: type) -> Any:
     if len(options) > 1:
         if value is None and "None" in options:
             return None
-        errors = []
         for option in (o for o in options if o != "None"):
             try:
                 return _decode(value, option, where, owner)
-            except EdgebenchError as exc:
-                errors.append(exc)
+            except EdgebenchError:
+                pass  # the next type may fit; none did: one line naming the whole annotation
         raise EdgebenchError(f"{where}: expected {ann}, found {_describe(value)}")
-    if ann == "Any":
-        return value
     if ann in _SCALARS:
         # bool is an int in Python, never in a job
         fits = isinstance(value, _SCALARS[ann]) and isinstance(value, bool) == (ann == "bool")
@@ -317,9 +314,6 @@ class Query(Message):
 
 
 JOBS: dict[str, type[Job]] = {cls.kind: cls for cls in (ProfileJob, PredictJob, EnvJob)}
-# evaluated at run time: typing.Union, not X | Y (the agent's Python may be 3.8)
-AnyJob = Union[ProfileJob, PredictJob, EnvJob]  # noqa: UP007
-BackendJob = Union[ProfileJob, PredictJob, SessionJob]  # noqa: UP007 - the jobs that open a backend
 
 
 def parse_job(data: Any) -> Job:
