@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from edgebench.agent.protocol import Job, SessionJob
+from edgebench.backends.options import check_options
 from edgebench.devices.inventory import DeviceSpec
 from edgebench.errors import EdgebenchError
 
@@ -17,6 +18,17 @@ if TYPE_CHECKING:
 
 ProgressFn = Callable[[dict], None]
 J = TypeVar("J", Job, SessionJob)
+
+
+def check_backend(job: Job | SessionJob) -> None:
+    """Refuse, on the host before any file moves, a job whose backend is unknown or is given an
+    option it does not take (the agent checks again; this saves the trip)."""
+    options = getattr(job, "options", None)  # an env job opens no backend
+    if options is not None:
+        from edgebench.backends.registry import backend_class
+
+        cls = backend_class(cast(Any, job).backend)
+        check_options(cls.name, options, cls.capabilities.options)
 
 
 class Device(ABC):
@@ -43,6 +55,7 @@ class Device(ABC):
         (``result``, ``logits``) end up at their host paths, written atomically.
         Raises :class:`EdgebenchError` when the job fails with a user error.
         """
+        check_backend(job)
         started = time.perf_counter()
         try:
             return self._run_job(job, on_progress)

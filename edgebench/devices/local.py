@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgebench.agent.protocol import Job, SessionJob, parse_progress
-from edgebench.devices.base import Device, ProgressFn
+from edgebench.devices.base import Device, ProgressFn, check_backend
 
 if TYPE_CHECKING:
     from edgebench.devices.session import QuerySession
@@ -87,6 +87,7 @@ class LocalDevice(Device):
     def open_session(self, job: SessionJob) -> QuerySession:
         from edgebench.devices.session import QuerySession
 
+        check_backend(job)
         local = self.with_device_defaults(job).relocated({p: _absolute(p) for p in job.paths()})
         proc = subprocess.Popen(
             agent_command() + ["--serve"],

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgebench.agent.protocol import InputSet, PredictJob, ProfileJob
+from edgebench.agent.protocol import InputSet, PredictJob, ProfileJob, SessionJob
 from edgebench.backends.options import BackendOptions, TimingBudget
 from edgebench.devices.inventory import builtin_local
 from edgebench.devices.local import LocalDevice
@@ -134,3 +134,21 @@ def test_agent_imports_no_torch(tiny_onnx: Path, digits_npz: Path, tmp_path: Pat
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_an_option_the_backend_does_not_take_is_refused_on_the_host(
+    tiny_onnx: Path, digits_npz: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checked before any agent starts (or any file is pushed to a remote device)."""
+    import edgebench.devices.local as local
+
+    def no_agent(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an agent was started for a job the host should have refused")
+
+    monkeypatch.setattr(local.subprocess, "Popen", no_agent)
+    device = LocalDevice(builtin_local())
+    job = ProfileJob(artifact=str(tiny_onnx), inputs=str(digits_npz), options=BackendOptions(compile=True))
+    with pytest.raises(EdgebenchError, match="^backend onnxruntime: option compile is not one it takes"):
+        device.run_job(job)
+    with pytest.raises(EdgebenchError, match="^backend onnxruntime: option builder is not one it takes"):
+        device.open_session(SessionJob(artifact=str(tiny_onnx), options=BackendOptions(builder="trtexec")))

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from edgebench.agent.protocol import Job, SessionJob, parse_progress
-from edgebench.devices.base import Device, ProgressFn
+from edgebench.devices.base import Device, ProgressFn, check_backend
 from edgebench.devices.inventory import DeviceSpec
 from edgebench.devices.ssh.deploy import Deployer
 from edgebench.devices.ssh.transport import SshOptions, SshTransport, TransportError
@@ -101,6 +101,7 @@ class SshDevice(Device):
         """``python agent.pyz --serve`` on the device, the job's artifact pushed by hash first."""
         from edgebench.devices.session import QuerySession
 
+        check_backend(job)
         self.transport.connect()
         agent, files = self._push(job.paths())
         remote = self.with_device_defaults(job).relocated(files)
