@@ -138,6 +138,15 @@ class Message:
     """A protocol message: a frozen dataclass with a ``kind``, written with the protocol version."""
 
     kind: ClassVar[str] = ""
+    INPUTS: ClassVar[tuple[str, ...]] = ()  # fields naming files the agent reads (a path, or input sets)
+
+    def paths(self) -> list[str]:
+        """Host files the message reads: what a device makes available before the agent starts."""
+        out: list[str] = []
+        for name in self.INPUTS:
+            value = getattr(self, name)
+            out += [value] if isinstance(value, str) else [s.path for s in value]
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object this message travels as."""
@@ -180,10 +189,6 @@ class Job(Message):
     result: str | None
     OUTPUTS: ClassVar[tuple[str, ...]] = ("result",)  # fields naming files the agent writes
 
-    def paths(self) -> list[str]:
-        """Host files the job reads: what a device makes available before it runs."""
-        return []
-
     def outputs(self) -> dict[str, str]:
         """``{field: path}`` of the files the job writes (set ones only)."""
         return {k: getattr(self, k) for k in self.OUTPUTS if getattr(self, k)}
@@ -195,11 +200,13 @@ class Job(Message):
 
 
 def _relocate(msg: Any, files: Mapping[str, str], outputs: Mapping[str, str]) -> Any:
+    """*msg* with its :attr:`~Message.INPUTS` moved through *files* and *outputs* set (shared by
+    jobs and sessions, so every device maps paths the same way)."""
     unknown = sorted(set(outputs) - set(getattr(msg, "OUTPUTS", ())))
     if unknown:
         raise ValueError(f"{type(msg).__name__}: no output field(s) {unknown}")
     moved: dict[str, Any] = dict(outputs)
-    for name in getattr(msg, "INPUTS", ()):
+    for name in msg.INPUTS:
         value = getattr(msg, name)
         if isinstance(value, str):
             moved[name] = files[value]
@@ -245,9 +252,6 @@ class ProfileJob(Job):
         if not self.batches or any(b < 1 for b in self.batches):
             raise EdgebenchError(f"profile job: batches expected positive sizes, found {list(self.batches)}")
 
-    def paths(self) -> list[str]:
-        return [self.artifact, self.inputs]
-
 
 @dataclass(frozen=True)
 class PredictJob(Job):
@@ -271,9 +275,6 @@ class PredictJob(Job):
         if self.batch < 1:
             raise EdgebenchError(f"predict job: batch expected a positive size, found {self.batch}")
 
-    def paths(self) -> list[str]:
-        return [self.artifact] + [s.path for s in self.sets]
-
 
 @dataclass(frozen=True)
 class EnvJob(Job):
@@ -294,9 +295,6 @@ class SessionJob(Message):
     artifact: str
     backend: str = "onnxruntime"
     options: BackendOptions = field(default_factory=BackendOptions)
-
-    def paths(self) -> list[str]:
-        return [self.artifact]
 
     def relocated(self, files: Mapping[str, str]) -> SessionJob:
         """This session with its artifact at ``files[artifact]`` on the device."""
