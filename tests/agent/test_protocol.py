@@ -152,35 +152,38 @@ def test_paths_lists_what_a_job_reads_and_relocated_moves_reads_and_writes() -> 
 
 
 def test_protocol_module_runs_on_python_38() -> None:
-    """The agent on a Jetson may have Python 3.8: the protocol (and the options it carries) use
-    its syntax, and nothing evaluates ``X | Y`` or ``list[int]`` at run time."""
-    import edgebench.backends.options as options
-
-    for module in (protocol, options):
-        source = Path(str(module.__file__)).read_text()
+    """The agent on a Jetson may have Python 3.8: the protocol and every module it imports load
+    nothing outside the standard library, use 3.8 syntax, and evaluate no ``X | Y`` or
+    ``list[int]`` at run time (annotations stay strings)."""
+    root = str(Path(str(protocol.__file__)).parents[2])
+    probe = (
+        f"import sys, json; sys.path.insert(0, {root!r}); import edgebench.agent.protocol; "
+        "print(json.dumps({m: getattr(sys.modules[m], '__file__', None) for m in sys.modules}))"
+    )
+    out = subprocess.run([sys.executable, "-S", "-c", probe], capture_output=True, text=True, check=True).stdout
+    loaded = json.loads(out)
+    outside = {m.split(".")[0] for m in loaded} - set(sys.stdlib_module_names) - {"edgebench", "__main__"}
+    assert not outside
+    ours = {m: f for m, f in loaded.items() if m.split(".")[0] == "edgebench"}
+    assert {"edgebench.agent.protocol", "edgebench.backends.options"} <= set(ours)
+    for name, path in ours.items():
+        source = Path(path).read_text()
         tree = ast.parse(source, feature_version=(3, 8))
-        assert "from __future__ import annotations" in source
         roots = []
         for node in ast.walk(tree):
             if isinstance(node, (ast.AnnAssign, ast.arg)) and node.annotation is not None:
                 roots.append(node.annotation)
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.returns is not None:
                 roots.append(node.returns)
+        assert not roots or "from __future__ import annotations" in source, name
         annotations = {id(n) for root in roots for n in ast.walk(root)}
         runtime = [n for n in ast.walk(tree) if id(n) not in annotations]
-        assert not [n for n in runtime if isinstance(n, ast.BinOp) and isinstance(n.op, ast.BitOr)]
-        assert not [
+        assert not [n for n in runtime if isinstance(n, ast.BinOp) and isinstance(n.op, ast.BitOr)], name
+        generic = [
             n
             for n in runtime
             if isinstance(n, ast.Subscript)
             and isinstance(n.value, ast.Name)
             and n.value.id in ("list", "dict", "tuple", "type", "set")
         ]
-    # importing it (as the agent does first) loads nothing outside the standard library and edgebench
-    root = str(Path(str(protocol.__file__)).parents[2])
-    probe = (
-        f"import sys; sys.path.insert(0, {root!r}); import edgebench.agent.protocol; "
-        "print(sorted({m.split('.')[0] for m in sys.modules} - set(sys.stdlib_module_names) - {'edgebench', '__main__'}))"
-    )
-    out = subprocess.run([sys.executable, "-S", "-c", probe], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+        assert not generic, name
