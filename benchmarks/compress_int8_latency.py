@@ -43,8 +43,8 @@ def main() -> None:
     import torch
     from torchvision.models import resnet18
 
-    from edgebench.backends.base import BackendOptions, TimingBudget
     from edgebench.backends.onnxruntime import OnnxRuntimeBackend
+    from edgebench.backends.options import BackendOptions, TimingBudget
     from edgebench.compress.finetune import FinetuneSpec
     from edgebench.compress.prune import PruneSpec, prune
     from edgebench.compress.quantize import QuantSpec, quantize_static

@@ -38,8 +38,8 @@ def main() -> None:
 
     from edgebench.agent.telemetry import make_sampler
     from edgebench.agent.telemetry.energy import PowerTrace
-    from edgebench.backends.base import TimingBudget
     from edgebench.backends.null import NullBackend
+    from edgebench.backends.options import TimingBudget
 
     fixture = ROOT / "tests" / "devices" / "tegrastats.txt"
     lines = [ln for ln in fixture.read_text().splitlines() if ln.strip() and not ln.startswith("#")]

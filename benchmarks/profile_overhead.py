@@ -43,8 +43,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = ap.parse_args()
 
-    from edgebench.backends.base import BackendOptions, TimingBudget
     from edgebench.backends.onnxruntime import OnnxRuntimeBackend
+    from edgebench.backends.options import BackendOptions, TimingBudget
     from edgebench.subject.external import resolve_model
 
     tmp = Path(tempfile.mkdtemp(prefix="edgebench-overhead-"))
@@ -83,7 +83,7 @@ def main() -> None:
     # the harness alone: the null backend does no work, so its p50 is the harness's own cost
     from edgebench.backends.null import NullBackend
 
-    with NullBackend(None, BackendOptions(extra=(("input_shape", ("batch", 3, 64, 64)),))) as nb:
+    with NullBackend(None, BackendOptions(input_shape=(1, 3, 64, 64))) as nb:
         feeds = [{"input": x[i : i + 1]} for i in range(len(x))]
         ours, bare = [], []
         for _ in range(args.rounds):

@@ -35,8 +35,8 @@ def main() -> None:
     import torch
     import torchvision
 
-    from edgebench.backends.base import BackendOptions, TimingBudget
     from edgebench.backends.onnxruntime import OnnxRuntimeBackend
+    from edgebench.backends.options import BackendOptions, TimingBudget
     from edgebench.backends.torch import TorchBackend
     from edgebench.compress.finetune import FinetuneSpec
     from edgebench.compress.prune import PruneSpec, prune

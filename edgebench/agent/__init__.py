@@ -2,6 +2,6 @@
 
 Runs on the device (a local subprocess or over SSH) and needs only the standard library,
 numpy, psutil and the runtime named in the job. Reads a JSON job, writes a JSON result
-atomically to ``job["result"]``, and streams progress as JSON lines on stderr. See
+atomically to the job's ``result`` path, and streams progress as JSON lines on stderr. See
 :mod:`edgebench.agent.protocol` for the format.
 """

@@ -11,7 +11,7 @@ import sys
 import traceback
 
 from edgebench.agent.jobs import run_job
-from edgebench.agent.protocol import PROTOCOL
+from edgebench.agent.protocol import PROTOCOL, parse_job
 from edgebench.errors import EdgebenchError
 from edgebench.util.io import atomic_write_json
 
@@ -28,22 +28,25 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         with open(argv[0], encoding="utf-8") as handle:
-            job = json.load(handle)
+            raw = json.load(handle)
     except (OSError, json.JSONDecodeError) as exc:
         sys.stderr.write(f"error: cannot read job {argv[0]}: {exc}\n")
         return 2
-    result_path = job.get("result")
+    # where to answer and as which kind, read before the job is checked: a malformed job is
+    # answered there too, with the one line that says what is wrong
+    result_path = raw.get("result") if isinstance(raw, dict) and isinstance(raw.get("result"), str) else None
+    kind = raw.get("kind") if isinstance(raw, dict) else None
     try:
-        result = run_job(job)
+        result = run_job(parse_job(raw))
         code = 0
     except EdgebenchError as exc:
-        result = {"protocol": PROTOCOL, "kind": job.get("kind"), "ok": False, "error": str(exc)}
+        result = {"protocol": PROTOCOL, "kind": kind, "ok": False, "error": str(exc)}
         sys.stderr.write(f"error: {exc}\n")
         code = 2
     except Exception as exc:  # noqa: BLE001 - report, then fail loudly
         result = {
             "protocol": PROTOCOL,
-            "kind": job.get("kind"),
+            "kind": kind,
             "ok": False,
             "error": f"{type(exc).__name__}: {exc}",
             "traceback": traceback.format_exc(),

@@ -1,10 +1,12 @@
-"""The jobs an agent runs. Each takes the parsed job dict and returns the result dict."""
+"""The jobs an agent runs. Each takes its typed job (see :mod:`edgebench.agent.protocol`) and
+returns the result dict; :data:`JOBS` finds the runner by the job's kind."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,21 +14,13 @@ import numpy as np
 
 from edgebench.agent import env as envmod
 from edgebench.agent.memory import RssSampler, rss_mb, ru_maxrss_mb
-from edgebench.agent.protocol import PROTOCOL, progress
-from edgebench.backends.base import COLD_START_ITERS, Backend, BackendOptions, TensorSpec, TimingBudget, fmt_shape
+from edgebench.agent.protocol import PROTOCOL, EnvJob, Job, PredictJob, ProfileJob, progress
+from edgebench.backends.base import Backend, TensorSpec, fmt_shape
 from edgebench.backends.registry import create
 from edgebench.errors import EdgebenchError
 from edgebench.measure.stats import summarize_latency
 
 log = logging.getLogger(__name__)
-
-
-def backend_options(job: dict) -> BackendOptions:
-    """The job's ``options`` mapping as BackendOptions (``extra`` as sorted pairs)."""
-    raw = dict(job.get("options") or {})
-    extra = raw.pop("extra", {}) or {}
-    known = {k: raw[k] for k in ("threads", "device", "precision", "profile_ops", "graph_optimization") if k in raw}
-    return BackendOptions(**known, extra=tuple(sorted(extra.items())))
 
 
 def load_array(path: str, key: str = "x") -> np.ndarray:
@@ -67,31 +61,26 @@ def _check_shape(spec_shape: tuple, x: np.ndarray, name: str) -> None:
         )
 
 
-def run_profile(job: dict) -> dict:
+def run_profile(job: ProfileJob) -> dict:
     from edgebench.agent.telemetry import make_sampler
-    from edgebench.agent.telemetry.energy import IDLE_S, PowerTrace
+    from edgebench.agent.telemetry.energy import PowerTrace
 
     rss_before = rss_mb()
-    budget = TimingBudget(**(job.get("budget") or {}))
     # the timed session never has the profiler on; see _op_profile_pass
-    timing_opts = dataclasses.replace(backend_options(job), profile_ops=False)
-    backend = create(job.get("backend", "onnxruntime"), job.get("artifact"), timing_opts)
-    batches = [int(b) for b in job.get("batches") or [1]]
-    modes = list(job.get("modes") or ["end_to_end", "compute"])
-    x = load_array(job["inputs"], job.get("input_key", "x")) if job.get("inputs") else None
+    timing_opts = dataclasses.replace(job.options, profile_ops=False)
+    backend = create(job.backend, job.artifact, timing_opts)
+    batches, modes = list(job.batches), list(job.modes)
+    x = load_array(job.inputs, job.input_key)
     with backend:
         rss_loaded = rss_mb()
         specs = backend.input_specs()
         if len(specs) != 1:
             raise EdgebenchError(f"profile: expected a model with one input, found {[s.name for s in specs]}")
         spec = specs[0]
-        if x is None:
-            raise EdgebenchError("profile: expected an inputs .npz (real data), found none in the job")
         _check_shape(spec.shape, x, spec.name)
         x = _fit_dtype(x, spec.dtype)
-        cold = _cold_start(backend, spec, x, batches, int(job.get("cold_start_iters", COLD_START_ITERS)))
-        interval = job.get("telemetry_interval_s")
-        sampler = make_sampler(job.get("telemetry", "auto"), float(interval) if interval else None)
+        cold = _cold_start(backend, spec, x, batches, job.cold_start_iters)
+        sampler = make_sampler(job.telemetry, job.telemetry_interval_s)
         runs: list[dict[str, Any]] = []
         total = len(batches) * len(modes)
         done = 0
@@ -99,7 +88,7 @@ def run_profile(job: dict) -> dict:
         timed: list[tuple[dict, Any, int]] = []  # (run, timed window, items) for energy per item
         with RssSampler() as rss:
             sampler.start()
-            power.measure_idle(float(job.get("idle_s", IDLE_S)))  # baseline just before the runs
+            power.measure_idle(job.idle_s)  # baseline just before the runs
             t_window = time.perf_counter()
             for b in batches:
                 if isinstance(spec.shape[0], int) and spec.shape[0] >= 0 and spec.shape[0] != b:
@@ -108,7 +97,7 @@ def run_profile(job: dict) -> dict:
                     continue
                 feeds = [{spec.name: f} for f in _batches_from(x, b)]
                 for mode in modes:
-                    res = backend.time(feeds, budget, mode=mode)
+                    res = backend.time(feeds, job.budget, mode=mode)
                     runs.append({"batch": b, "mode": mode, "latency_ms": res.summary()})
                     if res.device_samples_ms:  # e.g. CUDA events on the engine's stream
                         runs[-1]["latency_device_ms"] = summarize_latency(res.device_samples_ms, b)
@@ -137,7 +126,7 @@ def run_profile(job: dict) -> dict:
             "telemetry": telemetry,
             "window_s": window_s,
         }
-    if (job.get("options") or {}).get("profile_ops"):
+    if job.options.profile_ops:
         result["op_profile"] = _op_profile_pass(job, spec.name, x)
     return result
 
@@ -152,11 +141,10 @@ def _cold_start(backend: Backend, spec: TensorSpec, x: np.ndarray, batches: list
     return backend.cold_start({spec.name: _batches_from(x, batch, 1)[0]}, iterations)
 
 
-def _op_profile_pass(job: dict, input_name: str, x: np.ndarray, iterations: int = 30) -> list[dict] | None:
+def _op_profile_pass(job: ProfileJob, input_name: str, x: np.ndarray, iterations: int = 30) -> list[dict] | None:
     """Per-operator times from a separate, short batch-1 pass with the runtime's profiler on,
     so profiling overhead never touches the timed iterations above."""
-    opts = dataclasses.replace(backend_options(job), profile_ops=True)
-    backend = create(job.get("backend", "onnxruntime"), job.get("artifact"), opts)
+    backend = create(job.backend, job.artifact, dataclasses.replace(job.options, profile_ops=True))
     feeds = [{input_name: f} for f in _batches_from(x, 1)]
     with backend:
         for i in range(iterations):
@@ -165,22 +153,18 @@ def _op_profile_pass(job: dict, input_name: str, x: np.ndarray, iterations: int 
         return backend.op_profile()
 
 
-def run_predict(job: dict) -> dict:
+def run_predict(job: PredictJob) -> dict:
     """Run every set of inputs through the artifact; predictions (and logits) back."""
-    backend = create(job.get("backend", "onnxruntime"), job.get("artifact"), backend_options(job))
-    bs = int(job.get("batch", 64))
-    sets = job.get("sets") or []
-    if not sets:
-        raise EdgebenchError("predict: expected at least one input set in the job, found none")
+    backend = create(job.backend, job.artifact, job.options)
     out: dict[str, Any] = {"sets": {}}
     logits_out: dict[str, Any] = {}  # name -> logits array (np.savez's keyword arguments)
     with backend:
         spec = backend.input_specs()[0]
         fixed = spec.shape[0] if isinstance(spec.shape[0], int) and spec.shape[0] > 0 else None
-        for k, s in enumerate(sets):
-            x = _fit_dtype(load_array(s["path"], s.get("key", "x")), spec.dtype)
+        for k, s in enumerate(job.sets):
+            x = _fit_dtype(load_array(s.path, s.key), spec.dtype)
             _check_shape(spec.shape, x, spec.name)
-            step = fixed or bs
+            step = fixed or job.batch
             chunks = []
             for i in range(0, x.shape[0], step):
                 chunk = x[i : i + step]
@@ -190,35 +174,34 @@ def run_predict(job: dict) -> dict:
                 else:
                     chunks.append(backend.infer({spec.name: np.ascontiguousarray(chunk)})[0])
             logits = np.concatenate(chunks).astype(np.float32)
-            out["sets"][s["name"]] = {"predictions": logits.argmax(axis=1).tolist(), "count": int(x.shape[0])}
-            logits_out[s["name"]] = logits
-            progress("predict", k + 1, len(sets), set=s["name"])
+            out["sets"][s.name] = {"predictions": logits.argmax(axis=1).tolist(), "count": int(x.shape[0])}
+            logits_out[s.name] = logits
+            progress("predict", k + 1, len(job.sets), set=s.name)
         out["runtime"] = backend.environment()
-    if job.get("logits"):
+    if job.logits:
         import io
 
         from edgebench.util.io import atomic_write_bytes
 
         buf = io.BytesIO()
         np.savez(buf, **logits_out)
-        atomic_write_bytes(job["logits"], buf.getvalue())
-        out["logits"] = job["logits"]
+        atomic_write_bytes(job.logits, buf.getvalue())
+        out["logits"] = job.logits
     return out
 
 
-def run_env(job: dict) -> dict:
+def run_env(job: EnvJob) -> dict:
     from edgebench.backends.registry import availability
 
     return {"backends": availability()}
 
 
-JOBS = {"profile": run_profile, "predict": run_predict, "env": run_env}
+# each runner takes its own job type; the protocol's parse_job picked it by the same kind
+JOBS: dict[str, Callable[[Any], dict]] = {"profile": run_profile, "predict": run_predict, "env": run_env}
 
 
-def run_job(job: dict) -> dict:
-    kind = job.get("kind")
-    if kind not in JOBS:
-        raise EdgebenchError(f"agent: unknown job kind {kind!r}, expected one of {sorted(JOBS)}")
-    result = JOBS[kind](job)
-    result.update({"protocol": PROTOCOL, "kind": kind, "ok": True, "environment": envmod.collect()})
+def run_job(job: Job) -> dict:
+    """Run a parsed job; its result dict with the protocol version, kind and environment."""
+    result = JOBS[job.kind](job)
+    result.update({"protocol": PROTOCOL, "kind": job.kind, "ok": True, "environment": envmod.collect()})
     return result

@@ -4,12 +4,13 @@ For work that needs many small round trips to the deployed engine (a decision-ba
 attack sends thousands of queries), starting an agent per query would measure process start-up,
 not the engine. The session loads the artifact once, then answers JSON lines on stdin:
 
-    -> {"kind": "session", "artifact": ..., "backend": ..., "options": {...}}     (first line)
+    -> {"protocol": 1, "kind": "session", "artifact": ..., "backend": ..., "options": {...}}  (first line)
     <- {"ok": true, "input": {"name", "shape", "dtype"}, "runtime": {...}}
-    -> {"x": "<base64 of float32 C-order bytes>", "shape": [n, c, h, w]}
+    -> {"protocol": 1, "kind": "query", "x": "<base64 of float32 C-order bytes>", "shape": [n, c, h, w]}
     <- {"ok": true, "logits": "<base64 float32>", "shape": [n, k]}
     -> (end of input)  the session closes
 
+Both kinds of line are messages of :mod:`edgebench.agent.protocol` (``SessionJob``, ``Query``).
 An error answers ``{"ok": false, "error": "..."}`` and the session goes on (or ends, if the
 artifact could not be loaded).
 """
@@ -23,6 +24,7 @@ from typing import IO
 
 import numpy as np
 
+from edgebench.agent.protocol import Query, SessionJob
 from edgebench.errors import EdgebenchError
 
 
@@ -42,15 +44,14 @@ def _reply(out: IO[str], msg: dict) -> None:
 
 
 def serve(inp: IO[str] = sys.stdin, out: IO[str] = sys.stdout) -> int:
-    from edgebench.agent.jobs import backend_options
     from edgebench.backends.registry import create
 
     first = inp.readline()
     try:
-        job = json.loads(first)
-        backend = create(job.get("backend", "onnxruntime"), job.get("artifact"), backend_options(job))
+        job = SessionJob.from_json(first)
+        backend = create(job.backend, job.artifact, job.options)
         backend.open()
-    except (json.JSONDecodeError, EdgebenchError) as exc:
+    except EdgebenchError as exc:
         _reply(out, {"ok": False, "error": str(exc)})
         return 2
     spec = backend.input_specs()[0]
@@ -68,13 +69,13 @@ def serve(inp: IO[str] = sys.stdin, out: IO[str] = sys.stdout) -> int:
             if not line.strip():
                 continue
             try:
-                msg = json.loads(line)
-                x = decode(msg["x"], msg["shape"])
+                msg = Query.from_json(line)
+                x = decode(msg.x, list(msg.shape))
                 logits = backend.infer({spec.name: x.astype(spec.dtype, copy=False)})[0]
                 queries += int(x.shape[0])
                 enc = encode(logits)
                 _reply(out, {"ok": True, "logits": enc["data"], "shape": enc["shape"], "queries": queries})
-            except (EdgebenchError, KeyError, ValueError, json.JSONDecodeError) as exc:
+            except (EdgebenchError, ValueError) as exc:
                 _reply(out, {"ok": False, "error": f"{type(exc).__name__}: {exc}"})
     finally:
         backend.close()

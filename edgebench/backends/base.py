@@ -25,12 +25,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from edgebench.backends.options import COLD_START_ITERS, BackendOptions, TimingBudget, check_options
 from edgebench.errors import EdgebenchError
 from edgebench.measure.stats import summarize_latency
 
 log = logging.getLogger(__name__)
-
-COLD_START_ITERS = 10  # first iterations reported apart from the steady state (as Qualcomm AI Hub does)
 
 
 @dataclass(frozen=True)
@@ -48,59 +47,21 @@ class TensorSpec:
 @dataclass(frozen=True)
 class Capabilities:
     """What a backend can do, declared by the backend itself (validation reads it, nothing else
-    names backends): per-operator profiling, torch.compile, which reduced precisions it builds
-    from an fp32 model, where it runs, whether it opens user model files, and whether its engines
-    are built for a fixed set of batch sizes."""
+    names backends): per-operator profiling, which reduced precisions it builds from an fp32
+    model, where it runs, whether it opens user model files, whether its engines are built for a
+    fixed set of batch sizes, and which backend-specific :class:`BackendOptions` it reads."""
 
     profile_ops: bool = False
-    compile: bool = False
     builds_precisions: tuple[str, ...] = ()
     devices: tuple[str, ...] = ("cpu",)
     user_models: bool = True
     needs_batches: bool = False
     providers: tuple[str, ...] = ()  # execution providers it can be asked for (ONNX Runtime's)
+    options: tuple[str, ...] = ()  # BackendOptions fields it reads beyond the common ones
 
-
-@dataclass(frozen=True)
-class BackendOptions:
-    """Options every backend understands; backend-specific ones go in ``extra``."""
-
-    threads: int | None = None  # intra-op threads; None = runtime default
-    device: str = "cpu"  # "cpu" or "cuda" (or "cuda:N")
-    precision: str | None = None  # informational: fp32, fp16, int8
-    profile_ops: bool = False  # collect a per-operator profile where supported
-    # onnxruntime: "all" (what an application gets: fused int8 kernels) or "none" (every node as
-    # written: QuantizeLinear/DequantizeLinear run literally, the exact QDQ arithmetic)
-    graph_optimization: str = "all"
-    extra: tuple[tuple[str, Any], ...] = ()
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return dict(self.extra).get(key, default)
-
-
-@dataclass(frozen=True)
-class TimingBudget:
-    """How long to measure: warm-up by count *and* time, iterations by count *and* duration.
-
-    Warm-up runs until both ``warmup_iters`` and ``warmup_s`` are reached. Measurement runs at
-    least ``iterations`` times and at least ``min_duration_s`` seconds, and stops at
-    ``max_iterations`` whatever the duration.
-    """
-
-    warmup_iters: int = 10
-    warmup_s: float = 0.2
-    iterations: int = 50
-    min_duration_s: float = 1.0
-    max_iterations: int = 100_000
-
-    def __post_init__(self) -> None:
-        if self.iterations < 1 or self.max_iterations < self.iterations:
-            raise EdgebenchError(
-                f"timing budget: expected 1 <= iterations <= max_iterations, found "
-                f"iterations={self.iterations}, max_iterations={self.max_iterations}"
-            )
-        if self.warmup_iters < 0 or self.warmup_s < 0 or self.min_duration_s < 0:
-            raise EdgebenchError("timing budget: warm-up and durations must not be negative")
+    def takes(self, option: str) -> bool:
+        """Whether the backend reads the backend-specific option *option* (e.g. ``compile``)."""
+        return option in self.options
 
 
 @dataclass
@@ -133,6 +94,7 @@ class Backend(ABC):
     def __init__(self, artifact: str | None, options: BackendOptions | None = None) -> None:
         self.artifact = artifact
         self.options = options or BackendOptions()
+        check_options(self.name, self.options, self.capabilities.options)
         self._is_open = False
         self.load_time_s: float | None = None
         self._inferences = 0  # since open(): a cold start must be the first

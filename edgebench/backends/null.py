@@ -15,12 +15,12 @@ from edgebench.backends.base import Backend, Capabilities, TensorSpec
 
 class NullBackend(Backend):
     name = "null"
-    capabilities = Capabilities(user_models=False)
+    capabilities = Capabilities(user_models=False, options=("input_shape", "classes"))
 
     def _open(self) -> None:
-        shape = tuple(self.options.get("input_shape", ("batch", 1, 28, 28)))
-        self._spec = TensorSpec("input", shape, "float32")
-        self._classes = int(self.options.get("classes", 10))
+        item = self.options.input_shape[1:] if self.options.input_shape else (1, 28, 28)
+        self._spec = TensorSpec("input", ("batch", *item), "float32")
+        self._classes = self.options.classes
 
     def _close(self) -> None:
         pass

@@ -37,7 +37,7 @@ def ort_providers(
     device: str, provider: str | None, available: list[str], precision: str | None, trt_cache_dir: str | None = None
 ) -> list[Any]:
     """The execution providers for a session. ``device: cuda`` uses the CUDA EP; ``provider:
-    tensorrt`` (option ``extra.provider``) puts ONNX Runtime's TensorRT EP first (fp16 / int8
+    tensorrt`` (option ``provider``) puts ONNX Runtime's TensorRT EP first (fp16 / int8
     from *precision*; int8 takes the Q/DQ scales of the model), with CUDA and CPU behind it for
     what TensorRT does not take. A provider this build lacks is an error naming what it has."""
     dev_id = int(device.split(":")[1]) if ":" in device else 0
@@ -68,7 +68,12 @@ def ort_providers(
 
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
-    capabilities = Capabilities(profile_ops=True, devices=("cpu", "cuda"), providers=("cpu", "cuda", "tensorrt"))
+    capabilities = Capabilities(
+        profile_ops=True,
+        devices=("cpu", "cuda"),
+        providers=("cpu", "cuda", "tensorrt"),
+        options=("graph_optimization", "provider", "trt_cache_dir"),
+    )
 
     def _open(self) -> None:
         import onnxruntime as ort
@@ -95,10 +100,10 @@ class OnnxRuntimeBackend(Backend):
             so.profile_file_prefix = os.path.join(self._profile_dir, "ort")
         providers = ort_providers(
             self.options.device,
-            self.options.get("provider"),
+            self.options.provider,
             ort.get_available_providers(),
             self.options.precision,
-            self.options.get("trt_cache_dir"),
+            self.options.trt_cache_dir,
         )
         try:
             self._session = ort.InferenceSession(str(path), sess_options=so, providers=providers)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from edgebench.backends.base import Backend, BackendOptions
+from edgebench.backends.base import Backend
+from edgebench.backends.options import BackendOptions
 from edgebench.errors import EdgebenchError
 
 # name -> (module, class, the runtime package whose import decides availability)

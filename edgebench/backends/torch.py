@@ -1,8 +1,8 @@
 """PyTorch backend (the reference): TorchScript (``torch.jit.load``) or an ExportedProgram
 (``torch.export.load``, ``.pt2``), eager on CPU or CUDA, optionally ``torch.compile``-d.
 
-Options: ``threads`` (``torch.set_num_threads``), ``device`` (``cpu``/``cuda[:N]``), and in
-``extra``: ``input_shape`` (the profiled shape, needed for TorchScript which stores none) and
+Options: ``threads`` (``torch.set_num_threads``), ``device`` (``cpu``/``cuda[:N]``),
+``input_shape`` (the profiled shape, needed for TorchScript which stores none) and
 ``compile`` (True: wrap the module in ``torch.compile`` with its default backend, inductor; a
 string names another ``torch.compile`` backend, e.g. ``aot_eager`` where no C compiler exists).
 
@@ -82,9 +82,9 @@ def load_module(path: str | Path, device: str = "cpu") -> tuple[Any, str, tuple[
     return module, fmt, declared
 
 
-def _compile_backend(value: Any) -> str | None:
+def _compile_backend(value: bool | str) -> str | None:
     """The ``torch.compile`` backend the ``compile`` option asks for (None: no compile)."""
-    if value is False or value is None:
+    if value is False:
         return None
     if value is True:
         return "inductor"
@@ -100,7 +100,7 @@ def _compile_backend(value: Any) -> str | None:
 
 class TorchBackend(Backend):
     name = "torch"
-    capabilities = Capabilities(compile=True, devices=("cpu", "cuda"))
+    capabilities = Capabilities(devices=("cpu", "cuda"), options=("compile", "input_shape"))
 
     def _open(self) -> None:
         import torch
@@ -116,7 +116,7 @@ class TorchBackend(Backend):
         if self._cuda:
             torch.cuda.reset_peak_memory_stats(self._device)
         module, self.format, declared = load_module(str(self.artifact), dev)
-        self._compile_backend = _compile_backend(self.options.get("compile", False))
+        self._compile_backend = _compile_backend(self.options.compile)
         self._compiled = self._compile_backend is not None
         if self._compiled and self.format == "torchscript":
             raise EdgebenchError(
@@ -124,7 +124,7 @@ class TorchBackend(Backend):
                 "(torch.compile does not compile TorchScript)"
             )
         self._module = torch.compile(module, backend=self._compile_backend) if self._compile_backend else module
-        given = self.options.get("input_shape")
+        given = self.options.input_shape
         if declared is not None:
             shape: tuple[Any, ...] = declared
             if given is not None and len(given) != len(declared):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from edgebench.agent.protocol import PROTOCOL
+from edgebench.agent.protocol import EnvJob
 
 
 # ---- rendering ---------------------------------------------------------------------------------
@@ -236,7 +236,7 @@ def register(app: typer.Typer) -> None:
             from edgebench.devices.registry import open_device
 
             with open_device(get_device(device)) as dev:
-                rows = dev.run_job({"protocol": PROTOCOL, "kind": "env"})["backends"]
+                rows = dev.run_job(EnvJob())["backends"]
         else:
             from edgebench.backends.registry import availability
 

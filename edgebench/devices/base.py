@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from edgebench.agent.protocol import Job, SessionJob
+from edgebench.backends.options import check_options
 from edgebench.devices.inventory import DeviceSpec
 from edgebench.errors import EdgebenchError
 
@@ -14,6 +17,18 @@ if TYPE_CHECKING:
     from edgebench.devices.session import QuerySession
 
 ProgressFn = Callable[[dict], None]
+J = TypeVar("J", Job, SessionJob)
+
+
+def check_backend(job: Job | SessionJob) -> None:
+    """Refuse, on the host before any file moves, a job whose backend is unknown or is given an
+    option it does not take (the agent checks again; this saves the trip)."""
+    options = getattr(job, "options", None)  # an env job opens no backend
+    if options is not None:
+        from edgebench.backends.registry import backend_class
+
+        cls = backend_class(cast(Any, job).backend)
+        check_options(cls.name, options, cls.capabilities.options)
 
 
 class Device(ABC):
@@ -25,20 +40,22 @@ class Device(ABC):
     def name(self) -> str:
         return self.spec.name
 
-    def with_device_defaults(self, job: dict) -> dict:
+    def with_device_defaults(self, job: J) -> J:
         """*job* with the device's own settings filled in where the job leaves them open
         (today: the inventory's ``threads``). Every device and session applies this once."""
-        if self.spec.threads and not (job.get("options") or {}).get("threads"):
-            return dict(job, options=dict(job.get("options") or {}, threads=self.spec.threads))
-        return job
+        options = getattr(job, "options", None)  # an env job opens no backend
+        if options is None or not self.spec.threads or options.threads:
+            return job
+        return dataclasses.replace(cast(Any, job), options=dataclasses.replace(options, threads=self.spec.threads))
 
-    def run_job(self, job: dict, on_progress: ProgressFn | None = None) -> dict:
+    def run_job(self, job: Job, on_progress: ProgressFn | None = None) -> dict:
         """Run *job* (host paths in it) in an agent on the device; return its result dict.
 
         Files the job reads are made available on the device first; files it writes
         (``result``, ``logits``) end up at their host paths, written atomically.
         Raises :class:`EdgebenchError` when the job fails with a user error.
         """
+        check_backend(job)
         started = time.perf_counter()
         try:
             return self._run_job(job, on_progress)
@@ -46,10 +63,10 @@ class Device(ABC):
             self.job_seconds += time.perf_counter() - started
 
     @abstractmethod
-    def _run_job(self, job: dict, on_progress: ProgressFn | None) -> dict:
+    def _run_job(self, job: Job, on_progress: ProgressFn | None) -> dict:
         """The device kind's way of running one agent job (see :meth:`run_job`)."""
 
-    def open_session(self, job: dict) -> QuerySession:
+    def open_session(self, job: SessionJob) -> QuerySession:
         """A persistent agent on the device with *job*'s artifact loaded (see devices/session.py)."""
         raise EdgebenchError(f"device '{self.name}' ({self.spec.kind}) does not support query sessions")
 

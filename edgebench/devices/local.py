@@ -10,13 +10,13 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgebench.agent.protocol import parse_progress
-from edgebench.devices.base import Device, ProgressFn
+from edgebench.agent.protocol import Job, SessionJob, parse_progress
+from edgebench.devices.base import Device, ProgressFn, check_backend
 
 if TYPE_CHECKING:
     from edgebench.devices.session import QuerySession
 from edgebench.errors import EdgebenchError
-from edgebench.util.io import atomic_write_json, read_json
+from edgebench.util.io import atomic_write_text, read_json
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,11 @@ def _agent_env() -> dict[str, str]:
     return env
 
 
+def _absolute(path: str) -> str:
+    """A local device's path for a host file: the same file, absolute (the agent runs elsewhere)."""
+    return str(Path(path).resolve())
+
+
 class LocalDevice(Device):
     def __enter__(self) -> LocalDevice:
         """Describe this machine before any job (its peak microbenchmark must never run while an
@@ -42,17 +47,13 @@ class LocalDevice(Device):
         device_profile(self.spec)
         return self
 
-    def _run_job(self, job: dict, on_progress: ProgressFn | None = None) -> dict:
-        job = dict(self.with_device_defaults(job))
-        for key in ("artifact", "inputs", "result", "logits"):
-            if job.get(key):
-                job[key] = str(Path(job[key]).resolve())
-        job["sets"] = [dict(s, path=str(Path(s["path"]).resolve())) for s in job.get("sets") or []]
+    def _run_job(self, job: Job, on_progress: ProgressFn | None = None) -> dict:
         with tempfile.TemporaryDirectory(prefix="edgebench-job-") as tmp:
             job_path = Path(tmp) / "job.json"
-            result_path = job.get("result") or str(Path(tmp) / "result.json")
-            job["result"] = result_path
-            atomic_write_json(job_path, job)
+            outputs = {k: _absolute(v) for k, v in job.outputs().items()}
+            result_path = outputs.setdefault("result", str(Path(tmp) / "result.json"))
+            local = self.with_device_defaults(job).relocated({p: _absolute(p) for p in job.paths()}, outputs)
+            atomic_write_text(job_path, local.to_json())
             proc = subprocess.Popen(
                 agent_command() + [str(job_path)],
                 stdout=subprocess.PIPE,
@@ -83,12 +84,11 @@ class LocalDevice(Device):
         result.setdefault("environment", {})["device"] = self.name
         return result
 
-    def open_session(self, job: dict) -> QuerySession:
+    def open_session(self, job: SessionJob) -> QuerySession:
         from edgebench.devices.session import QuerySession
 
-        job = dict(self.with_device_defaults(job))
-        if job.get("artifact"):
-            job["artifact"] = str(Path(job["artifact"]).resolve())
+        check_backend(job)
+        local = self.with_device_defaults(job).relocated({p: _absolute(p) for p in job.paths()})
         proc = subprocess.Popen(
             agent_command() + ["--serve"],
             stdin=subprocess.PIPE,
@@ -113,7 +113,7 @@ class LocalDevice(Device):
 
         session = QuerySession(self.name, write, proc.stdout.readline, close)
         try:
-            return session.start(job)
+            return session.start(local)
         except BaseException:
             close()
             raise

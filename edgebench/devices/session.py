@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from edgebench.agent.protocol import Message, Query, SessionJob
 from edgebench.agent.serve import decode, encode
 from edgebench.errors import EdgebenchError
 
@@ -34,8 +35,8 @@ class QuerySession:
         self.runtime: dict = {}
         self.input: dict = {}
 
-    def _call(self, msg: dict) -> dict:
-        self._write(json.dumps(msg) + "\n")
+    def _call(self, msg: Message) -> dict:
+        self._write(msg.to_json() + "\n")
         line = self._read()
         if not line:
             raise EdgebenchError(f"agent session on '{self.device_name}' ended unexpectedly")
@@ -44,15 +45,16 @@ class QuerySession:
             raise EdgebenchError(f"agent session on '{self.device_name}': {reply.get('error')}")
         return reply
 
-    def start(self, job: dict) -> QuerySession:
-        reply = self._call(dict(job, kind="session"))
+    def start(self, job: SessionJob) -> QuerySession:
+        """Send the session's first line (*job*, device paths in it); the agent loads the artifact."""
+        reply = self._call(job)
         self.runtime, self.input = reply.get("runtime", {}), reply.get("input", {})
         return self
 
     def query(self, x: np.ndarray) -> np.ndarray:
         """Logits of the deployed artifact for the float32 batch *x*."""
         enc = encode(x)
-        reply = self._call({"x": enc["data"], "shape": enc["shape"]})
+        reply = self._call(Query(x=enc["data"], shape=tuple(enc["shape"])))
         self.queries += int(x.shape[0])
         return decode(reply["logits"], reply["shape"])
 

@@ -83,8 +83,8 @@ def ort_logits(
     exact quantize/dequantize arithmetic, free of this host's int8 kernels (see
     :func:`verify_against_torch`).
     """
-    from edgebench.backends.base import BackendOptions
     from edgebench.backends.onnxruntime import OnnxRuntimeBackend
+    from edgebench.backends.options import BackendOptions
 
     options = BackendOptions(threads=threads, graph_optimization="none" if reference else "all")
     with OnnxRuntimeBackend(str(path), options) as be:

@@ -11,8 +11,10 @@ skipped with the reason, and its verdict is UNMEASURED.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from edgebench.agent.protocol import SessionJob
 from edgebench.errors import EdgebenchError
 
 if TYPE_CHECKING:
@@ -67,22 +69,20 @@ def skip_reason(candidate: Any, device_spec: Any) -> str | None:
     return None
 
 
-def apply_engine(job: dict, candidate: Any, batches: tuple[int, ...] | list[int]) -> dict:
-    """Point a job at the candidate's engine: backend, precision and TensorRT build options
-    (the optimization profile covers every profiled batch and the replay batch). Returns *job*."""
+def apply_engine(job: SessionJob, candidate: Any, batches: tuple[int, ...] | list[int]) -> SessionJob:
+    """*job* pointed at the candidate's engine: backend, precision and TensorRT build options
+    (the optimization profile covers every profiled batch and the replay batch)."""
     if getattr(candidate, "engine", "onnxruntime") != "tensorrt":
         return job
-    options = job.setdefault("options", {})
-    job["backend"] = "tensorrt"
-    options["device"] = "cuda"
-    options["precision"] = candidate.precision
-    extra = dict(options.get("extra") or {})
-    extra["batches"] = sorted({1, PREDICT_BATCH, *[int(b) for b in batches]})
-    extra["opt_batch"] = 1
-    if candidate.builder:
-        extra["builder"] = candidate.builder
-    options["extra"] = extra
-    return job
+    options = dataclasses.replace(
+        job.options,
+        device="cuda",
+        precision=candidate.precision,
+        batches=tuple(sorted({1, PREDICT_BATCH, *[int(b) for b in batches]})),
+        opt_batch=1,
+        builder=candidate.builder or "api",
+    )
+    return dataclasses.replace(job, backend="tensorrt", options=options)
 
 
 def skipped_record(reason: str, artifact_sha256: str | None) -> dict:

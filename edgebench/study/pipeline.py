@@ -8,6 +8,7 @@ skips everything already on disk.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -19,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from edgebench.agent.protocol import PROTOCOL
+from edgebench.agent.protocol import InputSet, PredictJob, ProfileJob, SessionJob
+from edgebench.backends.options import BackendOptions, TimingBudget
 from edgebench.errors import EdgebenchError
 from edgebench.study.config import CandidateConfig, StudyConfig
-from edgebench.study.engines import apply_engine, clear_skips, record_skips, skip_reason
+from edgebench.study.engines import PREDICT_BATCH, apply_engine, clear_skips, record_skips, skip_reason
 from edgebench.study.store import RunStore
 from edgebench.util.io import sha256_file
 
@@ -332,15 +334,25 @@ class Pipeline:
         if self.config.blackbox.enabled:
             self._blackbox(device, b)
 
-    def _job_common(self, b: Built) -> dict:
+    def _job_common(self, b: Built) -> SessionJob:
+        """What every job on candidate *b* shares: its artifact in the engine that runs it (and, as
+        is, the query session of the black-box attacks)."""
         p = self.config.profile
-        job = {
-            "protocol": PROTOCOL,
-            "backend": "onnxruntime",
-            "artifact": str(self.run_dir / b.manifest["artifact"]["path"]),
-            "options": {"threads": p.threads, "device": "cpu", "precision": b.manifest["artifact"]["precision"]},
-        }
+        options = BackendOptions(threads=p.threads, device="cpu", precision=b.manifest["artifact"]["precision"])
+        job = SessionJob(artifact=str(self.run_dir / b.manifest["artifact"]["path"]), options=options)
         return apply_engine(job, b.config, p.batches)
+
+    def _predict_job(self, b: Built, sets: list[InputSet], logits_path: Path) -> PredictJob:
+        """Every set in *sets* through candidate *b*; logits to *logits_path*."""
+        common = self._job_common(b)
+        return PredictJob(
+            artifact=common.artifact,
+            backend=common.backend,
+            options=common.options,
+            sets=tuple(sets),
+            batch=PREDICT_BATCH,
+            logits=str(logits_path),
+        )
 
     def _skip(self, device: Any, b: Built, reason: str) -> None:
         """Record every measurement of *b* on *device* as skipped (its verdict: UNMEASURED)."""
@@ -356,18 +368,17 @@ class Pipeline:
             self.ui("advance", {"id": "measure"})
             return
         p = self.config.profile
-        job = self._job_common(b)
-        job.update(
-            {
-                "kind": "profile",
-                "inputs": str(self.store.data_path("eval")),
-                "batches": list(p.batches),
-                "modes": list(p.modes),
-                "budget": p.budget(),
-                "telemetry": p.telemetry,
-            }
+        common = self._job_common(b)
+        job = ProfileJob(
+            artifact=common.artifact,
+            backend=common.backend,
+            options=dataclasses.replace(common.options, profile_ops=p.profile_ops),
+            inputs=str(self.store.data_path("eval")),
+            batches=tuple(p.batches),
+            modes=tuple(p.modes),
+            budget=TimingBudget(**p.budget()),
+            telemetry=p.telemetry,
         )
-        job["options"]["profile_ops"] = p.profile_ops
         self.ui("status", {"text": f"{device.name}: profiling {name}"})
         result = device.run_job(job)
         result["artifact_sha256"] = b.manifest["artifact"]["sha256"]
@@ -379,13 +390,12 @@ class Pipeline:
         if self.store.has(name, device.name, "replay"):
             self.ui("advance", {"id": "measure"})
             return
-        job = self._job_common(b)
-        sets = [{"name": "clean", "path": str(self.store.data_path("eval")), "key": "x"}]
+        sets = [InputSet("clean", str(self.store.data_path("eval")))]
         is_base = b.config.prune is None and b.config.quantize is None  # base sets are white-box for base
         if "transfer" in self.config.attacks.settings or is_base:
-            sets += [{"name": s["id"], "path": str(self.run_dir / s["path"]), "key": "x"} for s in attack_sets]
+            sets += [InputSet(s["id"], str(self.run_dir / s["path"])) for s in attack_sets]
         logits_path = self.store.measurement_path(name, device.name, "replay").with_name("logits.npz")
-        job.update({"kind": "predict", "sets": sets, "batch": 128, "logits": str(logits_path)})
+        job = self._predict_job(b, sets, logits_path)
         self.ui("status", {"text": f"{device.name}: replaying {len(sets) - 1} adversarial sets through {name}"})
         result = device.run_job(job)
         from edgebench.robustness.metrics import fidelity
@@ -432,10 +442,9 @@ class Pipeline:
         if self.store.has(name, device.name, REPLAY_KIND):
             self.ui("advance", {"id": "measure"})
             return
-        job = self._job_common(b)
         logits_path = self.store.measurement_path(name, device.name, REPLAY_KIND).with_name("logits-whitebox.npz")
         sets = replay_sets(self.store, name)
-        job.update({"kind": "predict", "sets": sets, "batch": 128, "logits": str(logits_path)})
+        job = self._predict_job(b, sets, logits_path)
         self.ui("status", {"text": f"{device.name}: replaying {len(sets)} white-box sets through {name}"})
         result = device.run_job(job)
         result["artifact_sha256"] = b.manifest["artifact"]["sha256"]

@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from edgebench.agent.protocol import PROTOCOL
+from edgebench.agent.protocol import ProfileJob
+from edgebench.backends.options import BackendOptions, TimingBudget
 from edgebench.errors import EdgebenchError
 
 log = logging.getLogger(__name__)
@@ -75,9 +76,9 @@ class ProfileRequest:
                 )
             if self.provider not in caps.providers:
                 raise EdgebenchError(f"--ort-provider: expected {', '.join(caps.providers)}, found '{self.provider}'")
-        if self.compile and not caps.compile:
+        if self.compile and not caps.takes("compile"):
             raise EdgebenchError(
-                f"--compile: applies to --backend {' or '.join(n for n in names if backend_class(n).capabilities.compile)}, "
+                f"--compile: applies to --backend {' or '.join(n for n in names if backend_class(n).capabilities.takes('compile'))}, "
                 f"found --backend {self.backend}"
             )
         if self.precision is not None and self.precision not in PRECISIONS:
@@ -238,49 +239,43 @@ def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = No
 
         stats = dict(torch_file_stats(resolved.artifact, (1, *item)), params_source="module parameters")
     precision = model_precision(op_types, req.precision)
-    extra: dict[str, Any] = {"input_shape": [1, *item]}
-    if req.provider is not None:
-        extra["provider"] = req.provider
-    if req.compile:
-        extra["compile"] = True
     caps = backend_class(req.backend).capabilities
-    if caps.needs_batches:
-        extra["batches"] = batches
-    job: dict[str, Any] = {
-        "protocol": PROTOCOL,
-        "kind": "profile",
-        "artifact": str(resolved.artifact),
-        "backend": req.backend,
-        "options": {
-            "threads": req.threads,
-            "device": "cuda"
-            if req.cuda or caps.devices == ("cuda",) or req.provider in ("cuda", "tensorrt")
-            else "cpu",
-            "precision": precision,
-            "profile_ops": req.profile_ops,
-            "extra": extra,
-        },
-        "batches": batches,
-        "modes": list(req.modes),
-        "budget": {
-            "warmup_iters": req.warmup,
-            "warmup_s": 0.2 if req.warmup else 0.0,
-            "iterations": req.iterations,
-            "min_duration_s": req.min_duration_s,
-            "max_iterations": max(100_000, req.iterations),
-        },
-        "telemetry": "auto",
-    }
+    options = BackendOptions(
+        threads=req.threads,
+        device="cuda" if req.cuda or caps.devices == ("cuda",) or req.provider in ("cuda", "tensorrt") else "cpu",
+        precision=precision,
+        profile_ops=req.profile_ops,
+        provider=req.provider,
+        compile=req.compile,
+        # the backends that read a shape or build for fixed batches get them; no other is sent them
+        input_shape=(1, *item) if caps.takes("input_shape") else None,
+        batches=tuple(batches) if caps.needs_batches else BackendOptions.batches,
+    )
+    budget = TimingBudget(
+        warmup_iters=req.warmup,
+        warmup_s=0.2 if req.warmup else 0.0,
+        iterations=req.iterations,
+        min_duration_s=req.min_duration_s,
+        max_iterations=max(100_000, req.iterations),
+    )
     with tempfile.TemporaryDirectory(prefix="edgebench-profile-") as tmp:
         if req.data:
-            job["inputs"] = str(Path(req.data).resolve())
+            inputs = str(Path(req.data).resolve())
             input_source = f"{req.data} (array x, {data.shape[0]} items)"  # type: ignore[union-attr]
         else:
             x = random_inputs(item, batches)
-            path = Path(tmp) / "inputs.npz"
-            np.savez(path, x=x)
-            job["inputs"] = str(path)
+            inputs = str(Path(tmp) / "inputs.npz")
+            np.savez(inputs, x=x)
             input_source = f"random uniform [0,1) float32, seed {RANDOM_SEED}, {x.shape[0]} items"
+        job = ProfileJob(
+            artifact=str(resolved.artifact),
+            inputs=inputs,
+            backend=req.backend,
+            options=options,
+            batches=tuple(batches),
+            modes=tuple(req.modes),
+            budget=budget,
+        )
         with open_device(spec) as device:
             result = device.run_job(job, on_progress)
     from edgebench.devices.describe import device_profile
@@ -325,7 +320,7 @@ def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = No
             "source": input_source,
         },
         "request": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(req).items()},
-        "budget": job["budget"],
+        "budget": asdict(budget),
         "runs": runs,
         "memory_mb": result.get("memory_mb"),
         "load_time_s": result.get("load_time_s"),

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from edgebench.agent.protocol import PROTOCOL
+from edgebench.agent.protocol import InputSet, PredictJob
+from edgebench.backends.options import BackendOptions
 from edgebench.errors import EdgebenchError
 
 
@@ -49,19 +49,10 @@ def replay_sets(
         if "y" not in d.files:
             raise EdgebenchError(f"{clean}: expected arrays 'x' and 'y', found {d.files}")
         labels = d["y"]
-    job_sets = [{"name": "clean", "path": str(clean), "key": "x"}]
-    job_sets += [{"name": s.id, "path": str(Path(attacks_dir) / f"{s.id}.npz"), "key": "x"} for s in sets]
-    with tempfile.TemporaryDirectory(prefix="edgebench-replay-") as tmp, open_device(get_device(device_name)) as device:
-        job = {
-            "protocol": PROTOCOL,
-            "kind": "predict",
-            "backend": "onnxruntime",
-            "artifact": str(artifact),
-            "options": {"threads": threads},
-            "sets": job_sets,
-            "batch": 128,
-            "result": str(Path(tmp) / "result.json"),
-        }
+    job_sets = [InputSet("clean", str(clean))]
+    job_sets += [InputSet(s.id, str(Path(attacks_dir) / f"{s.id}.npz")) for s in sets]
+    with open_device(get_device(device_name)) as device:
+        job = PredictJob(artifact=str(artifact), sets=tuple(job_sets), options=BackendOptions(threads=threads))
         result = device.run_job(job)
     preds = {k: np.asarray(v["predictions"]) for k, v in result["sets"].items()}
     rows = robustness_rows(

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgebench.agent.protocol import InputSet
 from edgebench.study.store import RunStore, safe_name
 from edgebench.util.io import read_json, sha256_file
 
@@ -247,12 +248,12 @@ def _qdq_reference_agreement(sur: Any, artifact: Path, x: np.ndarray) -> float |
     return float(np.mean(ref.argmax(1) == torch_logits(sur.module, x).argmax(1)))
 
 
-def replay_sets(store: RunStore, candidate: str) -> list[dict[str, str]]:
+def replay_sets(store: RunStore, candidate: str) -> list[InputSet]:
     """The predict job's ``sets`` for a candidate's white-box sets."""
     from edgebench.robustness.store import read_index
 
     out = folder(store, candidate)
-    return [{"name": r["id"], "path": str(out / r["path"]), "key": "x"} for r in read_index(out)]
+    return [InputSet(r["id"], str(out / r["path"])) for r in read_index(out)]
 
 
 def whitebox_rows(

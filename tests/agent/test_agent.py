@@ -10,25 +10,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgebench.agent.protocol import InputSet, PredictJob, ProfileJob, SessionJob
+from edgebench.backends.options import BackendOptions, TimingBudget
 from edgebench.devices.inventory import builtin_local
 from edgebench.devices.local import LocalDevice
 from edgebench.errors import EdgebenchError
 
-FAST = {"warmup_iters": 2, "warmup_s": 0.0, "iterations": 15, "min_duration_s": 0.0}
+FAST = TimingBudget(warmup_iters=2, warmup_s=0.0, iterations=15, min_duration_s=0.0)
 
 
 def test_profile_job_measures_latency_memory_and_environment(tiny_onnx: Path, digits_npz: Path) -> None:
     events: list[dict] = []
     result = LocalDevice(builtin_local()).run_job(
-        {
-            "kind": "profile",
-            "artifact": str(tiny_onnx),
-            "inputs": str(digits_npz),
-            "batches": [1, 4],
-            "modes": ["end_to_end", "compute"],
-            "budget": FAST,
-            "options": {"threads": 1, "profile_ops": True},
-        },
+        ProfileJob(
+            artifact=str(tiny_onnx),
+            inputs=str(digits_npz),
+            batches=(1, 4),
+            modes=("end_to_end", "compute"),
+            budget=FAST,
+            options=BackendOptions(threads=1, profile_ops=True),
+        ),
         on_progress=events.append,
     )
     assert result["ok"] and result["kind"] == "profile"
@@ -54,13 +55,9 @@ def test_predict_job_returns_predictions_and_logits(
 
     logits_path = tmp_path / "logits.npz"
     result = LocalDevice(builtin_local()).run_job(
-        {
-            "kind": "predict",
-            "artifact": str(tiny_onnx),
-            "sets": [{"name": "clean", "path": str(digits_npz)}],
-            "batch": 50,
-            "logits": str(logits_path),
-        }
+        PredictJob(
+            artifact=str(tiny_onnx), sets=(InputSet("clean", str(digits_npz)),), batch=50, logits=str(logits_path)
+        )
     )
     with np.load(digits_npz) as d:
         x, y = d["x"], d["y"]
@@ -77,7 +74,7 @@ def test_predict_job_returns_predictions_and_logits(
 def test_missing_model_is_a_user_error(digits_npz: Path, tmp_path: Path) -> None:
     with pytest.raises(EdgebenchError, match="ONNX model not found: expected a file at"):
         LocalDevice(builtin_local()).run_job(
-            {"kind": "profile", "artifact": str(tmp_path / "nope.onnx"), "inputs": str(digits_npz), "budget": FAST}
+            ProfileJob(artifact=str(tmp_path / "nope.onnx"), inputs=str(digits_npz), budget=FAST)
         )
 
 
@@ -85,9 +82,7 @@ def test_corrupt_model_is_a_user_error(digits_npz: Path, tmp_path: Path) -> None
     bad = tmp_path / "corrupt.onnx"
     bad.write_bytes(b"this is not protobuf" * 10)
     with pytest.raises(EdgebenchError, match="onnxruntime could not load"):
-        LocalDevice(builtin_local()).run_job(
-            {"kind": "profile", "artifact": str(bad), "inputs": str(digits_npz), "budget": FAST}
-        )
+        LocalDevice(builtin_local()).run_job(ProfileJob(artifact=str(bad), inputs=str(digits_npz), budget=FAST))
 
 
 def test_wrong_shape_data_is_a_user_error(tiny_onnx: Path, tmp_path: Path) -> None:
@@ -96,21 +91,13 @@ def test_wrong_shape_data_is_a_user_error(tiny_onnx: Path, tmp_path: Path) -> No
     with pytest.raises(
         EdgebenchError, match=r"model expects shape \(\?, 1, 8, 8\), data has per-item shape \(1, 28, 28\)"
     ):
-        LocalDevice(builtin_local()).run_job(
-            {"kind": "profile", "artifact": str(tiny_onnx), "inputs": str(data), "budget": FAST}
-        )
+        LocalDevice(builtin_local()).run_job(ProfileJob(artifact=str(tiny_onnx), inputs=str(data), budget=FAST))
 
 
 def test_unknown_backend_is_a_user_error(tiny_onnx: Path, digits_npz: Path) -> None:
     with pytest.raises(EdgebenchError, match="unknown backend 'nope'"):
         LocalDevice(builtin_local()).run_job(
-            {
-                "kind": "profile",
-                "backend": "nope",
-                "artifact": str(tiny_onnx),
-                "inputs": str(digits_npz),
-                "budget": FAST,
-            }
+            ProfileJob(backend="nope", artifact=str(tiny_onnx), inputs=str(digits_npz), budget=FAST)
         )
 
 
@@ -118,14 +105,9 @@ def test_agent_cli_writes_result_atomically_and_exits_2_on_user_error(tmp_path: 
     job = tmp_path / "job.json"
     result = tmp_path / "result.json"
     job.write_text(
-        json.dumps(
-            {
-                "kind": "predict",
-                "artifact": str(tmp_path / "missing.onnx"),
-                "sets": [{"name": "a", "path": str(tmp_path / "a.npz")}],
-                "result": str(result),
-            }
-        )
+        PredictJob(
+            artifact=str(tmp_path / "missing.onnx"), sets=(InputSet("a", str(tmp_path / "a.npz")),), result=str(result)
+        ).to_json()
     )
     proc = subprocess.run([sys.executable, "-m", "edgebench.agent", str(job)], capture_output=True, text=True)
     assert proc.returncode == 2
@@ -139,16 +121,9 @@ def test_agent_imports_no_torch(tiny_onnx: Path, digits_npz: Path, tmp_path: Pat
     """The agent must run on a device with only numpy, psutil and the runtime."""
     job = tmp_path / "job.json"
     job.write_text(
-        json.dumps(
-            {
-                "kind": "profile",
-                "artifact": str(tiny_onnx),
-                "inputs": str(digits_npz),
-                "budget": FAST,
-                "batches": [1],
-                "result": str(tmp_path / "r.json"),
-            }
-        )
+        ProfileJob(
+            artifact=str(tiny_onnx), inputs=str(digits_npz), budget=FAST, result=str(tmp_path / "r.json")
+        ).to_json()
     )
     code = (
         f"import sys, runpy; sys.argv=['agent', {str(job)!r}]; "
@@ -159,3 +134,21 @@ def test_agent_imports_no_torch(tiny_onnx: Path, digits_npz: Path, tmp_path: Pat
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_an_option_the_backend_does_not_take_is_refused_on_the_host(
+    tiny_onnx: Path, digits_npz: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checked before any agent starts (or any file is pushed to a remote device)."""
+    import edgebench.devices.local as local
+
+    def no_agent(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an agent was started for a job the host should have refused")
+
+    monkeypatch.setattr(local.subprocess, "Popen", no_agent)
+    device = LocalDevice(builtin_local())
+    job = ProfileJob(artifact=str(tiny_onnx), inputs=str(digits_npz), options=BackendOptions(compile=True))
+    with pytest.raises(EdgebenchError, match="^backend onnxruntime: option compile is not one it takes"):
+        device.run_job(job)
+    with pytest.raises(EdgebenchError, match="^backend onnxruntime: option builder is not one it takes"):
+        device.open_session(SessionJob(artifact=str(tiny_onnx), options=BackendOptions(builder="trtexec")))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgebench.backends.base import BackendOptions, TimingBudget
 from edgebench.backends.null import NullBackend
+from edgebench.backends.options import BackendOptions, TimingBudget
 from edgebench.errors import EdgebenchError
 
 
@@ -69,7 +69,7 @@ def test_budget_validation() -> None:
 
 
 def test_null_backend_options() -> None:
-    opts = BackendOptions(extra=(("classes", 7), ("input_shape", ("batch", 3, 4, 4))))
+    opts = BackendOptions(classes=7, input_shape=(1, 3, 4, 4))
     with NullBackend(None, opts) as be:
         out = be.infer({"input": np.zeros((5, 3, 4, 4), np.float32)})
     assert out[0].shape == (5, 7)
@@ -122,3 +122,19 @@ def test_end_to_end_mode_prepares_and_fetches_inside_every_timed_iteration() -> 
     assert calls == {"prepare": 4 + 25, "execute": 4 + 25, "fetch": 4 + 25}
     # _fetch sleeps FETCH_S: a sample that includes it cannot be shorter (a lower bound, not a speed goal)
     assert min(res.samples_ms) >= _CountingBackend.FETCH_S * 1000
+
+
+def test_a_backend_refuses_an_option_it_does_not_take() -> None:
+    """An option meant for another backend is one line naming it, before anything loads (the
+    constructor checks: no model file is read)."""
+    from edgebench.backends.onnxruntime import OnnxRuntimeBackend
+
+    with pytest.raises(EdgebenchError) as info:
+        OnnxRuntimeBackend("model.onnx", BackendOptions(compile=True, workspace_mb=64))
+    msg = str(info.value)
+    assert "\n" not in msg and msg.startswith("backend onnxruntime: option compile, workspace_mb is not one it takes")
+    assert "provider" in msg  # what it does take
+    with pytest.raises(EdgebenchError, match="backend null: option provider"):
+        NullBackend(None, BackendOptions(provider="cuda"))
+    # the options it declares, and the common ones, pass
+    OnnxRuntimeBackend("model.onnx", BackendOptions(threads=1, provider="cpu", graph_optimization="none"))

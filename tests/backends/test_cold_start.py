@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edgebench.backends.base import TimingBudget
 from edgebench.backends.null import NullBackend
 from edgebench.backends.onnxruntime import OnnxRuntimeBackend
+from edgebench.backends.options import TimingBudget
 from edgebench.errors import EdgebenchError
 
 LAZY_S = 0.02

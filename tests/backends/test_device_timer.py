@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from edgebench.backends.base import TimingBudget
 from edgebench.backends.null import NullBackend
+from edgebench.backends.options import TimingBudget
 
 
 class _PerfCounterTimer:

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from edgebench.backends.base import BackendOptions
 from edgebench.backends.onnxruntime import OnnxRuntimeBackend
+from edgebench.backends.options import BackendOptions
 
 
 def _threads_started(model: Path, threads: int, x: np.ndarray) -> int:

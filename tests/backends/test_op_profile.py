@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebench.backends.base import BackendOptions, TimingBudget
 from edgebench.backends.onnxruntime import OnnxRuntimeBackend
+from edgebench.backends.options import BackendOptions, TimingBudget
 from edgebench.measure.onnx_stats import onnx_stats
 
 # kernels ONNX Runtime creates itself when it fuses or re-lays-out the graph

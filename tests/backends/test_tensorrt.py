@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgebench.backends.base import BackendOptions, TimingBudget
+from edgebench.backends.options import BackendOptions, TimingBudget
 from edgebench.backends.registry import availability
 from edgebench.backends.tensorrt import (
     TrtBuildOptions,
@@ -150,8 +150,10 @@ def test_build_options_are_validated(kwargs: dict, message: str) -> None:
 
 
 def test_build_options_from_backend_options() -> None:
-    opts = TrtBuildOptions.from_backend_options(BackendOptions(precision="int8", extra=(("batches", [1, 4]),)))
-    assert opts.precision == "int8" and opts.batches == (1, 4)
+    opts = TrtBuildOptions.from_backend_options(
+        BackendOptions(precision="int8", batches=(1, 4), opt_batch=4, workspace_mb=64)
+    )
+    assert opts == TrtBuildOptions(precision="int8", batches=(1, 4), opt_batch=4, workspace_mb=64)
 
 
 def _tensorrt_or_skip() -> None:
@@ -199,7 +201,9 @@ def test_build_run_and_cache_an_engine(small_onnx: Path, small_net, tmp_path: Pa
     opts = BackendOptions(
         device="cuda",
         precision="fp32",
-        extra=(("batches", [1, 4]), ("engine_cache_dir", str(tmp_path)), ("input_shape", [1, 3, 16, 16])),
+        batches=(1, 4),
+        engine_cache_dir=str(tmp_path),
+        input_shape=(1, 3, 16, 16),
     )
     with TensorRTBackend(str(small_onnx), opts) as be:
         assert be.engine_cached is False

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgebench.backends.base import BackendOptions, TimingBudget
+from edgebench.backends.options import BackendOptions, TimingBudget
 from edgebench.backends.torch import TorchBackend, detect_format
 from edgebench.errors import EdgebenchError
 
-SHAPE_OPT = (("input_shape", (1, 3, 16, 16)),)
+SHAPE = (1, 3, 16, 16)
 QUICK = TimingBudget(warmup_iters=2, warmup_s=0.0, iterations=7, min_duration_s=0.0)
 
 
@@ -25,7 +25,7 @@ def _reference(net, x: np.ndarray) -> np.ndarray:  # noqa: ANN001
 @pytest.mark.parametrize("fixture", ["small_torchscript", "small_pt2"])
 def test_outputs_match_the_module(fixture: str, request: pytest.FixtureRequest, small_net, small_inputs) -> None:  # noqa: ANN001
     path = request.getfixturevalue(fixture)
-    with TorchBackend(str(path), BackendOptions(threads=1, extra=SHAPE_OPT)) as be:
+    with TorchBackend(str(path), BackendOptions(threads=1, input_shape=SHAPE)) as be:
         spec = be.input_specs()[0]
         out = be.infer({spec.name: small_inputs[:4]})
         assert be.format == ("torchscript" if fixture == "small_torchscript" else "exported_program")
@@ -59,7 +59,7 @@ def test_exported_program_declares_its_shape_with_a_dynamic_batch(small_pt2: Pat
 
 @pytest.mark.parametrize("mode", ["compute", "end_to_end"])
 def test_timing_both_modes(mode: str, small_torchscript: Path, small_inputs: np.ndarray) -> None:
-    with TorchBackend(str(small_torchscript), BackendOptions(threads=1, extra=SHAPE_OPT)) as be:
+    with TorchBackend(str(small_torchscript), BackendOptions(threads=1, input_shape=SHAPE)) as be:
         res = be.time([{"input": small_inputs[:2]}, {"input": small_inputs[2:4]}], QUICK, mode=mode)
     s = res.summary()
     assert s["samples"] == 7 and s["warmup_iters"] == 2
@@ -76,7 +76,7 @@ def test_corrupt_file_is_a_one_line_user_error(tmp_path: Path) -> None:
     bad = tmp_path / "broken.pt"
     bad.write_bytes(b"this is not a zip archive" * 10)
     with pytest.raises(EdgebenchError) as info:
-        TorchBackend(str(bad), BackendOptions(extra=SHAPE_OPT)).open()
+        TorchBackend(str(bad), BackendOptions(input_shape=SHAPE)).open()
     assert "broken.pt" in str(info.value) and "\n" not in str(info.value)
 
 
@@ -85,7 +85,7 @@ def test_truncated_torchscript_is_a_user_error(small_torchscript: Path, tmp_path
     bad = tmp_path / "truncated.pt"
     bad.write_bytes(data[: len(data) // 2])
     with pytest.raises(EdgebenchError, match="truncated.pt"):
-        TorchBackend(str(bad), BackendOptions(extra=SHAPE_OPT)).open()
+        TorchBackend(str(bad), BackendOptions(input_shape=SHAPE)).open()
 
 
 def test_format_detection(small_torchscript: Path, small_pt2: Path, small_onnx: Path) -> None:
@@ -109,21 +109,21 @@ def test_torch_compile_option_compiles_the_module(small_pt2: Path, small_net, sm
     with TorchBackend(str(small_pt2), BackendOptions(threads=1)) as be:
         be.infer({"input": small_inputs[:2]})
     assert _graphs_compiled() == before  # plain eager: no graph captured
-    with TorchBackend(str(small_pt2), BackendOptions(threads=1, extra=(("compile", "eager"),))) as be:
+    with TorchBackend(str(small_pt2), BackendOptions(threads=1, compile="eager")) as be:
         out = be.infer({"input": small_inputs[:2]})
         env = be.environment()
     assert _graphs_compiled() > before
     assert env["compile"] is True and env["compile_backend"] == "eager"
     np.testing.assert_allclose(out[0], _reference(small_net, small_inputs[:2]), rtol=1e-5, atol=1e-5)
     with pytest.raises(EdgebenchError, match="compile expects true, false or a torch.compile backend"):
-        TorchBackend(str(small_pt2), BackendOptions(extra=(("compile", "no-such-backend"),))).open()
+        TorchBackend(str(small_pt2), BackendOptions(compile="no-such-backend")).open()
 
 
 @pytest.mark.slow  # inductor compiles kernels: ~30 s
 def test_torch_compile_true_builds_inductor_kernels(small_pt2: Path, small_net, small_inputs) -> None:  # noqa: ANN001
     from torch._dynamo.utils import counters
 
-    opts = BackendOptions(threads=1, extra=(("compile", True),))
+    opts = BackendOptions(threads=1, compile=True)
     before = (
         _graphs_compiled(),
         int(counters["inductor"]["fxgraph_cache_miss"] + counters["inductor"]["fxgraph_cache_hit"]),
@@ -145,7 +145,7 @@ def test_torch_compile_true_builds_inductor_kernels(small_pt2: Path, small_net, 
 
 def test_torch_compile_refuses_torchscript(small_torchscript: Path) -> None:
     with pytest.raises(EdgebenchError, match="needs an ExportedProgram"):
-        TorchBackend(str(small_torchscript), BackendOptions(extra=SHAPE_OPT + (("compile", True),))).open()
+        TorchBackend(str(small_torchscript), BackendOptions(input_shape=SHAPE, compile=True)).open()
 
 
 # ---- CUDA: these run where a GPU is present and say why they skip elsewhere -------------------

@@ -16,11 +16,13 @@ import numpy as np
 import pytest
 from loopback import LoopbackSshd, sshd_missing_reason
 
+from edgebench.backends.options import TimingBudget
+
 
 @pytest.fixture
-def fast_budget() -> dict:
+def fast_budget() -> TimingBudget:
     """A short timing budget: a few real iterations, no minimum duration."""
-    return {"warmup_iters": 2, "warmup_s": 0.0, "iterations": 20, "min_duration_s": 0.0}
+    return TimingBudget(warmup_iters=2, warmup_s=0.0, iterations=20, min_duration_s=0.0)
 
 
 def _require_sshd() -> None:

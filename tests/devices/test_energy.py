@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgebench.agent.protocol import ProfileJob
 from edgebench.agent.telemetry import make_sampler
 from edgebench.agent.telemetry.energy import PowerSample, PowerTrace, window_energy, window_power
 from edgebench.agent.telemetry.tegrastats import input_rail_trace, parse_tegrastats_line
-from edgebench.backends.base import TimingBudget
 from edgebench.backends.null import NullBackend
+from edgebench.backends.options import BackendOptions, TimingBudget
 
 sys.path.insert(0, str(Path(__file__).parent))
 import tegrastats_replay  # noqa: E402
@@ -121,18 +122,17 @@ def test_agent_profile_job_reports_energy_per_run(
     from edgebench.devices.inventory import builtin_local
     from edgebench.devices.local import LocalDevice
 
-    job = {
-        "kind": "profile",
-        "artifact": str(tiny_onnx),
-        "inputs": str(digits_npz),
-        "batches": [1, 4],
-        "modes": ["end_to_end", "compute"],
-        "budget": {"warmup_iters": 2, "warmup_s": 0.0, "iterations": 5, "min_duration_s": 0.3},
-        "telemetry": "tegrastats",
-        "telemetry_interval_s": 0.02,
-        "idle_s": 0.2,
-        "options": {"threads": 1},
-    }
+    job = ProfileJob(
+        artifact=str(tiny_onnx),
+        inputs=str(digits_npz),
+        batches=(1, 4),
+        modes=("end_to_end", "compute"),
+        budget=TimingBudget(warmup_iters=2, warmup_s=0.0, iterations=5, min_duration_s=0.3),
+        telemetry="tegrastats",
+        telemetry_interval_s=0.02,
+        idle_s=0.2,
+        options=BackendOptions(threads=1),
+    )
     result = LocalDevice(builtin_local()).run_job(job)
     assert "energy_per_inference_mj" not in result["telemetry"]  # no blended figure any more
     assert len(result["runs"]) == 4

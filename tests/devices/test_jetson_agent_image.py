@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from loopback import free_port, sshd_missing_reason, write_keypair
 
+from edgebench.agent.protocol import ProfileJob
+from edgebench.backends.options import BackendOptions, TimingBudget
 from edgebench.devices.inventory import DeviceSpec
 from edgebench.devices.registry import open_device
 
@@ -74,7 +76,7 @@ def agent_server(tmp_path: Path):  # noqa: ANN201
 
 
 def test_entrypoint_serves_an_ssh_device(
-    agent_server, small_onnx: Path, digits_inputs: Path, fast_budget: dict
+    agent_server, small_onnx: Path, digits_inputs: Path, fast_budget: TimingBudget
 ) -> None:  # noqa: ANN001
     import sys
 
@@ -93,16 +95,14 @@ def test_entrypoint_serves_an_ssh_device(
         python=sys.executable,
         workdir=str(tmp / "device"),
     )
-    job = {
-        "kind": "profile",
-        "artifact": str(small_onnx),
-        "inputs": str(digits_inputs),
-        "batches": [1],
-        "modes": ["end_to_end"],
-        "budget": fast_budget,
-        "options": {"threads": 1},
-        "telemetry": "none",
-    }
+    job = ProfileJob(
+        artifact=str(small_onnx),
+        inputs=str(digits_inputs),
+        modes=("end_to_end",),
+        budget=fast_budget,
+        options=BackendOptions(threads=1),
+        telemetry="none",
+    )
     with open_device(spec) as dev:
         result = dev.run_job(job)
     assert result["ok"] and result["runs"][0]["latency_ms"]["samples"] >= 20

@@ -3,6 +3,7 @@ EdgebenchError; a re-run after the server is back succeeds; earlier results are 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import threading
@@ -12,29 +13,30 @@ from pathlib import Path
 import pytest
 from loopback import LoopbackSshd, free_port
 
+from edgebench.agent.protocol import EnvJob, ProfileJob
+from edgebench.backends.options import BackendOptions, TimingBudget
 from edgebench.devices.ssh import SshDevice
 from edgebench.devices.ssh.transport import TransportError
 
 
-def long_job(model: Path, inputs: Path, result: Path, seconds: float) -> dict:
+def long_job(model: Path, inputs: Path, result: Path, seconds: float) -> ProfileJob:
     """A profile job that runs for a while (4 timed windows of *seconds*), with progress."""
-    return {
-        "kind": "profile",
-        "artifact": str(model),
-        "inputs": str(inputs),
-        "batches": [1, 2],
-        "modes": ["end_to_end", "compute"],
-        "options": {"threads": 1},
-        "result": str(result),
-        "budget": {"warmup_iters": 1, "warmup_s": 0.0, "iterations": 5, "min_duration_s": seconds},
-    }
+    return ProfileJob(
+        artifact=str(model),
+        inputs=str(inputs),
+        batches=(1, 2),
+        modes=("end_to_end", "compute"),
+        options=BackendOptions(threads=1),
+        result=str(result),
+        budget=TimingBudget(warmup_iters=1, warmup_s=0.0, iterations=5, min_duration_s=seconds),
+    )
 
 
 def test_connection_refused_is_reported_with_the_address(sshd: LoopbackSshd) -> None:
     port = free_port()  # nothing listens there
     dev = SshDevice(sshd.spec(name="gone", port=port, retries=1, retry_backoff_s=0.05))
     with pytest.raises(TransportError) as info:
-        dev.run_job({"kind": "env"})
+        dev.run_job(EnvJob())
     msg = str(info.value)
     assert "device 'gone' (" in msg and f"127.0.0.1:{port}" in msg and "connection refused" in msg
     assert "gave up after 2 attempts" in msg and dev.attempts_last_job == 2
@@ -77,21 +79,23 @@ def test_a_server_that_never_speaks_ssh_times_out_clearly(sshd: LoopbackSshd, si
 
 
 def test_server_killed_mid_job_is_reported_then_a_rerun_after_restart_succeeds(
-    make_sshd: Callable[..., LoopbackSshd], small_onnx: Path, digits_inputs: Path, fast_budget: dict, tmp_path: Path
+    make_sshd: Callable[..., LoopbackSshd],
+    small_onnx: Path,
+    digits_inputs: Path,
+    fast_budget: TimingBudget,
+    tmp_path: Path,
 ) -> None:
     server = make_sshd("flaky")
     dev = SshDevice(server.spec(retries=1, retry_backoff_s=0.1))
     done_file = tmp_path / "done.json"
     dev.run_job(
-        {
-            "kind": "profile",
-            "artifact": str(small_onnx),
-            "inputs": str(digits_inputs),
-            "batches": [1],
-            "modes": ["compute"],
-            "budget": fast_budget,
-            "result": str(done_file),
-        }
+        ProfileJob(
+            artifact=str(small_onnx),
+            inputs=str(digits_inputs),
+            modes=("compute",),
+            budget=fast_budget,
+            result=str(done_file),
+        )
     )
     done_bytes = done_file.read_bytes()
 
@@ -161,7 +165,7 @@ def test_an_agent_left_running_by_a_dropped_link_is_stopped_before_the_retry(
                 p.kill()
 
     with caplog.at_level("WARNING", logger="edgebench.devices.ssh"):
-        job = dict(long_job(small_onnx, digits_inputs, tmp_path / "r.json", 3.0), batches=[1])
+        job = dataclasses.replace(long_job(small_onnx, digits_inputs, tmp_path / "r.json", 3.0), batches=(1,))
         result = dev.run_job(job, on_progress=cut_link)
     assert result["ok"] and dev.attempts_last_job >= 2 and len(agents) == 1
     assert not psutil.pid_exists(agents[0]) or psutil.Process(agents[0]).status() == psutil.STATUS_ZOMBIE

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from loopback import LoopbackSshd
 
+from edgebench.agent.protocol import InputSet, PredictJob, ProfileJob
+from edgebench.backends.options import BackendOptions, TimingBudget
 from edgebench.devices.inventory import builtin_local
 from edgebench.devices.local import LocalDevice
 from edgebench.devices.registry import open_device
@@ -19,27 +21,27 @@ from edgebench.devices.ssh.deploy import LIGHT_PACKAGES, build_agent_zipapp
 from edgebench.errors import EdgebenchError
 
 
-def profile_job(model: Path, inputs: Path, budget: dict, result: Path | None = None, **extra: object) -> dict:
-    job = {
-        "protocol": 1,
-        "kind": "profile",
-        "artifact": str(model),
-        "backend": "onnxruntime",
-        "inputs": str(inputs),
-        "batches": [1, 4],
-        "modes": ["end_to_end", "compute"],
-        "budget": budget,
-        "options": {"threads": 1},
-        "telemetry": "auto",
-    }
-    if result is not None:
-        job["result"] = str(result)
-    job.update(extra)
-    return job
+def profile_job(
+    model: Path,
+    inputs: Path,
+    budget: TimingBudget,
+    result: Path | None = None,
+    batches: tuple[int, ...] = (1, 4),
+    modes: tuple[str, ...] = ("end_to_end", "compute"),
+) -> ProfileJob:
+    return ProfileJob(
+        artifact=str(model),
+        inputs=str(inputs),
+        batches=batches,
+        modes=modes,
+        budget=budget,
+        options=BackendOptions(threads=1),
+        result=str(result) if result is not None else None,
+    )
 
 
 def test_profile_over_ssh_then_a_second_run_pushes_nothing(
-    sshd: LoopbackSshd, small_onnx: Path, digits_inputs: Path, fast_budget: dict, tmp_path: Path
+    sshd: LoopbackSshd, small_onnx: Path, digits_inputs: Path, fast_budget: TimingBudget, tmp_path: Path
 ) -> None:
     spec = sshd.spec(workdir=str(tmp_path / "device-workdir"))
     job = profile_job(small_onnx, digits_inputs, fast_budget, tmp_path / "out" / "profile.json")
@@ -65,7 +67,7 @@ def test_profile_over_ssh_then_a_second_run_pushes_nothing(
     # progress streamed back while the agent ran, tagged with the device
     assert [e["done"] for e in events] == [1, 2, 3, 4] and {e["device"] for e in events} == {"loopback"}
     # the result file on the host is the result, written atomically
-    on_disk = json.loads(Path(job["result"]).read_text())
+    on_disk = json.loads((tmp_path / "out" / "profile.json").read_text())
     assert on_disk["runs"] == result["runs"] and on_disk["environment"]["device"] == "loopback"
 
     with SshDevice(spec) as again:  # a new connection: the device is asked again, by hash
@@ -78,16 +80,14 @@ def test_profile_over_ssh_then_a_second_run_pushes_nothing(
 def test_predict_over_ssh_pulls_logits_identical_to_the_local_device(
     sshd: LoopbackSshd, small_onnx: Path, digits_inputs: Path, adversarial_like: Path, tmp_path: Path
 ) -> None:
-    def job(out: Path) -> dict:
-        return {
-            "kind": "predict",
-            "artifact": str(small_onnx),
-            "backend": "onnxruntime",
-            "batch": 16,
-            "sets": [{"name": "clean", "path": str(digits_inputs)}, {"name": "shifted", "path": str(adversarial_like)}],
-            "logits": str(out / "logits.npz"),
-            "result": str(out / "predict.json"),
-        }
+    def job(out: Path) -> PredictJob:
+        return PredictJob(
+            artifact=str(small_onnx),
+            batch=16,
+            sets=(InputSet("clean", str(digits_inputs)), InputSet("shifted", str(adversarial_like))),
+            logits=str(out / "logits.npz"),
+            result=str(out / "predict.json"),
+        )
 
     remote = SshDevice(sshd.spec()).run_job(job(tmp_path / "ssh"))
     local = LocalDevice(builtin_local()).run_job(job(tmp_path / "local"))
@@ -103,7 +103,7 @@ def test_predict_over_ssh_pulls_logits_identical_to_the_local_device(
 
 
 def test_agent_user_error_becomes_edgebench_error_naming_host_paths(
-    sshd: LoopbackSshd, small_onnx: Path, fast_budget: dict, tmp_path: Path
+    sshd: LoopbackSshd, small_onnx: Path, fast_budget: TimingBudget, tmp_path: Path
 ) -> None:
     job = profile_job(small_onnx, small_onnx, fast_budget, tmp_path / "bad.json")  # inputs: not an .npz
     with pytest.raises(EdgebenchError) as info:
@@ -116,7 +116,7 @@ def test_agent_user_error_becomes_edgebench_error_naming_host_paths(
 
 
 def test_missing_host_file_is_reported_before_anything_runs(
-    sshd: LoopbackSshd, fast_budget: dict, tmp_path: Path
+    sshd: LoopbackSshd, fast_budget: TimingBudget, tmp_path: Path
 ) -> None:
     job = profile_job(tmp_path / "nope.onnx", tmp_path / "nope.npz", fast_budget)
     with pytest.raises(EdgebenchError, match=r"file to push not found: expected a file at .*nope"):
@@ -157,10 +157,10 @@ def test_remote_agent_is_the_zipapp_of_light_modules(sshd: LoopbackSshd) -> None
 
 
 def test_a_corrupted_cache_file_is_detected_by_hash_and_pushed_again(
-    sshd: LoopbackSshd, small_onnx: Path, digits_inputs: Path, fast_budget: dict, tmp_path: Path
+    sshd: LoopbackSshd, small_onnx: Path, digits_inputs: Path, fast_budget: TimingBudget, tmp_path: Path
 ) -> None:
     spec = sshd.spec(workdir=str(tmp_path / "wd"))
-    job = profile_job(small_onnx, digits_inputs, fast_budget, batches=[1], modes=["compute"])
+    job = profile_job(small_onnx, digits_inputs, fast_budget, batches=(1,), modes=("compute",))
     with SshDevice(spec) as dev:
         dev.run_job(job)
     cached = sorted((tmp_path / "wd" / "cache").iterdir())

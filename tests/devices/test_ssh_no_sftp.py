@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from loopback import LoopbackSshd, sshd_missing_reason
 
+from edgebench.agent.protocol import ProfileJob
+from edgebench.backends.options import BackendOptions, TimingBudget
 from edgebench.devices.registry import open_device
 from edgebench.devices.ssh import SshDevice
 from edgebench.devices.ssh.transport import SshOptions, SshTransport
@@ -58,21 +60,18 @@ def test_file_operations_over_exec_channels(no_sftp: LoopbackSshd, tmp_path: Pat
 
 
 def test_a_profile_job_on_a_device_without_sftp(
-    no_sftp: LoopbackSshd, small_onnx: Path, digits_inputs: Path, fast_budget: dict, tmp_path: Path
+    no_sftp: LoopbackSshd, small_onnx: Path, digits_inputs: Path, fast_budget: TimingBudget, tmp_path: Path
 ) -> None:
     spec = no_sftp.spec(workdir=str(tmp_path / "device-workdir"))
-    job = {
-        "kind": "profile",
-        "artifact": str(small_onnx),
-        "backend": "onnxruntime",
-        "inputs": str(digits_inputs),
-        "batches": [1],
-        "modes": ["end_to_end"],
-        "budget": fast_budget,
-        "options": {"threads": 1},
-        "telemetry": "none",
-        "result": str(tmp_path / "out" / "profile.json"),
-    }
+    job = ProfileJob(
+        artifact=str(small_onnx),
+        inputs=str(digits_inputs),
+        modes=("end_to_end",),
+        budget=fast_budget,
+        options=BackendOptions(threads=1),
+        telemetry="none",
+        result=str(tmp_path / "out" / "profile.json"),
+    )
     with open_device(spec) as dev:
         assert isinstance(dev, SshDevice)
         result = dev.run_job(job)

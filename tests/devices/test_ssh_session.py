@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from loopback import LoopbackSshd
 
+from edgebench.agent.protocol import SessionJob
+from edgebench.backends.options import BackendOptions
 from edgebench.devices.registry import open_device
 from edgebench.errors import EdgebenchError
 from edgebench.export.onnx import ort_logits
@@ -19,7 +21,7 @@ def test_session_over_ssh_answers_like_a_local_session(
     with np.load(digits_inputs) as d:
         x = d["x"][:5].astype(np.float32)
     with open_device(sshd.spec(workdir=str(tmp_path / "wd"))) as dev:
-        with dev.open_session({"artifact": str(small_onnx), "options": {"threads": 1}}) as session:
+        with dev.open_session(SessionJob(artifact=str(small_onnx), options=BackendOptions(threads=1))) as session:
             got = np.concatenate([session.query(x[:2]), session.query(x[2:])])
             assert session.queries == 5 and session.runtime["backend"] == "onnxruntime"
             with pytest.raises(EdgebenchError, match="expects shape"):
@@ -35,7 +37,7 @@ def test_blackbox_attack_through_ssh(sshd: LoopbackSshd, small_onnx: Path, digit
         x, y = d["x"].astype(np.float32), d["y"].astype(np.int64)
     spec = BlackBoxSpec(max_queries=40, gradient_queries=8, epsilons=(1.0, 4.0))
     with open_device(sshd.spec(workdir=str(tmp_path / "wd"))) as dev:
-        with dev.open_session({"artifact": str(small_onnx)}) as session:
+        with dev.open_session(SessionJob(artifact=str(small_onnx))) as session:
             res = run_blackbox(session.query, x[:2], y[:2], spec, pool_x=x[2:20], pool_y=y[2:20])
             used = session.queries
     assert res.queries.max() <= 40

@@ -8,6 +8,7 @@ aggregation), the only way to exercise it without a Jetson.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import sys
@@ -16,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from edgebench.agent.protocol import ProfileJob
 from edgebench.agent.telemetry import make_sampler
 from edgebench.agent.telemetry.tegrastats import TegrastatsSampler, aggregate, parse_tegrastats_line
+from edgebench.backends.options import BackendOptions, TimingBudget
 from edgebench.errors import EdgebenchError
 
 FIXTURE = Path("/work/shared/fixtures/tegrastats.txt")
@@ -181,24 +184,22 @@ def test_auto_picks_tegrastats_when_on_path_and_aggregates_its_output(tegrastats
 
 
 def test_agent_profile_job_reports_power_and_energy_from_tegrastats(
-    tegrastats_on_path: Path, small_onnx: Path, digits_inputs: Path, tmp_path: Path, fast_budget: dict
+    tegrastats_on_path: Path, small_onnx: Path, digits_inputs: Path, tmp_path: Path, fast_budget: TimingBudget
 ) -> None:
     """The whole path: agent subprocess -> make_sampler(job telemetry) -> energy per inference."""
     from edgebench.devices.inventory import builtin_local
     from edgebench.devices.local import LocalDevice
 
-    job = {
-        "kind": "profile",
-        "artifact": str(small_onnx),
-        "inputs": str(digits_inputs),
-        "batches": [1],
-        "modes": ["end_to_end"],
-        "budget": dict(fast_budget, min_duration_s=0.5),
-        "telemetry": "tegrastats",
-        "telemetry_interval_s": 0.02,
-        "options": {"threads": 1},
-        "result": str(tmp_path / "r.json"),
-    }
+    job = ProfileJob(
+        artifact=str(small_onnx),
+        inputs=str(digits_inputs),
+        modes=("end_to_end",),
+        budget=dataclasses.replace(fast_budget, min_duration_s=0.5),
+        telemetry="tegrastats",
+        telemetry_interval_s=0.02,
+        options=BackendOptions(threads=1),
+        result=str(tmp_path / "r.json"),
+    )
     result = LocalDevice(builtin_local()).run_job(job)
     tel = result["telemetry"]
     assert tel["source"] == "tegrastats" and tel["samples"] >= 1

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from edgebench.backends.base import BackendOptions
 from edgebench.backends.onnxruntime import OnnxRuntimeBackend
+from edgebench.backends.options import BackendOptions
 from edgebench.errors import EdgebenchError
 from edgebench.export.onnx import export_onnx
 from edgebench.robustness.attacks import distances

@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from edgebench.agent.protocol import SessionJob
+from edgebench.backends.options import BackendOptions
+from edgebench.backends.tensorrt import TensorRTBackend
 from edgebench.devices.inventory import DeviceSpec
 from edgebench.errors import EdgebenchError
 from edgebench.study.config import load_study, study_from_dict
@@ -67,14 +70,15 @@ def test_bad_engine_settings_are_refused(item: dict, message: str) -> None:
 
 def test_a_tensorrt_candidate_becomes_a_tensorrt_job() -> None:
     c = _cands(TRT_FP16)
-    job = {"backend": "onnxruntime", "options": {"threads": 1, "device": "cpu", "precision": "fp32"}}
-    apply_engine(job, c["trt-fp16"], (1, 32))
-    assert job["backend"] == "tensorrt"
-    assert job["options"]["device"] == "cuda" and job["options"]["precision"] == "fp16"
+    job = SessionJob(artifact="m.onnx", options=BackendOptions(threads=1, device="cpu", precision="fp32"))
+    trt = apply_engine(job, c["trt-fp16"], (1, 32))
+    assert trt.backend == "tensorrt" and trt.artifact == "m.onnx"
     # the optimization profile covers every profiled batch and the replay batch
-    assert job["options"]["extra"] == {"batches": [1, 32, 128], "opt_batch": 1, "builder": "trtexec"}
-    base = {"backend": "onnxruntime", "options": {}}
-    assert apply_engine(base, c["base"], (1,)) == {"backend": "onnxruntime", "options": {}}
+    assert trt.options == BackendOptions(
+        threads=1, device="cuda", precision="fp16", batches=(1, 32, 128), opt_batch=1, builder="trtexec"
+    )
+    TensorRTBackend("m.onnx", trt.options)  # every option set is one the tensorrt backend takes
+    assert apply_engine(job, c["base"], (1,)) == job
 
 
 def test_skip_reason_depends_on_the_device_runtimes() -> None:

@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from edgebench.backends.base import Backend, BackendOptions, Capabilities, TensorSpec
+from edgebench.backends.base import Backend, Capabilities, TensorSpec
+from edgebench.backends.options import BackendOptions
 from edgebench.errors import EdgebenchError
 
 log = logging.getLogger(__name__)
@@ -65,12 +66,11 @@ class TrtBuildOptions:
 
     @classmethod
     def from_backend_options(cls, options: BackendOptions) -> TrtBuildOptions:
-        batches = tuple(int(b) for b in options.get("batches", (1,)))
         return cls(
             precision=options.precision or "fp32",
-            workspace_mb=int(options.get("workspace_mb", 1024)),
-            batches=batches,
-            opt_batch=options.get("opt_batch"),
+            workspace_mb=options.workspace_mb,
+            batches=options.batches,
+            opt_batch=options.opt_batch,
         )
 
 
@@ -209,7 +209,11 @@ class TensorRTBackend(Backend):
 
     name = "tensorrt"
     capabilities = Capabilities(
-        profile_ops=True, builds_precisions=("fp16", "int8"), devices=("cuda",), needs_batches=True
+        profile_ops=True,
+        builds_precisions=("fp16", "int8"),
+        devices=("cuda",),
+        needs_batches=True,
+        options=("input_shape", "batches", "opt_batch", "workspace_mb", "builder", "engine_cache_dir", "trtexec"),
     )
 
     def _open(self) -> None:
@@ -240,14 +244,14 @@ class TensorRTBackend(Backend):
             raise EdgebenchError(f"tensorrt backend: expected a model with one input, found {[i[0] for i in inputs]}")
         in_name, declared, dtype = inputs[0]
         self._build_opts = TrtBuildOptions.from_backend_options(self.options)
-        item = self.options.get("input_shape")
-        item_shape = tuple(int(d) for d in item[1:]) if item else None
+        item = self.options.input_shape
+        item_shape = item[1:] if item else None
         self._shapes = profile_shapes(declared, item_shape, self._build_opts)
         dev = torch.device(self.options.device if self.options.device.startswith("cuda") else "cuda")
         self._device = dev
         gpu = torch.cuda.get_device_name(dev)
         self._capability = "{}.{}".format(*torch.cuda.get_device_capability(dev))
-        self._builder = str(self.options.get("builder", "api"))
+        self._builder = self.options.builder
         if self._builder not in ("api", "trtexec"):
             raise EdgebenchError(f"tensorrt: builder expected 'api' or 'trtexec', found {self._builder!r}")
         key = engine_cache_key(
@@ -260,7 +264,7 @@ class TensorRTBackend(Backend):
             self._capability,
             self._builder,
         )
-        cache = Path(self.options.get("engine_cache_dir") or engine_cache_dir()) / f"{key}.engine"
+        cache = Path(self.options.engine_cache_dir or engine_cache_dir()) / f"{key}.engine"
         self._logger = trt.Logger(trt.Logger.WARNING)
         self.engine_cached = cache.is_file()
         if self.engine_cached:
@@ -336,7 +340,7 @@ class TensorRTBackend(Backend):
         import subprocess
         import tempfile
 
-        binary = self.options.get("trtexec") or shutil.which("trtexec") or "/usr/src/tensorrt/bin/trtexec"
+        binary = self.options.trtexec or shutil.which("trtexec") or "/usr/src/tensorrt/bin/trtexec"
         if not Path(binary).is_file():
             raise EdgebenchError(f"tensorrt: builder trtexec: expected the trtexec binary, found none at {binary}")
         with tempfile.TemporaryDirectory(prefix="edgebench-trtexec-") as tmp:

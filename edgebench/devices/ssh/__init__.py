@@ -19,8 +19,8 @@ import uuid
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from edgebench.agent.protocol import input_files, parse_progress
-from edgebench.devices.base import Device, ProgressFn
+from edgebench.agent.protocol import Job, SessionJob, parse_progress
+from edgebench.devices.base import Device, ProgressFn, check_backend
 from edgebench.devices.inventory import DeviceSpec
 from edgebench.devices.ssh.deploy import Deployer
 from edgebench.devices.ssh.transport import SshOptions, SshTransport, TransportError
@@ -91,15 +91,20 @@ class SshDevice(Device):
     def close(self) -> None:
         self.transport.close()
 
-    def open_session(self, job: dict) -> QuerySession:
+    def _push(self, paths: list[str]) -> tuple[str, dict[str, str]]:
+        """Push the agent and the host files *paths* by hash: the agent's path and
+        ``{host path as given: its cache path on the device}``."""
+        agent, pushed = self.deployer.sync(paths)
+        return agent, {p: pushed[str(Path(p).resolve())] for p in paths}
+
+    def open_session(self, job: SessionJob) -> QuerySession:
         """``python agent.pyz --serve`` on the device, the job's artifact pushed by hash first."""
         from edgebench.devices.session import QuerySession
 
+        check_backend(job)
         self.transport.connect()
-        agent, pushed = self.deployer.sync(input_files(job))
-        remote = dict(self.with_device_defaults(job))
-        if remote.get("artifact"):
-            remote["artifact"] = pushed[str(Path(remote["artifact"]).resolve())]
+        agent, files = self._push(job.paths())
+        remote = self.with_device_defaults(job).relocated(files)
         proc = self.transport.open_process([*self.deployer.python, agent, "--serve"])
         session = QuerySession(self.name, proc.write_line, proc.read_line, proc.close)
         try:
@@ -109,30 +114,20 @@ class SshDevice(Device):
             raise
 
     # -- one attempt ------------------------------------------------------------------------
-    def _remote_job(self, job: dict, pushed: dict[str, str], stem: str) -> dict:
-        remote = dict(self.with_device_defaults(job))
-        for key in ("artifact", "inputs"):
-            if remote.get(key):
-                remote[key] = pushed[str(Path(remote[key]).resolve())]
-        remote["sets"] = [dict(s, path=pushed[str(Path(s["path"]).resolve())]) for s in job.get("sets") or []]
-        if not remote["sets"]:
-            remote.pop("sets")
-        remote["result"] = f"{stem}.result.json"
-        if job.get("logits"):
-            remote["logits"] = f"{stem}.logits.npz"
-        return remote
-
-    def _attempt(self, job: dict, on_progress: ProgressFn | None) -> dict:
+    def _attempt(self, job: Job, on_progress: ProgressFn | None) -> dict:
         t = self.transport
         t.connect()
-        agent, pushed = self.deployer.sync(input_files(job))
+        agent, pushed = self._push(job.paths())
         self._stop_stale()
         stem = str(PurePosixPath(self.deployer.prepare()) / "jobs" / uuid.uuid4().hex[:16])
-        remote = self._remote_job(job, pushed, stem)
+        # every output in the job's folder on the device (a result even where the host wants none)
+        outputs = {k: f"{stem}.{k}{PurePosixPath(v).suffix}" for k, v in job.outputs().items()}
+        outputs.setdefault("result", f"{stem}.result.json")
+        remote = self.with_device_defaults(job).relocated(pushed, outputs)
         job_file = f"{stem}.job.json"
         pid_file = f"{stem}.pid"
-        files = (pid_file, job_file, remote["result"], *([remote["logits"]] if job.get("logits") else []))
-        t.put_bytes(json.dumps(remote).encode("utf-8"), job_file)
+        files = (pid_file, job_file, *outputs.values())
+        t.put_bytes(remote.to_json().encode("utf-8"), job_file)
         tail: list[str] = []
 
         def on_line(line: str) -> None:
@@ -159,7 +154,7 @@ class SshDevice(Device):
                     f"device '{self.name}': the agent's session ended without an exit status "
                     f"(connection dropped or the agent was killed): {' | '.join(tail[-3:])}"
                 )
-            raw = t.get_bytes(remote["result"], missing_ok=True)
+            raw = t.get_bytes(outputs["result"], missing_ok=True)
             if raw is None:
                 raise EdgebenchError(
                     f"agent on '{self.name}' exited {res.exit_status} without a result: {' | '.join(tail[-3:]) or '(no output)'}"
@@ -169,12 +164,13 @@ class SshDevice(Device):
             except json.JSONDecodeError as exc:
                 raise EdgebenchError(f"agent on '{self.name}' wrote a result that is not JSON: {exc}") from None
             back = {v: k for k, v in pushed.items()}
-            back.update({remote[k]: job[k] for k in ("result", "logits") if job.get(k)})
-            if result.get("ok") and job.get("logits"):
-                logits = t.get_bytes(remote["logits"])
+            host_outputs = job.outputs()
+            back.update({outputs[k]: v for k, v in host_outputs.items()})
+            if result.get("ok") and "logits" in host_outputs:
+                logits = t.get_bytes(outputs["logits"])
                 assert logits is not None
                 self.deployer.stats.bytes_pulled += len(logits)
-                atomic_write_bytes(job["logits"], logits)
+                atomic_write_bytes(host_outputs["logits"], logits)
             self.deployer.stats.bytes_pulled += len(raw)
             result = _replace_strings(result, back)
             if isinstance(result.get("error"), str):  # device cache paths in a message -> host paths
@@ -189,8 +185,8 @@ class SshDevice(Device):
                     "port": self.options.port,
                     "agent": PurePosixPath(agent).parent.name,
                 }
-            if job.get("result"):
-                atomic_write_json(job["result"], result)
+            if "result" in host_outputs:
+                atomic_write_json(host_outputs["result"], result)
         finally:
             try:
                 if t.connected:
@@ -223,7 +219,7 @@ class SshDevice(Device):
             self._stale.pop(0)
 
     # -- public -----------------------------------------------------------------------------
-    def _run_job(self, job: dict, on_progress: ProgressFn | None = None) -> dict:
+    def _run_job(self, job: Job, on_progress: ProgressFn | None = None) -> dict:
         """Run *job* (host paths) on the device; retry a dropped link with back-off.
 
         Raises :class:`TransportError` (an :class:`EdgebenchError`) when the device stays
