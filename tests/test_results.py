@@ -132,13 +132,12 @@ def test_report_cli_refuses_a_mismatch_with_one_line(tmp_path: Path, fixture: di
     assert not (tmp_path / "report.md").exists()
 
 
-def test_assembly_goes_through_the_model(tmp_path: Path) -> None:
-    """A measurement file that assembles into something the schema refuses stops assembly with
-    the field's path, and nothing is written."""
-    from edgebench.study.assemble import assemble_results
+def _minimal_run(root: Path) -> dict:
+    """A run folder with one candidate measured (a black-box file) on device "nowhere"; returns
+    that measurement."""
     from edgebench.study.store import RunStore
 
-    store = RunStore(tmp_path)
+    store = RunStore(root)
     store.write_json("study.json", {"name": "t", "devices": ["nowhere"], "candidates": [{"name": "base"}]})
     store.write_json("environment.json", {"host": {}, "versions": {}, "git_revision": None})
     store.write_json(
@@ -167,6 +166,17 @@ def test_assembly_goes_through_the_model(tmp_path: Path) -> None:
         "history": [],
     }
     store.save("base", "nowhere", "blackbox", blackbox)
+    return blackbox
+
+
+def test_assembly_goes_through_the_model(tmp_path: Path) -> None:
+    """A measurement file that assembles into something the schema refuses stops assembly with
+    the field's path, and nothing is written."""
+    from edgebench.study.assemble import assemble_results
+    from edgebench.study.store import RunStore
+
+    store = RunStore(tmp_path)
+    blackbox = _minimal_run(tmp_path)
     ok = assemble_results(tmp_path)
     assert ok["schema"] == SCHEMA and ok["candidates"][0]["devices"]["nowhere"]["blackbox"]["count"] == 3
     assert json.loads(store.results_path.read_text()) == ok
@@ -194,3 +204,26 @@ def test_reference_lists_every_field() -> None:
         for name, field in model.model_fields.items():
             assert f"| `{field.alias or name}` |" in section
             assert field.description and field.description.replace("|", "\\|") in section
+
+
+def test_assembly_adds_the_callers_records_after_the_verdicts(tmp_path: Path) -> None:
+    """``records`` (how ``edgebench search`` adds its ``search`` record without the study package
+    importing search) are made from the assembled results, verdicts filled in, and validated."""
+    from edgebench.search.record import search_record
+    from edgebench.study.assemble import assemble_results
+
+    _minimal_run(tmp_path)
+    assert "search" not in assemble_results(tmp_path, write=False)
+    seen: list[dict] = []
+
+    def record(results: dict, run_dir: Path) -> dict:
+        seen.append(results["candidates"][0]["devices"]["nowhere"]["verdict"])
+        assert run_dir == tmp_path
+        return search_record(results, run_dir)
+
+    out = assemble_results(tmp_path, records={"search": record})
+    assert seen[0]["status"] == "READY"  # no budgets: ready by default
+    assert out["search"]["pareto"] == {"nowhere": []} and out["search"]["recommended"] == {"nowhere": None}
+    assert json.loads((tmp_path / "results.json").read_text())["search"] == out["search"]
+    with pytest.raises(EdgebenchError, match=r"search\.trials: expected a value, found nothing"):
+        assemble_results(tmp_path, records={"search": lambda results, run_dir: {"pareto": 3}})

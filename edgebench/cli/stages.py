@@ -124,7 +124,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from edgebench.cli.ui import err_console, print_json
         from edgebench.export.onnx import export_onnx, verify_against_torch
-        from edgebench.subject.zoo import DataConfig, ModelConfig, load_subject
+        from edgebench.subject.data import DataConfig
+        from edgebench.subject.sources import ModelConfig
+        from edgebench.subject.zoo import load_subject
         from edgebench.util.io import sha256_file
 
         subject = load_subject(

@@ -17,7 +17,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from edgebench.report.model import Cell, Report, Section, Table, build_report, status_class
+from edgebench.report.model import build_report, status_class
+from edgebench.report.tables import Cell, Report, Section, Table
 
 
 class Safe(str):

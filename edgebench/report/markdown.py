@@ -6,7 +6,8 @@ renderers pass through (``<``, ``>``, ``&``), so a candidate name cannot inject 
 
 from __future__ import annotations
 
-from edgebench.report.model import Report, Table, build_report
+from edgebench.report.model import build_report
+from edgebench.report.tables import Report, Table
 
 _STATUS_MARK = {"pass": "✅ ", "fail": "❌ ", "ready": "✅ ", "not-ready": "❌ ", "unmeasured": "⚠️ ", "warn": "⚠️ "}
 _GATE_KEYS = {"verdict", "p99_latency_ms", "peak_memory_mb", "accuracy_drop", "robustness_drop"}

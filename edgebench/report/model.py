@@ -1,19 +1,17 @@
 """The report as data: sections of tables built once from ``results.json``.
 
-Markdown and HTML are two renderings of the same :class:`Report`, so they can never disagree
-about a number. Each :class:`Cell` keeps the raw JSON value next to its display text; the HTML
+Markdown and HTML are two renderings of the same :class:`~edgebench.report.tables.Report`, so they can never disagree
+about a number. Each :class:`~edgebench.report.tables.Cell` keeps the raw JSON value next to its display text; the HTML
 writes it into ``data-value`` so a test (or a script) can read the exact numbers back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from edgebench.report import format as fmt
 from edgebench.report.gates import (
-    GATE_BY_NAME,
     GATES,
     base_candidate,
     budgets_of,
@@ -22,51 +20,11 @@ from edgebench.report.gates import (
     peak_memory_mb,
     verdicts,
 )
+from edgebench.report.robust_tables import robustness_extra_tables
+from edgebench.report.tables import Cell, Report, Section, Table
+from edgebench.search.report import search_section
 
 TOP_OPS = 5
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One table cell: display text, the raw value it shows, a status class, a machine key."""
-
-    text: str
-    value: Any = None
-    status: str = ""  # pass | fail | unmeasured | ready | not-ready | "" (css class / marker)
-    key: str = ""  # metric name, e.g. "p99"; written as data-key
-    threshold: Any = None  # gate ceiling, for gate cells
-    detail: str = ""  # a secondary line (e.g. which attack is worst)
-
-    @property
-    def has_value(self) -> bool:
-        return self.value is not None
-
-
-@dataclass(frozen=True)
-class Table:
-    key: str
-    title: str
-    columns: tuple[str, ...]
-    rows: tuple[tuple[Cell, ...], ...]
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Section:
-    key: str
-    title: str
-    tables: tuple[Table, ...] = ()
-    device: str | None = None
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Report:
-    run_id: str
-    created: str
-    headline: tuple[tuple[str, str], ...]  # (label, text) facts about the run
-    sections: tuple[Section, ...]
-    counts: dict[str, int] = field(default_factory=dict)
 
 
 def _c(text: str, value: Any = None, key: str = "", status: str = "") -> Cell:
@@ -581,12 +539,6 @@ def describe_source(source: dict | None) -> str:
     return "; ".join(parts)
 
 
-def _search_section(results: dict) -> Section | None:
-    from edgebench.search.report import search_section
-
-    return search_section(results)
-
-
 def build_report(results: dict) -> Report:
     """Every section of the report, in reading order."""
     subject = results.get("subject") or {}
@@ -622,7 +574,7 @@ def build_report(results: dict) -> Report:
         )
     )
     sections.append(Section("candidates", "Candidates", (candidates_table(results),)))
-    sections += [s for s in (_search_section(results),) if s is not None]  # edgebench search only
+    sections += [s for s in (search_section(results),) if s is not None]  # edgebench search only
     for d in devices:
         tables = [
             latency_table(results, d),
@@ -631,8 +583,6 @@ def build_report(results: dict) -> Report:
             accuracy_table(results, d),
             robustness_table(results, d),
         ]
-        from edgebench.report.robust_tables import robustness_extra_tables
-
         tables += robustness_extra_tables(results, d)  # white-box side by side, attacker's model, sanity
         for extra in (auc_table(results, d), blackbox_table(results, d)):
             if extra is not None:
@@ -675,4 +625,4 @@ def build_report(results: dict) -> Report:
     )
 
 
-__all__ = ["Cell", "Table", "Section", "Report", "build_report", "GATE_BY_NAME", "status_class"]
+__all__ = ["build_report", "status_class"]

@@ -11,7 +11,7 @@ from typing import Any
 
 from edgebench.report import format as fmt
 from edgebench.report.gates import device_entry
-from edgebench.report.model import Cell, Table
+from edgebench.report.tables import Cell, Table
 
 
 def _c(text: str, value: Any = None, key: str = "", status: str = "", detail: str = "") -> Cell:

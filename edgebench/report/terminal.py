@@ -1,4 +1,4 @@
-"""The report model in a terminal: Rich tables from :class:`~edgebench.report.model.Table`.
+"""The report model in a terminal: Rich tables from :class:`~edgebench.report.tables.Table`.
 
 The third rendering of the same report (beside Markdown and HTML), so the terminal can never
 show a number or verdict the files do not. Every cell's text is escaped (a candidate name is
@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table as RichTable
 
 if TYPE_CHECKING:
-    from edgebench.report.model import Report, Table
+    from edgebench.report.tables import Report, Table
 
 STYLE = {
     "ready": "bold green",

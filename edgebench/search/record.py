@@ -62,10 +62,27 @@ def _excess(verdict: dict) -> tuple[float, list[str]]:
     return total, missed
 
 
-def search_record(results: dict, run_dir: Any) -> dict:
-    """The ``search`` record for assembled (verdicts filled in) *results*."""
-    from edgebench.search.run import pareto_ranks
+def _dominates(a: list[float], b: list[float]) -> bool:
+    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
 
+
+def pareto_ranks(points: list[list[float]]) -> list[int]:
+    """Non-dominated rank of each point (0 = the front), every objective minimized."""
+    ranks = [-1] * len(points)
+    left = set(range(len(points)))
+    rank = 0
+    while left:
+        front = {i for i in left if not any(_dominates(points[j], points[i]) for j in left if j != i)}
+        for i in front:
+            ranks[i] = rank
+        left -= front
+        rank += 1
+    return ranks
+
+
+def search_record(results: dict, run_dir: Any) -> dict:
+    """The ``search`` record for assembled (verdicts filled in) *results*: the search command
+    hands it to the pipeline (``Pipeline.records``), which has every assembly add it."""
     store = RunStore(run_dir)
     trials = [dict(t) for t in store.read_json(TRIALS) or []]
     devices = list((results.get("devices") or {}).keys())

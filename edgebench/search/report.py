@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from edgebench.report import format as fmt
 from edgebench.report.gates import GATE_BY_NAME
-from edgebench.report.model import Cell, Section, Table
+from edgebench.report.tables import Cell, Section, Table
 
 
 def _c(text: str, value: object = None, key: str = "", status: str = "") -> Cell:

@@ -28,6 +28,7 @@ from edgebench.compress.prune import FinetuneSpec, PruneSpec
 from edgebench.compress.quantize import QuantSpec
 from edgebench.errors import EdgebenchError
 from edgebench.search.config import SearchConfig
+from edgebench.search.record import TRIALS, pareto_ranks, search_record
 from edgebench.study.config import CandidateConfig, StudyConfig
 from edgebench.study.pipeline import Pipeline, UiFn, log_only
 from edgebench.study.store import RunStore
@@ -35,7 +36,6 @@ from edgebench.study.store import RunStore
 log = logging.getLogger(__name__)
 
 JOURNAL = "search.journal"
-TRIALS = "search/trials.json"
 OBJECTIVES: tuple[tuple[str, Any], ...] = (
     ("macs", "minimize"),
     ("clean_accuracy", "maximize"),
@@ -127,24 +127,6 @@ def _optuna_study(run_dir: Path, cfg: StudyConfig, sc: SearchConfig) -> Any:
     )
 
 
-def _dominates(a: list[float], b: list[float]) -> bool:
-    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
-
-
-def pareto_ranks(points: list[list[float]]) -> list[int]:
-    """Non-dominated rank of each point (0 = the front), every objective minimized."""
-    ranks = [-1] * len(points)
-    left = set(range(len(points)))
-    rank = 0
-    while left:
-        front = {i for i in left if not any(_dominates(points[j], points[i]) for j in left if j != i)}
-        for i in front:
-            ranks[i] = rank
-        left -= front
-        rank += 1
-    return ranks
-
-
 def select_survivors(trials: list[dict], keep: float) -> list[str]:
     """The names of the trials measured on the devices: the best ``keep`` share (at least one)."""
     if not trials:
@@ -176,7 +158,7 @@ class Search:
         self.engine = engine
         self.ui = ui
         self.listed = list(cfg.candidates)
-        self.pipe = Pipeline(cfg, self.run_dir, ui)
+        self.pipe = Pipeline(cfg, self.run_dir, ui, records={"search": search_record})
         self.pipe.store = SearchStore(self.run_dir)
         self.store = self.pipe.store
         self.trial_cands: dict[str, CandidateConfig] = {}

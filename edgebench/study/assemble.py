@@ -9,6 +9,7 @@ is written, so every results.json matches the schema the reports read.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ from edgebench.study.store import RunStore
 from edgebench.util.io import atomic_write_json
 
 log = logging.getLogger(__name__)
+
+# a results.json record made from the assembled results (verdicts filled in) and the run folder
+RecordFn = Callable[[dict, Path], Any]
 
 
 def _latency(runs: list[dict], batch: int, mode: str) -> dict | None:
@@ -76,9 +80,13 @@ def _replay_entry(replay: dict, y_eval: np.ndarray, base_clean: np.ndarray, sets
     }
 
 
-def assemble_results(run_dir: str | Path, write: bool = True, sets: list | None = None) -> dict:
+def assemble_results(
+    run_dir: str | Path, write: bool = True, sets: list | None = None, records: Mapping[str, RecordFn] | None = None
+) -> dict:
     """results.json from the run folder's files (plus *sets*: the adversarial sets' metadata when
-    the caller already loaded and verified them; else they are loaded and verified here).
+    the caller already loaded and verified them; else they are loaded and verified here), plus
+    *records*: name -> function of (results, run folder) for records the calling command adds
+    after the verdicts (``edgebench search``: ``search``).
 
     Returns the JSON object as validated by :class:`edgebench.results.Results`; raises
     :class:`EdgebenchError` (naming the field path) when the files assemble into anything else."""
@@ -167,10 +175,8 @@ def assemble_results(run_dir: str | Path, write: bool = True, sets: list | None 
         "candidates": candidates,
     }
     results = evaluate_verdicts(results)
-    if study.get("search") is not None:  # edgebench search: trials, Pareto front, recommendation
-        from edgebench.search.record import search_record
-
-        results["search"] = search_record(results, store.root)
+    for key, make in (records or {}).items():  # e.g. edgebench search: trials, Pareto front, recommendation
+        results[key] = make(results, store.root)
     results = validate_results(results, f"{store.results_path} (assembled)").dump()
     if write:
         atomic_write_json(store.results_path, results)

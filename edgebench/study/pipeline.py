@@ -23,6 +23,7 @@ import numpy as np
 from edgebench.agent.protocol import InputSet, PredictJob, ProfileJob, SessionJob
 from edgebench.backends.options import BackendOptions, TimingBudget
 from edgebench.errors import EdgebenchError
+from edgebench.study.assemble import RecordFn, assemble_results
 from edgebench.study.config import CandidateConfig, StudyConfig
 from edgebench.study.engines import PREDICT_BATCH, apply_engine, clear_skips, record_skips, skip_reason
 from edgebench.study.store import RunStore
@@ -53,6 +54,9 @@ class Pipeline:
     config: StudyConfig
     run_dir: Path
     ui: UiFn = log_only
+    # results.json records the command running the pipeline adds to every assembly (edgebench
+    # search: "search"), so the study package needs no import of the commands built on it
+    records: dict[str, RecordFn] = field(default_factory=dict)
     store: RunStore = field(init=False)
 
     def __post_init__(self) -> None:
@@ -527,9 +531,7 @@ class Pipeline:
     def _write_results(self, final: bool = False) -> dict:
         """Assemble results.json in memory from the measurement files; on the final call, render
         the report from those same results. Called per stage and device pass, not per measurement."""
-        from edgebench.study.assemble import assemble_results
-
-        results = assemble_results(self.run_dir, sets=self._attack_sets())
+        results = assemble_results(self.run_dir, sets=self._attack_sets(), records=self.records)
         if final:
             from edgebench.report.render import render_results
 

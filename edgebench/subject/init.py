@@ -90,8 +90,7 @@ def inspect_model(kind: str, spec: str, checkpoint: str | None, data_shape: tupl
         return _inspect_onnx(spec, data_shape)
     import torch
 
-    from edgebench.subject.sources import SOURCES, LoadContext
-    from edgebench.subject.zoo import ModelConfig
+    from edgebench.subject.sources import SOURCES, LoadContext, ModelConfig
 
     fields: dict[str, Any] = {"checkpoint": checkpoint, kind: spec}
     cfg = ModelConfig(**fields)

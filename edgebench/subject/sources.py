@@ -11,8 +11,9 @@
 ``onnx``           an ONNX file, converted with onnx2torch and checked against ONNX Runtime
 =================  ======================================================================
 
-Each source is a :class:`Source` in :data:`SOURCES` (a registry keyed by the config key). A
-source checks its options when the study is read and loads the module when the study runs;
+The ``model:`` section is :class:`ModelConfig`. Each source is a :class:`Source` in
+:data:`SOURCES` (a registry keyed by the config key). A source checks its options when the
+study is read (:class:`ModelConfig`'s validator) and loads the module when the study runs;
 :func:`load_model` then puts ``normalize`` inside the model (attacks work on [0,1] pixels) and
 checks the model against the data: channels, image size, output ``(batch, classes)``, labels.
 Every file the model came from is recorded with its sha256 (``source`` in subject.json and the
@@ -21,25 +22,29 @@ report).
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
+import json
 import logging
 import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+from pydantic import model_validator
 
 from edgebench.errors import EdgebenchError, expect, first_line
+from edgebench.settings import cache_dir
+from edgebench.subject.data import DataConfig, Split
+from edgebench.subject.weights import file_record, load_state_dict, mismatch
+from edgebench.util.schema import Section, user_checks
 
 if TYPE_CHECKING:
     import torch
-
-    from edgebench.subject.data import Split
-    from edgebench.subject.zoo import DataConfig, ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,61 @@ OPTIONS: dict[str, tuple[str, ...]] = {
 # how close the converted / exported model must be to the user's: |diff| <= RTOL * max(1, |logits|)
 RTOL = 1e-3
 CHECK_IMAGES = 64
+DEFAULT_ARCH = "lenet5"  # the built-in trained when the model: section names no source
+
+
+class ModelConfig(Section):
+    """Where the base model comes from: one source key (see :data:`SOURCES`).
+
+    ``arch``: a built-in (lenet5, resnet8), trained on the data unless ``checkpoint`` is given;
+    ``python``: ``file.py:Name`` or ``package.module:Name`` (class or function returning a module,
+    called with ``kwargs``); ``torchvision``/``timm``: an architecture name (random weights,
+    seeded, unless ``checkpoint``); ``torchscript``/``onnx``: a file. ``normalize``
+    ({mean, std}) is put inside the model so that it takes [0,1] pixels.
+    """
+
+    section: ClassVar[str] = "model"
+
+    arch: str | None = None
+    python: str | None = None
+    torchvision: str | None = None
+    timm: str | None = None
+    torchscript: str | None = None
+    onnx: str | None = None
+    kwargs: dict | None = None
+    checkpoint: str | None = None
+    num_classes: int | None = None
+    normalize: dict | None = None
+    train_epochs: int = 4
+    train_lr: float = 2e-3
+    allow_pickle: bool = False  # opt-in to torch.load(weights_only=False) for a file you trust
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelConfig:
+        """One source, options that apply to it, well-formed values (:func:`check_model_config`)."""
+        with user_checks():
+            check_model_config(self)
+        return self
+
+    @property
+    def kind(self) -> str:
+        """The source key in use (``arch`` when none is given: the built-in default)."""
+        return source_kind(self)
+
+    @property
+    def spec(self) -> str:
+        """The value of the source key (the built-in default architecture when none is given)."""
+        return getattr(self, self.kind) or DEFAULT_ARCH
+
+    @property
+    def label(self) -> str:
+        """A short name for folders and titles: the architecture, class or file stem."""
+        import re
+
+        tail = re.split(r"[/:\\]", self.spec.rstrip("/"))[-1]
+        return re.sub(
+            r"[^A-Za-z0-9_.+-]", "_", tail.rsplit(".", 1)[0] if self.kind in ("torchscript", "onnx") else tail
+        )
 
 
 @dataclass(frozen=True)
@@ -114,8 +174,6 @@ def source_kind(cfg: ModelConfig) -> str:
 
 def check_model_config(cfg: ModelConfig) -> None:
     """Validate the ``model:`` section: one source, options that apply to it, well-formed values."""
-    from edgebench.subject.zoo import ModelConfig
-
     given = [k for k in SOURCES if getattr(cfg, k) is not None]
     expect(
         len(given) <= 1,
@@ -281,16 +339,8 @@ def check_io(module: torch.nn.Module, split: Split, what: str) -> int:
     return k
 
 
-def _file_record(path: Path, role: str) -> dict:
-    from edgebench.subject.zoo import file_record
-
-    return file_record(path, role)
-
-
 def _apply_checkpoint(module: torch.nn.Module, cfg: ModelConfig, source: dict) -> None:
     """Load ``cfg.checkpoint`` (a state_dict) into *module*, or record seeded random weights."""
-    from edgebench.subject.zoo import load_state_dict, mismatch
-
     if not cfg.checkpoint:
         source["weights"] = "random (no checkpoint; seeded): latency is real, accuracy is chance"
         source["random_weights"] = True
@@ -303,7 +353,7 @@ def _apply_checkpoint(module: torch.nn.Module, cfg: ModelConfig, source: dict) -
         raise EdgebenchError(
             f"{path}: does not fit model.{cfg.kind} {cfg.spec}: {mismatch(module, state, exc)}"
         ) from None
-    source["files"].append(_file_record(path, "checkpoint"))
+    source["files"].append(file_record(path, "checkpoint"))
     source["weights"] = f"checkpoint {path}"
     source["random_weights"] = False
 
@@ -322,9 +372,83 @@ class BuiltinSource(Source):
         )
 
     def load(self, ctx: LoadContext) -> UserModel:
-        from edgebench.subject.zoo import load_builtin
-
         return load_builtin(ctx)
+
+
+def load_builtin(ctx: LoadContext) -> UserModel:
+    """A built-in architecture sized for the data: loaded from ``checkpoint``, else trained on
+    the training split once (seeded) and cached by architecture, data and training settings."""
+    import torch
+
+    from edgebench.subject.models import build
+    from edgebench.subject.train import train
+
+    model_cfg, data_cfg, split, seed = ctx.model, ctx.data, ctx.split, ctx.seed
+    arch = model_cfg.spec
+    c, h = int(split.x_eval.shape[1]), int(split.x_eval.shape[2])
+    ref = split.x_train if len(split.x_train) else split.x_eval
+    mean = tuple(float(m) for m in ref.mean(axis=(0, 2, 3)))
+    std = tuple(float(s) + 1e-6 for s in ref.std(axis=(0, 2, 3)))
+    torch.manual_seed(seed)
+    model = build(arch, c, split.num_classes, h, mean, std)
+    source: dict = {"kind": "arch", "spec": arch, "files": []}
+    if model_cfg.checkpoint:
+        ckpt = Path(model_cfg.checkpoint).expanduser()
+        state = load_state_dict(ckpt, model_cfg.allow_pickle)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise EdgebenchError(
+                f"{model_cfg.checkpoint}: does not fit architecture '{arch}': {mismatch(model, state, exc)}"
+            ) from None
+        source["files"].append(file_record(ckpt, "checkpoint"))
+        source["weights"] = f"checkpoint {ckpt}"
+    else:
+        if not len(split.x_train):
+            raise EdgebenchError(
+                f"model.arch: training built-in '{arch}' needs training images; expected data.train or "
+                "model.checkpoint, found neither"
+            )
+        cached = (
+            cache_dir()
+            / "models"
+            / f"{arch}-{split.name}-{_cache_key(model_cfg, data_cfg, seed, split.input_shape)}.pt"
+        )
+        if cached.is_file():
+            model.load_state_dict(torch.load(cached, map_location="cpu", weights_only=True))
+            source["weights"] = f"cached: {cached}"
+        else:
+            ctx.on_status(
+                f"training {arch} on {split.name} ({len(split.x_train)} images, {model_cfg.train_epochs} epochs)"
+            )
+            train(model, split.x_train, split.y_train, epochs=model_cfg.train_epochs, lr=model_cfg.train_lr, seed=seed)
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_suffix(".tmp")
+            torch.save(model.state_dict(), tmp)
+            tmp.replace(cached)
+            source["weights"] = f"trained now, cached at {cached}"
+    return UserModel(model.eval(), source)
+
+
+def _cache_key(model_cfg: ModelConfig, data_cfg: DataConfig, seed: int, shape: tuple[int, ...]) -> str:
+    """The trained built-in's cache key: architecture, training settings, data, seed, input shape."""
+    blob = json.dumps(
+        [
+            model_cfg.spec,
+            model_cfg.train_epochs,
+            model_cfg.train_lr,
+            data_cfg.name,
+            data_cfg.path,
+            data_cfg.eval_count,
+            data_cfg.calib_count,
+            data_cfg.train_count,
+            seed,
+            list(shape),
+        ]
+        + ([data_cfg.train, data_cfg.calib, data_cfg.eval] if data_cfg.eval is not None else []),
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _import_target(spec: str) -> Any:
@@ -398,7 +522,7 @@ class PythonSource(Source):
         source: dict = {"files": []}
         target = cfg.spec.rpartition(":")[0]
         if target.endswith(".py"):
-            source["files"].append(_file_record(Path(target).expanduser(), "python"))
+            source["files"].append(file_record(Path(target).expanduser(), "python"))
         torch.manual_seed(ctx.seed)
         if isinstance(obj, torch.nn.Module):
             module = obj
@@ -517,7 +641,7 @@ class TorchScriptSource(Source):
             raise EdgebenchError(
                 f"model.torchscript: {path} is not a TorchScript file ({type(exc).__name__}: {first_line(exc, 120)})"
             ) from None
-        return UserModel(module.eval(), {"files": [_file_record(path, "torchscript")], "weights": "inside the file"})
+        return UserModel(module.eval(), {"files": [file_record(path, "torchscript")], "weights": "inside the file"})
 
 
 @register
@@ -586,7 +710,7 @@ class OnnxSource(Source):
             f"max |diff| {diff:.3g}, expected <= {tol:.3g}",
         )
         source = {
-            "files": [_file_record(path, "onnx")],
+            "files": [file_record(path, "onnx")],
             "weights": "inside the file",
             "conversion_check": {
                 "converter": "onnx2torch",

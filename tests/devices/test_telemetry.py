@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from edgebench.agent.telemetry import KEYS, make_sampler
+from edgebench.agent.telemetry import make_sampler
+from edgebench.agent.telemetry.base import KEYS
 from edgebench.agent.telemetry.nvml import NvmlSampler, nvml_unavailable_reason
 from edgebench.errors import EdgebenchError
 

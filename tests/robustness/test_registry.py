@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import math
 from dataclasses import fields
 from pathlib import Path
@@ -10,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import edgebench.robustness
 from edgebench.errors import EdgebenchError
 from edgebench.robustness.attacks import AttackSpec, CraftPlan, craft, distances, parse_attack_specs
 from edgebench.robustness.blackbox import BlackBoxSpec
@@ -150,30 +148,3 @@ def test_blackbox_names_and_norms_come_from_the_registry():
 def test_readme_lists_the_registered_attacks():
     readme = Path(__file__).parents[2] / "README.md"
     assert describe_attacks() in readme.read_text()
-
-
-def _robustness_imports() -> dict[str, list[tuple[str, list[str]]]]:
-    """module -> [(imported edgebench.robustness module, names)] for every import statement,
-    at module level, under TYPE_CHECKING or inside functions."""
-    folder = Path(edgebench.robustness.__file__).parent
-    modules = {f"edgebench.robustness.{p.stem}": p for p in folder.glob("*.py") if p.stem != "__init__"}
-    out: dict[str, list[tuple[str, list[str]]]] = {m: [] for m in modules}
-    for module, path in modules.items():
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module in modules:
-                out[module].append((node.module, [a.name for a in node.names]))
-            elif isinstance(node, ast.Import):
-                out[module] += [(a.name, []) for a in node.names if a.name in modules]
-    return out
-
-
-def test_robustness_modules_import_no_private_names_and_form_no_cycle():
-    imports = _robustness_imports()
-    private = [(m, t, n) for m, rows in imports.items() for t, names in rows for n in names if n.startswith("_")]
-    assert private == []
-    graph = {m: {t for t, _ in rows if t != m} for m, rows in imports.items()}
-
-    def reaches(start: str, goal: str, seen: set[str]) -> bool:
-        return any(t == goal or (t not in seen and reaches(t, goal, seen | {t})) for t in graph[start])
-
-    assert [m for m in graph if reaches(m, m, set())] == []

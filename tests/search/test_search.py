@@ -15,7 +15,8 @@ import pytest
 import yaml
 from tiny_study import TINY_DATA, TINY_MODEL, TINY_PROFILE
 
-from edgebench.search.run import JOURNAL, pareto_ranks, select_survivors
+from edgebench.search.record import pareto_ranks
+from edgebench.search.run import JOURNAL, select_survivors
 
 STUDY = {
     "name": "search",

@@ -13,7 +13,7 @@ from edgebench.errors import EdgebenchError
 from edgebench.robustness.attacks import AttackSpec, default_attack_specs
 from edgebench.robustness.blackbox import BlackBoxSpec
 from edgebench.study.config import CandidateConfig, load_study, study_from_dict
-from edgebench.subject.zoo import DataConfig
+from edgebench.subject.data import DataConfig
 
 
 def test_defaults_are_the_demo_study() -> None:

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from edgebench.errors import EdgebenchError
-from edgebench.subject.data import load_arrays, make_split
-from edgebench.subject.zoo import DataConfig, ModelConfig, load_state_dict, load_subject
+from edgebench.subject.data import DataConfig, load_arrays, make_split
+from edgebench.subject.sources import ModelConfig
+from edgebench.subject.weights import load_state_dict
+from edgebench.subject.zoo import load_subject
 
 
 def test_mnist_subset_ships_offline_in_0_1() -> None:

@@ -3,7 +3,8 @@ Jetsons; NVML on discrete GPUs). Runs inside the agent: standard library, numpy 
 (jetson-stats and pynvml are used only where importable).
 
 A reading that is not available is reported as ``None`` (unavailable), never as zero. Every
-sampler's ``stop()`` returns a dict with at least the keys of :data:`KEYS`.
+sampler's ``stop()`` returns a dict with at least the keys of
+:data:`edgebench.agent.telemetry.base.KEYS`.
 
 ``make_sampler("auto")`` picks the richest source present, in this order:
 jtop (jetson-stats service) > tegrastats (on PATH) > NVML (loads and sees a GPU) > psutil.
@@ -13,97 +14,15 @@ The sources it skipped, and why, are listed under ``fallbacks`` in the result.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
-from typing import Protocol
 
+from edgebench.agent.telemetry.base import Sampler, complete
 from edgebench.errors import EdgebenchError
 
 log = logging.getLogger(__name__)
 
-KEYS = (
-    "source",
-    "samples",
-    "interval_s",
-    "cpu_util_mean_pct",
-    "ram_used_peak_mb",
-    "gpu_util_mean_pct",
-    "gpu_util_peak_pct",
-    "gpu_mem_used_peak_mb",
-    "power_mean_mw",
-    "power_peak_mw",
-    "power_source",
-    "rails_mean_mw",
-    "temp_peak_c",
-)
 AUTO_ORDER = ("jtop", "tegrastats", "nvml", "psutil")
 KINDS = ("auto", "none", *AUTO_ORDER)
-
-
-class Sampler(Protocol):
-    def start(self) -> None: ...
-
-    def stop(self) -> dict: ...
-
-
-def complete(reading: dict) -> dict:
-    """*reading* with every key of :data:`KEYS` present (``None`` where not measured)."""
-    out = {k: None for k in KEYS}
-    out.update(reading)
-    return out
-
-
-class PsutilSampler:
-    """System CPU utilisation and used memory over the window."""
-
-    source = "psutil"
-
-    def __init__(self, interval_s: float = 0.1) -> None:
-        self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._cpu: list[float] = []
-        self._mem: list[float] = []
-        self._thread: threading.Thread | None = None
-
-    def _run(self) -> None:
-        import psutil
-
-        psutil.cpu_percent(None)
-        while not self._stop.wait(self.interval_s):
-            self._cpu.append(psutil.cpu_percent(None))
-            self._mem.append(psutil.virtual_memory().used / 1048576.0)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="edgebench-telemetry", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> dict:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        return complete(
-            {
-                "source": self.source,
-                "samples": len(self._cpu),
-                "interval_s": self.interval_s,
-                "cpu_util_mean_pct": sum(self._cpu) / len(self._cpu) if self._cpu else None,
-                "ram_used_peak_mb": max(self._mem) if self._mem else None,
-                "power_mean_mw": None,
-                "gpu_util_mean_pct": None,
-            }
-        )
-
-
-class NullSampler:
-    """``telemetry: none``: nothing sampled, every reading unavailable."""
-
-    source = "none"
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> dict:
-        return complete({"source": self.source, "samples": 0})
 
 
 class _Completing:
@@ -168,8 +87,8 @@ SOURCES: dict[str, tuple[str, str, Callable[[], str | None]]] = {
     "jtop": ("edgebench.agent.telemetry.jetson_stats", "JtopSampler", _jtop_reason),
     "tegrastats": ("edgebench.agent.telemetry.tegrastats", "TegrastatsSampler", _tegrastats_reason),
     "nvml": ("edgebench.agent.telemetry.nvml", "NvmlSampler", _nvml_reason),
-    "psutil": (__name__, "PsutilSampler", _psutil_reason),
-    "none": (__name__, "NullSampler", lambda: None),
+    "psutil": ("edgebench.agent.telemetry.base", "PsutilSampler", _psutil_reason),
+    "none": ("edgebench.agent.telemetry.base", "NullSampler", lambda: None),
 }
 
 

@@ -9,6 +9,7 @@ import logging
 import os
 import threading
 
+from edgebench.agent.telemetry.base import PsutilSampler
 from edgebench.errors import EdgebenchError
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,6 @@ class NvmlSampler:
         reason = nvml_unavailable_reason()
         if reason:
             raise EdgebenchError(f"telemetry 'nvml' is unavailable: {reason}")
-        from edgebench.agent.telemetry import PsutilSampler
-
         self.interval_s = interval_s
         self._host = PsutilSampler(interval_s)
         self._stop = threading.Event()
