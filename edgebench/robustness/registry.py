@@ -22,7 +22,7 @@ import importlib
 import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from edgebench.errors import EdgebenchError
 
@@ -260,22 +260,26 @@ BLACKBOX_ATTACKS: dict[str, BlackBoxDef] = {
 _BLACKBOX_BY_ALIAS = {alias: a for a in BLACKBOX_ATTACKS.values() for alias in a.aliases}
 
 
+D = TypeVar("D")
+
+
+def _lookup(table: Mapping[str, D], aliases: Mapping[str, D], name: Any, what: str) -> D:
+    """The entry of *table* called *name* (case-insensitive; aliases accepted), or one line."""
+    key = str(name).lower()
+    found = table.get(key) or aliases.get(key)
+    if found is None:
+        raise EdgebenchError(f"{what}: unknown name {name!r}; expected one of {sorted(table)}")
+    return found
+
+
 def blackbox_def(name: Any) -> BlackBoxDef:
     """The registered black-box attack called *name* (case-insensitive; aliases accepted)."""
-    key = str(name).lower()
-    found = BLACKBOX_ATTACKS.get(key) or _BLACKBOX_BY_ALIAS.get(key)
-    if found is None:
-        raise EdgebenchError(f"black-box attack: unknown name {name!r}; expected one of {sorted(BLACKBOX_ATTACKS)}")
-    return found
+    return _lookup(BLACKBOX_ATTACKS, _BLACKBOX_BY_ALIAS, name, "black-box attack")
 
 
 def attack_def(name: Any) -> AttackDef:
     """The registered attack called *name* (case-insensitive; aliases accepted)."""
-    key = str(name).lower()
-    found = ATTACKS.get(key) or _BY_ALIAS.get(key)
-    if found is None:
-        raise EdgebenchError(f"attack: unknown name {name!r}; expected one of {sorted(ATTACKS)}")
-    return found
+    return _lookup(ATTACKS, _BY_ALIAS, name, "attack")
 
 
 def normalize_norm(norm: Any) -> str | None:

@@ -48,7 +48,7 @@ def unbounded_spec() -> AttackSpec:
     """PGD L-inf at eps = 1 (255/255): the 'accuracy reaches zero' sanity set."""
     from edgebench.robustness.attacks import AttackSpec
 
-    return AttackSpec("pgd", "linf", (1.0,), steps=10, rel_stepsize=0.25, random_start=True)
+    return AttackSpec("pgd", "linf", (1.0,)).resolved()  # PGD's defaults from the attack registry
 
 
 def whitebox_specs(specs: Sequence[AttackSpec]) -> list[AttackSpec]:

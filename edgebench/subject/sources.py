@@ -393,16 +393,7 @@ def load_builtin(ctx: LoadContext) -> UserModel:
     model = build(arch, c, split.num_classes, h, mean, std)
     source: dict = {"kind": "arch", "spec": arch, "files": []}
     if model_cfg.checkpoint:
-        ckpt = Path(model_cfg.checkpoint).expanduser()
-        state = load_state_dict(ckpt, model_cfg.allow_pickle)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            raise EdgebenchError(
-                f"{model_cfg.checkpoint}: does not fit architecture '{arch}': {mismatch(model, state, exc)}"
-            ) from None
-        source["files"].append(file_record(ckpt, "checkpoint"))
-        source["weights"] = f"checkpoint {ckpt}"
+        _apply_checkpoint(model, model_cfg, source)
     else:
         if not len(split.x_train):
             raise EdgebenchError(

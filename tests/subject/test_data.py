@@ -80,7 +80,7 @@ def test_subject_trains_once_then_loads_from_cache(tmp_path: Path) -> None:
 
     ckpt = tmp_path / "lenet.pt"
     torch.save(first.model.state_dict(), ckpt)
-    with pytest.raises(EdgebenchError, match="does not fit architecture 'lenet5'"):
+    with pytest.raises(EdgebenchError, match="does not fit model.arch lenet5"):
         load_subject(
             ModelConfig(arch="lenet5", checkpoint=str(ckpt)), DataConfig(name="mnist", eval_count=100, calib_count=10)
         )
