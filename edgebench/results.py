@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema
-from pydantic_core import PydanticCustomError
 
 from edgebench.errors import EdgebenchError
 from edgebench.util.schema import found, one_line
@@ -39,7 +38,7 @@ SCHEMA = "edgebench.results/1"
 def _number(value: Any) -> float | int:
     """A JSON number kept as it is (an int stays an int); booleans and strings are not numbers."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise PydanticCustomError("number_type", "expected a number")
+        raise ValueError(f"expected a number, found {found(value)}")
     return value
 
 
