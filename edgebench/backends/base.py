@@ -40,9 +40,6 @@ class TensorSpec:
     shape: tuple[Any, ...]
     dtype: str
 
-    def is_dynamic(self) -> bool:
-        return any(not isinstance(d, int) or d < 0 for d in self.shape)
-
 
 @dataclass(frozen=True)
 class Capabilities:

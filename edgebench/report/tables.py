@@ -20,10 +20,6 @@ class Cell:
     threshold: Any = None  # gate ceiling, for gate cells
     detail: str = ""  # a secondary line (e.g. which attack is worst)
 
-    @property
-    def has_value(self) -> bool:
-        return self.value is not None
-
 
 @dataclass(frozen=True)
 class Table:

@@ -96,13 +96,6 @@ class SearchSpace(Section):
             raise ValueError(f"unknown {bad}; expected some of {list(allowed or ())}")
         return tuple(val)
 
-    def size_hint(self) -> str:
-        lo, hi = self.prune_ratio
-        return (
-            f"prune_ratio [{lo}, {hi}] x criterion {list(self.criterion)} x quantize {list(self.quantize)} x "
-            f"calibration {list(self.calibration)} x epochs {list(self.epochs)}"
-        )
-
 
 class SearchConfig(Section):
     """The ``search:`` section: how many trials, which sampler, which share is measured, the space."""

@@ -317,7 +317,3 @@ class Deployer:
     def ensure_agent(self, build: AgentBuild | None = None) -> str:
         """The agent's path on the device, uploading it only if that version is not there."""
         return self.sync([], build)[0]
-
-    def push(self, local_paths: list[str]) -> dict[str, str]:
-        """Make every host file available in the device cache; ``{host path: remote path}``."""
-        return self.sync(local_paths)[1]
