@@ -190,12 +190,14 @@ def _parse(items: Iterable[Mapping[str, Any]]) -> list[AttackSpec]:
             eps = [float(e) for e in eps_raw]
         except (TypeError, ValueError):
             raise EdgebenchError(f"attacks[{i}]: epsilons must be a list of numbers, found {eps_raw!r}") from None
-        if "eps_255" in item:
-            norm = normalize_norm(item.get("norm", "linf"))
-            if norm != "linf":
-                raise EdgebenchError(f"attacks[{i}]: eps_255 is for Linf attacks only, found norm {item.get('norm')!r}")
-            eps = [e / 255.0 for e in eps]
-        specs.append(AttackSpec(name=item["name"], epsilons=tuple(eps), **kwargs))
+        try:
+            if "eps_255" in item:
+                if normalize_norm(item.get("norm", "linf")) != "linf":
+                    raise EdgebenchError(f"eps_255 is for Linf attacks only, found norm {item.get('norm')!r}")
+                eps = [e / 255.0 for e in eps]
+            specs.append(AttackSpec(name=item["name"], epsilons=tuple(eps), **kwargs))
+        except EdgebenchError as exc:  # the registry's checks, placed at this item
+            raise EdgebenchError(f"attacks[{i}]: {exc}") from None
     seen: dict[str, int] = {}
     for i, spec in enumerate(specs):
         for sid in spec.set_ids():

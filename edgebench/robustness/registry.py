@@ -268,7 +268,7 @@ def _lookup(table: Mapping[str, D], aliases: Mapping[str, D], name: Any, what: s
     key = str(name).lower()
     found = table.get(key) or aliases.get(key)
     if found is None:
-        raise EdgebenchError(f"{what}: unknown name {name!r}; expected one of {sorted(table)}")
+        raise EdgebenchError(f"unknown {what} {name!r}; expected one of {sorted(table)}")
     return found
 
 

@@ -43,7 +43,7 @@ def test_distances_on_hand_computed_perturbations():
 
 # ---- spec validation ------------------------------------------------------------------------
 def test_unknown_attack_lists_allowed_names():
-    with pytest.raises(EdgebenchError, match=r"unknown name 'jsma'.*'brendel-bethge'.*'pgd'"):
+    with pytest.raises(EdgebenchError, match=r"unknown attack 'jsma'.*'brendel-bethge'.*'pgd'"):
         AttackSpec("jsma", "linf", (0.1,))
 
 

@@ -113,7 +113,9 @@ def test_misclassified_inputs_cost_one_query_and_have_distance_zero(engine, digi
 
 def test_bad_specs_and_query_functions(engine, eval_batch):
     x, y = eval_batch
-    with pytest.raises(EdgebenchError, match=r"unknown name 'nes'; expected one of \['boundary', 'hsj', 'square'\]"):
+    with pytest.raises(
+        EdgebenchError, match=r"unknown black-box attack 'nes'; expected one of \['boundary', 'hsj', 'square'\]"
+    ):
         BlackBoxSpec("nes")
     with pytest.raises(EdgebenchError, match=r"boundary: norm 'linf' is not supported; expected one of \['l2'\]"):
         BlackBoxSpec("boundary", norm="linf")

@@ -66,7 +66,7 @@ def test_registry_is_consistent_with_the_spec_fields():
 
 def test_unknown_attack_names_the_registered_ones():
     message = _one_line_error(lambda: parse_attack_specs([{"name": "jsma", "eps_255": [8]}]))
-    assert message == f"attack: unknown name 'jsma'; expected one of {sorted(ATTACKS)}"
+    assert message == f"attacks[0]: unknown attack 'jsma'; expected one of {sorted(ATTACKS)}"
     missing = _one_line_error(lambda: parse_attack_specs([{"norm": "linf"}]))
     assert str(sorted(ATTACKS)) in missing
 
@@ -76,7 +76,7 @@ def test_unsupported_norm_names_the_attacks_norms(name):
     norms = ATTACKS[name].norms
     other = next((n for n in ("linf", "l2", "l1", "l0") if n not in norms), "l3")
     message = _one_line_error(lambda: parse_attack_specs([{"name": name, "norm": other, "epsilons": [0.5]}]))
-    assert message == f"attack {name}: norm {other!r} is not supported; expected one of {list(norms)}"
+    assert message == f"attacks[0]: attack {name}: norm {other!r} is not supported; expected one of {list(norms)}"
 
 
 def test_unknown_or_inapplicable_parameter_names_what_is_accepted():
@@ -84,10 +84,10 @@ def test_unknown_or_inapplicable_parameter_names_what_is_accepted():
     assert "'stepz'" in message and "'steps'" in message
     message = _one_line_error(lambda: parse_attack_specs([{"name": "cw", "norm": "l2", "random_start": True}]))
     assert message == (
-        f"attack cw: parameter 'random_start' does not apply; it accepts {sorted(ATTACKS['cw'].defaults)}"
+        f"attacks[0]: attack cw: parameter 'random_start' does not apply; it accepts {sorted(ATTACKS['cw'].defaults)}"
     )
     message = _one_line_error(lambda: parse_attack_specs([{"name": "pgd", "eps_255": [8], "rel_stepsize": 11}]))
-    assert message == f"attack pgd: rel_stepsize must be {PARAMETERS['rel_stepsize'].expected}, found 11"
+    assert message == f"attacks[0]: attack pgd: rel_stepsize must be {PARAMETERS['rel_stepsize'].expected}, found 11"
 
 
 def test_an_attack_is_one_registry_entry(monkeypatch, digits_model, eval_batch):
@@ -138,7 +138,7 @@ def test_every_registered_blackbox_attack_specs_and_builds(name, norm):
 def test_blackbox_names_and_norms_come_from_the_registry():
     assert BlackBoxSpec("HopSkipJump").name == "hsj"
     message = _one_line_error(lambda: BlackBoxSpec("nes"))
-    assert message == f"black-box attack: unknown name 'nes'; expected one of {sorted(BLACKBOX_ATTACKS)}"
+    assert message == f"unknown black-box attack 'nes'; expected one of {sorted(BLACKBOX_ATTACKS)}"
     for attack in BLACKBOX_ATTACKS.values():
         other = next(n for n in ("linf", "l2", "l1") if n not in attack.norms)
         message = _one_line_error(lambda a=attack, o=other: BlackBoxSpec(a.name, norm=o))

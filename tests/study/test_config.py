@@ -163,13 +163,13 @@ def test_a_wrong_type_names_field_expected_and_found(data: dict, message: str) -
         ),
         (
             {"attacks": {"suite": [{"name": "pgd", "eps_255": [8], "steps": 0}]}},
-            "attacks.suite: attack pgd: steps must be an integer >= 1, found 0",
+            "attacks.suite[0]: attack pgd: steps must be an integer >= 1, found 0",
         ),
         ({"model": {"arch": 3}}, "model.arch: expected a string, found 3"),
         ({"model": {"python": "a.py:Net", "onnx": "b.onnx"}}, "model: expected one source"),
         ({"data": "mnist"}, "data: expected a mapping, found 'mnist'"),
         ({"data": {"eval_count": 0}}, "data.eval_count: expected an integer > 0, found 0"),
-        ({"blackbox": {"name": "zzz"}}, "blackbox: black-box attack: unknown name 'zzz'"),
+        ({"blackbox": {"name": "zzz"}}, "blackbox: unknown black-box attack 'zzz'"),
         ({"blackbox": {"square": {"norm": "l2", "eps_255": [8]}}}, "blackbox.square: eps_255 is for L-inf only"),
         (
             {"candidates": [{"name": "b", "parent": "a", "prune": {}}, {"name": "a", "prune": {}}]},
