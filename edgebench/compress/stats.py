@@ -6,10 +6,13 @@ and that pruning removes); they are a theoretical cost, never a latency.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import TYPE_CHECKING, Any
 
 from edgebench.errors import expect
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import torch
@@ -29,13 +32,15 @@ def count_nonzero_params(model: torch.nn.Module) -> int:
     return int(sum(int((p.detach() != 0).sum()) for p in model.parameters()))
 
 
-def count_macs(model: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
+def count_macs(model: torch.nn.Module, input_shape: tuple[int, ...]) -> int | None:
     """Conv/Linear multiply-accumulates of one forward pass on an input of *input_shape*.
 
     Pass batch 1, e.g. ``(1, 3, 224, 224)``, for the per-image figure. Grouped and depthwise
     convolutions count ``in_channels / groups`` inputs per output; transposed convolutions
     count per input element. Computed with forward hooks on a zero input (eval mode, no grad);
-    the model's training flag is restored afterwards.
+    the model's training flag is restored afterwards. A model whose layers hooks cannot see (a
+    TorchScript module, convolutions called functionally) is counted from the aten ops it runs
+    instead (:func:`count_macs_dispatched`); None when neither counts anything, never a 0.
     """
     import torch
     from torch import nn
@@ -74,7 +79,24 @@ def count_macs(model: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
         for h in handles:
             h.remove()
         model.train(was_training)
-    return int(total[0])
+    return int(total[0]) if total[0] else count_macs_dispatched(model, input_shape)
+
+
+def count_macs_dispatched(model: Any, input_shape: tuple[int, ...]) -> int | None:
+    """Multiply-accumulates of one forward pass counted from the aten ops it dispatches
+    (``torch.utils.flop_counter.FlopCounterMode``: FLOPs / 2; convolutions and matrix products),
+    for any callable module, scripted ones included; None when it cannot run or counts nothing."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    try:
+        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(*input_shape, device=device))
+    except Exception as exc:  # noqa: BLE001 - a count is optional; shown as unmeasured without one
+        log.info("could not count MACs from dispatched ops: %s", exc)
+        return None
+    return int(counter.get_total_flops() // 2) or None
 
 
 def layer_widths(model: torch.nn.Module) -> dict[str, int]:

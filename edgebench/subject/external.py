@@ -297,20 +297,10 @@ def _onnx_shape(path: Path) -> tuple[Any, ...]:
 
 def torch_file_stats(path: Path, input_shape: tuple[int, ...]) -> dict:
     """Parameters and MACs per item of a TorchScript/.pt2 file (``FlopCounterMode``: FLOPs / 2)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
     from edgebench.backends.torch import load_module
+    from edgebench.compress.stats import count_macs_dispatched
 
     module, _, _ = load_module(path)
     params = sum(int(p.numel()) for p in module.parameters())
-    x = torch.rand(1, *input_shape[1:], generator=torch.Generator().manual_seed(SEED))
-    macs: int | None
-    try:
-        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-            module(x)
-        macs = int(counter.get_total_flops() // 2)
-    except Exception as exc:  # noqa: BLE001 - counting is best effort; latency does not need it
-        log.info("could not count MACs of %s: %s", path, exc)
-        macs = None
-    return {"params": params, "macs": macs or None, "size_bytes": path.stat().st_size}
+    macs = count_macs_dispatched(module, (1, *input_shape[1:]))
+    return {"params": params, "macs": macs, "size_bytes": path.stat().st_size}

@@ -24,6 +24,35 @@ def test_macs_plain_grouped_depthwise_linear():
     assert m.training  # training flag restored
 
 
+def _grouped_net() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1),  # 27648 (see above)
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1, groups=4),  # 73728
+        nn.Flatten(),
+        nn.Linear(32 * 8 * 8, 10),  # 20480
+    )
+
+
+def test_macs_of_a_scripted_model_are_counted_not_zero():
+    """Hooks never fire inside TorchScript; its MACs come from the aten ops it dispatches."""
+    scripted = torch.jit.script(_grouped_net())
+    assert count_macs(scripted, (1, 3, 8, 8)) == 27648 + 73728 + 20480
+
+
+def test_macs_of_functional_layers_and_none_when_nothing_counts():
+    class Functional(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(8, 3, 3, 3))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.conv2d(x, self.w, padding=1)  # 8*6*6 outputs * 3*9 = 7776
+
+    assert count_macs(Functional(), (1, 3, 6, 6)) == 7776
+    assert count_macs(nn.ReLU(), (1, 3, 6, 6)) is None  # unmeasured, never 0
+
+
 def test_macs_transposed_conv():
     m = nn.ConvTranspose2d(4, 8, 2, stride=2)  # each of 4*5*5 inputs scatters into 8*2*2 outputs
     assert count_macs(m, (1, 4, 5, 5)) == 4 * 5 * 5 * 8 * 4

@@ -13,6 +13,7 @@ import yaml
 from user_model_files import MEAN, STD, UserFiles, make_user_files, tiny_study
 
 from edgebench.cli.main import main
+from edgebench.compress.stats import count_macs
 from edgebench.util.io import sha256_file
 
 pytestmark = pytest.mark.slow
@@ -86,6 +87,12 @@ def test_torchscript_file(files: UserFiles, tmp_path: Path) -> None:
     names = {c["name"]: c for c in results["candidates"]}
     assert set(names) == {"base", "int8"} and names["int8"]["devices"]["local"]["clean_accuracy"] > 0.7
     assert abs(base_of(results)["devices"]["local"]["clean_accuracy"] - files.eval_accuracy) < 0.06
+    # hooks see nothing inside TorchScript: MACs come from its dispatched ops, equal to the eager net's
+    spec = importlib.util.spec_from_file_location("user_net_macs", files.net_py)
+    assert spec is not None and spec.loader is not None
+    eager = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(eager)
+    assert base_of(results)["macs"] == count_macs(eager.Net(), (1, 1, 8, 8)) > 0
     assert results["attacks"] and results["attacks"][0]["count"] == 16
 
 
