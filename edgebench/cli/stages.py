@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
                 m["name"],
                 m["artifact"]["precision"],
                 f"{m['params']:,}",
-                f"{m['macs']:,}",
+                fmt(m["macs"], ","),
                 fmt(m["artifact"]["size_bytes"] / 1024, ".1f"),
                 check,
                 str(run_dir / m["artifact"]["path"]),
