@@ -42,7 +42,8 @@ class Device(ABC):
 
     def with_device_defaults(self, job: J) -> J:
         """*job* with the device's own settings filled in where the job leaves them open
-        (today: the inventory's ``threads``). Every device and session applies this once."""
+        (today: the inventory's ``threads``). Applied once, by :meth:`run_job` and
+        :meth:`open_session`, before a device kind sees the job."""
         options = getattr(job, "options", None)  # an env job opens no backend
         if options is None or not self.spec.threads or options.threads:
             return job
@@ -56,6 +57,7 @@ class Device(ABC):
         Raises :class:`EdgebenchError` when the job fails with a user error.
         """
         check_backend(job)
+        job = self.with_device_defaults(job)
         started = time.perf_counter()
         try:
             return self._run_job(job, on_progress)
@@ -64,10 +66,16 @@ class Device(ABC):
 
     @abstractmethod
     def _run_job(self, job: Job, on_progress: ProgressFn | None) -> dict:
-        """The device kind's way of running one agent job (see :meth:`run_job`)."""
+        """The device kind's way of running one agent job, device defaults applied (see :meth:`run_job`)."""
 
     def open_session(self, job: SessionJob) -> QuerySession:
-        """A persistent agent on the device with *job*'s artifact loaded (see devices/session.py)."""
+        """A persistent agent on the device with *job*'s artifact loaded (see devices/session.py);
+        the backend is checked on the host and the device's defaults applied first, as for jobs."""
+        check_backend(job)
+        return self._open_session(self.with_device_defaults(job))
+
+    def _open_session(self, job: SessionJob) -> QuerySession:
+        """The device kind's way of starting a query session (see :meth:`open_session`)."""
         raise EdgebenchError(f"device '{self.name}' ({self.spec.kind}) does not support query sessions")
 
     def close(self) -> None:  # noqa: B027 - optional hook: most devices hold nothing

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgebench.agent.protocol import Job, SessionJob, parse_progress
-from edgebench.devices.base import Device, ProgressFn, check_backend
+from edgebench.devices.base import Device, ProgressFn
 
 if TYPE_CHECKING:
     from edgebench.devices.session import QuerySession
@@ -52,7 +52,7 @@ class LocalDevice(Device):
             job_path = Path(tmp) / "job.json"
             outputs = {k: _absolute(v) for k, v in job.outputs().items()}
             result_path = outputs.setdefault("result", str(Path(tmp) / "result.json"))
-            local = self.with_device_defaults(job).relocated({p: _absolute(p) for p in job.paths()}, outputs)
+            local = job.relocated({p: _absolute(p) for p in job.paths()}, outputs)
             atomic_write_text(job_path, local.to_json())
             proc = subprocess.Popen(
                 agent_command() + [str(job_path)],
@@ -84,11 +84,10 @@ class LocalDevice(Device):
         result.setdefault("environment", {})["device"] = self.name
         return result
 
-    def open_session(self, job: SessionJob) -> QuerySession:
+    def _open_session(self, job: SessionJob) -> QuerySession:
         from edgebench.devices.session import QuerySession
 
-        check_backend(job)
-        local = self.with_device_defaults(job).relocated({p: _absolute(p) for p in job.paths()})
+        local = job.relocated({p: _absolute(p) for p in job.paths()})
         proc = subprocess.Popen(
             agent_command() + ["--serve"],
             stdin=subprocess.PIPE,

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from edgebench.agent.protocol import Job, SessionJob, parse_progress
-from edgebench.devices.base import Device, ProgressFn, check_backend
+from edgebench.devices.base import Device, ProgressFn
 from edgebench.devices.inventory import DeviceSpec
 from edgebench.devices.ssh.deploy import Deployer
 from edgebench.devices.ssh.transport import SshOptions, SshTransport, TransportError
@@ -97,14 +97,13 @@ class SshDevice(Device):
         agent, pushed = self.deployer.sync(paths)
         return agent, {p: pushed[str(Path(p).resolve())] for p in paths}
 
-    def open_session(self, job: SessionJob) -> QuerySession:
+    def _open_session(self, job: SessionJob) -> QuerySession:
         """``python agent.pyz --serve`` on the device, the job's artifact pushed by hash first."""
         from edgebench.devices.session import QuerySession
 
-        check_backend(job)
         self.transport.connect()
         agent, files = self._push(job.paths())
-        remote = self.with_device_defaults(job).relocated(files)
+        remote = job.relocated(files)
         proc = self.transport.open_process([*self.deployer.python, agent, "--serve"])
         session = QuerySession(self.name, proc.write_line, proc.read_line, proc.close)
         try:
@@ -123,7 +122,7 @@ class SshDevice(Device):
         # every output in the job's folder on the device (a result even where the host wants none)
         outputs = {k: f"{stem}.{k}{PurePosixPath(v).suffix}" for k, v in job.outputs().items()}
         outputs.setdefault("result", f"{stem}.result.json")
-        remote = self.with_device_defaults(job).relocated(pushed, outputs)
+        remote = job.relocated(pushed, outputs)
         job_file = f"{stem}.job.json"
         pid_file = f"{stem}.pid"
         files = (pid_file, job_file, *outputs.values())
