@@ -6,7 +6,7 @@ The CLI prints an :class:`EdgebenchError` as a single line (no traceback) and ex
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 EXIT_OK = 0
@@ -36,11 +36,16 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
 
 
+def unknown_keys(unknown: Iterable[Any], known: Iterable[str], noun: str = "key") -> str:
+    """The one wording of unknown keys (a study section, results.json, an agent job's fields)."""
+    return f"unknown {noun}(s) {sorted(map(str, unknown))}; expected some of {sorted(known)}"
+
+
 def check_keys(data: Mapping[str, Any], allowed: Any, where: str) -> None:
     """Refuse keys of *data* outside *allowed* (names or a dataclass), naming both sides."""
     import dataclasses
 
     names = {f.name for f in dataclasses.fields(allowed)} if dataclasses.is_dataclass(allowed) else set(allowed)
-    unknown = sorted(set(data) - names)
+    unknown = set(data) - names
     if unknown:
-        raise EdgebenchError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(names)}")
+        raise EdgebenchError(f"{where}: {unknown_keys(unknown, names)}")

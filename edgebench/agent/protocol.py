@@ -42,7 +42,7 @@ from typing import Any, ClassVar, TypeVar
 
 from edgebench.agent.telemetry.energy import IDLE_S
 from edgebench.backends.options import COLD_START_ITERS, BackendOptions, TimingBudget
-from edgebench.errors import EdgebenchError
+from edgebench.errors import EdgebenchError, unknown_keys
 
 PROTOCOL = 1
 MODES = ("end_to_end", "compute")
@@ -110,9 +110,9 @@ def _from_fields(cls: type[Any], data: Any, where: str) -> Any:
     if not isinstance(data, dict):
         raise EdgebenchError(f"{where}: expected an object, found {_describe(data)}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(fields))
+    unknown = set(data) - set(fields)
     if unknown:
-        raise EdgebenchError(f"{where}: unknown field(s) {unknown}; expected some of {sorted(fields)}")
+        raise EdgebenchError(f"{where}: {unknown_keys(unknown, fields, 'field')}")
     kwargs = {}
     for name, f in fields.items():
         if name in data:

@@ -16,12 +16,12 @@ import contextlib
 import re
 import types
 import typing
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Annotated, Any, ClassVar, TypeVar, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
-from edgebench.errors import EdgebenchError
+from edgebench.errors import EdgebenchError, unknown_keys
 
 T = TypeVar("T")
 
@@ -104,11 +104,6 @@ _EXPECTED = {
     "finite_number": "a finite number",
 }
 _BOUNDS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
-
-
-def unknown_keys(unknown: Iterable[Any], known: Iterable[str]) -> str:
-    """The one wording of an unknown key, in a study section and in results.json alike."""
-    return f"unknown key(s) {sorted(map(str, unknown))}; expected some of {sorted(known)}"
 
 
 def found(value: Any) -> str:
