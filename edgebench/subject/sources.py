@@ -693,8 +693,7 @@ class OnnxSource(Source):
             got.shape == ref.shape,
             f"model.onnx: converted module output {got.shape} differs from ONNX Runtime's {ref.shape}",
         )
-        diff = float(np.max(np.abs(got - ref)))
-        tol = RTOL * max(1.0, float(np.max(np.abs(ref))))
+        diff, tol = _logit_diff(got, ref)
         expect(
             diff <= tol,
             f"model.onnx: the module onnx2torch made from {path.name} differs from ONNX Runtime on {len(x)} images: "
@@ -738,14 +737,19 @@ def _onnx_to_torch(proto: Any, path: Path) -> tuple[torch.nn.Module, int | None]
     ) from None
 
 
+def _logit_diff(got: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
+    """Max |got - ref| and the tolerance it is held to: RTOL relative to the reference's largest logit
+    (at least 1), the one rule for the ONNX conversion check and the exported-base check."""
+    return float(np.max(np.abs(got - ref))), RTOL * max(1.0, float(np.max(np.abs(ref))))
+
+
 def check_against_source(artifact: Path, reference: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> dict:
     """The exported base artifact (ONNX Runtime) against the user's own model on real images."""
     from edgebench.export.onnx import ort_logits
 
     ref = reference(x)
     got = ort_logits(artifact, x)
-    diff = float(np.max(np.abs(got - ref)))
-    tol = RTOL * max(1.0, float(np.max(np.abs(ref))))
+    diff, tol = _logit_diff(got, ref)
     expect(
         diff <= tol,
         f"{artifact.name}: the exported base differs from your model on {len(x)} images: max |diff| {diff:.3g}, "
