@@ -134,8 +134,10 @@ class AttackSpec:
         ids = [set_id(self.name, self.norm, None)] if self.minimal else []
         return ids + [set_id(self.name, self.norm, e) for e in self.epsilons]
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self.resolved())
+    def to_dict(self, resolved: bool = True) -> dict[str, Any]:
+        """JSON form: every parameter resolved (what is crafted), or as written (``resolved=False``:
+        parameters left to the attack stay null, so that it parses back equal)."""
+        d = asdict(self.resolved() if resolved else self)
         d["epsilons"] = list(self.epsilons)
         return d
 

@@ -35,7 +35,6 @@ Every section is optional; the defaults are the embedded demo study::
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -86,8 +85,7 @@ def _spec_dict(spec: Any) -> dict:
 
 
 def _attack_dict(spec: AttackSpec) -> dict:
-    """As written (parameters left to the attack stay null), so that it reads back equal."""
-    return {**dataclasses.asdict(spec), "epsilons": list(spec.epsilons)}
+    return spec.to_dict(resolved=False)  # as written, so that the study reads back equal
 
 
 def _parsed(cls: type[T], parse: Callable[[Any], T]) -> BeforeValidator:
