@@ -281,6 +281,9 @@ class DeviceEntry(_Model):
     """One candidate on one device."""
 
     unmeasured_reason: str | None = Field(None, description="why the measurements were skipped, when they were")
+    whitebox_unmeasured_reason: str | None = Field(
+        None, description="why no white-box set could be crafted on this candidate (no PyTorch model of its artifact)"
+    )
     latency_ms: LatencyStats | None = Field(description="batch 1, end-to-end (host arrays in and out)")
     latency_compute_ms: LatencyStats | None = Field(None, description="batch 1, engine only")
     throughput_ips: Number | None = Field(None, description="best items/s over the batch sweep")
@@ -346,6 +349,11 @@ class Artifact(_Model):
     precision: str = Field(description="fp32 or int8")
     opset: int | None = Field(None, description="ONNX opset")
     input: ArtifactInput | None = Field(None, description="its input tensor")
+    output: Literal["logits", "probabilities", "log-probabilities"] | None = Field(
+        None,
+        description="what the artifact returns: a model ending in Softmax returns probabilities (attacked as their "
+        "log); candidates exported from its PyTorch module return log-probabilities (same ranking)",
+    )
 
 
 class ExportCheck(_Model):
@@ -395,6 +403,7 @@ class Candidate(_Model):
     name: str = Field(description="candidate name")
     recipe: Recipe = Field(description="how it was made")
     artifact: Artifact | None = Field(description="null until built")
+    skipped: str | None = Field(None, description="why it could not be built (its verdict: UNMEASURED)")
     params: int | None = Field(None, description="parameters of the PyTorch module")
     nonzero_params: int | None = Field(None, description="differs from params after unstructured pruning")
     macs: int | None = Field(None, description="multiply-accumulates per image")
@@ -452,6 +461,10 @@ class Subject(_Model):
     source: dict[str, Any] | None = Field(None, description="where the model came from, files with sha256")
     weights: str | None = Field(None, description="where the weights came from")
     base_accuracy_torch: Number | None = Field(None, description="the base in PyTorch on the host")
+    base_accuracy_by: str | None = Field(None, description="what computed base_accuracy_torch when not PyTorch")
+    torch_unavailable: str | None = Field(
+        None, description="why no PyTorch module of the model exists: the stages that need one are UNMEASURED"
+    )
     attack_count: int | None = Field(None, description="images each transfer set is crafted on")
 
 

@@ -133,6 +133,7 @@ def register(app: typer.Typer) -> None:
             ModelConfig(arch=arch, checkpoint=str(checkpoint) if checkpoint else None),
             DataConfig(name=data, path=data_path),
         )
+        assert subject.model is not None  # a built-in architecture always has its module
         export_onnx(subject.model, output, tuple(subject.split.input_shape))
         check = verify_against_torch(output, subject.model, subject.split.x_eval[:256], quantized=False)
         result = {

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgebench.errors import EdgebenchError
+from edgebench.errors import EdgebenchError, first_line
 
 if TYPE_CHECKING:
     import onnx
@@ -48,6 +48,7 @@ class Surrogate:
     module: Any  # torch.nn.Module
     kind: str  # "fp32-graph" | "fake-quant-ste" | "fake-quant-plain"
     qdq_points: int  # activation quantize points reproduced (0 for fp32)
+    log_outputs: bool = False  # the artifact returns probabilities; the module their logarithm
 
 
 def _init_array(init: onnx.TensorProto) -> np.ndarray:
@@ -58,35 +59,6 @@ def _init_array(init: onnx.TensorProto) -> np.ndarray:
 
 def is_qdq(model: onnx.ModelProto) -> bool:
     return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
-
-
-def fold_identity_constants(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Copy of *model* where ``Identity`` nodes of initializers and ``Constant`` nodes become
-    initializers (torch.onnx aliases shared weights through Identity; onnx2torch wants a Conv's
-    weight to be an initializer)."""
-    import onnx
-    from onnx import numpy_helper
-
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    inits = {i.name: i for i in m.graph.initializer}
-    outputs = {o.name for o in m.graph.output}
-    keep, new = [], []
-    for node in m.graph.node:
-        if node.op_type == "Identity" and node.input[0] in inits and node.output[0] not in outputs:
-            value = numpy_helper.to_array(inits[node.input[0]])
-        elif node.op_type == "Constant" and len(node.attribute) == 1 and node.attribute[0].name == "value":
-            value = numpy_helper.to_array(node.attribute[0].t)
-        else:
-            keep.append(node)
-            continue
-        t = numpy_helper.from_array(value, node.output[0])
-        inits[t.name] = t
-        new.append(t)
-    del m.graph.node[:]
-    m.graph.node.extend(keep)
-    m.graph.initializer.extend(new)
-    return m
 
 
 def fold_constant_dequantize(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
@@ -224,7 +196,10 @@ def surrogate_from_onnx(path: str | Path, *, ste: bool = True) -> Surrogate:
         model = onnx.load(str(path))
     except Exception as exc:  # noqa: BLE001 - onnx raises several types for unreadable files
         raise EdgebenchError(f"white-box surrogate: cannot read the ONNX artifact {path}: {exc}") from None
-    model = fold_identity_constants(model)
+    from edgebench.export.graph import for_conversion
+
+    prepared = for_conversion(model)  # constants, opset, a final Softmax as LogSoftmax
+    model = prepared.model
     qdq = is_qdq(model)
     points = 0
     if qdq:
@@ -236,10 +211,10 @@ def surrogate_from_onnx(path: str | Path, *, ste: bool = True) -> Surrogate:
     _STE["enabled"] = ste
     try:
         module = convert(model)
-    except (NotImplementedError, KeyError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - onnx2torch raises NotImplementedError, KeyError, ...
         raise EdgebenchError(
-            f"white-box surrogate: cannot rebuild {Path(path).name} in PyTorch (onnx2torch: {exc}); "
-            "use settings: [transfer] for this study"
+            f"white-box surrogate: cannot rebuild {Path(path).name} in PyTorch (onnx2torch: "
+            f"{type(exc).__name__}: {first_line(exc, 160)})"
         ) from None
     finally:
         _STE["enabled"] = True
@@ -247,7 +222,7 @@ def surrogate_from_onnx(path: str | Path, *, ste: bool = True) -> Surrogate:
     for p in module.parameters():
         p.requires_grad_(False)
     kind = "fp32-graph" if not qdq else ("fake-quant-ste" if ste else "fake-quant-plain")
-    return Surrogate(module=module, kind=kind, qdq_points=points)
+    return Surrogate(module=module, kind=kind, qdq_points=points, log_outputs=prepared.log_softmax)
 
 
 def ort_logits(path: str | Path, x: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -274,6 +249,8 @@ def agreement(surrogate: Surrogate, path: str | Path, x: np.ndarray) -> dict[str
     """Top-1 agreement and logit difference between the surrogate and ONNX Runtime on *x*."""
     a = torch_logits(surrogate.module, x).astype(np.float64)
     b = ort_logits(path, x).astype(np.float64)
+    if surrogate.log_outputs:  # probabilities from the engine, log-probabilities from the surrogate
+        b = np.log(np.clip(b, 1e-30, None))
     return {
         "kind": surrogate.kind,
         "qdq_points": surrogate.qdq_points,

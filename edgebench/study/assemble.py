@@ -133,6 +133,7 @@ def assemble_results(
             "recipe": (manifest.get("recipe_resolved") if manifest else None)
             or {"prune": cand.get("prune"), "quantize": cand.get("quantize")},
             "artifact": manifest["artifact"] if manifest else None,
+            "skipped": manifest.get("skipped") if manifest else None,
             "params": manifest.get("params") if manifest else None,
             "nonzero_params": manifest.get("nonzero_params") if manifest else None,
             "macs": manifest.get("macs") if manifest else None,

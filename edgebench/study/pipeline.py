@@ -41,6 +41,10 @@ def log_only(event: str, payload: dict) -> None:
         log.info(payload.get("text", ""))
 
 
+class NeedsTorch(Exception):
+    """A candidate that needs the base model in PyTorch, which could not be made (its reason)."""
+
+
 @dataclass
 class Built:
     """A candidate's artifact as built (or found) in this run folder."""
@@ -67,6 +71,7 @@ class Pipeline:
         # per device: the measurement loop's wall time and the part spent inside agent jobs
         self.timing: dict[str, dict[str, float]] = {}
         self._sets: list | None = None
+        self._torch_ok = False  # the subject has a PyTorch module (set when it is loaded)
 
     # ------------------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -113,17 +118,28 @@ class Pipeline:
 
     # ---- subject ---------------------------------------------------------------------------------
     def _subject(self) -> Any:
-        from edgebench.export.onnx import torch_logits
         from edgebench.subject.zoo import load_subject
 
         cfg = self.config
         self.ui("status", {"text": f"subject: {cfg.model.kind} {cfg.model.spec} on {cfg.data.label}"})
-        subject = load_subject(cfg.model, cfg.data, cfg.seed, on_status=lambda t: self.ui("status", {"text": t}))
+        batches = tuple(sorted({1, PREDICT_BATCH, *cfg.profile.batches}))
+        subject = load_subject(
+            cfg.model, cfg.data, cfg.seed, on_status=lambda t: self.ui("status", {"text": t}), batches=batches
+        )
         split = subject.split
+        self._torch_ok = subject.model is not None
+        if subject.torch_reason is not None:
+            self.ui(
+                "status",
+                {
+                    "text": f"no PyTorch module ({subject.torch_reason}): pruned candidates, transfer and white-box "
+                    "attacks are UNMEASURED; base, INT8 of base, profiles, clean accuracy and black-box attacks run"
+                },
+            )
         if self.store.load_arrays("eval") is None:
             self.store.save_arrays("eval", x=split.x_eval, y=split.y_eval)
-        if self.store.load_arrays("base_logits") is None:
-            self.store.save_arrays("base_logits", logits=torch_logits(subject.model, split.x_eval))
+        if self.store.load_arrays("base_logits") is None:  # log-probabilities for a probability model
+            self.store.save_arrays("base_logits", logits=subject.logits(split.x_eval))
         n_attack = min(cfg.attacks.samples, len(split.x_eval))
         info = dict(subject.info, attack_count=n_attack)
         self.store.write_json("subject.json", info)
@@ -147,6 +163,8 @@ class Pipeline:
         found on disk is rebuilt here (deterministic: fixed seeds) when a child needs it."""
         key = json.dumps(self._chain(cand), sort_keys=True)
         if key not in stems:
+            if subject.model is None:
+                raise NeedsTorch(f"needs the model in PyTorch, and {subject.torch_reason}")
             if cand.prune is None:
                 stems[key] = subject.model
             else:
@@ -176,19 +194,85 @@ class Pipeline:
         return head + ([cand.prune.to_dict()] if cand.prune is not None else [])
 
     def _build_one(self, cand: CandidateConfig, subject: Any, stems: dict[str, Any]) -> Built:
-        from edgebench import __version__
-        from edgebench.compress.stats import count_macs, count_nonzero_params, count_params
-        from edgebench.export.onnx import DEFAULT_OPSET, INPUT_NAME, export_onnx, verify_against_torch
-
         store = self.store
         art = store.artifact_path(cand.name)
         man_path = store.manifest_path(cand.name)
         recipe = cand.recipe()
-        if man_path.is_file() and art.is_file():
+        if man_path.is_file():
             manifest = json.loads(man_path.read_text())
-            if manifest.get("recipe") == recipe and manifest.get("artifact", {}).get("sha256") == sha256_file(art):
+            found = art.is_file() and manifest.get("artifact", {}).get("sha256") == sha256_file(art)
+            if manifest.get("recipe") == recipe and (found or manifest.get("skipped")) and not self._retry(manifest):
                 self.ui("status", {"text": f"{cand.name}: artifact found, skipping build"})
                 return Built(cand, manifest)
+        from_graph = subject.graph is not None and cand.prune is None  # the user's ONNX graph, as it is
+        try:
+            manifest = (
+                self._build_from_graph(cand, subject) if from_graph else self._build_from_module(cand, subject, stems)
+            )
+        except (NeedsTorch, EdgebenchError) as exc:
+            if isinstance(exc, EdgebenchError) and cand.prune is None and cand.quantize is None:
+                raise  # no base, nothing to compare: the run stops with the reason
+            # degrade: this candidate is UNMEASURED with the reason, every other one goes on
+            sep = " " if isinstance(exc, NeedsTorch) else ": "
+            reason = f"candidate '{cand.name}'{sep}{exc}"
+            manifest = {
+                "name": cand.name,
+                "recipe": recipe,
+                "recipe_resolved": recipe,
+                "artifact": None,
+                "skipped": reason,
+            }
+            self.ui("status", {"text": f"{cand.name}: UNMEASURED: {reason}"})
+        else:
+            from edgebench import __version__
+
+            manifest.update({"name": cand.name, "recipe": recipe, "recipe_resolved": recipe, "edgebench": __version__})
+            a = manifest["artifact"]
+            self.ui(
+                "status",
+                {
+                    "text": f"{cand.name}: {a['precision']} artifact {a['size_bytes']} bytes, check {manifest['export_check']}"
+                },
+            )
+        store.write_json(str(man_path.relative_to(self.run_dir)), manifest)
+        return Built(cand, manifest)
+
+    def _retry(self, manifest: dict) -> bool:
+        """A candidate that could not be built is tried again on the next run (the model may
+        convert now, or edgebench may cut it now), except one skipped for want of a PyTorch
+        model while there still is none."""
+        skipped = manifest.get("skipped")
+        return bool(skipped) and (self._torch_ok or "needs the model in PyTorch" not in skipped)
+
+    def _artifact_record(self, art: Path, precision: str, output: str) -> dict:
+        """The manifest's ``artifact``: file, hash, precision, opset, input, what it outputs."""
+        from edgebench.export.graph import dims, opset_of, real_inputs
+        from edgebench.measure.onnx_stats import load_onnx
+
+        proto = load_onnx(art)
+        vin = real_inputs(proto)[0]
+        shape = dims(vin)
+        return {
+            "path": str(art.relative_to(self.run_dir)),
+            "sha256": sha256_file(art),
+            "size_bytes": art.stat().st_size,
+            "format": "onnx",
+            "precision": precision,
+            "opset": opset_of(proto),
+            "input": {
+                "name": vin.name,
+                "shape": ["batch" if isinstance(shape[0], str) else shape[0], *shape[1:]],
+                "dtype": "float32",
+            },
+            "output": output,
+        }
+
+    def _build_from_module(self, cand: CandidateConfig, subject: Any, stems: dict[str, Any]) -> dict:
+        """Export the candidate's PyTorch module (quantizing it for INT8) and check it against PyTorch."""
+        from edgebench.compress.stats import count_macs, count_nonzero_params, count_params
+        from edgebench.export.onnx import export_onnx, verify_against_torch
+
+        art = self.store.artifact_path(cand.name)
         split = subject.split
         module = self._stem(cand, subject, stems)
         shape = tuple(split.input_shape)
@@ -196,49 +280,60 @@ class Pipeline:
         if cand.quantize is None:
             export_onnx(module, art, shape)
             check = verify_against_torch(art, module, x_check, quantized=False)
-            if cand.prune is None and subject.reference is not None:  # base vs the user's own file (ONNX)
-                from edgebench.subject.sources import check_against_source
-
-                check["against_source"] = check_against_source(art, subject.reference, x_check)
             precision = "fp32"
         else:
-            from edgebench.compress.quantize import quantize_static
-
-            spec = cand.quantize
             fp32 = art.with_name(art.stem + ".fp32.onnx")
             export_onnx(module, fp32, shape)
-            n_cal = spec.calib_samples
-            self.ui(
-                "status", {"text": f"{cand.name}: int8 calibration on {n_cal} held-out images ({spec.calibration})"}
-            )
-            quantize_static(fp32, art, split.x_calib[:n_cal], spec)  # fp32 kept: INT8 error localisation
+            self._quantize(cand, fp32, art, split)  # fp32 kept: INT8 error localisation
             check = verify_against_torch(art, module, x_check, quantized=True)
             precision = "int8"
-        manifest = {
-            "name": cand.name,
-            "recipe": recipe,
-            "recipe_resolved": recipe,  # every option, defaults included (as the recipe now is)
-            "artifact": {
-                "path": str(art.relative_to(self.run_dir)),
-                "sha256": sha256_file(art),
-                "size_bytes": art.stat().st_size,
-                "format": "onnx",
-                "precision": precision,
-                "opset": DEFAULT_OPSET,
-                "input": {"name": INPUT_NAME, "shape": ["batch", *shape[1:]], "dtype": "float32"},
-            },
+        output = "log-probabilities" if subject.output_kind == "probabilities" else "logits"
+        return {
+            "artifact": self._artifact_record(art, precision, output),
             "params": count_params(module),
             "nonzero_params": count_nonzero_params(module),
             "macs": count_macs(module, shape),
             "export_check": check,
-            "edgebench": __version__,
         }
-        store.write_json(str(man_path.relative_to(self.run_dir)), manifest)
-        self.ui(
-            "status",
-            {"text": f"{cand.name}: {precision} artifact {manifest['artifact']['size_bytes']} bytes, check {check}"},
-        )
-        return Built(cand, manifest)
+
+    def _build_from_graph(self, cand: CandidateConfig, subject: Any) -> dict:
+        """The user's ONNX graph as the artifact (base), or quantized by ONNX Runtime (INT8 of
+        base); checked against ONNX Runtime on the user's graph, no PyTorch needed."""
+        from edgebench.export.graph import for_quantization
+        from edgebench.export.onnx import verify_against_reference
+        from edgebench.measure.onnx_stats import onnx_stats
+        from edgebench.util.io import atomic_write_bytes
+
+        art = self.store.artifact_path(cand.name)
+        split = subject.split
+        x_check = split.x_eval[: min(256, len(split.x_eval))]
+        if cand.quantize is None:
+            atomic_write_bytes(art, subject.graph.SerializeToString())
+            check = verify_against_reference(art, subject.reference, x_check, quantized=False, strict=False)
+            precision, stats_of = "fp32", art
+        else:
+            fp32 = art.with_name(art.stem + ".fp32.onnx")  # the graph as ORT's quantizer takes it
+            atomic_write_bytes(fp32, for_quantization(subject.graph)[0].SerializeToString())
+            self._quantize(cand, fp32, art, split)
+            check = verify_against_reference(art, subject.reference, x_check, quantized=True)
+            precision, stats_of = "int8", fp32
+        stats = onnx_stats(stats_of, tuple(split.input_shape[1:]))
+        return {
+            "artifact": self._artifact_record(art, precision, subject.output_kind),
+            "params": stats.params,
+            "nonzero_params": stats.params,
+            "macs": stats.macs,
+            "export_check": check,
+        }
+
+    def _quantize(self, cand: CandidateConfig, fp32: Path, art: Path, split: Any) -> None:
+        from edgebench.compress.quantize import quantize_static
+
+        spec = cand.quantize
+        assert spec is not None
+        n_cal = spec.calib_samples
+        self.ui("status", {"text": f"{cand.name}: int8 calibration on {n_cal} held-out images ({spec.calibration})"})
+        quantize_static(fp32, art, split.x_calib[:n_cal], spec)
 
     # ---- attacks ------------------------------------------------------------------------------------
     def _attacks(self, subject: Any) -> list[dict]:
@@ -247,6 +342,14 @@ class Pipeline:
         cfg = self.config.attacks
         specs = list(cfg.suite)
         split = subject.split
+        if subject.model is None:  # transfer sets are crafted on the base in PyTorch
+            self.ui(
+                "status",
+                {
+                    "text": f"transfer attacks: UNMEASURED: crafting needs the model in PyTorch, and {subject.torch_reason}"
+                },
+            )
+            return []
         n = min(cfg.samples, len(split.x_eval))
         # one unit per image per spec; craft_and_store reports (spec label, images done, images total)
         self.ui("task", {"id": "attack", "text": f"attacks on base ({n} images)", "total": len(specs) * n})
@@ -326,7 +429,7 @@ class Pipeline:
 
     def _measure_one(self, device: Any, spec: Any, b: Built, attack_sets: list[dict]) -> None:
         """Every measurement of candidate *b* on the open *device* (each skipped if on disk)."""
-        reason = skip_reason(b.config, spec)  # e.g. engine tensorrt on a device without it
+        reason = b.manifest.get("skipped") or skip_reason(b.config, spec)  # not built; tensorrt without it
         if reason is not None:
             self._skip(device, b, reason)
             return
@@ -354,7 +457,7 @@ class Pipeline:
             backend=common.backend,
             options=common.options,
             sets=tuple(sets),
-            batch=PREDICT_BATCH,
+            batch=_fixed_batch(b) or PREDICT_BATCH,
             logits=str(logits_path),
         )
 
@@ -362,7 +465,8 @@ class Pipeline:
         """Record every measurement of *b* on *device* as skipped (its verdict: UNMEASURED)."""
         kinds = ["profile", "replay"] + (["blackbox"] if self.config.blackbox.enabled else [])
         self.ui("status", {"text": f"{device.name}: skipping {b.config.name}: {reason}"})
-        record_skips(self.store, b.config.name, device.name, kinds, reason, b.manifest["artifact"]["sha256"])
+        sha = (b.manifest.get("artifact") or {}).get("sha256")
+        record_skips(self.store, b.config.name, device.name, kinds, reason, sha)
         for _ in kinds:
             self.ui("advance", {"id": "measure"})
 
@@ -378,7 +482,7 @@ class Pipeline:
             backend=common.backend,
             options=dataclasses.replace(common.options, profile_ops=p.profile_ops),
             inputs=str(self.store.data_path("eval")),
-            batches=tuple(p.batches),
+            batches=_job_batches(b, p.batches),
             modes=tuple(p.modes),
             budget=TimingBudget(**p.budget()),
             telemetry=p.telemetry,
@@ -406,6 +510,8 @@ class Pipeline:
 
         with np.load(logits_path, allow_pickle=False) as d:
             clean_logits = d["clean"]
+        if _returns_probabilities(b):  # base logits are log-probabilities for such a model
+            clean_logits = np.log(np.clip(clean_logits, 1e-30, None))
         result["fidelity"] = fidelity(self._arrays("base_logits")["logits"], clean_logits)
         result["artifact_sha256"] = b.manifest["artifact"]["sha256"]
         self.store.save(name, device.name, "replay", result)
@@ -428,6 +534,7 @@ class Pipeline:
                 b.config.prune is None and b.config.quantize is None,
             )
             for b in built
+            if b.manifest.get("artifact")  # a candidate that could not be built has nothing to attack
         ]
         craft_all(
             self.store,
@@ -448,6 +555,9 @@ class Pipeline:
             return
         logits_path = self.store.measurement_path(name, device.name, REPLAY_KIND).with_name("logits-whitebox.npz")
         sets = replay_sets(self.store, name)
+        if not sets:  # no surrogate could be made (its reason is in the white-box record)
+            self.ui("advance", {"id": "measure"})
+            return
         job = self._predict_job(b, sets, logits_path)
         self.ui("status", {"text": f"{device.name}: replaying {len(sets)} white-box sets through {name}"})
         result = device.run_job(job)
@@ -485,8 +595,14 @@ class Pipeline:
         job = self._job_common(b)
         t0 = time.perf_counter()
         with device.open_session(job) as session:
+            query = session.query
+            if _returns_probabilities(b):  # score-based attacks take log-probabilities
+
+                def query(xs: np.ndarray, _q: Any = session.query) -> np.ndarray:
+                    return np.log(np.clip(_q(xs), 1e-30, None))
+
             res = run_blackbox(
-                session.query,
+                query,
                 x[:n],
                 y[:n],
                 spec,
@@ -537,6 +653,21 @@ class Pipeline:
 
             render_results(results, self.run_dir)
         return results
+
+
+def _fixed_batch(b: Built) -> int | None:
+    """The batch size a user's graph is fixed at (None: dynamic): its jobs run at that batch only."""
+    shape = ((b.manifest.get("artifact") or {}).get("input") or {}).get("shape") or ["batch"]
+    return shape[0] if isinstance(shape[0], int) else None
+
+
+def _job_batches(b: Built, batches: Any) -> tuple[int, ...]:
+    fixed = _fixed_batch(b)
+    return (fixed,) if fixed else tuple(batches)
+
+
+def _returns_probabilities(b: Built) -> bool:
+    return (b.manifest.get("artifact") or {}).get("output") == "probabilities"
 
 
 def default_run_dir(cfg: StudyConfig, base: Path = Path("reports")) -> Path:

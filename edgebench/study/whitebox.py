@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgebench.agent.protocol import InputSet
+from edgebench.errors import EdgebenchError
 from edgebench.study.store import RunStore, safe_name
 from edgebench.util.io import read_json, sha256_file
 
@@ -84,7 +85,11 @@ def craft_for_candidate(
     out = folder(store, candidate)
     out.mkdir(parents=True, exist_ok=True)
     sha = sha256_file(artifact)
-    sur = surrogate_from_onnx(artifact)
+    try:
+        sur = surrogate_from_onnx(artifact)
+    except EdgebenchError as exc:  # degrade: this candidate's white-box rows are UNMEASURED, with why
+        atomic_write_json(out / "surrogate.json", {"skipped": str(exc), "artifact_sha256": sha})
+        return []
     rec = surrogate_record(store, candidate)
     if rec is None or rec.get("artifact_sha256") != sha or rec.get("kind") != sur.kind:
         info = agreement(sur, artifact, x_eval)
@@ -277,6 +282,8 @@ def whitebox_rows(
 
     replay = store.load(candidate, device, REPLAY_KIND)
     sur = surrogate_record(store, candidate)
+    if sur is not None and sur.get("skipped"):
+        return [], None
     if replay is None or sur is None or not (folder(store, candidate) / "attacks.json").is_file():
         return [], sur
     sets = load_folder(folder(store, candidate), inputs=False)
@@ -320,6 +327,9 @@ def add_to_entry(
     replay = store.load(candidate, device, "replay")
     if replay is None:
         return
+    rec = surrogate_record(store, candidate)
+    if rec is not None and rec.get("skipped"):
+        entry["whitebox_unmeasured_reason"] = rec["skipped"]
     preds = {k: np.asarray(v["predictions"]) for k, v in replay["sets"].items()}
     clean = preds.pop("clean")
     wb, sur = whitebox_rows(store, candidate, device, y_eval, clean, preds)

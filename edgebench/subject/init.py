@@ -95,6 +95,7 @@ def inspect_model(kind: str, spec: str, checkpoint: str | None, data_shape: tupl
     fields: dict[str, Any] = {"checkpoint": checkpoint, kind: spec}
     cfg = ModelConfig(**fields)
     module = SOURCES[kind].load(LoadContext(cfg, None, None, 0, lambda _t: None)).module  # type: ignore[arg-type]
+    assert module is not None  # only the ONNX source (inspected above) may load without a module
     channels = next((m.in_channels for m in module.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)), None)
     shapes = [data_shape] if data_shape else []
     for c in [channels] if channels else [3, 1]:

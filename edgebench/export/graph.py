@@ -1,0 +1,437 @@
+"""Edits of an ONNX graph a user brings, none of which changes what it computes on its inputs.
+
+Two uses, kept apart:
+
+* :func:`deployable`: the user's graph as the deployed ``base`` artifact. Untouched except where
+  the study asks for it: normalization (``model.normalize``) and an NCHW -> NHWC ``Transpose``
+  (``layout: nhwc``) prepended as nodes so the artifact takes [0,1] NCHW pixels like every other
+  candidate, and the graph's outputs narrowed to the one named by ``model.output``.
+* :func:`for_conversion`: the same graph rewritten into what onnx2torch converts: ``Constant``
+  nodes (and ``Identity`` of initializers) become initializers, opsets above
+  :data:`CONVERT_OPSET` are lowered with onnx's version converter, ``Reshape(allowzero=1)``
+  whose shape has no zero is the plain ``Reshape``, a final ``Softmax`` becomes ``LogSoftmax``
+  (attacks and fine-tuning need log-probabilities, not probabilities), and shapes are inferred.
+
+Only ``onnx`` is imported here (no torch), so the ONNX-native path runs without PyTorch.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgebench.errors import EdgebenchError, first_line
+
+if TYPE_CHECKING:
+    import onnx
+
+log = logging.getLogger(__name__)
+
+CONVERT_OPSET = 17  # onnx2torch covers opset <= 17 best (ReduceMean-18, AveragePool-19 have no converter)
+INPUT_NAME = "input"  # the input name of a graph edgebench prepended nodes to
+LAYOUTS = ("auto", "nchw", "nhwc")
+
+
+def copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    import onnx
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    return m
+
+
+def opset_of(model: onnx.ModelProto) -> int | None:
+    """The default-domain opset the graph is written in."""
+    return next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
+def real_inputs(model: onnx.ModelProto) -> list[Any]:
+    """The graph inputs that are not initializers (old opsets list weights as inputs too)."""
+    inits = {i.name for i in model.graph.initializer}
+    return [vi for vi in model.graph.input if vi.name not in inits]
+
+
+def dims(value_info: Any) -> list[int | str]:
+    """Declared dimensions: ints where fixed, the symbol (or '?') where dynamic."""
+    out: list[int | str] = []
+    for d in value_info.type.tensor_type.shape.dim:
+        out.append(int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else (d.dim_param or "?"))
+    return out
+
+
+def _constant_value(node: Any) -> np.ndarray | None:
+    """The tensor a ``Constant`` node holds (None for a sparse or unknown attribute)."""
+    from onnx import helper, numpy_helper
+
+    if len(node.attribute) != 1:
+        return None
+    a = node.attribute[0]
+    if a.name == "value":
+        return numpy_helper.to_array(a.t)
+    if a.name in ("value_float", "value_int", "value_floats", "value_ints"):
+        v = helper.get_attribute_value(a)
+        return np.asarray(v, dtype=np.float32 if "float" in a.name else np.int64)
+    return None
+
+
+def constants_to_initializers(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """Copy of *model* where ``Constant`` nodes and ``Identity`` nodes of initializers become
+    initializers (tf2onnx, Paddle and torch's aliasing of shared weights write them so;
+    onnx2torch and ORT's quantizer want a Conv's weight as an initializer). Returns the copy
+    and how many nodes were folded. Subgraphs (If/Loop bodies) are left as they are."""
+    from onnx import numpy_helper
+
+    m = copy(model)
+    inits = {i.name: i for i in m.graph.initializer}
+    outputs = {o.name for o in m.graph.output}
+    keep, new = [], []
+    for node in m.graph.node:
+        value = None
+        if node.output and node.output[0] not in outputs:
+            if node.op_type == "Identity" and node.input[0] in inits:
+                value = numpy_helper.to_array(inits[node.input[0]])
+            elif node.op_type == "Constant":
+                value = _constant_value(node)
+        if value is None:
+            keep.append(node)
+            continue
+        t = numpy_helper.from_array(np.asarray(value), node.output[0])
+        inits[t.name] = t
+        new.append(t)
+    del m.graph.node[:]
+    m.graph.node.extend(keep)
+    m.graph.initializer.extend(new)
+    return m, len(new)
+
+
+def _producer(model: onnx.ModelProto) -> dict[str, Any]:
+    return {o: n for n in model.graph.node for o in n.output}
+
+
+def final_softmax(model: onnx.ModelProto) -> Any | None:
+    """The ``Softmax`` node that produces the graph's (first) output, looking through a trailing
+    ``QuantizeLinear -> DequantizeLinear`` pair and ``Identity``/``Flatten``/``Reshape``; None if the
+    output is not a softmax."""
+    prod = _producer(model)
+    name = model.graph.output[0].name
+    for _ in range(6):
+        node = prod.get(name)
+        if node is None:
+            return None
+        if node.op_type == "Softmax":
+            return node
+        if node.op_type not in ("Identity", "QuantizeLinear", "DequantizeLinear", "Flatten", "Reshape", "Squeeze"):
+            return None
+        name = node.input[0]
+    return None
+
+
+def softmax_to_log(model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
+    """Copy of *model* whose final ``Softmax`` is a ``LogSoftmax`` (same axis semantics in every
+    opset) and whose output no longer passes a Q/DQ pair after it (a [0,1] probability scale
+    would crush log-probabilities). Returns the copy and whether anything changed."""
+    m = copy(model)
+    node = final_softmax(m)
+    if node is None:
+        return m, False
+    node.op_type = "LogSoftmax"
+    prod = _producer(m)
+    out = m.graph.output[0].name
+    # drop a Q/DQ chain between the (now) LogSoftmax and the output: the output takes its value
+    chain = []
+    name = out
+    while prod.get(name) is not None and prod[name] is not node:
+        chain.append(prod[name])
+        name = prod[name].input[0]
+    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in chain):
+        for n in chain:
+            if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+                n.op_type = "Identity"
+                del n.input[1:]
+                del n.attribute[:]
+    return m, True
+
+
+def fix_reshape_allowzero(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """``Reshape(allowzero=1)`` with a constant shape that has no 0 means the same as
+    ``allowzero=0`` (torch's dynamo exporter writes it; onnx2torch refuses it)."""
+    from onnx import numpy_helper
+
+    m = copy(model)
+    inits = {i.name: i for i in m.graph.initializer}
+    fixed = 0
+    for node in m.graph.node:
+        if node.op_type != "Reshape" or len(node.input) < 2:
+            continue
+        attr = next((a for a in node.attribute if a.name == "allowzero"), None)
+        if attr is None or attr.i == 0:
+            continue
+        shape = inits.get(node.input[1])
+        if shape is not None and 0 not in numpy_helper.to_array(shape).tolist():
+            attr.i = 0
+            fixed += 1
+    return m, fixed
+
+
+def matmul_add_to_gemm(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """``MatMul(x, W) + b`` with constant 2-D ``W`` and 1-D ``b`` and a 2-D ``x`` becomes
+    ``Gemm(x, W, b)`` (tf2onnx and Paddle write dense layers so): onnx2torch makes a Gemm with
+    constant weights an ``nn.Linear``, which pruning can cut and which names the classifier.
+    Needs the inferred rank of ``x``; a MatMul of unknown rank is left as it is."""
+    import onnx
+    from onnx import helper
+
+    try:  # data propagation follows Shape -> Gather -> Concat into a Reshape's rank
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:  # noqa: BLE001 - without shapes nothing is fused
+        return copy(model), 0
+    ranks = {
+        vi.name: len(vi.type.tensor_type.shape.dim)
+        for vi in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
+        if vi.type.tensor_type.HasField("shape")
+    }
+    shapes = {vi.name: vi.type.tensor_type.shape for vi in inferred.graph.value_info}
+    for n in inferred.graph.node:  # ranks shape inference leaves open: Flatten, Reshape to a known-length shape
+        if n.output[0] in ranks and ranks[n.output[0]] > 0:
+            continue
+        if n.op_type == "Flatten":
+            ranks[n.output[0]] = 2
+        elif n.op_type == "Reshape" and n.input[1] in shapes:
+            d = shapes[n.input[1]].dim
+            if len(d) == 1 and d[0].HasField("dim_value"):
+                ranks[n.output[0]] = int(d[0].dim_value)
+    m = copy(model)
+    inits = {i.name: i for i in m.graph.initializer}
+    consumers: dict[str, list[Any]] = {}
+    for n in m.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    outputs = {o.name for o in m.graph.output}
+    drop: set[int] = set()
+    replace: dict[int, Any] = {}
+    fused = 0
+    for node in m.graph.node:
+        if node.op_type != "MatMul" or node.input[1] not in inits or ranks.get(node.input[0]) != 2:
+            continue
+        w = inits[node.input[1]]
+        users = consumers.get(node.output[0], [])
+        if len(w.dims) != 2 or len(users) != 1 or users[0].op_type != "Add" or node.output[0] in outputs:
+            continue
+        add = users[0]
+        other = add.input[1] if add.input[0] == node.output[0] else add.input[0]
+        b = inits.get(other)
+        if b is None or list(b.dims) != [w.dims[1]]:
+            continue
+        gemm = helper.make_node("Gemm", [node.input[0], node.input[1], other], list(add.output), name=(add.name or node.name) + "_gemm")
+        replace[id(add)] = gemm
+        drop.add(id(node))
+        fused += 1
+    if fused:
+        nodes = [replace.get(id(n), n) for n in m.graph.node if id(n) not in drop]
+        del m.graph.node[:]
+        m.graph.node.extend(nodes)
+    return m, fused
+
+
+@dataclass
+class Prepared:
+    """A graph rewritten for onnx2torch, and what was changed (for the report)."""
+
+    model: Any  # onnx.ModelProto
+    edits: list[str] = field(default_factory=list)
+    log_softmax: bool = False  # the final Softmax became LogSoftmax
+
+
+def for_conversion(model: onnx.ModelProto) -> Prepared:
+    """*model* rewritten into what onnx2torch converts (see the module doc); computes the same
+    function (up to the final Softmax -> LogSoftmax, recorded in :attr:`Prepared.log_softmax`)."""
+    import onnx
+
+    edits: list[str] = []
+    m, n = constants_to_initializers(model)
+    if n:
+        edits.append(f"{n} Constant/Identity weight node(s) -> initializers")
+    opset = opset_of(m)
+    if opset is not None and opset > CONVERT_OPSET:
+        try:
+            m = onnx.version_converter.convert_version(m, CONVERT_OPSET)
+            edits.append(f"opset {opset} -> {CONVERT_OPSET} (onnx version converter)")
+        except Exception as exc:  # noqa: BLE001 - a failing adapter: try the converter on the original opset
+            edits.append(f"opset {opset} kept: the version converter failed ({first_line(exc, 100)})")
+    m, n = fix_reshape_allowzero(m)
+    if n:
+        edits.append(f"{n} Reshape(allowzero=1) with a zero-free shape -> allowzero=0")
+    m, n = matmul_add_to_gemm(m)
+    if n:
+        edits.append(f"{n} MatMul + Add with constant weights -> Gemm (a Linear layer in PyTorch)")
+    m, changed = softmax_to_log(m)
+    if changed:
+        edits.append("final Softmax -> LogSoftmax (attacks and fine-tuning work on log-probabilities)")
+    try:
+        m = onnx.shape_inference.infer_shapes(m)
+    except Exception as exc:  # noqa: BLE001 - inference is a help, not a requirement
+        log.info("shape inference failed (%s); converting without it", first_line(exc, 100))
+    return Prepared(m, edits, changed)
+
+
+QUANT_MIN_OPSET = 13  # per-channel QuantizeLinear/DequantizeLinear (axis) need opset 13
+
+
+def for_quantization(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
+    """*model* as ONNX Runtime's quantizer takes it: weights as initializers (a weight in a
+    ``Constant`` node is not quantized) and at least opset 13 (per-channel Q/DQ), raised with
+    onnx's version converter. Same function, same node names otherwise."""
+    import onnx
+
+    edits: list[str] = []
+    m, n = constants_to_initializers(model)
+    if n:
+        edits.append(f"{n} Constant/Identity weight node(s) -> initializers")
+    opset = opset_of(m)
+    if opset is not None and opset < QUANT_MIN_OPSET:
+        try:
+            m = onnx.version_converter.convert_version(m, QUANT_MIN_OPSET)
+            edits.append(f"opset {opset} -> {QUANT_MIN_OPSET} (per-channel Q/DQ; onnx version converter)")
+        except Exception as exc:  # noqa: BLE001 - quantize what we have; ORT says what it cannot do
+            edits.append(f"opset {opset} kept: the version converter failed ({first_line(exc, 100)})")
+    return m, edits
+
+
+def detect_layout(model: onnx.ModelProto) -> str:
+    """``nhwc`` when the graph takes channels last: its first node on the input is a
+    ``Transpose`` with perm [0, 3, 1, 2], or its declared input ends in 1 or 3 channels while its
+    second dimension does not look like channels; else ``nchw``."""
+    inputs = real_inputs(model)
+    if len(inputs) != 1:
+        return "nchw"
+    name = inputs[0].name
+    first = next((n for n in model.graph.node if name in n.input), None)
+    if first is not None and first.op_type == "Transpose":
+        perm = next((list(a.ints) for a in first.attribute if a.name == "perm"), None)
+        if perm == [0, 3, 1, 2]:
+            return "nhwc"
+    d = dims(inputs[0])
+    if len(d) == 4 and d[3] in (1, 3) and not (isinstance(d[1], int) and d[1] in (1, 3)):
+        return "nhwc"
+    return "nchw"
+
+
+def _vi(name: str, shape: list[int | str]) -> Any:
+    from onnx import TensorProto, helper
+
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def deployable(
+    model: onnx.ModelProto,
+    *,
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
+    layout: str = "nchw",
+    output: str | None = None,
+) -> tuple[onnx.ModelProto, list[str]]:
+    """The user's graph as the deployed base artifact: [0,1] NCHW pixels in, the named output
+    out (see the module doc). Returns the graph and the edits made (empty: untouched)."""
+    from onnx import helper, numpy_helper
+
+    m = copy(model)
+    edits: list[str] = []
+    inputs = real_inputs(m)
+    if len(inputs) != 1:
+        raise EdgebenchError(f"model.onnx: expected a graph with one input, found {[i.name for i in inputs]}")
+    names = [o.name for o in m.graph.output]
+    if output is not None:
+        if output not in names:
+            raise EdgebenchError(f"model.output: expected one of the graph's outputs {names}, found {output!r}")
+        if len(names) > 1:
+            keep = next(o for o in m.graph.output if o.name == output)
+            del m.graph.output[:]
+            m.graph.output.append(keep)
+            edits.append(f"outputs narrowed to '{output}' (of {names})")
+    elif len(names) > 1:
+        raise EdgebenchError(
+            f"model.onnx: the graph has {len(names)} outputs {names}; expected model.output naming the logits"
+        )
+    vin = inputs[0]
+    if layout == "nchw" and mean is None:
+        return m, edits
+    d = dims(vin)
+    if len(d) != 4:
+        raise EdgebenchError(f"model.onnx: expected a 4-D image input, found {vin.name} with dimensions {d}")
+    nchw = [d[0], d[3], d[1], d[2]] if layout == "nhwc" else list(d)
+    new_in = INPUT_NAME if INPUT_NAME not in {n for node in m.graph.node for n in node.output} else "edgebench_input"
+    nodes = []
+    cur = new_in
+    if mean is not None and std is not None:
+        c = len(mean)
+        inits = [
+            numpy_helper.from_array(np.asarray(mean, np.float32).reshape(1, c, 1, 1), "edgebench_mean"),
+            numpy_helper.from_array(np.asarray(std, np.float32).reshape(1, c, 1, 1), "edgebench_std"),
+        ]
+        m.graph.initializer.extend(inits)
+        nodes += [
+            helper.make_node("Sub", [cur, "edgebench_mean"], ["edgebench_centered"], name="edgebench_normalize_sub"),
+            helper.make_node(
+                "Div", ["edgebench_centered", "edgebench_std"], ["edgebench_normalized"], name="edgebench_normalize_div"
+            ),
+        ]
+        cur = "edgebench_normalized"
+        edits.append(f"normalization prepended as nodes (mean {list(mean)}, std {list(std)})")
+    if layout == "nhwc":
+        nodes.append(
+            helper.make_node("Transpose", [cur], ["edgebench_nhwc"], perm=[0, 2, 3, 1], name="edgebench_to_nhwc")
+        )
+        cur = "edgebench_nhwc"
+        edits.append("NCHW -> NHWC Transpose prepended (the graph takes channels last)")
+    for node in m.graph.node:  # the old input is now fed by the prepended nodes
+        for i, n in enumerate(node.input):
+            if n == vin.name:
+                node.input[i] = cur
+    for o in m.graph.output:  # an output that is the input itself (never in a classifier)
+        if o.name == vin.name:
+            raise EdgebenchError("model.onnx: the graph's output is its input; expected a classifier")
+    old = list(m.graph.node)
+    del m.graph.node[:]
+    m.graph.node.extend(nodes + old)
+    new_vi = _vi(new_in, [x if isinstance(x, int) else str(x) for x in nchw])
+    graph_inputs = [new_vi if vi.name == vin.name else vi for vi in m.graph.input]
+    del m.graph.input[:]
+    m.graph.input.extend(graph_inputs)
+    return m, edits
+
+
+def free_batch(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Copy of *model* whose input and output batch dimension is symbolic (``batch``) and whose
+    stale intermediate shapes are dropped; the caller checks it still computes the same."""
+    m = copy(model)
+    for vi in [*real_inputs(m), *m.graph.output]:
+        shape = vi.type.tensor_type.shape
+        if len(shape.dim):
+            shape.dim[0].Clear()
+            shape.dim[0].dim_param = "batch"
+    del m.graph.value_info[:]
+    return m
+
+
+__all__ = [
+    "CONVERT_OPSET",
+    "INPUT_NAME",
+    "LAYOUTS",
+    "Prepared",
+    "constants_to_initializers",
+    "deployable",
+    "detect_layout",
+    "dims",
+    "final_softmax",
+    "fix_reshape_allowzero",
+    "matmul_add_to_gemm",
+    "for_conversion",
+    "for_quantization",
+    "free_batch",
+    "opset_of",
+    "real_inputs",
+    "softmax_to_log",
+]
