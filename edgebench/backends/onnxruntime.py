@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -93,11 +94,6 @@ class OnnxRuntimeBackend(Backend):
             so.intra_op_num_threads = int(self.options.threads)
             so.inter_op_num_threads = 1
         so.log_severity_level = 3
-        self._profile_dir: str | None = None
-        if self.options.profile_ops:
-            self._profile_dir = tempfile.mkdtemp(prefix="edgebench-ortprof-")
-            so.enable_profiling = True
-            so.profile_file_prefix = os.path.join(self._profile_dir, "ort")
         providers = ort_providers(
             self.options.device,
             self.options.provider,
@@ -105,9 +101,18 @@ class OnnxRuntimeBackend(Backend):
             self.options.precision,
             self.options.trt_cache_dir,
         )
+        self._session: Any = None
+        self._profile_cache: list[dict] | None = None
+        self._profile_dir: str | None = None
+        if self.options.profile_ops:
+            # ORT writes its trace here; removed once read (_collect_profile), on close, or now on a failed load
+            self._profile_dir = tempfile.mkdtemp(prefix="edgebench-ortprof-")
+            so.enable_profiling = True
+            so.profile_file_prefix = os.path.join(self._profile_dir, "ort")
         try:
             self._session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
         except Exception as exc:  # ORT raises several types for corrupt/unsupported models
+            self._remove_profile_dir()
             first = first_line(exc)
             raise EdgebenchError(f"onnxruntime could not load {path}: {first}") from None
         self._inputs = [
@@ -120,12 +125,14 @@ class OnnxRuntimeBackend(Backend):
         ]
         self._outputs = [o.name for o in self._session.get_outputs()]
         self._ort_device = "cuda" if self.options.device.startswith("cuda") else "cpu"
-        self._profile_cache: list[dict] | None = None
 
     def _close(self) -> None:
-        if self._profile_dir is not None:
-            self._collect_profile()
-        self._session = None
+        try:
+            if self._profile_dir is not None:
+                self._collect_profile()
+        finally:
+            self._session = None
+            self._remove_profile_dir()
 
     def input_specs(self) -> list[TensorSpec]:
         return list(self._inputs)
@@ -173,17 +180,28 @@ class OnnxRuntimeBackend(Backend):
 
     # ---- per-operator profile ------------------------------------------------------------------
     def _collect_profile(self) -> None:
+        """Stop ORT's profiler, summarize its trace and delete it (file and folder), read or not."""
         if self._profile_cache is not None or self._session is None:
             return
-        prof = self._session.end_profiling()
+        prof = ""
         try:
-            events = json.loads(Path(prof).read_text())
-        except (OSError, json.JSONDecodeError):
-            events = []
-        self._profile_cache = summarize_ort_profile(events)
+            prof = self._session.end_profiling()
+            try:
+                events = json.loads(Path(prof).read_text())
+            except (OSError, json.JSONDecodeError):
+                events = []
+            self._profile_cache = summarize_ort_profile(events)
+        finally:
+            if prof:
+                Path(prof).unlink(missing_ok=True)  # ORT's file, wherever it put it
+            self._remove_profile_dir()
+
+    def _remove_profile_dir(self) -> None:
+        if self._profile_dir is not None:
+            shutil.rmtree(self._profile_dir, ignore_errors=True)
 
     def op_profile(self) -> list[dict] | None:
-        if self._profile_dir is None:
+        if not self.options.profile_ops:
             return None
         self._collect_profile()
         return self._profile_cache

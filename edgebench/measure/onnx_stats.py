@@ -1,7 +1,10 @@
 """Static facts about an ONNX model: file size, parameters, MACs, bytes a roofline needs.
 
-Parameters are counted from the graph initializers (so an INT8 QDQ model counts its int8
-weights once, plus its scales and zero points). MACs are counted for Conv, ConvTranspose,
+Parameters are the elements of the graph's stored tensors: its initializers and the tensors
+of its ``Constant`` nodes (some exporters store every weight as one), alike. An INT8 QDQ model
+counts its int8 weights once, plus its scales and zero points; int64, bool and string tensors
+are never counted: ONNX keeps shapes, axes, pads and indices (Reshape, Slice, Pad, ...) in
+int64, and no operator takes int64 weights. MACs are counted for Conv, ConvTranspose,
 Gemm and MatMul (and their integer / QLinear forms) from shapes given by ONNX shape inference
 on a copy of the graph whose inputs are fixed to the profiled per-item shape (batch 1):
 the other operators are cheap next to these on vision models, and every tool that reports
@@ -89,6 +92,28 @@ def graph_inputs(model: Any) -> list[tuple[str, tuple[Any, ...], str]]:
     return out
 
 
+def _stored_tensors(model: Any) -> list[tuple[str, tuple[int, ...], int]]:
+    """Every tensor the graph stores: (name, shape, ONNX element type) of each initializer and of
+    each ``Constant`` node's value (``value`` tensor, ``value_float(s)``, ``value_int(s)``)."""
+    from onnx import TensorProto
+
+    out = [(i.name, tuple(int(d) for d in i.dims), int(i.data_type)) for i in model.graph.initializer]
+    for node in model.graph.node:
+        if node.op_type != "Constant" or not node.output:
+            continue
+        for attr in node.attribute:
+            if attr.name == "value":
+                out.append((node.output[0], tuple(int(d) for d in attr.t.dims), int(attr.t.data_type)))
+            elif attr.name in ("value_float", "value_int"):
+                elem = TensorProto.FLOAT if attr.name == "value_float" else TensorProto.INT64
+                out.append((node.output[0], (), elem))
+            elif attr.name in ("value_floats", "value_ints"):
+                n = len(attr.floats) if attr.name == "value_floats" else len(attr.ints)
+                elem = TensorProto.FLOAT if attr.name == "value_floats" else TensorProto.INT64
+                out.append((node.output[0], (n,), elem))
+    return out
+
+
 def onnx_stats(path: str | Path, item_shape: Sequence[int] | None = None) -> OnnxStats:
     """Size, parameters, weight bytes, MACs per item and activation bytes of the model at *path*.
 
@@ -97,7 +122,7 @@ def onnx_stats(path: str | Path, item_shape: Sequence[int] | None = None) -> Onn
     """
     import numpy as np
     import onnx
-    from onnx import helper, numpy_helper
+    from onnx import TensorProto, helper
 
     p = Path(path)
     model = load_onnx(p)
@@ -109,19 +134,14 @@ def onnx_stats(path: str | Path, item_shape: Sequence[int] | None = None) -> Onn
     params = 0
     weight_bytes = 0
     init_shapes: dict[str, tuple[int, ...]] = {}
-    for init in model.graph.initializer:
-        shape = tuple(int(d) for d in init.dims)
-        init_shapes[init.name] = shape
+    not_weights = {TensorProto.INT64, TensorProto.BOOL, TensorProto.STRING}  # shapes, axes, indices, masks, text
+    for tensor_name, shape, elem_type in _stored_tensors(model):
+        init_shapes[tensor_name] = shape  # a Conv whose weight is a Constant reads its shape here
+        if elem_type in not_weights:
+            continue
         n = int(np.prod(shape)) if shape else 1
         params += n
-        weight_bytes += n * np.dtype(helper.tensor_dtype_to_np_dtype(init.data_type)).itemsize
-    # Constant nodes holding weights (some exporters emit them instead of initializers)
-    for node in model.graph.node:
-        if node.op_type == "Constant":
-            for attr in node.attribute:
-                if attr.name == "value":
-                    arr = numpy_helper.to_array(attr.t)
-                    init_shapes[node.output[0]] = tuple(arr.shape)
+        weight_bytes += n * np.dtype(helper.tensor_dtype_to_np_dtype(elem_type)).itemsize
     op_types = tuple(sorted({n.op_type for n in model.graph.node}))
 
     item = tuple(int(d) for d in item_shape) if item_shape is not None else tuple(declared[1:])
@@ -179,7 +199,8 @@ def _count(model: Any, shapes: dict[str, tuple[Any, ...]]) -> tuple[int | None, 
     unknown = False
     act = 0
     for node in model.graph.node:
-        for out in node.output:
+        # a Constant's output is a stored tensor (weight bytes), not an activation
+        for out in node.output if node.op_type != "Constant" else ():
             n = _numel(shapes.get(out))
             if n is not None and types.get(out):
                 act += n * np.dtype(helper.tensor_dtype_to_np_dtype(types[out])).itemsize

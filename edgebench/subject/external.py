@@ -5,8 +5,9 @@ MODEL is an ONNX file, a TorchScript file, a ``torch.export`` ExportedProgram (`
 and said so in every output). A backend needs its own format: ``onnxruntime``/``tensorrt``
 take ONNX (torch models are exported once into the cache, keyed by content), ``torch`` takes
 TorchScript or an ExportedProgram (a torchvision architecture is traced to TorchScript into
-the cache). Parameters and MACs come with it: from the ONNX graph (initializers, Conv/Gemm/
-MatMul shapes) or, for torch files, from the module (parameters, ``FlopCounterMode``).
+the cache). Parameters and MACs come with it: from the ONNX graph (initializers and Constant
+node tensors, int64 shapes excluded; Conv/Gemm/MatMul shapes) or, for torch files, from the
+module (parameters, ``FlopCounterMode``).
 """
 
 from __future__ import annotations

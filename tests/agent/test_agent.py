@@ -19,7 +19,10 @@ from edgebench.errors import EdgebenchError
 FAST = TimingBudget(warmup_iters=2, warmup_s=0.0, iterations=15, min_duration_s=0.0)
 
 
-def test_profile_job_measures_latency_memory_and_environment(tiny_onnx: Path, digits_npz: Path) -> None:
+def test_profile_job_measures_latency_memory_and_environment(
+    tiny_onnx: Path, digits_npz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the agent's temporary files, ORT's profile among them
     events: list[dict] = []
     result = LocalDevice(builtin_local()).run_job(
         ProfileJob(
@@ -46,6 +49,7 @@ def test_profile_job_measures_latency_memory_and_environment(tiny_onnx: Path, di
     ops = result["op_profile"]
     assert ops and {"Conv"} <= {o["op_type"] for o in ops}
     assert sum(o["share"] for o in ops) <= 1.0 + 1e-9
+    assert list(tmp_path.glob("edgebench-ortprof-*")) == []  # read, then removed on the device
 
 
 def test_predict_job_returns_predictions_and_logits(

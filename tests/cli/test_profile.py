@@ -170,6 +170,53 @@ def test_dynamic_dims_without_a_shape(tmp_path: Path) -> None:
     assert json.loads(ok.stdout)["model"]["macs"] == 4 * 10 * 10 * 27
 
 
+def test_weights_in_constant_nodes_with_dynamic_height_and_width(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another framework's export (opset 11, every weight a Constant node, input N x 3 x H x W):
+    one line asks for the shape; given one, parameters and MACs are counted, and the per-operator
+    profile leaves nothing in TMPDIR."""
+    rng = np.random.default_rng(0)
+
+    def const(name: str, value: np.ndarray) -> onnx.NodeProto:
+        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(value, name))
+
+    nodes = [
+        const("w", rng.random((8, 3, 3, 3), dtype=np.float32)),
+        const("b", rng.random(8, dtype=np.float32)),
+        *(const(f"bn{k}", rng.random(8, dtype=np.float32) + 0.5) for k in range(4)),
+        const("shape", np.array([0, -1], dtype=np.int64)),
+        const("fc_w", rng.random((10, 8), dtype=np.float32)),
+        const("fc_b", rng.random(10, dtype=np.float32)),
+        helper.make_node("Conv", ["image", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c", "bn0", "bn1", "bn2", "bn3"], ["n"]),
+        helper.make_node("Relu", ["n"], ["r"]),
+        helper.make_node("GlobalAveragePool", ["r"], ["g"]),
+        helper.make_node("Reshape", ["g", "shape"], ["f"]),
+        helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["logits"], transB=1),
+        helper.make_node("Softmax", ["logits"], ["prob"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "foreign",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("prob", TensorProto.FLOAT, ["N", 10])],
+    )
+    path = tmp_path / "foreign.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)], ir_version=6), str(path))
+    assert_one_line_error(edgebench("profile", str(path), *QUICK), "'image'", "dynamic", "--input-shape")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    ok = edgebench("profile", str(path), "--input-shape", "1x3x20x24", "--profile-ops", "--json", *QUICK)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    out = json.loads(ok.stdout)
+    # Conv 8*27 + 8, BatchNormalization 4 x 8, Gemm 80 + 10 (the int64 shape is no parameter)
+    assert out["model"]["params"] == 8 * 27 + 8 + 4 * 8 + 80 + 10
+    assert out["model"]["macs"] == 8 * 20 * 24 * 27 + 80
+    assert out["op_profile"] and list(tmp.glob("edgebench-ortprof-*")) == []
+
+
 def test_shape_that_does_not_match(net_onnx: Path) -> None:
     assert_one_line_error(
         edgebench("profile", str(net_onnx), "--input-shape", "1x3x32x32", *QUICK),

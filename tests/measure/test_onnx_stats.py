@@ -101,3 +101,89 @@ def test_corrupt_file_is_a_user_error(tmp_path: Path) -> None:
         onnx_stats(bad)
     with pytest.raises(EdgebenchError, match="not found"):
         onnx_stats(tmp_path / "missing.onnx")
+
+
+def _conv_bn_classifier(path: Path, weights_as: str) -> Path:
+    """Another framework's export: x(N,3,H,W) -Conv 8x3x3x3 pad1-> BatchNormalization -> Relu ->
+    GlobalAveragePool -> Reshape (int64 shape [0, -1]) -> Gemm 8->10 -> Softmax, opset 11, every
+    stored tensor either a ``Constant`` node (*weights_as* "constants") or an initializer."""
+    rng = np.random.default_rng(0)
+    tensors = {
+        "conv.w": rng.random((8, 3, 3, 3), dtype=np.float32) - 0.5,
+        "conv.b": rng.random(8, dtype=np.float32),
+        "bn.scale": rng.random(8, dtype=np.float32) + 0.5,
+        "bn.bias": rng.random(8, dtype=np.float32),
+        "bn.mean": rng.random(8, dtype=np.float32),
+        "bn.var": rng.random(8, dtype=np.float32) + 0.5,
+        "fc.w": rng.random((10, 8), dtype=np.float32) - 0.5,
+        "fc.b": rng.random(10, dtype=np.float32),
+        "flat.shape": np.array([0, -1], dtype=np.int64),  # a shape, not a weight
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "conv.w", "conv.b"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c", "bn.scale", "bn.bias", "bn.mean", "bn.var"], ["bn"]),
+        helper.make_node("Relu", ["bn"], ["r"]),
+        helper.make_node("GlobalAveragePool", ["r"], ["g"]),
+        helper.make_node("Reshape", ["g", "flat.shape"], ["f"]),
+        helper.make_node("Gemm", ["f", "fc.w", "fc.b"], ["logits"], transB=1),
+        helper.make_node("Softmax", ["logits"], ["prob"], axis=1),
+    ]
+    inits = []
+    if weights_as == "constants":
+        consts = [
+            helper.make_node("Constant", [], [k], value=numpy_helper.from_array(v, k)) for k, v in tensors.items()
+        ]
+        nodes = consts + nodes
+    else:
+        inits = [numpy_helper.from_array(v, k) for k, v in tensors.items()]
+    graph = helper.make_graph(
+        nodes,
+        "foreign",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("prob", TensorProto.FLOAT, ["N", 10])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)], ir_version=6)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+# Conv 8*27 + 8, BatchNormalization 4 x 8, Gemm 10*8 + 10; the int64 shape [0, -1] is not a parameter
+FOREIGN_PARAMS = 8 * 27 + 8 + 4 * 8 + 10 * 8 + 10
+# at 3x32x32: Conv 8*32*32 outputs x 3*3*3, Gemm 10 x 8
+FOREIGN_MACS_32 = 8 * 32 * 32 * 27 + 10 * 8
+
+
+def test_weights_in_constant_nodes_are_parameters(tmp_path: Path) -> None:
+    const = onnx_stats(_conv_bn_classifier(tmp_path / "const.onnx", "constants"), (3, 32, 32))
+    assert const.params == FOREIGN_PARAMS
+    assert const.weight_bytes == FOREIGN_PARAMS * 4
+    assert const.macs == FOREIGN_MACS_32  # the Conv weight's shape read from its Constant
+    assert onnx_stats(tmp_path / "const.onnx", (3, 64, 64)).macs == 8 * 64 * 64 * 27 + 80
+    assert onnx_stats(tmp_path / "const.onnx").macs is None  # H, W unknown: unmeasured, never 0
+    init = onnx_stats(_conv_bn_classifier(tmp_path / "init.onnx", "initializers"), (3, 32, 32))
+    assert (init.params, init.weight_bytes, init.macs) == (const.params, const.weight_bytes, const.macs)
+    # the Constants' outputs are weights, not activations: both forms write the same bytes per item
+    assert init.activation_bytes == const.activation_bytes
+    assert const.input_shape == ("N", 3, "H", "W")
+
+
+def test_constant_scalars_and_lists(tmp_path: Path) -> None:
+    """value_float(s) are parameters like a float tensor; value_int(s) are int64: shapes, not weights."""
+    nodes = [
+        helper.make_node("Constant", [], ["gain"], value_floats=[0.5, 1.0, 2.0]),
+        helper.make_node("Constant", [], ["offset"], value_float=0.25),
+        helper.make_node("Constant", [], ["shape"], value_ints=[1, 3]),
+        helper.make_node("Mul", ["x", "gain"], ["m"]),
+        helper.make_node("Add", ["m", "offset"], ["a"]),
+        helper.make_node("Reshape", ["a", "shape"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "scalars",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+    )
+    st = onnx_stats(_save(graph, tmp_path / "s.onnx"))
+    assert (st.params, st.weight_bytes) == (3 + 1, 4 * 4)
