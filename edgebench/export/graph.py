@@ -225,7 +225,9 @@ def matmul_add_to_gemm(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
         b = inits.get(other)
         if b is None or list(b.dims) != [w.dims[1]]:
             continue
-        gemm = helper.make_node("Gemm", [node.input[0], node.input[1], other], list(add.output), name=(add.name or node.name) + "_gemm")
+        gemm = helper.make_node(
+            "Gemm", [node.input[0], node.input[1], other], list(add.output), name=(add.name or node.name) + "_gemm"
+        )
         replace[id(add)] = gemm
         drop.add(id(node))
         fused += 1

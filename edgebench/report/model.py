@@ -536,6 +536,21 @@ def describe_source(source: dict | None) -> str:
         parts.append(
             f"normalize mean {source['normalize']['mean']} std {source['normalize']['std']} (inside the model)"
         )
+    graph = source.get("graph")
+    if graph:  # an ONNX file: deployed as it is, or with the edits listed
+        parts.append(
+            f"ONNX opset {graph.get('opset')} from {graph.get('producer') or 'an unnamed producer'}, layout "
+            f"{graph.get('layout')}{' (detected)' if graph.get('layout_detected') else ''}, batch {graph.get('batch')}; "
+            f"deployed as base with: {', '.join(graph.get('edits') or [])}"
+        )
+    out = source.get("output")
+    if out:
+        parts.append(f"the model returns {out['kind']} ({out['detected_by']}): attacks use its {out['attacked']}")
+    conv = source.get("conversion_check") or {}
+    if conv.get("failed"):
+        parts.append(f"no PyTorch model: {conv['failed']}")
+    elif conv.get("graph_edits"):
+        parts.append(f"converted to PyTorch after: {', '.join(conv['graph_edits'])}")
     return "; ".join(parts)
 
 
@@ -550,6 +565,17 @@ def build_report(results: dict) -> Report:
         ("Created", fmt.text(results.get("created"))),
         ("Model", f"{fmt.text(subject.get('model'))} on {fmt.text(subject.get('dataset'))}"),
         ("Model source", describe_source(subject.get("source"))),
+        *(
+            [
+                (
+                    "Needs PyTorch, UNMEASURED",
+                    f"pruned candidates, transfer and white-box attacks: {subject['torch_unavailable']}",
+                )
+            ]
+            if subject.get("torch_unavailable")
+            else []
+        ),
+        *[(f"Not built: {c['name']}", c["skipped"]) for c in results.get("candidates") or [] if c.get("skipped")],
         ("Input shape", fmt.text(subject.get("input_shape"))),
         ("Evaluation images", fmt.text(subject.get("eval_count"))),
         (

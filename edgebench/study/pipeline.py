@@ -241,7 +241,7 @@ class Pipeline:
         """A candidate that could not be built is tried again on the next run (the model may
         convert now, or edgebench may cut it now), except one skipped for want of a PyTorch
         model while there still is none."""
-        skipped = manifest.get("skipped")
+        skipped = str(manifest.get("skipped") or "")
         return bool(skipped) and (self._torch_ok or "needs the model in PyTorch" not in skipped)
 
     def _artifact_record(self, art: Path, precision: str, output: str) -> dict:

@@ -1,0 +1,115 @@
+"""Graph edits on ONNX files written as other tools write them: each computes what the user's
+graph computes, checked with ONNX Runtime on real digits."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "subject"))
+from foreign_graphs import TinyNet, foreign_graph  # noqa: E402
+
+from edgebench.errors import EdgebenchError  # noqa: E402
+from edgebench.export import graph as g  # noqa: E402
+
+
+def run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {sess.get_inputs()[0].name: x})[0]
+
+
+@pytest.fixture(scope="module")
+def net() -> TinyNet:
+    import torch
+
+    torch.manual_seed(0)
+    return TinyNet(channels=3, classes=5).eval()
+
+
+@pytest.fixture(scope="module")
+def x() -> np.ndarray:
+    return np.random.default_rng(0).random((6, 3, 12, 10), dtype=np.float32)
+
+
+def test_constants_become_initializers_and_compute_the_same(net: TinyNet, x: np.ndarray, tmp_path: Path) -> None:
+    model = onnx.load(str(foreign_graph(tmp_path / "f.onnx", net)))
+    assert sum(n.op_type == "Constant" for n in model.graph.node) == 16
+    folded, n = g.constants_to_initializers(model)
+    assert n == 16 and not any(node.op_type == "Constant" for node in folded.graph.node)
+    np.testing.assert_array_equal(run(folded, x), run(model, x))
+
+
+def test_deployable_prepends_normalization_and_the_nhwc_transpose(net: TinyNet, x: np.ndarray, tmp_path: Path) -> None:
+    model = onnx.load(str(foreign_graph(tmp_path / "nhwc.onnx", net, layout="nhwc")))
+    assert g.detect_layout(model) == "nhwc"
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    dep, edits = g.deployable(model, mean=mean, std=std, layout="nhwc")
+    assert len(edits) == 2 and g.dims(g.real_inputs(dep)[0]) == ["N", 3, "H", "W"]
+    # by hand: normalize, then channels last, through the user's own graph
+    m = np.asarray(mean, np.float32).reshape(1, 3, 1, 1)
+    s = np.asarray(std, np.float32).reshape(1, 3, 1, 1)
+    want = run(model, np.ascontiguousarray(((x - m) / s).transpose(0, 2, 3, 1)))
+    np.testing.assert_allclose(run(dep, x), want, rtol=1e-5, atol=1e-6)
+    # nothing asked for: the user's graph untouched
+    same, none = g.deployable(onnx.load(str(foreign_graph(tmp_path / "f.onnx", net))))
+    assert none == [] and g.detect_layout(same) == "nchw"
+
+
+def test_deployable_narrows_outputs_to_the_named_logits(net: TinyNet, tmp_path: Path) -> None:
+    model = onnx.load(str(foreign_graph(tmp_path / "f.onnx", net)))
+    model.graph.output.append(onnx.helper.make_tensor_value_info("gap", onnx.TensorProto.FLOAT, None))
+    with pytest.raises(EdgebenchError, match=r"2 outputs \['scores', 'gap'\]; expected model.output"):
+        g.deployable(model)
+    dep, edits = g.deployable(model, output="scores")
+    assert [o.name for o in dep.graph.output] == ["scores"] and "narrowed" in edits[0]
+    with pytest.raises(EdgebenchError, match="expected one of the graph's outputs"):
+        g.deployable(model, output="nope")
+
+
+def test_for_conversion_gives_a_module_onnx2torch_builds_with_log_probabilities(
+    net: TinyNet, x: np.ndarray, tmp_path: Path
+) -> None:
+    import torch
+
+    from edgebench.export.to_torch import onnx_to_torch
+
+    model = onnx.load(str(foreign_graph(tmp_path / "f.onnx", net)))
+    conv = onnx_to_torch(model, "f.onnx")
+    assert conv.log_softmax
+    assert any("Gemm" in e for e in conv.edits)  # MatMul + Add -> a Linear the pruner can name
+    assert any(isinstance(m, torch.nn.Linear) for m in conv.module.modules())
+    with torch.no_grad():
+        got = conv.module(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, np.log(run(model, x)), atol=1e-4)
+
+
+def test_free_batch_of_a_graph_declared_at_batch_one(net: TinyNet, x: np.ndarray, tmp_path: Path) -> None:
+    model = onnx.load(str(foreign_graph(tmp_path / "f.onnx", net)))
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+    with pytest.raises(Exception):  # noqa: B017 - ONNX Runtime refuses batch 6 on a batch-1 graph
+        run(model, x)
+    freed = g.free_batch(model)
+    np.testing.assert_allclose(
+        run(freed, x), np.concatenate([run(model, x[i : i + 1]) for i in range(len(x))]), rtol=1e-5
+    )
+
+
+def test_opset_18_lowered_for_onnx2torch_and_raised_to_13_for_quantization(net: TinyNet, tmp_path: Path) -> None:
+    model = onnx.load(str(foreign_graph(tmp_path / "f.onnx", net, opset=11)))
+    q, edits = g.for_quantization(model)
+    assert g.opset_of(q) == 13 and any("opset 11 -> 13" in e for e in edits)
+    up = onnx.version_converter.convert_version(model, 18)
+    assert g.opset_of(g.for_conversion(up).model) == g.CONVERT_OPSET
+
+
+def test_probability_rows_are_detected() -> None:
+    from edgebench.export.to_torch import is_probabilities
+
+    logits = np.random.default_rng(0).normal(size=(8, 4))
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    assert is_probabilities(probs) and not is_probabilities(logits) and not is_probabilities(np.abs(logits))
