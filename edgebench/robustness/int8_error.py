@@ -84,9 +84,7 @@ def run_tensors(
     return {n: np.concatenate(v) for n, v in outs.items()}
 
 
-def sqnr_db(f: np.ndarray, q: np.ndarray) -> float:
-    """``10 log10(sum f^2 / sum (f - q)^2)`` in dB: *q*'s closeness to the reference *f* (inf
-    where equal)."""
+def _sqnr(f: np.ndarray, q: np.ndarray) -> float:
     noise = float(np.sum((f - q) ** 2))
     signal = float(np.sum(f**2))
     if noise == 0.0:
@@ -116,7 +114,7 @@ def localise(
     def sqnr_of(x: np.ndarray) -> dict[str, float]:
         f = run_tensors(fp_model, shared, x, optimize=False)
         q = run_tensors(q_model, q_names, x, optimize=False)
-        return {n: sqnr_db(f[n], q[qn]) for n, qn in zip(shared, q_names)}
+        return {n: _sqnr(f[n], q[qn]) for n, qn in zip(shared, q_names)}
 
     clean = sqnr_of(x_clean)
     out: dict[str, Any] = {
@@ -144,4 +142,4 @@ def _finite(v: float) -> float | None:
     return float(v) if np.isfinite(v) else None
 
 
-__all__ = ["localise", "run_tensors", "sqnr_db", "with_outputs"]
+__all__ = ["localise", "run_tensors", "with_outputs"]
