@@ -11,6 +11,11 @@ Presets:
 Calibration images are exactly the ones the caller passes (hold them out from evaluation);
 the first ``calib_samples`` are used. Every result is checked: it loads in ONNX Runtime, runs on
 a calibration image, and contains QuantizeLinear/DequantizeLinear nodes.
+
+A recipe with ``max_accuracy_drop`` asks for INT8 with accuracy control: nodes whose
+quantization hurts most go back to float until the clean accuracy drop fits
+(:mod:`edgebench.compress.accuracy_control`); :func:`quantize_static` itself is the one-shot
+quantizer it calls, with ``nodes_to_exclude``.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import io
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +45,16 @@ PRESETS: dict[str, dict[str, Any]] = {
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 INT8_TYPES = ("u8", "s8")
 
-__all__ = ["ArrayCalibrationReader", "QuantSpec", "parse_quant_spec", "quantize_static", "count_qdq_nodes"]
+DEFAULT_MAX_FLOAT_GROUPS = 8
+
+__all__ = [
+    "ArrayCalibrationReader",
+    "QuantSpec",
+    "parse_quant_spec",
+    "preprocess",
+    "quantize_static",
+    "count_qdq_nodes",
+]
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,14 @@ class QuantSpec:
     reduce_range: 7-bit weights for x86 CPUs without VNNI (ort-cpu only).
     percentile: the percentile calibration keeps this share of the activation histogram.
     calib_batch_size: images per calibration forward pass (memory vs speed; same ranges).
+    max_accuracy_drop: INT8 with accuracy control when set: the largest clean top-1 accuracy
+    drop (fp32 minus INT8, a fraction in (0, 1): 0.01 = one percentage point) on the evaluation
+    images; the nodes whose quantization hurts most go back to float one group per step until
+    the drop fits (:func:`edgebench.compress.accuracy_control.quantize_with_accuracy_control`).
+    ``None`` (the default): plain INT8, and :meth:`to_dict` has neither key.
+    max_float_groups: with max_accuracy_drop, at most this many groups (steps) go back to float
+    (a group: a node and the nodes that quantize its inputs); the budget not met by then is
+    reported, not raised.
     """
 
     preset: str = "ort-cpu"
@@ -64,6 +86,8 @@ class QuantSpec:
     reduce_range: bool = False
     percentile: float = 99.999
     calib_batch_size: int = 16
+    max_accuracy_drop: float | None = None
+    max_float_groups: int = DEFAULT_MAX_FLOAT_GROUPS
 
     def __post_init__(self) -> None:
         expect(self.preset in PRESETS, f"quantize.preset: expected one of {', '.join(PRESETS)}, found {self.preset!r}")
@@ -105,9 +129,24 @@ class QuantSpec:
             is_int(self.calib_batch_size) and self.calib_batch_size >= 1,
             f"quantize.calib_batch_size: expected an integer >= 1, found {self.calib_batch_size!r}",
         )
+        expect(
+            self.max_accuracy_drop is None or (is_number(self.max_accuracy_drop) and 0 < self.max_accuracy_drop < 1),
+            "quantize.max_accuracy_drop: expected a number in (0, 1) (a fraction of top-1 accuracy: 0.01 is one "
+            f"percentage point) or null, found {self.max_accuracy_drop!r}",
+        )
+        expect(
+            is_int(self.max_float_groups) and self.max_float_groups >= 1,
+            f"quantize.max_float_groups: expected an integer >= 1, found {self.max_float_groups!r}",
+        )
+        expect(
+            self.max_float_groups == DEFAULT_MAX_FLOAT_GROUPS or self.max_accuracy_drop is not None,
+            f"quantize.max_float_groups applies with max_accuracy_drop only; found max_float_groups={self.max_float_groups} without it",
+        )
         # stored resolved: a preset's value written out or left to it is one recipe, and
         # to_dict() reads back to an equal spec
         object.__setattr__(self, "percentile", float(self.percentile))
+        if self.max_accuracy_drop is not None:
+            object.__setattr__(self, "max_accuracy_drop", float(self.max_accuracy_drop))
         object.__setattr__(self, "activation_type", self.act_type)
         object.__setattr__(self, "weight_type", self.w_type)
         object.__setattr__(self, "symmetric_activations", self.act_symmetric)
@@ -145,8 +184,12 @@ class QuantSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict with the resolved types (for recipes in results.json); :func:`parse_quant_spec`
-        reads it back."""
-        return dataclasses.asdict(self)
+        reads it back. Without accuracy control the accuracy-control keys are left out, so a
+        plain INT8 recipe (and a run folder built from it) reads as it always has."""
+        out = dataclasses.asdict(self)
+        if self.max_accuracy_drop is None:
+            del out["max_accuracy_drop"], out["max_float_groups"]
+        return out
 
 
 def parse_quant_spec(d: dict) -> QuantSpec:
@@ -212,6 +255,12 @@ class ArrayCalibrationReader:
         return -(-len(self.data) // self.batch_size)
 
 
+def _node_names(path: Path) -> set[str]:
+    import onnx
+
+    return {n.name for n in onnx.load(str(path), load_external_data=False).graph.node}
+
+
 def count_qdq_nodes(path: str | Path) -> dict[str, int]:
     """How many QuantizeLinear and DequantizeLinear nodes the ONNX model at *path* has."""
     import onnx
@@ -221,17 +270,49 @@ def count_qdq_nodes(path: str | Path) -> dict[str, int]:
     return {"QuantizeLinear": ops.count("QuantizeLinear"), "DequantizeLinear": ops.count("DequantizeLinear")}
 
 
-def quantize_static(fp32_onnx: Path, out_path: Path, calibration_data: np.ndarray, spec: QuantSpec) -> Path:
+def preprocess(src: Path, dst: Path) -> Path:
+    """ONNX Runtime's ``quant_pre_process`` (shape inference + graph optimization) of *src* into
+    *dst*; returns *dst*, or *src*, logging why, where that fails (it is an optimization:
+    quantization works without it). Node names in :func:`quantize_static`'s
+    ``nodes_to_exclude`` are this model's."""
+    try:
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        quant_pre_process(str(src), str(dst))
+        return dst
+    except Exception as exc:
+        log.warning(
+            "quant_pre_process failed on %s (%s: %s); quantizing the model as exported",
+            src,
+            type(exc).__name__,
+            str(exc).splitlines()[0] if str(exc) else "",
+        )
+        return src
+
+
+def quantize_static(
+    fp32_onnx: Path,
+    out_path: Path,
+    calibration_data: np.ndarray,
+    spec: QuantSpec,
+    nodes_to_exclude: Sequence[str] = (),
+) -> Path:
     """Quantize *fp32_onnx* to a QDQ INT8 model at *out_path* (written atomically); return it.
 
-    Runs ``quant_pre_process`` (shape inference + ORT graph optimization) first and goes on with
-    the original model, logging why, if that fails. Uses the first ``spec.calib_samples`` images
-    of *calibration_data* (float32, the model's input shape, values in [0, 1]).
+    Runs :func:`preprocess` first. Uses the first ``spec.calib_samples`` images of
+    *calibration_data* (float32, the model's input shape, values in [0, 1]). Nodes named in
+    *nodes_to_exclude* (names in the preprocessed model, as ONNX Runtime's ``nodes_to_exclude``)
+    stay in float; a tensor is still quantized where another node quantizes it. One shot:
+    ``spec.max_accuracy_drop`` is read by :mod:`edgebench.compress.accuracy_control`, not here.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
     from onnxruntime.quantization import quantize_static as ort_quantize_static
 
     expect(isinstance(spec, QuantSpec), f"quantize: expected a QuantSpec, found {type(spec).__name__}")
+    expect(
+        not isinstance(nodes_to_exclude, str) and all(isinstance(n, str) for n in nodes_to_exclude),
+        f"quantize: expected nodes_to_exclude as a list of node names, found {nodes_to_exclude!r}",
+    )
     src = Path(fp32_onnx)
     out = Path(out_path)
     expect(src.is_file(), f"quantize: expected an fp32 ONNX model at {src}, found no file")
@@ -273,20 +354,10 @@ def quantize_static(fp32_onnx: Path, out_path: Path, calibration_data: np.ndarra
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="edgebench-quant-") as tmp:
-        pre = Path(tmp) / "preprocessed.onnx"
-        model_in = src
-        try:
-            from onnxruntime.quantization.shape_inference import quant_pre_process
-
-            quant_pre_process(str(src), str(pre))
-            model_in = pre
-        except Exception as exc:  # pre-processing is an optimization; quantization works without it
-            log.warning(
-                "quant_pre_process failed on %s (%s: %s); quantizing the model as exported",
-                src,
-                type(exc).__name__,
-                str(exc).splitlines()[0] if str(exc) else "",
-            )
+        model_in = preprocess(src, Path(tmp) / "preprocessed.onnx")
+        if nodes_to_exclude:  # ONNX Runtime ignores a name it does not know: the node would be quantized
+            unknown = sorted(set(nodes_to_exclude) - _node_names(model_in))
+            expect(not unknown, f"quantize: nodes_to_exclude names nodes the model lacks: {', '.join(unknown)}")
         tmp_out = Path(tmp) / "quantized.onnx"
         reader = ArrayCalibrationReader(model_in, calib, spec.calib_batch_size)
         chatter = io.StringIO()
@@ -302,6 +373,7 @@ def quantize_static(fp32_onnx: Path, out_path: Path, calibration_data: np.ndarra
                     activation_type=qtype[spec.act_type],
                     weight_type=qtype[spec.w_type],
                     calibrate_method=method,
+                    nodes_to_exclude=list(nodes_to_exclude),
                     extra_options=extra,
                 )
         except EdgebenchError:
@@ -317,7 +389,13 @@ def quantize_static(fp32_onnx: Path, out_path: Path, calibration_data: np.ndarra
         shutil.copyfile(tmp_out, tmp_final)
         tmp_final.replace(out)
     log.info(
-        "quantized %s -> %s (%s, %s calibration on %d images)", src, out, spec.preset, spec.calibration, len(calib)
+        "quantized %s -> %s (%s, %s calibration on %d images%s)",
+        src,
+        out,
+        spec.preset,
+        spec.calibration,
+        len(calib),
+        f", {len(nodes_to_exclude)} nodes kept in float" if nodes_to_exclude else "",
     )
     return out
 

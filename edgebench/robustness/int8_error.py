@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 TOP = 3
 
 
-def _with_outputs(path: Path, names: list[str]) -> bytes:
+def with_outputs(path: Path, names: list[str]) -> bytes:
+    """The ONNX model at *path*, serialized, with the float tensors *names* made graph outputs."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -60,7 +61,12 @@ def _float_tensors(path: Path) -> list[str]:
     return [o for n in m.graph.node if n.op_type not in skip for o in n.output]
 
 
-def _run(model: bytes, names: list[str], x: np.ndarray, optimize: bool) -> dict[str, np.ndarray]:
+def run_tensors(
+    model: bytes, names: list[str], x: np.ndarray | dict[str, np.ndarray], optimize: bool
+) -> dict[str, np.ndarray]:
+    """The tensors *names* (float64) of the serialized ONNX *model* on *x*, in batches of 256
+    (ONNX Runtime CPU): *x* feeds the model's one input, or is a mapping input name -> array
+    with one batch axis. ``optimize=False`` runs every node as written (a QDQ graph unfused)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -68,10 +74,11 @@ def _run(model: bytes, names: list[str], x: np.ndarray, optimize: bool) -> dict[
     if not optimize:
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
-    inp = sess.get_inputs()[0].name
+    feeds = x if isinstance(x, dict) else {sess.get_inputs()[0].name: x}
+    count = len(next(iter(feeds.values())))
     outs: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    for i in range(0, len(x), 256):
-        res = sess.run(names, {inp: x[i : i + 256]})
+    for i in range(0, count, 256):
+        res = sess.run(names, {k: np.ascontiguousarray(v[i : i + 256]) for k, v in feeds.items()})
         for n, r in zip(names, res):
             outs[n].append(np.asarray(r, dtype=np.float64))
     return {n: np.concatenate(v) for n, v in outs.items()}
@@ -102,11 +109,11 @@ def localise(
         return {"layers": [], "sets": {}, "note": "the fp32 and INT8 graphs share no tensor names"}
     post = _post_qdq_names(qdq_path)
     q_names = [post.get(n, n) for n in shared]
-    fp_model, q_model = _with_outputs(fp32_path, shared), _with_outputs(qdq_path, q_names)
+    fp_model, q_model = with_outputs(fp32_path, shared), with_outputs(qdq_path, q_names)
 
     def sqnr_of(x: np.ndarray) -> dict[str, float]:
-        f = _run(fp_model, shared, x, optimize=False)
-        q = _run(q_model, q_names, x, optimize=False)
+        f = run_tensors(fp_model, shared, x, optimize=False)
+        q = run_tensors(q_model, q_names, x, optimize=False)
         return {n: _sqnr(f[n], q[qn]) for n, qn in zip(shared, q_names)}
 
     clean = sqnr_of(x_clean)
@@ -135,4 +142,4 @@ def _finite(v: float) -> float | None:
     return float(v) if np.isfinite(v) else None
 
 
-__all__ = ["localise"]
+__all__ = ["localise", "run_tensors", "with_outputs"]
