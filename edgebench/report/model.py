@@ -554,6 +554,20 @@ def describe_source(source: dict | None) -> str:
     return "; ".join(parts)
 
 
+def describe_accuracy_control(ac: dict) -> str:
+    """One line: the budget, met or not, the nodes kept in float, accuracy at each step."""
+    kept = ", ".join(f"{n['name']} ({n['op_type']})" for n in ac.get("kept_float") or []) or "none"
+    steps = "; ".join(
+        f"step {s['step']}: accuracy {s['accuracy']:.3f} (drop {s['accuracy_drop']:+.3f}), {s['latency_ms']:.3f} ms"
+        for s in ac.get("steps") or []
+    )
+    status = "met" if ac.get("met") else f"NOT met: {ac.get('reason')}"
+    return (
+        f"max_accuracy_drop {ac.get('max_accuracy_drop')} {status}; fp32 accuracy {ac.get('fp32_accuracy', 0):.3f}; "
+        f"kept in float: {kept}; {steps} (latency indicative: {ac.get('latency_note', 'host CPU')})"
+    )
+
+
 def build_report(results: dict) -> Report:
     """Every section of the report, in reading order."""
     subject = results.get("subject") or {}
@@ -576,6 +590,11 @@ def build_report(results: dict) -> Report:
             else []
         ),
         *[(f"Not built: {c['name']}", c["skipped"]) for c in results.get("candidates") or [] if c.get("skipped")],
+        *[
+            (f"INT8 accuracy control: {c['name']}", describe_accuracy_control(c["accuracy_control"]))
+            for c in results.get("candidates") or []
+            if c.get("accuracy_control")
+        ],
         ("Input shape", fmt.text(subject.get("input_shape"))),
         ("Evaluation images", fmt.text(subject.get("eval_count"))),
         (

@@ -138,6 +138,7 @@ def assemble_results(
             "nonzero_params": manifest.get("nonzero_params") if manifest else None,
             "macs": manifest.get("macs") if manifest else None,
             "export_check": manifest.get("export_check") if manifest else None,
+            "accuracy_control": manifest.get("accuracy_control") if manifest else None,
             "int8_error": whitebox_int8_error(store, name),  # host: fp32 vs INT8 activations, clean vs adversarial
             "devices": {},
         }

@@ -274,6 +274,7 @@ class Pipeline:
 
         art = self.store.artifact_path(cand.name)
         split = subject.split
+        control = None
         module = self._stem(cand, subject, stems)
         shape = tuple(split.input_shape)
         x_check = split.x_eval[: min(256, len(split.x_eval))]
@@ -284,7 +285,7 @@ class Pipeline:
         else:
             fp32 = art.with_name(art.stem + ".fp32.onnx")
             export_onnx(module, fp32, shape)
-            self._quantize(cand, fp32, art, split)  # fp32 kept: INT8 error localisation
+            control = self._quantize(cand, fp32, art, split)  # fp32 kept: INT8 error localisation
             check = verify_against_torch(art, module, x_check, quantized=True)
             precision = "int8"
         output = "log-probabilities" if subject.output_kind == "probabilities" else "logits"
@@ -294,6 +295,7 @@ class Pipeline:
             "nonzero_params": count_nonzero_params(module),
             "macs": count_macs(module, shape),
             "export_check": check,
+            "accuracy_control": control,
         }
 
     def _build_from_graph(self, cand: CandidateConfig, subject: Any) -> dict:
@@ -307,6 +309,7 @@ class Pipeline:
         art = self.store.artifact_path(cand.name)
         split = subject.split
         x_check = split.x_eval[: min(256, len(split.x_eval))]
+        control = None
         if cand.quantize is None:
             atomic_write_bytes(art, subject.graph.SerializeToString())
             check = verify_against_reference(art, subject.reference, x_check, quantized=False, strict=False)
@@ -314,7 +317,7 @@ class Pipeline:
         else:
             fp32 = art.with_name(art.stem + ".fp32.onnx")  # the graph as ORT's quantizer takes it
             atomic_write_bytes(fp32, for_quantization(subject.graph)[0].SerializeToString())
-            self._quantize(cand, fp32, art, split)
+            control = self._quantize(cand, fp32, art, split)
             check = verify_against_reference(art, subject.reference, x_check, quantized=True)
             precision, stats_of = "int8", fp32
         stats = onnx_stats(stats_of, tuple(split.input_shape[1:]))
@@ -324,16 +327,35 @@ class Pipeline:
             "nonzero_params": stats.params,
             "macs": stats.macs,
             "export_check": check,
+            "accuracy_control": control,
         }
 
-    def _quantize(self, cand: CandidateConfig, fp32: Path, art: Path, split: Any) -> None:
+    def _quantize(self, cand: CandidateConfig, fp32: Path, art: Path, split: Any) -> dict | None:
+        """INT8 of *fp32* at *art*; with ``max_accuracy_drop``, the nodes whose quantization hurts
+        most go back to float until the clean accuracy drop on the evaluation images fits
+        (returns that record for the manifest)."""
         from edgebench.compress.quantize import quantize_static
 
         spec = cand.quantize
         assert spec is not None
         n_cal = spec.calib_samples
         self.ui("status", {"text": f"{cand.name}: int8 calibration on {n_cal} held-out images ({spec.calibration})"})
-        quantize_static(fp32, art, split.x_calib[:n_cal], spec)
+        if spec.max_accuracy_drop is None:
+            quantize_static(fp32, art, split.x_calib[:n_cal], spec)
+            return None
+        from edgebench.compress.accuracy_control import quantize_with_accuracy_control
+
+        result = quantize_with_accuracy_control(fp32, art, split.x_calib, spec, split.x_eval, split.y_eval)
+        record = result.to_dict()
+        kept = ", ".join(n["name"] for n in record.get("kept_float") or []) or "none"
+        self.ui(
+            "status",
+            {
+                "text": f"{cand.name}: accuracy control: drop {record['accuracy_drop']:.4f} "
+                f"({'met' if record['met'] else 'NOT met'}); kept in float: {kept}"
+            },
+        )
+        return record
 
     # ---- attacks ------------------------------------------------------------------------------------
     def _attacks(self, subject: Any) -> list[dict]:

@@ -127,7 +127,8 @@ def test_foreign_graph_constants_softmax_dynamic_hw(net: TinyNet, data: dict, tm
 def test_nhwc_graph_with_normalization(net: TinyNet, data: dict, tmp_path: Path) -> None:
     path = foreign_graph(tmp_path / "nhwc.onnx", net, layout="nhwc")
     model = {"onnx": str(path), "normalize": {"mean": [0.0], "std": [1.0]}}
-    rc, res = run(study(model, data, ["base", {"name": "int8", "quantize": QUANT}]), tmp_path)
+    controlled = {"name": "int8", "quantize": {**QUANT, "max_accuracy_drop": 0.02}}
+    rc, res = run(study(model, data, ["base", controlled]), tmp_path)
     assert rc == 0
     graph = res["subject"]["source"]["graph"]
     assert graph["layout"] == "nhwc" and graph["layout_detected"]
@@ -135,6 +136,11 @@ def test_nhwc_graph_with_normalization(net: TinyNet, data: dict, tmp_path: Path)
     base = cands(res)["base"]
     assert base["artifact"]["input"]["shape"] == ["batch", 1, "H", "W"]  # the data as usual, NCHW
     assert base["devices"]["local"]["clean_accuracy"] == pytest.approx(ort_accuracy(path, tmp_path, nhwc=True))
+    # INT8 of the user's graph, with accuracy control: the record reaches results.json and the report
+    ac = cands(res)["int8"]["accuracy_control"]
+    assert ac["max_accuracy_drop"] == 0.02 and ac["steps"] and ac["steps"][0]["step"] == 0
+    assert ac["met"] == (ac["accuracy_drop"] <= 0.02 + 1e-9)
+    assert "INT8 accuracy control: int8" in (tmp_path / "out" / "report.md").read_text()
 
 
 def test_dynamo_export_opset_18_plus(net: TinyNet, data: dict, tmp_path: Path) -> None:
