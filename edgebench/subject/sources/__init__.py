@@ -55,6 +55,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MODULES = (builtin, python, library, torchscript, onnx)  # each registers its sources on import
+ORDER = ("arch", "python", "torchvision", "timm", "torchscript", "onnx")  # as messages list them
+for _key in sorted(SOURCES, key=lambda k: ORDER.index(k) if k in ORDER else len(ORDER)):
+    SOURCES[_key] = SOURCES.pop(_key)
 
 
 def _keep_scripted(module: Any, wrapper: Any) -> Any:
