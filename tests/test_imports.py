@@ -118,3 +118,60 @@ def test_the_scan_finds_lazy_relative_and_type_checking_cycles_and_private_names
     assert find_cycle(graph) == ["pkg.a", "pkg.sub.b", "pkg.c", "pkg.a"]
     (pkg / "c.py").write_text("_helper = 1\n")
     assert find_cycle(import_graph(pkg, "pkg")[0]) == []
+
+
+def _private_defs(tree: ast.AST) -> set[str]:
+    """Private names a module defines: functions, methods, classes, assigned names, and
+    attributes it assigns on ``self``."""
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            out.add(node.id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            out.add(node.attr)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            out.add(node.target.id)
+    return {n for n in out if n.startswith("_") and not n.endswith("__")}
+
+
+def private_uses(root: Path, package: str) -> list[str]:
+    """``obj._name`` where ``obj`` is not ``self``/``cls`` and ``_name`` is private to another
+    module of the package (defined there, not here): one module driving another's internals,
+    which an import scan cannot see (``pipe._build_one(...)``)."""
+    modules = _modules(root, package)
+    trees = {m: ast.parse(p.read_text(), str(p)) for m, p in modules.items()}
+    defs = {m: _private_defs(t) for m, t in trees.items()}
+    out = []
+    for module, tree in trees.items():
+        others = set().union(*(d for m, d in defs.items() if m != module))
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.endswith("__")):
+                continue
+            owner = node.value
+            if isinstance(owner, ast.Name) and owner.id in ("self", "cls"):
+                continue
+            if isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name) and owner.func.id == "super":
+                continue
+            if node.attr in others and node.attr not in defs[module]:
+                out.append(f"{module}:{node.lineno}: {ast.unparse(node)}")
+    return out
+
+
+def test_no_module_uses_another_modules_private_attributes():
+    uses = private_uses(Path(edgebench.__file__).parent, "edgebench")
+    assert uses == [], "private attributes used across modules:\n" + "\n".join(uses)
+
+
+def test_the_private_attribute_scan_finds_a_driver_calling_private_methods(tmp_path: Path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "pipeline.py").write_text(
+        "class Pipeline:\n    def _build_one(self):\n        self._cache = 1\n    def run(self):\n        return self._build_one()\n"
+    )
+    (pkg / "engine.py").write_text("def go(pipe):\n    pipe._build_one()\n    return pipe._cache, pipe.run()\n")
+    assert private_uses(pkg, "pkg") == ["pkg.engine:2: pipe._build_one", "pkg.engine:3: pipe._cache"]
+    (pkg / "engine.py").write_text("def go(pipe):\n    return pipe.run()\n")
+    assert private_uses(pkg, "pkg") == []

@@ -6,63 +6,17 @@ the same :class:`~edgebench.study.store.RunStore`, so a run folder does not care
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
 
 from edgebench.errors import EdgebenchError
-from edgebench.study.config import CandidateConfig
-from edgebench.study.pipeline import Built, Pipeline
+from edgebench.study.pipeline import Engine, InProcess, Pipeline, run_stages
 
 log = logging.getLogger(__name__)
 
 ENGINES = ("local", "ray")
 
 
-class Engine(Protocol):
-    """The three kinds of work a study has; each call returns when its work is on disk."""
-
-    parallel: int  # how many builds are worth asking for at once
-
-    def adopt(self, subject: Any) -> None: ...
-
-    def build(self, pipe: Pipeline, cands: list[CandidateConfig]) -> list[Built]: ...
-
-    def attacks(self, pipe: Pipeline) -> list[dict]: ...
-
-    def measure(self, pipe: Pipeline, devices: list, built: list[Built], attack_sets: list[dict]) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class LocalEngine:
-    """Everything in this process, in order (the sequential pipeline)."""
-
-    parallel = 1
-
-    def __init__(self) -> None:
-        self._subject: Any = None
-        self._stems: dict[str, Any] = {}
-
-    def adopt(self, subject: Any) -> None:
-        """Use the subject the driver already loaded (``Pipeline.prepare``)."""
-        self._subject = subject
-
-    def _subj(self, pipe: Pipeline) -> Any:
-        if self._subject is None:
-            self._subject = pipe._subject()
-        return self._subject
-
-    def build(self, pipe: Pipeline, cands: list[CandidateConfig]) -> list[Built]:
-        subject = self._subj(pipe)
-        return [pipe._build_one(c, subject, self._stems) for c in cands]
-
-    def attacks(self, pipe: Pipeline) -> list[dict]:
-        return pipe._attacks(self._subj(pipe))
-
-    def measure(self, pipe: Pipeline, devices: list, built: list[Built], attack_sets: list[dict]) -> None:
-        pipe._measure(devices, built, attack_sets)
-
-    def close(self) -> None:
-        pass
+# the engine protocol and the in-process engine live with the stage order (study/pipeline.py)
+LocalEngine = InProcess
 
 
 def make_engine(name: str, address: str | None = None, devices: tuple[str, ...] = ()) -> Engine:
@@ -79,19 +33,9 @@ def make_engine(name: str, address: str | None = None, devices: tuple[str, ...] 
 
 
 def run_with_engine(pipe: Pipeline, engine: Engine) -> dict:
-    """``edgebench run`` through *engine*: the same stages and files as :meth:`Pipeline.run`."""
-    from edgebench.devices.inventory import get_device
-
-    devices = [get_device(name) for name in pipe.config.devices]
-    engine.adopt(pipe.prepare())
-    run_study = getattr(engine, "run_study", None)
-    if run_study is not None:  # an engine that pipelines the stages itself (ray)
-        return run_study(pipe, devices)
-    built = engine.build(pipe, list(pipe.config.candidates))
-    attack_sets = engine.attacks(pipe)
-    pipe._write_results()
-    engine.measure(pipe, devices, built, attack_sets)
-    return pipe._write_results(final=True)
+    """``edgebench run`` through *engine*: the same stages, order and files as :meth:`Pipeline.run`
+    (:func:`edgebench.study.pipeline.run_stages`)."""
+    return run_stages(pipe, engine)
 
 
 def run_on_engine(pipe: Pipeline, engine: str, address: str | None) -> dict:

@@ -100,14 +100,21 @@ def _subject(cfg: StudyConfig) -> Any:
     return _SUBJECTS[key]
 
 
+def _pipeline(cfg: StudyConfig, run_dir: str) -> Pipeline:
+    """A pipeline on this worker holding the subject it loaded once."""
+    pipe = Pipeline(cfg, Path(run_dir))
+    pipe.adopt(_subject(cfg))
+    return pipe
+
+
 def build_task(cfg: StudyConfig, run_dir: str, cand: CandidateConfig) -> dict:
     """Compress + export + check one candidate (or find it built); its manifest."""
-    return Pipeline(cfg, Path(run_dir))._build_one(cand, _subject(cfg), {}).manifest
+    return _pipeline(cfg, run_dir).build(cand).manifest
 
 
 def attack_task(cfg: StudyConfig, run_dir: str) -> list[dict]:
     """Craft (or find) the adversarial sets on the base model."""
-    return Pipeline(cfg, Path(run_dir))._attacks(_subject(cfg))
+    return _pipeline(cfg, run_dir).craft()
 
 
 def measure_on(
@@ -121,7 +128,7 @@ def measure_on(
     kinds = ["profile", "replay"] + (["blackbox"] if cfg.blackbox.enabled else [])
     kinds += [REPLAY_KIND] if "whitebox" in cfg.attacks.settings else []
     before = {k for k in kinds if pipe.store.has(cand.name, dev.name, k)}
-    pipe._measure_one(dev, dev.spec, Built(cand, manifest), attack_sets)
+    pipe.measure_one(dev, Built(cand, manifest), attack_sets)
     return {
         "candidate": cand.name,
         "device": dev.name,
@@ -192,9 +199,6 @@ class RayEngine:
         self.measured: list[dict] = []  # what each measurement call returned (pid, start, end)
         self._workers: list = []
 
-    def adopt(self, subject: Any) -> None:
-        """The driver's subject is not shipped: workers load it from the cache it filled."""
-
     def _get(self, refs: list, pipe: Pipeline, task: str | None = None) -> list:
         """Wait for *refs* (in order), advancing *task* as each finishes; a user error in a task
         becomes the same one-line error here."""
@@ -227,7 +231,7 @@ class RayEngine:
         return [w.measure.remote(cfg, run_dir, c, m, sets) for w in self._workers for c, m in items]
 
     def measure(self, pipe: Pipeline, devices: list, built: list[Built], attack_sets: list[dict]) -> None:
-        pipe._whitebox(built)  # on the driver, before any candidate is measured
+        pipe.craft_whitebox(built)  # on the driver, before any candidate is measured
         refs = self._measure_refs(pipe, devices, [(b.config, b.manifest) for b in built], attack_sets)
         self._run_measurements(pipe, devices, refs)
 
@@ -254,7 +258,7 @@ class RayEngine:
             self.ray.kill(w)
         self._workers = []
 
-    def run_study(self, pipe: Pipeline, devices: list) -> dict:
+    def run_overlapped(self, pipe: Pipeline, devices: list) -> dict:
         """``edgebench run``: builds, attacks and measurements submitted at once; a measurement
         starts as soon as its candidate is built and the attacks are crafted."""
         cands = list(pipe.config.candidates)
@@ -270,11 +274,11 @@ class RayEngine:
         sets = self._get([sets_ref], pipe)[0]
         if whitebox:
             built = [Built(c, m) for c, m in zip(cands, manifests)]
-            pipe._whitebox(built)
+            pipe.craft_whitebox(built)
             refs = self._measure_refs(pipe, devices, [(b.config, b.manifest) for b in built], sets)
-        pipe._write_results()
+        pipe.write_results()
         self._run_measurements(pipe, devices, refs)
-        return pipe._write_results(final=True)
+        return pipe.write_results(final=True)
 
     def close(self) -> None:
         self.ray.shutdown()

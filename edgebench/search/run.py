@@ -175,7 +175,7 @@ class Search:
 
         cfg, sc = self.cfg, self.search
         devices = [get_device(name) for name in cfg.devices]
-        self.engine.adopt(self.pipe.prepare())
+        self.pipe.prepare()
         study = _optuna_study(self.run_dir, cfg, sc)
         records = {r["name"]: r for r in (self.store.read_json(TRIALS) or [])}
         listed_built = self.engine.build(self.pipe, self.listed)
@@ -237,7 +237,7 @@ class Search:
         to_measure = listed_built + self.engine.build(self.pipe, [self.trial_cands[n] for n in survivors])
         self.ui("status", {"text": f"measuring {len(survivors)} of {len(trials)} trials on {', '.join(cfg.devices)}"})
         self.engine.measure(self.pipe, devices, to_measure, attack_sets)
-        return self.pipe._write_results(final=True)
+        return self.pipe.write_results(final=True)
 
     def _constraint_values(self, screen: dict, base: dict) -> list[float]:
         """Host accuracy and robustness drops against base minus their budgets (<= 0 passes)."""

@@ -142,3 +142,21 @@ def test_study_on_a_device_without_tensorrt_reports_unmeasured(tmp_path: Path) -
     assert {c["name"]: c["devices"]["local"]["verdict"]["status"] for c in again["candidates"]}[
         "trt-fp16"
     ] == "UNMEASURED"
+
+
+def test_deploy_engine_registry_matches_the_config_and_reads_capabilities() -> None:
+    """Every engine the study accepts is in the registry, and what a job needs comes from the
+    backend's declared capabilities (a backend that runs only on CUDA and builds for fixed batches)."""
+    from edgebench.agent.protocol import SessionJob
+    from edgebench.backends.options import BackendOptions
+    from edgebench.backends.registry import backend_class
+    from edgebench.study.engines import DEPLOY_ENGINES, ENGINES, apply_engine
+
+    assert tuple(DEPLOY_ENGINES) == ENGINES
+    caps = backend_class("tensorrt").capabilities
+    cand = type("C", (), {"engine": "tensorrt", "precision": "fp16", "builder": None})()
+    job = apply_engine(SessionJob(artifact="a.onnx", options=BackendOptions(threads=1)), cand, [1, 8])
+    assert job.backend == "tensorrt" and job.options.device == caps.devices[0] == "cuda"
+    assert job.options.batches == (1, 8, 128) and job.options.precision == "fp16" and job.options.builder == "api"
+    plain = SessionJob(artifact="a.onnx", options=BackendOptions(threads=1))
+    assert apply_engine(plain, type("C", (), {"engine": "onnxruntime"})(), [1]) is plain
