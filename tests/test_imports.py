@@ -175,3 +175,37 @@ def test_the_private_attribute_scan_finds_a_driver_calling_private_methods(tmp_p
     assert private_uses(pkg, "pkg") == ["pkg.engine:2: pipe._build_one", "pkg.engine:3: pipe._cache"]
     (pkg / "engine.py").write_text("def go(pipe):\n    return pipe.run()\n")
     assert private_uses(pkg, "pkg") == []
+
+
+# what each layer must never import: the commands and drivers built on it
+UPWARD = {
+    "edgebench.subject": (
+        "edgebench.study",
+        "edgebench.search",
+        "edgebench.scale",
+        "edgebench.cli",
+        "edgebench.report",
+    ),
+    "edgebench.compress": (
+        "edgebench.study",
+        "edgebench.search",
+        "edgebench.scale",
+        "edgebench.cli",
+        "edgebench.report",
+    ),
+    "edgebench.export": ("edgebench.study", "edgebench.search", "edgebench.scale", "edgebench.cli", "edgebench.report"),
+    "edgebench.report": ("edgebench.search", "edgebench.scale", "edgebench.cli"),
+    "edgebench.study": ("edgebench.search", "edgebench.scale", "edgebench.cli"),
+}
+
+
+def test_no_layer_imports_the_layers_built_on_it():
+    graph, _ = import_graph(Path(edgebench.__file__).parent, "edgebench")
+    bad = [
+        f"{m} -> {t}"
+        for m, targets in graph.items()
+        for t in targets
+        for low, highs in UPWARD.items()
+        if (m == low or m.startswith(low + ".")) and any(t == h or t.startswith(h + ".") for h in highs)
+    ]
+    assert bad == [], "upward imports:\n" + "\n".join(sorted(bad))

@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
     ) -> None:
         from edgebench.cli.ui import err_console
-        from edgebench.subject.init import write_study
+        from edgebench.study.init import write_study
 
         path, det = write_study(model, data, output, force=force, checkpoint=checkpoint)
         c, h, w = det.input_shape

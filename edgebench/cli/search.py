@@ -35,8 +35,8 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
     ) -> None:
         from edgebench.cli.ui import PipelineUi, err_console, print_json
+        from edgebench.report.search_tables import recommendation_line
         from edgebench.scale.engine import make_engine
-        from edgebench.search.report import recommendation_line
         from edgebench.search.run import Search
         from edgebench.study.config import load_study
         from edgebench.study.pipeline import default_run_dir

@@ -150,31 +150,9 @@ def log_probabilities(module: torch.nn.Module) -> torch.nn.Module:
     return LogProbabilities().eval()
 
 
-def check_against_source(artifact: Any, reference: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> dict:
-    """An exported artifact (ONNX Runtime) against the user's own model on real images."""
-    from pathlib import Path
-
-    from edgebench.export.onnx import ort_logits
-
-    ref = reference(x)
-    got = ort_logits(artifact, x)
-    diff, tol = logit_diff(got, ref)
-    expect(
-        diff <= tol,
-        f"{Path(artifact).name}: the exported base differs from your model on {len(x)} images: max |diff| {diff:.3g}, "
-        f"expected <= {tol:.3g}",
-    )
-    return {
-        "images": int(len(x)),
-        "max_abs_diff": diff,
-        "top1_agreement": float(np.mean(ref.argmax(1) == got.argmax(1))),
-    }
-
-
 __all__ = [
     "RTOL",
     "Converted",
-    "check_against_source",
     "check_conversion",
     "is_probabilities",
     "log_probabilities",

@@ -21,8 +21,8 @@ from edgebench.report.gates import (
     verdicts,
 )
 from edgebench.report.robust_tables import robustness_extra_tables
+from edgebench.report.search_tables import search_section
 from edgebench.report.tables import Cell, Report, Section, Table
-from edgebench.search.report import search_section
 
 TOP_OPS = 5
 

@@ -1,5 +1,5 @@
 """The report's data types: a :class:`Report` of :class:`Section` s of :class:`Table` s of
-:class:`Cell` s. Every table builder (``model``, ``robust_tables``, ``search.report``) and every
+:class:`Cell` s. Every table builder (``model``, ``robust_tables``, ``search_tables``) and every
 rendering (Markdown, HTML, terminal) imports them from here, so none depends on another's module.
 """
 

@@ -27,10 +27,10 @@ from typing import Any
 from edgebench.compress.prune import FinetuneSpec, PruneSpec
 from edgebench.compress.quantize import QuantSpec
 from edgebench.errors import EdgebenchError
-from edgebench.search.config import SearchConfig
 from edgebench.search.record import TRIALS, pareto_ranks, search_record
 from edgebench.study.config import CandidateConfig, StudyConfig
 from edgebench.study.pipeline import Pipeline, UiFn, log_only
+from edgebench.study.search_config import SearchConfig
 from edgebench.study.store import RunStore
 
 log = logging.getLogger(__name__)

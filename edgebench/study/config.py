@@ -58,8 +58,8 @@ from edgebench.errors import EdgebenchError
 from edgebench.report.gates import GATES
 from edgebench.robustness.attacks import AttackSpec, parse_attack_specs
 from edgebench.robustness.blackbox import BlackBoxSpec, square_dict, square_spec
-from edgebench.search.config import SearchConfig
 from edgebench.study.engines import Engine, TrtBuilder, TrtPrecision, check_engine
+from edgebench.study.search_config import SearchConfig
 from edgebench.subject.data import DataConfig
 from edgebench.subject.sources import ModelConfig
 from edgebench.util.checks import is_int

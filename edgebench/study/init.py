@@ -277,12 +277,10 @@ def write_study(
     tmp = out.with_name(out.name + ".tmp")
     atomic_write_bytes(tmp, text.encode())
     try:  # what we write must be a valid study, down to every candidate's recipe
-        import tempfile
+        from edgebench.subject.sources import check_recipes
 
-        from edgebench.study.pipeline import Pipeline
-
-        with tempfile.TemporaryDirectory() as scratch:
-            Pipeline(load_study(tmp), Path(scratch)).validate()
+        cfg = load_study(tmp)
+        check_recipes(cfg.model, cfg.data, cfg.candidates)
     except EdgebenchError:
         tmp.unlink(missing_ok=True)
         raise
