@@ -9,19 +9,6 @@ import typer
 from edgebench.errors import EdgebenchError
 
 
-def _address(spec) -> str:  # noqa: ANN001 - DeviceSpec
-    if spec.kind != "ssh":
-        return "this host"
-    user = f"{spec.user}@" if spec.user else ""
-    return f"{user}{spec.host}:{spec.port}"
-
-
-def _auth(spec) -> str:  # noqa: ANN001
-    if spec.kind != "ssh":
-        return "-"
-    return spec.identity_file or "ssh-agent"
-
-
 def register(app: typer.Typer) -> None:
     devices = typer.Typer(
         help=(
@@ -37,34 +24,15 @@ def register(app: typer.Typer) -> None:
 
     @devices.command("list", help="List known devices (name, address, runtimes, where each is defined).")
     def list_cmd(json_out: bool = typer.Option(False, "--json", help="Print the inventory as JSON.")) -> None:
-        from rich.table import Table
-
         from edgebench.cli.ui import out_console, print_json
         from edgebench.devices.inventory import load_inventory
+        from edgebench.report.devices_view import inventory_table
 
         inventory = load_inventory()
         if json_out:
             print_json([spec.to_dict() for spec in inventory.values()])
             return
-        table = Table(title="devices", show_lines=False)
-        for col in ("name", "kind", "address", "auth", "python", "runtimes", "profile", "defined in"):
-            table.add_column(col)
-        for spec in inventory.values():
-            peak = (spec.profile or {}).get("peak_gops") or {}
-            profile = ", ".join(f"{k} {v} GOPS" for k, v in peak.items()) if peak else "-"
-            if not peak and spec.kind == "local":
-                profile = "measured on first use"
-            table.add_row(
-                spec.name,
-                spec.kind,
-                _address(spec),
-                _auth(spec),
-                spec.python,
-                ", ".join(spec.runtimes),
-                profile,
-                spec.source or "built-in",
-            )
-        out_console.print(table)
+        out_console.print(inventory_table(inventory.values()))
 
     @devices.command("add", help="Add an SSH device to your user inventory (written atomically).")
     def add_cmd(
@@ -103,6 +71,7 @@ def register(app: typer.Typer) -> None:
 
         from edgebench.cli.ui import err_console, print_json
         from edgebench.devices.inventory import add_device, spec_from_mapping
+        from edgebench.report.devices_view import added_line
 
         profile: dict = {}
         if profile_file is not None:
@@ -133,9 +102,7 @@ def register(app: typer.Typer) -> None:
         if json_out:
             print_json(dict(spec.to_dict(), source=str(path)))
         else:
-            err_console.print(
-                f"added device [bold]{name}[/bold] ({_address(spec)}) to {path}; next: edgebench devices check {name}"
-            )
+            err_console.print(added_line(spec, path))
 
     @devices.command(
         "check", help="Connect to a device and report Python, runtimes, JetPack, power mode, disk, clock skew."
@@ -147,63 +114,17 @@ def register(app: typer.Typer) -> None:
         ),
         json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
-        from edgebench.cli.ui import print_json
+        from edgebench.cli.ui import out_console, print_json
         from edgebench.devices.check import check_device
         from edgebench.devices.inventory import get_device
+        from edgebench.report.devices_view import check_table
 
         spec = get_device(name)
         report = check_device(spec, accept_new_host_key=True if accept_new_host_key else None)
         if json_out:
             print_json(report.to_dict())
         else:
-            _print_report(report)
+            out_console.print(check_table(report))
         if not report.ok:
             more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
             raise EdgebenchError(f"device '{name}' is not ready: {report.problems[0]}{more}")
-
-
-def _print_report(report) -> None:  # noqa: ANN001 - CheckReport
-    from rich.table import Table
-
-    from edgebench.cli.ui import out_console
-
-    f = report.facts
-    table = Table(title=f"device {report.device} ({report.address})", show_header=False)
-    table.add_column("what", style="bold")
-    table.add_column("found")
-    py = f.get("python") or {}
-    table.add_row("python", f"{py.get('version')} ({py.get('executable')})")
-    table.add_row("machine", f"{f.get('machine')} · {f.get('os')}")
-    for rt, info in (f.get("runtimes") or {}).items():
-        if info is None:
-            table.add_row(rt, "[dim]not installed[/dim]")
-        else:
-            extra = f" ({', '.join(info['providers'])})" if info.get("providers") else ""
-            table.add_row(rt, f"{info.get('version')}{extra}")
-    j = f.get("jetson") or {}
-    if any(j.get(k) for k in ("board", "l4t_release", "jetpack")):
-        table.add_row("board", str(j.get("board")))
-        table.add_row("L4T / JetPack", f"{j.get('l4t_release')} / {j.get('jetpack') or 'unknown'}")
-        pm = j.get("power_mode")
-        table.add_row(
-            "power mode",
-            f"{pm['name']} (id {pm['id']})" if pm else f"[dim]unreadable[/dim] {j.get('power_mode_error') or ''}",
-        )
-        clocks = j.get("jetson_clocks")
-        table.add_row(
-            "jetson_clocks",
-            (clocks.splitlines()[0] if clocks else f"[dim]unreadable[/dim] {j.get('jetson_clocks_error') or ''}"),
-        )
-    else:
-        table.add_row("Jetson", "[dim]no (no /etc/nv_tegra_release)[/dim]")
-    table.add_row("telemetry", f"{', '.join(f.get('telemetry') or [])} (auto picks {f.get('telemetry_auto')})")
-    table.add_row("workdir", f"{f.get('workdir')} · {f.get('disk_free_gb')} GB free")
-    if "connect_s" in f:
-        table.add_row("connect", f"{f['connect_s']} s{' (host key recorded)' if f.get('host_key_recorded') else ''}")
-    table.add_row("clock skew", f"{f.get('clock_skew_s'):+.3f} s (± {f.get('clock_skew_uncertainty_s', 0)} s)")
-    for p in report.problems:
-        table.add_row("[red]problem[/red]", p)
-    for w in report.warnings:
-        table.add_row("[yellow]warning[/yellow]", w)
-    table.add_row("verdict", "[green]ready[/green]" if report.ok else "[red]not ready[/red]")
-    out_console.print(table)

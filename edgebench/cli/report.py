@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -39,20 +38,6 @@ Examples:
 
   edgebench compare old/results.json new/results.json --json
 """
-
-
-def _print_verdicts(results: dict, md: Path, html: Path, code: int) -> None:
-    from rich.markup import escape
-
-    from edgebench.cli.ui import out_console as console
-    from edgebench.report.model import build_report
-    from edgebench.report.terminal import verdict_tables
-
-    for table in verdict_tables(build_report(results)):
-        console.print(table)
-    console.print(f"report: {escape(str(md))}\n        {escape(str(html))}")
-    if code:
-        console.print(f"exit code {code}")
 
 
 def report_command(
@@ -86,72 +71,12 @@ def report_command(
             )
         )
     else:
-        _print_verdicts(results, md, html, code)
+        from edgebench.cli.ui import out_console, show
+        from edgebench.report.report_view import report_view
+
+        show(out_console, report_view(results, md, html, code))
     if code:
         raise typer.Exit(code)
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "unmeasured"
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-def _print_diff(diff: dict, show_all: bool) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
-    from edgebench.cli.ui import out_console as console
-
-    a, b = diff["a"], diff["b"]
-    rows = diff["rows"] if show_all else [r for r in diff["rows"] if r["regressed"]]
-    table = Table(
-        title=f"{escape(str(a.get('run_id')))} (A) -> {escape(str(b.get('run_id')))} (B): "
-        + ("every metric" if show_all else "regressions")
-    )
-    table.add_column("Candidate", overflow="fold")
-    table.add_column("Device", overflow="fold")
-    table.add_column("Metric", no_wrap=True)
-    for col in ("A", "B", "Change", "Regressed"):
-        table.add_column(col, justify="right")
-    for r in rows:
-        change = (
-            r["note"]
-            if r["change"] is None
-            else f"{r['change']:+.4g}"
-            + (f" ({100 * r['change_rel']:+.1f}%)" if r["change_rel"] is not None else "")
-            + (f" {r['note']}" if r["note"] else "")
-        )
-        if r.get("unstable_in"):
-            change += f" unstable in {'+'.join(r['unstable_in'])}"
-        table.add_row(
-            escape(r["candidate"]),
-            escape(r["device"]),
-            escape(r["metric"]),
-            _fmt(r["a"]),
-            _fmt(r["b"]),
-            escape(change),
-            "[red]yes[/]" if r["regressed"] else "no",
-        )
-    if rows:
-        console.print(table)
-    for v in diff["verdict_changes"]:
-        style = "red" if v["regressed"] else "green"
-        console.print(f"[{style}]verdict {escape(v['candidate'])} on {escape(v['device'])}: {v['a']} -> {v['b']}[/]")
-    for key, label in (("only_in_a", "only in A"), ("only_in_b", "only in B")):
-        for c in diff[key]:
-            console.print(f"{label}: {escape(c['candidate'])} on {escape(c['device'])}")
-    if diff["budgets_changed"]:
-        console.print("[yellow]note: the two runs have different budgets; verdicts use each run's own[/]")
-    noise = [r for r in diff["rows"] if not r["regressed"] and str(r.get("note", "")).startswith("within noise")]
-    worse = [r for r in noise if (r.get("change") or 0) > 0]
-    if worse and not show_all:
-        console.print(
-            f"{len(worse)} latency change(s) slower but within noise (95 % intervals overlap); --all shows them",
-            highlight=False,
-        )
-    n = diff["regressions"]
-    console.print(f"[{'red' if n else 'green'}]{n} regression(s) beyond tolerance[/]")
 
 
 def compare_command(
@@ -184,7 +109,10 @@ def compare_command(
     if json_out:
         typer.echo(json.dumps(diff, indent=2))
     else:
-        _print_diff(diff, show_all)
+        from edgebench.cli.ui import out_console, show
+        from edgebench.report.compare_view import compare_view
+
+        show(out_console, compare_view(diff, show_all))
     code = compare_exit_code(diff)
     if code:
         raise typer.Exit(code)

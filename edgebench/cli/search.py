@@ -34,8 +34,8 @@ def register(app: typer.Typer) -> None:
         ray_address: str | None = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
     ) -> None:
-        from edgebench.cli.ui import PipelineUi, err_console, print_json
-        from edgebench.report.search_tables import recommendation_line
+        from edgebench.cli.ui import PipelineUi, err_console, print_json, show
+        from edgebench.report.search_view import search_view
         from edgebench.scale.engine import make_engine
         from edgebench.search.run import Search
         from edgebench.study.config import load_study
@@ -56,9 +56,4 @@ def register(app: typer.Typer) -> None:
         if json_out:
             print_json(results)
             return
-        record = results.get("search") or {}
-        for dev in record.get("pareto") or {}:
-            err_console.print(recommendation_line(record, dev))
-        err_console.print(
-            f"results: {run_dir / 'results.json'}\nreport:  {run_dir / 'report.html'}  {run_dir / 'report.md'}"
-        )
+        show(err_console, search_view(results, run_dir))

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 
 def _pipeline(config: Path | None, out: Path | None):  # noqa: ANN202
@@ -39,7 +38,8 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="Print the manifests as JSON."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
-        from edgebench.cli.ui import PipelineUi, err_console, fmt, print_json
+        from edgebench.cli.ui import PipelineUi, err_console, print_json
+        from edgebench.report.stages_view import candidates_table
         from edgebench.study.pipeline import Pipeline
 
         cfg, run_dir = _pipeline(config, out)
@@ -48,27 +48,7 @@ def register(app: typer.Typer) -> None:
         if json_out:
             print_json([b.manifest for b in built])
             return
-        table = Table(title="candidates", header_style="bold")
-        for col in ("candidate", "precision", "params", "MACs", "size KB", "ORT vs PyTorch", "artifact"):
-            table.add_column(col)
-        for b in built:
-            m = b.manifest
-            chk = m["export_check"]
-            check = (
-                f"max |diff| {chk['max_abs_diff']:.2e}"
-                if chk.get("max_abs_diff") is not None
-                else f"top-1 agree {chk['top1_agreement']:.3f}"
-            )
-            table.add_row(
-                m["name"],
-                m["artifact"]["precision"],
-                f"{m['params']:,}",
-                fmt(m["macs"], ","),
-                fmt(m["artifact"]["size_bytes"] / 1024, ".1f"),
-                check,
-                str(run_dir / m["artifact"]["path"]),
-            )
-        err_console.print(table)
+        err_console.print(candidates_table([b.manifest for b in built], run_dir))
 
     @app.command(
         "attack",
@@ -86,7 +66,8 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="Print the set summaries as JSON."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
-        from edgebench.cli.ui import PipelineUi, err_console, fmt, print_json
+        from edgebench.cli.ui import PipelineUi, err_console, print_json
+        from edgebench.report.stages_view import attack_sets_table
         from edgebench.study.pipeline import Pipeline
 
         cfg, run_dir = _pipeline(config, out)
@@ -95,14 +76,7 @@ def register(app: typer.Typer) -> None:
         if json_out:
             print_json(sets)
             return
-        table = Table(title=f"adversarial sets (crafted on base) in {run_dir / 'attacks'}", header_style="bold")
-        for col in ("set", "attack", "norm", "eps", "count", "base accuracy"):
-            table.add_column(col)
-        for s in sets:
-            table.add_row(
-                s["id"], s["attack"], s["norm"], fmt(s["eps"], ".4f"), str(s["count"]), fmt(s["base_accuracy"], ".3f")
-            )
-        err_console.print(table)
+        err_console.print(attack_sets_table(sets, run_dir / "attacks"))
 
     @app.command(
         "export",
@@ -124,6 +98,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from edgebench.cli.ui import err_console, print_json
         from edgebench.export.onnx import export_onnx, verify_against_torch
+        from edgebench.report.stages_view import export_line
         from edgebench.subject.data import DataConfig
         from edgebench.subject.sources import ModelConfig
         from edgebench.subject.zoo import load_subject
@@ -146,11 +121,7 @@ def register(app: typer.Typer) -> None:
         if json_out:
             print_json(result)
         else:
-            err_console.print(
-                f"wrote {output} ({result['size_bytes']} bytes); onnx.checker passed; "
-                f"ONNX Runtime vs PyTorch on {check['count']} images: max |diff| {check['max_abs_diff']:.2e}, "
-                f"top-1 agreement {check['top1_agreement']:.3f}"
-            )
+            err_console.print(export_line(result))
 
     @app.command(
         "replay",
@@ -169,25 +140,12 @@ def register(app: typer.Typer) -> None:
         threads: int | None = typer.Option(None, "--threads", help="Intra-op threads on the device."),
         json_out: bool = typer.Option(False, "--json"),
     ) -> None:
-        from edgebench.cli.ui import err_console, fmt, print_json
+        from edgebench.cli.ui import err_console, print_json
+        from edgebench.report.stages_view import replay_table
         from edgebench.study.replay import replay_sets
 
         rows = replay_sets(artifact, attacks, device, threads=threads)
         if json_out:
             print_json(rows)
             return
-        table = Table(title=f"replay through {artifact.name} on {device}", header_style="bold")
-        for col in ("set", "eps", "accuracy (95% CI)", "base accuracy", "transfer success", "agreement", "n"):
-            table.add_column(col)
-        for r in rows:
-            ci = r["accuracy_ci95"]
-            table.add_row(
-                r["id"],
-                fmt(r["eps"], ".4f"),
-                f"{r['accuracy']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]",
-                fmt(r["base_accuracy"], ".3f"),
-                fmt(r["transfer_success_rate"], ".3f"),
-                fmt(r["agreement"], ".3f"),
-                str(r["count"]),
-            )
-        err_console.print(table)
+        err_console.print(replay_table(rows, artifact.name, device))

@@ -1,12 +1,15 @@
-"""Rich rendering shared by the commands: progress bars for pipeline events, tables, JSON."""
+"""What the commands share to print: the two consoles, progress bars on stderr, a view's
+renderables, JSON. The views themselves (tables, lines) live in ``edgebench.report.*_view``."""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 # Progress and status go to stderr so that --json output on stdout stays clean.
@@ -57,12 +60,35 @@ def print_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
-def fmt(value: Any, spec: str = ".3g", unit: str = "") -> str:
-    """A number for a table, or 'unmeasured' when nobody measured it."""
-    if value is None:
-        return "[dim]unmeasured[/dim]"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (int, float)):
-        return f"{value:{spec}}{unit}"
-    return str(value)
+def show(console: Console, view: Iterable[RenderableType]) -> None:
+    """Print a view's renderables one by one: a ``str`` as Rich markup (highlighted), a table or
+    text as it is; a soft line (:func:`edgebench.report.markup.soft_line`) whole, uncropped."""
+    from edgebench.report.markup import is_soft
+
+    for item in view:
+        console.print(item, soft_wrap=is_soft(item))
+
+
+@contextmanager
+def profile_progress() -> Iterator[Callable[[dict], None] | None]:
+    """A transient progress bar for ``edgebench profile`` on a terminal stderr; yields the
+    callback for the agent's progress events (``None`` when there is no bar)."""
+    if not err_console.is_terminal:
+        yield None
+        return
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
+    task = progress.add_task("profiling", total=None)
+
+    def on_progress(event: dict) -> None:
+        desc = f"profiling batch {event.get('batch', '')} {event.get('mode', '')}".strip()
+        progress.update(task, completed=event.get("done", 0), total=event.get("total"), description=desc)
+
+    with progress:
+        yield on_progress

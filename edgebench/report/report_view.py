@@ -1,0 +1,20 @@
+"""What ``edgebench report`` prints: the verdict table of every device (the same tables as the
+Markdown and HTML reports), where those files are, and the exit code when it is not 0."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import RenderableType
+from rich.markup import escape
+
+from edgebench.report.model import build_report
+from edgebench.report.terminal import verdict_tables
+
+
+def report_view(results: dict, md: Path, html: Path, code: int) -> list[RenderableType]:
+    view: list[RenderableType] = list(verdict_tables(build_report(results)))
+    view.append(f"report: {escape(str(md))}\n        {escape(str(html))}")
+    if code:
+        view.append(f"exit code {code}")
+    return view
