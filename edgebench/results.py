@@ -573,6 +573,11 @@ def validate_results(data: Any, source: str = "results.json") -> Results:
         raise EdgebenchError(f"{source}: {one_line(err, data=data, model=Results)}") from None
 
 
+def as_results(data: Results | Any, source: str = "results.json") -> Results:
+    """*data* itself when it is a :class:`Results` already, else :func:`validate_results` of it."""
+    return data if isinstance(data, Results) else validate_results(data, source)
+
+
 # --------------------------------------------------------------------------- docs/results.md
 
 DOC_BEGIN = "<!-- generated: results schema -->"

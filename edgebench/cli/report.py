@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from edgebench.results import Results
 
 REPORT_HELP = """Judge a run against its budgets and write report.md + report.html beside results.json.
 
@@ -41,7 +44,7 @@ Examples:
 """
 
 
-def _print_verdicts(results: dict, md: Path, html: Path, code: int) -> None:
+def _print_verdicts(results: Results, md: Path, html: Path, code: int) -> None:
     from rich.markup import escape
 
     from edgebench.cli.ui import out_console as console
@@ -75,7 +78,7 @@ def report_command(
         typer.echo(
             json.dumps(
                 {
-                    "run_id": results.get("run_id"),
+                    "run_id": results.run_id,
                     "report_md": str(md),
                     "report_html": str(html),
                     "fail_on": fail_on,
