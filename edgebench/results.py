@@ -308,7 +308,10 @@ class DeviceEntry(_Model):
     sanity: list[SanityCheck] | None = Field(None, description="gradient-masking checks")
     blackbox: Blackbox | None = Field(None, description="decision-based attack (blackbox.enabled)")
     blackbox_square: Blackbox | None = Field(None, description="Square on the engine's logits (blackbox.square)")
-    verdict: Verdict | None = Field(None, description="filled in by the gates")
+    verdict: Verdict | None = Field(
+        None,
+        description="made once when results.json is assembled (report/gates.py with_verdicts); the report reads it",
+    )
 
 
 # --------------------------------------------------------------------------- candidates
