@@ -308,7 +308,10 @@ class DeviceEntry(_Model):
     sanity: list[SanityCheck] | None = Field(None, description="gradient-masking checks")
     blackbox: Blackbox | None = Field(None, description="decision-based attack (blackbox.enabled)")
     blackbox_square: Blackbox | None = Field(None, description="Square on the engine's logits (blackbox.square)")
-    verdict: Verdict | None = Field(None, description="filled in by the gates")
+    verdict: Verdict | None = Field(
+        None,
+        description="made once when results.json is assembled (report/gates.py with_verdicts); the report reads it",
+    )
 
 
 # --------------------------------------------------------------------------- candidates
@@ -571,6 +574,11 @@ def validate_results(data: Any, source: str = "results.json") -> Results:
         return Results.model_validate(data)
     except ValidationError as err:
         raise EdgebenchError(f"{source}: {one_line(err, data=data, model=Results)}") from None
+
+
+def as_results(data: Results | Any, source: str = "results.json") -> Results:
+    """*data* itself when it is a :class:`Results` already, else :func:`validate_results` of it."""
+    return data if isinstance(data, Results) else validate_results(data, source)
 
 
 # --------------------------------------------------------------------------- docs/results.md

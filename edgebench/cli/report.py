@@ -60,7 +60,7 @@ def report_command(
         typer.echo(
             json.dumps(
                 {
-                    "run_id": results.get("run_id"),
+                    "run_id": results.run_id,
                     "report_md": str(md),
                     "report_html": str(html),
                     "fail_on": fail_on,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgebench.report.gates import evaluate_verdicts, exit_code, verdicts
+from edgebench.report.gates import exit_code, judged, verdicts, with_verdicts
 
 
 def render_report(run_dir: Path) -> tuple[Path, Path]:
@@ -24,4 +24,4 @@ def compare_runs(a: Path, b: Path, tolerance=None) -> dict:
     return _compare(a, b, tolerance)
 
 
-__all__ = ["evaluate_verdicts", "exit_code", "verdicts", "render_report", "compare_runs"]
+__all__ = ["with_verdicts", "judged", "exit_code", "verdicts", "render_report", "compare_runs"]

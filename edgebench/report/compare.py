@@ -9,13 +9,13 @@ without intervals (older runs, imported trtexec numbers) fall back to a relative
 the row says which rule decided (``judged_by``). Other metrics use a tolerance. A metric
 measured in A but not in B counts as a regression (a measurement that silently disappears could
 hide one). Candidates or devices
-present in only one run are listed, not counted. Verdicts are evaluated with each run's own
-budgets; a verdict that got worse (READY > UNMEASURED > NOT READY) is a regression.
+present in only one run are listed, not counted. Verdicts are each run's own, as its
+results.json holds them (judged with its own budgets); a verdict that got worse (READY >
+UNMEASURED > NOT READY) is a regression.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from edgebench.errors import EXIT_NOT_READY, EXIT_OK, EdgebenchError
-from edgebench.report.gates import NOT_READY, READY, UNMEASURED, budgets_of, evaluate_verdicts, peak_memory_mb
+from edgebench.report.gates import NOT_READY, READY, UNMEASURED, budgets_of, judged, peak_memory_mb
+from edgebench.results import DeviceEntry, LatencyStats, Results
 
 _RANK = {READY: 2, UNMEASURED: 1, NOT_READY: 0}
 
@@ -53,7 +54,8 @@ class Metric:
     name: str
     lower_is_better: bool
     kind: str  # latency | throughput | memory | accuracy
-    get: Callable[[dict], Any]
+    get: Callable[[DeviceEntry], Any]
+    stats: Callable[[DeviceEntry], LatencyStats | None] | None = None  # latency: the statistics it is read from
 
 
 def _num(v: Any) -> float | None:
@@ -63,33 +65,45 @@ def _num(v: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def _lat(key: str, p: str) -> Callable[[dict], Any]:
-    return lambda e: (e.get(key) or {}).get(p)
+def _end_to_end(e: DeviceEntry) -> LatencyStats | None:
+    return e.latency_ms
+
+
+def _compute(e: DeviceEntry) -> LatencyStats | None:
+    return e.latency_compute_ms
+
+
+def _p50(stats: Callable[[DeviceEntry], LatencyStats | None]) -> Callable[[DeviceEntry], Any]:
+    return lambda e: None if (s := stats(e)) is None else s.p50
+
+
+def _p99(stats: Callable[[DeviceEntry], LatencyStats | None]) -> Callable[[DeviceEntry], Any]:
+    return lambda e: None if (s := stats(e)) is None else s.p99
 
 
 BASE_METRICS: tuple[Metric, ...] = (
-    Metric("latency_ms.p50", True, "latency", _lat("latency_ms", "p50")),
-    Metric("latency_ms.p99", True, "latency", _lat("latency_ms", "p99")),
-    Metric("latency_compute_ms.p50", True, "latency", _lat("latency_compute_ms", "p50")),
-    Metric("latency_compute_ms.p99", True, "latency", _lat("latency_compute_ms", "p99")),
-    Metric("throughput_ips", False, "throughput", lambda e: e.get("throughput_ips")),
+    Metric("latency_ms.p50", True, "latency", _p50(_end_to_end), _end_to_end),
+    Metric("latency_ms.p99", True, "latency", _p99(_end_to_end), _end_to_end),
+    Metric("latency_compute_ms.p50", True, "latency", _p50(_compute), _compute),
+    Metric("latency_compute_ms.p99", True, "latency", _p99(_compute), _compute),
+    Metric("throughput_ips", False, "throughput", lambda e: e.throughput_ips),
     Metric("peak_memory_mb", True, "memory", peak_memory_mb),
-    Metric("clean_accuracy", False, "accuracy", lambda e: e.get("clean_accuracy")),
+    Metric("clean_accuracy", False, "accuracy", lambda e: e.clean_accuracy),
 )
 
 
-def _robust_metrics(a: dict, b: dict) -> list[Metric]:
+def _robust_metrics(a: DeviceEntry, b: DeviceEntry) -> list[Metric]:
     ids: list[str] = []
     for entry in (a, b):
-        for row in entry.get("robustness") or []:
-            if row.get("id") and row["id"] not in ids:
-                ids.append(row["id"])
+        for row in entry.robustness:
+            if row.id and row.id not in ids:
+                ids.append(row.id)
 
-    def getter(attack_id: str) -> Callable[[dict], Any]:
-        def get(entry: dict) -> Any:
-            for row in entry.get("robustness") or []:
-                if row.get("id") == attack_id:
-                    return row.get("accuracy")
+    def getter(attack_id: str) -> Callable[[DeviceEntry], Any]:
+        def get(entry: DeviceEntry) -> Any:
+            for row in entry.robustness:
+                if row.id == attack_id:
+                    return row.accuracy
             return None
 
         return get
@@ -108,13 +122,14 @@ def regressed(metric: Metric, a: float, b: float, tol: Tolerance) -> bool:
     return worse > rel * abs(a) + 1e-12
 
 
-def _ci(entry: dict, metric: Metric) -> list | None:
+def _ci(entry: DeviceEntry, metric: Metric) -> list | None:
     """The ``[low, high]`` interval stored beside a latency percentile, if the run has one."""
-    if metric.kind != "latency":
+    stats = None if metric.stats is None else metric.stats(entry)
+    if stats is None:
         return None
-    src, pct = metric.name.split(".", 1)
-    ci = (entry.get(src) or {}).get(f"{pct}_ci")
-    return list(ci) if isinstance(ci, (list, tuple)) and len(ci) == 2 else None
+    pct = metric.name.split(".", 1)[1]
+    ci = {"p50": stats.p50_ci, "p90": stats.p90_ci, "p99": stats.p99_ci}.get(pct)
+    return list(ci) if ci is not None and len(ci) == 2 else None
 
 
 def judge_by_intervals(ci_a: list, ci_b: list, lower_is_better: bool = True) -> tuple[bool, str]:
@@ -136,28 +151,27 @@ def judge_by_intervals(ci_a: list, ci_b: list, lower_is_better: bool = True) -> 
     return False, "within noise"
 
 
-def _cells(results: dict) -> dict[tuple[str, str], dict]:
+def _cells(results: Results) -> dict[tuple[str, str], DeviceEntry]:
     out = {}
-    for cand in results.get("candidates") or []:
-        for dev, entry in (cand.get("devices") or {}).items():
-            out[(str(cand.get("name")), dev)] = entry or {}
+    for cand in results.candidates:
+        for dev, entry in cand.devices.items():
+            out[(cand.name, dev)] = entry
     return out
 
 
-def _unstable_in(metric: Metric, a: dict, b: dict) -> list[str]:
+def _unstable_in(metric: Metric, a: DeviceEntry, b: DeviceEntry) -> list[str]:
     """Which runs ("A", "B") flagged this latency as unstable (CV above 10 %): a change there
     may be the host's noise rather than the artifact's."""
-    if metric.kind != "latency":
+    if metric.stats is None:
         return []
-    src = metric.name.split(".")[0]
-    return [tag for tag, e in (("A", a), ("B", b)) if (e.get(src) or {}).get("unstable")]
+    return [tag for tag, e in (("A", a), ("B", b)) if (s := metric.stats(e)) is not None and s.unstable]
 
 
-def compare_results(a: dict, b: dict, tolerance: Tolerance | None = None) -> dict:
-    """Compare two results dicts (not modified). See the module docstring for the rules."""
+def compare_results(a: Results | dict, b: Results | dict, tolerance: Tolerance | None = None) -> dict:
+    """Compare two runs' results (typed, or results.json objects, validated here; not modified),
+    verdicts as each holds them. See the module docstring for the rules."""
     tol = tolerance or Tolerance()
-    a = evaluate_verdicts(copy.deepcopy(a))
-    b = evaluate_verdicts(copy.deepcopy(b))
+    a, b = judged(a, "run A results.json"), judged(b, "run B results.json")
     cells_a, cells_b = _cells(a), _cells(b)
     rows: list[dict] = []
     verdict_changes: list[dict] = []
@@ -199,8 +213,8 @@ def compare_results(a: dict, b: dict, tolerance: Tolerance | None = None) -> dic
             else:
                 row["note"] = "newly measured"
             rows.append(row)
-        sa = (ea.get("verdict") or {}).get("status")
-        sb = (eb.get("verdict") or {}).get("status")
+        sa = None if ea.verdict is None else ea.verdict.status
+        sb = None if eb.verdict is None else eb.verdict.status
         if sa != sb:
             verdict_changes.append(
                 {
@@ -213,8 +227,8 @@ def compare_results(a: dict, b: dict, tolerance: Tolerance | None = None) -> dic
             )
     regressions = sum(r["regressed"] for r in rows) + sum(v["regressed"] for v in verdict_changes)
     return {
-        "a": {"run_id": a.get("run_id"), "created": a.get("created")},
-        "b": {"run_id": b.get("run_id"), "created": b.get("created")},
+        "a": {"run_id": a.run_id, "created": a.created},
+        "b": {"run_id": b.run_id, "created": b.created},
         "tolerance": asdict(tol),
         "budgets_changed": budgets_of(a) != budgets_of(b),
         "rows": rows,

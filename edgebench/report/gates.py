@@ -8,28 +8,37 @@ A value nobody measured never passes, so a run that skipped a measurement cannot
 * ``UNMEASURED`` when no gate fails but at least one was never measured;
 * ``READY``      when every gate passes.
 
-Everything here is a pure function of the ``results.json`` dict (``docs/results.md``), except
-:func:`evaluate_verdicts`, which writes the verdicts into that dict (and returns it).
+Everything here reads the typed :class:`~edgebench.results.Results` (``docs/results.md``) and
+changes nothing. Verdicts are evaluated once, by :func:`with_verdicts` (which returns a new
+``Results``), when ``study/assemble.py`` makes results.json; everything else reads them from
+``candidates[].devices[dev].verdict``. :func:`judged` is the one door for anything else: a
+results.json whose verdicts are missing (a hand-written file) or were judged against other
+budgets than the ones it holds (budgets edited since assembly) gets them evaluated there, once.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, Literal
 
 from edgebench.errors import EXIT_NOT_READY, EXIT_OK, EXIT_UNMEASURED, EdgebenchError
 from edgebench.report import format as fmt
+from edgebench.results import Candidate, DeviceEntry, Gate, Results, RobustnessRow, Verdict, as_results
 
-READY = "READY"
-NOT_READY = "NOT READY"
-UNMEASURED = "UNMEASURED"
+log = logging.getLogger(__name__)
+
+READY: Final = "READY"
+NOT_READY: Final = "NOT READY"
+UNMEASURED: Final = "UNMEASURED"
 STATUSES = (READY, NOT_READY, UNMEASURED)
+Status = Literal["READY", "NOT READY", "UNMEASURED"]
 
-PASS = "pass"
-FAIL = "fail"
-GATE_UNMEASURED = "unmeasured"
+PASS: Final = "pass"
+FAIL: Final = "fail"
+GATE_UNMEASURED: Final = "unmeasured"
 
 FAIL_ON_CHOICES = ("not-ready", "unmeasured", "never")
 
@@ -54,9 +63,9 @@ class GateContext:
     """What a gate may look at: the whole results (for the attack list), the candidate's entry on
     the device, and the base candidate's entry on the same device (``None`` when there is none)."""
 
-    results: dict
-    entry: dict
-    base_entry: dict | None
+    results: Results
+    entry: DeviceEntry
+    base_entry: DeviceEntry | None
     has_base: bool
 
 
@@ -80,7 +89,8 @@ class GateSpec:
 
 
 def _p99(ctx: GateContext) -> Reading:
-    return Reading(_number(_get(ctx.entry, "latency_ms", "p99")))
+    lat = ctx.entry.latency_ms
+    return Reading(_number(None if lat is None else lat.p99))
 
 
 def _peak_memory(ctx: GateContext) -> Reading:
@@ -93,7 +103,7 @@ def _accuracy_drop(ctx: GateContext) -> Reading:
 
 
 def _robustness_drop(ctx: GateContext) -> Reading:
-    value, missing, worst = robustness_drop(ctx.results, ctx.base_entry, ctx.entry)
+    value, missing, worst = robustness_drop([a.id for a in ctx.results.attacks], ctx.base_entry, ctx.entry)
     detail = f"worst: {worst}" if worst and value and value > 0 else None
     status = None
     if missing:
@@ -168,27 +178,12 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _get(obj: Any, *keys: str) -> Any:
-    """``obj[k1][k2]...`` or None when any level is missing or not a dict."""
-    for key in keys:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
+def budgets_of(results: Results) -> dict[str, float | None]:
+    """The validated budgets: ``results.budgets``, every key present.
 
-
-def budgets_of(results: dict) -> dict[str, float | None]:
-    """The validated budgets: ``results['budgets']`` (or ``study.budgets``), every key present.
-
-    Raises :class:`EdgebenchError` for an unknown budget name or a negative / non-numeric ceiling.
+    Raises :class:`EdgebenchError` for an unknown budget name or a negative ceiling.
     """
-    raw = results.get("budgets")
-    if raw is None:
-        raw = _get(results, "study", "budgets")
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise EdgebenchError(f"budgets: expected a mapping of {', '.join(BUDGET_KEYS)}, found {type(raw).__name__}")
+    raw = results.budgets
     unknown = sorted(set(raw) - set(BUDGET_KEYS))
     if unknown:
         raise EdgebenchError(f"unknown budget {unknown[0]!r}: expected one of {', '.join(BUDGET_KEYS)}")
@@ -205,29 +200,33 @@ def budgets_of(results: dict) -> dict[str, float | None]:
     return out
 
 
-def base_candidate(results: dict) -> dict | None:
+def base_candidate(results: Results) -> Candidate | None:
     """The uncompressed reference: the candidate named ``base``, else the first without a recipe."""
-    candidates = results.get("candidates") or []
-    for cand in candidates:
-        if cand.get("name") == "base":
+    for cand in results.candidates:
+        if cand.name == "base":
             return cand
-    for cand in candidates:
-        recipe = cand.get("recipe") or {}
-        if not recipe.get("prune") and not recipe.get("quantize"):
+    for cand in results.candidates:
+        if not cand.recipe.prune and not cand.recipe.quantize:
             return cand
     return None
 
 
-def device_entry(candidate: dict, device: str) -> dict:
-    """A candidate's results on *device* (``{}`` when it was never measured there)."""
-    return (candidate.get("devices") or {}).get(device) or {}
+def empty_entry() -> DeviceEntry:
+    """A device entry with nothing measured (a candidate never run on a device)."""
+    return DeviceEntry.model_validate({"latency_ms": None, "memory_mb": None, "clean_accuracy": None, "robustness": []})
 
 
-def device_names(results: dict) -> list[str]:
+def device_entry(candidate: Candidate, device: str) -> DeviceEntry:
+    """A candidate's results on *device* (nothing measured when it was never run there)."""
+    entry = candidate.devices.get(device)
+    return empty_entry() if entry is None else entry
+
+
+def device_names(results: Results) -> list[str]:
     """Devices of the run: those declared in ``devices``, then any only candidates mention."""
-    names = list((results.get("devices") or {}).keys())
-    for cand in results.get("candidates") or []:
-        for dev in (cand.get("devices") or {}).keys():
+    names = list(results.devices)
+    for cand in results.candidates:
+        for dev in cand.devices:
             if dev not in names:
                 names.append(dev)
     return names
@@ -239,66 +238,63 @@ def _check(value: float | None, threshold: float) -> str:
     return PASS if value <= threshold + _REL_SLACK * max(1.0, abs(threshold)) else FAIL
 
 
-def _gate(
-    spec: GateSpec, value: float | None, threshold: float, status: str | None = None, detail: str | None = None
-) -> dict:
-    gate = {"name": spec.name, "value": value, "threshold": threshold, "status": status or _check(value, threshold)}
-    if detail:
-        gate["detail"] = detail
-    return gate
+def _gate(spec: GateSpec, value: float | None, threshold: float, status: str, detail: str | None = None) -> Gate:
+    fields: dict[str, Any] = {"name": spec.name, "value": value, "threshold": threshold, "status": status}
+    if detail:  # absent, not null, when there is nothing to say
+        fields["detail"] = detail
+    return Gate.model_validate(fields)
 
 
 # --------------------------------------------------------------------------- measured values
 
 
-def peak_memory_mb(entry: dict) -> float | None:
+def peak_memory_mb(entry: DeviceEntry) -> float | None:
     """Peak RSS of the measuring process, as its sampler saw it; ``None`` when it saw nothing.
 
     Never ``ru_maxrss``: on Linux a forked child inherits its parent's high-water mark, so it
     can report the host process's memory instead of the agent's."""
-    mem = entry.get("memory_mb") or {}
-    return _number(mem.get("peak_rss"))
+    return None if entry.memory_mb is None else _number(entry.memory_mb.peak_rss)
 
 
-def accuracy_drop(base_entry: dict | None, entry: dict) -> float | None:
+def accuracy_drop(base_entry: DeviceEntry | None, entry: DeviceEntry) -> float | None:
     """Base clean accuracy minus candidate clean accuracy (same device); None if either is missing."""
     if base_entry is None:
         return None
-    base_acc = _number(base_entry.get("clean_accuracy"))
-    acc = _number(entry.get("clean_accuracy"))
+    base_acc = _number(base_entry.clean_accuracy)
+    acc = _number(entry.clean_accuracy)
     if base_acc is None or acc is None:
         return None
     return base_acc - acc
 
 
-def _rows_by_id(entry: dict | None) -> dict[str, dict]:
-    rows = (entry or {}).get("robustness") or []
-    return {row["id"]: row for row in rows if isinstance(row, dict) and row.get("id") is not None}
+def _rows_by_id(entry: DeviceEntry | None) -> dict[str, RobustnessRow]:
+    return {} if entry is None else {row.id: row for row in entry.robustness}
 
 
-def robustness_drop(results: dict, base_entry: dict | None, entry: dict) -> tuple[float | None, list[str], str | None]:
+def robustness_drop(
+    attack_ids: list[str], base_entry: DeviceEntry | None, entry: DeviceEntry
+) -> tuple[float | None, list[str], str | None]:
     """Largest base-minus-candidate adversarial accuracy over the run's attacks, in either
     threat model (transfer rows, and white-box rows against the base's white-box rows).
 
     Returns ``(drop, missing_ids, worst_id)``: ``missing_ids`` are attacks where either side has
-    no accuracy. Attacks are those listed in ``results['attacks']``, else those the base has.
+    no accuracy. Attacks are *attack_ids* (the run's ``attacks``), else those the base has.
     """
     base_rows = _rows_by_id(base_entry)
     rows = _rows_by_id(entry)
-    ids = [str(a["id"]) for a in results.get("attacks") or [] if isinstance(a, dict) and a.get("id")]
-    if not ids:
-        ids = list(base_rows)
+    ids = [i for i in attack_ids if i] or list(base_rows)
     drops: dict[str, float] = {}
     missing: list[str] = []
-    for attack_id in [str(i) for i in ids]:
+    for attack_id in ids:
         # each threat model against the base in the same one (white-box rows: "whitebox:<id>");
         # the gate takes the worse of the two
         found = False
         for key in (attack_id, f"whitebox:{attack_id}"):
-            c = _number(_get(rows.get(key), "accuracy"))
-            b = _number(_get(base_rows.get(key), "accuracy"))
+            row, base_row = rows.get(key), base_rows.get(key)
+            c = None if row is None else _number(row.accuracy)
+            b = None if base_row is None else _number(base_row.accuracy)
             if key != attack_id:  # white-box: the base's own white-box accuracy on the same images
-                same = _number(_get(rows.get(key), "base_whitebox_accuracy"))
+                same = None if row is None else _number(row.base_whitebox_accuracy)
                 b = same if same is not None else b
             if b is not None and c is not None:
                 found = True
@@ -314,9 +310,9 @@ def robustness_drop(results: dict, base_entry: dict | None, entry: dict) -> tupl
 # --------------------------------------------------------------------------- verdicts
 
 
-def verdict_status(gates: Iterable[dict]) -> str:
+def verdict_status(gates: Iterable[Gate]) -> Status:
     """NOT READY if any gate fails, else UNMEASURED if any is unmeasured, else READY."""
-    statuses = [g["status"] for g in gates]
+    statuses = [g.status for g in gates]
     if FAIL in statuses:
         return NOT_READY
     if GATE_UNMEASURED in statuses:
@@ -324,14 +320,16 @@ def verdict_status(gates: Iterable[dict]) -> str:
     return READY
 
 
-def verdict_for(results: dict, candidate: dict, device: str, budgets: dict | None = None) -> dict:
-    """The verdict of one candidate on one device: ``{status, gates: [...]}`` (no mutation)."""
+def verdict_for(
+    results: Results, candidate: Candidate, device: str, budgets: dict[str, float | None] | None = None
+) -> Verdict:
+    """The verdict of one candidate on one device, from its measurements and the budgets."""
     budgets = budgets_of(results) if budgets is None else budgets
-    entry = (candidate.get("devices") or {}).get(device) or {}
+    entry = device_entry(candidate, device)
     base = base_candidate(results)
-    base_entry = None if base is None else (base.get("devices") or {}).get(device)
+    base_entry = None if base is None else base.devices.get(device)
     ctx = GateContext(results, entry, base_entry, base is not None)
-    gates: list[dict] = []
+    gates: list[Gate] = []
     for spec in GATES:
         threshold = budgets.get(spec.budget)
         if threshold is None:
@@ -340,65 +338,87 @@ def verdict_for(results: dict, candidate: dict, device: str, budgets: dict | Non
         status = _check(reading.value, threshold)
         if reading.status == "bound" and status == PASS:
             status = GATE_UNMEASURED
-        gates.append(_gate(spec, reading.value, threshold, status=status, detail=reading.detail))
-    out = {"status": verdict_status(gates), "gates": gates}
-    if entry.get("unmeasured_reason"):  # measurements skipped on purpose: say why
-        out["reason"] = entry["unmeasured_reason"]
-    return out
+        gates.append(_gate(spec, reading.value, threshold, status, reading.detail))
+    verdict: dict[str, Any] = {"status": verdict_status(gates), "gates": gates}
+    if entry.unmeasured_reason:  # measurements skipped on purpose: say why (absent otherwise)
+        verdict["reason"] = entry.unmeasured_reason
+    return Verdict.model_validate(verdict)
 
 
-def iter_cells(results: dict) -> Iterator[tuple[dict, str]]:
+def iter_cells(results: Results) -> Iterator[tuple[Candidate, str]]:
     """Every (candidate, device name) pair of the run, candidates in order, devices in order."""
     devices = device_names(results)
-    for cand in results.get("candidates") or []:
+    for cand in results.candidates:
         for dev in devices:
             yield cand, dev
 
 
-def evaluate_verdicts(results: dict) -> dict:
-    """Fill ``candidates[*].devices[dev].verdict`` for every candidate x device; return *results*.
+def with_verdicts(results: Results) -> Results:
+    """*results* with ``candidates[*].devices[dev].verdict`` evaluated for every candidate x
+    device: a new :class:`Results`, *results* is not changed. The one place verdicts are made.
 
-    Mutates *results* in place. A device the candidate was never measured on gets an entry
-    holding only its verdict (every gate unmeasured), so it cannot silently drop out of CI.
+    A device the candidate was never measured on gets an entry with nothing measured and its
+    verdict (every gate unmeasured), so it cannot silently drop out of CI.
     """
-    if not isinstance(results, dict):
-        raise EdgebenchError(f"results: expected a JSON object, found {type(results).__name__}")
-    candidates = results.get("candidates")
-    if not isinstance(candidates, list):
-        raise EdgebenchError(
-            "results: expected a 'candidates' list, found "
-            f"{'nothing' if candidates is None else type(candidates).__name__}"
-        )
     budgets = budgets_of(results)
-    computed = [(cand, dev, verdict_for(results, cand, dev, budgets)) for cand, dev in iter_cells(results)]
-    for cand, dev, verdict in computed:
-        cand.setdefault("devices", {}).setdefault(dev, {})["verdict"] = verdict
-    return results
-
-
-def verdicts(results: dict) -> list[dict]:
-    """Flat list ``[{candidate, device, status, gates}]``, computing any verdict not yet filled in."""
-    budgets = None
-    out = []
-    for cand, dev in iter_cells(results):
-        verdict = _get(cand, "devices", dev, "verdict")
-        if not isinstance(verdict, dict) or verdict.get("status") not in STATUSES:
-            budgets = budgets_of(results) if budgets is None else budgets
+    devices = device_names(results)
+    candidates = []
+    for cand in results.candidates:
+        entries = dict(cand.devices)
+        for dev in devices:
             verdict = verdict_for(results, cand, dev, budgets)
+            entry = entries.get(dev)
+            entries[dev] = (empty_entry() if entry is None else entry).model_copy(update={"verdict": verdict})
+        candidates.append(cand.model_copy(update={"devices": entries}))
+    return results.model_copy(update={"candidates": candidates})
+
+
+def _stale(results: Results) -> str | None:
+    """Why the verdicts *results* holds cannot be read as they are (None: they can): a cell
+    without one, or one judged against other budgets than ``results.budgets``."""
+    budgets = budgets_of(results)
+    expected = [(g.name, budgets[g.budget]) for g in GATES if budgets[g.budget] is not None]
+    for cand, dev in iter_cells(results):
+        entry = cand.devices.get(dev)
+        if entry is None or entry.verdict is None:
+            return f"no verdict for {cand.name} on {dev}"
+        if [(g.name, g.threshold) for g in entry.verdict.gates] != expected:
+            return f"the verdict of {cand.name} on {dev} was judged against other budgets"
+    return None
+
+
+def judged(results: Results | dict, source: str = "results.json") -> Results:
+    """*results* (typed, or a parsed results.json, validated here) with its verdicts: as they
+    are when every candidate x device has one judged against its budgets (results.json as
+    assembled), else evaluated by :func:`with_verdicts`."""
+    typed = as_results(results, source)
+    why = _stale(typed)
+    if why is None:
+        return typed
+    log.debug("%s: verdicts evaluated (%s)", source, why)
+    return with_verdicts(typed)
+
+
+def verdicts(results: Results | dict) -> list[dict]:
+    """Flat list ``[{candidate, device, status, gates, reason}]``, as results.json holds them."""
+    out = []
+    for cand, dev in iter_cells(judged(results)):
+        verdict = cand.devices[dev].verdict
+        assert verdict is not None  # judged: every cell has one
         out.append(
             {
-                "candidate": cand.get("name"),
+                "candidate": cand.name,
                 "device": dev,
-                "status": verdict["status"],
-                "gates": verdict.get("gates", []),
-                "reason": verdict.get("reason"),
+                "status": verdict.status,
+                "gates": [g.model_dump(mode="json", exclude_unset=True) for g in verdict.gates],
+                "reason": verdict.reason,
             }
         )
     return out
 
 
-def exit_code(results: dict, fail_on: str = "not-ready") -> int:
-    """The process exit code for CI.
+def exit_code(results: Results | dict, fail_on: str = "not-ready") -> int:
+    """The process exit code for CI, from the verdicts.
 
     ``never`` -> 0; ``not-ready`` -> 1 when any verdict is NOT READY; ``unmeasured`` -> 1 when
     any is NOT READY, else 3 when any is UNMEASURED. Otherwise 0.

@@ -19,6 +19,7 @@ from typing import Any
 
 from edgebench.report.model import build_report, status_class
 from edgebench.report.tables import Cell, Report, Section, Table
+from edgebench.results import Results, as_results
 
 
 class Safe(str):
@@ -181,7 +182,7 @@ def _anchor(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in text)
 
 
-def section_html(section: Section, results: dict, with_plots: bool) -> Safe:
+def section_html(section: Section, results: Results, with_plots: bool) -> Safe:
     parts: list[Any] = [tag("h2", section.title)]
     if section.note:
         parts.append(tag("p", section.note, class_="note"))
@@ -199,8 +200,9 @@ def section_html(section: Section, results: dict, with_plots: bool) -> Safe:
     return tag("section", parts, id=_anchor(section.key))
 
 
-def render_html(results: dict, report: Report | None = None, with_plots: bool = True) -> str:
-    """The whole HTML page for *results*."""
+def render_html(results: Results | dict, report: Report | None = None, with_plots: bool = True) -> str:
+    """The whole HTML page for *results* (typed, or a results.json object, validated here)."""
+    results = as_results(results)
     report = report or build_report(results)
     chips = [tag("span", f"{n} {s}", class_=f"chip {status_class(s)}") for s, n in report.counts.items()]
     header = tag(

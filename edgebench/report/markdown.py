@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from edgebench.report.model import build_report
 from edgebench.report.tables import Report, Table
+from edgebench.results import Results
 
 _STATUS_MARK = {"pass": "✅ ", "fail": "❌ ", "ready": "✅ ", "not-ready": "❌ ", "unmeasured": "⚠️ ", "warn": "⚠️ "}
 _GATE_KEYS = {"verdict", "p99_latency_ms", "peak_memory_mb", "accuracy_drop", "robustness_drop"}
@@ -49,8 +50,8 @@ def table_md(table: Table, heading: str = "###") -> str:
     return "\n".join(lines)
 
 
-def render_markdown(results: dict, report: Report | None = None) -> str:
-    """The whole Markdown report for *results* (verdicts must already be evaluated or computable)."""
+def render_markdown(results: Results | dict, report: Report | None = None) -> str:
+    """The whole Markdown report for *results* (typed, or a results.json object)."""
     report = report or build_report(results)
     out = [f"# edgebench readiness report: {md_escape(report.run_id)}", ""]
     for label, value in report.headline:

@@ -17,12 +17,13 @@ from edgebench.report.gates import (
     budgets_of,
     device_entry,
     device_names,
+    judged,
     peak_memory_mb,
-    verdicts,
 )
 from edgebench.report.robust_tables import robustness_extra_tables
 from edgebench.report.search_tables import search_section
 from edgebench.report.tables import Cell, Report, Section, Table
+from edgebench.results import Candidate, LatencyStats, Results
 
 TOP_OPS = 5
 
@@ -31,8 +32,8 @@ def _c(text: str, value: Any = None, key: str = "", status: str = "") -> Cell:
     return Cell(text=text, value=value, key=key, status=status)
 
 
-def _name(cand: dict) -> Cell:
-    return Cell(text=str(cand.get("name")), value=cand.get("name"), key="candidate")
+def _name(cand: Candidate) -> Cell:
+    return Cell(text=cand.name, value=cand.name, key="candidate")
 
 
 def _metric(value: Any, formatter: Callable[[Any], str], key: str) -> Cell:
@@ -46,23 +47,25 @@ def status_class(status: str) -> str:
 # --------------------------------------------------------------------------- sections
 
 
-def verdict_table(results: dict, device: str) -> Table:
+def verdict_table(results: Results | dict, device: str) -> Table:
+    """Each candidate's verdict on *device* and its gates, as results.json holds them."""
+    results = judged(results)
     budgets = budgets_of(results)
     gate_specs = [g for g in GATES if budgets.get(g.budget) is not None]
     columns = ["Candidate", "Verdict"] + [f"{g.label} \u2264 {g.format(budgets[g.budget])}" for g in gate_specs]
     rows = []
-    for v in verdicts(results):
-        if v["device"] != device:
-            continue
-        by_name = {g["name"]: g for g in v["gates"]}
+    for cand in results.candidates:
+        v = device_entry(cand, device).verdict
+        assert v is not None  # judged: every candidate x device has one
+        by_name = {g.name: g for g in v.gates}
         row = [
-            Cell(text=str(v["candidate"]), value=v["candidate"], key="candidate"),
+            _name(cand),
             Cell(
-                text=v["status"],
-                value=v["status"],
+                text=v.status,
+                value=v.status,
                 key="verdict",
-                status=status_class(v["status"]),
-                detail=v.get("reason") or "",  # why it was not measured, when skipped on purpose
+                status=status_class(v.status),
+                detail=v.reason or "",  # why it was not measured, when skipped on purpose
             ),
         ]
         for spec in gate_specs:
@@ -70,17 +73,17 @@ def verdict_table(results: dict, device: str) -> Table:
             if gate is None:
                 row.append(Cell(text=fmt.UNMEASURED, key=spec.name, status="unmeasured"))
                 continue
-            shown = spec.format(gate["value"])
-            label = {"pass": "pass", "fail": "FAIL", "unmeasured": "unmeasured"}[gate["status"]]
-            cell_text = f"{shown} {label}" if gate["value"] is not None else fmt.UNMEASURED
+            shown = spec.format(gate.value)
+            label = {"pass": "pass", "fail": "FAIL", "unmeasured": "unmeasured"}[gate.status]
+            cell_text = f"{shown} {label}" if gate.value is not None else fmt.UNMEASURED
             row.append(
                 Cell(
                     text=cell_text,
-                    value=gate["value"],
+                    value=gate.value,
                     key=spec.name,
-                    status=gate["status"],
-                    threshold=gate["threshold"],
-                    detail=gate.get("detail") or "",
+                    status=gate.status,
+                    threshold=gate.threshold,
+                    detail=gate.detail or "",
                 )
             )
         rows.append(tuple(row))
@@ -90,33 +93,30 @@ def verdict_table(results: dict, device: str) -> Table:
     return Table(f"verdict-{device}", f"Verdict on {device}", tuple(columns), tuple(rows), note)
 
 
-def candidates_table(results: dict) -> Table:
+def candidates_table(results: Results) -> Table:
     rows = []
-    for cand in results.get("candidates") or []:
-        art = cand.get("artifact") or {}
-        chk = cand.get("export_check") or {}
-        recipe = cand.get("recipe") or {}
+    for cand in results.candidates:
+        art, chk, recipe = cand.artifact, cand.export_check, cand.recipe
         parts = []
-        if recipe.get("prune"):
-            parts.append("prune " + fmt.text(recipe["prune"]))
-        if recipe.get("quantize"):
-            parts.append("quantize " + fmt.text(recipe["quantize"]))
+        if recipe.prune:
+            parts.append("prune " + fmt.text(recipe.prune))
+        if recipe.quantize:
+            parts.append("quantize " + fmt.text(recipe.quantize))
+        precision = None if art is None else art.precision
+        sha = None if art is None else art.sha256
+        checker = None if chk is None else chk.onnx_checker
         rows.append(
             (
                 _name(cand),
                 _c("; ".join(parts) or "none (base)", key="recipe"),
-                _c(
-                    fmt.text(art.get("format")) + " " + fmt.text(art.get("precision")),
-                    art.get("precision"),
-                    "precision",
-                ),
-                _metric(art.get("size_bytes"), fmt.size, "size_bytes"),
-                _c(fmt.short_sha(art.get("sha256")), art.get("sha256"), "sha256"),
-                _metric(cand.get("params"), fmt.count, "params"),
-                _metric(cand.get("macs"), fmt.si, "macs"),
-                _c(fmt.text(chk.get("onnx_checker")), chk.get("onnx_checker"), "onnx_checker"),
-                _metric(chk.get("max_abs_diff"), fmt.sci, "export_max_abs_diff"),
-                _metric(chk.get("top1_agreement"), fmt.pct, "export_top1_agreement"),
+                _c(fmt.text(None if art is None else art.format) + " " + fmt.text(precision), precision, "precision"),
+                _metric(None if art is None else art.size_bytes, fmt.size, "size_bytes"),
+                _c(fmt.short_sha(sha), sha, "sha256"),
+                _metric(cand.params, fmt.count, "params"),
+                _metric(cand.macs, fmt.si, "macs"),
+                _c(fmt.text(checker), checker, "onnx_checker"),
+                _metric(None if chk is None else chk.max_abs_diff, fmt.sci, "export_max_abs_diff"),
+                _metric(None if chk is None else chk.top1_agreement, fmt.pct, "export_top1_agreement"),
             )
         )
     return Table(
@@ -139,26 +139,33 @@ def candidates_table(results: dict) -> Table:
     )
 
 
-def latency_table(results: dict, device: str) -> Table:
+def latency_table(results: Results, device: str) -> Table:
     rows = []
-    for cand in results.get("candidates") or []:
+    for cand in results.candidates:
         entry = device_entry(cand, device)
-        for kind, key in (("end-to-end", "latency_ms"), ("compute", "latency_compute_ms")):
-            lat = entry.get(key) or {}
+        for kind, key, lat in (
+            ("end-to-end", "latency_ms", entry.latency_ms),
+            ("compute", "latency_compute_ms", entry.latency_compute_ms),
+        ):
+            points = (lat.p50, lat.p90, lat.p99, lat.mean, lat.min, lat.max) if lat is not None else (None,) * 6
+            unstable = None if lat is None else lat.unstable
             rows.append(
                 (
                     _name(cand),
                     _c(kind, kind, "latency_kind"),
-                    *(_metric(lat.get(p), fmt.ms, f"{key}.{p}") for p in ("p50", "p90", "p99", "mean", "min", "max")),
-                    _metric(lat.get("cv"), fmt.pct, f"{key}.cv"),
-                    Cell(
-                        text=fmt.flag(lat.get("unstable")),
-                        value=lat.get("unstable"),
-                        key=f"{key}.unstable",
-                        status="fail" if lat.get("unstable") else ("unmeasured" if lat.get("unstable") is None else ""),
+                    *(
+                        _metric(v, fmt.ms, f"{key}.{p}")
+                        for p, v in zip(("p50", "p90", "p99", "mean", "min", "max"), points, strict=True)
                     ),
-                    _metric(lat.get("samples"), fmt.count, f"{key}.samples"),
-                    _ci_cell(lat, "p99", key),
+                    _metric(None if lat is None else lat.cv, fmt.pct, f"{key}.cv"),
+                    Cell(
+                        text=fmt.flag(unstable),
+                        value=unstable,
+                        key=f"{key}.unstable",
+                        status="fail" if unstable else ("unmeasured" if unstable is None else ""),
+                    ),
+                    _metric(None if lat is None else lat.samples, fmt.count, f"{key}.samples"),
+                    _ci_cell(None if lat is None else lat.p99_ci, f"{key}.p99_ci"),
                 )
             )
     return Table(
@@ -172,24 +179,21 @@ def latency_table(results: dict, device: str) -> Table:
     )
 
 
-def _ci_cell(lat: dict, p: str, key: str) -> Cell:
-    """The percentile's 95 % interval as text; flagged when too few samples bound it."""
-    ci = lat.get(f"{p}_ci")
-    if not isinstance(ci, (list, tuple)) or len(ci) != 2:
-        return Cell(text=fmt.UNMEASURED, value=None, key=f"{key}.{p}_ci", status="unmeasured")
+def _ci_cell(ci: list | None, key: str) -> Cell:
+    """A percentile's 95 % interval as text; flagged when too few samples bound it."""
+    if ci is None or len(ci) != 2:
+        return Cell(text=fmt.UNMEASURED, value=None, key=key, status="unmeasured")
     lo, hi = ci
     if hi is None or lo is None:
-        return Cell(
-            text=f"too few samples ({fmt.ms(lo)} .. ?)", value=list(ci), key=f"{key}.{p}_ci", status="unmeasured"
-        )
-    return Cell(text=f"{fmt.ms(lo)} .. {fmt.ms(hi)}", value=list(ci), key=f"{key}.{p}_ci")
+        return Cell(text=f"too few samples ({fmt.ms(lo)} .. ?)", value=list(ci), key=key, status="unmeasured")
+    return Cell(text=f"{fmt.ms(lo)} .. {fmt.ms(hi)}", value=list(ci), key=key)
 
 
-def throughput_table(results: dict, device: str) -> Table:
+def throughput_table(results: Results, device: str) -> Table:
     rows = []
-    for cand in results.get("candidates") or []:
+    for cand in results.candidates:
         entry = device_entry(cand, device)
-        sweep = entry.get("batch_sweep") or []
+        sweep = entry.batch_sweep or []
         if not sweep:
             rows.append(
                 (
@@ -199,21 +203,21 @@ def throughput_table(results: dict, device: str) -> Table:
                     _metric(None, fmt.ms, "batch.p50"),
                     _metric(None, fmt.ms, "batch.p99"),
                     _metric(None, fmt.ips, "batch.throughput_ips"),
-                    _metric(entry.get("throughput_ips"), fmt.ips, "throughput_ips"),
+                    _metric(entry.throughput_ips, fmt.ips, "throughput_ips"),
                 )
             )
             continue
         for i, point in enumerate(sweep):
-            lat = point.get("latency_ms") or {}
+            lat: LatencyStats = point.latency_ms
             rows.append(
                 (
                     _name(cand),
-                    _metric(point.get("batch"), fmt.count, "batch"),
-                    _c(fmt.text(point.get("mode")), point.get("mode"), "mode"),
-                    _metric(lat.get("p50"), fmt.ms, "batch.p50"),
-                    _metric(lat.get("p99"), fmt.ms, "batch.p99"),
-                    _metric(lat.get("throughput_ips"), fmt.ips, "batch.throughput_ips"),
-                    _metric(entry.get("throughput_ips"), fmt.ips, "throughput_ips") if i == 0 else _c(""),
+                    _metric(point.batch, fmt.count, "batch"),
+                    _c(fmt.text(point.mode), point.mode, "mode"),
+                    _metric(lat.p50, fmt.ms, "batch.p50"),
+                    _metric(lat.p99, fmt.ms, "batch.p99"),
+                    _metric(lat.throughput_ips, fmt.ips, "batch.throughput_ips"),
+                    _metric(entry.throughput_ips, fmt.ips, "throughput_ips") if i == 0 else _c(""),
                 )
             )
     return Table(
@@ -224,25 +228,36 @@ def throughput_table(results: dict, device: str) -> Table:
     )
 
 
-def memory_table(results: dict, device: str) -> Table:
+def memory_table(results: Results, device: str) -> Table:
     rows = []
-    for cand in results.get("candidates") or []:
+    for cand in results.candidates:
         entry = device_entry(cand, device)
-        mem = entry.get("memory_mb") or {}
-        tel = entry.get("telemetry") or {}
+        mem, energy = entry.memory_mb, entry.energy
+        tel = entry.telemetry or {}  # the sampler's own summary: open-ended
         rows.append(
             (
                 _name(cand),
                 *(
-                    _metric(mem.get(k), fmt.mb, f"memory_mb.{k}")
-                    for k in ("rss_before_load", "rss_after_load", "peak_rss", "ru_maxrss")
+                    _metric(v, fmt.mb, f"memory_mb.{k}")
+                    for k, v in (
+                        ("rss_before_load", None if mem is None else mem.rss_before_load),
+                        ("rss_after_load", None if mem is None else mem.rss_after_load),
+                        ("peak_rss", None if mem is None else mem.peak_rss),
+                        ("ru_maxrss", None if mem is None else mem.ru_maxrss),
+                    )
                 ),
                 _metric(peak_memory_mb(entry), fmt.mb, "gated_peak_mb"),
                 _c(fmt.text(tel.get("source")), tel.get("source"), "telemetry.source"),
                 _metric(tel.get("power_mean_mw"), lambda v: fmt.num(v, 0), "telemetry.power_mean_mw"),
-                *(
-                    _metric((entry.get("energy") or {}).get(k), lambda v: fmt.num(v, 4), f"energy.{k}")
-                    for k in ("gross_mj_per_item", "net_mj_per_item")
+                _metric(
+                    None if energy is None else energy.gross_mj_per_item,
+                    lambda v: fmt.num(v, 4),
+                    "energy.gross_mj_per_item",
+                ),
+                _metric(
+                    None if energy is None else energy.net_mj_per_item,
+                    lambda v: fmt.num(v, 4),
+                    "energy.net_mj_per_item",
                 ),
             )
         )
@@ -269,25 +284,25 @@ def memory_table(results: dict, device: str) -> Table:
     )
 
 
-def accuracy_table(results: dict, device: str) -> Table:
+def accuracy_table(results: Results, device: str) -> Table:
     base = base_candidate(results)
-    base_acc = None if base is None else device_entry(base, device).get("clean_accuracy")
+    base_acc = None if base is None else device_entry(base, device).clean_accuracy
     rows = []
-    for cand in results.get("candidates") or []:
+    for cand in results.candidates:
         entry = device_entry(cand, device)
-        fid = entry.get("fidelity") or {}
-        acc = entry.get("clean_accuracy")
+        fid = entry.fidelity
+        acc = entry.clean_accuracy
         drop = None if (acc is None or base_acc is None) else base_acc - acc
         rows.append(
             (
                 _name(cand),
                 _metric(acc, fmt.pct, "clean_accuracy"),
-                _c(fmt.ci(entry.get("clean_accuracy_ci95")), entry.get("clean_accuracy_ci95"), "clean_accuracy_ci95"),
+                _c(fmt.ci(entry.clean_accuracy_ci95), entry.clean_accuracy_ci95, "clean_accuracy_ci95"),
                 _metric(drop, fmt.pp, "accuracy_drop"),
-                _metric(entry.get("eval_count"), fmt.count, "eval_count"),
-                _metric(fid.get("top1_agreement"), fmt.pct, "fidelity.top1_agreement"),
-                _metric(fid.get("max_abs_logit_diff"), fmt.sci, "fidelity.max_abs_logit_diff"),
-                _metric(fid.get("mean_abs_logit_diff"), fmt.sci, "fidelity.mean_abs_logit_diff"),
+                _metric(entry.eval_count, fmt.count, "eval_count"),
+                _metric(None if fid is None else fid.top1_agreement, fmt.pct, "fidelity.top1_agreement"),
+                _metric(None if fid is None else fid.max_abs_logit_diff, fmt.sci, "fidelity.max_abs_logit_diff"),
+                _metric(None if fid is None else fid.mean_abs_logit_diff, fmt.sci, "fidelity.mean_abs_logit_diff"),
             )
         )
     return Table(
@@ -309,11 +324,11 @@ def accuracy_table(results: dict, device: str) -> Table:
     )
 
 
-def robustness_table(results: dict, device: str) -> Table:
+def robustness_table(results: Results, device: str) -> Table:
     rows = []
-    for cand in results.get("candidates") or []:
+    for cand in results.candidates:
         entry = device_entry(cand, device)
-        robust = [r for r in entry.get("robustness") or [] if r.get("setting", "transfer") == "transfer"]
+        robust = [r for r in entry.robustness if r.setting in (None, "transfer")]
         if not robust:
             rows.append(
                 (
@@ -332,13 +347,13 @@ def robustness_table(results: dict, device: str) -> Table:
             rows.append(
                 (
                     _name(cand),
-                    _c(fmt.text(row.get("attack")), row.get("id"), "attack"),
-                    _c(fmt.text(row.get("norm")), row.get("norm"), "norm"),
-                    _c(fmt.eps(row.get("norm"), row.get("eps")), row.get("eps"), "eps"),
-                    _metric(row.get("accuracy"), fmt.pct, "robustness.accuracy"),
-                    _c(fmt.ci(row.get("accuracy_ci95")), row.get("accuracy_ci95"), "robustness.accuracy_ci95"),
-                    _metric(row.get("transfer_success_rate"), fmt.pct, "robustness.transfer_success_rate"),
-                    _metric(row.get("agreement"), fmt.pct, "robustness.agreement"),
+                    _c(fmt.text(row.attack), row.id, "attack"),
+                    _c(fmt.text(row.norm), row.norm, "norm"),
+                    _c(fmt.eps(row.norm, row.eps), row.eps, "eps"),
+                    _metric(row.accuracy, fmt.pct, "robustness.accuracy"),
+                    _c(fmt.ci(row.accuracy_ci95), row.accuracy_ci95, "robustness.accuracy_ci95"),
+                    _metric(row.transfer_success_rate, fmt.pct, "robustness.transfer_success_rate"),
+                    _metric(row.agreement, fmt.pct, "robustness.agreement"),
                 )
             )
     return Table(
@@ -352,17 +367,17 @@ def robustness_table(results: dict, device: str) -> Table:
     )
 
 
-def auc_table(results: dict, device: str) -> Table | None:
+def auc_table(results: Results, device: str) -> Table | None:
     families: list[str] = []
-    for cand in results.get("candidates") or []:
-        for fam in device_entry(cand, device).get("robustness_auc") or {}:
+    for cand in results.candidates:
+        for fam in device_entry(cand, device).robustness_auc or {}:
             if fam not in families:
                 families.append(fam)
     if not families:
         return None
     rows = []
-    for cand in results.get("candidates") or []:
-        auc = device_entry(cand, device).get("robustness_auc") or {}
+    for cand in results.candidates:
+        auc = device_entry(cand, device).robustness_auc or {}
         rows.append(
             (_name(cand), *(_metric(auc.get(f), lambda v: fmt.num(v, 3), f"robustness_auc.{f}") for f in families))
         )
@@ -374,29 +389,30 @@ def auc_table(results: dict, device: str) -> Table | None:
     )
 
 
-def blackbox_table(results: dict, device: str) -> Table | None:
+def blackbox_table(results: Results, device: str) -> Table | None:
     """The decision-based attack whose queries went to each deployed artifact (None if none ran)."""
-    runs = [(cand, device_entry(cand, device).get("blackbox")) for cand in results.get("candidates") or []]
+    runs = [(cand, device_entry(cand, device).blackbox) for cand in results.candidates]
     if not any(bb for _, bb in runs):
         return None
-    eps = sorted({r["eps"] for _, bb in runs if bb for r in bb.get("rows") or []})
+    eps = sorted({r.eps for _, bb in runs if bb for r in bb.rows})
     rows = []
     for cand, bb in runs:
-        bb = bb or {}
-        acc = {r["eps"]: r.get("accuracy") for r in bb.get("rows") or []}
+        acc = {} if bb is None else {r.eps: r.accuracy for r in bb.rows}
         rows.append(
             (
                 _name(cand),
                 _c(
-                    fmt.text(f"{bb.get('attack')} {bb.get('norm')}") if bb else fmt.UNMEASURED,
-                    bb.get("attack"),
+                    fmt.text(f"{bb.attack} {bb.norm}") if bb else fmt.UNMEASURED,
+                    None if bb is None else bb.attack,
                     "blackbox.attack",
                     "" if bb else "unmeasured",
                 ),
-                _metric(bb.get("count"), fmt.count, "blackbox.count"),
-                _metric(bb.get("max_queries"), fmt.count, "blackbox.max_queries"),
-                _metric(bb.get("queries_mean"), lambda v: fmt.num(v, 1), "blackbox.queries_mean"),
-                _metric(bb.get("median_distance"), lambda v: fmt.num(v, 3), "blackbox.median_distance"),
+                _metric(None if bb is None else bb.count, fmt.count, "blackbox.count"),
+                _metric(None if bb is None else bb.max_queries, fmt.count, "blackbox.max_queries"),
+                _metric(None if bb is None else bb.queries_mean, lambda v: fmt.num(v, 1), "blackbox.queries_mean"),
+                _metric(
+                    None if bb is None else bb.median_distance, lambda v: fmt.num(v, 3), "blackbox.median_distance"
+                ),
                 *(_metric(acc.get(e), fmt.pct, f"blackbox.accuracy@{e:g}") for e in eps),
             )
         )
@@ -418,10 +434,10 @@ def blackbox_table(results: dict, device: str) -> Table | None:
     )
 
 
-def ops_table(results: dict, device: str) -> Table:
+def ops_table(results: Results, device: str) -> Table:
     rows = []
-    for cand in results.get("candidates") or []:
-        ops = device_entry(cand, device).get("op_profile")
+    for cand in results.candidates:
+        ops = device_entry(cand, device).op_profile
         if not ops:
             rows.append(
                 (
@@ -440,17 +456,17 @@ def ops_table(results: dict, device: str) -> Table:
                 )
             )
             continue
-        top = sorted(ops, key=lambda o: -(o.get("total_ms") or 0))[:TOP_OPS]
+        top = sorted(ops, key=lambda o: -(o.total_ms or 0))[:TOP_OPS]
         for op in top:
             rows.append(
                 (
                     _name(cand),
-                    _c(fmt.text(op.get("op_type")), op.get("op_type"), "op_type"),
-                    _metric(op.get("node_count"), fmt.count, "node_count"),
-                    _metric(op.get("calls"), fmt.count, "calls"),
-                    _metric(op.get("total_ms"), fmt.ms, "total_ms"),
-                    _metric(op.get("mean_ms"), lambda v: fmt.num(v, 4), "mean_ms"),
-                    _metric(op.get("share"), fmt.pct, "share"),
+                    _c(fmt.text(op.op_type), op.op_type, "op_type"),
+                    _metric(op.node_count, fmt.count, "node_count"),
+                    _metric(op.calls, fmt.count, "calls"),
+                    _metric(op.total_ms, fmt.ms, "total_ms"),
+                    _metric(op.mean_ms, lambda v: fmt.num(v, 4), "mean_ms"),
+                    _metric(op.share, fmt.pct, "share"),
                 )
             )
     return Table(
@@ -462,22 +478,30 @@ def ops_table(results: dict, device: str) -> Table:
     )
 
 
-def roofline_table(results: dict, device: str) -> Table:
+def roofline_table(results: Results, device: str) -> Table:
     rows = []
-    for cand in results.get("candidates") or []:
-        roof = device_entry(cand, device).get("roofline") or {}
+    for cand in results.candidates:
+        roof = device_entry(cand, device).roofline
+        if roof is None:
+            rows.append(
+                (
+                    _name(cand),
+                    _metric(None, lambda v: fmt.num(v, 2), "roofline.achieved_gops"),
+                    _metric(None, lambda v: fmt.num(v, 1), "roofline.peak_gops"),
+                    _metric(None, lambda v: fmt.pct(v, 2), "roofline.share_of_peak"),
+                    _c(fmt.text(None), None, "roofline.peak_kind"),
+                    _c(fmt.UNMEASURED, None, "roofline.precision"),
+                )
+            )
+            continue
         rows.append(
             (
                 _name(cand),
-                _metric(roof.get("achieved_gops"), lambda v: fmt.num(v, 2), "roofline.achieved_gops"),
-                _metric(roof.get("peak_gops"), lambda v: fmt.num(v, 1), "roofline.peak_gops"),
-                _metric(roof.get("share_of_peak"), lambda v: fmt.pct(v, 2), "roofline.share_of_peak"),
-                _c(fmt.text(roof.get("peak_kind")), roof.get("peak_kind"), "roofline.peak_kind"),
-                _c(
-                    fmt.text(roof.get("precision")) if roof else fmt.UNMEASURED,
-                    roof.get("precision"),
-                    "roofline.precision",
-                ),
+                _metric(roof.achieved_gops, lambda v: fmt.num(v, 2), "roofline.achieved_gops"),
+                _metric(roof.peak_gops, lambda v: fmt.num(v, 1), "roofline.peak_gops"),
+                _metric(roof.share_of_peak, lambda v: fmt.pct(v, 2), "roofline.share_of_peak"),
+                _c(fmt.text(roof.peak_kind), roof.peak_kind, "roofline.peak_kind"),
+                _c(fmt.text(roof.precision), roof.precision, "roofline.precision"),
             )
         )
     return Table(
@@ -499,16 +523,17 @@ def _kv_table(key: str, title: str, mapping: dict, note: str = "") -> Table:
     return Table(key, title, ("Name", "Value"), rows, note)
 
 
-def device_environment_table(results: dict, device: str) -> Table:
+def device_environment_table(results: Results, device: str) -> Table:
     merged: dict[str, Any] = {}
-    info = (results.get("devices") or {}).get(device) or {}
-    for k in ("name", "kind"):
-        if info.get(k) is not None:
-            merged[f"device.{k}"] = info[k]
-    for k, v in (info.get("profile") or {}).items():
-        merged[f"profile.{k}"] = v
-    for cand in results.get("candidates") or []:
-        for k, v in (device_entry(cand, device).get("environment") or {}).items():
+    info = results.devices.get(device)
+    if info is not None:
+        for k, v in (("name", info.name), ("kind", info.kind)):
+            if v is not None:
+                merged[f"device.{k}"] = v
+        for k, v in info.profile.items():  # the device profile: open-ended
+            merged[f"profile.{k}"] = v
+    for cand in results.candidates:
+        for k, v in (device_entry(cand, device).environment or {}).items():
             if k in ("precision",):
                 continue
             merged.setdefault(k, v)
@@ -568,39 +593,38 @@ def describe_accuracy_control(ac: dict) -> str:
     )
 
 
-def build_report(results: dict) -> Report:
-    """Every section of the report, in reading order."""
-    subject = results.get("subject") or {}
+def build_report(results: Results | dict) -> Report:
+    """Every section of the report, in reading order, from *results* (typed, or a results.json
+    object, validated here) and the verdicts it holds."""
+    results = judged(results)
+    subject = results.subject
     budgets = budgets_of(results)
-    vs = verdicts(results)
-    counts = {s: sum(1 for v in vs if v["status"] == s) for s in ("READY", "NOT READY", "UNMEASURED")}
+    statuses = [v.status for cand in results.candidates for e in cand.devices.values() if (v := e.verdict) is not None]
+    counts = {s: statuses.count(s) for s in ("READY", "NOT READY", "UNMEASURED")}
     headline = (
-        ("Run", fmt.text(results.get("run_id"))),
-        ("Created", fmt.text(results.get("created"))),
-        ("Model", f"{fmt.text(subject.get('model'))} on {fmt.text(subject.get('dataset'))}"),
-        ("Model source", describe_source(subject.get("source"))),
+        ("Run", fmt.text(results.run_id)),
+        ("Created", fmt.text(results.created)),
+        ("Model", f"{fmt.text(subject.model)} on {fmt.text(subject.dataset)}"),
+        ("Model source", describe_source(subject.source)),
         *(
             [
                 (
                     "Needs PyTorch, UNMEASURED",
-                    f"pruned candidates, transfer and white-box attacks: {subject['torch_unavailable']}",
+                    f"pruned candidates, transfer and white-box attacks: {subject.torch_unavailable}",
                 )
             ]
-            if subject.get("torch_unavailable")
+            if subject.torch_unavailable
             else []
         ),
-        *[(f"Not built: {c['name']}", c["skipped"]) for c in results.get("candidates") or [] if c.get("skipped")],
+        *[(f"Not built: {c.name}", c.skipped) for c in results.candidates if c.skipped],
         *[
-            (f"INT8 accuracy control: {c['name']}", describe_accuracy_control(c["accuracy_control"]))
-            for c in results.get("candidates") or []
-            if c.get("accuracy_control")
+            (f"INT8 accuracy control: {c.name}", describe_accuracy_control(c.accuracy_control))
+            for c in results.candidates
+            if c.accuracy_control
         ],
-        ("Input shape", fmt.text(subject.get("input_shape"))),
-        ("Evaluation images", fmt.text(subject.get("eval_count"))),
-        (
-            "Calibration / training images",
-            f"{fmt.text(subject.get('calib_count'))} / {fmt.text(subject.get('train_count'))}",
-        ),
+        ("Input shape", fmt.text(subject.input_shape)),
+        ("Evaluation images", fmt.text(subject.eval_count)),
+        ("Calibration / training images", f"{fmt.text(subject.calib_count)} / {fmt.text(subject.train_count)}"),
         (
             "Budgets",
             ", ".join(f"{g.budget} = {fmt.text(budgets[g.budget])}" for g in GATES if budgets.get(g.budget) is not None)
@@ -634,12 +658,12 @@ def build_report(results: dict) -> Report:
                 tables.append(extra)
         tables += [ops_table(results, d), roofline_table(results, d), device_environment_table(results, d)]
         sections.append(Section(f"device-{d}", f"Device: {d}", tuple(tables), device=d))
-    env = results.get("environment") or {}
+    env = results.environment
     env_tables = [
-        _kv_table("host", "Host (compress, export, attack)", dict(env.get("host") or {})),
-        _kv_table("versions", "Versions", {**dict(env.get("versions") or {}), "git_revision": env.get("git_revision")}),
+        _kv_table("host", "Host (compress, export, attack)", dict(env.host)),
+        _kv_table("versions", "Versions", {**env.versions, "git_revision": env.git_revision}),
     ]
-    attacks = results.get("attacks") or []
+    attacks = results.attacks
     if attacks:
         env_tables.append(
             Table(
@@ -648,13 +672,13 @@ def build_report(results: dict) -> Report:
                 ("Id", "Attack", "Norm", "eps", "Images", "Base accuracy", "Parameters"),
                 tuple(
                     (
-                        _c(fmt.text(a.get("id")), a.get("id"), "id"),
-                        _c(fmt.text(a.get("attack")), a.get("attack"), "attack"),
-                        _c(fmt.text(a.get("norm")), a.get("norm"), "norm"),
-                        _c(fmt.eps(a.get("norm"), a.get("eps")), a.get("eps"), "eps"),
-                        _metric(a.get("count"), fmt.count, "count"),
-                        _metric(a.get("base_accuracy"), fmt.pct, "base_accuracy"),
-                        _c(fmt.text(a.get("params") or {}) or "-", None, "params"),
+                        _c(fmt.text(a.id), a.id, "id"),
+                        _c(fmt.text(a.attack), a.attack, "attack"),
+                        _c(fmt.text(a.norm), a.norm, "norm"),
+                        _c(fmt.eps(a.norm, a.eps), a.eps, "eps"),
+                        _metric(a.count, fmt.count, "count"),
+                        _metric(a.base_accuracy, fmt.pct, "base_accuracy"),
+                        _c(fmt.text(a.params) or "-", None, "params"),
                     )
                     for a in attacks
                 ),
@@ -662,8 +686,8 @@ def build_report(results: dict) -> Report:
         )
     sections.append(Section("environment", "Environment and versions", tuple(env_tables)))
     return Report(
-        run_id=fmt.text(results.get("run_id")),
-        created=fmt.text(results.get("created")),
+        run_id=fmt.text(results.run_id),
+        created=fmt.text(results.created),
         headline=headline,
         sections=tuple(sections),
         counts=counts,

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from edgebench.report.gates import base_candidate, budgets_of, device_entry
+from edgebench.results import Candidate, Results, RobustnessRow
 
 _counter = itertools.count()
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
@@ -72,26 +73,26 @@ def _style(ax) -> None:
         ax.spines[side].set_visible(False)
 
 
-def _candidates(results: dict) -> list[dict]:
-    return list(results.get("candidates") or [])
+def _candidates(results: Results) -> list[Candidate]:
+    return list(results.candidates)
 
 
-def chosen_attack(results: dict, device: str) -> dict | None:
+def chosen_attack(results: Results, device: str) -> RobustnessRow | None:
     """The attack the Pareto plot uses for robust accuracy: PGD L-inf at 8/255 when present,
     else the PGD L-inf with the middle epsilon, else the first attack anyone measured."""
-    rows: dict[str, dict] = {}
+    rows: dict[str, RobustnessRow] = {}
     for cand in _candidates(results):
-        for row in device_entry(cand, device).get("robustness") or []:
-            if row.get("id") and _num(row.get("accuracy")) is not None and row.get("setting", "transfer") == "transfer":
-                rows.setdefault(row["id"], row)
+        for row in device_entry(cand, device).robustness:
+            if row.id and _num(row.accuracy) is not None and row.setting in (None, "transfer"):
+                rows.setdefault(row.id, row)
     if not rows:
         return None
     pgd = sorted(
-        (r for r in rows.values() if r.get("attack") == "pgd" and r.get("norm") == "linf"),
-        key=lambda r: r.get("eps") or 0,
+        (r for r in rows.values() if r.attack == "pgd" and r.norm == "linf"),
+        key=lambda r: r.eps or 0,
     )
     for r in pgd:
-        if abs((r.get("eps") or 0) * 255 - 8) < 1e-3:
+        if abs((r.eps or 0) * 255 - 8) < 1e-3:
             return r
     if pgd:
         return pgd[len(pgd) // 2]
@@ -109,31 +110,30 @@ def _pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]
     return front
 
 
-def pareto_svg(results: dict, device: str) -> str | None:
+def pareto_svg(results: Results, device: str) -> str | None:
     """p50 latency (end-to-end) against clean accuracy and robust accuracy, one panel each."""
     attack = chosen_attack(results, device)
-    panels = [("clean accuracy", None)]
+    panels: list[tuple[str, str | None]] = [("clean accuracy", None)]
     if attack is not None:
         from edgebench.report import format as fmt
 
         panels.append(
             (
-                f"accuracy under {attack.get('attack')} {attack.get('norm')} "
-                f"eps={fmt.eps(attack.get('norm'), attack.get('eps'))}",
-                attack["id"],
+                f"accuracy under {attack.attack} {attack.norm} eps={fmt.eps(attack.norm, attack.eps)}",
+                attack.id,
             )
         )
     data = []
     for i, cand in enumerate(_candidates(results)):
         entry = device_entry(cand, device)
-        lat = _num((entry.get("latency_ms") or {}).get("p50"))
-        clean = _num(entry.get("clean_accuracy"))
+        lat = None if entry.latency_ms is None else _num(entry.latency_ms.p50)
+        clean = _num(entry.clean_accuracy)
         robust = None
         if attack is not None:
-            for row in entry.get("robustness") or []:
-                if row.get("id") == attack["id"]:
-                    robust = _num(row.get("accuracy"))
-        data.append((i, cand.get("name"), lat, clean, robust))
+            for row in entry.robustness:
+                if row.id == attack.id:
+                    robust = _num(row.accuracy)
+        data.append((i, cand.name, lat, clean, robust))
     if not any(d[2] is not None and (d[3] is not None or d[4] is not None) for d in data):
         return None
     plt = _plt()
@@ -182,19 +182,19 @@ def pareto_svg(results: dict, device: str) -> str | None:
     return to_svg(fig)
 
 
-def robustness_svg(results: dict, device: str) -> str | None:
+def robustness_svg(results: Results, device: str) -> str | None:
     """Accuracy against epsilon: one panel per attack family (attack + norm) measured at two or
     more epsilons, a line per candidate; attacks run at a single epsilon share one bar panel."""
     cands = _candidates(results)
     points: dict[tuple[str, str], dict[int, list[tuple[float, float]]]] = {}
     for i, cand in enumerate(cands):
-        for r in device_entry(cand, device).get("robustness") or []:
-            e, a = _num(r.get("eps")), _num(r.get("accuracy"))
-            if e is None or a is None or r.get("sanity_only"):
+        for r in device_entry(cand, device).robustness:
+            e, a = _num(r.eps), _num(r.accuracy)
+            if e is None or a is None or r.sanity_only:
                 continue
             # one panel per threat model: transfer and white-box curves are never mixed
-            attack = f"{r.get('setting', 'transfer')} {r.get('attack')}"
-            points.setdefault((attack, str(r.get("norm"))), {}).setdefault(i, []).append((e, a))
+            attack = f"{r.setting or 'transfer'} {r.attack}"
+            points.setdefault((attack, r.norm), {}).setdefault(i, []).append((e, a))
     if not points:
         return None
     curves = [f for f, per in points.items() if len({e for pts in per.values() for e, _ in pts}) >= 2]
@@ -214,7 +214,7 @@ def robustness_svg(results: dict, device: str) -> str | None:
                 marker="o",
                 markersize=4,
                 color=color(i),
-                label=label(cands[i].get("name")),
+                label=label(cands[i].name),
                 linewidth=2.4 if cands[i] is base else 1.4,
             )
         ax.set_xlabel("eps (x/255)" if linf else f"eps ({norm})")
@@ -239,7 +239,7 @@ def robustness_svg(results: dict, device: str) -> str | None:
                         xs.append(g - 0.4 + width * (i + 0.5))
                         ys.append(100 * y)
             if xs:
-                ax.bar(xs, ys, width=width, color=color(i), label=label(cand.get("name")))
+                ax.bar(xs, ys, width=width, color=color(i), label=label(cand.name))
         ax.set_xticks(range(len(groups)))
         ax.set_xticklabels([f"{a} {n}\neps={fmt.eps(n, e)}" for a, n, e in groups], fontsize=8)
         ax.set_ylabel("accuracy (%)")
@@ -265,18 +265,20 @@ def robustness_svg(results: dict, device: str) -> str | None:
     return to_svg(fig)
 
 
-def latency_svg(results: dict, device: str) -> str | None:
+def latency_svg(results: Results, device: str) -> str | None:
     """Per candidate: min-max whisker, p50-p99 box, p90 tick, for end-to-end and compute."""
     rows = []
     for i, cand in enumerate(_candidates(results)):
         entry = device_entry(cand, device)
-        for kind, key in (("end-to-end", "latency_ms"), ("compute", "latency_compute_ms")):
-            lat = entry.get(key) or {}
-            vals = {p: _num(lat.get(p)) for p in ("min", "p50", "p90", "p99", "max")}
+        for kind, lat in (("end-to-end", entry.latency_ms), ("compute", entry.latency_compute_ms)):
+            if lat is None:
+                continue
+            vals = {"min": _num(lat.min), "p50": _num(lat.p50), "p90": _num(lat.p90), "p99": _num(lat.p99)}
+            vals["max"] = _num(lat.max)
             p50 = vals["p50"]
             if p50 is None:
                 continue
-            rows.append((i, cand.get("name"), kind, p50, vals))
+            rows.append((i, cand.name, kind, p50, vals))
     if not rows:
         return None
     plt = _plt()
@@ -315,12 +317,15 @@ def latency_svg(results: dict, device: str) -> str | None:
     return to_svg(fig)
 
 
-def memory_svg(results: dict, device: str) -> str | None:
+def memory_svg(results: Results, device: str) -> str | None:
     """RSS after load and peak RSS per candidate, with the memory budget."""
-    rows = []
+    rows: list[tuple[int, str, float | None, float | None]] = []
     for i, cand in enumerate(_candidates(results)):
-        mem = device_entry(cand, device).get("memory_mb") or {}
-        rows.append((i, cand.get("name"), _num(mem.get("rss_after_load")), _num(mem.get("peak_rss"))))
+        mem = device_entry(cand, device).memory_mb
+        if mem is None:
+            rows.append((i, cand.name, None, None))
+        else:
+            rows.append((i, cand.name, _num(mem.rss_after_load), _num(mem.peak_rss)))
     if not any(r[2] is not None or r[3] is not None for r in rows):
         return None
     plt = _plt()
@@ -345,17 +350,17 @@ def memory_svg(results: dict, device: str) -> str | None:
     return to_svg(fig)
 
 
-def ops_svg(results: dict, device: str, top: int = 5) -> str | None:
+def ops_svg(results: Results, device: str, top: int = 5) -> str | None:
     """Share of runtime per operator type (top *top*, the rest as 'other'), a bar per candidate."""
     rows = []
     for cand in _candidates(results):
-        ops = device_entry(cand, device).get("op_profile") or []
+        ops = device_entry(cand, device).op_profile or []
         shares: dict[str, float] = {}
-        for op in sorted(ops, key=lambda o: -(o.get("total_ms") or 0)):
-            s = _num(op.get("share"))
+        for row in sorted(ops, key=lambda o: -(o.total_ms or 0)):
+            s = _num(row.share)
             if s is not None:
-                shares[str(op.get("op_type"))] = shares.get(str(op.get("op_type")), 0.0) + s
-        rows.append((cand.get("name"), shares))
+                shares[row.op_type] = shares.get(row.op_type, 0.0) + s
+        rows.append((cand.name, shares))
     if not any(r[1] for r in rows):
         return None
     plt = _plt()
@@ -400,7 +405,7 @@ def ops_svg(results: dict, device: str, top: int = 5) -> str | None:
     return to_svg(fig)
 
 
-def device_plots(results: dict, device: str) -> list[tuple[str, str, str | None]]:
+def device_plots(results: Results, device: str) -> list[tuple[str, str, str | None]]:
     """``[(key, title, svg or None)]`` for one device, in the order the HTML shows them."""
     return [
         ("pareto", "Latency against accuracy (Pareto)", pareto_svg(results, device)),

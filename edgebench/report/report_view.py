@@ -10,9 +10,10 @@ from rich.markup import escape
 
 from edgebench.report.model import build_report
 from edgebench.report.terminal import verdict_tables
+from edgebench.results import Results
 
 
-def report_view(results: dict, md: Path, html: Path, code: int) -> list[RenderableType]:
+def report_view(results: Results | dict, md: Path, html: Path, code: int) -> list[RenderableType]:
     view: list[RenderableType] = list(verdict_tables(build_report(results)))
     view.append(f"report: {escape(str(md))}\n        {escape(str(html))}")
     if code:

@@ -12,6 +12,7 @@ from typing import Any
 from edgebench.report import format as fmt
 from edgebench.report.gates import device_entry
 from edgebench.report.tables import Cell, Table
+from edgebench.results import Candidate, Results
 
 
 def _c(text: str, value: Any = None, key: str = "", status: str = "", detail: str = "") -> Cell:
@@ -22,36 +23,37 @@ def _m(value: Any, formatter: Any, key: str) -> Cell:
     return Cell(text=formatter(value), value=value, key=key, status="unmeasured" if value is None else "")
 
 
-def settings_table(results: dict, device: str) -> Table | None:
+def _name(cand: Candidate) -> Cell:
+    return Cell(text=cand.name, value=cand.name, key="candidate")
+
+
+def settings_table(results: Results, device: str) -> Table | None:
     """Transfer and white-box accuracy side by side per candidate and set (same images)."""
     rows = []
-    for cand in results.get("candidates") or []:
-        entry = device_entry(cand, device)
-        robust = entry.get("robustness") or []
-        transfer = {r.get("set", r.get("id")): r for r in robust if r.get("setting", "transfer") == "transfer"}
+    for cand in results.candidates:
+        robust = device_entry(cand, device).robustness
+        transfer = {r.id if r.set is None else r.set: r for r in robust if r.setting in (None, "transfer")}
         for r in robust:
-            if r.get("setting") != "whitebox":
+            if r.setting != "whitebox":
                 continue
-            t = transfer.get(r.get("set")) or {}
-            wb, ta = r.get("accuracy"), r.get("transfer_accuracy")
+            t = transfer.get(r.set) if r.set is not None else None
+            wb, ta = r.accuracy, r.transfer_accuracy
             gap = None if wb is None or ta is None else wb - ta
             rows.append(
                 (
-                    Cell(text=str(cand.get("name")), value=cand.get("name"), key="candidate"),
-                    _c(fmt.text(r.get("attack")) + " " + fmt.text(r.get("norm")), r.get("set"), "attack"),
-                    _c(fmt.eps(r.get("norm"), r.get("eps")), r.get("eps"), "eps"),
-                    _m(t.get("accuracy"), fmt.pct, "transfer.accuracy"),
-                    _m(t.get("count"), fmt.count, "transfer.count"),
+                    _name(cand),
+                    _c(fmt.text(r.attack) + " " + fmt.text(r.norm), r.set, "attack"),
+                    _c(fmt.eps(r.norm, r.eps), r.eps, "eps"),
+                    _m(None if t is None else t.accuracy, fmt.pct, "transfer.accuracy"),
+                    _m(None if t is None else t.count, fmt.count, "transfer.count"),
                     _m(ta, fmt.pct, "whitebox.transfer_accuracy"),
                     _m(wb, fmt.pct, "whitebox.accuracy"),
-                    _c(fmt.ci(r.get("accuracy_ci95")), r.get("accuracy_ci95"), "whitebox.accuracy_ci95"),
-                    _m(r.get("count"), fmt.count, "whitebox.count"),
+                    _c(fmt.ci(r.accuracy_ci95), r.accuracy_ci95, "whitebox.accuracy_ci95"),
+                    _m(r.count, fmt.count, "whitebox.count"),
                     _m(gap, fmt.pp, "whitebox.minus_transfer"),
-                    _m(r.get("agreement_with_surrogate"), fmt.pct, "whitebox.agreement_with_surrogate"),
+                    _m(r.agreement_with_surrogate, fmt.pct, "whitebox.agreement_with_surrogate"),
                     _c(
-                        "same sets as transfer"
-                        if r.get("same_as_transfer")
-                        else ("sanity set" if r.get("sanity_only") else ""),
+                        "same sets as transfer" if r.same_as_transfer else ("sanity set" if r.sanity_only else ""),
                         key="whitebox.note",
                     ),
                 )
@@ -84,25 +86,26 @@ def settings_table(results: dict, device: str) -> Table | None:
     )
 
 
-def surrogate_table(results: dict, device: str) -> Table | None:
+def surrogate_table(results: Results, device: str) -> Table | None:
     rows = []
-    for cand in results.get("candidates") or []:
+    for cand in results.candidates:
         entry = device_entry(cand, device)
-        sur = entry.get("surrogate")
-        if not sur:
+        sur = entry.surrogate
+        if sur is None:
             continue
-        check = next((c for c in entry.get("sanity") or [] if c.get("check") == "surrogate_agreement"), None)
-        engine = (check or {}).get("numbers", {}).get("engine_top1_agreement")
+        check = next((c for c in entry.sanity or [] if c.check == "surrogate_agreement"), None)
+        numbers = check.numbers if check is not None and isinstance(check.numbers, dict) else {}  # per check: open
+        engine = numbers.get("engine_top1_agreement")
         rows.append(
             (
-                Cell(text=str(cand.get("name")), value=cand.get("name"), key="candidate"),
-                _c(fmt.text(sur.get("kind")), sur.get("kind"), "surrogate.kind"),
-                _m(sur.get("qdq_points"), fmt.count, "surrogate.qdq_points"),
+                _name(cand),
+                _c(fmt.text(sur.kind), sur.kind, "surrogate.kind"),
+                _m(sur.qdq_points, fmt.count, "surrogate.qdq_points"),
                 _m(engine, fmt.pct, "surrogate.engine_top1_agreement"),
-                _m(sur.get("top1_agreement"), fmt.pct, "surrogate.top1_agreement"),
-                _m(sur.get("qdq_reference_agreement"), fmt.pct, "surrogate.qdq_reference_agreement"),
-                _m(sur.get("max_abs_logit_diff"), fmt.sci, "surrogate.max_abs_logit_diff"),
-                _m(sur.get("count"), fmt.count, "surrogate.count"),
+                _m(sur.top1_agreement, fmt.pct, "surrogate.top1_agreement"),
+                _m(sur.qdq_reference_agreement, fmt.pct, "surrogate.qdq_reference_agreement"),
+                _m(sur.max_abs_logit_diff, fmt.sci, "surrogate.max_abs_logit_diff"),
+                _m(sur.count, fmt.count, "surrogate.count"),
             )
         )
     if not rows:
@@ -127,18 +130,17 @@ def surrogate_table(results: dict, device: str) -> Table | None:
     )
 
 
-def sanity_table(results: dict, device: str) -> Table | None:
+def sanity_table(results: Results, device: str) -> Table | None:
     rows = []
-    for cand in results.get("candidates") or []:
-        for c in device_entry(cand, device).get("sanity") or []:
-            status = c.get("status")
+    for cand in results.candidates:
+        for c in device_entry(cand, device).sanity or []:
             rows.append(
                 (
-                    Cell(text=str(cand.get("name")), value=cand.get("name"), key="candidate"),
-                    _c(fmt.text(c.get("check")), c.get("check"), "sanity.check"),
-                    _c(fmt.text(status), status, "sanity.status", "pass" if status == "pass" else "warn"),
-                    _c(fmt.text(c.get("label")) if c.get("label") else "", c.get("label"), "sanity.label"),
-                    _c(fmt.text(c.get("detail")), c.get("detail"), "sanity.detail"),
+                    _name(cand),
+                    _c(fmt.text(c.check), c.check, "sanity.check"),
+                    _c(fmt.text(c.status), c.status, "sanity.status", "pass" if c.status == "pass" else "warn"),
+                    _c(fmt.text(c.label) if c.label else "", c.label, "sanity.label"),
+                    _c(fmt.text(c.detail), c.detail, "sanity.detail"),
                 )
             )
     if not rows:
@@ -156,24 +158,23 @@ def sanity_table(results: dict, device: str) -> Table | None:
     )
 
 
-def square_table(results: dict, device: str) -> Table | None:
+def square_table(results: Results, device: str) -> Table | None:
     """Square, the score-based attack whose queries went to each deployed artifact."""
-    runs = [(cand, device_entry(cand, device).get("blackbox_square")) for cand in results.get("candidates") or []]
+    runs = [(cand, device_entry(cand, device).blackbox_square) for cand in results.candidates]
     if not any(sq for _, sq in runs):
         return None
-    eps_all = sorted({r["eps"] for _, sq in runs if sq for r in sq.get("rows") or []})
-    norm = next((sq.get("norm") for _, sq in runs if sq), "linf")
+    eps_all = sorted({r.eps for _, sq in runs if sq for r in sq.rows})
+    norm = next((sq.norm for _, sq in runs if sq), "linf")
     rows = []
     for cand, sq in runs:
-        sq = sq or {}
-        acc = {r["eps"]: r.get("accuracy") for r in sq.get("rows") or []}
+        acc = {} if sq is None else {r.eps: r.accuracy for r in sq.rows}
         rows.append(
             (
-                Cell(text=str(cand.get("name")), value=cand.get("name"), key="candidate"),
-                _m(sq.get("count"), fmt.count, "square.count"),
-                _m(sq.get("clean_accuracy"), fmt.pct, "square.clean_accuracy"),
-                _m(sq.get("max_queries"), fmt.count, "square.max_queries"),
-                _m(sq.get("queries_mean"), lambda v: fmt.num(v, 1), "square.queries_mean"),
+                _name(cand),
+                _m(None if sq is None else sq.count, fmt.count, "square.count"),
+                _m(None if sq is None else sq.clean_accuracy, fmt.pct, "square.clean_accuracy"),
+                _m(None if sq is None else sq.max_queries, fmt.count, "square.max_queries"),
+                _m(None if sq is None else sq.queries_mean, lambda v: fmt.num(v, 1), "square.queries_mean"),
                 *(_m(acc.get(e), fmt.pct, f"square.accuracy@{e:g}") for e in eps_all),
             )
         )
@@ -194,23 +195,24 @@ def square_table(results: dict, device: str) -> Table | None:
     )
 
 
-def int8_error_table(results: dict, device: str) -> Table | None:
+def int8_error_table(results: Results, device: str) -> Table | None:
     """The layers where adversarial inputs push each INT8 model furthest from its fp32 graph."""
     rows = []
-    for cand in results.get("candidates") or []:
-        err = cand.get("int8_error") or {}
-        for set_name, info in (err.get("sets") or {}).items():
-            for rank, layer in enumerate(info.get("top_layers") or [], 1):
+    for cand in results.candidates:
+        if cand.int8_error is None:
+            continue
+        for set_name, info in cand.int8_error.sets.items():
+            for rank, layer in enumerate(info.top_layers, 1):
                 rows.append(
                     (
-                        Cell(text=str(cand.get("name")), value=cand.get("name"), key="candidate"),
+                        _name(cand),
                         _c(set_name, set_name, "int8_error.set"),
                         _m(rank, fmt.count, "int8_error.rank"),
-                        _c(fmt.text(layer.get("tensor")), layer.get("tensor"), "int8_error.tensor"),
-                        _m(layer.get("sqnr_clean_db"), lambda v: fmt.num(v, 2), "int8_error.sqnr_clean_db"),
-                        _m(layer.get("sqnr_adv_db"), lambda v: fmt.num(v, 2), "int8_error.sqnr_adv_db"),
-                        _m(layer.get("drop_db"), lambda v: fmt.num(v, 2), "int8_error.drop_db"),
-                        _m(info.get("count"), fmt.count, "int8_error.count"),
+                        _c(fmt.text(layer.tensor), layer.tensor, "int8_error.tensor"),
+                        _m(layer.sqnr_clean_db, lambda v: fmt.num(v, 2), "int8_error.sqnr_clean_db"),
+                        _m(layer.sqnr_adv_db, lambda v: fmt.num(v, 2), "int8_error.sqnr_adv_db"),
+                        _m(layer.drop_db, lambda v: fmt.num(v, 2), "int8_error.drop_db"),
+                        _m(info.count, fmt.count, "int8_error.count"),
                     )
                 )
     if not rows:
@@ -236,7 +238,7 @@ def int8_error_table(results: dict, device: str) -> Table | None:
     )
 
 
-def robustness_extra_tables(results: dict, device: str) -> list[Table]:
+def robustness_extra_tables(results: Results, device: str) -> list[Table]:
     """Every table of this module that has something to show on *device*, in reading order."""
     tables = [
         t(results, device) for t in (settings_table, surrogate_table, sanity_table, int8_error_table, square_table)

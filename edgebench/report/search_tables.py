@@ -6,6 +6,7 @@ from __future__ import annotations
 from edgebench.report import format as fmt
 from edgebench.report.gates import GATE_BY_NAME
 from edgebench.report.tables import Cell, Section, Table
+from edgebench.results import Results, Search
 
 
 def _c(text: str, value: object = None, key: str = "", status: str = "") -> Cell:
@@ -22,35 +23,39 @@ def _margin_text(margins: dict) -> str:
     return "; ".join(parts)
 
 
-def recommendation_line(record: dict, device: str) -> str:
-    rec = (record.get("recommended") or {}).get(device)
+def recommendation_line(record: Search | dict, device: str) -> str:
+    """The recommendation on *device* in one line (*record*: the typed ``search`` record, or its JSON)."""
+    if not isinstance(record, Search):
+        record = Search.model_validate(record)
+    rec = record.recommended.get(device)
     if rec:
-        return f"{device}: recommended {rec['candidate']} (fastest READY, p99 {fmt.ms(rec['p99_ms'])} ms; {_margin_text(rec['margins'])})"
-    close = (record.get("closest") or {}).get(device)
+        return f"{device}: recommended {rec.candidate} (fastest READY, p99 {fmt.ms(rec.p99_ms)} ms; {_margin_text(rec.margins)})"
+    close = record.closest.get(device)
     if close:
         return (
-            f"{device}: no candidate meets the budgets; closest is {close['candidate']} "
-            f"(misses {', '.join(close['misses'])}; {_margin_text(close['margins'])})"
+            f"{device}: no candidate meets the budgets; closest is {close.candidate} "
+            f"(misses {', '.join(close.misses)}; {_margin_text(close.margins)})"
         )
     return f"{device}: no candidate was measured"
 
 
-def search_section(results: dict) -> Section | None:
+def search_section(results: Results) -> Section | None:
     """The section, or ``None`` for a run that was not a search."""
-    record = results.get("search")
-    if not isinstance(record, dict):
+    record = results.search
+    if record is None:
         return None
     tables = []
-    for dev, front in (record.get("pareto") or {}).items():
-        rec = ((record.get("recommended") or {}).get(dev) or {}).get("candidate")
+    for dev, front in record.pareto.items():
+        recommended = record.recommended.get(dev)
+        rec = None if recommended is None else recommended.candidate
         rows = tuple(
             (
-                _c(p["candidate"] + (" (recommended)" if p["candidate"] == rec else ""), p["candidate"], "candidate"),
-                _c(fmt.ms(p["p99_ms"]), p["p99_ms"], "p99"),
-                _c(fmt.pct(p["clean_accuracy"]), p["clean_accuracy"], "clean_accuracy"),
-                _c(fmt.pct(p["robust_accuracy"]), p["robust_accuracy"], "robust_accuracy"),
-                _c(fmt.mb(p["peak_memory_mb"]), p["peak_memory_mb"], "peak_memory_mb"),
-                _c(fmt.text(p["status"]), p["status"], "verdict", (p["status"] or "").lower().replace(" ", "-")),
+                _c(p.candidate + (" (recommended)" if p.candidate == rec else ""), p.candidate, "candidate"),
+                _c(fmt.ms(p.p99_ms), p.p99_ms, "p99"),
+                _c(fmt.pct(p.clean_accuracy), p.clean_accuracy, "clean_accuracy"),
+                _c(fmt.pct(p.robust_accuracy), p.robust_accuracy, "robust_accuracy"),
+                _c(fmt.mb(p.peak_memory_mb), p.peak_memory_mb, "peak_memory_mb"),
+                _c(fmt.text(p.status), p.status, "verdict", (p.status or "").lower().replace(" ", "-")),
             )
             for p in front
         )
@@ -63,8 +68,8 @@ def search_section(results: dict) -> Section | None:
                 note=recommendation_line(record, dev),
             )
         )
-    trials = record.get("trials") or []
-    survivors = set(record.get("survivors") or [])
+    trials = record.trials
+    survivors = set(record.survivors)
     tables.append(
         Table(
             "trials",
@@ -81,16 +86,16 @@ def search_section(results: dict) -> Section | None:
             ),
             tuple(
                 (
-                    _c(str(t["number"]), t["number"], "trial"),
-                    _c(t["name"], t["name"], "candidate"),
-                    _c(fmt.text(t.get("params")), None, "params"),
-                    _c(fmt.pct(t["screen"]["clean_accuracy"]), t["screen"]["clean_accuracy"], "screen_accuracy"),
-                    _c(fmt.pct(t["screen"]["robust_accuracy"]), t["screen"]["robust_accuracy"], "screen_robust"),
-                    _c(fmt.count(t["screen"]["macs"]), t["screen"]["macs"], "macs"),
-                    _c("yes" if t.get("feasible") else "no", t.get("feasible"), "feasible"),
+                    _c(str(t.number), t.number, "trial"),
+                    _c(t.name, t.name, "candidate"),
+                    _c(fmt.text(t.params), None, "params"),
+                    _c(fmt.pct(t.screen.clean_accuracy), t.screen.clean_accuracy, "screen_accuracy"),
+                    _c(fmt.pct(t.screen.robust_accuracy), t.screen.robust_accuracy, "screen_robust"),
+                    _c(fmt.count(t.screen.macs), t.screen.macs, "macs"),
+                    _c("yes" if t.feasible else "no", t.feasible, "feasible"),
                     _c(
-                        "yes" if t.get("measured") else ("selected" if t["name"] in survivors else "no"),
-                        t.get("measured"),
+                        "yes" if t.measured else ("selected" if t.name in survivors else "no"),
+                        t.measured,
                         "measured",
                     ),
                 )

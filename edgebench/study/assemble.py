@@ -92,7 +92,7 @@ def assemble_results(
     :class:`EdgebenchError` (naming the field path) when the files assemble into anything else."""
     from edgebench.devices.describe import device_profile
     from edgebench.devices.inventory import load_inventory
-    from edgebench.report.gates import evaluate_verdicts
+    from edgebench.report.gates import with_verdicts
     from edgebench.robustness.store import load_folder
     from edgebench.study.engines import skipped_reason
     from edgebench.study.environment import host_environment
@@ -176,10 +176,12 @@ def assemble_results(
         "devices": devices,
         "candidates": candidates,
     }
-    results = evaluate_verdicts(results)
-    for key, make in (records or {}).items():  # e.g. edgebench search: trials, Pareto front, recommendation
-        results[key] = make(results, store.root)
-    results = validate_results(results, f"{store.results_path} (assembled)").dump()
+    source = f"{store.results_path} (assembled)"
+    results = with_verdicts(validate_results(results, source)).dump()  # the one place verdicts are made
+    if records:
+        for key, make in records.items():  # e.g. edgebench search: trials, Pareto front, recommendation
+            results[key] = make(results, store.root)
+        results = validate_results(results, source).dump()
     if write:
         atomic_write_json(store.results_path, results)
     return results

@@ -88,9 +88,8 @@ def test_fail_on_exit_code_reaches_the_shell(tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()
     shutil.copy(fixture, run / "results.json")
-    from edgebench.report.gates import evaluate_verdicts
+    from edgebench.report.gates import verdicts
 
-    verdicts = evaluate_verdicts(json.loads(fixture.read_text()))
-    assert "NOT READY" in {d["verdict"]["status"] for c in verdicts["candidates"] for d in c["devices"].values()}
+    assert "NOT READY" in {v["status"] for v in verdicts(json.loads(fixture.read_text()))}
     assert edgebench("report", str(run), "--fail-on", "never").returncode == 0
     assert edgebench("report", str(run), "--fail-on", "not-ready").returncode == 1

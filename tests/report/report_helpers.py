@@ -22,6 +22,13 @@ def load_fixture() -> dict:
     return copy.deepcopy(_cache["results"])
 
 
+def judged_fixture() -> dict:
+    """The fixture as results.json is assembled: verdicts stored (the fixture itself has none)."""
+    from edgebench.report.gates import judged
+
+    return judged(load_fixture()).dump()
+
+
 def candidate(results: dict, name: str) -> dict:
     return next(c for c in results["candidates"] if c["name"] == name)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from edgebench.report.markdown import render_markdown
 from edgebench.report.model import blackbox_table, build_report
+from edgebench.results import validate_results
 
 FIXTURE = Path(__file__).parent / "data" / "results.json"
 BB = {
@@ -25,15 +26,16 @@ BB = {
         {"eps": 1.0, "accuracy": 0.75, "success_rate": 0.14},
         {"eps": 3.0, "accuracy": 0.25, "success_rate": 0.71},
     ],
+    "history": [[100, 4.0], [400, 2.125]],
 }
 
 
 def test_blackbox_table_only_when_measured() -> None:
     results = json.loads(FIXTURE.read_text())
-    assert blackbox_table(results, "local") is None
+    assert blackbox_table(validate_results(results), "local") is None
     with_bb = copy.deepcopy(results)
     with_bb["candidates"][0]["devices"]["local"]["blackbox"] = BB
-    table = blackbox_table(with_bb, "local")
+    table = blackbox_table(validate_results(with_bb), "local")
     assert table is not None and table.columns[-2:] == ("Accuracy at eps 1", "Accuracy at eps 3")
     first = {c.key: c.value for c in table.rows[0]}
     assert first["blackbox.median_distance"] == 2.125 and first["blackbox.accuracy@3"] == 0.25

@@ -70,7 +70,12 @@ def test_lost_measurement_regresses_new_one_does_not():
     a, b = load_fixture(), load_fixture()
     entry(b, "base")["latency_compute_ms"] = None
     entry(a, EVIL_NAME)["memory_mb"] = None
-    entry(b, EVIL_NAME)["memory_mb"] = {"peak_rss": 100.0}
+    entry(b, EVIL_NAME)["memory_mb"] = {
+        "rss_before_load": None,
+        "rss_after_load": None,
+        "peak_rss": 100.0,
+        "ru_maxrss": None,
+    }
     diff = compare_results(a, b)
     lost = rows_for(diff, "base", "latency_compute_ms.p50")
     assert lost["regressed"] and lost["note"] == "no longer measured" and lost["b"] is None

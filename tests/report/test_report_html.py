@@ -8,15 +8,14 @@ import re
 import pytest
 from report_helpers import EVIL_HOST, candidate, entry, external_references, find_cell, html_cells
 
-from edgebench.report.gates import evaluate_verdicts
 from edgebench.report.html import Safe, render_html, tag
 
 
 @pytest.fixture(scope="module")
 def page() -> tuple[dict, str]:
-    from report_helpers import load_fixture
+    from report_helpers import judged_fixture
 
-    results = evaluate_verdicts(load_fixture())
+    results = judged_fixture()
     return results, render_html(results)
 
 
@@ -151,14 +150,14 @@ def test_plots_skip_what_was_never_measured(results):
         e["op_profile"] = None
         e["memory_mb"] = None
         e["robustness"] = []
-    html = render_html(evaluate_verdicts(results))
+    html = render_html(results)
     assert len(re.findall(r"<svg\b", html)) == 2  # pareto (clean only) and latency
     assert html.count("unmeasured: nothing to plot") == 3
 
 
 def test_dollar_and_underscore_names_render(results):
     candidate(results, "pruned-50")["name"] = "_$x^2$ & co"
-    html = render_html(evaluate_verdicts(results))
+    html = render_html(results)
     assert "_$x^2$ &amp; co" in html
 
 
@@ -170,7 +169,7 @@ def test_multi_device(results):
     for c in results["candidates"]:
         c["devices"]["jetson-orin"] = copy.deepcopy(c["devices"]["local"])
         c["devices"]["jetson-orin"]["latency_ms"]["p99"] *= 3
-    html = render_html(evaluate_verdicts(results))
+    html = render_html(results)
     cells = html_cells(html)
     c = find_cell(cells, "t-verdict-jetson-orin", "base", "p99_latency_ms")
     assert json.loads(c["value"]) == candidate(results, "base")["devices"]["jetson-orin"]["latency_ms"]["p99"]

@@ -7,6 +7,7 @@ from report_helpers import entry, load_fixture
 
 from edgebench.measure.stats import summarize_latency
 from edgebench.report.model import latency_table
+from edgebench.results import validate_results
 
 
 def _cell(table, candidate: str, key: str):  # noqa: ANN001, ANN202
@@ -23,7 +24,7 @@ def test_p99_interval_and_insufficient_flag() -> None:
     rng = np.random.default_rng(3)
     entry(results, "base")["latency_ms"] = summarize_latency(rng.lognormal(0, 0.2, 2000))
     entry(results, "int8")["latency_ms"] = summarize_latency(rng.lognormal(0, 0.2, 100))
-    table = latency_table(results, "local")
+    table = latency_table(validate_results(results), "local")
     lo, hi = entry(results, "base")["latency_ms"]["p99_ci"]
     ok = _cell(table, "base", "latency_ms.p99_ci")
     assert ok.text == f"{lo:.3f} .. {hi:.3f}" and ok.value == [lo, hi] and ok.status == ""
@@ -37,22 +38,28 @@ def test_energy_cells_in_the_memory_table() -> None:
     from edgebench.report.model import memory_table
 
     results = load_fixture()
-    entry(results, "base")["energy"] = {"gross_mj_per_item": 1.23456, "net_mj_per_item": 0.5, "rail": "VDD_IN"}
-    table = memory_table(results, "local")
+    entry(results, "base")["energy"] = {
+        "power_mean_mw": 5000.0,
+        "idle_power_mw": 3000.0,
+        "gross_mj_per_item": 1.23456,
+        "net_mj_per_item": 0.5,
+        "samples": 40,
+        "interval_ms": 10.0,
+        "rail": "VDD_IN",
+    }
+    table = memory_table(validate_results(results), "local")
     assert _cell(table, "base", "energy.gross_mj_per_item").text == "1.2346"
     assert _cell(table, "base", "energy.net_mj_per_item").value == 0.5
     assert _cell(table, "int8", "energy.gross_mj_per_item").status == "unmeasured"  # never 0
 
 
 def test_a_skipped_candidate_says_why_in_the_verdict() -> None:
-    from edgebench.report.gates import evaluate_verdicts
     from edgebench.report.markdown import render_markdown
     from edgebench.report.model import verdict_table
 
     results = load_fixture()
     why = "engine tensorrt: device 'local' does not list the tensorrt runtime"
     entry(results, "int8").update(latency_ms=None, clean_accuracy=None, robustness=[], unmeasured_reason=why)
-    evaluate_verdicts(results)
     cell = _cell(verdict_table(results, "local"), "int8", "verdict")
     assert cell.text == "UNMEASURED" and cell.detail == why
     assert why in render_markdown(results)

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from report_helpers import EVIL_NAME, entry, load_fixture
+from report_helpers import EVIL_NAME, entry, judged_fixture
 
 from edgebench.report import format as fmt
-from edgebench.report.gates import evaluate_verdicts
 from edgebench.report.markdown import md_escape, render_markdown
 
 
 @pytest.fixture(scope="module")
 def md() -> tuple[dict, str]:
-    results = evaluate_verdicts(load_fixture())
+    results = judged_fixture()
     return results, render_markdown(results)
 
 

@@ -64,7 +64,37 @@ def test_bad_input(tmp_path: Path, content, needle):
 
 def test_results_file_path_accepted(run_dir: Path):
     results, folder = load_results(run_dir / "results.json")
-    assert folder == run_dir and results["candidates"][3]["name"] == EVIL_NAME
+    assert folder == run_dir and results.candidates[3].name == EVIL_NAME
+
+
+def test_render_validates_once_and_reads_the_stored_verdicts(tmp_path: Path, monkeypatch):
+    """The assembled results.json object (what the pipeline hands over) is validated once and
+    its verdicts are read, never evaluated again; so are the verdicts of a loaded run."""
+    from report_helpers import judged_fixture
+
+    import edgebench.report.gates as gates
+    import edgebench.results as results_module
+    from edgebench.report.render import render_results
+
+    assembled = judged_fixture()
+    calls: list[str] = []
+    real = results_module.validate_results
+    monkeypatch.setattr(results_module, "validate_results", lambda *a: calls.append("validate") or real(*a))
+
+    def evaluated(_results):  # noqa: ANN001, ANN202
+        raise AssertionError("verdicts evaluated again")
+
+    monkeypatch.setattr(gates, "with_verdicts", evaluated)
+    md, _ = render_results(assembled, tmp_path, with_plots=False)
+    assert calls == ["validate"]
+    assert "NOT READY" in md.read_text()
+    write_run(tmp_path / "run", assembled)
+    results, _ = load_results(tmp_path / "run")
+    assert gates.exit_code(results) == 1 and {v["status"] for v in gates.verdicts(results)} == {
+        "READY",
+        "UNMEASURED",
+        "NOT READY",
+    }
 
 
 def test_import_is_light():

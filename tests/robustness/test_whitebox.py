@@ -222,19 +222,21 @@ def test_robustness_gate_takes_the_worse_threat_model():
     """The gate compares transfer with transfer and white-box with the base's own white-box
     accuracy on the same images, and keeps the larger drop."""
     from edgebench.report.gates import robustness_drop
+    from edgebench.results import DeviceEntry
 
-    base = {"robustness": [{"id": "pgd-linf-8", "accuracy": 0.9}, {"id": "whitebox:pgd-linf-8", "accuracy": 0.9}]}
-    cand = {
-        "robustness": [
-            {"id": "pgd-linf-8", "accuracy": 0.85},
-            {"id": "whitebox:pgd-linf-8", "accuracy": 0.5, "base_whitebox_accuracy": 0.7},
-        ]
-    }
-    results = {"attacks": [{"id": "pgd-linf-8"}]}
-    drop, missing, worst = robustness_drop(results, base, cand)
+    def entry(*rows: dict) -> DeviceEntry:
+        common = {"attack": "pgd", "norm": "linf", "eps": 8 / 255, "accuracy_ci95": None, "count": 100}
+        robustness = [dict(common, **r) for r in rows]
+        return DeviceEntry.model_validate(
+            {"latency_ms": None, "memory_mb": None, "clean_accuracy": None, "robustness": robustness}
+        )
+
+    base = entry({"id": "pgd-linf-8", "accuracy": 0.9}, {"id": "whitebox:pgd-linf-8", "accuracy": 0.9})
+    transfer = {"id": "pgd-linf-8", "accuracy": 0.85}
+    cand = entry(transfer, {"id": "whitebox:pgd-linf-8", "accuracy": 0.5, "base_whitebox_accuracy": 0.7})
+    drop, missing, worst = robustness_drop(["pgd-linf-8"], base, cand)
     assert drop == pytest.approx(0.2) and worst == "whitebox:pgd-linf-8" and not missing
-    cand["robustness"].pop()
-    assert robustness_drop(results, base, cand)[0] == pytest.approx(0.05)
+    assert robustness_drop(["pgd-linf-8"], base, entry(transfer))[0] == pytest.approx(0.05)
 
 
 @pytest.mark.parametrize("arch", ["resnet8", "torchvision:resnet18"])
