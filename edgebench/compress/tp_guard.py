@@ -1,0 +1,311 @@
+"""Torch-Pruning, guarded: a time limit, and groups it cannot trace or cut left whole.
+
+Torch-Pruning follows channels through every op of a traced forward pass. Where it cannot (a
+channel shuffle whose reshape it cannot map, a window attention whose permutes make the mapping
+run forever, an importance or cut that indexes past a tensor), one *group* of coupled layers
+fails, and, unguarded, the whole call fails with a traceback or never returns. This module keeps
+those failures local:
+
+- :func:`guarded` patches Torch-Pruning while a prune runs (restored afterwards; not
+  thread-safe, like any monkeypatch): an index mapping that raises marks its op *broken* and every
+  group through it is skipped; a group that grows past twice the graph's dependencies (a mapping
+  that never terminates) raises and its root is skipped; ``get_all_groups`` skips a root whose
+  group cannot be built instead of ending the whole generator. Each skipped layer gets one
+  reason in :class:`GuardState`.
+- :class:`GuardedPruner`: an importance that raises skips its group.
+- :class:`TimeBudget`: SIGALRM-based time limit over all the Torch-Pruning work of one call
+  (main thread only; elsewhere no limit applies).
+- :func:`failing_module`: which module a failing forward pass of the pruned model died in.
+- :func:`attention_heads` / :func:`fix_attention`: timm-style attention (``qkv`` Linear,
+  ``num_heads``) is pruned per head dimension and its ``head_dim``/``attn_dim`` updated after.
+
+Imports torch and torch_pruning; :mod:`edgebench.compress.prune` imports it lazily.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch_pruning as tp
+from torch import nn
+from torch_pruning.dependency import graph as tp_graph
+from torch_pruning.dependency import group as tp_group
+from torch_pruning.dependency import index_mapping as tp_index
+
+log = logging.getLogger(__name__)
+
+_INDEX_MAPPERS = (
+    "update_concat_index_mapping",
+    "update_split_index_mapping",
+    "update_reshape_index_mapping",
+    "update_unbind_index_mapping",
+    "update_expand_index_mapping",
+    "update_slice_index_mapping",
+    "update_flatten_index_mapping",
+)
+
+
+class TimeLimitExceeded(BaseException):
+    """The time budget ran out. A BaseException, so Torch-Pruning's and our own per-group
+    ``except Exception`` handlers never swallow it."""
+
+
+class _Runaway(Exception):
+    """A group kept growing: Torch-Pruning's channel mapping does not terminate."""
+
+
+def one_line(exc: BaseException, limit: int = 160) -> str:
+    """``Type: message`` on one line, cut to *limit* characters."""
+    msg = " ".join(str(exc).split())
+    text = f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass
+class GuardState:
+    """What the guards saw during one attempt: broken ops, skipped layers and why, and which
+    group was being built or cut last (blamed when a pruning step dies)."""
+
+    cap: int = 1 << 62
+    broken: dict[Any, str] = field(default_factory=dict)  # TP node -> reason
+    left: dict[nn.Module, str] = field(default_factory=dict)  # layer -> reason (first one wins)
+    current: list[Any] = field(default_factory=list)  # layers of the group built last
+
+    def leave(self, module: Any, reason: str) -> None:
+        if isinstance(module, nn.Module):
+            self.left.setdefault(module, reason)
+
+
+def out_modules(dg: Any, group: Any) -> list[nn.Module]:
+    """The layers whose output channels *group* cuts."""
+    return [
+        dep.target.module
+        for dep, _ in group
+        if isinstance(dep.target.module, nn.Module) and dg.is_out_channel_pruning_fn(dep.handler)
+    ]
+
+
+def group_modules(group: Any) -> list[nn.Module]:
+    """Every layer *group* touches (outputs or inputs)."""
+    return [dep.target.module for dep, _ in group if isinstance(dep.target.module, nn.Module)]
+
+
+@contextlib.contextmanager
+def guarded(state: GuardState) -> Iterator[None]:
+    """Patch Torch-Pruning for the duration (see the module docstring); always restored."""
+    saved: list[tuple[Any, str, Any]] = []
+
+    def patch(owner: Any, name: str, value: Any) -> None:
+        saved.append((owner, name, getattr(owner, name)))
+        setattr(owner, name, value)
+
+    def guard_mapper(fn: Any) -> Any:
+        def mapper(graph: Any, node: Any) -> Any:
+            try:
+                return fn(graph, node)
+            except Exception as exc:  # noqa: BLE001 - the op is marked broken, its groups skipped
+                state.broken.setdefault(
+                    node, f"Torch-Pruning cannot map channels through {_op_name(node)} ({one_line(exc, 80)})"
+                )
+                return None
+
+        return mapper
+
+    for name in _INDEX_MAPPERS:
+        if hasattr(tp_index, name):
+            patch(tp_index, name, guard_mapper(getattr(tp_index, name)))
+
+    orig_add = tp_group.Group.add_dep
+
+    def add_dep(self: Any, dep: Any, idxs: Any) -> None:
+        if len(self._group) >= state.cap:
+            raise _Runaway(f"group grew past {state.cap} dependencies")
+        orig_add(self, dep, idxs)
+
+    patch(tp_group.Group, "add_dep", add_dep)
+
+    orig_get_group = tp_graph.DependencyGraph.get_pruning_group
+
+    def get_pruning_group(self: Any, module: Any, pruning_fn: Any, idxs: Any) -> Any:
+        state.current = [module]  # blamed if building this group kills the step
+        return orig_get_group(self, module, pruning_fn, idxs)
+
+    patch(tp_graph.DependencyGraph, "get_pruning_group", get_pruning_group)
+
+    def get_all_groups(
+        self: Any, ignored_layers: Any = (), root_module_types: Any = (nn.Conv2d, nn.Linear)
+    ) -> Iterator[Any]:
+        # Torch-Pruning 1.6's DependencyGraph.get_all_groups, with each root guarded.
+        state.cap = 2 * sum(len(n.dependencies) for n in self.module2node.values()) + 64
+        ignored = {id(m) for m in list(ignored_layers) + list(self.IGNORED_LAYERS_IN_TRACING)}
+        names = {id(m): n for n, m in self.model.named_modules()}
+        visited: set[int] = set()
+        for m in list(self.module2node.keys()):
+            if id(m) in ignored or id(m) in visited or not isinstance(m, tuple(root_module_types)):
+                continue
+            pruner = self.get_pruner_of_module(m)
+            if pruner is None or pruner.get_out_channels(m) is None:
+                continue
+            state.current = [m]
+            try:
+                group = self.get_pruning_group(m, pruner.prune_out_channels, list(range(pruner.get_out_channels(m))))
+            except _Runaway:
+                visited.add(id(m))
+                state.leave(
+                    m, "Torch-Pruning's channel mapping does not terminate here (reshapes/permutes it cannot follow)"
+                )
+                continue
+            except Exception as exc:  # noqa: BLE001 - this root is left whole, the rest goes on
+                visited.add(id(m))
+                state.leave(m, f"Torch-Pruning could not group its channels ({one_line(exc, 80)})")
+                continue
+            outs = out_modules(self, group)
+            visited.update(id(x) for x in outs)
+            state.current = outs
+            blocked = next((x for x in outs if id(x) in ignored), None)
+            if blocked is not None:
+                for x in outs:
+                    if id(x) not in ignored:
+                        state.leave(
+                            x, f"coupled to {names.get(id(blocked), type(blocked).__name__)}, which is left whole"
+                        )
+                continue
+            broken = next((state.broken[d.target] for d, _ in group if d.target in state.broken), None)
+            if broken is not None:
+                for x in outs:
+                    state.leave(x, broken)
+                continue
+            yield group
+
+    patch(tp_graph.DependencyGraph, "get_all_groups", get_all_groups)
+    try:
+        yield
+    finally:
+        for owner, name, value in reversed(saved):
+            setattr(owner, name, value)
+
+
+def _op_name(node: Any) -> str:
+    grad_fn = getattr(node, "grad_fn", None)
+    name = grad_fn.name() if grad_fn is not None and hasattr(grad_fn, "name") else type(node.module).__name__
+    return name.replace("Backward0", "").replace("Backward1", "").lower() or "an op"
+
+
+class GuardedPruner(tp.pruner.BasePruner):
+    """BasePruner whose importance estimate, when it raises, skips that group (noted in
+    *guard_state*) instead of ending the step."""
+
+    def __init__(self, *args: Any, guard_state: GuardState, **kwargs: Any) -> None:
+        self._guard = guard_state
+        super().__init__(*args, **kwargs)
+
+    def estimate_importance(self, group: Any) -> torch.Tensor | None:
+        try:
+            return super().estimate_importance(group)
+        except Exception as exc:  # noqa: BLE001 - the group is skipped, the rest is pruned
+            for m in out_modules(self.DG, group):
+                self._guard.leave(m, f"importance failed ({one_line(exc, 80)})")
+            return None
+
+
+class TimeBudget:
+    """One time limit over several sections (tracing, each pruning step): :meth:`section` arms
+    SIGALRM for what is left and raises :class:`TimeLimitExceeded` when it runs out. Only on the
+    main thread (signals); elsewhere sections run without a limit."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = float(seconds)
+        self.used = 0.0
+        self.enforced = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+
+    @contextlib.contextmanager
+    def section(self) -> Iterator[None]:
+        left = self.seconds - self.used
+        if left <= 0:
+            raise TimeLimitExceeded()
+        start = time.perf_counter()
+        if not self.enforced:
+            try:
+                yield
+            finally:
+                self.used += time.perf_counter() - start
+            return
+
+        def on_alarm(signum: int, frame: Any) -> None:
+            raise TimeLimitExceeded()
+
+        old_handler = signal.signal(signal.SIGALRM, on_alarm)
+        # fires again every 0.5 s should a bare `except:` in the traced code swallow one
+        old_timer = signal.setitimer(signal.ITIMER_REAL, left, 0.5)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old_handler)
+            if old_timer[0] > 0:  # an outer timer keeps running, less the time spent here
+                signal.setitimer(
+                    signal.ITIMER_REAL, max(old_timer[0] - (time.perf_counter() - start), 1e-3), old_timer[1]
+                )
+            self.used += time.perf_counter() - start
+
+
+def failing_module(model: nn.Module, example_input: torch.Tensor) -> tuple[str, BaseException] | None:
+    """Run *model* once; None when it works, else (name of the innermost module whose forward
+    raised, the exception). The root module is ``""``."""
+    stack: list[str] = []
+
+    def enter(name: str) -> Any:
+        def hook(_m: Any, _i: Any) -> None:
+            stack.append(name)
+
+        return hook
+
+    def leave(_m: Any, _i: Any, _o: Any) -> None:
+        if stack:
+            stack.pop()
+
+    handles = []
+    for name, m in model.named_modules():
+        handles.append(m.register_forward_pre_hook(enter(name)))
+        handles.append(m.register_forward_hook(leave))
+    try:
+        with torch.no_grad():
+            model(example_input)
+    except Exception as exc:  # noqa: BLE001 - reported to the caller, who leaves that part whole
+        return (stack[-1] if stack else ""), exc
+    finally:
+        for h in handles:
+            h.remove()
+    return None
+
+
+def attention_heads(model: nn.Module) -> dict[nn.Module, int]:
+    """``{qkv Linear: num_heads}`` for timm-style attention (a ``qkv`` Linear of 3 x heads x
+    head_dim outputs and an int ``num_heads``), so Torch-Pruning cuts head dimensions evenly."""
+    heads: dict[nn.Module, int] = {}
+    for m in model.modules():
+        qkv, n = getattr(m, "qkv", None), getattr(m, "num_heads", None)
+        if isinstance(qkv, nn.Linear) and isinstance(n, int) and n > 0 and qkv.out_features % (3 * n) == 0:
+            heads[qkv] = n
+    return heads
+
+
+def fix_attention(model: nn.Module) -> None:
+    """After a cut: timm-style attention reads ``head_dim``/``attn_dim`` in its reshapes."""
+    for m in model.modules():
+        qkv, n = getattr(m, "qkv", None), getattr(m, "num_heads", None)
+        if not (isinstance(qkv, nn.Linear) and isinstance(n, int) and n > 0 and qkv.out_features % (3 * n) == 0):
+            continue
+        if isinstance(getattr(m, "head_dim", None), int):
+            head_dim = qkv.out_features // (3 * n)
+            setattr(m, "head_dim", head_dim)  # noqa: B010 - a plain int attribute of the module
+            if isinstance(getattr(m, "attn_dim", None), int):
+                setattr(m, "attn_dim", n * head_dim)  # noqa: B010
