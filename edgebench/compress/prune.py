@@ -583,7 +583,12 @@ def _cut_step(
     path, err = failed
     mods = dict(work.named_modules())
     kind = type(mods[path])
-    prefixes = [n for n, m in mods.items() if type(m) is kind] if path else [""]
+    if not path:
+        prefixes = [""]
+    elif next(mods[path].children(), None) is None:  # a leaf (a Conv fed the wrong width): its block
+        prefixes = [path.rpartition(".")[0]]
+    else:  # a block's own code failed: every block of its class runs the same code
+        prefixes = [n for n, m in mods.items() if type(m) is kind]
     while True:
         hits = [outs for outs, seen in touched if any(_under(s, p) for s in seen for p in prefixes)]
         if hits or "" in prefixes:
@@ -625,7 +630,9 @@ def _layers_left(
         elif n not in traced_names:
             reason = "not in Torch-Pruning's traced graph (its weight is used outside its forward, or it did not run)"
         else:
-            reason = "kept whole by Torch-Pruning (too few channels to cut at this ratio)"
+            reason = (
+                "Torch-Pruning chose no cut in its group (too few channels at this ratio, or its group was skipped)"
+            )
         out.append((n, reason))
     return out
 

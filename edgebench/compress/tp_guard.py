@@ -53,6 +53,9 @@ _INDEX_MAPPERS = (
 )
 
 
+_MAX_REPEATS = 32  # times one dependency may join one group before it counts as a runaway
+
+
 class TimeLimitExceeded(BaseException):
     """The time budget ran out. A BaseException, so Torch-Pruning's and our own per-group
     ``except Exception`` handlers never swallow it."""
@@ -74,7 +77,8 @@ class GuardState:
     """What the guards saw during one attempt: broken ops, skipped layers and why, and which
     group was being built or cut last (blamed when a pruning step dies)."""
 
-    cap: int = 1 << 62
+    cap: int = 1 << 62  # most dependencies one group may hold
+    idx_cap: int = 1 << 62  # most indices one dependency of a group may carry
     broken: dict[Any, str] = field(default_factory=dict)  # TP node -> reason
     left: dict[nn.Module, str] = field(default_factory=dict)  # layer -> reason (first one wins)
     current: list[Any] = field(default_factory=list)  # layers of the group built last
@@ -126,8 +130,12 @@ def guarded(state: GuardState) -> Iterator[None]:
     orig_add = tp_group.Group.add_dep
 
     def add_dep(self: Any, dep: Any, idxs: Any) -> None:
-        if len(self._group) >= state.cap:
-            raise _Runaway(f"group grew past {state.cap} dependencies")
+        # a mapping that never terminates adds the same dependency over and over with new
+        # indices; a real group holds each one a few times at most (once per concat branch)
+        counts = self.__dict__.setdefault("_edgebench_counts", {})
+        counts[id(dep)] = counts.get(id(dep), 0) + 1
+        if len(self._group) >= state.cap or counts[id(dep)] > _MAX_REPEATS or len(idxs) > state.idx_cap:
+            raise _Runaway(f"group grew past {len(self._group)} dependencies")
         orig_add(self, dep, idxs)
 
     patch(tp_group.Group, "add_dep", add_dep)
@@ -145,6 +153,8 @@ def guarded(state: GuardState) -> Iterator[None]:
     ) -> Iterator[Any]:
         # Torch-Pruning 1.6's DependencyGraph.get_all_groups, with each root guarded.
         state.cap = 2 * sum(len(n.dependencies) for n in self.module2node.values()) + 64
+        # no real index set outgrows the widest dimension of any tensor (a flatten included)
+        state.idx_cap = 4 * max((max(p.shape, default=1) for p in self.model.parameters()), default=1) + 64
         ignored = {id(m) for m in list(ignored_layers) + list(self.IGNORED_LAYERS_IN_TRACING)}
         names = {id(m): n for n, m in self.model.named_modules()}
         visited: set[int] = set()
