@@ -249,21 +249,34 @@ class TimeBudget:
                 self.used += time.perf_counter() - start
             return
 
-        def on_alarm(signum: int, frame: Any) -> None:
-            raise TimeLimitExceeded()
+        deadline = start + left
+        old_handler = signal.getsignal(signal.SIGALRM)
+        old_timer = signal.getitimer(signal.ITIMER_REAL)  # an outer timer (pytest-timeout, a caller's) is kept
 
-        old_handler = signal.signal(signal.SIGALRM, on_alarm)
+        outer_fired = [False]
+
+        def on_alarm(signum: int, frame: Any) -> None:
+            now = time.perf_counter()
+            if now >= deadline - 1e-3:
+                raise TimeLimitExceeded()
+            if not outer_fired[0]:  # the outer timer's turn came first: its handler, once
+                outer_fired[0] = True
+                signal.setitimer(signal.ITIMER_REAL, max(deadline - now, 1e-3), 0.5)
+                if callable(old_handler):
+                    old_handler(signum, frame)
+
+        signal.signal(signal.SIGALRM, on_alarm)
+        first = min(left, old_timer[0]) if old_timer[0] > 0 else left
         # fires again every 0.5 s should a bare `except:` in the traced code swallow one
-        old_timer = signal.setitimer(signal.ITIMER_REAL, left, 0.5)
+        signal.setitimer(signal.ITIMER_REAL, first, 0.5)
         try:
             yield
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old_handler)
-            if old_timer[0] > 0:  # an outer timer keeps running, less the time spent here
-                signal.setitimer(
-                    signal.ITIMER_REAL, max(old_timer[0] - (time.perf_counter() - start), 1e-3), old_timer[1]
-                )
+            if old_timer[0] > 0 and not outer_fired[0]:  # the outer timer runs on, less the time spent here
+                spent = time.perf_counter() - start
+                signal.setitimer(signal.ITIMER_REAL, max(old_timer[0] - spent, 1e-3), old_timer[1])
             self.used += time.perf_counter() - start
 
 
