@@ -425,6 +425,8 @@ def _prune_structured(
     failing module, and every module of its class), is blocked by name and the next attempt
     starts over without it. Returns (pruned module, layers left with reasons, tracing seconds,
     attempts, reason when nothing could be pruned)."""
+    import torch
+
     from edgebench.compress import tp_guard as guard
     from edgebench.compress.stats import layer_widths
 
@@ -433,6 +435,11 @@ def _prune_structured(
     cls_name = _name_of(model, classifier)
     blocked: dict[str, str] = {}  # layer name -> why it is left whole (carried across attempts)
     budget = guard.TimeBudget(spec.trace_timeout_s)
+    round_to = spec.round_to
+    heads = [m.num_heads for m in model.modules() if isinstance(m, torch.nn.MultiheadAttention)]
+    if round_to is None and heads:  # nn.MultiheadAttention needs embed_dim % num_heads == 0
+        round_to = math.lcm(*heads)
+        _say(on_progress, f"structured: channel counts rounded to multiples of {round_to} (attention heads)")
     trace_s = 0.0
     last_failure = ""
     for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -455,7 +462,7 @@ def _prune_structured(
                 pruning_ratio=spec.ratio,
                 iterative_steps=spec.iterative_steps,
                 ignored_layers=ignored,
-                round_to=spec.round_to,
+                round_to=round_to,
                 global_pruning=spec.global_pruning,
                 num_heads=guard.attention_heads(work),
                 guard_state=state,

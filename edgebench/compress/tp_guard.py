@@ -322,8 +322,13 @@ def attention_heads(model: nn.Module) -> dict[nn.Module, int]:
 
 
 def fix_attention(model: nn.Module) -> None:
-    """After a cut: timm-style attention reads ``head_dim``/``attn_dim`` in its reshapes."""
+    """After a cut, the widths that forward code reads from attributes rather than from its
+    layers: timm-style attention's ``head_dim``/``attn_dim``, torchvision ViT's ``hidden_dim``
+    (as in Torch-Pruning's own torchvision example)."""
     for m in model.modules():
+        proj = getattr(m, "conv_proj", None)
+        if isinstance(getattr(m, "hidden_dim", None), int) and isinstance(proj, nn.Conv2d):
+            setattr(m, "hidden_dim", proj.out_channels)  # noqa: B010 - torchvision VisionTransformer
         qkv, n = getattr(m, "qkv", None), getattr(m, "num_heads", None)
         if not (isinstance(qkv, nn.Linear) and isinstance(n, int) and n > 0 and qkv.out_features % (3 * n) == 0):
             continue

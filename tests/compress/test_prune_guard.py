@@ -217,3 +217,23 @@ def test_an_outer_alarm_still_fires_inside_a_budget_section():
         signal.signal(signal.SIGALRM, saved[0])
         if saved[1][0] > 0:
             signal.setitimer(signal.ITIMER_REAL, *saved[1])
+
+
+def test_torchvision_vit_is_pruned_in_whole_heads():
+    """nn.MultiheadAttention needs embed_dim divisible by its heads (channels are rounded to
+    them) and torchvision's ViT reshapes by its ``hidden_dim`` attribute (kept in step)."""
+    from torchvision.models import VisionTransformer
+
+    torch.manual_seed(0)
+    model = VisionTransformer(
+        image_size=16, patch_size=8, num_layers=2, num_heads=4, hidden_dim=32, mlp_dim=64, num_classes=10
+    ).eval()
+    x = _x(16)
+    outcome = prune_with_report(model, PruneSpec(ratio=0.3, finetune=NO_FT), x)
+    vit = outcome.module
+    assert vit.hidden_dim == vit.conv_proj.out_channels == 20  # 32 * 0.7 = 22.4, down to a multiple of 4
+    assert all(b.self_attention.embed_dim == 20 for b in vit.encoder.layers)
+    assert dict(outcome.layers_left) == {"heads.head": "the classifier (its outputs are the classes)"}
+    assert outcome.attempts == 1 and outcome.module(x).shape == (1, 10)
+    assert outcome.param_ratio > 0.3
+    _check_measured(outcome, model, (1, 3, 16, 16))
