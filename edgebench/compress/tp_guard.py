@@ -6,12 +6,11 @@ run forever, an importance or cut that indexes past a tensor), one *group* of co
 fails, and, unguarded, the whole call fails with a traceback or never returns. This module keeps
 those failures local:
 
-- :func:`guarded` patches Torch-Pruning while a prune runs (restored afterwards; not
-  thread-safe, like any monkeypatch): an index mapping that raises marks its op *broken* and every
+- :func:`guarded` patches Torch-Pruning while a prune runs (restored afterwards): an index mapping that raises marks its op *broken* and every
   group through it is skipped; a group that grows past twice the graph's dependencies (a mapping
   that never terminates) raises and its root is skipped; ``get_all_groups`` skips a root whose
   group cannot be built instead of ending the whole generator. Each skipped layer gets one
-  reason in :class:`GuardState`.
+  reason in :class:`GuardState`. A lock makes concurrent prunes in threads take turns.
 - :class:`GuardedPruner`: an importance that raises skips its group.
 - :class:`TimeBudget`: SIGALRM-based time limit over all the Torch-Pruning work of one call
   (main thread only; elsewhere no limit applies).
@@ -102,9 +101,19 @@ def group_modules(group: Any) -> list[nn.Module]:
     return [dep.target.module for dep, _ in group if isinstance(dep.target.module, nn.Module)]
 
 
+_PATCH_LOCK = threading.RLock()  # the patches are process-wide: one guarded section at a time
+
+
 @contextlib.contextmanager
 def guarded(state: GuardState) -> Iterator[None]:
-    """Patch Torch-Pruning for the duration (see the module docstring); always restored."""
+    """Patch Torch-Pruning for the duration (see the module docstring); always restored.
+    Sections in other threads wait for this one (the patches are process-wide)."""
+    with _PATCH_LOCK, _patched(state):
+        yield
+
+
+@contextlib.contextmanager
+def _patched(state: GuardState) -> Iterator[None]:
     saved: list[tuple[Any, str, Any]] = []
 
     def patch(owner: Any, name: str, value: Any) -> None:

@@ -237,3 +237,18 @@ def test_torchvision_vit_is_pruned_in_whole_heads():
     assert outcome.attempts == 1 and outcome.module(x).shape == (1, 10)
     assert outcome.param_ratio > 0.3
     _check_measured(outcome, model, (1, 3, 16, 16))
+
+
+def test_pruning_off_the_main_thread_runs_without_a_limit():
+    import threading
+
+    torch.manual_seed(0)
+    model, got = tiny_cnn().eval(), {}
+    t = threading.Thread(
+        target=lambda: got.update(
+            w=layer_widths(prune(model, PruneSpec(ratio=0.5, finetune=NO_FT), torch.rand(1, 1, 8, 8)))
+        )
+    )
+    t.start()
+    t.join(60)
+    assert got["w"] == {"1": 8, "4": 16, "8": 16, "13": 10}
