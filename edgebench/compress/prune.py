@@ -431,6 +431,7 @@ def _prune_structured(
     from edgebench.compress.stats import layer_widths
 
     before = layer_widths(model)
+    inputs = guard.input_profile(model, example_input)  # to tell a block fed a narrower input
     n_classes = _out_width(classifier)
     cls_name = _name_of(model, classifier)
     blocked: dict[str, str] = {}  # layer name -> why it is left whole (carried across attempts)
@@ -483,7 +484,7 @@ def _prune_structured(
                 state,
                 spec,
                 model,
-                functools.partial(_cut_step, work, pruner, state, names, touched, example_input),
+                functools.partial(_cut_step, work, pruner, state, names, touched, example_input, inputs),
                 "cut",
             )
             work.zero_grad(set_to_none=True)
@@ -562,6 +563,7 @@ def _cut_step(
     names: dict[int, str],
     touched: list[tuple[list[str], set[str]]],
     example_input: torch.Tensor,
+    inputs: dict[str, tuple[tuple[int, ...], str | None]],
 ) -> tuple[list[str], str] | None:
     """One pruning step, group by group; then the pruned model must run. Returns None, or the
     layers to leave whole next attempt and why."""
@@ -587,20 +589,28 @@ def _cut_step(
     failed = guard.failing_module(work, example_input)
     if failed is None:
         return None
-    path, err = failed
+    path, err = failed.path, failed.error
     mods = dict(work.named_modules())
     kind = type(mods[path])
-    if not path:
-        prefixes = [""]
-    elif next(mods[path].children(), None) is None:  # a leaf (a Conv fed the wrong width): its block
-        prefixes = [path.rpartition(".")[0]]
-    else:  # a block's own code failed: every block of its class runs the same code
-        prefixes = [n for n, m in mods.items() if type(m) is kind]
-    while True:
-        hits = [outs for outs, seen in touched if any(_under(s, p) for s in seen for p in prefixes)]
-        if hits or "" in prefixes:
-            break
-        prefixes = sorted({p.rpartition(".")[0] for p in prefixes})  # widen to the parents
+    was = inputs.get(path, (None, None))[0]
+    hits: list[list[str]] = []
+    if failed.producer is not None and was is not None and failed.input_shape not in (None, was):
+        # fed a narrower input than before (its code reads its weights as they were built): blame
+        # the cuts that narrowed the producers of this and every block of its class
+        producers = {inputs[n][1] for n, m in mods.items() if type(m) is kind and n in inputs} | {failed.producer}
+        hits = [outs for outs, seen in touched if producers & seen]
+    if not hits:
+        if not path:
+            prefixes = [""]
+        elif next(mods[path].children(), None) is None:  # a leaf (a Conv fed the wrong width): its block
+            prefixes = [path.rpartition(".")[0]]
+        else:  # a block's own code failed: every block of its class runs the same code
+            prefixes = [n for n, m in mods.items() if type(m) is kind]
+        while True:
+            hits = [outs for outs, seen in touched if any(_under(s, p) for s in seen for p in prefixes)]
+            if hits or "" in prefixes:
+                break
+            prefixes = sorted({p.rpartition(".")[0] for p in prefixes})  # widen to the parents
     to_block = sorted({n for outs in hits for n in outs})
     return to_block, f"cutting it breaks {kind.__name__}.forward ({guard.one_line(err, 100)})"
 

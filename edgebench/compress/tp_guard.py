@@ -81,6 +81,7 @@ class GuardState:
     broken: dict[Any, str] = field(default_factory=dict)  # TP node -> reason
     left: dict[nn.Module, str] = field(default_factory=dict)  # layer -> reason (first one wins)
     current: list[Any] = field(default_factory=list)  # layers of the group built last
+    misfit_params: int = 0  # free parameters left out of channel groups (see _without_misfit_parameters)
 
     def leave(self, module: Any, reason: str) -> None:
         if isinstance(module, nn.Module):
@@ -176,6 +177,7 @@ def _patched(state: GuardState) -> Iterator[None]:
             state.current = [m]
             try:
                 group = self.get_pruning_group(m, pruner.prune_out_channels, list(range(pruner.get_out_channels(m))))
+                group = _without_misfit_parameters(self, group, state)
             except _Runaway:
                 visited.add(id(m))
                 state.leave(
@@ -210,6 +212,29 @@ def _patched(state: GuardState) -> Iterator[None]:
     finally:
         for owner, name, value in reversed(saved):
             setattr(owner, name, value)
+
+
+def _without_misfit_parameters(dg: Any, group: Any, state: GuardState) -> Any:
+    """Torch-Pruning couples every free ``nn.Parameter`` (one outside a layer it knows) on its
+    last non-singleton dimension; an attention bias table of shape (positions, heads) then joins
+    the channel group of the residual stream, and the group is dropped whole (too few elements)
+    or its importance indexes past the table. Such a parameter, whose dimension is shorter than
+    the group's indices, is left out (Torch-Pruning's ``ignored_params``) and the group rebuilt."""
+    for _ in range(8):
+        misfits = []
+        for dep, idxs in group:
+            node = dep.target
+            if isinstance(node.module, nn.Parameter) and len(idxs) > 0:
+                dim = node.pruning_dim if node.pruning_dim is not None else -1
+                if max(int(i) for i in idxs) >= node.module.shape[dim]:
+                    misfits.append(node.module)
+        if not misfits:
+            return group
+        dg.ignored_params.extend(misfits)
+        state.misfit_params += len(misfits)
+        root = group[0].dep
+        group = dg.get_pruning_group(root.target.module, root.handler, list(range(len(group[0].idxs))))
+    return group
 
 
 def _op_name(node: Any) -> str:
@@ -289,30 +314,84 @@ class TimeBudget:
             self.used += time.perf_counter() - start
 
 
-def failing_module(model: nn.Module, example_input: torch.Tensor) -> tuple[str, BaseException] | None:
-    """Run *model* once; None when it works, else (name of the innermost module whose forward
-    raised, the exception). The root module is ``""``."""
-    stack: list[str] = []
+@dataclass
+class ForwardFailure:
+    """Where a forward pass died: the innermost module whose forward raised (``""`` for the
+    root), the exception, the shape of that module's first input, and the module whose output
+    that input was (None when it came from functional code)."""
+
+    path: str
+    error: BaseException
+    input_shape: tuple[int, ...] | None
+    producer: str | None
+
+
+def input_profile(model: nn.Module, example_input: torch.Tensor) -> dict[str, tuple[tuple[int, ...], str | None]]:
+    """Per module, in one forward pass of *model*: the shape of its first tensor input and the
+    module whose output that input was (None when functional code made it)."""
+    seen: dict[str, tuple[tuple[int, ...], str | None]] = {}
+    made_by: dict[int, tuple[str, torch.Tensor]] = {}
 
     def enter(name: str) -> Any:
-        def hook(_m: Any, _i: Any) -> None:
-            stack.append(name)
+        def hook(_m: Any, inputs: Any) -> None:
+            if inputs and isinstance(inputs[0], torch.Tensor) and name not in seen:
+                producer = made_by.get(id(inputs[0]))
+                seen[name] = (tuple(inputs[0].shape), producer[0] if producer else None)
 
         return hook
 
-    def leave(_m: Any, _i: Any, _o: Any) -> None:
-        if stack:
-            stack.pop()
+    def leave(name: str) -> Any:
+        def hook(_m: Any, _i: Any, out: Any) -> None:
+            if isinstance(out, torch.Tensor):
+                made_by[id(out)] = (name, out)
+
+        return hook
+
+    handles = []
+    for n, m in model.named_modules():
+        handles.append(m.register_forward_pre_hook(enter(n)))
+        handles.append(m.register_forward_hook(leave(n)))
+    try:
+        with torch.no_grad():
+            model(example_input)
+    finally:
+        for h in handles:
+            h.remove()
+    return seen
+
+
+def failing_module(model: nn.Module, example_input: torch.Tensor) -> ForwardFailure | None:
+    """Run *model* once; None when it works, else where it failed (:class:`ForwardFailure`)."""
+    stack: list[tuple[str, tuple[int, ...] | None, str | None]] = []
+    made_by: dict[int, tuple[str, torch.Tensor]] = {}  # id(output tensor) -> (module, tensor kept alive)
+
+    def enter(name: str) -> Any:
+        def hook(_m: Any, inputs: Any) -> None:
+            first = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
+            producer = made_by.get(id(first)) if first is not None else None
+            stack.append((name, None if first is None else tuple(first.shape), producer[0] if producer else None))
+
+        return hook
+
+    def leave(name: str) -> Any:
+        def hook(_m: Any, _i: Any, out: Any) -> None:
+            if stack:
+                stack.pop()
+            if isinstance(out, torch.Tensor):
+                made_by[id(out)] = (name, out)
+
+        return hook
 
     handles = []
     for name, m in model.named_modules():
         handles.append(m.register_forward_pre_hook(enter(name)))
-        handles.append(m.register_forward_hook(leave))
+        handles.append(m.register_forward_hook(leave(name)))
     try:
         with torch.no_grad():
             model(example_input)
     except Exception as exc:  # noqa: BLE001 - reported to the caller, who leaves that part whole
-        return (stack[-1] if stack else ""), exc
+        path, shape, producer = stack[-1] if stack else ("", None, None)
+        return ForwardFailure(path, exc, shape, producer)
     finally:
         for h in handles:
             h.remove()
