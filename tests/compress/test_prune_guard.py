@@ -252,3 +252,71 @@ def test_pruning_off_the_main_thread_runs_without_a_limit():
     t.start()
     t.join(60)
     assert got["w"] == {"1": 8, "4": 16, "8": 16, "13": 10}
+
+
+class _BiasTableNet(torch.nn.Module):
+    """A free (positions, heads) table added to the features, as attention biases are: Torch-
+    Pruning couples its last dimension (2) to the 16 channels and, unguarded, drops the group."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 16, 3, padding=1)
+        self.table = torch.nn.Parameter(torch.randn(4, 2))
+        self.conv2 = torch.nn.Conv2d(16, 16, 3, padding=1)
+        self.fc = torch.nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv1(x) + self.table.sum()
+        return self.fc(self.conv2(x).mean((2, 3)))
+
+
+def test_a_free_bias_table_does_not_stop_its_channels_from_being_cut():
+    torch.manual_seed(0)
+    model = _BiasTableNet().eval()
+    outcome = prune_with_report(model, PruneSpec(ratio=0.5, finetune=NO_FT), _x())
+    assert layer_widths(outcome.module) == {"conv1": 8, "conv2": 8, "fc": 10}
+    assert outcome.module.table.shape == (4, 2)
+    assert outcome.module(_x()).shape == (1, 10)
+    assert dict(outcome.layers_left) == {"fc": "the classifier (its outputs are the classes)"}
+
+
+class _FunctionalLinear(torch.nn.Module):
+    """Reads its child's weight in functional code (as swin's ShiftedWindowAttention does), so
+    Torch-Pruning never sees the child and cannot narrow it with its input."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.inner = torch.nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.linear(x, self.inner.weight, self.inner.bias)
+
+
+class _StreamNet(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 16, 3, padding=1)
+        self.norm = torch.nn.LayerNorm(16)
+        self.mix = _FunctionalLinear(16)
+        self.fc1, self.fc2 = torch.nn.Linear(16, 32), torch.nn.Linear(32, 16)
+        self.head = torch.nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.stem(x).flatten(2).transpose(1, 2)
+        t = t + self.mix(self.norm(t))
+        t = t + self.fc2(torch.relu(self.fc1(t)))
+        return self.head(t.mean(1))
+
+
+def test_a_block_fed_a_narrower_input_blames_the_cut_that_narrowed_it():
+    torch.manual_seed(0)
+    model = _StreamNet().eval()
+    outcome = prune_with_report(model, PruneSpec(ratio=0.5, finetune=NO_FT), _x())
+    w = layer_widths(outcome.module)
+    assert w["fc1"] == 16  # the MLP's hidden layer is still cut ...
+    assert w["stem"] == w["fc2"] == w["mix.inner"] == 16  # ... the stream feeding `mix` is not
+    left = dict(outcome.layers_left)
+    assert "_FunctionalLinear.forward" in left["stem"] and "_FunctionalLinear.forward" in left["fc2"]
+    assert "traced graph" in left["mix.inner"]
+    assert outcome.attempts == 2 and outcome.module(_x()).shape == (1, 10)
+    _check_measured(outcome, model)
