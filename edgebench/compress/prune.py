@@ -17,6 +17,12 @@ fraction of the still non-zero Conv/Linear weights. So a sparsity grid 0, 50, 75
 chained calls with ``ratio=0.5`` (each on the previous result), or :func:`prune_series` with the
 cumulative targets ``[0.5, 0.75, 0.875]``. Within one call, ``iterative_steps=N`` prunes in N
 equal steps (Torch-Pruning's linear schedule) and fine-tunes after each step.
+
+Zoo models Torch-Pruning cannot fully follow (channel shuffles, window attention, attention that
+reshapes by fixed widths) are still pruned: :func:`prune_with_report` leaves the groups it cannot
+trace, rank or cut whole (:mod:`edgebench.compress.tp_guard`), retries without the groups whose
+cut breaks the forward pass, stops at ``trace_timeout_s``, and reports in a :class:`PruneOutcome`
+the parameter and MAC ratios reached and every layer left whole with its reason.
 """
 
 from __future__ import annotations
