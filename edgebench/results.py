@@ -412,6 +412,11 @@ class Candidate(_Model):
     macs: int | None = Field(None, description="multiply-accumulates per image")
     export_check: ExportCheck | None = Field(None, description="ONNX vs PyTorch")
     int8_error: Int8Error | None = Field(None, description="INT8 candidates: per-layer error")
+    pruning: dict[str, Any] | None = Field(
+        None,
+        description="pruned candidates: params and MACs before/after, the ratio reached, the layers left whole and "
+        "why (compress/prune.py PruneOutcome)",
+    )
     accuracy_control: dict[str, Any] | None = Field(
         None,
         description="INT8 with max_accuracy_drop: nodes kept in float, accuracy and latency at each step "

@@ -61,9 +61,12 @@ class CompressionStep:
 
 
 def _prune(module: Any, spec: Any, inputs: ModuleInputs) -> tuple[Any, dict | None]:
-    from edgebench.compress.prune import prune
+    """Structured or unstructured pruning; the record is what was reached (params and MACs
+    removed, layers left whole and why: :class:`edgebench.compress.prune.PruneOutcome`)."""
+    from edgebench.compress.prune import prune_with_report
 
-    return prune(module, spec, inputs.example, train=inputs.train).eval(), None
+    outcome = prune_with_report(module, spec, inputs.example, train=inputs.train, on_progress=inputs.on_status)
+    return outcome.module.eval(), outcome.to_dict()
 
 
 def _quantize(src: Path, out: Path, spec: Any, inputs: GraphInputs) -> dict | None:

@@ -579,6 +579,19 @@ def describe_source(source: dict | None) -> str:
     return "; ".join(parts)
 
 
+def describe_pruning(p: dict) -> str:
+    """One line: params and MACs removed (as reached, not as asked), the layers left whole."""
+    left = p.get("layers_left") or []
+    shown = ", ".join(f"{x['layer']} ({x['reason']})" for x in left[:3]) + (
+        f", and {len(left) - 3} more" if len(left) > 3 else ""
+    )
+    macs = "unmeasured" if p.get("mac_ratio") is None else f"{p['mac_ratio']:.1%}"
+    return (
+        f"params {p.get('params_before')} -> {p.get('params_after')} ({p.get('param_ratio', 0):.1%} removed), "
+        f"MACs {macs} removed; {len(left)} layer(s) left whole" + (f": {shown}" if left else "")
+    )
+
+
 def describe_accuracy_control(ac: dict) -> str:
     """One line: the budget, met or not, the nodes kept in float, accuracy at each step."""
     kept = ", ".join(f"{n['name']} ({n['op_type']})" for n in ac.get("kept_float") or []) or "none"
@@ -617,6 +630,7 @@ def build_report(results: Results | dict) -> Report:
             else []
         ),
         *[(f"Not built: {c.name}", c.skipped) for c in results.candidates if c.skipped],
+        *[(f"Pruning reached: {c.name}", describe_pruning(c.pruning)) for c in results.candidates if c.pruning],
         *[
             (f"INT8 accuracy control: {c.name}", describe_accuracy_control(c.accuracy_control))
             for c in results.candidates

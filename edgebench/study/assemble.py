@@ -139,6 +139,7 @@ def assemble_results(
             "macs": manifest.get("macs") if manifest else None,
             "export_check": manifest.get("export_check") if manifest else None,
             "accuracy_control": manifest.get("accuracy_control") if manifest else None,
+            "pruning": manifest.get("pruning") if manifest else None,
             "int8_error": whitebox_int8_error(store, name),  # host: fp32 vs INT8 activations, clean vs adversarial
             "devices": {},
         }

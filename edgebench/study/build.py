@@ -94,13 +94,14 @@ def _chain(run: RunContext, cand: CandidateConfig) -> list:
 
 def stem(run: RunContext, cand: CandidateConfig, subject: Subject, stems: dict[str, Any]) -> Any:
     """The fp32 PyTorch module a candidate's graph steps start from: base, or base (or its
-    ``parent``'s module) through its module steps. Built once per distinct chain; a parent found
-    on disk is rebuilt here (deterministic: fixed seeds) when a child needs it."""
+    ``parent``'s module) through its module steps. Built once per distinct chain (*stems* holds
+    ``(module, step records)`` by chain); a parent found on disk is rebuilt here (deterministic:
+    fixed seeds) when a child needs it."""
     import torch
 
     key = json.dumps(_chain(run, cand), sort_keys=True)
     if key in stems:
-        return stems[key]
+        return stems[key][0]
     if subject.model is None:
         raise NeedsTorch(f"needs the model in PyTorch, and {subject.torch_reason}")
     module = subject.model
@@ -114,13 +115,21 @@ def stem(run: RunContext, cand: CandidateConfig, subject: Subject, stems: dict[s
         on_status=lambda t: run.ui("status", {"text": f"{cand.name}: {t}"}),
     )
     origin = f"{cand.parent}'s model" if cand.parent else "base"
+    records: dict[str, Any] = {}
     for step in steps_of(cand, "module"):
         spec = getattr(cand, step.key)
         run.ui("status", {"text": f"{cand.name}: {step.describe(spec)} of {origin}"})
         assert step.apply_module is not None
-        module, _record = step.apply_module(module, spec, inputs)
-    stems[key] = module
+        module, records[step.key] = step.apply_module(module, spec, inputs)
+    stems[key] = (module, records)
     return module
+
+
+def stem_records(run: RunContext, cand: CandidateConfig, stems: dict[str, Any]) -> dict[str, Any]:
+    """What *cand*'s own module steps reported when its stem was built (e.g. ``prune``: the
+    ratio reached and the layers left whole); empty for a stem built before this run."""
+    entry = stems.get(json.dumps(_chain(run, cand), sort_keys=True))
+    return dict(entry[1]) if entry is not None else {}
 
 
 def _build(run: RunContext, cand: CandidateConfig, subject: Subject, stems: dict[str, Any]) -> dict:
@@ -168,6 +177,7 @@ def _build(run: RunContext, cand: CandidateConfig, subject: Subject, stems: dict
         "artifact": _artifact_record(run, art, precision, output),
         "export_check": check,
         "accuracy_control": records.get("quantize"),
+        "pruning": stem_records(run, cand, stems).get("prune") if module is not None else None,
     }
     manifest.update(_size(module, src if module is None else None, shape))
     return manifest
@@ -214,4 +224,4 @@ def _artifact_record(run: RunContext, art: Path, precision: str, output: str) ->
     }
 
 
-__all__ = ["build", "build_all", "stem"]
+__all__ = ["build", "build_all", "stem", "stem_records"]

@@ -116,12 +116,16 @@ def test_foreign_graph_constants_softmax_dynamic_hw(net: TinyNet, data: dict, tm
     assert acc > 0.85 and c["base"]["devices"]["local"]["clean_accuracy"] == pytest.approx(acc)
     assert c["int8"]["devices"]["local"]["clean_accuracy"] > acc - 0.1
     assert c["pruned-30"]["params"] < c["base"]["params"]
+    # what pruning reached, measured on the pruned module (not the ratio asked for)
+    reached = c["pruned-30"]["pruning"]
+    assert reached["params_after"] == c["pruned-30"]["params"] and 0 < reached["param_ratio"] < 1
+    assert reached["params_before"] > reached["params_after"] and c["base"]["pruning"] is None
     for name in c:  # every candidate attacked in both settings, and by queries to its engine
         rows = c[name]["devices"]["local"]["robustness"]
         assert {r["setting"] for r in rows} == {"transfer", "whitebox"}, name
         assert c[name]["devices"]["local"]["blackbox"]["rows"], name
     report = (tmp_path / "out" / "report.md").read_text()
-    assert "returns probabilities (final Softmax node)" in report
+    assert "returns probabilities (final Softmax node)" in report and "Pruning reached: pruned-30" in report
 
 
 def test_nhwc_graph_with_normalization(net: TinyNet, data: dict, tmp_path: Path) -> None:
