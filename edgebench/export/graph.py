@@ -176,6 +176,45 @@ def fix_reshape_allowzero(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]
     return m, fixed
 
 
+def reshape_to_flatten(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """``Reshape(x, [-1, K])`` (or ``[0, K]``, or ``[N, K]`` at a fixed batch N) where ``K`` is the
+    product of ``x``'s non-batch dimensions is ``Flatten(x, axis=1)``: the same function, but one
+    that follows the channel count (torch's dynamo exporter bakes the flatten width into a
+    constant shape, which a pruned model no longer has)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - without shapes nothing is rewritten
+        return copy(model), 0
+    known: dict[str, list[int | str]] = {
+        vi.name: dims(vi)
+        for vi in [*inferred.graph.value_info, *inferred.graph.input]
+        if vi.type.tensor_type.HasField("shape")
+    }
+    m = copy(model)
+    inits = {i.name: i for i in m.graph.initializer}
+    out, n = [], 0
+    for node in m.graph.node:
+        shape_in = inits.get(node.input[1]) if node.op_type == "Reshape" and len(node.input) > 1 else None
+        d = known.get(node.input[0]) if shape_in is not None else None
+        if shape_in is not None and d is not None and len(d) >= 3 and all(isinstance(v, int) for v in d[1:]):
+            target = numpy_helper.to_array(shape_in).tolist()
+            width = 1
+            for v in d[1:]:
+                width *= int(v)
+            if len(target) == 2 and target[1] == width and (target[0] in (-1, 0) or target[0] == d[0]):
+                out.append(helper.make_node("Flatten", [node.input[0]], list(node.output), name=node.name, axis=1))
+                n += 1
+                continue
+        out.append(node)
+    if n:
+        del m.graph.node[:]
+        m.graph.node.extend(out)
+    return m, n
+
+
 def matmul_add_to_gemm(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     """``MatMul(x, W) + b`` with constant 2-D ``W`` and 1-D ``b`` and a 2-D ``x`` becomes
     ``Gemm(x, W, b)`` (tf2onnx and Paddle write dense layers so): onnx2torch makes a Gemm with
@@ -266,6 +305,9 @@ def for_conversion(model: onnx.ModelProto) -> Prepared:
     m, n = fix_reshape_allowzero(m)
     if n:
         edits.append(f"{n} Reshape(allowzero=1) with a zero-free shape -> allowzero=0")
+    m, n = reshape_to_flatten(m)
+    if n:
+        edits.append(f"{n} Reshape to a constant [batch, width] -> Flatten (follows the channel count)")
     m, n = matmul_add_to_gemm(m)
     if n:
         edits.append(f"{n} MatMul + Add with constant weights -> Gemm (a Linear layer in PyTorch)")
@@ -430,6 +472,7 @@ __all__ = [
     "final_softmax",
     "fix_reshape_allowzero",
     "matmul_add_to_gemm",
+    "reshape_to_flatten",
     "for_conversion",
     "for_quantization",
     "free_batch",

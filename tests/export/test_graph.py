@@ -113,3 +113,29 @@ def test_probability_rows_are_detected() -> None:
     logits = np.random.default_rng(0).normal(size=(8, 4))
     probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     assert is_probabilities(probs) and not is_probabilities(logits) and not is_probabilities(np.abs(logits))
+
+
+def test_a_constant_flatten_width_becomes_flatten(x: np.ndarray) -> None:
+    """torch's dynamo exporter writes ``Reshape(gap, [-1, 32])``: a pruned model has fewer channels,
+    so the graph edit makes it a ``Flatten`` that computes the same and follows the width."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.random.default_rng(0).normal(size=(32, 3, 3, 3)).astype(np.float32), "w")
+    shape = numpy_helper.from_array(np.array([-1, 32], np.int64), "shape")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["input", "w"], ["c"], pads=[1, 1, 1, 1]),
+            helper.make_node("GlobalAveragePool", ["c"], ["gap"]),
+            helper.make_node("Reshape", ["gap", "shape"], ["flat"]),
+        ],
+        "dynamo-style",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 12, 10])],
+        [helper.make_tensor_value_info("flat", TensorProto.FLOAT, ["batch", 32])],
+        [w, shape],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    flat, n = g.reshape_to_flatten(model)
+    assert n == 1 and [node.op_type for node in flat.graph.node] == ["Conv", "GlobalAveragePool", "Flatten"]
+    np.testing.assert_array_equal(run(flat, x), run(model, x))
+    model.graph.initializer[1].CopyFrom(numpy_helper.from_array(np.array([-1, 16], np.int64), "shape"))
+    assert g.reshape_to_flatten(model)[1] == 0  # another width: not a flatten, left alone
