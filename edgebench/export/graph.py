@@ -176,6 +176,59 @@ def fix_reshape_allowzero(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]
     return m, fixed
 
 
+def decompose_gelu(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """``Gelu`` (opset 20, no earlier version, so the version converter cannot lower a graph that
+    has it) as the ops it is defined by: ``0.5 x (1 + erf(x / sqrt 2))``, or with
+    ``approximate="tanh"`` ``0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))``."""
+    from onnx import helper, numpy_helper
+
+    m = copy(model)
+    out: list[Any] = []
+    n = 0
+    consts: dict[str, float] = {}
+
+    def c(value: float) -> str:
+        name = f"edgebench_gelu_{len(consts)}"
+        for k, v in consts.items():
+            if v == value:
+                return k
+        consts[name] = value
+        return name
+
+    for node in m.graph.node:
+        if node.op_type != "Gelu" or node.domain not in ("", "ai.onnx"):
+            out.append(node)
+            continue
+        approx = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "approximate"), b"none")
+        approx = approx.decode() if isinstance(approx, bytes) else approx
+        x, y, p = node.input[0], node.output[0], f"edgebench_gelu{n}"
+        if approx == "tanh":
+            out += [
+                helper.make_node("Mul", [x, x], [p + "_x2"]),
+                helper.make_node("Mul", [p + "_x2", x], [p + "_x3"]),
+                helper.make_node("Mul", [p + "_x3", c(0.044715)], [p + "_a"]),
+                helper.make_node("Add", [x, p + "_a"], [p + "_b"]),
+                helper.make_node("Mul", [p + "_b", c(float(np.sqrt(2 / np.pi)))], [p + "_c"]),
+                helper.make_node("Tanh", [p + "_c"], [p + "_t"]),
+            ]
+        else:
+            out += [
+                helper.make_node("Div", [x, c(float(np.sqrt(2.0)))], [p + "_c"]),
+                helper.make_node("Erf", [p + "_c"], [p + "_t"]),
+            ]
+        out += [
+            helper.make_node("Add", [p + "_t", c(1.0)], [p + "_1t"]),
+            helper.make_node("Mul", [x, p + "_1t"], [p + "_x1t"]),
+            helper.make_node("Mul", [p + "_x1t", c(0.5)], [y], name=node.name),
+        ]
+        n += 1
+    if n:
+        del m.graph.node[:]
+        m.graph.node.extend(out)
+        m.graph.initializer.extend(numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in consts.items())
+    return m, n
+
+
 def reshape_to_flatten(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     """``Reshape(x, [-1, K])`` (or ``[0, K]``, or ``[N, K]`` at a fixed batch N) where ``K`` is the
     product of ``x``'s non-batch dimensions is ``Flatten(x, axis=1)``: the same function, but one
@@ -277,6 +330,56 @@ def matmul_add_to_gemm(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     return m, fused
 
 
+LINEAR_DOMAIN = "edgebench_linear"  # a node only onnx2torch reads (export/to_torch.py converts it)
+
+
+def matmul_to_linear(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """``MatMul(x, W)`` with a constant 2-D ``W`` (and an ``Add`` of a constant bias after it) as one
+    ``edgebench_linear.Linear`` node: ``x @ W + b`` for an ``x`` of any rank is exactly
+    ``nn.Linear``, the layer Torch-Pruning can cut (ConvNeXt's and ViT's channels-last MLPs are
+    written as MatMul on 3-D and 4-D tensors). For onnx2torch only: ONNX Runtime does not run it."""
+    from onnx import helper
+
+    m = copy(model)
+    inits = {i.name: i for i in m.graph.initializer}
+    consumers: dict[str, list[Any]] = {}
+    for node in m.graph.node:
+        for i in node.input:
+            consumers.setdefault(i, []).append(node)
+    outputs = {o.name for o in m.graph.output}
+    drop: set[int] = set()
+    replace: dict[int, Any] = {}
+    n = 0
+    for node in m.graph.node:
+        if node.op_type != "MatMul" or node.input[1] not in inits or len(inits[node.input[1]].dims) != 2:
+            continue
+        w = inits[node.input[1]]
+        users = consumers.get(node.output[0], [])
+        add = users[0] if len(users) == 1 and users[0].op_type == "Add" and node.output[0] not in outputs else None
+        bias = None
+        if add is not None:
+            other = add.input[1] if add.input[0] == node.output[0] else add.input[0]
+            if other in inits and list(inits[other].dims) == [w.dims[1]]:
+                bias = other
+        if bias is not None and add is not None:
+            linear = helper.make_node(
+                "Linear", [node.input[0], node.input[1], bias], list(add.output), domain=LINEAR_DOMAIN
+            )
+            replace[id(add)] = linear
+            drop.add(id(node))
+        else:
+            replace[id(node)] = helper.make_node(
+                "Linear", [node.input[0], node.input[1]], list(node.output), domain=LINEAR_DOMAIN
+            )
+        n += 1
+    if n:
+        nodes = [replace.get(id(x), x) for x in m.graph.node if id(x) not in drop]
+        del m.graph.node[:]
+        m.graph.node.extend(nodes)
+        m.opset_import.append(helper.make_opsetid(LINEAR_DOMAIN, 1))
+    return m, n
+
+
 @dataclass
 class Prepared:
     """A graph rewritten for onnx2torch, and what was changed (for the report)."""
@@ -297,6 +400,9 @@ def for_conversion(model: onnx.ModelProto) -> Prepared:
         edits.append(f"{n} Constant/Identity weight node(s) -> initializers")
     opset = opset_of(m)
     if opset is not None and opset > CONVERT_OPSET:
+        m, n = decompose_gelu(m)
+        if n:
+            edits.append(f"{n} Gelu (opset 20) -> Erf/Tanh arithmetic, so the opset can be lowered")
         try:
             m = onnx.version_converter.convert_version(m, CONVERT_OPSET)
             edits.append(f"opset {opset} -> {CONVERT_OPSET} (onnx version converter)")
@@ -318,6 +424,9 @@ def for_conversion(model: onnx.ModelProto) -> Prepared:
         m = onnx.shape_inference.infer_shapes(m)
     except Exception as exc:  # noqa: BLE001 - inference is a help, not a requirement
         log.info("shape inference failed (%s); converting without it", first_line(exc, 100))
+    m, n = matmul_to_linear(m)  # last: the result is for onnx2torch only
+    if n:
+        edits.append(f"{n} MatMul (+ Add) with constant 2-D weights -> Linear layers")
     return Prepared(m, edits, changed)
 
 
@@ -466,12 +575,15 @@ __all__ = [
     "LAYOUTS",
     "Prepared",
     "constants_to_initializers",
+    "decompose_gelu",
     "deployable",
     "detect_layout",
     "dims",
     "final_softmax",
     "fix_reshape_allowzero",
+    "LINEAR_DOMAIN",
     "matmul_add_to_gemm",
+    "matmul_to_linear",
     "reshape_to_flatten",
     "for_conversion",
     "for_quantization",

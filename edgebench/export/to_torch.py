@@ -38,6 +38,32 @@ class Converted:
     log_softmax: bool = False  # outputs log-probabilities where the graph output probabilities
 
 
+def register_converters() -> None:
+    """onnx2torch converters for the nodes :func:`edgebench.export.graph.for_conversion` writes:
+    ``edgebench_linear.Linear`` -> ``nn.Linear`` (once per process)."""
+    import torch
+    from onnx2torch.node_converters.registry import add_converter
+    from onnx2torch.utils.common import OnnxMapping, OperationConverterResult
+
+    from edgebench.export.graph import LINEAR_DOMAIN
+
+    def linear(node: Any, graph: Any) -> Any:
+        names = node.input_values
+        w = graph.initializers[names[1]].to_numpy()
+        b = graph.initializers[names[2]].to_numpy() if len(names) > 2 and names[2] else None
+        layer = torch.nn.Linear(int(w.shape[0]), int(w.shape[1]), bias=b is not None)
+        with torch.no_grad():
+            layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(w.T)))
+            if b is not None:
+                layer.bias.copy_(torch.from_numpy(np.asarray(b)))
+        return OperationConverterResult(layer, OnnxMapping(inputs=(names[0],), outputs=node.output_values))
+
+    try:
+        add_converter("Linear", 1, domain=LINEAR_DOMAIN)(linear)
+    except ValueError:  # already registered
+        pass
+
+
 def onnx_to_torch(model: onnx.ModelProto, what: str) -> Converted:
     """*model* as a PyTorch module (eval mode); one-line :class:`EdgebenchError` naming *what*
     and the converter's reason when it cannot be converted."""
@@ -46,6 +72,7 @@ def onnx_to_torch(model: onnx.ModelProto, what: str) -> Converted:
     from edgebench.export.graph import for_conversion
 
     prepared = for_conversion(model)
+    register_converters()
     try:
         module = onnx2torch.convert(prepared.model).eval()
     except Exception as exc:  # noqa: BLE001 - onnx2torch raises NotImplementedError, KeyError, ...
@@ -158,5 +185,6 @@ __all__ = [
     "log_probabilities",
     "logit_diff",
     "onnx_to_torch",
+    "register_converters",
     "torch_outputs",
 ]

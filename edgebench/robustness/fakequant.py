@@ -197,7 +197,9 @@ def surrogate_from_onnx(path: str | Path, *, ste: bool = True) -> Surrogate:
     except Exception as exc:  # noqa: BLE001 - onnx raises several types for unreadable files
         raise EdgebenchError(f"white-box surrogate: cannot read the ONNX artifact {path}: {exc}") from None
     from edgebench.export.graph import for_conversion
+    from edgebench.export.to_torch import register_converters
 
+    register_converters()
     prepared = for_conversion(model)  # constants, opset, a final Softmax as LogSoftmax
     model = prepared.model
     qdq = is_qdq(model)

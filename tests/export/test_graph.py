@@ -139,3 +139,53 @@ def test_a_constant_flatten_width_becomes_flatten(x: np.ndarray) -> None:
     np.testing.assert_array_equal(run(flat, x), run(model, x))
     model.graph.initializer[1].CopyFrom(numpy_helper.from_array(np.array([-1, 16], np.int64), "shape"))
     assert g.reshape_to_flatten(model)[1] == 0  # another width: not a flatten, left alone
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_decomposed_so_an_opset_20_graph_lowers(approximate: str, x: np.ndarray) -> None:
+    """torch's dynamo exporter writes Gelu-20, which has no earlier version: the version converter
+    refuses the graph until Gelu is the arithmetic that defines it (same outputs)."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Gelu", ["input"], ["y"], approximate=approximate)],
+        "gelu",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 12, 10])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3, 12, 10])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    with pytest.raises(Exception, match="No Previous Version of Gelu"):  # noqa: B017
+        onnx.version_converter.convert_version(model, 17)
+    prepared = g.for_conversion(model)
+    assert g.opset_of(prepared.model) == g.CONVERT_OPSET and "Gelu" in prepared.edits[0]
+    lowered, _ = g.decompose_gelu(model)
+    np.testing.assert_allclose(run(lowered, x * 6 - 3), run(model, x * 6 - 3), atol=1e-6)
+
+
+def test_matmul_with_constant_weights_becomes_a_linear_layer(x: np.ndarray) -> None:
+    """A channels-last MLP (MatMul on a 4-D tensor, then Add): one nn.Linear in PyTorch, exact."""
+    import torch
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.normal(size=(3, 7)).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.normal(size=(7,)).astype(np.float32), "b")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Transpose", ["input"], ["nhwc"], perm=[0, 2, 3, 1]),
+            helper.make_node("MatMul", ["nhwc", "w"], ["mm"]),
+            helper.make_node("Add", ["mm", "b"], ["y"]),
+        ],
+        "mlp",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 12, 10])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 12, 10, 7])],
+        [w, b],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    from edgebench.export.to_torch import onnx_to_torch
+
+    conv = onnx_to_torch(model, "mlp")
+    linears = [m for m in conv.module.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 1 and tuple(linears[0].weight.shape) == (7, 3)
+    with torch.no_grad():
+        np.testing.assert_allclose(conv.module(torch.from_numpy(x)).numpy(), run(model, x), atol=1e-5)
