@@ -73,10 +73,11 @@ def register(app: typer.Typer) -> None:
         cfg, run_dir = _pipeline(config, out)
         with PipelineUi(quiet=quiet or json_out) as ui:
             sets = Pipeline(cfg, run_dir, ui).attack_stage()
+        summaries = [s.summary for s in sets]
         if json_out:
-            print_json(sets)
+            print_json(summaries)
             return
-        err_console.print(attack_sets_table(sets, run_dir / "attacks"))
+        err_console.print(attack_sets_table(summaries, run_dir / "attacks"))
 
     @app.command(
         "export",

@@ -28,7 +28,7 @@ from typing import Any
 
 from edgebench.errors import EdgebenchError
 from edgebench.study.config import CandidateConfig, StudyConfig
-from edgebench.study.pipeline import Built, Pipeline
+from edgebench.study.pipeline import AttackSetRef, Built, Pipeline
 from edgebench.study.store import safe_name
 
 log = logging.getLogger(__name__)
@@ -112,27 +112,21 @@ def build_task(cfg: StudyConfig, run_dir: str, cand: CandidateConfig) -> dict:
     return _pipeline(cfg, run_dir).build(cand).manifest
 
 
-def attack_task(cfg: StudyConfig, run_dir: str) -> list[dict]:
+def attack_task(cfg: StudyConfig, run_dir: str) -> list[AttackSetRef]:
     """Craft (or find) the adversarial sets on the base model."""
     return _pipeline(cfg, run_dir).craft()
 
 
 def measure_on(
-    dev: Any, cfg: StudyConfig, run_dir: str, cand: CandidateConfig, manifest: dict, attack_sets: list[dict]
+    dev: Any, cfg: StudyConfig, run_dir: str, cand: CandidateConfig, manifest: dict, attack_sets: list[AttackSetRef]
 ) -> dict:
     """Profile, replay (and black-box) one candidate on the open device *dev*; what was measured."""
     t0 = time.time()
-    pipe = Pipeline(cfg, Path(run_dir))
-    from edgebench.study.whitebox import REPLAY_KIND
-
-    kinds = ["profile", "replay"] + (["blackbox"] if cfg.blackbox.enabled else [])
-    kinds += [REPLAY_KIND] if "whitebox" in cfg.attacks.settings else []
-    before = {k for k in kinds if pipe.store.has(cand.name, dev.name, k)}
-    pipe.measure_one(dev, Built(cand, manifest), attack_sets)
+    done = Pipeline(cfg, Path(run_dir)).measure_one(dev, Built(cand, manifest), attack_sets)
     return {
-        "candidate": cand.name,
-        "device": dev.name,
-        "measured": [k for k in kinds if k not in before],  # empty: everything was already on disk
+        "candidate": done.candidate,
+        "device": done.device,
+        "measured": list(done.measured),  # empty: everything was already on disk
         "pid": os.getpid(),
         "start": t0,
         "end": time.time(),
@@ -149,7 +143,7 @@ class DeviceWorker:
         self._dev: Any = None
 
     def measure(
-        self, cfg: StudyConfig, run_dir: str, cand: CandidateConfig, manifest: dict, attack_sets: list[dict]
+        self, cfg: StudyConfig, run_dir: str, cand: CandidateConfig, manifest: dict, attack_sets: list[AttackSetRef]
     ) -> dict:
         if self._dev is None:
             from edgebench.devices.inventory import get_device
@@ -221,7 +215,7 @@ class RayEngine:
         refs = [self._build.remote(cfg, run_dir, c) for c in cands]
         return [Built(c, m) for c, m in zip(cands, self._get(refs, pipe))]
 
-    def attacks(self, pipe: Pipeline) -> list[dict]:
+    def attacks(self, pipe: Pipeline) -> list[AttackSetRef]:
         return self._get([self._attack.remote(pipe.config, str(pipe.run_dir))], pipe)[0]
 
     def _measure_refs(self, pipe: Pipeline, devices: list, items: list[tuple[CandidateConfig, Any]], sets: Any) -> list:
@@ -230,7 +224,7 @@ class RayEngine:
         self._workers = [self._worker.options(resources={device_resource(d.name): 1}).remote(d.name) for d in devices]
         return [w.measure.remote(cfg, run_dir, c, m, sets) for w in self._workers for c, m in items]
 
-    def measure(self, pipe: Pipeline, devices: list, built: list[Built], attack_sets: list[dict]) -> None:
+    def measure(self, pipe: Pipeline, devices: list, built: list[Built], attack_sets: list[AttackSetRef]) -> None:
         pipe.craft_whitebox(built)  # on the driver, before any candidate is measured
         refs = self._measure_refs(pipe, devices, [(b.config, b.manifest) for b in built], attack_sets)
         self._run_measurements(pipe, devices, refs)

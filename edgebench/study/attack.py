@@ -7,13 +7,13 @@ import logging
 
 import numpy as np
 
-from edgebench.study.context import Built, RunContext
+from edgebench.study.context import AttackSetRef, Built, RunContext
 from edgebench.subject.zoo import Subject
 
 log = logging.getLogger(__name__)
 
 
-def craft_transfer(run: RunContext, subject: Subject) -> list[dict]:
+def craft_transfer(run: RunContext, subject: Subject) -> list[AttackSetRef]:
     """Adversarial sets crafted on the base model (the transfer threat model), stored in the run
     folder and reused when unchanged; none (with the reason shown) without a PyTorch model."""
     from edgebench.robustness.store import craft_and_store
@@ -53,7 +53,10 @@ def craft_transfer(run: RunContext, subject: Subject) -> list[dict]:
     run.ui("done", {"id": "attack"})
     if report.crafted:
         run.ui("status", {"text": f"crafted {len(report.crafted)} sets, reused {len(report.skipped)}"})
-    return [dict(s, path=str((run.store.attacks_dir / s["path"]).relative_to(run.run_dir))) for s in report.sets]
+    return [
+        AttackSetRef.of(dict(s, path=str((run.store.attacks_dir / s["path"]).relative_to(run.run_dir))))
+        for s in report.sets
+    ]
 
 
 def craft_whitebox(run: RunContext, built: list[Built]) -> None:

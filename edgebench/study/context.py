@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,6 +63,32 @@ class Built:
     @property
     def is_base(self) -> bool:
         return self.config.prune is None and self.config.quantize is None
+
+
+@dataclass(frozen=True)
+class AttackSetRef:
+    """An adversarial set crafted on the base and stored in the run folder: what the
+    measurement stage replays (``id``, ``path`` relative to the run folder) and its manifest's
+    summary (``summary``: attack, norm, eps, count, base accuracy, ...)."""
+
+    id: str
+    path: str
+    summary: dict[str, Any]
+
+    @classmethod
+    def of(cls, summary: dict[str, Any]) -> AttackSetRef:
+        return cls(str(summary["id"]), str(summary["path"]), dict(summary))
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What the measurement stage did for one candidate on one device: the measurement kinds it
+    ran now (empty: all were on disk, or the candidate was skipped) and the skip reason, if any."""
+
+    candidate: str
+    device: str
+    measured: tuple[str, ...]
+    skipped: str | None = None
 
 
 @dataclass
@@ -121,4 +148,4 @@ class RunContext:
         return results
 
 
-__all__ = ["Built", "NeedsTorch", "RunContext", "UiFn", "log_only"]
+__all__ = ["AttackSetRef", "Built", "Measured", "NeedsTorch", "RunContext", "UiFn", "log_only"]

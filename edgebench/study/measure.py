@@ -16,13 +16,13 @@ import numpy as np
 from edgebench.agent.protocol import InputSet, PredictJob, ProfileJob, SessionJob
 from edgebench.backends.options import BackendOptions, TimingBudget
 from edgebench.study.attack import craft_whitebox
-from edgebench.study.context import Built, RunContext
+from edgebench.study.context import AttackSetRef, Built, Measured, RunContext
 from edgebench.study.engines import PREDICT_BATCH, apply_engine, clear_skips, record_skips, skip_reason
 
 log = logging.getLogger(__name__)
 
 
-def measure_devices(run: RunContext, devices: list, built: list[Built], attack_sets: list[dict]) -> None:
+def measure_devices(run: RunContext, devices: list, built: list[Built], attack_sets: list[AttackSetRef]) -> None:
     """White-box sets first (:func:`craft_whitebox`), then every candidate on every device, each
     device in its own thread (at most ``profile.max_parallel_devices`` at once); results.json
     once per device pass."""
@@ -74,12 +74,24 @@ def measure_devices(run: RunContext, devices: list, built: list[Built], attack_s
         raise errors[0]
 
 
-def measure_candidate(run: RunContext, device: Any, spec: Any, b: Built, attack_sets: list[dict]) -> None:
-    """Every measurement of candidate *b* on the open *device* (each skipped if on disk)."""
+def measurement_kinds(run: RunContext) -> list[str]:
+    """The measurements every candidate gets on every device, by the study's settings."""
+    from edgebench.study.whitebox import REPLAY_KIND
+
+    cfg = run.config
+    kinds = ["profile", "replay"] + (["blackbox"] if cfg.blackbox.enabled else [])
+    return kinds + ([REPLAY_KIND] if "whitebox" in cfg.attacks.settings else [])
+
+
+def measure_candidate(run: RunContext, device: Any, spec: Any, b: Built, attack_sets: list[AttackSetRef]) -> Measured:
+    """Every measurement of candidate *b* on the open *device* (each skipped if on disk); what
+    was measured now."""
     reason = b.manifest.get("skipped") or skip_reason(b.config, spec)  # not built; tensorrt without it
     if reason is not None:
         _skip(run, device, b, reason)
-        return
+        return Measured(b.name, device.name, (), reason)
+    kinds = measurement_kinds(run)
+    before = {k for k in kinds if run.store.has(b.name, device.name, k)}
     clear_skips(run.store, b.config.name, device.name)
     _profile(run, device, b)
     _replay(run, device, b, attack_sets)
@@ -87,6 +99,9 @@ def measure_candidate(run: RunContext, device: Any, spec: Any, b: Built, attack_
         _replay_whitebox(run, device, b)
     if run.config.blackbox.enabled:
         _blackbox(run, device, b)
+    return Measured(
+        b.name, device.name, tuple(k for k in kinds if k not in before and run.store.has(b.name, device.name, k))
+    )
 
 
 def _job_common(run: RunContext, b: Built) -> SessionJob:
@@ -145,7 +160,7 @@ def _profile(run: RunContext, device: Any, b: Built) -> None:
     run.ui("advance", {"id": "measure"})
 
 
-def _replay(run: RunContext, device: Any, b: Built, attack_sets: list[dict]) -> None:
+def _replay(run: RunContext, device: Any, b: Built, attack_sets: list[AttackSetRef]) -> None:
     name = b.config.name
     if run.store.has(name, device.name, "replay"):
         run.ui("advance", {"id": "measure"})
@@ -153,7 +168,7 @@ def _replay(run: RunContext, device: Any, b: Built, attack_sets: list[dict]) -> 
     sets = [InputSet("clean", str(run.store.data_path("eval")))]
     is_base = b.is_base  # base sets are white-box for base
     if "transfer" in run.config.attacks.settings or is_base:
-        sets += [InputSet(s["id"], str(run.run_dir / s["path"])) for s in attack_sets]
+        sets += [InputSet(s.id, str(run.run_dir / s.path)) for s in attack_sets]
     logits_path = run.store.measurement_path(name, device.name, "replay").with_name("logits.npz")
     job = _predict_job(run, b, sets, logits_path)
     run.ui("status", {"text": f"{device.name}: replaying {len(sets) - 1} adversarial sets through {name}"})
@@ -268,4 +283,4 @@ def _returns_probabilities(b: Built) -> bool:
     return (b.manifest.get("artifact") or {}).get("output") == "probabilities"
 
 
-__all__ = ["measure_candidate", "measure_devices"]
+__all__ = ["measure_candidate", "measure_devices", "measurement_kinds"]

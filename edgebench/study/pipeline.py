@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from edgebench.study.attack import craft_transfer, craft_whitebox
 from edgebench.study.build import build, build_all
 from edgebench.study.config import CandidateConfig, StudyConfig
-from edgebench.study.context import Built, NeedsTorch, RunContext, UiFn, log_only
+from edgebench.study.context import AttackSetRef, Built, Measured, NeedsTorch, RunContext, UiFn, log_only
 from edgebench.study.measure import measure_candidate, measure_devices
 from edgebench.study.subject_stage import prepare_subject
 from edgebench.subject.zoo import Subject
@@ -79,7 +79,7 @@ class Pipeline(RunContext):
         """The build stage for one candidate (*stems*: fp32 modules shared across candidates)."""
         return build(self, cand, self.load_subject(), {} if stems is None else stems)
 
-    def craft(self) -> list[dict]:
+    def craft(self) -> list[AttackSetRef]:
         """The transfer attack stage: sets crafted on the base model."""
         return craft_transfer(self, self.load_subject())
 
@@ -87,13 +87,13 @@ class Pipeline(RunContext):
         """White-box sets on each built candidate (before any of them is measured)."""
         craft_whitebox(self, built)
 
-    def measure(self, devices: list, built: list[Built], attack_sets: list[dict]) -> None:
+    def measure(self, devices: list, built: list[Built], attack_sets: list[AttackSetRef]) -> None:
         """The measurement stage on every device (white-box sets crafted first)."""
         measure_devices(self, devices, built, attack_sets)
 
-    def measure_one(self, device: Any, b: Built, attack_sets: list[dict]) -> None:
-        """Every measurement of one candidate on one open device."""
-        measure_candidate(self, device, device.spec, b, attack_sets)
+    def measure_one(self, device: Any, b: Built, attack_sets: list[AttackSetRef]) -> Measured:
+        """Every measurement of one candidate on one open device; what was measured now."""
+        return measure_candidate(self, device, device.spec, b, attack_sets)
 
     def compress_stage(self) -> list[Built]:
         """``edgebench compress``: candidates built, exported and checked; nothing measured."""
@@ -101,7 +101,7 @@ class Pipeline(RunContext):
         self.write_results()
         return built
 
-    def attack_stage(self) -> list[dict]:
+    def attack_stage(self) -> list[AttackSetRef]:
         """``edgebench attack``: adversarial sets crafted on the base model."""
         self.prepare()
         sets = self.craft()
@@ -116,9 +116,9 @@ class Engine(Protocol):
 
     def build(self, pipe: Pipeline, cands: list[CandidateConfig]) -> list[Built]: ...
 
-    def attacks(self, pipe: Pipeline) -> list[dict]: ...
+    def attacks(self, pipe: Pipeline) -> list[AttackSetRef]: ...
 
-    def measure(self, pipe: Pipeline, devices: list, built: list[Built], attack_sets: list[dict]) -> None: ...
+    def measure(self, pipe: Pipeline, devices: list, built: list[Built], attack_sets: list[AttackSetRef]) -> None: ...
 
     def close(self) -> None: ...
 
@@ -134,10 +134,10 @@ class InProcess:
     def build(self, pipe: Pipeline, cands: list[CandidateConfig]) -> list[Built]:
         return [pipe.build(c, self.stems) for c in cands]
 
-    def attacks(self, pipe: Pipeline) -> list[dict]:
+    def attacks(self, pipe: Pipeline) -> list[AttackSetRef]:
         return pipe.craft()
 
-    def measure(self, pipe: Pipeline, devices: list, built: list[Built], attack_sets: list[dict]) -> None:
+    def measure(self, pipe: Pipeline, devices: list, built: list[Built], attack_sets: list[AttackSetRef]) -> None:
         pipe.measure(devices, built, attack_sets)
 
     def close(self) -> None:
@@ -168,7 +168,9 @@ def default_run_dir(cfg: StudyConfig, base: Path = Path("reports")) -> Path:
 
 
 __all__ = [
+    "AttackSetRef",
     "Built",
+    "Measured",
     "Engine",
     "InProcess",
     "NeedsTorch",
