@@ -18,6 +18,7 @@ Only ``onnx`` is imported here (no torch), so the ONNX-native path runs without 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -295,39 +296,54 @@ def matmul_add_to_gemm(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
             d = shapes[n.input[1]].dim
             if len(d) == 1 and d[0].HasField("dim_value"):
                 ranks[n.output[0]] = int(d[0].dim_value)
+
     m = copy(model)
+
+    def gemm(node: Any, add: Any, bias: str | None) -> Any:
+        if add is None or bias is None or ranks.get(node.input[0]) != 2:
+            return None
+        return helper.make_node(
+            "Gemm", [node.input[0], node.input[1], bias], list(add.output), name=(add.name or node.name) + "_gemm"
+        )
+
+    return m, _replace_matmuls(m, gemm)
+
+
+def _replace_matmuls(m: onnx.ModelProto, make: Callable[[Any, Any, str | None], Any]) -> int:
+    """Rewrite, in place, each ``MatMul(x, W)`` with a constant 2-D ``W`` (with the ``Add`` of a
+    constant bias of ``W``'s width that alone consumes it, when there is one) into the node
+    ``make(matmul, add, bias)`` returns (None: left as it is). Returns how many were rewritten."""
     inits = {i.name: i for i in m.graph.initializer}
     consumers: dict[str, list[Any]] = {}
-    for n in m.graph.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
+    for node in m.graph.node:
+        for i in node.input:
+            consumers.setdefault(i, []).append(node)
     outputs = {o.name for o in m.graph.output}
     drop: set[int] = set()
     replace: dict[int, Any] = {}
-    fused = 0
     for node in m.graph.node:
-        if node.op_type != "MatMul" or node.input[1] not in inits or ranks.get(node.input[0]) != 2:
+        if node.op_type != "MatMul" or node.input[1] not in inits or len(inits[node.input[1]].dims) != 2:
             continue
-        w = inits[node.input[1]]
+        width = inits[node.input[1]].dims[1]
         users = consumers.get(node.output[0], [])
-        if len(w.dims) != 2 or len(users) != 1 or users[0].op_type != "Add" or node.output[0] in outputs:
+        add, bias = None, None
+        if len(users) == 1 and users[0].op_type == "Add" and node.output[0] not in outputs:
+            other = users[0].input[1] if users[0].input[0] == node.output[0] else users[0].input[0]
+            if other in inits and list(inits[other].dims) == [width]:
+                add, bias = users[0], other
+        new = make(node, add, bias)
+        if new is None:
             continue
-        add = users[0]
-        other = add.input[1] if add.input[0] == node.output[0] else add.input[0]
-        b = inits.get(other)
-        if b is None or list(b.dims) != [w.dims[1]]:
-            continue
-        gemm = helper.make_node(
-            "Gemm", [node.input[0], node.input[1], other], list(add.output), name=(add.name or node.name) + "_gemm"
-        )
-        replace[id(add)] = gemm
-        drop.add(id(node))
-        fused += 1
-    if fused:
+        if add is not None and list(new.output) == list(add.output):
+            replace[id(add)] = new
+            drop.add(id(node))
+        else:
+            replace[id(node)] = new
+    if replace:
         nodes = [replace.get(id(n), n) for n in m.graph.node if id(n) not in drop]
         del m.graph.node[:]
         m.graph.node.extend(nodes)
-    return m, fused
+    return len(replace)
 
 
 LINEAR_DOMAIN = "edgebench_linear"  # a node only onnx2torch reads (export/to_torch.py converts it)
@@ -341,41 +357,15 @@ def matmul_to_linear(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     from onnx import helper
 
     m = copy(model)
-    inits = {i.name: i for i in m.graph.initializer}
-    consumers: dict[str, list[Any]] = {}
-    for node in m.graph.node:
-        for i in node.input:
-            consumers.setdefault(i, []).append(node)
-    outputs = {o.name for o in m.graph.output}
-    drop: set[int] = set()
-    replace: dict[int, Any] = {}
-    n = 0
-    for node in m.graph.node:
-        if node.op_type != "MatMul" or node.input[1] not in inits or len(inits[node.input[1]].dims) != 2:
-            continue
-        w = inits[node.input[1]]
-        users = consumers.get(node.output[0], [])
-        add = users[0] if len(users) == 1 and users[0].op_type == "Add" and node.output[0] not in outputs else None
-        bias = None
-        if add is not None:
-            other = add.input[1] if add.input[0] == node.output[0] else add.input[0]
-            if other in inits and list(inits[other].dims) == [w.dims[1]]:
-                bias = other
-        if bias is not None and add is not None:
-            linear = helper.make_node(
-                "Linear", [node.input[0], node.input[1], bias], list(add.output), domain=LINEAR_DOMAIN
-            )
-            replace[id(add)] = linear
-            drop.add(id(node))
-        else:
-            replace[id(node)] = helper.make_node(
-                "Linear", [node.input[0], node.input[1]], list(node.output), domain=LINEAR_DOMAIN
-            )
-        n += 1
+
+    def linear(node: Any, add: Any, bias: str | None) -> Any:
+        ins, outs = [node.input[0], node.input[1]], list(node.output)
+        if add is not None and bias is not None:
+            ins, outs = [*ins, bias], list(add.output)
+        return helper.make_node("Linear", ins, outs, name=node.name, domain=LINEAR_DOMAIN)
+
+    n = _replace_matmuls(m, linear)
     if n:
-        nodes = [replace.get(id(x), x) for x in m.graph.node if id(x) not in drop]
-        del m.graph.node[:]
-        m.graph.node.extend(nodes)
         m.opset_import.append(helper.make_opsetid(LINEAR_DOMAIN, 1))
     return m, n
 

@@ -13,6 +13,7 @@ import onnxruntime as ort
 import pytest
 import yaml
 from foreign_graphs import TinyNet, dynamo_export, foreign_graph, train_tiny
+from user_model_files import FAST_PROFILE, NO_BUDGETS
 
 from edgebench.cli.main import main
 
@@ -58,17 +59,8 @@ def study(model: dict, data: dict, candidates: list | None = None) -> dict:
             "settings": ["transfer", "whitebox"],
         },
         "blackbox": {"enabled": True, "samples": 3, "max_queries": 100},
-        "profile": {
-            "batches": [1, 8],
-            "modes": ["end_to_end"],
-            "iterations": 3,
-            "min_duration_s": 0.0,
-            "warmup_iters": 1,
-            "warmup_s": 0.0,
-            "threads": 1,
-            "profile_ops": False,
-        },
-        "budgets": {"max_p99_latency_ms": None, "max_accuracy_drop": None, "max_robustness_drop": None},
+        "profile": {**FAST_PROFILE, "batches": [1, 8], "iterations": 3},
+        "budgets": dict(NO_BUDGETS),
     }
 
 

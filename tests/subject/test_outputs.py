@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from user_model_files import FAST_PROFILE, NO_BUDGETS
 
 from edgebench.cli.main import main
 
@@ -64,17 +65,8 @@ def run(files: dict, model: dict, folder: Path, capsys: pytest.CaptureFixture) -
         },
         "candidates": ["base", {"name": "int8", "quantize": {"preset": "ort-cpu", "calib_samples": 32}}],
         "attacks": {"samples": 8, "whitebox_samples": 8, "suite": [{"name": "fgsm", "eps_255": [8]}]},
-        "profile": {
-            "batches": [1],
-            "modes": ["end_to_end"],
-            "iterations": 3,
-            "min_duration_s": 0.0,
-            "warmup_iters": 1,
-            "warmup_s": 0.0,
-            "threads": 1,
-            "profile_ops": False,
-        },
-        "budgets": {"max_p99_latency_ms": None, "max_accuracy_drop": None, "max_robustness_drop": None},
+        "profile": {**FAST_PROFILE, "iterations": 3},
+        "budgets": dict(NO_BUDGETS),
     }
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "s.yaml").write_text(yaml.safe_dump(study))

@@ -114,6 +114,20 @@ def make_user_files(folder: Path, digits: tuple[np.ndarray, np.ndarray]) -> User
     return UserFiles(folder, net_py, checkpoint, ts, onnx_path, paths["train"], paths["calib"], paths["eval"], acc)
 
 
+# a profile that measures little (the tests check what is measured and where, not how fast)
+FAST_PROFILE = {
+    "batches": [1],
+    "modes": ["end_to_end"],
+    "iterations": 5,
+    "min_duration_s": 0.0,
+    "warmup_iters": 1,
+    "warmup_s": 0.0,
+    "threads": 1,
+    "profile_ops": False,
+}
+NO_BUDGETS = {"max_p99_latency_ms": None, "max_accuracy_drop": None, "max_robustness_drop": None}
+
+
 def tiny_study(files: UserFiles, model: dict, candidates: list | None = None, **data: object) -> dict:
     """The smallest study that still runs every stage: few images, one attack, a short profile."""
     return {
@@ -129,15 +143,6 @@ def tiny_study(files: UserFiles, model: dict, candidates: list | None = None, **
         },
         "candidates": candidates or ["base", {"name": "int8", "quantize": {"preset": "ort-cpu", "calib_samples": 32}}],
         "attacks": {"samples": 16, "suite": [{"name": "fgsm", "eps_255": [8]}]},
-        "profile": {
-            "batches": [1],
-            "modes": ["end_to_end"],
-            "iterations": 5,
-            "min_duration_s": 0.0,
-            "warmup_iters": 1,
-            "warmup_s": 0.0,
-            "threads": 1,
-            "profile_ops": False,
-        },
-        "budgets": {"max_p99_latency_ms": None, "max_accuracy_drop": None, "max_robustness_drop": None},
+        "profile": dict(FAST_PROFILE),
+        "budgets": dict(NO_BUDGETS),
     }
