@@ -62,6 +62,78 @@ def register_converters() -> None:
         add_converter("Linear", 1, domain=LINEAR_DOMAIN)(linear)
     except ValueError:  # already registered
         pass
+    _register_newer_versions()
+
+
+# Operator versions after opset 17 that onnx2torch has no converter for, where the change is one
+# its converter of the previous version already computes: new element types (Shape, Reshape,
+# Cast, ...), Split-18's num_outputs (an equal split when no sizes are given, which the Split-13
+# converter does), ScatterND-18's max/min reductions (the older converter refuses them itself). A graph the onnx version converter cannot lower (no adapter for Split-18 or
+# ConstantOfShape-20) converts through these; the conversion check against ONNX Runtime at every
+# batch size catches an alias that computes something else, and the stages that need PyTorch are
+# then UNMEASURED with that reason.
+NEWER_SAME_AS_OLDER = {
+    "Shape": (19, 21, 23, 24, 25),
+    "Reshape": (19, 21, 23, 24, 25),
+    "Size": (19, 21, 23, 24, 25),
+    "Identity": (19, 21, 23, 24, 25),
+    "Cast": (19, 21, 23, 24, 25),
+    "CastLike": (19, 21, 23, 24, 25),
+    "Constant": (19, 21, 23, 24, 25),
+    "ConstantOfShape": (20, 21, 23, 24, 25),
+    "Squeeze": (21, 23, 24, 25),
+    "Unsqueeze": (21, 23, 24, 25),
+    "Flatten": (21, 23, 24, 25),
+    "Transpose": (21, 23, 24, 25),
+    "Split": (18,),
+    "ScatterND": (18,),
+    "Equal": (19,),
+    "Pad": (19, 21, 23, 24, 25),
+    "AveragePool": (19,),
+}
+
+
+def _register_newer_versions() -> None:
+    """Aliases for :data:`NEWER_SAME_AS_OLDER`, and ReduceMean-18 (axes as an input)."""
+    import torch
+    from onnx2torch.node_converters.registry import _CONVERTER_REGISTRY, OperationDescription, add_converter
+    from onnx2torch.utils.common import OnnxMapping, OperationConverterResult
+
+    for op, versions in NEWER_SAME_AS_OLDER.items():
+        known = sorted(d.version for d in _CONVERTER_REGISTRY if d.domain == "" and d.operation_type == op)
+        for v in versions:
+            older = [k for k in known if k < v]
+            if v in known or not older:
+                continue
+            add_converter(op, v)(
+                _CONVERTER_REGISTRY[OperationDescription(domain="", operation_type=op, version=older[-1])]
+            )
+            known.append(v)
+
+    class ReduceMean(torch.nn.Module):
+        def __init__(self, axes: tuple[int, ...] | None, keepdims: bool) -> None:
+            super().__init__()
+            self.axes, self.keepdims = axes, keepdims
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            dims = self.axes if self.axes is not None else tuple(range(x.ndim))
+            return torch.mean(x, dim=dims, keepdim=self.keepdims)
+
+    def reduce_mean_18(node: Any, graph: Any) -> Any:
+        names = node.input_values
+        axes = None
+        if len(names) > 1 and names[1]:
+            if names[1] not in graph.initializers:
+                raise NotImplementedError("ReduceMean-18: axes must be a constant")
+            axes = tuple(int(a) for a in graph.initializers[names[1]].to_numpy().reshape(-1).tolist())
+        attrs = node.attributes
+        if not axes and attrs.get("noop_with_empty_axes", 0):
+            raise NotImplementedError("ReduceMean-18 with noop_with_empty_axes")
+        module = ReduceMean(axes or None, bool(attrs.get("keepdims", 1)))
+        return OperationConverterResult(module, OnnxMapping(inputs=(names[0],), outputs=node.output_values))
+
+    if OperationDescription(domain="", operation_type="ReduceMean", version=18) not in _CONVERTER_REGISTRY:
+        add_converter("ReduceMean", 18)(reduce_mean_18)
 
 
 def onnx_to_torch(model: onnx.ModelProto, what: str) -> Converted:

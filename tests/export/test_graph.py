@@ -189,3 +189,34 @@ def test_matmul_with_constant_weights_becomes_a_linear_layer(x: np.ndarray) -> N
     assert len(linears) == 1 and tuple(linears[0].weight.shape) == (7, 3)
     with torch.no_grad():
         np.testing.assert_allclose(conv.module(torch.from_numpy(x)).numpy(), run(model, x), atol=1e-5)
+
+
+def test_opset_18_ops_the_version_converter_cannot_lower_still_convert(x: np.ndarray) -> None:
+    """torch's dynamo exporter writes Split-18 (num_outputs) and ReduceMean-18 (axes as an input);
+    onnx's version converter has no adapter down from Split-18, so the graph stays at opset 18 and
+    onnx2torch converts it through edgebench's converters for those versions (same outputs)."""
+    import torch
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgebench.export.to_torch import onnx_to_torch
+
+    axes = numpy_helper.from_array(np.array([2, 3], np.int64), "axes")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Split", ["input"], ["a", "b", "c"], axis=1, num_outputs=3),
+            helper.make_node("Add", ["a", "c"], ["ac"]),
+            helper.make_node("Mul", ["ac", "b"], ["abc"]),
+            helper.make_node("ReduceMean", ["abc", "axes"], ["mean"], keepdims=0),
+        ],
+        "split18",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 12, 10])],
+        [helper.make_tensor_value_info("mean", TensorProto.FLOAT, ["batch", 1])],
+        [axes],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    with pytest.raises(Exception, match="No Adapter From Version \\$18 for Split"):  # noqa: B017
+        onnx.version_converter.convert_version(model, 17)
+    conv = onnx_to_torch(model, "split18")
+    assert any("opset 18 kept" in e for e in conv.edits)
+    with torch.no_grad():
+        np.testing.assert_allclose(conv.module(torch.from_numpy(x)).numpy(), run(model, x), rtol=1e-5, atol=1e-6)
