@@ -94,7 +94,8 @@ NEWER_SAME_AS_OLDER = {
 
 
 def _register_newer_versions() -> None:
-    """Aliases for :data:`NEWER_SAME_AS_OLDER`, and ReduceMean-18 (axes as an input)."""
+    """Aliases for :data:`NEWER_SAME_AS_OLDER`, ReduceMean-18 (axes as an input), and
+    LayerNormalization sized from its scale."""
     import torch
     from onnx2torch.node_converters.registry import _CONVERTER_REGISTRY, OperationDescription, add_converter
     from onnx2torch.utils.common import OnnxMapping, OperationConverterResult
@@ -134,6 +135,33 @@ def _register_newer_versions() -> None:
 
     if OperationDescription(domain="", operation_type="ReduceMean", version=18) not in _CONVERTER_REGISTRY:
         add_converter("ReduceMean", 18)(reduce_mean_18)
+
+    # LayerNormalization-17 with constant scale/bias: onnx2torch sizes nn.LayerNorm from the input's
+    # inferred shape, which is 0 wherever a dimension is dynamic (Swin's window reshapes); the scale
+    # has the normalized shape itself. Anything else goes to onnx2torch's own converter.
+    desc = OperationDescription(domain="", operation_type="LayerNormalization", version=17)
+    original = _CONVERTER_REGISTRY.get(desc)
+    if original is not None and not getattr(original, "edgebench", False):
+
+        def layer_norm(node: Any, graph: Any) -> Any:
+            names = node.input_values
+            if not all(n in graph.initializers for n in names[1:] if n):
+                return original(node, graph)
+            scale = graph.initializers[names[1]].to_torch()
+            bias = graph.initializers[names[2]].to_torch() if len(names) > 2 and names[2] else None
+            axis = int(node.attributes.get("axis", -1))
+            if axis >= 0 or -axis != scale.ndim:
+                return original(node, graph)
+            eps = float(node.attributes.get("epsilon", 1e-5))
+            norm = torch.nn.LayerNorm(tuple(scale.shape), eps=eps, elementwise_affine=True, bias=bias is not None)
+            with torch.no_grad():
+                norm.weight.copy_(scale)
+                if bias is not None:
+                    norm.bias.copy_(bias)
+            return OperationConverterResult(norm, OnnxMapping(inputs=(names[0],), outputs=node.output_values))
+
+        layer_norm.edgebench = True  # type: ignore[attr-defined]
+        _CONVERTER_REGISTRY[desc] = layer_norm
 
 
 def onnx_to_torch(model: onnx.ModelProto, what: str) -> Converted:

@@ -220,3 +220,33 @@ def test_opset_18_ops_the_version_converter_cannot_lower_still_convert(x: np.nda
     assert any("opset 18 kept" in e for e in conv.edits)
     with torch.no_grad():
         np.testing.assert_allclose(conv.module(torch.from_numpy(x)).numpy(), run(model, x), rtol=1e-5, atol=1e-6)
+
+
+def test_layer_norm_after_a_dynamic_reshape_converts() -> None:
+    """Swin's LayerNorms follow window reshapes whose shapes are computed at run time: the layer is
+    sized from its scale, not from an inferred input shape that is unknown there."""
+    import torch
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgebench.export.to_torch import onnx_to_torch
+
+    rng = np.random.default_rng(0)
+    scale = numpy_helper.from_array(rng.normal(size=(8,)).astype(np.float32), "scale")
+    bias = numpy_helper.from_array(rng.normal(size=(8,)).astype(np.float32), "bias")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Shape", ["input"], ["shape"]),
+            helper.make_node("Reshape", ["input", "shape"], ["same"]),
+            helper.make_node("LayerNormalization", ["same", "scale", "bias"], ["y"], axis=-1, epsilon=1e-5),
+        ],
+        "ln",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", "tokens", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "tokens", 8])],
+        [scale, bias],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    xs = rng.normal(size=(3, 5, 8)).astype(np.float32)
+    conv = onnx_to_torch(model, "ln")
+    assert any(isinstance(m, torch.nn.LayerNorm) and m.normalized_shape == (8,) for m in conv.module.modules())
+    with torch.no_grad():
+        np.testing.assert_allclose(conv.module(torch.from_numpy(xs)).numpy(), run(model, xs), rtol=1e-4, atol=1e-5)
