@@ -4,9 +4,10 @@ absolute difference of the outputs; int8: top-1 agreement)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,21 +45,44 @@ def export_onnx(
     example = torch.rand(*input_shape, generator=torch.Generator().manual_seed(0))
     dynamic_axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None
     tmp = out.with_name(out.name + ".tmp")
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _onnx2torch_opset_shim(opset):
         warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            (example,),
-            str(tmp),
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes=dynamic_axes,
-            opset_version=opset,
-            dynamo=False,
-        )
+        try:
+            torch.onnx.export(
+                model,
+                (example,),
+                str(tmp),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes=dynamic_axes,
+                opset_version=opset,
+                dynamo=False,
+            )
+        except Exception as exc:  # noqa: BLE001 - the exporter refusing the module: one line, the candidate degrades
+            tmp.unlink(missing_ok=True)
+            raise EdgebenchError(
+                f"torch.onnx.export could not export {type(model).__name__}: {type(exc).__name__}: {first_line(exc, 160)}"
+            ) from None
     tmp.replace(out)
     log.info("exported %s (%d bytes)", out, out.stat().st_size)
     return out
+
+
+@contextlib.contextmanager
+def _onnx2torch_opset_shim(opset: int) -> Iterator[None]:
+    """onnx2torch's modules (a converted user graph, pruned or not) ask
+    ``torch.onnx.symbolic_helper._export_onnx_opset_version`` for the opset while they are exported;
+    torch no longer has that attribute. Provide it, set to the opset being exported, for the export."""
+    from torch.onnx import symbolic_helper
+
+    missing = not hasattr(symbolic_helper, "_export_onnx_opset_version")
+    if missing:
+        symbolic_helper._export_onnx_opset_version = opset  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        if missing:
+            del symbolic_helper._export_onnx_opset_version  # type: ignore[attr-defined]
 
 
 def check_onnx(path: str | Path) -> None:

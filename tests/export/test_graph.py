@@ -250,3 +250,29 @@ def test_layer_norm_after_a_dynamic_reshape_converts() -> None:
     assert any(isinstance(m, torch.nn.LayerNorm) and m.normalized_shape == (8,) for m in conv.module.modules())
     with torch.no_grad():
         np.testing.assert_allclose(conv.module(torch.from_numpy(xs)).numpy(), run(model, xs), rtol=1e-4, atol=1e-5)
+
+
+def test_a_converted_graph_with_shape_ops_exports_again(net: TinyNet, tmp_path: Path) -> None:
+    """A pruned candidate of an ONNX source is the converted module exported again; onnx2torch's
+    Shape module asks torch for an exporter attribute torch no longer has. Run in a fresh process
+    (no exporter state left by another test) and without ``symbolic_helper.GLOBALS``, as some torch
+    builds have it: the export works and computes what the graph does."""
+    import subprocess
+
+    path = foreign_graph(tmp_path / "f.onnx", net)
+    out = tmp_path / "again.onnx"
+    code = (
+        "import onnx, numpy as np, onnxruntime as ort, torch\n"
+        "from edgebench.export.to_torch import onnx_to_torch\n"
+        "from edgebench.export.onnx import export_onnx\n"
+        "import torch.onnx.symbolic_helper as sh\n"
+        "sh.__dict__.pop('GLOBALS', None)\n"
+        f"m = onnx_to_torch(onnx.load({str(path)!r}), 'f').module\n"
+        f"export_onnx(m, {str(out)!r}, (1, 3, 12, 10))\n"
+        "x = np.random.default_rng(0).random((2, 3, 12, 10), dtype=np.float32)\n"
+        f"a = ort.InferenceSession({str(out)!r}).run(None, {{'input': x}})[0]\n"
+        "print(float(np.abs(a - m(torch.from_numpy(x)).detach().numpy()).max()))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-800:]
+    assert float(proc.stdout.strip().splitlines()[-1]) < 1e-4
