@@ -85,7 +85,31 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(exc.format_message().split())
         sys.stderr.write(f"error: {message}{hint}\n")
         return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - a bug: one line for the user, the traceback kept in a file
+        return _internal_error(exc)
     return rc if isinstance(rc, int) else 0
+
+
+def _internal_error(exc: Exception) -> int:
+    """Not the user's mistake: one line naming it and where its traceback was written, exit 1
+    (what measurements finished are on disk already; a re-run resumes)."""
+    import traceback
+
+    from edgebench.errors import first_line
+    from edgebench.settings import cache_dir
+
+    where = cache_dir() / "last-error.txt"
+    try:
+        where.parent.mkdir(parents=True, exist_ok=True)
+        where.write_text("".join(traceback.format_exception(exc)))
+        kept = f"; traceback in {where}"
+    except OSError:
+        kept = ""
+    sys.stderr.write(
+        f"internal error: {type(exc).__name__}: {first_line(exc, 200)}{kept} (a bug in edgebench or a library it calls; "
+        "measurements finished so far are kept)\n"
+    )
+    return 1
 
 
 if __name__ == "__main__":

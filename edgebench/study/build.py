@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edgebench.compress.steps import GraphInputs, ModuleInputs, steps_of
-from edgebench.errors import EdgebenchError
+from edgebench.errors import EdgebenchError, first_line
 from edgebench.study.config import CandidateConfig
 from edgebench.study.context import Built, NeedsTorch, RunContext
 from edgebench.subject.zoo import Subject
@@ -55,12 +55,17 @@ def build(run: RunContext, cand: CandidateConfig, subject: Subject, stems: dict[
             return Built(cand, manifest)
     try:
         manifest = _build(run, cand, subject, stems)
-    except (NeedsTorch, EdgebenchError) as exc:
-        if isinstance(exc, EdgebenchError) and not steps_of(cand):
+    except Exception as exc:  # noqa: BLE001 - a candidate that cannot be built must not stop the others
+        if not isinstance(exc, NeedsTorch) and not steps_of(cand):
             raise  # no base, nothing to compare: the run stops with the reason
         # degrade: this candidate is UNMEASURED with the reason, every other one goes on
-        sep = " " if isinstance(exc, NeedsTorch) else ": "
-        reason = f"candidate '{cand.name}'{sep}{exc}"
+        if isinstance(exc, NeedsTorch):
+            reason = f"candidate '{cand.name}' {exc}"
+        elif isinstance(exc, EdgebenchError):
+            reason = f"candidate '{cand.name}': {exc}"
+        else:  # a library failing inside a step: its own words, and the traceback in the log
+            log.debug("building %s", cand.name, exc_info=True)
+            reason = f"candidate '{cand.name}': {type(exc).__name__}: {first_line(exc, 200)}"
         manifest = {"name": cand.name, "recipe": recipe, "recipe_resolved": recipe, "artifact": None, "skipped": reason}
         run.ui("status", {"text": f"{cand.name}: UNMEASURED: {reason}"})
     else:

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def edgebench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -93,3 +95,26 @@ def test_fail_on_exit_code_reaches_the_shell(tmp_path: Path) -> None:
     assert "NOT READY" in {v["status"] for v in verdicts(json.loads(fixture.read_text()))}
     assert edgebench("report", str(run), "--fail-on", "never").returncode == 0
     assert edgebench("report", str(run), "--fail-on", "not-ready").returncode == 1
+
+
+def test_a_bug_is_one_line_exit_1_with_the_traceback_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """An exception that is nobody's user error (a library failing) still reaches the user as one
+    line; the traceback goes to a file a bug report can carry."""
+    from edgebench.backends import registry
+    from edgebench.cli.main import main
+
+    def broken() -> list:
+        raise RuntimeError("the runtime probe blew up\nsecond line")
+
+    monkeypatch.setenv("EDGEBENCH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(registry, "availability", broken)
+    capsys.readouterr()
+    assert main(["backends"]) == 1
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("internal error: RuntimeError: the runtime probe blew up"), err
+    assert "Traceback" not in err
+    kept = (tmp_path / "last-error.txt").read_text()
+    assert "Traceback" in kept and "blew up" in kept

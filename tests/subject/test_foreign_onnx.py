@@ -170,3 +170,25 @@ def test_graph_onnx2torch_cannot_convert_degrades(net: TinyNet, data: dict, tmp_
     assert res["subject"]["base_accuracy_by"].startswith("onnxruntime")
     report = (tmp_path / "out" / "report.md").read_text()
     assert "Needs PyTorch, UNMEASURED" in report and "Not built: pruned-30" in report
+
+
+def test_a_step_failing_inside_a_library_degrades_that_candidate(
+    net: TinyNet, data: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compression step that raises something that is not a user error (a library's bug) makes
+    that candidate UNMEASURED with the library's words; base and the other candidates go on."""
+    import dataclasses
+
+    from edgebench.compress import steps
+
+    def broken(*_a: object) -> None:
+        raise RuntimeError("quantizer exploded")
+
+    monkeypatch.setitem(steps.STEPS, "quantize", dataclasses.replace(steps.STEPS["quantize"], apply_graph=broken))
+    path = foreign_graph(tmp_path / "vendor.onnx", net)
+    rc, res = run(study({"onnx": str(path)}, data, ["base", {"name": "int8", "quantize": QUANT}]), tmp_path)
+    assert rc == 0
+    c = cands(res)
+    assert c["int8"]["artifact"] is None and "RuntimeError: quantizer exploded" in c["int8"]["skipped"]
+    assert c["int8"]["devices"]["local"]["verdict"]["status"] == "UNMEASURED"
+    assert c["base"]["devices"]["local"]["clean_accuracy"] is not None
