@@ -34,8 +34,9 @@ def export_onnx(
 ) -> Path:
     """Export *model* (eval mode, CPU) with one input ``input`` and one output ``logits``.
 
-    Uses the TorchScript exporter (``dynamo=False``): it handles every model edgebench
-    produces (pruned ones included) and gives plain opset-17 graphs ORT quantizes well.
+    Uses the TorchScript exporter (``dynamo=False``): it handles most models (pruned ones
+    included) and gives plain opset-17 graphs ORT quantizes well; a module it refuses is exported
+    by torch's default (dynamo) exporter at opset 18+ instead.
     """
     import torch
 
@@ -58,14 +59,43 @@ def export_onnx(
                 opset_version=opset,
                 dynamo=False,
             )
-        except Exception as exc:  # noqa: BLE001 - the exporter refusing the module: one line, the candidate degrades
+        except Exception as exc:  # noqa: BLE001 - the legacy exporter refusing the module: try torch's default one
             tmp.unlink(missing_ok=True)
-            raise EdgebenchError(
-                f"torch.onnx.export could not export {type(model).__name__}: {type(exc).__name__}: {first_line(exc, 160)}"
-            ) from None
+            legacy = f"{type(exc).__name__}: {first_line(exc, 160)}"
+            _export_dynamo(model, example, tmp, dynamic_batch, legacy)
     tmp.replace(out)
     log.info("exported %s (%d bytes)", out, out.stat().st_size)
     return out
+
+
+def _export_dynamo(model: torch.nn.Module, example: torch.Tensor, tmp: Path, dynamic_batch: bool, legacy: str) -> None:
+    """torch's default (dynamo) exporter, opset 18+, for a module the TorchScript exporter refuses
+    (e.g. adaptive pooling to a size that does not divide the input); one line naming both
+    exporters' reasons when it refuses too."""
+    import io
+
+    import torch
+
+    shapes = ({0: torch.export.Dim("batch", min=1, max=4096)},) if dynamic_batch else None
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # its progress lines are not ours to print
+            torch.onnx.export(
+                model,
+                (example,),
+                str(tmp),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes=shapes,
+                dynamo=True,
+                verbose=False,
+            )
+    except Exception as exc:  # noqa: BLE001 - both exporters refuse: one line, the candidate degrades
+        tmp.unlink(missing_ok=True)
+        raise EdgebenchError(
+            f"torch.onnx.export could not export {type(model).__name__}: the TorchScript exporter: {legacy}; "
+            f"the dynamo exporter: {type(exc).__name__}: {first_line(exc, 160)}"
+        ) from None
+    log.info("exported %s with the dynamo exporter (the TorchScript exporter refused it: %s)", tmp.name, legacy)
 
 
 @contextlib.contextmanager

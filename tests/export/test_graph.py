@@ -276,3 +276,27 @@ def test_a_converted_graph_with_shape_ops_exports_again(net: TinyNet, tmp_path: 
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-800:]
     assert float(proc.stdout.strip().splitlines()[-1]) < 1e-4
+
+
+def test_a_module_the_torchscript_exporter_refuses_is_exported_by_dynamo(tmp_path: Path) -> None:
+    """Adaptive pooling to a size that does not divide the input (AlexNet at 64x64): the
+    TorchScript exporter refuses it, torch's dynamo exporter writes it (opset 18+, same outputs)."""
+    import torch
+
+    from edgebench.export.onnx import export_onnx
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1),
+        torch.nn.AdaptiveAvgPool2d((3, 3)),
+        torch.nn.Flatten(),
+        torch.nn.Linear(36, 10),
+    ).eval()
+    with pytest.raises(Exception, match="not factor of input size"):  # noqa: B017
+        torch.onnx.export(module, (torch.rand(1, 1, 8, 8),), str(tmp_path / "legacy.onnx"), dynamo=False)
+    out = export_onnx(module, tmp_path / "m.onnx", (1, 1, 8, 8))
+    model = onnx.load(str(out))
+    assert g.opset_of(model) >= 18
+    xs = np.random.default_rng(0).random((5, 1, 8, 8), dtype=np.float32)  # a batch other than the example's
+    with torch.no_grad():
+        np.testing.assert_allclose(run(model, xs), module(torch.from_numpy(xs)).numpy(), atol=1e-5)
