@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgebench.errors import EdgebenchError, first_line
+from edgebench.measure.onnx_stats import dims, real_inputs
 
 if TYPE_CHECKING:
     import onnx
@@ -47,20 +48,6 @@ def copy(model: onnx.ModelProto) -> onnx.ModelProto:
 def opset_of(model: onnx.ModelProto) -> int | None:
     """The default-domain opset the graph is written in."""
     return next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-
-
-def real_inputs(model: onnx.ModelProto) -> list[Any]:
-    """The graph inputs that are not initializers (old opsets list weights as inputs too)."""
-    inits = {i.name for i in model.graph.initializer}
-    return [vi for vi in model.graph.input if vi.name not in inits]
-
-
-def dims(value_info: Any) -> list[int | str]:
-    """Declared dimensions: ints where fixed, the symbol (or '?') where dynamic."""
-    out: list[int | str] = []
-    for d in value_info.type.tensor_type.shape.dim:
-        out.append(int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else (d.dim_param or "?"))
-    return out
 
 
 def _constant_value(node: Any) -> np.ndarray | None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgebench.errors import EdgebenchError, expect, first_line
+from edgebench.export.onnx import torch_logits
 
 if TYPE_CHECKING:
     import onnx
@@ -188,19 +189,6 @@ def logit_diff(got: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
     return float(np.max(np.abs(got - ref))), RTOL * max(1.0, float(np.max(np.abs(ref))))
 
 
-def torch_outputs(module: torch.nn.Module, x: np.ndarray, batch: int) -> np.ndarray:
-    """The module's outputs on *x* in batches of *batch*."""
-    import torch
-
-    with torch.inference_mode():
-        return np.concatenate(
-            [
-                module(torch.from_numpy(np.ascontiguousarray(x[i : i + batch]))).float().numpy()
-                for i in range(0, len(x), batch)
-            ]
-        )
-
-
 def check_conversion(
     module: torch.nn.Module,
     reference: Callable[[np.ndarray], np.ndarray],
@@ -215,13 +203,13 @@ def check_conversion(
     compared as log-probabilities. Returns the check's record."""
     ref = reference(x)
     if log_softmax:
-        ref = np.log(np.clip(ref, 1e-30, None))
+        ref = as_log_probabilities(ref)
     worst, tol = 0.0, 0.0
     checked = []
     for b in sorted({max(1, min(int(b), len(x))) for b in batches}):
         n = len(x) if b > 1 else min(len(x), 8)
         try:
-            got = torch_outputs(module, x[:n], b)
+            got = torch_logits(module, x[:n], b)
         except Exception as exc:  # noqa: BLE001 - the converted module rejecting a batch size
             raise EdgebenchError(
                 f"{what}: the converted module fails at batch {b}: {type(exc).__name__}: {first_line(exc, 160)}"
@@ -259,6 +247,12 @@ def is_probabilities(out: np.ndarray) -> bool:
     )
 
 
+def as_log_probabilities(p: np.ndarray) -> np.ndarray:
+    """Probabilities as log-probabilities (a probability of exactly 0 as log 1e-30): how a
+    probability model's outputs are compared with, and attacked through, its converted module."""
+    return np.log(np.clip(p, 1e-30, None))
+
+
 def log_probabilities(module: torch.nn.Module) -> torch.nn.Module:
     """*module* (which returns probabilities) returning their logarithm: what attacks, Taylor and
     GAP gradients and fine-tuning treat as logits (cross-entropy of log-probabilities is the
@@ -280,11 +274,11 @@ def log_probabilities(module: torch.nn.Module) -> torch.nn.Module:
 __all__ = [
     "RTOL",
     "Converted",
+    "as_log_probabilities",
     "check_conversion",
     "is_probabilities",
     "log_probabilities",
     "logit_diff",
     "onnx_to_torch",
     "register_converters",
-    "torch_outputs",
 ]

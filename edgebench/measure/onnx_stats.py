@@ -52,15 +52,18 @@ class OnnxStats:
         }
 
 
-def _dims(value_info: Any) -> tuple[Any, ...]:
-    shape = value_info.type.tensor_type.shape
-    out: list[Any] = []
-    for d in shape.dim:
-        if d.HasField("dim_value") and d.dim_value > 0:
-            out.append(int(d.dim_value))
-        else:
-            out.append(d.dim_param or "?")
-    return tuple(out)
+def dims(value_info: Any) -> list[int | str]:
+    """Declared dimensions: ints where fixed, the symbol (or '?') where dynamic."""
+    out: list[int | str] = []
+    for d in value_info.type.tensor_type.shape.dim:
+        out.append(int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else (d.dim_param or "?"))
+    return out
+
+
+def real_inputs(model: Any) -> list[Any]:
+    """The graph inputs that are not initializers (old opsets list weights as inputs too)."""
+    inits = {i.name for i in model.graph.initializer}
+    return [vi for vi in model.graph.input if vi.name not in inits]
 
 
 def load_onnx(path: str | Path) -> Any:
@@ -81,14 +84,11 @@ def graph_inputs(model: Any) -> list[tuple[str, tuple[Any, ...], str]]:
     """The real inputs of a graph (initializers excluded): name, declared shape, numpy dtype."""
     from onnx import helper
 
-    inits = {i.name for i in model.graph.initializer}
     out = []
-    for vi in model.graph.input:
-        if vi.name in inits:
-            continue
+    for vi in real_inputs(model):
         elem = vi.type.tensor_type.elem_type
         dtype = str(helper.tensor_dtype_to_np_dtype(elem)) if elem else "float32"
-        out.append((vi.name, _dims(vi), dtype))
+        out.append((vi.name, tuple(dims(vi)), dtype))
     return out
 
 
@@ -152,15 +152,15 @@ def onnx_stats(path: str | Path, item_shape: Sequence[int] | None = None) -> Onn
         fixed.CopyFrom(model)
         for vi in fixed.graph.input:
             if vi.name == name:
-                dims = vi.type.tensor_type.shape.dim
+                declared_dims = vi.type.tensor_type.shape.dim
                 for k, size in enumerate((1,) + item):
-                    dims[k].Clear()
-                    dims[k].dim_value = size
+                    declared_dims[k].Clear()
+                    declared_dims[k].dim_value = size
         del fixed.graph.value_info[:]
         try:
             inferred = onnx.shape_inference.infer_shapes(fixed, data_prop=True)
             shapes = {
-                vi.name: _dims(vi)
+                vi.name: tuple(dims(vi))
                 for vi in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input)
             }
             shapes.update(init_shapes)

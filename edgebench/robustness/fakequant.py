@@ -252,7 +252,9 @@ def agreement(surrogate: Surrogate, path: str | Path, x: np.ndarray) -> dict[str
     a = torch_logits(surrogate.module, x).astype(np.float64)
     b = ort_logits(path, x).astype(np.float64)
     if surrogate.log_outputs:  # probabilities from the engine, log-probabilities from the surrogate
-        b = np.log(np.clip(b, 1e-30, None))
+        from edgebench.export.to_torch import as_log_probabilities
+
+        b = as_log_probabilities(b)
     return {
         "kind": surrogate.kind,
         "qdq_points": surrogate.qdq_points,

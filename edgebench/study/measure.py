@@ -15,6 +15,7 @@ import numpy as np
 
 from edgebench.agent.protocol import InputSet, PredictJob, ProfileJob, SessionJob
 from edgebench.backends.options import BackendOptions, TimingBudget
+from edgebench.export.to_torch import as_log_probabilities
 from edgebench.study.attack import craft_whitebox
 from edgebench.study.context import AttackSetRef, Built, Measured, RunContext
 from edgebench.study.engines import PREDICT_BATCH, apply_engine, clear_skips, record_skips, skip_reason
@@ -178,7 +179,7 @@ def _replay(run: RunContext, device: Any, b: Built, attack_sets: list[AttackSetR
     with np.load(logits_path, allow_pickle=False) as d:
         clean_logits = d["clean"]
     if _returns_probabilities(b):  # base logits are log-probabilities for such a model
-        clean_logits = np.log(np.clip(clean_logits, 1e-30, None))
+        clean_logits = as_log_probabilities(clean_logits)
     result["fidelity"] = fidelity(run.arrays("base_logits")["logits"], clean_logits)
     result["artifact_sha256"] = b.manifest["artifact"]["sha256"]
     run.store.save(name, device.name, "replay", result)
@@ -240,7 +241,7 @@ def _blackbox_one(run: RunContext, device: Any, b: Built, kind: str, spec: Any, 
         if _returns_probabilities(b):  # score-based attacks take log-probabilities
 
             def query(xs: np.ndarray, _q: Any = session.query) -> np.ndarray:
-                return np.log(np.clip(_q(xs), 1e-30, None))
+                return as_log_probabilities(_q(xs))
 
         res = run_blackbox(
             query,

@@ -43,13 +43,14 @@ class Subject:
     def logits(self, x: np.ndarray) -> np.ndarray:
         """The base model's scores on *x*: PyTorch's when there is a module, else ONNX Runtime's
         (log-probabilities for a model that returns probabilities, as the module gives)."""
-        if self.model is not None:
-            from edgebench.export.to_torch import torch_outputs
+        from edgebench.export.onnx import torch_logits
+        from edgebench.export.to_torch import as_log_probabilities
 
-            return torch_outputs(self.model, x, 256)
+        if self.model is not None:
+            return torch_logits(self.model, x)
         assert self.reference is not None
         out = self.reference(x)
-        return np.log(np.clip(out, 1e-30, None)) if self.output_kind == "probabilities" else out
+        return as_log_probabilities(out) if self.output_kind == "probabilities" else out
 
 
 def load_subject(

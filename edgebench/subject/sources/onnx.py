@@ -51,14 +51,12 @@ def _save_cached(model: onnx.ModelProto) -> Path:
     import hashlib
 
     from edgebench.settings import cache_dir
+    from edgebench.util.io import atomic_write_bytes
 
     blob = model.SerializeToString()
     path = cache_dir() / "onnx-sources" / f"{hashlib.sha256(blob).hexdigest()[:24]}.onnx"
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(blob)
-        tmp.replace(path)
+        atomic_write_bytes(path, blob)
     return path
 
 
