@@ -67,6 +67,7 @@ def build(run: RunContext, cand: CandidateConfig, subject: Subject, stems: dict[
             log.debug("building %s", cand.name, exc_info=True)
             reason = f"candidate '{cand.name}': {type(exc).__name__}: {first_line(exc, 200)}"
         manifest = {"name": cand.name, "recipe": recipe, "recipe_resolved": recipe, "artifact": None, "skipped": reason}
+        manifest["needs_torch"] = isinstance(exc, NeedsTorch)  # resume: retried once there is a PyTorch model
         run.ui("status", {"text": f"{cand.name}: UNMEASURED: {reason}"})
     else:
         from edgebench import __version__
@@ -87,8 +88,7 @@ def _retry(run: RunContext, manifest: dict) -> bool:
     """A candidate that could not be built is tried again on the next run (the model may
     convert now, or edgebench may cut it now), except one skipped for want of a PyTorch
     model while there still is none."""
-    skipped = str(manifest.get("skipped") or "")
-    return bool(skipped) and (run.torch_ok or "needs the model in PyTorch" not in skipped)
+    return bool(manifest.get("skipped")) and (run.torch_ok or not manifest.get("needs_torch"))
 
 
 def _chain(run: RunContext, cand: CandidateConfig) -> list:
