@@ -95,7 +95,19 @@ class Energy(_Model):
     rail: str | None = Field(description="the input rail read (VDD_IN, POM_5V_IN), never a sum")
     window_s: Number | None = Field(None, description="length of the timed window")
     items: int | None = Field(None, description="items processed in the window")
+    windows: int | None = Field(None, description="interleaved rounds: how many timed windows were pooled")
     reason: str | None = Field(None, description="why a number is null")
+
+
+class Speedup(_Model):
+    """Speed-up of a candidate over base timed in the same interleaved pass (``measure/speedup.py``):
+    > 1 is faster. Rounds are paired: each round's base median over the candidate's."""
+
+    ratio: Number = Field(description="geometric mean over rounds of base p50 / candidate p50")
+    ci95: Interval = Field(description="95 % t interval on the per-round log ratios; null ends from one round")
+    rounds: int = Field(description="paired rounds")
+    round_ratios: list[Number] = Field(description="each round's base p50 / candidate p50")
+    method: str = Field(description="how the ratio and its interval are computed")
 
 
 class BatchRun(_Model):
@@ -108,6 +120,34 @@ class BatchRun(_Model):
         None, description="on a device clock (TensorRT: CUDA events on the engine's stream)"
     )
     energy: Energy | None = Field(None, description="energy over this run's timed window")
+    round_p50_ms: list[Number] | None = Field(None, description="interleaved: the median of each round, in order")
+    speedup: Speedup | None = Field(None, description="interleaved: over base's run of the same batch and mode")
+
+
+class Drift(_Model):
+    """Whether the device changed state during a timing pass: base's last rounds vs its first."""
+
+    first_p50_ms: Number = Field(description="base's median over its first rounds")
+    last_p50_ms: Number = Field(description="base's median over its last rounds")
+    change: Number = Field(description="last / first - 1")
+    drifted: bool = Field(description="|change| above the limit")
+    limit: Number = Field(description="the limit on |change|")
+    loadavg_first: Number | None = Field(None, description="1-minute load average after the first round")
+    loadavg_last: Number | None = Field(None, description="after the last round")
+    batch: int = Field(description="base's run the check read: its batch")
+    mode: str = Field(description="and mode")
+
+
+class TimingPass(_Model):
+    """The interleaved timing pass that measured this candidate's latency (``profile.interleave``)."""
+
+    rounds: int = Field(description="rotating rounds (A B C, B C A, ...)")
+    models: list[str] = Field(description="the candidates timed together, base first")
+    sessions: str | None = Field(description="shared: all open in one agent; alternating: one at a time")
+    segment_budget: dict[str, Any] | None = Field(description="each model's share of the timing budget per round")
+    round_meta: list[dict[str, Any]] | None = Field(description="per round: order, time span, load average")
+    drift: Drift | None = Field(description="the drift check on base")
+    finished: Number | None = Field(None, description="epoch seconds at the end of the pass")
 
 
 class ColdStart(_Model):
@@ -295,6 +335,8 @@ class DeviceEntry(_Model):
     load_time_s: Number | None = Field(None, description="artifact load time")
     cold_start: ColdStart | None = Field(None, description="the first inferences after load")
     energy: Energy | None = Field(None, description="batch 1 end-to-end energy")
+    speedup: Speedup | None = Field(None, description="batch 1 end-to-end speed-up over base (interleaved timing)")
+    timing_pass: TimingPass | None = Field(None, description="the interleaved pass its latency comes from")
     environment: dict[str, Any] | None = Field(None, description="the agent's environment and runtime")
     clean_accuracy: Number | None = Field(description="accuracy of the deployed artifact on the device")
     clean_accuracy_ci95: Interval | None = Field(None, description="95 % Wilson interval")

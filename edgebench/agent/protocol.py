@@ -12,7 +12,8 @@ checking the version, the kind, every required field and every type; a malformed
                 "max_iterations": 100000},
      "telemetry": "auto", "result": "result.json"}
 
-Jobs: :class:`ProfileJob` (latency, memory, energy), :class:`PredictJob` (every
+Jobs: :class:`ProfileJob` (latency, memory, energy), :class:`RoundsJob` (the latency of several
+models timed in interleaved rounds), :class:`PredictJob` (every
 :class:`InputSet` through the artifact, predictions and logits back), :class:`EnvJob` (the
 backends available there). A query session (``--serve``) opens with a :class:`SessionJob` line
 and then answers :class:`Query` lines. Options are
@@ -243,14 +244,76 @@ class ProfileJob(Job):
     telemetry_interval_s: float | None = None  # None: the sampler's own
     idle_s: float = IDLE_S
     cold_start_iters: int = COLD_START_ITERS
+    # False: load, memory, cold start and operator profile only, each batch and mode run once for
+    # its memory; latency and energy then come from a :class:`RoundsJob` over every candidate
+    timed: bool = True
     result: str | None = None
 
     def __post_init__(self) -> None:
-        bad = [m for m in self.modes if m not in MODES]
-        if bad or not self.modes:
-            raise EdgebenchError(f"profile job: modes expected some of {list(MODES)}, found {list(self.modes)}")
-        if not self.batches or any(b < 1 for b in self.batches):
-            raise EdgebenchError(f"profile job: batches expected positive sizes, found {list(self.batches)}")
+        _check_batches_modes("profile", self.batches, self.modes)
+
+
+def _check_batches_modes(kind: str, batches: tuple[int, ...], modes: tuple[str, ...]) -> None:
+    bad = [m for m in modes if m not in MODES]
+    if bad or not modes:
+        raise EdgebenchError(f"{kind} job: modes expected some of {list(MODES)}, found {list(modes)}")
+    if not batches or any(b < 1 for b in batches):
+        raise EdgebenchError(f"{kind} job: batches expected positive sizes, found {list(batches)}")
+
+
+@dataclass(frozen=True)
+class RoundsEntry:
+    """One model of a :class:`RoundsJob`: its name, artifact (``path``), engine and batch sizes."""
+
+    name: str
+    path: str
+    backend: str = "onnxruntime"
+    options: BackendOptions = field(default_factory=BackendOptions)
+    batches: tuple[int, ...] = (1,)
+
+
+SESSIONS = ("auto", "shared", "alternating")
+
+
+@dataclass(frozen=True)
+class RoundsJob(Job):
+    """Latency of several models timed in interleaved rounds on the same real *inputs*.
+
+    Round r times every entry (each batch and mode) in the order rotated by r (A B C, B C A, ...),
+    each segment with its own warm-up and ``1/rounds`` of *budget*'s iterations and duration, so
+    every model meets the same drift of load, clocks and temperature. ``sessions``: ``shared``
+    keeps every model open in this one process, ``alternating`` opens each for its segment only
+    (when the models do not fit in memory together), ``auto`` picks by free memory."""
+
+    kind: ClassVar[str] = "profile_rounds"
+    INPUTS: ClassVar[tuple[str, ...]] = ("entries", "inputs")
+
+    entries: tuple[RoundsEntry, ...]
+    inputs: str
+    input_key: str = "x"
+    modes: tuple[str, ...] = MODES
+    budget: TimingBudget = field(default_factory=TimingBudget)
+    rounds: int = 6
+    sessions: str = "auto"
+    telemetry: str = "auto"
+    telemetry_interval_s: float | None = None
+    idle_s: float = IDLE_S
+    result: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.entries:
+            raise EdgebenchError("profile_rounds job: expected at least one entry, found none")
+        names = [e.name for e in self.entries]
+        if len(set(names)) != len(names):
+            raise EdgebenchError(f"profile_rounds job: expected distinct entry names, found {names}")
+        for e in self.entries:
+            _check_batches_modes("profile_rounds", e.batches, self.modes)
+        if self.rounds < 1:
+            raise EdgebenchError(f"profile_rounds job: rounds expected >= 1, found {self.rounds}")
+        if self.sessions not in SESSIONS:
+            raise EdgebenchError(
+                f"profile_rounds job: sessions expected one of {list(SESSIONS)}, found {self.sessions!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -311,7 +374,7 @@ class Query(Message):
     shape: tuple[int, ...]
 
 
-JOBS: dict[str, type[Job]] = {cls.kind: cls for cls in (ProfileJob, PredictJob, EnvJob)}
+JOBS: dict[str, type[Job]] = {cls.kind: cls for cls in (ProfileJob, RoundsJob, PredictJob, EnvJob)}
 
 
 def parse_job(data: Any) -> Job:

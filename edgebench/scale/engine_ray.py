@@ -152,6 +152,16 @@ class DeviceWorker:
             self._dev = open_device(get_device(self.device))
         return measure_on(self._dev, cfg, run_dir, cand, manifest, attack_sets)
 
+    def time_rounds(self, cfg: StudyConfig, run_dir: str, items: list[tuple[CandidateConfig, dict]]) -> list[str]:
+        """The interleaved timing pass over every candidate on this device, after their other
+        measurements (see :func:`edgebench.study.measure.time_rounds`)."""
+        if self._dev is None:
+            from edgebench.devices.inventory import get_device
+            from edgebench.devices.registry import open_device
+
+            self._dev = open_device(get_device(self.device))
+        return Pipeline(cfg, Path(run_dir)).time_rounds(self._dev, [Built(c, m) for c, m in items])
+
     def close(self) -> None:
         if self._dev is not None:
             self._dev.close()
@@ -226,16 +236,22 @@ class RayEngine:
 
     def measure(self, pipe: Pipeline, devices: list, built: list[Built], attack_sets: list[AttackSetRef]) -> None:
         pipe.craft_whitebox(built)  # on the driver, before any candidate is measured
-        refs = self._measure_refs(pipe, devices, [(b.config, b.manifest) for b in built], attack_sets)
-        self._run_measurements(pipe, devices, refs)
+        items = [(b.config, b.manifest) for b in built]
+        refs = self._measure_refs(pipe, devices, items, attack_sets)
+        self._run_measurements(pipe, devices, refs, items)
 
-    def _run_measurements(self, pipe: Pipeline, devices: list, refs: list) -> None:
+    def _run_measurements(
+        self, pipe: Pipeline, devices: list, refs: list, items: list[tuple[CandidateConfig, dict]]
+    ) -> None:
         pipe.ui(
             "task", {"id": "measure", "text": f"measure on {', '.join(d.name for d in devices)}", "total": len(refs)}
         )
         t0 = time.time()
         try:
             self.measured += self._get(refs, pipe, "measure")
+            if pipe.config.profile.interleave:  # every candidate timed together, per device
+                cfg = self.ray.put(pipe.config)
+                self._get([w.time_rounds.remote(cfg, str(pipe.run_dir), items) for w in self._workers], pipe)
         finally:
             self._release_workers()
         pipe.ui("done", {"id": "measure"})
@@ -271,7 +287,7 @@ class RayEngine:
             pipe.craft_whitebox(built)
             refs = self._measure_refs(pipe, devices, [(b.config, b.manifest) for b in built], sets)
         pipe.write_results()
-        self._run_measurements(pipe, devices, refs)
+        self._run_measurements(pipe, devices, refs, list(zip(cands, manifests)))
         return pipe.write_results(final=True)
 
     def close(self) -> None:

@@ -59,6 +59,8 @@ def _profile_entry(profile: dict, manifest: dict, device_profile: dict) -> dict:
         "load_time_s": profile.get("load_time_s"),
         "cold_start": profile.get("cold_start"),
         "energy": next((r.get("energy") for r in e2e if r.get("batch") == 1), None),  # batch 1, end-to-end
+        "speedup": next((r.get("speedup") for r in e2e if r.get("batch") == 1), None),
+        "timing_pass": profile.get("interleaved"),
         "environment": env,
     }
 

@@ -256,6 +256,11 @@ class ProfileConfig(Section):
     profile_ops: bool = True
     telemetry: str = "auto"
     max_parallel_devices: int = 4
+    # every candidate of a device timed in rotating rounds (A B C, B C A, ...) in one agent
+    # session, so all see the same drift; speed-ups over base get paired-round intervals
+    interleave: bool = True
+    rounds: Annotated[int, Field(ge=2)] = 6
+    sessions: Literal["auto", "shared", "alternating"] = "auto"  # auto: shared when they fit in memory
 
     def budget(self) -> dict:
         return {

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from edgebench.agent.protocol import InputSet, PredictJob, ProfileJob, SessionJob
+from edgebench.agent.protocol import InputSet, PredictJob, ProfileJob, RoundsEntry, RoundsJob, SessionJob
 from edgebench.backends.options import BackendOptions, TimingBudget
 from edgebench.export.to_torch import as_log_probabilities
 from edgebench.study.attack import craft_whitebox
@@ -40,6 +40,7 @@ def measure_devices(run: RunContext, devices: list, built: list[Built], attack_s
             with open_device(spec) as device:
                 for b in built:
                     measure_candidate(run, device, spec, b, attack_sets)
+                time_rounds(run, device, built)
         except BaseException as exc:  # noqa: BLE001 - collected and re-raised below
             errors.append(exc)
         finally:
@@ -137,12 +138,18 @@ def _skip(run: RunContext, device: Any, b: Built, reason: str) -> None:
         run.ui("advance", {"id": "measure"})
 
 
+SOLO_KIND = "profile-solo"  # interleaved profiles: load, memory, cold start, operators (no timing)
+
+
 def _profile(run: RunContext, device: Any, b: Built) -> None:
+    """Profile *b*; with ``profile.interleave`` only what needs a fresh process of its own (load,
+    memory, cold start, operator profile): latency comes from :func:`time_rounds`."""
     name = b.config.name
-    if run.store.has(name, device.name, "profile"):
+    p = run.config.profile
+    kind = SOLO_KIND if p.interleave else "profile"
+    if run.store.has(name, device.name, "profile") or run.store.has(name, device.name, kind):
         run.ui("advance", {"id": "measure"})
         return
-    p = run.config.profile
     common = _job_common(run, b)
     job = ProfileJob(
         artifact=common.artifact,
@@ -153,12 +160,110 @@ def _profile(run: RunContext, device: Any, b: Built) -> None:
         modes=tuple(p.modes),
         budget=TimingBudget(**p.budget()),
         telemetry=p.telemetry,
+        timed=not p.interleave,
     )
-    run.ui("status", {"text": f"{device.name}: profiling {name}"})
+    what = "memory and cold start of" if p.interleave else "profiling"
+    run.ui("status", {"text": f"{device.name}: {what} {name}"})
     result = device.run_job(job)
     result["artifact_sha256"] = b.manifest["artifact"]["sha256"]
-    run.store.save(name, device.name, "profile", result)
+    run.store.save(name, device.name, kind, result)
     run.ui("advance", {"id": "measure"})
+
+
+def time_rounds(run: RunContext, device: Any, built: list[Built]) -> list[str]:
+    """The interleaved timing pass on one device: every candidate whose profile is not on disk
+    yet, with base as the reference, timed in ``profile.rounds`` rotating rounds in one agent
+    job (:class:`~edgebench.agent.protocol.RoundsJob`); each profile is then its solo record
+    (memory, cold start) plus its pooled latency, per-round medians, its speed-up over base from
+    the paired rounds and the pass's drift check. Returns the candidates written."""
+    p = run.config.profile
+    if not p.interleave:
+        return []
+    ready = [b for b in built if not (b.manifest.get("skipped") or skip_reason(b.config, device.spec))]
+    todo = [b for b in ready if not run.store.has(b.name, device.name, "profile")]
+    if not todo:
+        return []
+    base = next((b for b in ready if b.is_base), None)
+    timed = ([base] if base is not None and base not in todo else []) + todo
+    entries = []
+    for b in timed:
+        common = _job_common(run, b)
+        entries.append(RoundsEntry(b.name, common.artifact, common.backend, common.options, _job_batches(b, p.batches)))
+    job = RoundsJob(
+        entries=tuple(entries),
+        inputs=str(run.store.data_path("eval")),
+        modes=tuple(p.modes),
+        budget=TimingBudget(**p.budget()),
+        rounds=p.rounds,
+        sessions=p.sessions,
+        telemetry=p.telemetry,
+    )
+    run.ui(
+        "status",
+        {"text": f"{device.name}: timing {', '.join(b.name for b in timed)} in {p.rounds} interleaved rounds"},
+    )
+    result = device.run_job(job)
+    models = result["models"]
+    base_runs = models[base.name]["runs"] if base is not None else []
+    pass_info = {
+        "rounds": p.rounds,
+        "models": [b.name for b in timed],
+        "sessions": result.get("sessions"),
+        "segment_budget": result.get("segment_budget"),
+        "round_meta": result.get("rounds"),
+        "drift": _pass_drift(base_runs, result.get("rounds") or []),
+        "finished": time.time(),
+    }
+    written = []
+    for b in todo:
+        solo = run.store.load(b.name, device.name, SOLO_KIND) or {}
+        record = {k: v for k, v in solo.items() if k not in ("runs", "window_s")}
+        record["runs"] = [
+            dict(r, speedup=_speedup(r, base_runs) if base is not None and not b.is_base else None)
+            for r in models[b.name]["runs"]
+        ]
+        record["telemetry"] = result.get("telemetry")
+        record["interleaved"] = pass_info
+        record["environment"] = result.get("environment")
+        record["runtime"] = models[b.name].get("runtime") or solo.get("runtime")
+        record["artifact_sha256"] = b.manifest["artifact"]["sha256"]
+        run.store.save(b.name, device.name, "profile", record)
+        written.append(b.name)
+    if pass_info["drift"] and pass_info["drift"]["drifted"]:
+        d = pass_info["drift"]
+        run.ui(
+            "status",
+            {
+                "text": f"{device.name}: warning: the device changed state during the timing pass (base "
+                f"{d['first_p50_ms']:.3g} ms in its first rounds, {d['last_p50_ms']:.3g} ms in its last: "
+                f"{d['change']:+.0%}); speed-ups are paired by round, absolute latencies drifted"
+            },
+        )
+    return written
+
+
+def _speedup(run: dict, base_runs: list[dict]) -> dict | None:
+    """*run*'s speed-up over base's run of the same batch and mode, paired by round."""
+    from edgebench.measure.speedup import paired_speedup
+
+    ref = next((r for r in base_runs if r.get("batch") == run.get("batch") and r.get("mode") == run.get("mode")), None)
+    if ref is None or "round_p50_ms" not in ref or "round_p50_ms" not in run:
+        return None
+    return paired_speedup(ref["round_p50_ms"], run["round_p50_ms"])
+
+
+def _pass_drift(base_runs: list[dict], rounds: list[dict]) -> dict | None:
+    """The drift check on base's first timed run (its smallest batch, end-to-end first)."""
+    from edgebench.measure.speedup import drift
+
+    runs = sorted((r for r in base_runs if "round_p50_ms" in r), key=lambda r: (r["batch"], r["mode"] != "end_to_end"))
+    if not runs:
+        return None
+    return dict(
+        drift(runs[0]["round_p50_ms"], [r.get("loadavg_1m") for r in rounds]),
+        batch=runs[0]["batch"],
+        mode=runs[0]["mode"],
+    )
 
 
 def _replay(run: RunContext, device: Any, b: Built, attack_sets: list[AttackSetRef]) -> None:
@@ -284,4 +389,4 @@ def _returns_probabilities(b: Built) -> bool:
     return (b.manifest.get("artifact") or {}).get("output") == "probabilities"
 
 
-__all__ = ["measure_candidate", "measure_devices", "measurement_kinds"]
+__all__ = ["measure_candidate", "measure_devices", "measurement_kinds", "time_rounds"]

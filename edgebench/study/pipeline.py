@@ -26,7 +26,7 @@ from edgebench.study.attack import craft_transfer, craft_whitebox
 from edgebench.study.build import build, build_all
 from edgebench.study.config import CandidateConfig, StudyConfig
 from edgebench.study.context import AttackSetRef, Built, Measured, NeedsTorch, RunContext, UiFn, log_only
-from edgebench.study.measure import measure_candidate, measure_devices
+from edgebench.study.measure import measure_candidate, measure_devices, time_rounds
 from edgebench.study.subject_stage import prepare_subject
 from edgebench.subject.zoo import Subject
 
@@ -94,6 +94,11 @@ class Pipeline(RunContext):
     def measure_one(self, device: Any, b: Built, attack_sets: list[AttackSetRef]) -> Measured:
         """Every measurement of one candidate on one open device; what was measured now."""
         return measure_candidate(self, device, device.spec, b, attack_sets)
+
+    def time_rounds(self, device: Any, built: list[Built]) -> list[str]:
+        """The interleaved timing pass of *built* on one open device (after :meth:`measure_one`
+        of each); the candidates whose profile it completed."""
+        return time_rounds(self, device, built)
 
     def compress_stage(self) -> list[Built]:
         """``edgebench compress``: candidates built, exported and checked; nothing measured."""

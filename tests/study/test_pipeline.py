@@ -50,6 +50,7 @@ STUDY = {
         "warmup_iters": 2,
         "warmup_s": 0.0,
         "threads": 1,
+        "rounds": 3,
     },
     "budgets": {
         "max_p99_latency_ms": 1000.0,
@@ -143,6 +144,35 @@ def test_reports_are_rendered(run_dir: Path) -> None:
     assert 'data-key="sanity.status"' in html and 'data-key="whitebox.accuracy"' in html
 
 
+def test_latency_comes_from_interleaved_rounds(run_dir: Path) -> None:
+    """Every candidate timed in one pass of rotating rounds; speed-ups over base with intervals."""
+    results = json.loads((run_dir / "results.json").read_text())
+    names = [c["name"] for c in results["candidates"]]
+    rounds = STUDY["profile"]["rounds"]
+    for cand in results["candidates"]:
+        entry = cand["devices"]["local"]
+        tp = entry["timing_pass"]
+        assert tp["models"] == names and tp["rounds"] == rounds and tp["sessions"] == "shared"
+        orders = [m["order"] for m in tp["round_meta"]]
+        assert orders[0] == names and orders[1] == names[1:] + names[:1]
+        for run in entry["batch_sweep"]:
+            assert len(run["round_p50_ms"]) == rounds
+            assert run["latency_ms"]["samples"] >= rounds * 2  # pooled over the rounds
+        solo = json.loads((run_dir / "measurements" / cand["name"] / "local" / "profile-solo.json").read_text())
+        assert solo["runs"] == [] and solo["memory_mb"]["peak_rss"] > 0 and solo["cold_start"]
+        assert entry["memory_mb"] == solo["memory_mb"]  # memory from its own process, not the shared one
+        if cand["name"] == "base":
+            assert entry["speedup"] is None
+            continue
+        sp = entry["speedup"]
+        lo, hi = sp["ci95"]
+        assert lo <= sp["ratio"] <= hi and len(sp["round_ratios"]) == rounds
+        base_rounds = next(c for c in results["candidates"] if c["name"] == "base")["devices"]["local"]
+        run1 = next(r for r in base_rounds["batch_sweep"] if r["batch"] == 1 and r["mode"] == "end_to_end")
+        mine = next(r for r in entry["batch_sweep"] if r["batch"] == 1 and r["mode"] == "end_to_end")
+        assert sp["round_ratios"] == pytest.approx([b / c for b, c in zip(run1["round_p50_ms"], mine["round_p50_ms"])])
+
+
 def test_rerun_resumes_without_measuring_again(run_dir: Path) -> None:
     files = sorted((run_dir / "measurements").rglob("*.json")) + sorted((run_dir / "artifacts").glob("*"))
     files += sorted((run_dir / "attacks").glob("*.npz"))
@@ -160,6 +190,10 @@ def test_a_lost_measurement_is_measured_again_and_nothing_else(run_dir: Path) ->
     Pipeline(load_study(Path(run_dir).parent / "study.yaml"), run_dir).run()
     assert target.is_file()
     assert {f: os.stat(f).st_mtime_ns for f in others} == before
+    # re-timed in a pass of its own with base as the reference (base's own profile untouched)
+    again = json.loads(target.read_text())
+    assert again["interleaved"]["models"] == ["base", "int8"]
+    assert all(r["speedup"]["rounds"] == STUDY["profile"]["rounds"] for r in again["runs"])
 
 
 def test_standalone_replay_matches_the_run(run_dir: Path) -> None:

@@ -144,3 +144,36 @@ class PowerTrace:
         if self.idle_window is not None:
             idle_mw, _, idle_reason = window_power(samples, *self.idle_window, self.interval_s)
         return window_energy(samples, window[0], window[1], items, rail, self.interval_s, idle_mw, idle_reason)
+
+    def energy_over(self, windows: Sequence[tuple[tuple[float, float] | None, int]]) -> dict:
+        """One record for a model timed in several windows (interleaved rounds): the power
+        samples inside any of its windows pooled, times the windows' total length, over the
+        items they processed; short windows that hold no sample of their own still count."""
+        rail, samples, reason = self._trace()
+        if reason is not None or rail is None:
+            return unavailable(reason or "no input rail", rail, self.interval_s)
+        spans = [w for w, _ in windows if w is not None]
+        if not spans or len(spans) != len(windows):
+            return unavailable("a timed window was not recorded", rail, self.interval_s)
+        inside = [s.mw for s in samples if any(t0 <= s.t <= t1 for t0, t1 in spans)]
+        length = sum(t1 - t0 for t0, t1 in spans)
+        items = sum(n for _, n in windows)
+        out = unavailable("", rail, self.interval_s)
+        out.update(samples=len(inside), idle_power_mw=None, window_s=length, items=items, windows=len(spans))
+        if len(inside) < MIN_SAMPLES or items <= 0:
+            out["reason"] = f"{len(inside)} power sample(s) in the timed windows, expected at least {MIN_SAMPLES}"
+            return out
+        mean = sum(inside) / len(inside)
+        out["power_mean_mw"] = mean
+        out["gross_mj_per_item"] = mean * length / items
+        idle_mw: float | None = None
+        idle_reason: str | None = "not measured"
+        if self.idle_window is not None:
+            idle_mw, _, idle_reason = window_power(samples, *self.idle_window, self.interval_s)
+        out["idle_power_mw"] = idle_mw
+        if idle_mw is not None:
+            out["net_mj_per_item"] = (mean - idle_mw) * length / items
+            del out["reason"]
+        else:
+            out["reason"] = f"net energy unavailable: idle baseline {idle_reason or 'not measured'}"
+        return out
