@@ -76,4 +76,29 @@ def drift(round_p50: Sequence[float], loadavg: Sequence[float | None] = ()) -> d
     }
 
 
-__all__ = ["DRIFT_LIMIT", "METHOD", "drift", "paired_speedup", "t975"]
+def with_speedups(runs: list[dict], base_runs: list[dict] | None) -> list[dict]:
+    """*runs* (a timing pass's runs of one model) each with ``speedup`` over base's run of the
+    same batch and mode in the same pass; None where base has no such run (or *base_runs* is
+    None: the model is base, or there is none)."""
+    out = []
+    for run in runs:
+        ref = next(
+            (r for r in base_runs or () if r.get("batch") == run.get("batch") and r.get("mode") == run.get("mode")),
+            None,
+        )
+        ok = ref is not None and "round_p50_ms" in ref and "round_p50_ms" in run
+        out.append(dict(run, speedup=paired_speedup(ref["round_p50_ms"], run["round_p50_ms"]) if ok else None))  # type: ignore[index]
+    return out
+
+
+def pass_drift(base_runs: list[dict], rounds: list[dict]) -> dict | None:
+    """The drift check of a pass on base's first timed run (smallest batch, end-to-end first),
+    with each round's load average beside it."""
+    runs = sorted((r for r in base_runs if "round_p50_ms" in r), key=lambda r: (r["batch"], r["mode"] != "end_to_end"))
+    if not runs:
+        return None
+    loads = [r.get("loadavg_1m") for r in rounds]
+    return dict(drift(runs[0]["round_p50_ms"], loads), batch=runs[0]["batch"], mode=runs[0]["mode"])
+
+
+__all__ = ["DRIFT_LIMIT", "METHOD", "drift", "paired_speedup", "pass_drift", "t975", "with_speedups"]

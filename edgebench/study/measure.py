@@ -16,6 +16,7 @@ import numpy as np
 from edgebench.agent.protocol import InputSet, PredictJob, ProfileJob, RoundsEntry, RoundsJob, SessionJob
 from edgebench.backends.options import BackendOptions, TimingBudget
 from edgebench.export.to_torch import as_log_probabilities
+from edgebench.measure.speedup import pass_drift, with_speedups
 from edgebench.study.attack import craft_whitebox
 from edgebench.study.context import AttackSetRef, Built, Measured, RunContext
 from edgebench.study.engines import PREDICT_BATCH, apply_engine, clear_skips, record_skips, skip_reason
@@ -211,17 +212,14 @@ def time_rounds(run: RunContext, device: Any, built: list[Built]) -> list[str]:
         "sessions": result.get("sessions"),
         "segment_budget": result.get("segment_budget"),
         "round_meta": result.get("rounds"),
-        "drift": _pass_drift(base_runs, result.get("rounds") or []),
+        "drift": pass_drift(base_runs, result.get("rounds") or []),
         "finished": time.time(),
     }
     written = []
     for b in todo:
         solo = run.store.load(b.name, device.name, SOLO_KIND) or {}
         record = {k: v for k, v in solo.items() if k not in ("runs", "window_s")}
-        record["runs"] = [
-            dict(r, speedup=_speedup(r, base_runs) if base is not None and not b.is_base else None)
-            for r in models[b.name]["runs"]
-        ]
+        record["runs"] = with_speedups(models[b.name]["runs"], None if base is None or b.is_base else base_runs)
         record["telemetry"] = result.get("telemetry")
         record["interleaved"] = pass_info
         record["environment"] = result.get("environment")
@@ -240,30 +238,6 @@ def time_rounds(run: RunContext, device: Any, built: list[Built]) -> list[str]:
             },
         )
     return written
-
-
-def _speedup(run: dict, base_runs: list[dict]) -> dict | None:
-    """*run*'s speed-up over base's run of the same batch and mode, paired by round."""
-    from edgebench.measure.speedup import paired_speedup
-
-    ref = next((r for r in base_runs if r.get("batch") == run.get("batch") and r.get("mode") == run.get("mode")), None)
-    if ref is None or "round_p50_ms" not in ref or "round_p50_ms" not in run:
-        return None
-    return paired_speedup(ref["round_p50_ms"], run["round_p50_ms"])
-
-
-def _pass_drift(base_runs: list[dict], rounds: list[dict]) -> dict | None:
-    """The drift check on base's first timed run (its smallest batch, end-to-end first)."""
-    from edgebench.measure.speedup import drift
-
-    runs = sorted((r for r in base_runs if "round_p50_ms" in r), key=lambda r: (r["batch"], r["mode"] != "end_to_end"))
-    if not runs:
-        return None
-    return dict(
-        drift(runs[0]["round_p50_ms"], [r.get("loadavg_1m") for r in rounds]),
-        batch=runs[0]["batch"],
-        mode=runs[0]["mode"],
-    )
 
 
 def _replay(run: RunContext, device: Any, b: Built, attack_sets: list[AttackSetRef]) -> None:

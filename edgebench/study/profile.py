@@ -9,6 +9,7 @@ engines) is declared by the backend itself (``Backend.capabilities``); the CLI o
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 from collections.abc import Callable
@@ -193,39 +194,47 @@ def model_precision(op_types: tuple[str, ...] | list[str] | None, requested: str
     return "int8" if op_types and _QUANT_OPS & set(op_types) else "fp32"
 
 
-def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = None) -> dict:
-    """Run one profile as ``edgebench profile`` does; returns the result dict it prints as JSON."""
-    import numpy as np
+@dataclass
+class _Prepared:
+    """One model made ready to profile: the file the backend opens, its stats and the job's parts."""
 
-    from edgebench.agent.jobs import load_array
+    resolved: Any
+    item: tuple[int, ...]
+    batches: list[int]
+    stats: dict[str, Any]
+    op_types: list[str] | None
+    precision: str
+    options: BackendOptions
+    weight_bytes: Any
+    activation_bytes: Any
+    input_name: str
+
+
+def _prepare(req: ProfileRequest, data: Any) -> _Prepared:
+    """Resolve *req*'s model and everything its jobs need, checking its input against *data*."""
     from edgebench.backends.registry import backend_class
-    from edgebench.devices.inventory import get_device
-    from edgebench.devices.registry import open_device
-    from edgebench.measure.roofline import bytes_per_batch, roofline
     from edgebench.subject.external import resolve_model
 
-    req.validate()
-    spec = get_device(req.device)  # unknown device: fail before any export
     resolved = resolve_model(req.model, req.backend, req.input_shape)
-    data = load_array(req.data) if req.data else None
-    if data is not None and (data.ndim < 2 or data.shape[0] < 1):
-        raise EdgebenchError(
-            f"--data {req.data}: expected an array x of shape (N, ...) with N >= 1, found {data.shape}"
-        )
     input_name = "input"
     stats: dict[str, Any] = {}
     weight_bytes = activation_bytes = None
     op_types: list[str] | None = None
-    declared = resolved.declared_shape
     if resolved.artifact_format == "onnx":
-        from edgebench.measure.onnx_stats import graph_inputs, load_onnx, onnx_stats
+        from edgebench.measure.onnx_stats import graph_inputs, load_onnx
 
         input_name = graph_inputs(load_onnx(resolved.artifact))[0][0]
     item = item_shape_for(
-        declared, req, tuple(data.shape) if data is not None else None, resolved.default_shape, input_name
+        resolved.declared_shape,
+        req,
+        tuple(data.shape) if data is not None else None,
+        resolved.default_shape,
+        input_name,
     )
     batches = req.effective_batches()
     if resolved.artifact_format == "onnx":
+        from edgebench.measure.onnx_stats import onnx_stats
+
         st = onnx_stats(resolved.artifact, item)
         stats = {
             "params": st.params,
@@ -251,50 +260,65 @@ def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = No
         input_shape=(1, *item) if caps.takes("input_shape") else None,
         batches=tuple(batches) if caps.needs_batches else BackendOptions.batches,
     )
-    budget = TimingBudget(
+    return _Prepared(
+        resolved, item, batches, stats, op_types, precision, options, weight_bytes, activation_bytes, input_name
+    )
+
+
+def _budget(req: ProfileRequest) -> TimingBudget:
+    return TimingBudget(
         warmup_iters=req.warmup,
         warmup_s=0.2 if req.warmup else 0.0,
         iterations=req.iterations,
         min_duration_s=req.min_duration_s,
         max_iterations=max(100_000, req.iterations),
     )
-    with tempfile.TemporaryDirectory(prefix="edgebench-profile-") as tmp:
-        if req.data:
-            inputs = str(Path(req.data).resolve())
-            input_source = f"{req.data} (array x, {data.shape[0]} items)"  # type: ignore[union-attr]
-        else:
-            x = random_inputs(item, batches)
-            inputs = str(Path(tmp) / "inputs.npz")
-            np.savez(inputs, x=x)
-            input_source = f"random uniform [0,1) float32, seed {RANDOM_SEED}, {x.shape[0]} items"
-        job = ProfileJob(
-            artifact=str(resolved.artifact),
-            inputs=inputs,
-            backend=req.backend,
-            options=options,
-            batches=tuple(batches),
-            modes=tuple(req.modes),
-            budget=budget,
+
+
+def _load_data(req: ProfileRequest) -> Any:
+    from edgebench.agent.jobs import load_array
+
+    data = load_array(req.data) if req.data else None
+    if data is not None and (data.ndim < 2 or data.shape[0] < 1):
+        raise EdgebenchError(
+            f"--data {req.data}: expected an array x of shape (N, ...) with N >= 1, found {data.shape}"
         )
-        with open_device(spec) as device:
-            result = device.run_job(job, on_progress)
+    return data
+
+
+def _inputs(req: ProfileRequest, data: Any, item: tuple[int, ...], batches: list[int], tmp: str) -> tuple[str, str]:
+    """The .npz the jobs read and how it was made."""
+    import numpy as np
+
+    if req.data:
+        return str(Path(req.data).resolve()), f"{req.data} (array x, {data.shape[0]} items)"
+    x = random_inputs(item, batches)
+    path = str(Path(tmp) / "inputs.npz")
+    np.savez(path, x=x)
+    return path, f"random uniform [0,1) float32, seed {RANDOM_SEED}, {x.shape[0]} items"
+
+
+def _output(req: ProfileRequest, prep: _Prepared, spec: Any, result: dict, budget: TimingBudget, source: str) -> dict:
+    """The result dict ``edgebench profile`` prints for one model, from its job's *result*."""
     from edgebench.devices.describe import device_profile
+    from edgebench.measure.roofline import bytes_per_batch, roofline
 
     dev_profile = device_profile(spec)  # a local device measures its own peak (cached per machine)
-    bpb = {b: bytes_per_batch(weight_bytes, activation_bytes, b) for b in batches}
+    bpb = {b: bytes_per_batch(prep.weight_bytes, prep.activation_bytes, b) for b in prep.batches}
     runs = []
     for run in result.get("runs", []):
         run = dict(run)
         if "latency_ms" in run:
             run["roofline"] = roofline(
-                stats.get("macs"),
+                prep.stats.get("macs"),
                 run["latency_ms"]["p50"],
                 run["batch"],
-                precision,
+                prep.precision,
                 dev_profile,
                 bpb.get(run["batch"]),
             )
         runs.append(run)
+    resolved = prep.resolved
     notes = list(resolved.notes)
     if resolved.random_weights:
         notes.insert(0, f"weights are {resolved.weights}")
@@ -307,17 +331,17 @@ def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = No
         notes.append(f"device '{spec.name}' has no profile.peak_gops: roofline shares are unmeasured")
     environment = dict(result.get("environment") or {})
     environment["runtime"] = result.get("runtime")
-    out = {
+    return {
         "schema": SCHEMA,
-        "model": {**resolved.to_dict(), **stats, "op_types": op_types},
+        "model": {**resolved.to_dict(), **prep.stats, "op_types": prep.op_types},
         "device": spec.name,
         "device_profile": dev_profile or None,
         "backend": req.backend,
-        "precision": precision,
+        "precision": prep.precision,
         "input": {
-            "name": (result.get("input") or {}).get("name", input_name),
-            "item_shape": list(item),
-            "source": input_source,
+            "name": (result.get("input") or {}).get("name", prep.input_name),
+            "item_shape": list(prep.item),
+            "source": source,
         },
         "request": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(req).items()},
         "budget": asdict(budget),
@@ -330,4 +354,116 @@ def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = No
         "environment": environment,
         "notes": notes,
     }
-    return out
+
+
+def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = None) -> dict:
+    """Run one profile as ``edgebench profile`` does; returns the result dict it prints as JSON."""
+    from edgebench.devices.inventory import get_device
+    from edgebench.devices.registry import open_device
+
+    req.validate()
+    spec = get_device(req.device)  # unknown device: fail before any export
+    data = _load_data(req)
+    prep = _prepare(req, data)
+    budget = _budget(req)
+    with tempfile.TemporaryDirectory(prefix="edgebench-profile-") as tmp:
+        inputs, source = _inputs(req, data, prep.item, prep.batches, tmp)
+        job = ProfileJob(
+            artifact=str(prep.resolved.artifact),
+            inputs=inputs,
+            backend=req.backend,
+            options=prep.options,
+            batches=tuple(prep.batches),
+            modes=tuple(req.modes),
+            budget=budget,
+        )
+        with open_device(spec) as device:
+            result = device.run_job(job, on_progress)
+    return _output(req, prep, spec, result, budget, source)
+
+
+MANY_SCHEMA = "edgebench.profile-many/1"
+
+
+def profile_many(
+    req: ProfileRequest, models: list[str], rounds: int = 6, on_progress: Callable[[dict], None] | None = None
+) -> dict:
+    """Profile several models on one device as a study does: each model's own process measures
+    its load, memory and cold start, then all are timed in *rounds* interleaved rounds in one
+    agent session, so they meet the same drift; every run carries its speed-up over the first
+    model (the reference) with a 95 % interval from the paired rounds."""
+    from edgebench.agent.protocol import RoundsEntry, RoundsJob
+    from edgebench.devices.inventory import get_device
+    from edgebench.devices.registry import open_device
+    from edgebench.measure.speedup import pass_drift, with_speedups
+
+    if len(models) < 2:
+        raise EdgebenchError(f"profile: expected two or more models to time together, found {len(models)}")
+    if rounds < 2:
+        raise EdgebenchError(f"--rounds: expected 2 or more, found {rounds}")
+    reqs = [dataclasses.replace(req, model=m) for m in models]
+    for r in reqs:
+        r.validate()
+    spec = get_device(req.device)
+    data = _load_data(req)
+    preps = [_prepare(r, data) for r in reqs]
+    shapes = {tuple(p.item) for p in preps}
+    if len(shapes) > 1:
+        found = ", ".join(f"{m}: {p.item}" for m, p in zip(models, preps))
+        raise EdgebenchError(f"profile: expected models with one input shape to time on the same inputs, found {found}")
+    names = _model_names(models)
+    budget = _budget(req)
+    with tempfile.TemporaryDirectory(prefix="edgebench-profile-") as tmp:
+        inputs, source = _inputs(req, data, preps[0].item, preps[0].batches, tmp)
+        with open_device(spec) as device:
+            solos = []
+            for prep in preps:
+                job = ProfileJob(
+                    artifact=str(prep.resolved.artifact),
+                    inputs=inputs,
+                    backend=req.backend,
+                    options=prep.options,
+                    batches=tuple(prep.batches),
+                    modes=tuple(req.modes),
+                    budget=budget,
+                    timed=False,
+                )
+                solos.append(device.run_job(job, on_progress))
+            entries = tuple(
+                RoundsEntry(
+                    n,
+                    str(p.resolved.artifact),
+                    req.backend,
+                    dataclasses.replace(p.options, profile_ops=False),
+                    tuple(p.batches),
+                )
+                for n, p in zip(names, preps)
+            )
+            rounds_job = RoundsJob(entries=entries, inputs=inputs, modes=tuple(req.modes), budget=budget, rounds=rounds)
+            timed = device.run_job(rounds_job, on_progress)
+    ref_runs = timed["models"][names[0]]["runs"]
+    outs = []
+    for k, (name, r, prep, solo) in enumerate(zip(names, reqs, preps, solos)):
+        merged = dict(solo, runs=with_speedups(timed["models"][name]["runs"], ref_runs if k else None))
+        merged["telemetry"] = timed.get("telemetry")
+        outs.append(dict(_output(r, prep, spec, merged, budget, source), name=name))
+    return {
+        "schema": MANY_SCHEMA,
+        "device": spec.name,
+        "reference": names[0],
+        "models": outs,
+        "timing_pass": {
+            "rounds": rounds,
+            "models": names,
+            "sessions": timed.get("sessions"),
+            "segment_budget": timed.get("segment_budget"),
+            "round_meta": timed.get("rounds"),
+            "drift": pass_drift(ref_runs, timed.get("rounds") or []),
+        },
+    }
+
+
+def _model_names(models: list[str]) -> list[str]:
+    """Short distinct names for the models: file stems, with their position where stems repeat."""
+    stems = [Path(m).stem if not m.startswith("torchvision:") else m.split(":", 1)[1] for m in models]
+    return [s if stems.count(s) == 1 else f"{s}#{i + 1}" for i, s in enumerate(stems)]
