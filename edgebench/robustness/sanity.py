@@ -46,6 +46,7 @@ CHECKS: dict[str, tuple[str, str]] = {
     ),
 }
 
+UNBOUNDED_ID = "pgd-linf-255"  # the white-box sanity set: PGD L-inf at eps = 255/255
 UNBOUNDED_NOTE = (
     "pgd-linf-255 is a sanity check, not a threat model: PGD L-inf at eps = 255/255 may set every pixel "
     f"to anything, so a working gradient attack leaves ~0 accuracy (passes at <= {UNBOUNDED_MAX_ACCURACY:.0%}); "
@@ -230,4 +231,4 @@ def sanity_checks(
     return out
 
 
-__all__ = ["CHECKS", "MASKING", "UNBOUNDED_NOTE", "sanity_checks", "warning_label"]
+__all__ = ["CHECKS", "MASKING", "UNBOUNDED_ID", "UNBOUNDED_NOTE", "sanity_checks", "warning_label"]

@@ -28,6 +28,7 @@ import numpy as np
 
 from edgebench.agent.protocol import InputSet
 from edgebench.errors import EdgebenchError
+from edgebench.robustness.sanity import UNBOUNDED_ID
 from edgebench.study.store import RunStore, safe_name
 from edgebench.util.io import read_json, sha256_file
 
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SETTINGS = ("transfer", "whitebox")
-UNBOUNDED_ID = "pgd-linf-255"
 REPLAY_KIND = "replay-whitebox"
 
 
