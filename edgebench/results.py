@@ -229,6 +229,9 @@ class RobustnessRow(_Model):
     )
     agreement: Number | None = Field(None, description="transfer rows: share predicted as the base predicted")
     count: int = Field(description="adversarial examples")
+    clean_accuracy: Number | None = Field(
+        None, description="this artifact's accuracy on the clean versions of exactly this row's images"
+    )
     transfer_accuracy: Number | None = Field(
         None, description="white-box rows: the transfer row's accuracy, same images"
     )

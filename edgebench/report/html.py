@@ -168,14 +168,14 @@ def table_html(table: Table, css_class: str | None = None) -> Safe:
     return Safe(tag("h3", table.title) + body + (note or ""))
 
 
-def _figure(title: str, svg: str | None, wide: bool = False) -> Safe:
+def _figure(title: str, svg: str | None, wide: bool = False, key: str | None = None) -> Safe:
     if svg is None:
         content = tag("p", "unmeasured: nothing to plot", class_="empty")
     else:
         if not svg.lstrip().startswith("<svg"):
             raise ValueError("plot is not an inline <svg> element")
         content = Safe(svg)  # produced by matplotlib, which escapes its text (see plots.py)
-    return tag("figure", tag("figcaption", title), content, class_="wide" if wide else None)
+    return tag("figure", tag("figcaption", title), content, class_="wide" if wide else None, data_plot=key)
 
 
 def _anchor(text: str) -> str:
@@ -190,7 +190,7 @@ def section_html(section: Section, results: Results, with_plots: bool) -> Safe:
         from edgebench.report.plots import device_plots
 
         figs = [
-            _figure(title, svg, wide=key in ("pareto", "robustness"))
+            _figure(title, svg, wide=key in ("pareto", "robustness"), key=key)
             for key, title, svg in device_plots(results, section.device)
         ]
         parts.append(tag("div", figs, class_="plots"))

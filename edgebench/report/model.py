@@ -336,6 +336,8 @@ def robustness_table(results: Results, device: str) -> Table:
                     _c(fmt.UNMEASURED, status="unmeasured", key="attack"),
                     _c(""),
                     _c(""),
+                    _metric(None, fmt.count, "robustness.count"),
+                    _metric(None, fmt.pct, "robustness.clean_accuracy"),
                     _metric(None, fmt.pct, "robustness.accuracy"),
                     _c(fmt.UNMEASURED, key="robustness.accuracy_ci95"),
                     _metric(None, fmt.pct, "robustness.transfer_success_rate"),
@@ -350,6 +352,8 @@ def robustness_table(results: Results, device: str) -> Table:
                     _c(fmt.text(row.attack), row.id, "attack"),
                     _c(fmt.text(row.norm), row.norm, "norm"),
                     _c(fmt.eps(row.norm, row.eps), row.eps, "eps"),
+                    _metric(row.count, fmt.count, "robustness.count"),
+                    _metric(row.clean_accuracy, fmt.pct, "robustness.clean_accuracy"),
                     _metric(row.accuracy, fmt.pct, "robustness.accuracy"),
                     _c(fmt.ci(row.accuracy_ci95), row.accuracy_ci95, "robustness.accuracy_ci95"),
                     _metric(row.transfer_success_rate, fmt.pct, "robustness.transfer_success_rate"),
@@ -359,11 +363,24 @@ def robustness_table(results: Results, device: str) -> Table:
     return Table(
         f"robustness-{device}",
         "Robustness to adversarial inputs crafted on the base",
-        ("Candidate", "Attack", "Norm", "eps", "Accuracy", "95% CI", "Transfer success", "Agreement with base"),
+        (
+            "Candidate",
+            "Attack",
+            "Norm",
+            "eps",
+            "Images",
+            "Clean accuracy, same images",
+            "Accuracy",
+            "95% CI",
+            "Transfer success",
+            "Agreement with base",
+        ),
         tuple(rows),
         "Adversarial sets are crafted white-box on the base model and replayed through each deployed "
-        "artifact. Transfer success: of the examples that fooled the base and that the candidate got "
-        "right when clean, the share that also fool the candidate.",
+        "artifact. Images: how many were attacked; read each accuracy against the clean accuracy on those "
+        "same images, not against the clean accuracy on every evaluation image. Transfer success: of the "
+        "examples that fooled the base and that the candidate got right when clean, the share that also fool "
+        "the candidate.",
     )
 
 

@@ -38,8 +38,52 @@ def label(name: Any, limit: int = 40) -> str:
     return " " + text if text.startswith("_") else text
 
 
+# One marker shape per candidate, beside its colour: two candidates with the same numbers draw
+# on the same spot, and a different shape (and size, the later one smaller and on top) keeps
+# both visible instead of one hiding the other.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
+LINESTYLES = ("-", "--", "-.", ":")
+OUTSIDE = 0.08  # share of the data's span left free on each side of an axis scaled to the data
+
+
 def color(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
+
+
+def marker(index: int) -> str:
+    return MARKERS[index % len(MARKERS)]
+
+
+def marker_size(index: int) -> float:
+    """Scatter area (pt^2): later candidates smaller, so one drawn on another leaves a rim."""
+    return 110.0 - 14.0 * (index % 5)
+
+
+def data_range(values: list[float]) -> tuple[float, float]:
+    """An axis range around *values* with a margin; a single value gets +-10 % of itself."""
+    lo, hi = min(values), max(values)
+    pad = (hi - lo) * OUTSIDE if hi > lo else (abs(hi) * 0.1 or 1.0)
+    return lo - pad, hi + pad
+
+
+def budget_line(ax, budget: float | None, lo: float, hi: float, text: str, unit: str, legend: bool = False) -> bool:
+    """The budget as a dotted vertical line when it lies inside ``[lo, hi]`` (the data's range);
+    else a note saying where it is (a legend entry with *legend*, else a line of text above the
+    plot), so it never stretches the axis away from the data. Returns whether the line was drawn."""
+    if budget is None:
+        return False
+    style = {"color": "#dc2626", "linestyle": ":", "linewidth": 1.2}
+    if lo <= budget <= hi:
+        ax.axvline(budget, label=text, gid=f"eb-budget-{next(_counter)}", **style)
+        return True
+    note = f"{text} {budget:g} {unit}, " + ("beyond the axis →" if budget > hi else "← before the axis")
+    if legend:
+        ax.plot([], [], label=note, **style)  # a legend entry only: nothing drawn in the plot
+    else:
+        ax.annotate(
+            note, xy=(1.0, 1.01), xycoords="axes fraction", ha="right", va="bottom", fontsize=8, color="#dc2626"
+        )
+    return False
 
 
 def _num(v: Any) -> float | None:
@@ -139,6 +183,9 @@ def pareto_svg(results: Results, device: str) -> str | None:
     plt = _plt()
     fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 3.4), squeeze=False)
     budget = budgets_of(results).get("max_p99_latency_ms")
+    # the x axis spans the measured latencies (both panels), never 0..budget: a budget far from
+    # the data would squeeze every point onto one spot
+    x_lo, x_hi = data_range([d[2] for d in data if d[2] is not None])
     for k, (title, _attack_id) in enumerate(panels):
         ax = axes[0][k]
         pts = []
@@ -147,9 +194,18 @@ def pareto_svg(results: Results, device: str) -> str | None:
             if lat is None or y is None:
                 continue
             pts.append((lat, 100 * y))
-            ax.scatter(
-                [lat], [100 * y], s=60, color=color(i), label=label(name), zorder=3, edgecolor="white", linewidth=0.8
+            dot = ax.scatter(
+                [lat],
+                [100 * y],
+                s=marker_size(i),
+                marker=marker(i),
+                color=color(i),
+                label=label(name),
+                zorder=3 + i,
+                edgecolor="white",
+                linewidth=0.8,
             )
+            dot.set_gid(f"eb-point-{next(_counter)}")
         front = _pareto_front(pts)
         if len(front) > 1:
             ax.step(
@@ -162,8 +218,8 @@ def pareto_svg(results: Results, device: str) -> str | None:
                 zorder=2,
                 label="Pareto front",
             )
-        if budget is not None:
-            ax.axvline(budget, color="#dc2626", linestyle=":", linewidth=1.2, label="p99 budget")
+        budget_line(ax, budget, x_lo, x_hi, "p99 budget", "ms", legend=True)
+        ax.set_xlim(x_lo, x_hi)
         ax.set_xlabel("p50 latency, end-to-end (ms)")
         ax.set_ylabel("clean accuracy (%)" if k == 0 else "robust accuracy (%)")
         ax.set_title(title, fontsize=10)
@@ -211,11 +267,13 @@ def robustness_svg(results: Results, device: str) -> str | None:
             ax.plot(
                 [(x * 255 if linf else x) for x, _ in pts],
                 [100 * y for _, y in pts],
-                marker="o",
-                markersize=4,
+                marker=marker(i),
+                markersize=7 - (i % 4),  # later ones smaller and on top: equal curves stay visible
+                linestyle=LINESTYLES[i % len(LINESTYLES)],
                 color=color(i),
                 label=label(cands[i].name),
                 linewidth=2.4 if cands[i] is base else 1.4,
+                zorder=2 + i,
             )
         ax.set_xlabel("eps (x/255)" if linf else f"eps ({norm})")
         ax.set_ylabel("accuracy (%)")
@@ -266,7 +324,11 @@ def robustness_svg(results: Results, device: str) -> str | None:
 
 
 def latency_svg(results: Results, device: str) -> str | None:
-    """Per candidate: min-max whisker, p50-p99 box, p90 tick, for end-to-end and compute."""
+    """Per candidate: min-max whisker, p50-p99 box, p90 tick, for end-to-end and compute.
+
+    The axis ends a little past the largest p99 (one slow outlier of a single run would
+    otherwise shrink every box to a line); a whisker whose max lies beyond is cut at the edge
+    and marked with an arrow and the max's value."""
     rows = []
     for i, cand in enumerate(_candidates(results)):
         entry = device_entry(cand, device)
@@ -283,13 +345,27 @@ def latency_svg(results: Results, device: str) -> str | None:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 0.34 * len(rows) + 1.3))
+    budget = budgets_of(results).get("max_p99_latency_ms")
+    right = with_budget(latency_clip(rows), budget)
     ylabels = []
     for y, (i, name, kind, p50, v) in enumerate(rows):
         c = color(i)
         p99 = v["p99"] if v["p99"] is not None else p50
         lo = v["min"] if v["min"] is not None else p50
         hi = v["max"] if v["max"] is not None else p99
-        ax.plot([lo, hi], [y, y], color=c, linewidth=1, alpha=0.6)
+        ax.plot([lo, min(hi, right)], [y, y], color=c, linewidth=1, alpha=0.6)
+        if hi > right:  # an outlier past the axis: marked at the edge with its value
+            ax.plot([right], [y], marker=">", markersize=6, color=c, clip_on=False, gid=f"eb-outlier-{next(_counter)}")
+            ax.annotate(
+                f"max {hi:.3g} ms",
+                xy=(right, y),
+                xytext=(-4, 4),
+                textcoords="offset points",
+                ha="right",
+                va="bottom",
+                fontsize=7,
+                color="#374151",
+            )
         ax.barh(
             y,
             p99 - p50,
@@ -303,18 +379,31 @@ def latency_svg(results: Results, device: str) -> str | None:
         if v["p90"] is not None:
             ax.plot([v["p90"]], [y], marker="|", markersize=10, color="#374151")
         ylabels.append(f"{label(name, 28)} ({kind})")
-    budget = budgets_of(results).get("max_p99_latency_ms")
-    if budget is not None:
-        ax.axvline(budget, color="#dc2626", linestyle=":", linewidth=1.2)
+    if budget_line(ax, budget, 0.0, right, "p99 budget", "ms"):
         ax.text(budget, len(rows) - 0.4, " p99 budget", color="#dc2626", fontsize=8, va="bottom")
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels(ylabels, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("latency, batch 1 (ms)")
-    ax.set_xlim(left=0)
+    ax.set_xlabel("latency, batch 1 (ms); ▶ a max beyond the axis")
+    ax.set_xlim(0, right)
     _style(ax)
     fig.tight_layout()
     return to_svg(fig)
+
+
+def with_budget(right: float, budget: float | None) -> float:
+    """An axis from 0 that ends at *right*, stretched to show *budget* when that costs the data
+    at most half the width (bars from 0 stay readable); a budget further out is only noted."""
+    if budget is not None and right < budget <= 2 * right:
+        return budget * (1 + OUTSIDE / 2)
+    return right
+
+
+def latency_clip(rows: list[tuple[int, str, str, float, dict[str, float | None]]]) -> float:
+    """Where the latency axis ends: past the largest p99 by :data:`OUTSIDE` of it (the largest
+    p50 where no p99 was measured)."""
+    top = max((v["p99"] if v["p99"] is not None else p50) for _, _, _, p50, v in rows)
+    return top * (1 + 2 * OUTSIDE)
 
 
 def memory_svg(results: Results, device: str) -> str | None:
@@ -338,9 +427,10 @@ def memory_svg(results: Results, device: str) -> str | None:
         if peak is None and after is None:
             ax.text(0.01, y, "unmeasured", va="center", fontsize=8, color="#6b7280", transform=ax.get_yaxis_transform())
     budget = budgets_of(results).get("max_peak_memory_mb")
-    if budget is not None:
-        ax.axvline(budget, color="#dc2626", linestyle=":", linewidth=1.2)
+    top = with_budget(max(v for r in rows for v in r[2:] if v is not None) * (1 + 2 * OUTSIDE), budget)
+    if budget_line(ax, budget, 0.0, top, "memory budget", "MB"):
         ax.text(budget, -0.55, "memory budget ", color="#dc2626", fontsize=8, ha="right")
+    ax.set_xlim(0, top)
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels([label(r[1], 32) for r in rows], fontsize=8)
     ax.invert_yaxis()
@@ -412,7 +502,8 @@ def device_plots(results: Results, device: str) -> list[tuple[str, str, str | No
         ("robustness", "Robustness curves", robustness_svg(results, device)),
         (
             "latency",
-            "Latency distribution (whisker min to max, box p50 to p99, ticks at p50 and p90)",
+            "Latency distribution (whisker min to max, box p50 to p99, ticks at p50 and p90; "
+            "axis cut past the largest p99, a max beyond it marked at the edge)",
             latency_svg(results, device),
         ),
         ("memory", "Memory (wide bar: peak RSS, narrow bar: RSS after load)", memory_svg(results, device)),

@@ -13,6 +13,7 @@ from edgebench.report import format as fmt
 from edgebench.report.gates import device_entry
 from edgebench.report.tables import Cell, Table
 from edgebench.results import Candidate, Results
+from edgebench.robustness.sanity import CHECKS, UNBOUNDED_NOTE
 
 
 def _c(text: str, value: Any = None, key: str = "", status: str = "", detail: str = "") -> Cell:
@@ -46,14 +47,17 @@ def settings_table(results: Results, device: str) -> Table | None:
                     _c(fmt.eps(r.norm, r.eps), r.eps, "eps"),
                     _m(None if t is None else t.accuracy, fmt.pct, "transfer.accuracy"),
                     _m(None if t is None else t.count, fmt.count, "transfer.count"),
+                    _m(r.count, fmt.count, "whitebox.count"),
+                    _m(r.clean_accuracy, fmt.pct, "whitebox.clean_accuracy"),
                     _m(ta, fmt.pct, "whitebox.transfer_accuracy"),
                     _m(wb, fmt.pct, "whitebox.accuracy"),
                     _c(fmt.ci(r.accuracy_ci95), r.accuracy_ci95, "whitebox.accuracy_ci95"),
-                    _m(r.count, fmt.count, "whitebox.count"),
                     _m(gap, fmt.pp, "whitebox.minus_transfer"),
                     _m(r.agreement_with_surrogate, fmt.pct, "whitebox.agreement_with_surrogate"),
                     _c(
-                        "same sets as transfer" if r.same_as_transfer else ("sanity set" if r.sanity_only else ""),
+                        "same sets as transfer"
+                        if r.same_as_transfer
+                        else ("sanity set: must reach ~0 % (else masked gradients)" if r.sanity_only else ""),
                         key="whitebox.note",
                     ),
                 )
@@ -68,11 +72,12 @@ def settings_table(results: Results, device: str) -> Table | None:
             "Attack",
             "eps",
             "Transfer accuracy",
-            "Images",
+            "Transfer images",
+            "White-box images",
+            "Clean accuracy, white-box images",
             "Transfer, white-box images",
             "White-box accuracy",
             "95% CI",
-            "Images",
             "White-box minus transfer",
             "Engine agrees with attacker's model",
             "Note",
@@ -81,8 +86,9 @@ def settings_table(results: Results, device: str) -> Table | None:
         "Both settings are replayed through the deployed artifact on this device. White-box sets are crafted "
         "on the candidate's own model, rebuilt from its artifact (fp32: its graph; INT8: a fake-quant model "
         "with the artifact's scales and zero points and straight-through rounding). 'Transfer, white-box "
-        "images' is the transfer accuracy over the same images the white-box attack used. The base's white-box "
-        "sets are its transfer sets. A robust claim should use the lower of the two.",
+        "images' is the transfer accuracy over the same images the white-box attack used, and 'Clean accuracy, "
+        "white-box images' the clean accuracy over them. The base's white-box sets are its transfer sets. "
+        f"A robust claim should use the lower of the two. {UNBOUNDED_NOTE}.",
     )
 
 
@@ -130,6 +136,12 @@ def surrogate_table(results: Results, device: str) -> Table | None:
     )
 
 
+def _expectation(check: str) -> str:
+    """What a check expects, with its results.json name (an unknown name is shown as it is)."""
+    known = CHECKS.get(check)
+    return fmt.text(check) if known is None else f"{known[0]} ({check})"
+
+
 def sanity_table(results: Results, device: str) -> Table | None:
     rows = []
     for cand in results.candidates:
@@ -137,7 +149,7 @@ def sanity_table(results: Results, device: str) -> Table | None:
             rows.append(
                 (
                     _name(cand),
-                    _c(fmt.text(c.check), c.check, "sanity.check"),
+                    _c(_expectation(c.check), c.check, "sanity.check"),
                     _c(fmt.text(c.status), c.status, "sanity.status", "pass" if c.status == "pass" else "warn"),
                     _c(fmt.text(c.label) if c.label else "", c.label, "sanity.label"),
                     _c(fmt.text(c.detail), c.detail, "sanity.detail"),
@@ -148,13 +160,11 @@ def sanity_table(results: Results, device: str) -> Table | None:
     return Table(
         f"sanity-{device}",
         "Sanity checks on the attacks (Carlini et al. 2019)",
-        ("Candidate", "Check", "Status", "Label", "Numbers"),
+        ("Candidate", "Check (what a working attack shows)", "Status", "Found", "Numbers"),
         tuple(rows),
-        "iterative_vs_single_step: PGD at least as strong as FGSM. whitebox_vs_transfer: crafting on the "
-        "candidate at least as strong as crafting on the base. accuracy_decreases: no curve rises with epsilon. "
-        "unbounded_eps: PGD at eps = 1 leaves ~0 accuracy. surrogate_agreement: the attacker's model predicts what "
-        "the engine predicts. A warning means the attack, not the model, may be what failed (gradient masking); "
-        "the full numbers are in results.json under sanity.",
+        "Each check states what a working attack shows; a warning's 'Found' says what was measured instead. A "
+        "warning means the attack, not the model, may be what failed (gradient masking); the full numbers are in "
+        "results.json under sanity, by check name (" + ", ".join(CHECKS) + ").",
     )
 
 

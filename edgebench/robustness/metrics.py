@@ -203,6 +203,9 @@ def robustness_rows(
                 "transfer_success_rate": transfer_success_rate(bc[idx], ba, cc[idx], ca, ys),
                 "agreement": agreement(ca, ba),
                 "count": int(len(idx)),
+                # the candidate on the clean versions of exactly these images: what this row's
+                # accuracy is compared with (the whole-set clean accuracy may cover more images)
+                "clean_accuracy": float(np.mean(cc[idx] == ys)),
             }
         )
     return rows

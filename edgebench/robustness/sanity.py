@@ -3,7 +3,10 @@ Adversarial Robustness", section 5): a failed check is a sign the attack, not th
 weak -- most often gradient masking (rounding, saturation) -- so it is labeled that way.
 
 Each check is a dict ``{"check", "status": "pass" | "warn", "label", "numbers", "detail"}``;
-only checks whose inputs were measured are listed. Pure numpy/python over results rows.
+only checks whose inputs were measured are listed. Pure numpy/python over results rows. A
+check's name says what is expected (``accuracy_decreases``: accuracy falls as epsilon grows); a
+warning's ``label`` says what was found instead (:data:`CHECKS`), so no rendering has to show
+the name of the expectation as if it were the finding.
 
 * ``iterative_vs_single_step``: PGD L-inf accuracy <= FGSM accuracy at the same epsilon (per setting).
 * ``whitebox_vs_transfer``: white-box accuracy <= transfer accuracy on the same samples and set.
@@ -25,18 +28,61 @@ UNBOUNDED_MAX_ACCURACY = 0.05
 AGREEMENT_MIN = 0.95
 
 
+# name -> (what a working attack shows, what a warning found instead)
+CHECKS: dict[str, tuple[str, str]] = {
+    "iterative_vs_single_step": ("PGD at least as strong as FGSM", "PGD weaker than FGSM"),
+    "whitebox_vs_transfer": (
+        "crafting on the candidate at least as strong as crafting on the base",
+        "white-box weaker than transfer",
+    ),
+    "accuracy_decreases": ("accuracy does not rise as epsilon grows", "accuracy rises with epsilon"),
+    "unbounded_eps": (
+        "PGD L-inf at eps 255/255 (any image reachable) leaves ~0 accuracy",
+        f"accuracy above {UNBOUNDED_MAX_ACCURACY:.0%} at eps 255/255",
+    ),
+    "surrogate_agreement": (
+        "the attacker's model predicts what the engine predicts",
+        "surrogate differs from the engine",
+    ),
+}
+
+UNBOUNDED_ID = "pgd-linf-255"  # the white-box sanity set: PGD L-inf at eps = 255/255
+UNBOUNDED_NOTE = (
+    "pgd-linf-255 is a sanity check, not a threat model: PGD L-inf at eps = 255/255 may set every pixel "
+    f"to anything, so a working gradient attack leaves ~0 accuracy (passes at <= {UNBOUNDED_MAX_ACCURACY:.0%}); "
+    "more means masked gradients, and the white-box rows understate the attack"
+)
+
+
+def warning_label(check: str, cause: str = MASKING) -> str:
+    """What a failed *check* found, and what that suggests (*cause*)."""
+    found = CHECKS[check][1]
+    return f"{found}: {cause}"
+
+
 def _tol(count: Any) -> float:
     return SLACK + (1.0 / count if isinstance(count, int) and count > 0 else 0.0)
 
 
-def _check(name: str, ok: bool, numbers: Any, detail: str, label: str = MASKING) -> dict[str, Any]:
+def _check(name: str, ok: bool, numbers: Any, detail: str, cause: str = MASKING) -> dict[str, Any]:
     return {
         "check": name,
         "status": "pass" if ok else "warn",
-        "label": "" if ok else label,
+        "label": "" if ok else warning_label(name, cause),
         "numbers": numbers,
         "detail": detail,
     }
+
+
+def _eps_text(norm: str, eps: float) -> str:
+    return f"{eps * 255:.4g}/255" if norm == "linf" else f"{eps:.4g}"
+
+
+def _rise(step: Mapping[str, Any]) -> str:
+    """One rising step of a curve as text: family, then accuracy at each epsilon."""
+    (e0, e1), (a0, a1) = step["eps"], step["accuracy"]
+    n = step["norm"]
+    return f"{step['family']}: {a0:.3f} at eps {_eps_text(n, e0)}, {a1:.3f} at eps {_eps_text(n, e1)}"
 
 
 def _curve_rows(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -122,6 +168,7 @@ def sanity_checks(
             rises.append(
                 {
                     "family": f"{setting} {attack}-{norm}",
+                    "norm": norm,
                     "eps": [a["eps"], b["eps"]],
                     "accuracy": [a["accuracy"], b["accuracy"]],
                     "ok": b["accuracy"] <= a["accuracy"] + _tol(b.get("count")),
@@ -136,7 +183,7 @@ def sanity_checks(
                 rises,
                 "accuracy never rises with epsilon"
                 if not bad
-                else f"accuracy rises with epsilon in {len(bad)} step(s), first {bad[0]['family']} {bad[0]['accuracy']}",
+                else f"accuracy rises with epsilon in {len(bad)} step(s), first {_rise(bad[0])}",
             )
         )
 
@@ -153,7 +200,8 @@ def sanity_checks(
                     "count": r.get("count"),
                     "max": UNBOUNDED_MAX_ACCURACY,
                 },
-                f"engine accuracy {r['accuracy']:.3f} under white-box PGD L-inf at eps = 1 (should be ~0)",
+                f"engine accuracy {r['accuracy']:.3f} on {r.get('count')} images under white-box PGD L-inf at "
+                f"eps = 255/255 ({r.get('set')}; should be ~0)",
             )
         )
 
@@ -177,10 +225,10 @@ def sanity_checks(
                         "min": AGREEMENT_MIN,
                     },
                     f"the white-box model ({surrogate.get('kind')}) agrees with the engine on {agree:.3f} of clean images",
-                    label="surrogate differs from the engine: white-box numbers may understate the attack",
+                    cause="white-box numbers may understate the attack",
                 )
             )
     return out
 
 
-__all__ = ["MASKING", "sanity_checks"]
+__all__ = ["CHECKS", "MASKING", "UNBOUNDED_ID", "UNBOUNDED_NOTE", "sanity_checks", "warning_label"]

@@ -177,7 +177,8 @@ class AttackConfig(Section):
     batch_size: Count = 128
     # threat models: transfer (crafted on base) and/or whitebox (crafted on each candidate itself)
     settings: Seq[Literal["transfer", "whitebox"]] = ("transfer", "whitebox")
-    whitebox_samples: Count = 32  # images attacked white-box per candidate (crafting cost x candidates)
+    # images attacked white-box per candidate (crafting cost x candidates), at most `samples`
+    whitebox_samples: Count = 32
 
     @field_validator("suite", mode="before")
     @classmethod

@@ -28,6 +28,7 @@ import numpy as np
 
 from edgebench.agent.protocol import InputSet
 from edgebench.errors import EdgebenchError
+from edgebench.robustness.sanity import UNBOUNDED_ID
 from edgebench.study.store import RunStore, safe_name
 from edgebench.util.io import read_json, sha256_file
 
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SETTINGS = ("transfer", "whitebox")
-UNBOUNDED_ID = "pgd-linf-255"
 REPLAY_KIND = "replay-whitebox"
 
 
@@ -151,6 +151,20 @@ def int8_error(store: RunStore, candidate: str) -> dict | None:
     return read_json(p) if p.is_file() else None
 
 
+def whitebox_count(cfg: Any, n_eval: int) -> tuple[int, str]:
+    """Images attacked white-box per candidate, and why when fewer than ``whitebox_samples``.
+
+    The first ``min(whitebox_samples, samples)`` evaluation images: a subset of the transfer
+    sets' images (``samples``), so every white-box row has the transfer accuracy on the same
+    images, and the run never attacks more images white-box than ``attacks.samples`` asks for.
+    """
+    n = min(cfg.whitebox_samples, cfg.samples, n_eval)
+    if n == cfg.whitebox_samples:
+        return n, ""
+    cap = "attacks.samples" if n == cfg.samples else "the evaluation images"
+    return n, f": attacks.whitebox_samples {cfg.whitebox_samples} capped by {cap}"
+
+
 def craft_all(
     store: RunStore,
     candidates: Sequence[tuple[str, Path, bool]],
@@ -166,9 +180,10 @@ def craft_all(
     (crafted on the base, so white-box for it), already crafted on more images.
     """
     specs = list(cfg.suite)  # parsed with the study (an empty suite is the default one)
-    n = min(cfg.whitebox_samples, len(x_eval))
+    n, why = whitebox_count(cfg, len(x_eval))
     units = sum(len(whitebox_specs([] if base else specs)) for _, _, base in candidates) * n
-    ui("task", {"id": "whitebox", "text": f"white-box attacks on each candidate ({n} images)", "total": units})
+    text = f"white-box attacks on each candidate ({n} images{why})"
+    ui("task", {"id": "whitebox", "text": text, "total": units})
     with _small_batch_threads(n):
         _craft_each(store, candidates, x_eval, y_eval, specs, cfg, n, seed, ui)
     ui("done", {"id": "whitebox"})
@@ -308,7 +323,15 @@ def whitebox_rows(
     return rows, sur
 
 
-__all__ = ["SETTINGS", "UNBOUNDED_ID", "craft_for_candidate", "folder", "replay_sets", "whitebox_rows"]
+__all__ = [
+    "SETTINGS",
+    "UNBOUNDED_ID",
+    "craft_for_candidate",
+    "folder",
+    "replay_sets",
+    "whitebox_count",
+    "whitebox_rows",
+]
 
 
 def add_to_entry(

@@ -4,7 +4,10 @@ violation, loads nothing but itself, runs no script from the data, draws every p
 non-zero size, stays usable at a phone's width (no horizontal scroll of the page), and its tables
 show the numbers of results.json.
 
-Screenshots (desktop and phone) are kept in tests/artifacts/ for a human to look at.
+Screenshots (desktop and phone, and each plot alone) are kept in tests/artifacts/ for a human
+to look at. The run shown is the fixture with issue 23's plot traps: a p99 budget (100 ms) far
+beyond every latency, one 193 ms outlier, and int8 measuring exactly what base measures; the
+plotted points must still spread across their axis.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ ARGS = [
     "--hide-scrollbars",
 ]
 DESKTOP = {"width": 1400, "height": 1000}
+PLOT_KEYS = ("pareto", "robustness", "latency", "memory", "ops")
 PHONE = {"width": 375, "height": 812}
 
 pytestmark = [
@@ -112,10 +116,34 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
+# Where each Pareto point is drawn, in page pixels, relative to its plot.
+POINTS_JS = """() => Array.from(document.querySelectorAll('figure[data-plot=pareto] svg')).map(s => {
+  const box = s.getBoundingClientRect();
+  return Array.from(s.querySelectorAll('g[id^="eb-point-"] use')).map(u => {
+    const r = u.getBoundingClientRect();
+    return {x: r.left + r.width / 2 - box.left, y: r.top + r.height / 2 - box.top, width: box.width};
+  });
+})"""
+
+
+def issue_results() -> dict:
+    """The fixture with issue 23's plot traps (see the module docstring)."""
+    results = json.loads(RESULTS.read_text())
+    results["budgets"]["max_p99_latency_ms"] = 100.0
+    by_name = {c["name"]: c["devices"]["local"] for c in results["candidates"]}
+    base, int8 = by_name["base"], by_name["int8"]
+    base["latency_ms"]["max"] = 193.0
+    int8["latency_ms"]["p50"] = base["latency_ms"]["p50"]
+    int8["clean_accuracy"] = base["clean_accuracy"]
+    for mine, theirs in zip(int8["robustness"], base["robustness"]):
+        mine["accuracy"] = theirs["accuracy"]
+    return results
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     run = tmp_path_factory.mktemp("browser-run")
-    (run / "results.json").write_text(RESULTS.read_text())
+    (run / "results.json").write_text(json.dumps(issue_results()))
     _, html_path = render_report(run)
     return {"url": html_path.resolve().as_uri(), "results": load_results(run)[0].dump()}
 
@@ -125,6 +153,8 @@ def desktop(browser: Any, report: dict) -> Iterator[Page]:
     page = Page(browser, DESKTOP).open(report["url"])
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+    for key in PLOT_KEYS:
+        page.page.locator(f"figure[data-plot={key}]").first.screenshot(path=str(ARTIFACTS / f"plot-{key}.png"))
     yield page
     page.close()
 
@@ -194,6 +224,23 @@ def test_every_plot_is_visible_with_a_size(desktop: Page, phone: Page) -> None:
     assert all(s["left"] >= 0 and s["right"] <= PHONE["width"] + 0.5 for s in small), small
 
 
+def test_plotted_points_spread_across_their_axis(desktop: Page) -> None:
+    """Pareto points are not all at one x position although the budget is 100x the latencies
+    (the axis spans the data), and base and int8, measured equal, are both drawn."""
+    panels = desktop.page.evaluate(POINTS_JS)
+    points = [p for panel in panels for p in panel]
+    assert len(points) == 8, points  # four candidates in each of the two panels
+    width = points[0]["width"]
+    left = sorted(p["x"] for p in points if p["x"] < width / 2)  # the clean-accuracy panel
+    right = sorted(p["x"] for p in points if p["x"] >= width / 2)  # the robust-accuracy panel
+    for xs in (left, right):
+        assert len(xs) == 4 and len({round(x) for x in xs}) >= 3, xs
+        assert xs[-1] - xs[0] > 0.2 * width, xs  # spread over the panel, not squeezed at 0
+    assert "p99 budget 100 ms" in desktop.page.locator("figure[data-plot=pareto]").inner_text()
+    latency = desktop.page.locator("figure[data-plot=latency]").inner_text()
+    assert "max 193 ms" in latency
+
+
 def test_page_is_usable_at_phone_width(phone: Page) -> None:
     """No horizontal scroll of the page at 375 px: wide tables scroll inside their own box."""
     p = phone.page
@@ -251,6 +298,7 @@ def test_rendered_tables_show_results_numbers(desktop: Page, report: dict) -> No
 
 
 def test_screenshots_saved(desktop: Page, phone: Page) -> None:
-    for name in ("report.png", "report-phone.png"):
+    sizes = {"report.png": 50_000, "report-phone.png": 50_000, **{f"plot-{k}.png": 5_000 for k in PLOT_KEYS}}
+    for name, least in sizes.items():
         data = (ARTIFACTS / name).read_bytes()
-        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > least, name

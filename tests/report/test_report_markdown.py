@@ -80,10 +80,10 @@ def test_accuracy_and_robustness(md):
     assert row[3] == "0.8 pp"
     rob = row_of(text, "Robustness to adversarial inputs crafted on the base", "pruned-50", 4)  # pgd-linf-8
     r = e["robustness"][4]
-    assert rob[1:5] == ["pgd", "linf", "8/255", fmt.pct(r["accuracy"])]
-    assert rob[6] == fmt.pct(r["transfer_success_rate"])
+    assert rob[1:5] == ["pgd", "linf", "8/255", "256"]  # then the clean accuracy on those 256 images
+    assert rob[6] == fmt.pct(r["accuracy"]) and rob[8] == fmt.pct(r["transfer_success_rate"])
     l2 = row_of(text, "Robustness to adversarial inputs crafted on the base", "int8", 6)
-    assert l2[3] == "1" and l2[4] == "unmeasured"
+    assert l2[3] == "1" and l2[6] == "unmeasured"
 
 
 def test_unmeasured_never_zero(md):

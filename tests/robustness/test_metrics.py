@@ -122,10 +122,12 @@ def test_robustness_rows_map_set_rows_to_eval_samples():
         "transfer_success_rate": pytest.approx(1 / 3),
         "agreement": 0.25,
         "count": 4,
+        "clean_accuracy": 0.75,  # the candidate on clean 0, 1, 3, 4: wrong on 4 only
     }
     assert rows[1]["accuracy"] == 0.25 and rows[1]["transfer_success_rate"] == 1.0
     # cw set: samples 2 and 5; the base was wrong clean on 5, so only sample 2 qualifies; the candidate resists
     assert rows[2]["eps"] is None and rows[2]["accuracy"] == 0.5 and rows[2]["transfer_success_rate"] == 0.0
+    assert rows[2]["clean_accuracy"] == 1.0  # clean on its own two images, not on all six (5/6)
     # AUC per attack-norm over the eps rows, with the clean accuracy at eps 0:
     # (0,5/6) (8/255,0.75) (16/255,0.25) -> [(5/6+0.75)/2 + (0.75+0.25)/2] * (8/255) / (16/255)
     auc = robustness_auc(rows, clean_accuracy=5 / 6)
