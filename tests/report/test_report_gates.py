@@ -3,12 +3,11 @@ verdicts: :func:`judged` evaluates them once, as assembly does for a real run)."
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from caveat_helpers import add_masked_whitebox, set_accuracy, spiky_latency
 from report_helpers import EVIL_NAME, entry
 
 from edgebench.errors import EXIT_NOT_READY, EXIT_OK, EXIT_UNMEASURED, EdgebenchError
-from edgebench.measure.stats import summarize_latency
 from edgebench.report.gates import (
     base_candidate,
     budgets_of,
@@ -22,8 +21,6 @@ from edgebench.report.gates import (
 )
 from edgebench.report.model import verdict_table
 from edgebench.results import SCHEMA, Gate, Results, validate_results
-from edgebench.robustness.metrics import wilson_interval
-from edgebench.robustness.sanity import sanity_checks
 from edgebench.study.config import study_from_dict
 
 
@@ -298,16 +295,6 @@ def test_exit_code_judges_a_file_without_verdicts(results):
 # --------------------------------------------------------------------------- unstable latency
 
 
-def spiky_latency(spikes: int, n: int = 1000) -> dict:
-    """edgebench's own summary (measure/stats.py) of *n* iterations near 0.2 ms with *spikes* of
-    them at 20 ms: the CV of several hundred percent the issue saw, whose p99 reads 0.2 ms with a
-    few spikes and 20 ms with a few more, on the same artifact."""
-    rng = np.random.default_rng(23)
-    samples = 0.2 + 0.01 * rng.standard_normal(n)
-    samples[rng.choice(n, spikes, replace=False)] = 20.0
-    return summarize_latency(samples.tolist())
-
-
 def test_a_pass_on_an_unstable_latency_is_not_a_pass(results):
     lat = entry(results, "pruned-50")["latency_ms"] = spiky_latency(5)
     assert lat["unstable"] and lat["cv"] > 4 and lat["p99"] < 1.0 < lat["max"]  # the p99 alone would pass
@@ -345,14 +332,6 @@ def test_a_stable_latency_has_no_unstable_flag(results):
 
 
 # --------------------------------------------------------------------------- accuracy floor, chance
-
-
-def set_accuracy(results: dict, name: str, accuracy: float | None, ci: bool = True) -> None:
-    """The candidate's clean accuracy on its 256 images, with the Wilson interval assembly writes."""
-    e = entry(results, name)
-    e["clean_accuracy"] = accuracy
-    n = e["eval_count"]
-    e["clean_accuracy_ci95"] = list(wilson_interval(round(accuracy * n), n)) if ci and accuracy is not None else None
 
 
 def caveats_of(results: dict, name: str) -> list[tuple[str, str]]:
@@ -421,27 +400,6 @@ def test_min_accuracy_budget_is_a_fraction(results):
 
 
 # --------------------------------------------------------------------------- sanity checks
-
-
-def add_masked_whitebox(results: dict, name: str) -> None:
-    """A white-box sanity row at eps = 1 the engine still gets 40 % right, and the checks the
-    pipeline runs on the rows (robustness/sanity.py): what gradient masking looks like."""
-    e = entry(results, name)
-    e["robustness"].append(
-        {
-            "setting": "whitebox",
-            "set": "pgd-linf-255",
-            "attack": "pgd",
-            "norm": "linf",
-            "eps": 1.0,
-            "id": "whitebox:pgd-linf-255",
-            "accuracy": 0.40625,
-            "accuracy_ci95": list(wilson_interval(13, 32)),
-            "count": 32,
-            "sanity_only": True,
-        }
-    )
-    e["sanity"] = sanity_checks(e["robustness"])
 
 
 def test_failed_sanity_checks_are_caveats(results):
