@@ -113,7 +113,9 @@ def caveats_table(results: Results, device: str) -> Table | None:
     rows = []
     for cand in results.candidates:
         v = device_entry(cand, device).verdict
-        for c in [] if v is None else v.caveats or []:
+        if v is None:
+            continue
+        for c in v.caveats or []:
             rows.append(
                 (
                     _name(cand),
