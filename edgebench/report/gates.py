@@ -459,7 +459,7 @@ def at_chance(entry: DeviceEntry, num_classes: int) -> str | None:
     within = lo is not None and hi is not None and lo <= chance <= hi
     if not within and acc > chance:
         return None
-    bounds = "" if lo is None else f", 95 % CI {fmt.pct(lo)} .. {fmt.pct(hi)}"
+    bounds = "" if lo is None else f", 95% CI {fmt.pct(lo)} .. {fmt.pct(hi)}"
     images = "" if not entry.eval_count else f" on {entry.eval_count} images"
     return f"{fmt.pct(acc)}{bounds}{images}, chance {fmt.pct(chance)} ({num_classes} classes)"
 
@@ -493,7 +493,7 @@ def _chance_accuracy(ctx: GateContext) -> list[Caveat]:
 CAVEATS: tuple[CaveatCheck, ...] = (
     CaveatCheck(
         "unstable",
-        "the gated end-to-end latency varied too much to be trusted (CV above 10 %)",
+        "the gated end-to-end latency varied too much to be trusted (CV above 10%)",
         _unstable_latency,
     ),
     CaveatCheck(
@@ -503,7 +503,7 @@ CAVEATS: tuple[CaveatCheck, ...] = (
     ),
     CaveatCheck(
         "chance",
-        "the candidate's or the base's clean accuracy is within its 95 % interval of chance (1 / classes)",
+        "the candidate's or the base's clean accuracy is within its 95% interval of chance (1 / classes)",
         _chance_accuracy,
     ),
 )

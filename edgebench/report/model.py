@@ -708,7 +708,7 @@ def build_report(results: Results | dict) -> Report:
             tuple(verdict_tables),
             note="READY: every gate passes. NOT READY: a gate fails. UNMEASURED: nothing fails, "
             "but a gate was never measured (it never passes), or its value cannot prove a pass: a latency "
-            "measured unstably (CV above 10 %) passes only when even its slowest iteration is within the "
+            "measured unstably (CV above 10%) passes only when even its slowest iteration is within the "
             "budget, else its gate reads 'unstable'. Caveats change no verdict; read them before trusting one.",
         )
     )
