@@ -307,9 +307,27 @@ class Gate(_Model):
 
     name: str = Field(description="gate name (GATES)")
     value: Number | None = Field(description="measured value (null: unmeasured)")
-    threshold: Number = Field(description="the budget's ceiling")
-    status: Literal["pass", "fail", "unmeasured"] = Field(description="pass when value ≤ threshold")
+    threshold: Number = Field(description="the budget's ceiling (`max_*`) or floor (`min_*`)")
+    status: Literal["pass", "fail", "unmeasured"] = Field(
+        description="pass when value ≤ a ceiling (≥ a floor); unmeasured also when the value is only a bound, "
+        "or passes on an unstable measurement whose slowest iteration does not"
+    )
+    unstable: bool | None = Field(
+        None, description="true when the value comes from an unstable measurement (latency CV above 10 %)"
+    )
     detail: str | None = Field(None, description="one line for the reports")
+
+
+class Caveat(_Model):
+    """Something the verdict rests on that a user should see before trusting it (``report/gates.py`` CAVEATS)."""
+
+    kind: Literal["unstable", "sanity", "chance"] = Field(
+        description="unstable: the gated latency's CV is above 10 %; sanity: a robustness sanity check warns "
+        "(possible gradient masking); chance: this candidate's or the base's clean accuracy is within its 95 % "
+        "interval of chance (1 / classes)"
+    )
+    label: str = Field(description="a few words, shown beside the verdict")
+    detail: str = Field(description="one line with the numbers")
 
 
 class Verdict(_Model):
@@ -318,6 +336,11 @@ class Verdict(_Model):
     status: Literal["READY", "NOT READY", "UNMEASURED"] = Field(description="from the gates")
     gates: list[Gate] = Field(description="one per budget that is set")
     reason: str | None = Field(None, description="only when the measurements were skipped on purpose")
+    caveats: list[Caveat] | None = Field(
+        None,
+        description="what the verdict rests on that should give a user pause (empty: nothing); absent only in "
+        "files assembled before caveats existed, whose verdicts the report judges again",
+    )
 
 
 class DeviceEntry(_Model):

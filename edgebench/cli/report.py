@@ -13,9 +13,9 @@ import typer
 
 REPORT_HELP = """Judge a run against its budgets and write report.md + report.html beside results.json.
 
-Each candidate x device gets a verdict: READY (every gate passes), NOT READY (a gate fails) or UNMEASURED (nothing fails, but a gate was never measured; it never passes).
+Each candidate x device gets a verdict: READY (every gate passes), NOT READY (a gate fails) or UNMEASURED (nothing fails, but a gate was never measured, or its value cannot prove a pass, e.g. a latency measured unstably). Caveats (unstable latency, failed robustness sanity checks, accuracy at chance) are listed beside each verdict.
 
-Exit codes: 0 ok, 1 a verdict is NOT READY, 2 bad input, 3 a verdict is UNMEASURED (only with --fail-on unmeasured).
+Exit codes: 0 ok, 1 a verdict is NOT READY, 2 bad input, 3 every verdict is UNMEASURED (the run judged nothing), or with --fail-on unmeasured any is.
 
 Examples:
 
@@ -43,19 +43,21 @@ Examples:
 def report_command(
     run_dir: Path = typer.Argument(..., help="Run folder holding results.json (or the results.json file)."),
     fail_on: str = typer.Option(
-        "not-ready", "--fail-on", help="When to exit non-zero: not-ready (1), unmeasured (1 or 3), never."
+        "not-ready",
+        "--fail-on",
+        help="When to exit non-zero: not-ready (1; 3 when every verdict is UNMEASURED), unmeasured (1 or 3), never.",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary instead of a table."),
 ) -> None:
     from edgebench.errors import EdgebenchError
-    from edgebench.report.gates import FAIL_ON_CHOICES, exit_code, verdicts
+    from edgebench.report.gates import FAIL_ON_CHOICES, gate_outcome, verdicts
     from edgebench.report.render import load_results, render_results
 
     if fail_on not in FAIL_ON_CHOICES:
         raise EdgebenchError(f"--fail-on: expected one of {', '.join(FAIL_ON_CHOICES)}, found {fail_on!r}")
     results, folder = load_results(run_dir)
     md, html = render_results(results, folder)
-    code = exit_code(results, fail_on)
+    code, why = gate_outcome(results, fail_on)
     if json_out:
         typer.echo(
             json.dumps(
@@ -65,6 +67,7 @@ def report_command(
                     "report_html": str(html),
                     "fail_on": fail_on,
                     "exit_code": code,
+                    "exit_reason": why,
                     "verdicts": verdicts(results),
                 },
                 indent=2,
@@ -74,7 +77,7 @@ def report_command(
         from edgebench.cli.ui import out_console, show
         from edgebench.report.report_view import report_view
 
-        show(out_console, report_view(results, md, html, code))
+        show(out_console, report_view(results, md, html, code, why))
     if code:
         raise typer.Exit(code)
 

@@ -1,12 +1,22 @@
 """Budgets become gates; gates become a verdict per candidate and device.
 
-A budget is a ceiling (``max_*``) from the study config; ``null`` means "no gate". Each gate
-compares one measured value with its ceiling and is ``pass``, ``fail`` or ``unmeasured``.
-A value nobody measured never passes, so a run that skipped a measurement cannot look READY:
+A budget is a ceiling (``max_*``) or a floor (``min_*``) from the study config; ``null`` means
+"no gate". Each gate compares one measured value with its budget and is ``pass``, ``fail`` or
+``unmeasured``. A value nobody measured never passes, so a run that skipped a measurement cannot
+look READY:
 
 * ``NOT READY``  when any gate fails (even if others are unmeasured: a failure is certain);
 * ``UNMEASURED`` when no gate fails but at least one was never measured;
 * ``READY``      when every gate passes.
+
+A value that cannot prove a pass is ``unmeasured`` too, though it can prove a failure: a maximum
+over some attacks only (a lower bound), and a latency from an unstable measurement (CV above
+10 %) unless even its slowest iteration is within the ceiling: such a p99 moved from 0.21 ms to
+4.17 ms between two identical runs, so a pass on it would not hold. Its gate says ``unstable``.
+
+Every verdict also lists its *caveats* (:data:`CAVEATS`): what it rests on that should give a
+user pause whatever the gates say (an unstable latency, a failed robustness sanity check, a base
+or candidate at chance accuracy). They change no status; the reports show them beside it.
 
 Everything here reads the typed :class:`~edgebench.results.Results` (``docs/results.md``) and
 changes nothing. Verdicts are evaluated once, by :func:`with_verdicts` (which returns a new
@@ -26,7 +36,16 @@ from typing import Any, Final, Literal
 
 from edgebench.errors import EXIT_NOT_READY, EXIT_OK, EXIT_UNMEASURED, EdgebenchError
 from edgebench.report import format as fmt
-from edgebench.results import Candidate, DeviceEntry, Gate, Results, RobustnessRow, Verdict, as_results
+from edgebench.results import (
+    Candidate,
+    Caveat,
+    DeviceEntry,
+    Gate,
+    Results,
+    RobustnessRow,
+    Verdict,
+    as_results,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +69,15 @@ _REL_SLACK = 1e-9
 @dataclass(frozen=True)
 class Reading:
     """What a gate measured on one candidate x device: the value (``None``: unmeasured), a status
-    that overrides the plain ``value <= ceiling`` comparison when the value is only a bound, and
-    a one-line detail for the reports."""
+    that overrides the plain comparison with the budget when the value is only a bound, a
+    one-line detail for the reports, and, for a value from an unstable measurement, why it is
+    (``unstable``) and its worst single observation (``worst``), which a pass must also meet."""
 
     value: float | None
     status: str | None = None
     detail: str | None = None
+    unstable: str | None = None
+    worst: float | None = None
 
 
 @dataclass(frozen=True)
@@ -67,12 +89,15 @@ class GateContext:
     entry: DeviceEntry
     base_entry: DeviceEntry | None
     has_base: bool
+    is_base: bool = False
 
 
 @dataclass(frozen=True)
 class GateSpec:
     """One gate, defined once: its name, the budget key that sets its ceiling (and that key's
-    default in the study), what it measures, how its value is written, and how it is measured.
+    default in the study), what it measures, how its value is written, how it is measured, and
+    whether the budget is a floor (``min_*``: passes when value >= budget) with the largest
+    budget that makes sense (``upper``: 1 for a fraction).
 
     ``Budgets`` (study config), the verdicts, the Markdown, the HTML and the terminal all read
     this registry: adding a gate is adding one entry to :data:`GATES`.
@@ -86,11 +111,27 @@ class GateSpec:
     describes: str
     format: Callable[[Any], str]
     measure: Callable[[GateContext], Reading]
+    floor: bool = False
+    upper: float | None = None
+
+    @property
+    def sign(self) -> str:
+        """How the value must compare with the budget to pass."""
+        return "\u2265" if self.floor else "\u2264"
 
 
 def _p99(ctx: GateContext) -> Reading:
     lat = ctx.entry.latency_ms
-    return Reading(_number(None if lat is None else lat.p99))
+    if lat is None:
+        return Reading(None)
+    if not lat.unstable:
+        return Reading(_number(lat.p99))
+    why = f"CV {fmt.pct(lat.cv, 0)} over {lat.samples} iterations"
+    return Reading(_number(lat.p99), unstable=why, worst=_number(lat.max))
+
+
+def _clean_accuracy(ctx: GateContext) -> Reading:
+    return Reading(_number(ctx.entry.clean_accuracy))
 
 
 def _peak_memory(ctx: GateContext) -> Reading:
@@ -153,6 +194,18 @@ GATES: tuple[GateSpec, ...] = (
         _accuracy_drop,
     ),
     GateSpec(
+        "clean_accuracy",
+        "min_accuracy",
+        "",
+        "clean accuracy",
+        None,
+        "candidate clean accuracy on the device, an absolute floor (drops from a useless base prove nothing)",
+        fmt.pct,
+        _clean_accuracy,
+        floor=True,
+        upper=1.0,
+    ),
+    GateSpec(
         "robustness_drop",
         "max_robustness_drop",
         "",
@@ -165,6 +218,7 @@ GATES: tuple[GateSpec, ...] = (
 )
 GATE_BY_NAME = {g.name: g for g in GATES}
 BUDGET_KEYS = tuple(g.budget for g in GATES)
+_BY_BUDGET = {g.budget: g for g in GATES}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -178,10 +232,24 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def budget_value(key: str, value: Any) -> float | None:
+    """*value* as the budget *key* (``None``: no gate). Raises ``ValueError`` saying what was
+    expected when it is not a number in the gate's range (>= 0, and <= 1 for a fraction); the
+    study config and :func:`budgets_of` both check budgets through it."""
+    if value is None:
+        return None
+    spec = _BY_BUDGET[key]
+    num = _number(value)
+    if num is None or num < 0 or (spec.upper is not None and num > spec.upper):
+        expected = "a number >= 0" if spec.upper is None else f"a number in [0, {spec.upper:g}]"
+        raise ValueError(f"expected {expected} or null, found {value!r}")
+    return num
+
+
 def budgets_of(results: Results) -> dict[str, float | None]:
     """The validated budgets: ``results.budgets``, every key present.
 
-    Raises :class:`EdgebenchError` for an unknown budget name or a negative ceiling.
+    Raises :class:`EdgebenchError` for an unknown budget name or a value out of its range.
     """
     raw = results.budgets
     unknown = sorted(set(raw) - set(BUDGET_KEYS))
@@ -189,14 +257,10 @@ def budgets_of(results: Results) -> dict[str, float | None]:
         raise EdgebenchError(f"unknown budget {unknown[0]!r}: expected one of {', '.join(BUDGET_KEYS)}")
     out: dict[str, float | None] = {}
     for key in BUDGET_KEYS:
-        value = raw.get(key)
-        if value is None:
-            out[key] = None
-            continue
-        num = _number(value)
-        if num is None or num < 0:
-            raise EdgebenchError(f"budget {key}: expected a number >= 0 or null, found {value!r}")
-        out[key] = num
+        try:
+            out[key] = budget_value(key, raw.get(key))
+        except ValueError as exc:
+            raise EdgebenchError(f"budget {key}: {exc}") from None
     return out
 
 
@@ -232,17 +296,47 @@ def device_names(results: Results) -> list[str]:
     return names
 
 
-def _check(value: float | None, threshold: float) -> str:
+def _check(value: float | None, threshold: float, floor: bool = False) -> str:
     if value is None:
         return GATE_UNMEASURED
-    return PASS if value <= threshold + _REL_SLACK * max(1.0, abs(threshold)) else FAIL
+    slack = _REL_SLACK * max(1.0, abs(threshold))
+    ok = value >= threshold - slack if floor else value <= threshold + slack
+    return PASS if ok else FAIL
 
 
-def _gate(spec: GateSpec, value: float | None, threshold: float, status: str, detail: str | None = None) -> Gate:
+def _gate(
+    spec: GateSpec,
+    value: float | None,
+    threshold: float,
+    status: str,
+    detail: str | None = None,
+    unstable: bool = False,
+) -> Gate:
     fields: dict[str, Any] = {"name": spec.name, "value": value, "threshold": threshold, "status": status}
+    if unstable:  # absent, not false, when the measurement held still
+        fields["unstable"] = True
     if detail:  # absent, not null, when there is nothing to say
         fields["detail"] = detail
     return Gate.model_validate(fields)
+
+
+def _judge(spec: GateSpec, reading: Reading, threshold: float) -> Gate:
+    """One gate from its reading: a bound can prove a failure, never a pass; so can an unstable
+    measurement, unless its worst observation passes as well."""
+    status = _check(reading.value, threshold, spec.floor)
+    if reading.status == "bound" and status == PASS:
+        status = GATE_UNMEASURED
+    notes = [reading.detail] if reading.detail else []
+    if reading.unstable is not None:
+        worst = f"slowest iteration {spec.format(reading.worst)}"
+        if status != PASS:
+            notes.append(f"unstable: {reading.unstable}")
+        elif _check(reading.worst, threshold, spec.floor) == PASS:
+            notes.append(f"unstable: {reading.unstable}; passes all the same: {worst}, within the budget")
+        else:
+            status = GATE_UNMEASURED
+            notes.append(f"unstable: {reading.unstable}; a pass that would not hold ({worst}, over the budget)")
+    return _gate(spec, reading.value, threshold, status, "; ".join(notes), reading.unstable is not None)
 
 
 # --------------------------------------------------------------------------- measured values
@@ -307,6 +401,114 @@ def robustness_drop(
     return drops[worst], missing, worst
 
 
+# --------------------------------------------------------------------------- caveats
+
+
+@dataclass(frozen=True)
+class CaveatCheck:
+    """One kind of caveat, defined once: its kind (``Caveat.kind``), what it warns of (the
+    reports' note), and how it is found on one candidate x device."""
+
+    kind: str
+    describes: str
+    find: Callable[[GateContext], list[Caveat]]
+
+
+def _caveat(kind: str, label: str, detail: str) -> Caveat:
+    return Caveat.model_validate({"kind": kind, "label": label, "detail": detail})
+
+
+def _unstable_latency(ctx: GateContext) -> list[Caveat]:
+    from edgebench.measure.stats import UNSTABLE_CV
+
+    lat = ctx.entry.latency_ms
+    if lat is None or not lat.unstable:
+        return []
+    return [
+        _caveat(
+            "unstable",
+            "unstable latency",
+            f"end-to-end latency CV {fmt.pct(lat.cv, 0)} over {lat.samples} iterations (stable: at most "
+            f"{fmt.pct(UNSTABLE_CV, 0)}): p50 {fmt.ms(lat.p50)} ms, p99 {fmt.ms(lat.p99)} ms, slowest "
+            f"{fmt.ms(lat.max)} ms; another run may differ as much: re-measure on a quiet device",
+        )
+    ]
+
+
+def _failed_sanity(ctx: GateContext) -> list[Caveat]:
+    return [
+        _caveat("sanity", f"{c.label or 'sanity check warns'} ({c.check})", c.detail)
+        for c in ctx.entry.sanity or []
+        if c.status == "warn"
+    ]
+
+
+def at_chance(entry: DeviceEntry, num_classes: int) -> str | None:
+    """The clean accuracy of *entry* in words when it is within its 95 % interval of chance
+    (1 / *num_classes*) or below it; ``None`` when it is clearly above chance or unmeasured."""
+    acc = _number(entry.clean_accuracy)
+    if acc is None or num_classes < 2:
+        return None
+    chance = 1.0 / num_classes
+    ci = entry.clean_accuracy_ci95
+    lo, hi = (ci[0], ci[1]) if ci and len(ci) == 2 and None not in ci else (None, None)
+    if lo is None and entry.eval_count:
+        from edgebench.robustness.metrics import wilson_interval
+
+        lo, hi = wilson_interval(round(acc * entry.eval_count), entry.eval_count)
+    within = lo is not None and hi is not None and lo <= chance <= hi
+    if not within and acc > chance:
+        return None
+    bounds = "" if lo is None else f", 95% CI {fmt.pct(lo)} .. {fmt.pct(hi)}"
+    images = "" if not entry.eval_count else f" on {entry.eval_count} images"
+    return f"{fmt.pct(acc)}{bounds}{images}, chance {fmt.pct(chance)} ({num_classes} classes)"
+
+
+def _chance_accuracy(ctx: GateContext) -> list[Caveat]:
+    classes = ctx.results.subject.num_classes
+    out = []
+    own = at_chance(ctx.entry, classes)
+    if own:
+        out.append(
+            _caveat(
+                "chance",
+                "base at chance" if ctx.is_base else "at chance",
+                f"clean accuracy {own}: no better than guessing (random or wrong weights, wrong data or "
+                "preprocessing?)" + ("; every drop gate compares with this model" if ctx.is_base else ""),
+            )
+        )
+    base = None if ctx.is_base or ctx.base_entry is None else at_chance(ctx.base_entry, classes)
+    if base:
+        out.append(
+            _caveat(
+                "chance",
+                "base at chance",
+                f"the base's clean accuracy {base}: the accuracy and robustness drops compare with a model "
+                "that has learnt nothing; set budgets.min_accuracy",
+            )
+        )
+    return out
+
+
+CAVEATS: tuple[CaveatCheck, ...] = (
+    CaveatCheck(
+        "unstable",
+        "the gated end-to-end latency varied too much to be trusted (CV above 10%)",
+        _unstable_latency,
+    ),
+    CaveatCheck(
+        "sanity",
+        "a robustness sanity check warns: the attack, not the model, may be weak (possible gradient masking)",
+        _failed_sanity,
+    ),
+    CaveatCheck(
+        "chance",
+        "the candidate's or the base's clean accuracy is within its 95% interval of chance (1 / classes)",
+        _chance_accuracy,
+    ),
+)
+
+
 # --------------------------------------------------------------------------- verdicts
 
 
@@ -328,20 +530,16 @@ def verdict_for(
     entry = device_entry(candidate, device)
     base = base_candidate(results)
     base_entry = None if base is None else base.devices.get(device)
-    ctx = GateContext(results, entry, base_entry, base is not None)
-    gates: list[Gate] = []
-    for spec in GATES:
-        threshold = budgets.get(spec.budget)
-        if threshold is None:
-            continue
-        reading = spec.measure(ctx)
-        status = _check(reading.value, threshold)
-        if reading.status == "bound" and status == PASS:
-            status = GATE_UNMEASURED
-        gates.append(_gate(spec, reading.value, threshold, status, reading.detail))
+    ctx = GateContext(results, entry, base_entry, base is not None, base is not None and base.name == candidate.name)
+    gates = [
+        _judge(spec, spec.measure(ctx), threshold)
+        for spec in GATES
+        if (threshold := budgets.get(spec.budget)) is not None
+    ]
     verdict: dict[str, Any] = {"status": verdict_status(gates), "gates": gates}
     if entry.unmeasured_reason:  # measurements skipped on purpose: say why (absent otherwise)
         verdict["reason"] = entry.unmeasured_reason
+    verdict["caveats"] = [c for check in CAVEATS for c in check.find(ctx)]
     return Verdict.model_validate(verdict)
 
 
@@ -382,6 +580,8 @@ def _stale(results: Results) -> str | None:
         entry = cand.devices.get(dev)
         if entry is None or entry.verdict is None:
             return f"no verdict for {cand.name} on {dev}"
+        if entry.verdict.caveats is None:
+            return f"the verdict of {cand.name} on {dev} was made before verdicts carried caveats"
         if [(g.name, g.threshold) for g in entry.verdict.gates] != expected:
             return f"the verdict of {cand.name} on {dev} was judged against other budgets"
     return None
@@ -400,7 +600,7 @@ def judged(results: Results | dict, source: str = "results.json") -> Results:
 
 
 def verdicts(results: Results | dict) -> list[dict]:
-    """Flat list ``[{candidate, device, status, gates, reason}]``, as results.json holds them."""
+    """Flat list ``[{candidate, device, status, gates, reason, caveats}]``, as results.json holds them."""
     out = []
     for cand, dev in iter_cells(judged(results)):
         verdict = cand.devices[dev].verdict
@@ -412,24 +612,33 @@ def verdicts(results: Results | dict) -> list[dict]:
                 "status": verdict.status,
                 "gates": [g.model_dump(mode="json", exclude_unset=True) for g in verdict.gates],
                 "reason": verdict.reason,
+                "caveats": [c.model_dump(mode="json") for c in verdict.caveats or []],
             }
         )
     return out
 
 
-def exit_code(results: Results | dict, fail_on: str = "not-ready") -> int:
-    """The process exit code for CI, from the verdicts.
+def gate_outcome(results: Results | dict, fail_on: str = "not-ready") -> tuple[int, str]:
+    """The process exit code for CI, from the verdicts, and one line saying why ("" for 0).
 
-    ``never`` -> 0; ``not-ready`` -> 1 when any verdict is NOT READY; ``unmeasured`` -> 1 when
-    any is NOT READY, else 3 when any is UNMEASURED. Otherwise 0.
+    ``never`` -> 0; ``not-ready`` -> 1 when any verdict is NOT READY, else 3 when every verdict is
+    UNMEASURED (the run judged nothing, so it cannot pass a gate); ``unmeasured`` -> 1 when any is
+    NOT READY, else 3 when any is UNMEASURED. Otherwise 0.
     """
     if fail_on not in FAIL_ON_CHOICES:
         raise EdgebenchError(f"--fail-on: expected one of {', '.join(FAIL_ON_CHOICES)}, found {fail_on!r}")
     if fail_on == "never":
-        return EXIT_OK
-    statuses = {v["status"] for v in verdicts(results)}
+        return EXIT_OK, ""
+    statuses = [v["status"] for v in verdicts(results)]
     if NOT_READY in statuses:
-        return EXIT_NOT_READY
+        return EXIT_NOT_READY, f"{statuses.count(NOT_READY)} candidate x device verdict(s) NOT READY"
+    if all(s == UNMEASURED for s in statuses):
+        return EXIT_UNMEASURED, "every verdict is UNMEASURED: the run judged nothing, so it passes no gate"
     if fail_on == "unmeasured" and UNMEASURED in statuses:
-        return EXIT_UNMEASURED
-    return EXIT_OK
+        return EXIT_UNMEASURED, f"{statuses.count(UNMEASURED)} verdict(s) UNMEASURED (--fail-on unmeasured)"
+    return EXIT_OK, ""
+
+
+def exit_code(results: Results | dict, fail_on: str = "not-ready") -> int:
+    """The process exit code for CI (:func:`gate_outcome`)."""
+    return gate_outcome(results, fail_on)[0]

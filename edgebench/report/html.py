@@ -119,6 +119,9 @@ _TEXT_KEYS = {
     "roofline.precision",
     "id",
     "params",
+    "caveats",
+    "caveat",
+    "caveat.detail",
 }
 
 

@@ -6,12 +6,13 @@ renderers pass through (``<``, ``>``, ``&``), so a candidate name cannot inject 
 
 from __future__ import annotations
 
+from edgebench.report.gates import GATES
 from edgebench.report.model import build_report
 from edgebench.report.tables import Report, Table
 from edgebench.results import Results
 
 _STATUS_MARK = {"pass": "✅ ", "fail": "❌ ", "ready": "✅ ", "not-ready": "❌ ", "unmeasured": "⚠️ ", "warn": "⚠️ "}
-_GATE_KEYS = {"verdict", "p99_latency_ms", "peak_memory_mb", "accuracy_drop", "robustness_drop"}
+_GATE_KEYS = {"verdict", *(g.name for g in GATES)}
 
 
 def md_escape(text: str) -> str:

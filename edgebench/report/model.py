@@ -12,6 +12,7 @@ from typing import Any
 
 from edgebench.report import format as fmt
 from edgebench.report.gates import (
+    CAVEATS,
     GATES,
     base_candidate,
     budgets_of,
@@ -23,7 +24,7 @@ from edgebench.report.gates import (
 from edgebench.report.robust_tables import robustness_extra_tables
 from edgebench.report.search_tables import search_section
 from edgebench.report.tables import Cell, Report, Section, Table
-from edgebench.results import Candidate, LatencyStats, Results
+from edgebench.results import Candidate, Gate, LatencyStats, Results
 
 TOP_OPS = 5
 
@@ -47,17 +48,47 @@ def status_class(status: str) -> str:
 # --------------------------------------------------------------------------- sections
 
 
+# A gate's word in its cell, by status and whether its measurement was unstable: a pass on an
+# unstable measurement never reads as a plain "pass", and one that cannot pass reads "unstable".
+_GATE_WORDS = {
+    ("pass", False): ("pass", "pass"),
+    ("fail", False): ("FAIL", "fail"),
+    ("unmeasured", False): ("unmeasured", "unmeasured"),
+    ("pass", True): ("pass (unstable)", "warn"),
+    ("fail", True): ("FAIL (unstable)", "fail"),
+    ("unmeasured", True): ("unstable", "unmeasured"),
+}
+
+
+def _gate_cell(gate: Gate | None, key: str, format_value: Callable[[Any], str]) -> Cell:
+    if gate is None:
+        return Cell(text=fmt.UNMEASURED, key=key, status="unmeasured")
+    word, status = _GATE_WORDS[(gate.status, bool(gate.unstable))]
+    return Cell(
+        text=f"{format_value(gate.value)} {word}" if gate.value is not None else fmt.UNMEASURED,
+        value=gate.value,
+        key=key,
+        status=status,
+        threshold=gate.threshold,
+        detail=gate.detail or "",
+    )
+
+
 def verdict_table(results: Results | dict, device: str) -> Table:
-    """Each candidate's verdict on *device* and its gates, as results.json holds them."""
+    """Each candidate's verdict on *device*, the caveats beside it, and its gates, as
+    results.json holds them."""
     results = judged(results)
     budgets = budgets_of(results)
     gate_specs = [g for g in GATES if budgets.get(g.budget) is not None]
-    columns = ["Candidate", "Verdict"] + [f"{g.label} \u2264 {g.format(budgets[g.budget])}" for g in gate_specs]
+    columns = ["Candidate", "Verdict", "Caveats"] + [
+        f"{g.label} {g.sign} {g.format(budgets[g.budget])}" for g in gate_specs
+    ]
     rows = []
     for cand in results.candidates:
         v = device_entry(cand, device).verdict
         assert v is not None  # judged: every candidate x device has one
         by_name = {g.name: g for g in v.gates}
+        labels = [c.label for c in v.caveats or []]
         row = [
             _name(cand),
             Cell(
@@ -67,30 +98,48 @@ def verdict_table(results: Results | dict, device: str) -> Table:
                 status=status_class(v.status),
                 detail=v.reason or "",  # why it was not measured, when skipped on purpose
             ),
+            Cell(text="; ".join(labels), value=labels, key="caveats", status="warn" if labels else ""),
         ]
-        for spec in gate_specs:
-            gate = by_name.get(spec.name)
-            if gate is None:
-                row.append(Cell(text=fmt.UNMEASURED, key=spec.name, status="unmeasured"))
-                continue
-            shown = spec.format(gate.value)
-            label = {"pass": "pass", "fail": "FAIL", "unmeasured": "unmeasured"}[gate.status]
-            cell_text = f"{shown} {label}" if gate.value is not None else fmt.UNMEASURED
-            row.append(
-                Cell(
-                    text=cell_text,
-                    value=gate.value,
-                    key=spec.name,
-                    status=gate.status,
-                    threshold=gate.threshold,
-                    detail=gate.detail or "",
-                )
-            )
+        row += [_gate_cell(by_name.get(spec.name), spec.name, spec.format) for spec in gate_specs]
         rows.append(tuple(row))
     note = " ".join(f"{g.label.capitalize()}: {g.describes}." for g in gate_specs)
     if not gate_specs:
         note = "No budgets were set: every candidate is READY by default."
     return Table(f"verdict-{device}", f"Verdict on {device}", tuple(columns), tuple(rows), note)
+
+
+def caveats_table(results: Results, device: str) -> Table | None:
+    """Every caveat of every verdict on *device*, with its numbers (None when there is none)."""
+    rows = []
+    for cand in results.candidates:
+        v = device_entry(cand, device).verdict
+        if v is None:
+            continue
+        for c in v.caveats or []:
+            rows.append(
+                (
+                    _name(cand),
+                    _c(v.status, v.status, "verdict", status_class(v.status)),
+                    _c(c.label, c.kind, "caveat", "warn"),
+                    _c(c.detail, c.detail, "caveat.detail"),
+                )
+            )
+    if not rows:
+        return None
+    note = " ".join(f"{c.kind.capitalize()}: {c.describes}." for c in CAVEATS)
+    return Table(
+        f"caveats-{device}", f"Caveats on {device}", ("Candidate", "Verdict", "Caveat", "Details"), tuple(rows), note
+    )
+
+
+def _caveat_summary(results: Results) -> str:
+    """One line for the headline: each caveat label and the candidate x device cells it is on."""
+    where: dict[str, list[str]] = {}
+    for cand, dev in ((c, d) for c in results.candidates for d in c.devices):
+        verdict = cand.devices[dev].verdict
+        for c in [] if verdict is None else verdict.caveats or []:
+            where.setdefault(c.label, []).append(f"{cand.name} on {dev}")
+    return "; ".join(f"{label}: {', '.join(cells)}" for label, cells in where.items())
 
 
 def candidates_table(results: Results) -> Table:
@@ -661,16 +710,23 @@ def build_report(results: Results | dict) -> Report:
             ", ".join(f"{g.budget} = {fmt.text(budgets[g.budget])}" for g in GATES if budgets.get(g.budget) is not None)
             or "none",
         ),
+        *([("Caveats", caveats)] if (caveats := _caveat_summary(results)) else []),
     )
     sections: list[Section] = []
     devices = device_names(results)
+    verdict_tables: list[Table] = []
+    for d in devices:
+        verdict_tables.append(verdict_table(results, d))
+        verdict_tables += [t for t in (caveats_table(results, d),) if t is not None]
     sections.append(
         Section(
             "verdicts",
             "Verdicts",
-            tuple(verdict_table(results, d) for d in devices),
+            tuple(verdict_tables),
             note="READY: every gate passes. NOT READY: a gate fails. UNMEASURED: nothing fails, "
-            "but a gate was never measured (it never passes).",
+            "but a gate was never measured (it never passes), or its value cannot prove a pass: a latency "
+            "measured unstably (CV above 10%) passes only when even its slowest iteration is within the "
+            "budget, else its gate reads 'unstable'. Caveats change no verdict; read them before trusting one.",
         )
     )
     sections.append(Section("candidates", "Candidates", (candidates_table(results),)))

@@ -1,5 +1,6 @@
-"""What ``edgebench report`` prints: the verdict table of every device (the same tables as the
-Markdown and HTML reports), where those files are, and the exit code when it is not 0."""
+"""What ``edgebench report`` prints: the verdict table of every device and the caveats beside
+the verdicts (the same tables as the Markdown and HTML reports), where those files are, and the
+exit code with its reason when it is not 0."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from edgebench.report.terminal import verdict_tables
 from edgebench.results import Results
 
 
-def report_view(results: Results | dict, md: Path, html: Path, code: int) -> list[RenderableType]:
+def report_view(results: Results | dict, md: Path, html: Path, code: int, why: str = "") -> list[RenderableType]:
     view: list[RenderableType] = list(verdict_tables(build_report(results)))
     view.append(f"report: {escape(str(md))}\n        {escape(str(html))}")
     if code:
-        view.append(f"exit code {code}")
+        view.append(f"exit code {code}" + (f": {escape(why)}" if why else ""))
     return view

@@ -21,6 +21,7 @@ STYLE = {
     "unmeasured": "yellow",
     "pass": "green",
     "fail": "red",
+    "warn": "yellow",
 }
 
 
@@ -42,6 +43,6 @@ def rich_table(table: Table) -> RichTable:
 
 
 def verdict_tables(report: Report) -> list[RichTable]:
-    """The verdict table of every device, as the Markdown and HTML reports show them."""
+    """The verdict table of every device and its caveats, as the Markdown and HTML reports show them."""
     section = next((s for s in report.sections if s.key == "verdicts"), None)
     return [] if section is None else [rich_table(t) for t in section.tables]

@@ -47,6 +47,7 @@ from pydantic import (
     InstanceOf,
     PlainSerializer,
     PrivateAttr,
+    ValidationInfo,
     create_model,
     field_validator,
     model_validator,
@@ -55,7 +56,7 @@ from pydantic import (
 from edgebench.compress.prune import PruneSpec, parse_prune_spec
 from edgebench.compress.quantize import QuantSpec, parse_quant_spec
 from edgebench.errors import EdgebenchError
-from edgebench.report.gates import GATES
+from edgebench.report.gates import BUDGET_KEYS, GATES, budget_value
 from edgebench.robustness.attacks import AttackSpec, parse_attack_specs
 from edgebench.robustness.blackbox import BlackBoxSpec, square_dict, square_spec
 from edgebench.study.engines import Engine, TrtBuilder, TrtPrecision, check_engine
@@ -273,7 +274,8 @@ class ProfileConfig(Section):
 
 
 # Gates; ``None`` means no gate. One field per gate of the registry (report/gates.py), with that
-# gate's default ceiling: adding a gate there adds its budget here.
+# gate's default ceiling or floor (``min_accuracy``: none by default), each checked against the
+# gate's range when the study is read: adding a gate there adds its budget here.
 if TYPE_CHECKING:
 
     class Budgets(Section):
@@ -282,10 +284,17 @@ if TYPE_CHECKING:
         def __getattr__(self, name: str) -> float | None: ...
 
 else:
+
+    def _in_range(cls: type, value: float | None, info: ValidationInfo) -> float | None:
+        """A budget in its gate's range: >= 0, and a fraction (``min_accuracy``) at most 1."""
+        budget_value(info.field_name or "", value)
+        return value
+
     Budgets = create_model(
         "Budgets",
         __base__=Section,
-        __doc__="Budgets from the study YAML: one ceiling per gate (see docs/results.md).",
+        __doc__="Budgets from the study YAML: one ceiling (max_*) or floor (min_*) per gate (see docs/results.md).",
+        __validators__={"_in_range": field_validator(*BUDGET_KEYS)(_in_range)},
         **{g.budget: (float | None, g.default) for g in GATES},
     )
 

@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from report_helpers import EVIL_NAME, entry, load_fixture, write_run
+from caveat_helpers import add_masked_whitebox, set_accuracy
+from report_helpers import EVIL_NAME, entry, find_cell, html_cells, load_fixture, write_run
 from typer.testing import CliRunner
 
 from edgebench.cli.main import app, main
+from edgebench.report.markdown import md_escape
 
 runner = CliRunner()
 
@@ -115,3 +117,55 @@ def test_help_has_examples():
     for cmd in ("report", "compare"):
         res = invoke(cmd, "--help")
         assert res.exit_code == 0 and "Examples" in res.output and f"edgebench {cmd} " in res.output
+
+
+def test_nothing_measured_fails_the_readme_ci_gate(tmp_path: Path):
+    """The README's CI recipe, ``edgebench report reports/nightly`` with the default --fail-on,
+    on a run where no candidate was measured on its device: every verdict is UNMEASURED."""
+    r = load_fixture()
+    for c in r["candidates"]:
+        c["devices"] = {}
+    run = write_run(tmp_path / "nightly", r)
+    res = invoke("report", str(run))
+    assert res.exit_code == 3, res.output
+    assert "exit code 3: every verdict is UNMEASURED" in res.output
+    data = json.loads(invoke("report", str(run), "--json").stdout)
+    assert data["exit_code"] == 3 and data["exit_reason"].startswith("every verdict is UNMEASURED")
+    assert invoke("report", str(run), "--fail-on", "never").exit_code == 0
+
+
+def md_row(md: str, table: str, candidate: str) -> list[str]:
+    section = md.split(f"### {table}", 1)[1].split("\n### ", 1)[0]
+    line = next(x for x in section.splitlines() if x.startswith(f"| {candidate} |"))
+    return [c.strip() for c in line.strip("|").split(" | ")]
+
+
+def test_caveats_beside_the_verdict_in_terminal_json_and_reports(tmp_path: Path):
+    """A base at chance, an unstable latency and a failed sanity check: each shown beside its
+    verdict on the terminal, in --json, report.md and report.html."""
+    r = load_fixture()
+    set_accuracy(r, "base", 0.113)
+    add_masked_whitebox(r, "pruned-50")
+    run = write_run(tmp_path / "run", r)
+    expected = {
+        "base": ["base at chance"],
+        "pruned-50": ["accuracy above 5% at eps 255/255: possible gradient masking (unbounded_eps)", "base at chance"],
+        EVIL_NAME: ["unstable latency", "base at chance"],
+    }
+    res = invoke("report", str(run), "--fail-on", "never")
+    assert res.exit_code == 0, res.output
+    terminal = " ".join(res.output.split())
+    for label in ("base at chance", "possible gradient masking", "unstable latency", "Caveats on local"):
+        assert label in terminal
+    assert "11.3%" in terminal and "chance 10.0% (10 classes)" in terminal  # the numbers, not just the label
+    verdicts = {v["candidate"]: v for v in json.loads(invoke("report", str(run), "--json").stdout)["verdicts"]}
+    md = (run / "report.md").read_text()
+    cells = html_cells((run / "report.html").read_text())
+    for name, labels in expected.items():
+        assert [c["label"] for c in verdicts[name]["caveats"]] == labels
+        assert md_row(md, "Verdict on local", md_escape(name))[2] == "⚠️ " + md_escape("; ".join(labels))
+        cell = find_cell(cells, "t-verdict-local", name, "caveats")
+        assert cell["text"] == "; ".join(labels) and "warn" in cell["cls"].split()
+        details = [c["text"] for c in cells if c["table"] == "t-caveats-local" and c["candidate"] == name]
+        assert all(c["detail"] in details for c in verdicts[name]["caveats"])
+    assert "- **Caveats**: base at chance: base on local, pruned-50 on local" in md

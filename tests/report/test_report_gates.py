@@ -4,6 +4,7 @@ verdicts: :func:`judged` evaluates them once, as assembly does for a real run)."
 from __future__ import annotations
 
 import pytest
+from caveat_helpers import add_masked_whitebox, set_accuracy, spiky_latency
 from report_helpers import EVIL_NAME, entry
 
 from edgebench.errors import EXIT_NOT_READY, EXIT_OK, EXIT_UNMEASURED, EdgebenchError
@@ -11,13 +12,16 @@ from edgebench.report.gates import (
     base_candidate,
     budgets_of,
     exit_code,
+    gate_outcome,
     judged,
     verdict_for,
     verdict_status,
     verdicts,
     with_verdicts,
 )
+from edgebench.report.model import verdict_table
 from edgebench.results import SCHEMA, Gate, Results, validate_results
+from edgebench.study.config import study_from_dict
 
 
 def verdict_of(results: dict, name: str, device: str = "local") -> dict:
@@ -210,7 +214,9 @@ def test_null_budget_means_no_gate(results):
 def test_no_budgets_is_ready_with_no_gates(results):
     results["budgets"] = {}
     results["study"]["budgets"] = None
-    assert verdict_of(results, EVIL_NAME) == {"status": "READY", "gates": []}
+    verdict = verdict_of(results, EVIL_NAME)
+    assert (verdict["status"], verdict["gates"]) == ("READY", [])
+    assert [c["kind"] for c in verdict["caveats"]] == ["unstable"]  # CV 37 %: said even with no latency gate
 
 
 def test_budgets_are_the_ones_results_holds(results):
@@ -284,3 +290,153 @@ def test_exit_codes(results):
 def test_exit_code_judges_a_file_without_verdicts(results):
     # A hand-written results.json holds no verdicts: an absent verdict is never read as READY.
     assert exit_code(results, "not-ready") == EXIT_NOT_READY
+
+
+# --------------------------------------------------------------------------- unstable latency
+
+
+def test_a_pass_on_an_unstable_latency_is_not_a_pass(results):
+    lat = entry(results, "pruned-50")["latency_ms"] = spiky_latency(5)
+    assert lat["unstable"] and lat["cv"] > 4 and lat["p99"] < 1.0 < lat["max"]  # the p99 alone would pass
+    verdict = verdict_of(results, "pruned-50")
+    g = {x["name"]: x for x in verdict["gates"]}["p99_latency_ms"]
+    assert (g["value"], g["status"], g["unstable"]) == (lat["p99"], "unmeasured", True)
+    assert "would not hold" in g["detail"] and "20.000 ms" in g["detail"]
+    assert verdict["status"] == "UNMEASURED"
+    assert [c["kind"] for c in verdict["caveats"]] == ["unstable"]
+    # the identical next run: a few more spikes reach p99, a failure the measurement can prove
+    lat = entry(results, "pruned-50")["latency_ms"] = spiky_latency(15)
+    g = gates_of(results, "pruned-50")["p99_latency_ms"]
+    assert (g["value"], g["status"], g["unstable"]) == (lat["p99"], "fail", True)
+    assert status_of(results, "pruned-50") == "NOT READY"
+
+
+def test_an_unstable_latency_passes_only_when_every_iteration_does(results):
+    entry(results, "pruned-50")["latency_ms"] = spiky_latency(5)
+    results["budgets"]["max_p99_latency_ms"] = 25.0  # above even the 20 ms spikes
+    verdict = verdict_of(results, "pruned-50")
+    g = {x["name"]: x for x in verdict["gates"]}["p99_latency_ms"]
+    assert (g["status"], g["unstable"]) == ("pass", True) and "passes all the same" in g["detail"]
+    assert verdict["status"] == "READY" and [c["label"] for c in verdict["caveats"]] == ["unstable latency"]
+    # and the verdict table never shows it as a plain pass
+    row = next(r for r in verdict_table(results, "local").rows if r[0].text == "pruned-50")
+    cell = next(c for c in row if c.key == "p99_latency_ms")
+    assert cell.text.endswith("pass (unstable)") and cell.status == "warn"
+    assert next(c for c in row if c.key == "caveats").text == "unstable latency"
+
+
+def test_a_stable_latency_has_no_unstable_flag(results):
+    g = gates_of(results, "pruned-50")["p99_latency_ms"]
+    assert "unstable" not in g and g["status"] == "pass"
+    assert verdict_of(results, "pruned-50")["caveats"] == []
+
+
+# --------------------------------------------------------------------------- accuracy floor, chance
+
+
+def caveats_of(results: dict, name: str) -> list[tuple[str, str]]:
+    return [(c["kind"], c["label"]) for c in verdict_of(results, name)["caveats"]]
+
+
+def test_a_base_at_chance_is_flagged_on_every_verdict(results):
+    set_accuracy(results, "base", 0.113)  # random weights: 11.3 % on 10 classes
+    assert caveats_of(results, "base") == [("chance", "base at chance")]
+    for name in ("pruned-50", "int8", EVIL_NAME):
+        assert ("chance", "base at chance") in caveats_of(results, name)
+    detail = verdict_of(results, "int8")["caveats"][-1]["detail"]
+    assert "11.3%" in detail and "chance 10.0% (10 classes)" in detail and "min_accuracy" in detail
+    # without an accuracy floor the gates still pass: the caveat is what says it
+    assert status_of(results, "base") == "READY"
+
+
+def test_min_accuracy_makes_a_chance_level_base_not_ready(results):
+    set_accuracy(results, "base", 0.113)
+    results["budgets"]["min_accuracy"] = 0.5
+    g = gates_of(results, "base")["clean_accuracy"]
+    assert (g["value"], g["threshold"], g["status"]) == (0.113, 0.5, "fail")
+    assert status_of(results, "base") == "NOT READY"
+    assert gates_of(results, "pruned-50")["clean_accuracy"]["status"] == "pass"  # 98.0 % >= 50 %
+
+
+def test_min_accuracy_is_a_floor(results):
+    results["budgets"]["min_accuracy"] = 0.98
+    assert gates_of(results, "pruned-50")["clean_accuracy"]["status"] == "pass"  # equal passes
+    results["budgets"]["min_accuracy"] = 0.981
+    assert gates_of(results, "pruned-50")["clean_accuracy"]["status"] == "fail"
+    set_accuracy(results, "pruned-50", None)
+    assert gates_of(results, "pruned-50")["clean_accuracy"]["status"] == "unmeasured"
+    header = verdict_table(results, "local").columns
+    assert "clean accuracy \u2265 98.1%" in header and "p99 latency \u2264 1.000 ms" in header
+
+
+def test_a_candidate_at_chance_is_flagged_itself(results):
+    set_accuracy(results, "int8", 0.09)
+    assert caveats_of(results, "int8") == [("chance", "at chance")]
+    assert all(k != "chance" for k, _ in caveats_of(results, "pruned-50"))
+
+
+@pytest.mark.parametrize(
+    "accuracy, ci, flagged",
+    [
+        (0.3, True, False),  # well above chance: the interval excludes 10 %
+        (0.02, True, True),  # below chance, interval and all
+        (0.113, False, True),  # no interval stored: Wilson from eval_count
+        (0.988, True, False),
+    ],
+)
+def test_chance_is_judged_on_the_interval(results, accuracy, ci, flagged):
+    set_accuracy(results, "pruned-50", accuracy, ci)
+    assert (("chance", "at chance") in caveats_of(results, "pruned-50")) is flagged
+
+
+def test_min_accuracy_budget_is_a_fraction(results):
+    results["budgets"]["min_accuracy"] = 90
+    with pytest.raises(EdgebenchError, match=r"budget min_accuracy: expected a number in \[0, 1\] or null, found 90"):
+        judged(results)
+    with pytest.raises(EdgebenchError, match=r"budgets\.min_accuracy: expected a number in \[0, 1\] or null"):
+        study_from_dict({"budgets": {"min_accuracy": 90}})
+    assert study_from_dict({"budgets": {"min_accuracy": 0.9}}).budgets.min_accuracy == 0.9
+    assert study_from_dict({}).budgets.min_accuracy is None  # no floor unless asked
+
+
+# --------------------------------------------------------------------------- sanity checks
+
+
+def test_failed_sanity_checks_are_caveats(results):
+    add_masked_whitebox(results, "pruned-50")
+    warned = [c["check"] for c in entry(results, "pruned-50")["sanity"] if c["status"] == "warn"]
+    assert warned == ["unbounded_eps"]
+    verdict = verdict_of(results, "pruned-50")
+    assert [(c["kind"], c["label"]) for c in verdict["caveats"]] == [
+        ("sanity", "accuracy above 5% at eps 255/255: possible gradient masking (unbounded_eps)")
+    ]
+    assert "0.406" in verdict["caveats"][0]["detail"]
+    assert verdict["status"] == "READY"  # a caveat changes no verdict: it is shown beside it
+    assert verdict_of(results, "base")["caveats"] == []
+
+
+# --------------------------------------------------------------------------- stored verdicts, exit codes
+
+
+def test_verdicts_from_before_caveats_are_judged_again(results):
+    """A results.json assembled before verdicts carried caveats gets them, and the current gates."""
+    entry(results, "pruned-50")["latency_ms"] = spiky_latency(5)
+    assembled = with_verdicts(validate_results(results)).dump()
+    for cand in assembled["candidates"]:
+        for e in cand["devices"].values():
+            del e["verdict"]["caveats"]
+            for g in e["verdict"]["gates"]:
+                g.pop("unstable", None)
+                g["status"] = "pass" if g["name"] == "p99_latency_ms" and g["status"] == "unmeasured" else g["status"]
+    assert stored(judged(assembled), "pruned-50") == "UNMEASURED"
+    assert [c["kind"] for c in verdicts(assembled)[1]["caveats"]] == ["unstable"]
+
+
+def test_nothing_measured_fails_the_default_gate(results):
+    for c in results["candidates"]:
+        c["devices"] = {}  # never measured on the run's device
+    assert {v["status"] for v in verdicts(results)} == {"UNMEASURED"}
+    assert exit_code(results) == EXIT_UNMEASURED
+    assert gate_outcome(results, "not-ready")[1].startswith("every verdict is UNMEASURED")
+    assert exit_code(results, "unmeasured") == EXIT_UNMEASURED
+    assert exit_code(results, "never") == EXIT_OK

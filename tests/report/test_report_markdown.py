@@ -48,14 +48,16 @@ def test_verdict_rows(md):
     row = row_of(text, "Verdict on local", "pruned-50")
     e = entry(results, "pruned-50")
     assert row[1] == "✅ READY"
-    assert row[2] == f"✅ {e['latency_ms']['p99']:.3f} ms pass"
-    assert row[3] == f"✅ {e['memory_mb']['peak_rss']:.1f} MB pass"
+    assert row[2] == ""  # caveats: none
+    assert row[3] == f"✅ {e['latency_ms']['p99']:.3f} ms pass"
+    assert row[4] == f"✅ {e['memory_mb']['peak_rss']:.1f} MB pass"
     evil = row_of(text, "Verdict on local", md_escape(EVIL_NAME))
     assert evil[1] == "❌ NOT READY"
-    assert evil[3] == "⚠️ unmeasured"
+    assert evil[2] == "⚠️ unstable latency"
+    assert evil[4] == "⚠️ unmeasured"
     int8 = row_of(text, "Verdict on local", "int8")
     assert int8[1] == "⚠️ UNMEASURED"
-    assert "pgd-l2-1.0" in int8[5]
+    assert "pgd-l2-1.0" in int8[6]
     assert "max 1.000 ms" not in text and "p99 latency ≤ 1.000 ms" in text
 
 
