@@ -34,7 +34,7 @@ def test_noise_beyond_ten_percent_is_within_noise() -> None:
     a, b = _runs(sa, sb)
     row = _row(compare_results(a, b), "latency_ms.p99")
     assert regressed(P99, row["a"], row["b"], Tolerance())  # the 10 % rule would have flagged it
-    assert row["judged_by"] == "intervals" and not row["regressed"]
+    assert row["judged_by"] == "intervals+tolerance" and not row["regressed"]
     assert row["note"].startswith("within noise")
     assert row["a_ci"] == entry(a, "base")["latency_ms"]["p99_ci"]
 
