@@ -76,7 +76,7 @@ def tolerance_text(diff: dict) -> str:
     for kind, size in EFFECT_SIZES.items():
         value = 100 * diff["tolerance"][size.field]
         parts.append(f"{kind} {value:g} " + ("%" if size.relative else "pp"))
-    return "minimum effect sizes: " + ", ".join(parts) + " (accuracies: and more than one image)"
+    return "minimum effect sizes: " + ", ".join(parts) + "; an accuracy drop must also be more than one image"
 
 
 def _verdict_text(v: dict) -> str:
