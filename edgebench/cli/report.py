@@ -38,7 +38,7 @@ Examples:
 
   edgebench compare reports/main reports/my-branch
 
-  edgebench compare reports/main reports/my-branch --latency-tolerance 0.25 --accuracy-tolerance 0.01    # a shared CI runner
+  edgebench compare reports/main reports/my-branch --latency-tolerance 0.25 --robustness-tolerance 0.1
 
   edgebench compare old/results.json new/results.json --json
 
@@ -96,7 +96,10 @@ def compare_command(
         "percent; raise it on shared or throttling runners.",
     ),
     throughput_tolerance: float = typer.Option(
-        0.10, "--throughput-tolerance", help="Smallest relative throughput decrease that counts (default 10 %)."
+        0.10,
+        "--throughput-tolerance",
+        help="Smallest relative throughput decrease that counts (default 10 %). Throughput is batch / mean "
+        "latency: scheduling stalls move it more than the median.",
     ),
     memory_tolerance: float = typer.Option(
         0.10, "--memory-tolerance", help="Smallest relative peak-memory increase that counts (default 10 %)."

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,7 @@ def _regressed(diff: dict) -> set[tuple[str, str]]:
     return {(r["candidate"], r["metric"]) for r in diff["rows"] if r["regressed"]}
 
 
-def _planted(run: Path, folder: Path, change) -> Path:  # noqa: ANN001
+def _planted(run: Path, folder: Path, change: Callable[[dict], None]) -> Path:
     results = json.loads((run / "results.json").read_text())
     change(results)
     return write_run(folder, results)
@@ -85,7 +86,7 @@ def test_two_runs_of_one_study_do_not_regress_with_a_tolerance(two_runs: tuple[P
     assert res.exit_code == 0 and "0 regression(s)" in res.output, res.output
 
 
-def _slower(factor: float):  # noqa: ANN202
+def _slower(factor: float) -> Callable[[dict], None]:
     def change(results: dict) -> None:
         stats = entry(results, "int8")["latency_ms"]
         for key, value in stats.items():
@@ -117,7 +118,11 @@ def _robust_drop(results: dict) -> None:
     ids=["latency-4x", "accuracy-10pp", "robustness-25pp"],
 )
 def test_a_planted_regression_beyond_the_tolerance_still_fails(
-    two_runs: tuple[Path, Path], tmp_path: Path, change, metrics: set[str], looser: list[str]  # noqa: ANN001
+    two_runs: tuple[Path, Path],
+    tmp_path: Path,
+    change: Callable[[dict], None],
+    metrics: set[str],
+    looser: list[str],
 ) -> None:
     a, b = two_runs
     planted = _planted(b, tmp_path / "b", change)
