@@ -26,17 +26,23 @@ Examples:
   edgebench report reports/demo-lenet5-mnist/results.json --json --fail-on never
 """
 
-COMPARE_HELP = """Compare two runs and show what regressed: latency p50/p99 up, throughput down, memory up, clean or robust accuracy down, verdicts that got worse. A latency percentile regresses only when the two runs' 95 % confidence intervals are disjoint (else "within noise").
+COMPARE_HELP = """Compare two runs and show what regressed: latency p50/p99 up, throughput down, memory up, clean or robust accuracy down, verdicts that got worse.
 
-Exit code 1 when something regressed beyond tolerance, 0 otherwise, 2 on bad input.
+A metric regresses only when it got worse by more than its minimum effect size (the --*-tolerance options) and, for a latency percentile with 95 % confidence intervals in both runs, the intervals are also disjoint (else "within noise"). Both are needed: an interval says how precisely one run measured, not how far a second run on the same host drifts, so two runs of one study often differ by a few percent with disjoint intervals.
+
+A candidate whose recipe (pruning, quantization, parent, engine options) changed between the runs is noted beside its rows, as differing budgets are.
+
+Exit code 1 when something regressed, 0 otherwise, 2 on bad input.
 
 Examples:
 
   edgebench compare reports/main reports/my-branch
 
-  edgebench compare reports/main reports/my-branch --latency-tolerance 0.2 --accuracy-tolerance 0.005
+  edgebench compare reports/main reports/my-branch --latency-tolerance 0.25 --robustness-tolerance 0.1
 
   edgebench compare old/results.json new/results.json --json
+
+  edgebench compare reports/main reports/my-branch --markdown >> "$GITHUB_STEP_SUMMARY"
 """
 
 
@@ -88,29 +94,55 @@ def compare_command(
     latency_tolerance: float = typer.Option(
         0.10,
         "--latency-tolerance",
-        help="Relative latency increase allowed where a run has no confidence intervals (0.10 = 10%); intervals decide otherwise.",
+        help="Smallest relative slowdown of a latency percentile (p50, p99; end-to-end and compute) that counts, "
+        "with or without intervals. Default 0.10 = 10 %: on one quiet host two runs of the same artifact drift a few "
+        "percent; raise it on shared or throttling runners.",
     ),
     throughput_tolerance: float = typer.Option(
-        0.10, "--throughput-tolerance", help="Relative throughput decrease allowed."
+        0.10,
+        "--throughput-tolerance",
+        help="Smallest relative throughput decrease that counts (default 10 %). Throughput is batch / mean "
+        "latency: scheduling stalls move it more than the median.",
     ),
-    memory_tolerance: float = typer.Option(0.10, "--memory-tolerance", help="Relative peak-memory increase allowed."),
+    memory_tolerance: float = typer.Option(
+        0.10, "--memory-tolerance", help="Smallest relative peak-memory increase that counts (default 10 %)."
+    ),
     accuracy_tolerance: float = typer.Option(
-        0.01, "--accuracy-tolerance", help="Absolute clean/robust accuracy decrease allowed (0.01 = 1 pp)."
+        0.02,
+        "--accuracy-tolerance",
+        help="Smallest absolute clean-accuracy drop that counts. Default 0.02 = 2 pp: a rebuilt candidate "
+        "(fine-tuning, calibration) flips a few evaluation images; never less than one image of the set.",
+    ),
+    robustness_tolerance: float = typer.Option(
+        0.05,
+        "--robustness-tolerance",
+        help="Smallest absolute robust-accuracy drop (per adversarial set) that counts. Default 0.05 = 5 pp: "
+        "adversarial sets are small (32 white-box images a candidate by default: one image is 3 pp) and crafted "
+        "anew each run; never less than one image of the set.",
     ),
     show_all: bool = typer.Option(False, "--all", help="Show every compared metric, not only regressions."),
     json_out: bool = typer.Option(False, "--json", help="Print the full diff as JSON."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print the diff as Markdown (CI summaries, PR comments)."),
 ) -> None:
+    from edgebench.errors import EdgebenchError
     from edgebench.report.compare import Tolerance, compare_exit_code, compare_runs
 
+    if json_out and markdown:
+        raise EdgebenchError("compare: expected one of --json or --markdown, found both")
     tol = Tolerance(
         latency_rel=latency_tolerance,
         throughput_rel=throughput_tolerance,
         memory_rel=memory_tolerance,
         accuracy_abs=accuracy_tolerance,
+        robustness_abs=robustness_tolerance,
     )
     diff = compare_runs(run_a, run_b, tol)
     if json_out:
         typer.echo(json.dumps(diff, indent=2))
+    elif markdown:
+        from edgebench.report.compare_view import compare_markdown
+
+        typer.echo(compare_markdown(diff, show_all))
     else:
         from edgebench.cli.ui import out_console, show
         from edgebench.report.compare_view import compare_view
