@@ -35,6 +35,7 @@ import argparse
 import fnmatch
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -221,8 +222,10 @@ def study_step(key: str, source: str, ratio: float, size: int, trace_timeout_s: 
     }
     path = folder / f"{key.replace(':', '_')}-{source}.yaml"
     path.write_text(yaml.safe_dump(study))
+    run_dir = folder / f"run-{key.replace(':', '_')}-{source}"
+    shutil.rmtree(run_dir, ignore_errors=True)  # a row is measured whole: no folder left by an earlier attempt
     try:
-        pipe = Pipeline(load_study(path), folder / f"run-{key.replace(':', '_')}-{source}")
+        pipe = Pipeline(load_study(path), run_dir)
         subject = pipe.prepare()
         stems: dict[str, Any] = {}
         built = {c.name: pipe.build(c, stems) for c in pipe.config.candidates}
