@@ -94,8 +94,8 @@ def compare_command(
     latency_tolerance: float = typer.Option(
         0.10,
         "--latency-tolerance",
-        help="Smallest relative slowdown of a latency percentile (p50, p99; end-to-end and compute) that counts, "
-        "with or without intervals. Default 0.10 = 10 %: on one quiet host two runs of the same artifact drift a few "
+        help="Smallest relative slowdown of a latency percentile (p50, p99; end-to-end and compute), or drop of a "
+        "speed-up over base, that counts, with or without intervals. Default 0.10 = 10 %: on one quiet host two runs of the same artifact drift a few "
         "percent; raise it on shared or throttling runners.",
     ),
     throughput_tolerance: float = typer.Option(

@@ -67,6 +67,7 @@ class EffectSize:
 
 EFFECT_SIZES: dict[str, EffectSize] = {
     "latency": EffectSize("latency_rel", relative=True),
+    "speedup": EffectSize("latency_rel", relative=True),  # a ratio of latencies: the latency tolerance
     "throughput": EffectSize("throughput_rel", relative=True),
     "memory": EffectSize("memory_rel", relative=True),
     "accuracy": EffectSize("accuracy_abs", relative=False, per_image=True),
@@ -82,6 +83,7 @@ class Metric:
     get: Callable[[DeviceEntry], Any]
     stats: Callable[[DeviceEntry], LatencyStats | None] | None = None  # latency: the statistics it is read from
     count: Callable[[DeviceEntry], int | None] | None = None  # accuracies: the images the value is over
+    interval: Callable[[DeviceEntry], list | None] | None = None  # a stored 95 % interval not in LatencyStats
 
 
 def _num(v: Any) -> float | None:
@@ -112,6 +114,14 @@ BASE_METRICS: tuple[Metric, ...] = (
     Metric("latency_ms.p99", True, "latency", _p99(_end_to_end), _end_to_end),
     Metric("latency_compute_ms.p50", True, "latency", _p50(_compute), _compute),
     Metric("latency_compute_ms.p99", True, "latency", _p99(_compute), _compute),
+    # batch 1 end-to-end speed-up over base from paired interleaved rounds, with its interval
+    Metric(
+        "speedup",
+        False,
+        "speedup",
+        lambda e: None if e.speedup is None else e.speedup.ratio,
+        interval=lambda e: None if e.speedup is None else list(e.speedup.ci95),
+    ),
     Metric("throughput_ips", False, "throughput", lambda e: e.throughput_ips),
     Metric("peak_memory_mb", True, "memory", peak_memory_mb),
     Metric("clean_accuracy", False, "accuracy", lambda e: e.clean_accuracy, count=lambda e: e.eval_count),
@@ -155,7 +165,11 @@ def regressed(metric: Metric, a: float, b: float, tol: Tolerance, counts: tuple[
 
 
 def _ci(entry: DeviceEntry, metric: Metric) -> list | None:
-    """The ``[low, high]`` interval stored beside a latency percentile, if the run has one."""
+    """The ``[low, high]`` interval stored beside a latency percentile or a speed-up, if the run
+    has one."""
+    if metric.interval is not None:
+        ci = metric.interval(entry)
+        return ci if ci is not None and len(ci) == 2 and None not in ci else None
     stats = None if metric.stats is None else metric.stats(entry)
     if stats is None:
         return None

@@ -228,6 +228,82 @@ def latency_table(results: Results, device: str) -> Table:
     )
 
 
+def _speedup_text(ratio: float | None) -> str:
+    return fmt.UNMEASURED if ratio is None else f"{ratio:.2f}x"
+
+
+def speedup_table(results: Results, device: str) -> Table | None:
+    """Each candidate's speed-up over base per batch and timing: from paired interleaved rounds
+    with a 95 % interval when the run timed them so (``profile.interleave``), else the ratio of
+    two separately timed medians, marked as having no interval. None without a base."""
+    base = next((c for c in results.candidates if c.name == "base"), None)
+    if base is None:
+        return None
+    base_runs = {(r.batch, r.mode): r for r in device_entry(base, device).batch_sweep or []}
+    rows = []
+    drift_notes: list[str] = []
+    for cand in results.candidates:
+        entry = device_entry(cand, device)
+        tp = entry.timing_pass
+        if tp is not None and tp.drift is not None and tp.drift.drifted:
+            d = tp.drift
+            note = (
+                f"the device changed state during the timing pass of {', '.join(tp.models)}: base "
+                f"{fmt.ms(d.first_p50_ms)} ms in its first rounds, {fmt.ms(d.last_p50_ms)} ms in its last "
+                f"({d.change:+.0%})"
+            )
+            if d.loadavg_first is not None and d.loadavg_last is not None:
+                note += f", load average {d.loadavg_first:.1f} -> {d.loadavg_last:.1f}"
+            if note not in drift_notes:
+                drift_notes.append(note)
+        if cand.name == "base":
+            continue
+        for run in entry.batch_sweep or []:
+            ref = base_runs.get((run.batch, run.mode))
+            sp = run.speedup
+            ratio: float | None
+            if sp is not None:
+                ratio, ci, how = sp.ratio, sp.ci95, f"{sp.rounds} paired rounds"
+            else:
+                ratio = ref.latency_ms.p50 / run.latency_ms.p50 if ref is not None and run.latency_ms.p50 else None
+                ci, how = None, "separate timings: no interval"
+            lo, hi = (ci or [None, None])[:2]
+            rows.append(
+                (
+                    _name(cand),
+                    _metric(run.batch, fmt.count, "batch"),
+                    _c(fmt.text(run.mode), run.mode, "mode"),
+                    _metric(None if ref is None else ref.latency_ms.p50, fmt.ms, "base_p50"),
+                    _metric(run.latency_ms.p50, fmt.ms, "p50"),
+                    _c(_speedup_text(ratio), ratio, "speedup.ratio"),
+                    Cell(
+                        text=f"{lo:.2f}x .. {hi:.2f}x" if lo is not None and hi is not None else "none",
+                        value=list(ci) if ci else None,
+                        key="speedup.ci95",
+                        status="" if lo is not None else "unmeasured",
+                    ),
+                    _c(how, how, "speedup.method"),
+                )
+            )
+    if not rows:
+        return None
+    note = (
+        "Speed-up = base p50 / candidate p50 (> 1: faster). Interleaved timing (profile.interleave) runs every "
+        "candidate of a device in rotating rounds in one session; the speed-up is the geometric mean of the "
+        "per-round ratios and its 95% interval a t interval over the rounds, so load or clock changes that "
+        "hit both sides of a round cancel."
+    )
+    if drift_notes:
+        note += " Warning: " + "; ".join(drift_notes) + "."
+    return Table(
+        f"speedup-{device}",
+        "Speed-up over base",
+        ("Candidate", "Batch", "Timing", "base p50 (ms)", "p50 (ms)", "Speed-up", "95% CI", "From"),
+        tuple(rows),
+        note,
+    )
+
+
 def _ci_cell(ci: list | None, key: str) -> Cell:
     """A percentile's 95 % interval as text; flagged when too few samples bound it."""
     if ci is None or len(ci) != 2:
@@ -734,6 +810,7 @@ def build_report(results: Results | dict) -> Report:
     for d in devices:
         tables = [
             latency_table(results, d),
+            *[t for t in (speedup_table(results, d),) if t is not None],
             throughput_table(results, d),
             memory_table(results, d),
             accuracy_table(results, d),

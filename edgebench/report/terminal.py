@@ -46,3 +46,8 @@ def verdict_tables(report: Report) -> list[RichTable]:
     """The verdict table of every device and its caveats, as the Markdown and HTML reports show them."""
     section = next((s for s in report.sections if s.key == "verdicts"), None)
     return [] if section is None else [rich_table(t) for t in section.tables]
+
+
+def speedup_tables(report: Report) -> list[RichTable]:
+    """Every device's speed-up over base (with its interval), as the reports show it."""
+    return [rich_table(t) for s in report.sections for t in s.tables if t.key.startswith("speedup-")]

@@ -135,3 +135,26 @@ def test_latency_tolerance_applies_where_intervals_exist(tmp_path) -> None:  # n
     res = CliRunner().invoke(app, ["compare", ra, rb, "--latency-tolerance", "0.5"])
     assert res.exit_code == 0, res.output
     assert "within the minimum effect size" in res.output and "latency 50 %" in res.output
+
+
+def test_speedup_regression_needs_disjoint_intervals_and_the_tolerance() -> None:
+    """Speed-ups from interleaved rounds compare by their paired-round intervals: a drop inside
+    the noise is not a regression, a drop beyond both the intervals and the tolerance is."""
+    from edgebench.report.compare import BASE_METRICS, Tolerance, _judge
+    from edgebench.results import DeviceEntry
+
+    metric = next(m for m in BASE_METRICS if m.name == "speedup")
+
+    def entry(ratio: float, lo: float, hi: float) -> DeviceEntry:
+        sp = {"ratio": ratio, "ci95": [lo, hi], "rounds": 6, "round_ratios": [ratio] * 6, "method": "t"}
+        return DeviceEntry.model_validate(
+            {"latency_ms": None, "memory_mb": None, "clean_accuracy": None, "robustness": [], "speedup": sp}
+        )
+
+    a = entry(4.0, 3.6, 4.4)
+    noisy = _judge(metric, a, entry(3.5, 3.0, 4.1), 4.0, 3.5, Tolerance())
+    assert noisy["judged_by"] == "intervals+tolerance" and not noisy["regressed"]
+    slower = _judge(metric, a, entry(2.0, 1.8, 2.2), 4.0, 2.0, Tolerance())
+    assert slower["regressed"] and slower["note"].startswith("worse: intervals disjoint")
+    tolerant = _judge(metric, a, entry(3.2, 3.1, 3.3), 4.0, 3.2, Tolerance(latency_rel=0.5))
+    assert not tolerant["regressed"] and "within tolerance" in tolerant["note"]

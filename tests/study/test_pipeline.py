@@ -139,9 +139,15 @@ def test_reports_are_rendered(run_dir: Path) -> None:
     html = (run_dir / "report.html").read_text()
     md = (run_dir / "report.md").read_text()
     assert "pruned-50+int8" in html and "pruned-50+int8" in md
-    for title in ("Threat models side by side", "Sanity checks on the attacks", "INT8 error localisation"):
+    for title in (
+        "Threat models side by side",
+        "Sanity checks on the attacks",
+        "INT8 error localisation",
+        "Speed-up over base",
+    ):
         assert title in md and title in html
     assert 'data-key="sanity.status"' in html and 'data-key="whitebox.accuracy"' in html
+    assert 'data-key="speedup.ci95"' in html and "3 paired rounds" in md
 
 
 def test_latency_comes_from_interleaved_rounds(run_dir: Path) -> None:
