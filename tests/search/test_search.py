@@ -168,15 +168,77 @@ def test_study_without_search_section_is_one_line(tmp_path: Path) -> None:
     assert res.returncode == 2 and "expected a 'search:' section" in res.stderr.strip().splitlines()[-1]
 
 
-def test_survivors_are_feasible_non_dominated_first() -> None:
-    def t(n: int, macs: int, acc: float, rob: float, feasible: bool = True) -> dict:
-        s = {"macs": macs, "clean_accuracy": acc, "robust_accuracy": rob}
-        return {"number": n, "name": f"t{n}", "screen": s, "feasible": feasible}
+def _trial(n: int, macs: int, acc: float, rob: float, cons: tuple[float, ...] = (0.0,), name: str = "") -> dict:
+    screen = {"macs": macs, "clean_accuracy": acc, "robust_accuracy": rob, "size_bytes": 1000}
+    feasible = all(c <= 0 for c in cons)
+    return {"number": n, "name": name or f"t{n}", "screen": screen, "constraints": list(cons), "feasible": feasible}
 
-    trials = [t(0, 100, 0.9, 0.5), t(1, 50, 0.8, 0.4), t(2, 100, 0.8, 0.4), t(3, 10, 0.99, 0.9, feasible=False)]
+
+def test_survivors_are_feasible_non_dominated_first() -> None:
+    trials = [
+        _trial(0, 100, 0.9, 0.5),
+        _trial(1, 50, 0.8, 0.4),
+        _trial(2, 100, 0.8, 0.4),
+        _trial(3, 10, 0.99, 0.9, cons=(0.01,)),
+    ]
     assert pareto_ranks([[100, -0.9], [50, -0.8], [100, -0.8]]) == [0, 0, 1]
     assert select_survivors(trials, 0.5) == ["t1", "t0"]  # t3 dominates all but breaks a budget
     assert select_survivors(trials, 0.01) == ["t1"]
+    assert select_survivors(trials, 1.0) == ["t1", "t0", "t2", "t3"]
+
+
+def test_survivors_without_feasible_trial_are_the_least_violating() -> None:
+    """The issue's run: no trial feasible; t000-t002 have better objectives (fewer MACs, t000 even
+    dominating) but violate by up to 0.55, t003 (accuracy 0.931 against 0.975) by 0.044 only: as
+    Optuna's constrained NSGA-II/TPE rank them, t003 comes first, then the next least violating."""
+    trials = [
+        _trial(0, 10, 0.40, 0.30, cons=(0.525, 0.2)),
+        _trial(1, 20, 0.30, 0.20, cons=(0.55, 0.3)),
+        _trial(2, 30, 0.38, 0.35, cons=(0.545, 0.0)),
+        _trial(3, 90, 0.931, 0.5, cons=(0.044, -0.1)),
+    ]
+    assert select_survivors(trials, 0.5) == ["t3", "t2"]  # violations 0.044, 0.545 (t000: 0.725)
+    assert select_survivors(trials, 0.25) == ["t3"]
+
+
+def test_survivors_count_a_repeated_recipe_once() -> None:
+    """A trial repeating an earlier recipe names the earlier candidate: measured once, and the
+    share is of the distinct candidates."""
+    trials = [_trial(0, 50, 0.9, 0.5), _trial(1, 50, 0.9, 0.5, name="t0"), _trial(2, 100, 0.8, 0.4)]
+    assert select_survivors(trials, 0.5) == ["t0"]
+    assert select_survivors(trials, 1.0) == ["t0", "t2"]
+
+
+def test_search_study_without_candidates_holds_base_only() -> None:
+    """Without ``candidates:`` a search study lists base alone (no implicit int8 whose 128
+    calibration images exceed a small calib_count); a plain study keeps the default lineup."""
+    from edgebench.study.config import DEFAULT_CANDIDATES, study_from_dict
+
+    study = {k: v for k, v in STUDY.items() if k != "candidates"}
+    assert study["data"]["calib_count"] < 128
+    assert [c.name for c in study_from_dict(study).candidates] == ["base"]
+    plain = {k: v for k, v in study.items() if k != "search"}
+    plain["data"] = dict(plain["data"], calib_count=128)
+    assert [c.name for c in study_from_dict(plain).candidates] == list(DEFAULT_CANDIDATES)
+
+
+def test_help_names_the_objectives_the_readme_names() -> None:
+    """``search --help`` and the README's search section list the same objectives, the ones
+    Optuna is given (:data:`OBJECTIVES`)."""
+    import re
+
+    from edgebench.search.run import OBJECTIVES
+
+    labels = {"macs": "MACs", "clean_accuracy": "clean accuracy", "robust_accuracy": "robust accuracy"}
+    labels["size_bytes"] = "artifact size"
+    expected = [labels[k] for k, _ in OBJECTIVES]
+    res = subprocess.run([sys.executable, "-m", "edgebench", "search", "--help"], capture_output=True, text=True)
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Search: which compression to ship") :]
+    for text in (res.stdout, section):
+        flat = " ".join(text.replace("│", " ").split())
+        found = re.search(r"multi-objective on the host: ([^;]*);", flat)
+        assert found is not None and found.group(1).split(", ") == expected, flat[:600]
 
 
 @pytest.mark.slow
