@@ -55,14 +55,14 @@ def _stamps(out: Path) -> dict[Path, int]:
     return {p: p.stat().st_mtime_ns for p in (out / "measurements").glob("*/*/*.json")}
 
 
-def _journal_trials(out: Path) -> int:
+def _journal_trials(out: Path, study: str = "search") -> int:
     """Trials in the run folder's Optuna journal (read back with Optuna itself)."""
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
     storage = JournalStorage(JournalFileBackend(str(out / JOURNAL)))
-    return len(optuna.load_study(study_name="edgebench-search", storage=storage).trials)
+    return len(optuna.load_study(study_name=f"edgebench-{study}", storage=storage).trials)
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +143,69 @@ def test_impossible_budget_reports_the_closest(searched: tuple[Path, Path]) -> N
     assert closest["candidate"] == fastest["name"]
     line = f"local: no candidate meets the budgets; closest is {closest['candidate']}"
     assert line in " ".join(res.stderr.split()) and line in (out / "report.md").read_text()
+
+
+# No trial can meet the accuracy budget (30 % pruned, not fine-tuned, against max_accuracy_drop
+# 0.01) and no candidates are listed; 5 trials over 4 recipes, so Optuna repeats at least one.
+INFEASIBLE = {
+    **{k: v for k, v in STUDY.items() if k != "candidates"},
+    "name": "infeasible",
+    "model": dict(TINY_MODEL, train_epochs=3),
+    "budgets": dict(STUDY["budgets"], max_accuracy_drop=0.01, max_robustness_drop=1.0),
+    "search": {
+        "trials": 5,
+        "keep": 0.5,
+        "space": {"prune_ratio": 0.3, "criterion": ["l1", "random"], "quantize": ["ort-cpu", "none"], "epochs": [0]},
+    },
+}
+
+
+@pytest.mark.slow
+def test_search_without_feasible_trial_measures_least_violating_and_reuses_repeats(tmp_path: Path) -> None:
+    from edgebench.search.record import violation
+
+    out = tmp_path / "run"
+    res = _search(INFEASIBLE, tmp_path, out)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "Warning" not in res.stderr, res.stderr  # Optuna's FutureWarning/ExperimentalWarning stay ours
+    results = json.loads((out / "results.json").read_text())
+    record = results["search"]
+    trials = record["trials"]
+    assert len(trials) == 5 and not any(t["feasible"] for t in trials), trials
+    # without candidates: base and the trials only (no implicit int8 needing 128 calibration images)
+    distinct = list(dict.fromkeys(t["name"] for t in trials))
+    assert [c["name"] for c in results["candidates"]] == ["base", *distinct]
+    # a repeated recipe names the first trial's candidate: neither built nor screened again
+    repeats = [t for t in trials if not t["name"].startswith(f"t{t['number']:03d}-")]
+    assert repeats and len(distinct) == 5 - len(repeats)
+    for t in repeats:
+        first = next(f for f in trials if f["name"] == t["name"])
+        assert first["number"] < t["number"] and first["params"] == t["params"] and first["screen"] == t["screen"]
+        assert not list((out / "artifacts").glob(f"t{t['number']:03d}-*"))
+    assert _journal_trials(out, "infeasible") == 5
+    # measured: the least violating distinct trials (Optuna's order for infeasible trials)
+    assert len(distinct) >= 2 and len(record["survivors"]) == -(-len(distinct) // 2)
+    by_name = {t["name"]: t for t in reversed(trials)}
+    left = [n for n in distinct if n not in record["survivors"]]
+    assert max(violation(by_name[n]) for n in record["survivors"]) <= min(violation(by_name[n]) for n in left)
+    assert {t["name"] for t in trials if t["measured"]} == set(record["survivors"])
+    # base is READY; no trial is, so the closest one is named: the measured trial missing least
+    assert record["recommended"]["local"]["candidate"] == "base"
+    closest = record["closest"]["local"]
+    assert (
+        closest is not None and closest["candidate"] in record["survivors"] and closest["misses"] == ["accuracy_drop"]
+    )
+    device_acc = {c["name"]: c["devices"]["local"]["clean_accuracy"] for c in results["candidates"]}
+    assert device_acc[closest["candidate"]] == max(device_acc[n] for n in record["survivors"])
+    flat = " ".join(res.stderr.split())
+    assert (
+        "local: recommended base (" in flat and f"no trial meets the budgets: closest is {closest['candidate']}" in flat
+    )
+    # the Search section opens with the recommendation, before the Pareto front and the trials
+    md = (out / "report.md").read_text()
+    search = md[md.index("## Search") :]
+    assert search.index("### Recommendation") < search.index("### Pareto front on local") < search.index("### Trials")
+    assert search.split("###")[1].startswith(" Recommendation") and closest["candidate"] in search.split("###")[1]
 
 
 @pytest.mark.parametrize(
