@@ -179,8 +179,8 @@ def select_survivors(trials: list[dict], keep: float) -> list[str]:
     rank = {t["name"]: r for t, r in zip(feasible, ranks)}
 
     def order(t: dict) -> tuple:
-        first = rank[t["name"]] if t["feasible"] else violation(t)
-        return (not t["feasible"], first, t["screen"]["macs"] or 0, t["number"])
+        standing = rank[t["name"]] if t["feasible"] else violation(t)
+        return (not t["feasible"], standing, t["screen"]["macs"] or 0, t["number"])
 
     return [t["name"] for t in sorted(unique, key=order)[:n]]
 
@@ -246,11 +246,9 @@ class Search:
             "search/screen.json", {"base": base_screen, "survivors": survivors, "keep": sc.keep, "trials": len(trials)}
         )
         to_measure = listed_built + self.engine.build(self.pipe, [self.trial_cands[n] for n in survivors])
+        where = ", ".join(cfg.devices)
         self.ui(
-            "status",
-            {
-                "text": f"measuring {len(survivors)} of {len(self.trial_cands)} trial candidates on {', '.join(cfg.devices)}"
-            },
+            "status", {"text": f"measuring {len(survivors)} of {len(self.trial_cands)} trial candidates on {where}"}
         )
         self.engine.measure(self.pipe, devices, to_measure, attack_sets)
         return self.pipe.write_results(final=True)
@@ -290,7 +288,7 @@ class Search:
         screens = {r["name"]: r["screen"] for r in records.values()}
         fresh = list({c.name: c for c in cands if c.name not in screens}.values())
         self._rebind()
-        for b in self.engine.build(self.pipe, fresh):
+        for b in self.engine.build(self.pipe, fresh) if fresh else []:
             screens[b.config.name] = screen_artifact(self.run_dir, b.manifest, sets)
         for (trial, params), cand in zip(batch, cands):
             if not cand.name.startswith(f"t{trial.number:03d}-"):
