@@ -14,10 +14,11 @@ def register(app: typer.Typer) -> None:
     @app.command(
         "search",
         help=(
-            "Search compression settings for the study's devices: Optuna (multi-objective: latency, clean "
-            "accuracy, robust accuracy, memory; the budgets as constraints) proposes trials from the study's "
-            "'search:' section; each trial is built and screened on the host, the best share measured on the "
-            "devices. Prints the recommended candidate per device (the fastest READY one).\n\n"
+            "Search compression settings for the study's devices: Optuna (multi-objective on the host: MACs, "
+            "clean accuracy, robust accuracy, artifact size; the accuracy and robustness budgets as constraints) "
+            "proposes trials from the study's 'search:' section; each trial is built and screened on the host, "
+            "the best share (feasible first, then the least violating) measured on the devices. Prints the "
+            "recommended candidate per device (the fastest READY one; when no trial is READY, the closest).\n\n"
             "A re-run with the same --out resumes the search (more trials: raise search.trials).\n\n"
             "Examples:\n\n"
             "  edgebench search study.yaml --out reports/search\n\n"

@@ -1,5 +1,6 @@
-"""The report's "Search" section: the recommendation (or that no candidate meets the budgets,
-and the closest), the Pareto front per device and the trials with their host screen."""
+"""The report's "Search" section, the answer first: the recommendation per device (and, when no
+trial meets the budgets, the closest and what it misses), then the Pareto front per device and
+the trials with their host screen."""
 
 from __future__ import annotations
 
@@ -27,16 +28,57 @@ def recommendation_line(record: Search | dict, device: str) -> str:
     """The recommendation on *device* in one line (*record*: the typed ``search`` record, or its JSON)."""
     if not isinstance(record, Search):
         record = Search.model_validate(record)
-    rec = record.recommended.get(device)
+    rec, close = record.recommended.get(device), record.closest.get(device)
+    missed = "" if close is None else f"closest is {close.candidate} (misses {', '.join(close.misses)}; "
+    missed += "" if close is None else f"{_margin_text(close.margins)})"
     if rec:
-        return f"{device}: recommended {rec.candidate} (fastest READY, p99 {fmt.ms(rec.p99_ms)} ms; {_margin_text(rec.margins)})"
-    close = record.closest.get(device)
+        line = f"{device}: recommended {rec.candidate} (fastest READY, p99 {fmt.ms(rec.p99_ms)} ms; "
+        return line + _margin_text(rec.margins) + ")" + (f"; no trial meets the budgets: {missed}" if close else "")
     if close:
-        return (
-            f"{device}: no candidate meets the budgets; closest is {close.candidate} "
-            f"(misses {', '.join(close.misses)}; {_margin_text(close.margins)})"
-        )
+        return f"{device}: no candidate meets the budgets; {missed}"
     return f"{device}: no candidate was measured"
+
+
+def recommendation_table(record: Search) -> Table:
+    """One row per device: the recommended candidate and its margins, and the closest one (when
+    no trial is READY) and what it misses; the first table of the section."""
+    rows = []
+    for dev in record.pareto:
+        rec, close = record.recommended.get(dev), record.closest.get(dev)
+        rows.append(
+            (
+                _c(dev, dev, "device"),
+                _c(
+                    rec.candidate if rec else "none",
+                    rec.candidate if rec else None,
+                    "recommended",
+                    "ready" if rec else "not-ready",
+                ),
+                _c(fmt.ms(rec.p99_ms) if rec else "", rec.p99_ms if rec else None, "p99"),
+                _c(_margin_text(rec.margins) if rec else "", None, "margins"),
+                _c(
+                    close.candidate if close else "",
+                    close.candidate if close else None,
+                    "closest",
+                    "not-ready" if close else "",
+                ),
+                _c(_margin_text(close.margins) if close else "", None, "closest_margins"),
+            )
+        )
+    return Table(
+        "recommendation",
+        "Recommendation",
+        (
+            "Device",
+            "Recommended (fastest READY)",
+            "p99 ms",
+            "Margins to the budgets",
+            "Closest (no trial READY)",
+            "Its margins",
+        ),
+        tuple(rows),
+        note=" ".join(recommendation_line(record, dev) + "." for dev in record.pareto),
+    )
 
 
 def search_section(results: Results) -> Section | None:
@@ -44,7 +86,7 @@ def search_section(results: Results) -> Section | None:
     record = results.search
     if record is None:
         return None
-    tables = []
+    tables = [recommendation_table(record)]
     for dev, front in record.pareto.items():
         recommended = record.recommended.get(dev)
         rec = None if recommended is None else recommended.candidate
@@ -65,7 +107,6 @@ def search_section(results: Results) -> Section | None:
                 f"Pareto front on {dev}",
                 ("Candidate", "p99 ms", "Clean accuracy", "Robust accuracy", "Peak memory MB", "Verdict"),
                 rows,
-                note=recommendation_line(record, dev),
             )
         )
     trials = record.trials
@@ -103,4 +144,4 @@ def search_section(results: Results) -> Section | None:
             ),
         )
     )
-    return Section("search", "Search", tuple(tables), note="Each Pareto table names the recommended candidate.")
+    return Section("search", "Search", tuple(tables))

@@ -7,8 +7,11 @@ every time results.json is assembled, so it always agrees with the measurements.
 * ``pareto[device]``: candidates no other measured candidate beats on every one of p99 latency,
   clean accuracy, robust accuracy (mean over the adversarial sets) and peak memory.
 * ``recommended[device]``: the fastest (p99) READY candidate with its margin to each budget
-  (ceiling minus value), or ``null`` with ``closest``: the candidate that misses the budgets
-  by the least (sum of relative excess over the failing gates), and what it misses.
+  (ceiling minus value), or ``null``.
+* ``closest[device]``: when no trial is READY there (whether or not a listed candidate such as
+  base is), the measured candidate that is not READY and misses the budgets by the least (sum
+  of relative excess over the failing gates; ties: the smaller host constraint violation), and
+  what it misses; ``null`` when a trial is READY.
 """
 
 from __future__ import annotations
@@ -64,6 +67,22 @@ def _excess(verdict: dict) -> tuple[float, list[str]]:
     return total, missed
 
 
+def violation(trial: dict) -> float:
+    """A trial's total constraint violation (the sum of its positive constraint values), as
+    Optuna's constrained NSGA-II and TPE rank infeasible trials."""
+    return sum(max(0.0, float(c)) for c in trial.get("constraints") or [])
+
+
+def _closest(measured: list[tuple[str, dict, dict]], violations: dict[str, float]) -> dict | None:
+    """The measured candidate that is not READY and misses the budgets by the least (ties: the
+    smaller host constraint violation; a listed candidate counts none), and what it misses."""
+    missing = [(_excess(v), n, v) for n, _, v in measured if v.get("status") != "READY"]
+    if not missing:
+        return None
+    (excess, missed), name, verdict = min(missing, key=lambda m: (m[0][0], violations.get(m[1], 0.0), m[1]))
+    return {"candidate": name, "misses": missed, "excess": excess, "margins": _margins(verdict)}
+
+
 def _dominates(a: list[float], b: list[float]) -> bool:
     return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
 
@@ -89,7 +108,9 @@ def search_record(results: dict, run_dir: Any) -> dict:
     trials = [dict(t) for t in store.read_json(TRIALS) or []]
     devices = list((results.get("devices") or {}).keys())
     by_name = {c["name"]: c for c in results.get("candidates") or []}
+    violations: dict[str, float] = {}
     for t in trials:
+        violations.setdefault(t["name"], violation(t))
         cand = by_name.get(t["name"]) or {}
         t["measured"] = any(device_point((cand.get("devices") or {}).get(d) or {}) for d in devices)
     pareto: dict[str, list[dict]] = {}
@@ -111,15 +132,9 @@ def search_record(results: dict, run_dir: Any) -> dict:
         if ready:
             p99, name, verdict = min(ready, key=lambda r: r[0])
             recommended[dev] = {"candidate": name, "p99_ms": p99, "margins": _margins(verdict)}
-            closest[dev] = None
         else:
             recommended[dev] = None
-            scored = sorted(((_excess(v), n, v) for n, _, v in measured), key=lambda s: (s[0][0], s[1]))
-            if scored:
-                (excess, missed), name, verdict = scored[0]
-                closest[dev] = {"candidate": name, "misses": missed, "excess": excess, "margins": _margins(verdict)}
-            else:
-                closest[dev] = None
+        closest[dev] = None if any(n in violations for _, n, _ in ready) else _closest(measured, violations)
     screen = store.read_json("search/screen.json") or {}
     return {
         "trials": trials,

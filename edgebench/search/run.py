@@ -8,10 +8,15 @@
 3. Each trial's artifact is screened on the host (:mod:`edgebench.search.screen`): objectives
    MACs (down), clean accuracy (up), robust accuracy (up), artifact size (down); the accuracy
    and robustness budgets, checked against base on the host, are Optuna constraints.
-4. Successive halving, one rung: only the best ``keep`` share of the trials (feasible first,
-   then non-dominated rank, then fewest MACs) is measured on the devices, with the listed
-   candidates; the device numbers give the Pareto front and the recommendation
-   (:mod:`edgebench.search.record`).
+4. Successive halving, one rung: only the best ``keep`` share of the trials is measured on the
+   devices, with the listed candidates, ranked as Optuna's constrained samplers rank them:
+   feasible trials first (non-dominated rank over the objectives, then fewest MACs), then the
+   infeasible ones by total constraint violation, smallest first. The device numbers give the
+   Pareto front and the recommendation (:mod:`edgebench.search.record`).
+
+A trial whose recipe repeats an earlier trial's (Optuna may propose the same parameters twice)
+is not built or screened again: it is told the earlier trial's numbers and names its candidate.
+Without ``candidates:`` the study holds base and the trials only.
 
 Everything lands in the run folder like ``edgebench run``: resumable, results.json, report.
 """
@@ -21,13 +26,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
 from edgebench.compress.prune import FinetuneSpec, PruneSpec
 from edgebench.compress.quantize import QuantSpec
 from edgebench.errors import EdgebenchError
-from edgebench.search.record import TRIALS, pareto_ranks, search_record
+from edgebench.search.record import TRIALS, pareto_ranks, search_record, violation
 from edgebench.study.config import CandidateConfig, StudyConfig
 from edgebench.study.pipeline import Pipeline, UiFn, log_only
 from edgebench.study.search_config import SearchConfig
@@ -102,8 +108,14 @@ def _suggest(trial: Any, sc: SearchConfig) -> dict:
 
 
 def _constraints(trial: Any) -> list[float]:
-    """Optuna's constraint values (<= 0 is feasible), stored with the trial by :func:`_tell`."""
+    """Optuna's constraint values (<= 0 is feasible), stored with the trial by :func:`_tell`
+    (optuna 4's ``constraints_func``; optuna 5 reads the values the trial sets)."""
     return list(trial.user_attrs.get("constraints", [0.0]))
+
+
+def _native_constraints(optuna: Any) -> bool:
+    """Optuna >= 5: a trial sets its own constraints (``constraints_func`` is deprecated there)."""
+    return hasattr(optuna.trial.Trial, "set_constraint")
 
 
 def _optuna_study(run_dir: Path, cfg: StudyConfig, sc: SearchConfig) -> Any:
@@ -112,11 +124,16 @@ def _optuna_study(run_dir: Path, cfg: StudyConfig, sc: SearchConfig) -> Any:
     from optuna.storages.journal import JournalFileBackend
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if sc.sampler == "nsga2":
-        pop = max(2, min(10, sc.trials))
-        sampler: Any = optuna.samplers.NSGAIISampler(population_size=pop, seed=cfg.seed, constraints_func=_constraints)
-    else:
-        sampler = optuna.samplers.TPESampler(seed=cfg.seed, constraints_func=_constraints, n_startup_trials=4)
+    legacy: dict[str, Any] = {} if _native_constraints(optuna) else {"constraints_func": _constraints}
+    with warnings.catch_warnings():
+        # optuna 4 calls constraints_func experimental, optuna 5 deprecated: our choice, not the user's news
+        for category in (optuna.exceptions.ExperimentalWarning, FutureWarning):
+            warnings.filterwarnings("ignore", message=".*constraints_func", category=category)
+        if sc.sampler == "nsga2":
+            pop = max(2, min(10, sc.trials))
+            sampler: Any = optuna.samplers.NSGAIISampler(population_size=pop, seed=cfg.seed, **legacy)
+        else:
+            sampler = optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=4, **legacy)
     storage = JournalStorage(JournalFileBackend(str(run_dir / JOURNAL)))
     return optuna.create_study(
         study_name=f"edgebench-{cfg.name}",
@@ -127,21 +144,45 @@ def _optuna_study(run_dir: Path, cfg: StudyConfig, sc: SearchConfig) -> Any:
     )
 
 
+def _tell(study: Any, trial: Any, screen: dict, cons: list[float], name: str) -> None:
+    """Tell Optuna a trial's host numbers and constraint values (<= 0 is feasible)."""
+    import optuna
+
+    if _native_constraints(optuna):
+        for i, c in enumerate(cons):  # keys "0", "1", ...: as optuna reads constraints_func's list
+            trial.set_constraint(str(i), c)
+    trial.set_user_attr("constraints", cons)
+    trial.set_user_attr("candidate", name)
+    study.tell(trial, [screen[k] if screen[k] is not None else 0.0 for k, _ in OBJECTIVES])
+
+
+def recipe_key(cand: CandidateConfig) -> str:
+    """What a candidate builds, without its name: trials with equal keys build the same artifact."""
+    return json.dumps(cand.recipe(), sort_keys=True)
+
+
 def select_survivors(trials: list[dict], keep: float) -> list[str]:
-    """The names of the trials measured on the devices: the best ``keep`` share (at least one)."""
-    if not trials:
+    """The candidates measured on the devices: the best ``keep`` share (at least one) of the
+    distinct candidates, ranked as Optuna's constrained samplers rank trials: feasible ones first
+    (non-dominated rank over :data:`OBJECTIVES` among the feasible, then fewest MACs), then the
+    infeasible ones by total violation, smallest first."""
+    first: dict[str, dict] = {}
+    for t in trials:
+        first.setdefault(t["name"], t)  # a repeated recipe names its first trial's candidate
+    unique = list(first.values())
+    if not unique:
         return []
-    n = max(1, math.ceil(keep * len(trials)))
-    pts = [
-        [t["screen"]["macs"] or 0, -t["screen"]["clean_accuracy"], -(t["screen"]["robust_accuracy"] or 0.0)]
-        for t in trials
-    ]
-    ranks = pareto_ranks(pts)
-    order = sorted(
-        range(len(trials)),
-        key=lambda i: (not trials[i]["feasible"], ranks[i], trials[i]["screen"]["macs"] or 0, trials[i]["number"]),
-    )
-    return [trials[i]["name"] for i in order[:n]]
+    n = max(1, math.ceil(keep * len(unique)))
+    feasible = [t for t in unique if t["feasible"]]
+    sign = {"minimize": 1.0, "maximize": -1.0}
+    ranks = pareto_ranks([[sign[d] * (t["screen"][k] or 0.0) for k, d in OBJECTIVES] for t in feasible])
+    rank = {t["name"]: r for t, r in zip(feasible, ranks)}
+
+    def order(t: dict) -> tuple:
+        standing = rank[t["name"]] if t["feasible"] else violation(t)
+        return (not t["feasible"], standing, t["screen"]["macs"] or 0, t["number"])
+
+    return [t["name"] for t in sorted(unique, key=order)[:n]]
 
 
 class Search:
@@ -162,6 +203,7 @@ class Search:
         self.pipe.store = SearchStore(self.run_dir)
         self.store = self.pipe.store
         self.trial_cands: dict[str, CandidateConfig] = {}
+        self.by_recipe: dict[str, CandidateConfig] = {}  # recipe_key -> the first trial's candidate
 
     def _rebind(self) -> None:
         cands = tuple(self.listed) + tuple(self.trial_cands.values())
@@ -177,24 +219,13 @@ class Search:
         devices = [get_device(name) for name in cfg.devices]
         self.pipe.prepare()
         study = _optuna_study(self.run_dir, cfg, sc)
-        records = {r["name"]: r for r in (self.store.read_json(TRIALS) or [])}
+        records = {r["number"]: r for r in (self.store.read_json(TRIALS) or [])}
         listed_built = self.engine.build(self.pipe, self.listed)
         attack_sets = self.engine.attacks(self.pipe)
         sets = load_folder(self.store.attacks_dir, inputs=True)
         base = next((b for b in listed_built if b.config.name == "base"), listed_built[0])
         base_screen = screen_artifact(self.run_dir, base.manifest, sets)
-        import optuna
-
-        done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-        for t in study.trials:
-            if t.state == optuna.trial.TrialState.COMPLETE:
-                cand = trial_candidate(t.number, t.user_attrs["params"], cfg)
-                self.trial_cands[cand.name] = cand
-        # a trial asked by an interrupted run and never told is closed as failed; new trials replace it
-        for t in study.trials:
-            if t.state == optuna.trial.TrialState.RUNNING:
-                study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-        n_done = len(done)
+        n_done = self._resume(study, records)
         self.ui(
             "task", {"id": "search", "text": f"search: {sc.trials} trials (screened on the host)", "total": sc.trials}
         )
@@ -204,40 +235,76 @@ class Search:
             while len(batch) < min(max(1, self.engine.parallel), sc.trials - n_done):
                 trial = study.ask()
                 batch.append((trial, _suggest(trial, sc)))
-            cands = [trial_candidate(t.number, p, cfg) for t, p in batch]
-            for c in cands:
-                self.trial_cands[c.name] = c
-            self._rebind()
-            built = self.engine.build(self.pipe, cands)
-            for (trial, params), b in zip(batch, built):
-                screen = screen_artifact(self.run_dir, b.manifest, sets)
-                cons = self._constraint_values(screen, base_screen)
-                trial.set_user_attr("constraints", cons)
-                trial.set_user_attr("candidate", b.config.name)
-                values = [screen[k] if screen[k] is not None else 0.0 for k, _ in OBJECTIVES]
-                study.tell(trial, values)
-                records[b.config.name] = {
-                    "number": trial.number,
-                    "name": b.config.name,
-                    "params": params,
-                    "screen": screen,
-                    "constraints": cons,
-                    "feasible": all(c <= 0 for c in cons),
-                }
-                n_done += 1
-                self.ui("advance", {"id": "search"})
-            self.store.write_json(TRIALS, sorted(records.values(), key=lambda r: r["number"]))
+            self._screen_batch(study, batch, records, sets, base_screen)
+            n_done += len(batch)
+            self.store.write_json(TRIALS, [records[n] for n in sorted(records)])
         self.ui("done", {"id": "search"})
         self._rebind()
-        trials = [r for r in records.values() if r["name"] in self.trial_cands]
-        survivors = select_survivors(sorted(trials, key=lambda r: r["number"]), sc.keep)
+        trials = [records[n] for n in sorted(records) if records[n]["name"] in self.trial_cands]
+        survivors = select_survivors(trials, sc.keep)
         self.store.write_json(
             "search/screen.json", {"base": base_screen, "survivors": survivors, "keep": sc.keep, "trials": len(trials)}
         )
         to_measure = listed_built + self.engine.build(self.pipe, [self.trial_cands[n] for n in survivors])
-        self.ui("status", {"text": f"measuring {len(survivors)} of {len(trials)} trials on {', '.join(cfg.devices)}"})
+        where = ", ".join(cfg.devices)
+        self.ui(
+            "status", {"text": f"measuring {len(survivors)} of {len(self.trial_cands)} trial candidates on {where}"}
+        )
         self.engine.measure(self.pipe, devices, to_measure, attack_sets)
         return self.pipe.write_results(final=True)
+
+    def _candidate(self, number: int, params: dict) -> CandidateConfig:
+        """A trial's candidate; a recipe an earlier trial already has names that trial's candidate."""
+        cand = trial_candidate(number, params, self.cfg)
+        cand = self.by_recipe.setdefault(recipe_key(cand), cand)
+        self.trial_cands[cand.name] = cand
+        return cand
+
+    def _resume(self, study: Any, records: dict[int, dict]) -> int:
+        """The journal's complete trials back as candidates (in trial order, so a repeat maps to
+        the same first trial as before); a trial asked by an interrupted run and never told is
+        closed as failed, and new trials replace it. Returns the number of complete trials."""
+        import optuna
+
+        state = optuna.trial.TrialState
+        complete = sorted((t for t in study.trials if t.state == state.COMPLETE), key=lambda t: t.number)
+        for t in complete:
+            cand = self._candidate(t.number, t.user_attrs["params"])
+            if t.number in records:
+                records[t.number]["name"] = cand.name
+        for t in study.trials:
+            if t.state == state.RUNNING:
+                study.tell(t.number, state=state.FAIL)
+        return len(complete)
+
+    def _screen_batch(
+        self, study: Any, batch: list[tuple[Any, dict]], records: dict[int, dict], sets: list, base_screen: dict
+    ) -> None:
+        """Build and screen a batch of asked trials, then tell Optuna; a trial repeating an earlier
+        recipe reuses that build and screen instead of building again."""
+        from edgebench.search.screen import screen_artifact
+
+        cands = [self._candidate(trial.number, params) for trial, params in batch]
+        screens = {r["name"]: r["screen"] for r in records.values()}
+        fresh = list({c.name: c for c in cands if c.name not in screens}.values())
+        self._rebind()
+        for b in self.engine.build(self.pipe, fresh) if fresh else []:
+            screens[b.config.name] = screen_artifact(self.run_dir, b.manifest, sets)
+        for (trial, params), cand in zip(batch, cands):
+            if not cand.name.startswith(f"t{trial.number:03d}-"):
+                self.ui("status", {"text": f"trial {trial.number} repeats {cand.name}: its build and screen reused"})
+            screen = screens[cand.name]
+            cons = self._constraint_values(screen, base_screen)
+            _tell(study, trial, screen, cons, cand.name)
+            records[trial.number] = {
+                "number": trial.number,
+                "name": cand.name,
+                "params": params,
+                "screen": screen,
+                "constraints": cons,
+                "feasible": all(c <= 0 for c in cons),
+            }
+            self.ui("advance", {"id": "search"})
 
     def _constraint_values(self, screen: dict, base: dict) -> list[float]:
         """Host accuracy and robustness drops against base minus their budgets (<= 0 passes)."""

@@ -331,6 +331,13 @@ class StudyConfig(Section):
         """The study file (``<defaults>`` for a mapping), for messages."""
         return self._source
 
+    @classmethod
+    def expand(cls, data: Any) -> Any:
+        """A search study without ``candidates:`` holds base and its trials, not the default lineup."""
+        if isinstance(data, dict) and data.get("search") is not None and data.get("candidates") is None:
+            return {**data, "candidates": ["base"]}
+        return data
+
     @field_validator("candidates", mode="before")
     @classmethod
     def _listed(cls, cands: Any) -> Any:

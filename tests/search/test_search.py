@@ -55,14 +55,14 @@ def _stamps(out: Path) -> dict[Path, int]:
     return {p: p.stat().st_mtime_ns for p in (out / "measurements").glob("*/*/*.json")}
 
 
-def _journal_trials(out: Path) -> int:
+def _journal_trials(out: Path, study: str = "search") -> int:
     """Trials in the run folder's Optuna journal (read back with Optuna itself)."""
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
     storage = JournalStorage(JournalFileBackend(str(out / JOURNAL)))
-    return len(optuna.load_study(study_name="edgebench-search", storage=storage).trials)
+    return len(optuna.load_study(study_name=f"edgebench-{study}", storage=storage).trials)
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +145,69 @@ def test_impossible_budget_reports_the_closest(searched: tuple[Path, Path]) -> N
     assert line in " ".join(res.stderr.split()) and line in (out / "report.md").read_text()
 
 
+# No trial can meet the accuracy budget (30 % pruned, not fine-tuned, against max_accuracy_drop
+# 0.01) and no candidates are listed; 5 trials over 4 recipes, so Optuna repeats at least one.
+INFEASIBLE = {
+    **{k: v for k, v in STUDY.items() if k != "candidates"},
+    "name": "infeasible",
+    "model": dict(TINY_MODEL, train_epochs=3),
+    "budgets": dict(STUDY["budgets"], max_accuracy_drop=0.01, max_robustness_drop=1.0),
+    "search": {
+        "trials": 5,
+        "keep": 0.5,
+        "space": {"prune_ratio": 0.3, "criterion": ["l1", "random"], "quantize": ["ort-cpu", "none"], "epochs": [0]},
+    },
+}
+
+
+@pytest.mark.slow
+def test_search_without_feasible_trial_measures_least_violating_and_reuses_repeats(tmp_path: Path) -> None:
+    from edgebench.search.record import violation
+
+    out = tmp_path / "run"
+    res = _search(INFEASIBLE, tmp_path, out)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "Warning" not in res.stderr, res.stderr  # Optuna's FutureWarning/ExperimentalWarning stay ours
+    results = json.loads((out / "results.json").read_text())
+    record = results["search"]
+    trials = record["trials"]
+    assert len(trials) == 5 and not any(t["feasible"] for t in trials), trials
+    # without candidates: base and the trials only (no implicit int8 needing 128 calibration images)
+    distinct = list(dict.fromkeys(t["name"] for t in trials))
+    assert [c["name"] for c in results["candidates"]] == ["base", *distinct]
+    # a repeated recipe names the first trial's candidate: neither built nor screened again
+    repeats = [t for t in trials if not t["name"].startswith(f"t{t['number']:03d}-")]
+    assert repeats and len(distinct) == 5 - len(repeats)
+    for t in repeats:
+        first = next(f for f in trials if f["name"] == t["name"])
+        assert first["number"] < t["number"] and first["params"] == t["params"] and first["screen"] == t["screen"]
+        assert not list((out / "artifacts").glob(f"t{t['number']:03d}-*"))
+    assert _journal_trials(out, "infeasible") == 5
+    # measured: the least violating distinct trials (Optuna's order for infeasible trials)
+    assert len(distinct) >= 2 and len(record["survivors"]) == -(-len(distinct) // 2)
+    by_name = {t["name"]: t for t in reversed(trials)}
+    left = [n for n in distinct if n not in record["survivors"]]
+    assert max(violation(by_name[n]) for n in record["survivors"]) <= min(violation(by_name[n]) for n in left)
+    assert {t["name"] for t in trials if t["measured"]} == set(record["survivors"])
+    # base is READY; no trial is, so the closest one is named: the measured trial missing least
+    assert record["recommended"]["local"]["candidate"] == "base"
+    closest = record["closest"]["local"]
+    assert (
+        closest is not None and closest["candidate"] in record["survivors"] and closest["misses"] == ["accuracy_drop"]
+    )
+    device_acc = {c["name"]: c["devices"]["local"]["clean_accuracy"] for c in results["candidates"]}
+    assert device_acc[closest["candidate"]] == max(device_acc[n] for n in record["survivors"])
+    flat = " ".join(res.stderr.split())
+    assert (
+        "local: recommended base (" in flat and f"no trial meets the budgets: closest is {closest['candidate']}" in flat
+    )
+    # the Search section opens with the recommendation, before the Pareto front and the trials
+    md = (out / "report.md").read_text()
+    search = md[md.index("## Search") :]
+    assert search.index("### Recommendation") < search.index("### Pareto front on local") < search.index("### Trials")
+    assert search.split("###")[1].startswith(" Recommendation") and closest["candidate"] in search.split("###")[1]
+
+
 @pytest.mark.parametrize(
     ("search", "expected"),
     [
@@ -168,15 +231,77 @@ def test_study_without_search_section_is_one_line(tmp_path: Path) -> None:
     assert res.returncode == 2 and "expected a 'search:' section" in res.stderr.strip().splitlines()[-1]
 
 
-def test_survivors_are_feasible_non_dominated_first() -> None:
-    def t(n: int, macs: int, acc: float, rob: float, feasible: bool = True) -> dict:
-        s = {"macs": macs, "clean_accuracy": acc, "robust_accuracy": rob}
-        return {"number": n, "name": f"t{n}", "screen": s, "feasible": feasible}
+def _trial(n: int, macs: int, acc: float, rob: float, cons: tuple[float, ...] = (0.0,), name: str = "") -> dict:
+    screen = {"macs": macs, "clean_accuracy": acc, "robust_accuracy": rob, "size_bytes": 1000}
+    feasible = all(c <= 0 for c in cons)
+    return {"number": n, "name": name or f"t{n}", "screen": screen, "constraints": list(cons), "feasible": feasible}
 
-    trials = [t(0, 100, 0.9, 0.5), t(1, 50, 0.8, 0.4), t(2, 100, 0.8, 0.4), t(3, 10, 0.99, 0.9, feasible=False)]
+
+def test_survivors_are_feasible_non_dominated_first() -> None:
+    trials = [
+        _trial(0, 100, 0.9, 0.5),
+        _trial(1, 50, 0.8, 0.4),
+        _trial(2, 100, 0.8, 0.4),
+        _trial(3, 10, 0.99, 0.9, cons=(0.01,)),
+    ]
     assert pareto_ranks([[100, -0.9], [50, -0.8], [100, -0.8]]) == [0, 0, 1]
     assert select_survivors(trials, 0.5) == ["t1", "t0"]  # t3 dominates all but breaks a budget
     assert select_survivors(trials, 0.01) == ["t1"]
+    assert select_survivors(trials, 1.0) == ["t1", "t0", "t2", "t3"]
+
+
+def test_survivors_without_feasible_trial_are_the_least_violating() -> None:
+    """The issue's run: no trial feasible; t000-t002 have better objectives (fewer MACs, t000 even
+    dominating) but violate by up to 0.55, t003 (accuracy 0.931 against 0.975) by 0.044 only: as
+    Optuna's constrained NSGA-II/TPE rank them, t003 comes first, then the next least violating."""
+    trials = [
+        _trial(0, 10, 0.40, 0.30, cons=(0.525, 0.2)),
+        _trial(1, 20, 0.30, 0.20, cons=(0.55, 0.3)),
+        _trial(2, 30, 0.38, 0.35, cons=(0.545, 0.0)),
+        _trial(3, 90, 0.931, 0.5, cons=(0.044, -0.1)),
+    ]
+    assert select_survivors(trials, 0.5) == ["t3", "t2"]  # violations 0.044, 0.545 (t000: 0.725)
+    assert select_survivors(trials, 0.25) == ["t3"]
+
+
+def test_survivors_count_a_repeated_recipe_once() -> None:
+    """A trial repeating an earlier recipe names the earlier candidate: measured once, and the
+    share is of the distinct candidates."""
+    trials = [_trial(0, 50, 0.9, 0.5), _trial(1, 50, 0.9, 0.5, name="t0"), _trial(2, 100, 0.8, 0.4)]
+    assert select_survivors(trials, 0.5) == ["t0"]
+    assert select_survivors(trials, 1.0) == ["t0", "t2"]
+
+
+def test_search_study_without_candidates_holds_base_only() -> None:
+    """Without ``candidates:`` a search study lists base alone (no implicit int8 whose 128
+    calibration images exceed a small calib_count); a plain study keeps the default lineup."""
+    from edgebench.study.config import DEFAULT_CANDIDATES, study_from_dict
+
+    study = {k: v for k, v in STUDY.items() if k != "candidates"}
+    assert study["data"]["calib_count"] < 128
+    assert [c.name for c in study_from_dict(study).candidates] == ["base"]
+    plain = {k: v for k, v in study.items() if k != "search"}
+    plain["data"] = dict(plain["data"], calib_count=128)
+    assert [c.name for c in study_from_dict(plain).candidates] == list(DEFAULT_CANDIDATES)
+
+
+def test_help_names_the_objectives_the_readme_names() -> None:
+    """``search --help`` and the README's search section list the same objectives, the ones
+    Optuna is given (:data:`OBJECTIVES`)."""
+    import re
+
+    from edgebench.search.run import OBJECTIVES
+
+    labels = {"macs": "MACs", "clean_accuracy": "clean accuracy", "robust_accuracy": "robust accuracy"}
+    labels["size_bytes"] = "artifact size"
+    expected = [labels[k] for k, _ in OBJECTIVES]
+    res = subprocess.run([sys.executable, "-m", "edgebench", "search", "--help"], capture_output=True, text=True)
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Search: which compression to ship") :]
+    for text in (res.stdout, section):
+        flat = " ".join(text.replace("│", " ").split())
+        found = re.search(r"multi-objective on the host: ([^;]*);", flat)
+        assert found is not None and found.group(1).split(", ") == expected, flat[:600]
 
 
 @pytest.mark.slow
