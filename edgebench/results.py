@@ -590,7 +590,7 @@ class Recommended(_Model):
 
 
 class Closest(_Model):
-    """When nothing is READY: the candidate that misses least."""
+    """When no trial is READY: the measured candidate that misses the budgets least."""
 
     candidate: str = Field(description="candidate name")
     misses: list[str] = Field(description="gates that fail or are unmeasured")
@@ -606,7 +606,7 @@ class Search(_Model):
     base_screen: TrialScreen | None = Field(None, description="the base's host screen")
     pareto: dict[str, list[ParetoPoint]] = Field(description="per device")
     recommended: dict[str, Recommended | None] = Field(description="per device")
-    closest: dict[str, Closest | None] = Field(description="per device, when nothing is READY")
+    closest: dict[str, Closest | None] = Field(description="per device, when no trial is READY: the measured candidate that misses the budgets by the least")
 
 
 class Results(_Model):

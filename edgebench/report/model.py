@@ -805,8 +805,9 @@ def build_report(results: Results | dict) -> Report:
             "budget, else its gate reads 'unstable'. Caveats change no verdict; read them before trusting one.",
         )
     )
+    # edgebench search only: its recommendation right after the verdicts, before the candidates
+    sections += [s for s in (search_section(results),) if s is not None]
     sections.append(Section("candidates", "Candidates", (candidates_table(results),)))
-    sections += [s for s in (search_section(results),) if s is not None]  # edgebench search only
     for d in devices:
         tables = [
             latency_table(results, d),
