@@ -44,5 +44,7 @@ def test_bind_study_refuses_a_different_study(tmp_path: Path) -> None:
     store.bind_study({"name": "a", "seed": 0, "devices": ["local"]})  # the same study resumes
     store.bind_study({"name": "a", "seed": 0, "devices": ["local", "jetson"]})  # a new device: resume
     assert store.read_json("study.json")["devices"] == ["local", "jetson"]
-    with pytest.raises(EdgebenchError, match=r"holds a different study \(changed: \['seed'\]\)"):
+    store.save("base", "local", "profile", {"p50": 1.0})
+    with pytest.raises(EdgebenchError, match=r"holds a different study \(changed: \['seed'\]\) and what it made"):
         store.bind_study({"name": "a", "seed": 1})
+    assert store.read_json("study.json")["seed"] == 0
