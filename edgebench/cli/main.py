@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
-
 from typing import Any
 
 import typer
@@ -103,7 +102,7 @@ def _command() -> Any:
     without the ``<bool>`` Typer writes beside it, as if it took a value. Duck-typed: Typer
     carries a Click of its own."""
     command = typer.main.get_command(app)
-    stack = [command]
+    stack: list[Any] = [command]
     while stack:
         cmd = stack.pop()
         helper = cmd.get_help_option(typer.Context(cmd))  # made once per command, then reused

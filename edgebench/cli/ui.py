@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console, RenderableType
-from rich.text import Text
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 # Progress and status go to stderr so that results (and --json) on stdout stay clean.
 # Piped output (CI logs) gets a wide console so tables are not squeezed to 80 columns.
@@ -109,7 +109,9 @@ def profile_progress() -> Iterator[Callable[[dict], None] | None]:
     def on_progress(event: dict) -> None:
         from edgebench.report.format import mode
 
-        desc = f"profiling batch {event.get('batch', '')} {mode(event.get('mode')) if event.get('mode') else ''}".strip()
+        desc = (
+            f"profiling batch {event.get('batch', '')} {mode(event.get('mode')) if event.get('mode') else ''}".strip()
+        )
         progress.update(task, completed=event.get("done", 0), total=event.get("total"), description=desc)
 
     with progress:
