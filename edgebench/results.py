@@ -606,7 +606,9 @@ class Search(_Model):
     base_screen: TrialScreen | None = Field(None, description="the base's host screen")
     pareto: dict[str, list[ParetoPoint]] = Field(description="per device")
     recommended: dict[str, Recommended | None] = Field(description="per device")
-    closest: dict[str, Closest | None] = Field(description="per device, when no trial is READY: the measured candidate that misses the budgets by the least")
+    closest: dict[str, Closest | None] = Field(
+        description="per device, when no trial is READY: the measured candidate that misses the budgets by the least"
+    )
 
 
 class Results(_Model):

@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         import yaml
 
-        from edgebench.cli.ui import err_console, print_json
+        from edgebench.cli.ui import out_console, print_json
         from edgebench.devices.inventory import add_device, spec_from_mapping
         from edgebench.report.devices_view import added_line
 
@@ -102,7 +102,7 @@ def register(app: typer.Typer) -> None:
         if json_out:
             print_json(dict(spec.to_dict(), source=str(path)))
         else:
-            err_console.print(added_line(spec, path))
+            out_console.print(added_line(spec, path))
 
     @devices.command(
         "check", help="Connect to a device and report Python, runtimes, JetPack, power mode, disk, clock skew."

@@ -28,12 +28,12 @@ def register(app: typer.Typer) -> None:
         checkpoint: str | None = typer.Option(None, "--checkpoint", help="A state_dict for file.py:Name models."),
         force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
     ) -> None:
-        from edgebench.cli.ui import err_console
+        from edgebench.cli.ui import out_console
         from edgebench.study.init import write_study
 
         path, det = write_study(model, data, output, force=force, checkpoint=checkpoint)
         c, h, w = det.input_shape
-        err_console.print(
+        out_console.print(
             f"wrote {path}: model.{det.kind} {det.spec}, input {c}x{h}x{w}, {det.num_classes} classes\n"
             f"next: edgebench run {path}"
         )

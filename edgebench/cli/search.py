@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-ENGINE_HELP = "Where the tasks run: local (this process) | ray (a Ray cluster; pip install 'edgebench[ray]')."
+ENGINE_HELP = "Where the tasks run: local (this process) | ray (a Ray cluster; pip install 'edgebench\\[ray]')."
 RAY_ADDRESS_HELP = "Ray cluster address (host:port of the head); default: start a Ray on this machine."
 
 
@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
         ray_address: str | None = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
     ) -> None:
-        from edgebench.cli.ui import PipelineUi, err_console, print_json, show
+        from edgebench.cli.ui import PipelineUi, out_console, print_json, show
         from edgebench.report.search_view import search_view
         from edgebench.scale.engine import make_engine
         from edgebench.search.run import Search
@@ -50,11 +50,11 @@ def register(app: typer.Typer) -> None:
         run_dir = out or default_run_dir(cfg)
         eng = make_engine(engine, ray_address, cfg.devices)
         try:
-            with PipelineUi(quiet=quiet or json_out) as ui:
+            with PipelineUi(quiet=quiet) as ui:
                 results = Search(cfg, run_dir, eng, ui).run()
         finally:
             eng.close()
         if json_out:
             print_json(results)
             return
-        show(err_console, search_view(results, run_dir))
+        show(out_console, search_view(results, run_dir))

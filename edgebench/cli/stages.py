@@ -11,6 +11,8 @@ from pathlib import Path
 
 import typer
 
+from edgebench.cli.run import QUIET_HELP
+
 
 def _pipeline(config: Path | None, out: Path | None):  # noqa: ANN202
     """The study and its run folder, as `edgebench run` would choose them."""
@@ -36,19 +38,19 @@ def register(app: typer.Typer) -> None:
         config: Path | None = typer.Argument(None, help="Study YAML (default: the embedded demo study)."),
         out: Path | None = typer.Option(None, "--out", "-o", help="Run folder."),
         json_out: bool = typer.Option(False, "--json", help="Print the manifests as JSON."),
-        quiet: bool = typer.Option(False, "--quiet", "-q"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     ) -> None:
-        from edgebench.cli.ui import PipelineUi, err_console, print_json
+        from edgebench.cli.ui import PipelineUi, out_console, print_json
         from edgebench.report.stages_view import candidates_table
         from edgebench.study.pipeline import Pipeline
 
         cfg, run_dir = _pipeline(config, out)
-        with PipelineUi(quiet=quiet or json_out) as ui:
+        with PipelineUi(quiet=quiet) as ui:
             built = Pipeline(cfg, run_dir, ui).compress_stage()
         if json_out:
             print_json([b.manifest for b in built])
             return
-        err_console.print(candidates_table([b.manifest for b in built], run_dir))
+        out_console.print(candidates_table([b.manifest for b in built], run_dir))
 
     @app.command(
         "attack",
@@ -64,20 +66,20 @@ def register(app: typer.Typer) -> None:
         config: Path | None = typer.Argument(None, help="Study YAML (default: the embedded demo study)."),
         out: Path | None = typer.Option(None, "--out", "-o", help="Run folder."),
         json_out: bool = typer.Option(False, "--json", help="Print the set summaries as JSON."),
-        quiet: bool = typer.Option(False, "--quiet", "-q"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     ) -> None:
-        from edgebench.cli.ui import PipelineUi, err_console, print_json
+        from edgebench.cli.ui import PipelineUi, out_console, print_json
         from edgebench.report.stages_view import attack_sets_table
         from edgebench.study.pipeline import Pipeline
 
         cfg, run_dir = _pipeline(config, out)
-        with PipelineUi(quiet=quiet or json_out) as ui:
+        with PipelineUi(quiet=quiet) as ui:
             sets = Pipeline(cfg, run_dir, ui).attack_stage()
         summaries = [s.summary for s in sets]
         if json_out:
             print_json(summaries)
             return
-        err_console.print(attack_sets_table(summaries, run_dir / "attacks"))
+        out_console.print(attack_sets_table(summaries, run_dir / "attacks"))
 
     @app.command(
         "export",
@@ -97,7 +99,7 @@ def register(app: typer.Typer) -> None:
         data_path: str | None = typer.Option(None, "--data-path", help="Path for npz/imagefolder/cifar10 data."),
         json_out: bool = typer.Option(False, "--json"),
     ) -> None:
-        from edgebench.cli.ui import err_console, print_json
+        from edgebench.cli.ui import out_console, print_json
         from edgebench.export.onnx import export_onnx, verify_against_torch
         from edgebench.report.stages_view import export_line
         from edgebench.subject.data import DataConfig
@@ -122,7 +124,7 @@ def register(app: typer.Typer) -> None:
         if json_out:
             print_json(result)
         else:
-            err_console.print(export_line(result))
+            out_console.print(export_line(result))
 
     @app.command(
         "replay",
@@ -130,7 +132,7 @@ def register(app: typer.Typer) -> None:
             "Replay adversarial sets (crafted on the base model by `edgebench attack`) through a deployed ONNX "
             "artifact on a device, via the agent: accuracy, transfer success rate and agreement with the base.\n\n"
             "Examples:\n\n"
-            "  edgebench replay reports/demo-lenet5-mnist/artifacts/int8.onnx reports/demo-lenet5-mnist/attacks\n\n"
+            "  edgebench replay reports/demo-resnet8-wide-mnist/artifacts/int8.onnx reports/demo-resnet8-wide-mnist/attacks\n\n"
             "  edgebench replay model.onnx attacks/ --device jetson --json"
         ),
     )
@@ -141,7 +143,7 @@ def register(app: typer.Typer) -> None:
         threads: int | None = typer.Option(None, "--threads", help="Intra-op threads on the device."),
         json_out: bool = typer.Option(False, "--json"),
     ) -> None:
-        from edgebench.cli.ui import err_console, print_json
+        from edgebench.cli.ui import out_console, print_json
         from edgebench.report.stages_view import replay_table
         from edgebench.study.replay import replay_sets
 
@@ -149,4 +151,4 @@ def register(app: typer.Typer) -> None:
         if json_out:
             print_json(rows)
             return
-        err_console.print(replay_table(rows, artifact.name, device))
+        out_console.print(replay_table(rows, artifact.name, device))

@@ -13,6 +13,7 @@ from rich.console import RenderableType
 from rich.markup import escape
 from rich.table import Table
 
+from edgebench.report import format as fmt
 from edgebench.report.compare import EFFECT_SIZES
 from edgebench.report.markdown import md_escape
 from edgebench.report.markup import line
@@ -21,9 +22,11 @@ COLUMNS = ("Candidate", "Device", "Metric", "A", "B", "Change", "Regressed")
 RECIPE_CHANGED = "recipe changed"
 
 
-def _value(v: Any) -> str:
+def _value(v: Any, metric: str = "") -> str:
     if v is None:
         return "unmeasured"
+    if metric == "throughput_ips":
+        return fmt.ips(v)
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
@@ -31,7 +34,7 @@ def _change(r: dict) -> str:
     change = (
         r["note"]
         if r["change"] is None
-        else f"{r['change']:+.4g}"
+        else (f"{r['change']:+,.0f}" if r.get("metric") == "throughput_ips" else f"{r['change']:+.4g}")
         + (f" ({100 * r['change_rel']:+.1f}%)" if r["change_rel"] is not None else "")
         + (f" {r['note']}" if r["note"] else "")
     )
@@ -49,7 +52,14 @@ def _title(diff: dict, show_all: bool) -> str:
 
 def _cells(r: dict) -> tuple[str, ...]:
     """One row's plain texts, in :data:`COLUMNS` order."""
-    return (r["candidate"], r["device"], r["metric"], _value(r["a"]), _value(r["b"]), _change(r))
+    return (
+        r["candidate"],
+        r["device"],
+        r["metric"],
+        _value(r["a"], r["metric"]),
+        _value(r["b"], r["metric"]),
+        _change(r),
+    )
 
 
 def _recipe_value(key: str, v: Any) -> str:

@@ -6,6 +6,7 @@ A value that was never measured (``None``) is always written :data:`UNMEASURED`,
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 UNMEASURED = "unmeasured"
@@ -99,9 +100,23 @@ def size(value: Any) -> str:
 
 
 def ips(value: Any) -> str:
-    """Items per second."""
+    """Items per second, a plain number with thousands separators: 34740.2 -> '34,740';
+    decimals only where a slow model needs them (12.34 -> '12.3', 0.456 -> '0.46')."""
     v = _num(value)
-    return UNMEASURED if v is None else f"{v:,.0f}"
+    if v is None:
+        return UNMEASURED
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
+
+
+# A timing mode as every table and line writes it (results.json keeps the key, ``end_to_end``).
+MODES = {"end_to_end": "end-to-end", "compute": "compute"}
+
+
+def mode(value: Any) -> str:
+    """A latency mode for people: ``end_to_end`` -> 'end-to-end' (one spelling everywhere)."""
+    if value is None:
+        return UNMEASURED
+    return MODES.get(str(value), str(value).replace("_", "-"))
 
 
 def eps(norm: Any, value: Any) -> str:
@@ -136,6 +151,68 @@ def text(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}={text(v)}" for k, v in value.items())
     return str(value)
+
+
+def _criterion(*names: str) -> Callable[[Mapping[str, Any]], bool]:
+    return lambda options: options.get("criterion") in names
+
+
+def _finetuned(options: Mapping[str, Any]) -> bool:
+    return bool(options.get("epochs"))
+
+
+# Options that act only under another option's value, per recipe step: a recipe is written with
+# the options that act (results.json keeps every option, resolved). A criterion's own options
+# are named after it (``gap_*``, ``taylor_*``; tests/cli/test_output.py keeps this table in step
+# with PruneSpec); ``seed`` draws the random criterion, GAP's PGD start and the samples that
+# taylor and gap read. ``finetune`` options act only when it runs (``epochs`` > 0).
+ACTS_WHEN: dict[str, dict[str, Callable[[Mapping[str, Any]], bool]]] = {
+    "prune": {
+        "gap_eps": _criterion("gap"),
+        "gap_steps": _criterion("gap"),
+        "gap_rel_stepsize": _criterion("gap"),
+        "gap_samples": _criterion("gap"),
+        "taylor_samples": _criterion("taylor"),
+        "seed": _criterion("random", "taylor", "gap"),
+    },
+    "quantize": {"percentile": lambda options: options.get("calibration") == "percentile"},
+    "finetune": {key: _finetuned for key in ("lr", "batch_size", "seed", "optimizer")},
+}
+
+
+def recipe(step: str, options: Mapping[str, Any] | None) -> str:
+    """One compression step's options as a recipe cell: only those that are set (not null) and
+    act under the others (:data:`ACTS_WHEN`); a nested step (``finetune``) in parentheses.
+    ``recipe('prune', {'ratio': 0.5, 'criterion': 'l1', 'round_to': None, 'gap_eps': 0.03})``
+    -> 'ratio=0.5, criterion=l1'."""
+    if not options:
+        return UNMEASURED if options is None else ""
+    acts = ACTS_WHEN.get(step, {})
+    parts = []
+    for key, value in options.items():
+        if value is None or (key in acts and not acts[key](options)):
+            continue
+        if isinstance(value, Mapping):
+            parts.append(f"{key}({recipe(key, value)})")
+        else:
+            parts.append(f"{key}={text(value)}")
+    return ", ".join(parts)
+
+
+def export_check(check: Mapping[str, Any] | None) -> str:
+    """An artifact's check against its source as a phrase: the ONNX checker, the fp32 max |diff|
+    and the top-1 agreement (on the exact INT8 arithmetic too, where measured), on how many images."""
+    if not check:
+        return "not checked"
+    parts = [f"onnx.checker {text(check.get('onnx_checker'))}"]
+    if check.get("max_abs_diff") is not None:
+        parts.append(f"max |diff| {sci(check['max_abs_diff'])}")
+    if check.get("top1_agreement") is not None:
+        exact = check.get("qdq_reference_top1_agreement")
+        extra = f" (exact INT8 arithmetic {pct(exact)})" if exact is not None else ""
+        parts.append(f"top-1 agreement {pct(check['top1_agreement'])}{extra}")
+    n = f" on {count(check['count'])} images" if check.get("count") is not None else ""
+    return ", ".join(parts) + n
 
 
 def short_sha(value: Any, n: int = 12) -> str:

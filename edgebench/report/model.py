@@ -148,9 +148,9 @@ def candidates_table(results: Results) -> Table:
         art, chk, recipe = cand.artifact, cand.export_check, cand.recipe
         parts = []
         if recipe.prune:
-            parts.append("prune " + fmt.text(recipe.prune))
+            parts.append(fmt.recipe("prune", recipe.prune))
         if recipe.quantize:
-            parts.append("quantize " + fmt.text(recipe.quantize))
+            parts.append(fmt.recipe("quantize", recipe.quantize))
         precision = None if art is None else art.precision
         sha = None if art is None else art.sha256
         checker = None if chk is None else chk.onnx_checker
@@ -272,7 +272,7 @@ def speedup_table(results: Results, device: str) -> Table | None:
                 (
                     _name(cand),
                     _metric(run.batch, fmt.count, "batch"),
-                    _c(fmt.text(run.mode), run.mode, "mode"),
+                    _c(fmt.mode(run.mode), run.mode, "mode"),
                     _metric(None if ref is None else ref.latency_ms.p50, fmt.ms, "base_p50"),
                     _metric(run.latency_ms.p50, fmt.ms, "p50"),
                     _c(_speedup_text(ratio), ratio, "speedup.ratio"),
@@ -338,7 +338,7 @@ def throughput_table(results: Results, device: str) -> Table:
                 (
                     _name(cand),
                     _metric(point.batch, fmt.count, "batch"),
-                    _c(fmt.text(point.mode), point.mode, "mode"),
+                    _c(fmt.mode(point.mode), point.mode, "mode"),
                     _metric(lat.p50, fmt.ms, "batch.p50"),
                     _metric(lat.p99, fmt.ms, "batch.p99"),
                     _metric(lat.throughput_ips, fmt.ips, "batch.throughput_ips"),

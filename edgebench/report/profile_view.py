@@ -7,6 +7,7 @@ from __future__ import annotations
 from rich.console import RenderableType
 from rich.table import Table
 
+from edgebench.report import format as number
 from edgebench.report.markup import fmt, line, soft_line
 
 LATENCY_COLUMNS = (
@@ -38,14 +39,14 @@ def latency_table(runs: list[dict]) -> Table:
         share = roof.get("share_of_peak")
         table.add_row(
             str(r["batch"]),
-            "compute" if r["mode"] == "compute" else "end-to-end",
+            number.mode(r["mode"]),
             fmt(lat["p50"], ".3f"),
             fmt(lat["p90"], ".3f"),
             fmt(lat["p99"], ".3f"),
             fmt(lat["mean"], ".3f"),
             f"{lat['cv'] * 100:.1f}%",
             "[red]yes[/red]" if lat["unstable"] else "no",
-            fmt(lat["throughput_ips"], ".1f"),
+            number.ips(lat["throughput_ips"]),
             fmt(roof.get("achieved_gops"), ".1f"),
             fmt(share * 100 if share is not None else None, ".1f", "%"),
             fmt(roof.get("bound")),
@@ -100,7 +101,7 @@ def profile_view(out: dict) -> list[RenderableType]:
         if e.get("rail") or e.get("gross_mj_per_item") is not None:
             view.append(
                 line(
-                    f"energy batch {r['batch']} {r['mode']} ({e.get('rail')}): gross {fmt(e.get('gross_mj_per_item'), '.4g', ' mJ')}/item, "
+                    f"energy batch {r['batch']} {number.mode(r['mode'])} ({e.get('rail')}): gross {fmt(e.get('gross_mj_per_item'), '.4g', ' mJ')}/item, "
                     f"net {fmt(e.get('net_mj_per_item'), '.4g', ' mJ')}/item"
                     + (f" ({e['reason']})" if e.get("reason") else "")
                 )

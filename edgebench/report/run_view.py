@@ -11,7 +11,7 @@ from rich.table import Table
 
 from edgebench.report.markup import fmt
 from edgebench.report.model import build_report
-from edgebench.report.terminal import verdict_tables
+from edgebench.report.terminal import speedup_tables, verdict_tables
 from edgebench.robustness.sanity import UNBOUNDED_ID, UNBOUNDED_NOTE
 
 
@@ -118,10 +118,12 @@ def files_line(run_dir: Path) -> str:
 
 
 def run_view(results: dict, run_dir: Path) -> list[RenderableType]:
-    """Everything ``edgebench run`` prints (on stderr) after the run, in order."""
+    """Everything ``edgebench run`` prints (on stdout) after the run, in order."""
     out: list[RenderableType] = []
     for dev in results.get("devices", {}):
         out += [t for t in (robustness_table(results, dev), whitebox_table(results, dev)) if t is not None]
-    out += verdict_tables(build_report(results))
+    report = build_report(results)
+    out += speedup_tables(report)
+    out += verdict_tables(report)
     out.append(files_line(run_dir))
     return out

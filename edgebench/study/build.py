@@ -71,15 +71,12 @@ def build(run: RunContext, cand: CandidateConfig, subject: Subject, stems: dict[
         run.ui("status", {"text": f"{cand.name}: UNMEASURED: {reason}"})
     else:
         from edgebench import __version__
+        from edgebench.report import format as fmt
 
         manifest.update({"name": cand.name, "recipe": recipe, "recipe_resolved": recipe, "edgebench": __version__})
         a = manifest["artifact"]
-        run.ui(
-            "status",
-            {
-                "text": f"{cand.name}: {a['precision']} artifact {a['size_bytes']} bytes, check {manifest['export_check']}"
-            },
-        )
+        check = fmt.export_check(manifest["export_check"])
+        run.ui("status", {"text": f"{cand.name}: {a['precision']} artifact, {fmt.size(a['size_bytes'])}; {check}"})
     store.write_json(str(man_path.relative_to(run.run_dir)), manifest)
     return Built(cand, manifest)
 

@@ -69,24 +69,55 @@ class RunStore:
     # profile settings) would mix incomparable numbers into one folder.
     RESUMABLE_CHANGES: tuple[str, ...] = ("devices", "budgets")
 
+    # What the subject stage writes before anything is built or measured: made from the study,
+    # cheap to make again. A folder holding nothing else measured nothing and built nothing (an
+    # attempt that stopped at a missing checkpoint or a wrong data path), so a corrected study
+    # may take it over; these files, made from the old study, are removed first.
+    PREPARED: tuple[str, ...] = ("subject.json", "data")
+
     def bind_study(self, study: dict) -> None:
-        """Record the study; refuse to mix measurements of a different study into this folder."""
+        """Record the study; refuse to mix measurements of a different study into this folder.
+        A folder whose earlier study made nothing yet (see :data:`PREPARED`) takes the new one."""
         study = json.loads(json.dumps(study))  # tuples -> lists, as stored
         path = self.root / "study.json"
         if path.is_file():
             old = read_json(path, "study record")
             changed = sorted(k for k in set(old) | set(study) if old.get(k) != study.get(k))
             blocking = [k for k in changed if k not in self.RESUMABLE_CHANGES]
-            if blocking:
+            made = self.made()
+            if blocking and made:
                 raise EdgebenchError(
-                    f"{self.root} holds a different study (changed: {blocking}); use another --out folder, "
-                    "or delete the folder to start over"
+                    f"{self.root} holds a different study (changed: {blocking}) and what it made "
+                    f"({', '.join(made)}); use another --out folder, or delete the folder to start over"
                 )
-            if changed:
+            if blocking:
+                log.info("%s: the earlier study (changed: %s) made nothing; starting over", self.root, blocking)
+                self._forget_prepared()
+            elif changed:
                 log.info("study changed only in %s: resuming", changed)
+            if changed:
                 atomic_write_json(path, study)
         else:
             atomic_write_json(path, study)
+
+    def made(self) -> list[str]:
+        """What this folder holds beyond the study record and the prepared subject: the top-level
+        names (``artifacts``, ``attacks``, ``measurements``, ``results.json``, ...), sorted."""
+        keep = {"study.json", *self.PREPARED}
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.name not in keep and not p.name.startswith("."))
+
+    def _forget_prepared(self) -> None:
+        """Remove the subject files an earlier study prepared (they describe its model and data)."""
+        import shutil
+
+        for name in self.PREPARED:
+            target = self.root / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
 
     # ---- measurements ----------------------------------------------------------------------------
     def has(self, candidate: str, device: str, kind: str) -> bool:

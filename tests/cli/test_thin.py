@@ -7,7 +7,9 @@ into ``edgebench/cli/`` fails here:
 - no cli module builds a table (calls ``Table``/``RichTable``, ``add_row``, ``add_column``);
 - no f-string in a cli module formats a number (``{x:.3f}``): numbers are written in report/;
 - no function in a cli module has more than :data:`MAX_STATEMENTS` statements, and no cli module
-  more than :data:`MAX_LINES` lines (see there why).
+  more than :data:`MAX_LINES` lines (see there why);
+- no cli module but ``ui.py`` names ``err_console``: a command's result goes to stdout
+  (``out_console``, ``show``, ``print_json``), stderr carries only progress (``ui.py``) and errors.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ MAX_STATEMENTS = 18
 # for a view (the old profile.py with its rendering was 258 lines, devices.py 209).
 MAX_LINES = 200
 RICH_ALLOWED = {"ui.py"}
+STDERR_ALLOWED = {"ui.py"}
 TABLE_CALLS = {"Table", "RichTable", "add_row", "add_column"}
 
 
@@ -57,6 +60,10 @@ def thin_violations(name: str, source: str) -> list[str]:
             out += [
                 f"{where}: imports {m} (views live in edgebench/report/)" for m in modules if m.split(".")[0] == "rich"
             ]
+        elif isinstance(node, (ast.Name, ast.alias)) and name not in STDERR_ALLOWED:
+            named = node.id if isinstance(node, ast.Name) else node.name
+            if named == "err_console":
+                out.append(f"{where}: prints on err_console (results go to stdout: out_console, show, print_json)")
         elif isinstance(node, ast.Call):
             func = node.func
             called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
@@ -94,5 +101,7 @@ def test_the_guard_finds_a_table_rich_markup_number_formats_and_a_long_function(
     assert [v for v in thin_violations("long.py", long_body) if "statements" in v]
     assert thin_violations("long.py", long_body + "\n" * MAX_LINES)[0].startswith("long.py: ")
     assert thin_violations("ui.py", "import rich.console\nfrom rich.progress import Progress\n") == []
+    stderr = "def f(v):\n    from edgebench.cli.ui import err_console, show\n    show(err_console, v)\n"
+    assert len([v for v in thin_violations("err.py", stderr) if "err_console" in v]) == 2
     ok = "def f(cfg):\n    from edgebench.cli.ui import show\n    show(None, [f'run {cfg}'])\n"
     assert thin_violations("ok.py", ok) == []

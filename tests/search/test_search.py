@@ -142,7 +142,7 @@ def test_impossible_budget_reports_the_closest(searched: tuple[Path, Path]) -> N
     )
     assert closest["candidate"] == fastest["name"]
     line = f"local: no candidate meets the budgets; closest is {closest['candidate']}"
-    assert line in " ".join(res.stderr.split()) and line in (out / "report.md").read_text()
+    assert line in " ".join(res.stdout.split()) and line in (out / "report.md").read_text()
 
 
 # No trial can meet the accuracy budget (30 % pruned, not fine-tuned, against max_accuracy_drop

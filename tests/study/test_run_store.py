@@ -44,5 +44,29 @@ def test_bind_study_refuses_a_different_study(tmp_path: Path) -> None:
     store.bind_study({"name": "a", "seed": 0, "devices": ["local"]})  # the same study resumes
     store.bind_study({"name": "a", "seed": 0, "devices": ["local", "jetson"]})  # a new device: resume
     assert store.read_json("study.json")["devices"] == ["local", "jetson"]
-    with pytest.raises(EdgebenchError, match=r"holds a different study \(changed: \['seed'\]\)"):
+    store.save("base", "local", "profile", {"p50": 1.0})
+    with pytest.raises(EdgebenchError, match=r"holds a different study \(changed: \['seed'\]\) and what it made"):
         store.bind_study({"name": "a", "seed": 1})
+    assert store.read_json("study.json")["seed"] == 0
+
+
+def test_a_folder_that_made_nothing_takes_a_corrected_study(tmp_path: Path) -> None:
+    """An attempt that stopped after preparing the subject (a wrong data path, a missing
+    checkpoint) built and measured nothing: the corrected study binds, and the subject files
+    made from the old study go (the new one would otherwise reuse the old evaluation images)."""
+    import numpy as np
+
+    store = RunStore(tmp_path)
+    store.bind_study({"name": "a", "data": {"name": "digits"}})
+    store.save_arrays("eval", x=np.zeros((2, 1, 8, 8), np.float32), y=np.zeros(2, np.int64))
+    store.write_json("subject.json", {"model": "old"})
+    assert store.made() == []
+    store.bind_study({"name": "a", "data": {"name": "mnist"}})
+    assert store.read_json("study.json")["data"] == {"name": "mnist"}
+    assert store.load_arrays("eval") is None and store.read_json("subject.json") is None
+    store.save_arrays("eval", x=np.zeros((2, 1, 8, 8), np.float32), y=np.zeros(2, np.int64))
+    store.write_json("artifacts/base.json", {"name": "base"})  # something built: bound now
+    assert store.made() == ["artifacts"]
+    with pytest.raises(EdgebenchError, match=r"changed: \['data'\]\) and what it made \(artifacts\)"):
+        store.bind_study({"name": "a", "data": {"name": "digits"}})
+    assert store.load_arrays("eval") is not None
