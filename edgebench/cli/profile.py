@@ -16,15 +16,23 @@ def register(app: typer.Typer) -> None:
         "profile",
         help=(
             "Profile latency (compute and end-to-end), memory and roofline of any model on a device, through the agent.\n\n"
-            "MODEL: an .onnx file, a TorchScript file, a torch.export .pt2 file, or torchvision:NAME (random weights).\n\n"
+            "MODEL: an .onnx file, a TorchScript file, a torch.export .pt2 file, or torchvision:NAME (random weights). "
+            "Several models are timed together in interleaved rounds (A B C, B C A, ...) so they meet the same device "
+            "state, and each gets its speed-up over the first with a 95% interval.\n\n"
             "Examples:\n\n"
             "  edgebench profile model.onnx --batch 1,8,32 --threads 2\n\n"
+            "  edgebench profile model.onnx model-int8.onnx pruned-int8.onnx --rounds 8\n\n"
             "  edgebench profile torchvision:resnet18 --backend torch --json\n\n"
             "  edgebench profile model.onnx --input-shape 1x3x224x224 --data images.npz --profile-ops"
         ),
     )
     def profile_cmd(
-        model: str = typer.Argument(..., help="ONNX / TorchScript / .pt2 file, or torchvision:NAME."),
+        models: list[str] = typer.Argument(
+            ...,
+            metavar="MODEL...",
+            help="ONNX / TorchScript / .pt2 file, or torchvision:NAME; several: timed together.",
+        ),
+        rounds: int = typer.Option(6, "--rounds", help="Several models: interleaved timing rounds (at least 2)."),
         device: str = typer.Option("local", "--device", "-d", help="Device name from the inventory."),
         backend: str = typer.Option("onnxruntime", "--backend", "-b", help="onnxruntime | torch | tensorrt."),
         batch: str | None = typer.Option(
@@ -48,11 +56,11 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     ) -> None:
         from edgebench.cli.ui import out_console, print_json, profile_progress, show
-        from edgebench.report.profile_view import profile_view
-        from edgebench.study.profile import ProfileRequest, parse_batches, parse_shape, profile
+        from edgebench.report.profile_view import profiles_view
+        from edgebench.study.profile import ProfileRequest, parse_batches, parse_shape, profile_models
 
         req = ProfileRequest(
-            model=model,
+            model=models[0],
             device=device,
             backend=backend,
             batches=parse_batches(batch),
@@ -70,11 +78,11 @@ def register(app: typer.Typer) -> None:
         )
         req.validate()
         with profile_progress() as on_progress:
-            out = profile(req, on_progress)
+            out = profile_models(req, models, rounds, on_progress)
         if json_out:
             print_json(out)
         else:  # a pipe or a file gets 160-column lines (see cli/ui.py)
-            show(out_console, profile_view(out))
+            show(out_console, profiles_view(out))
 
     @app.command(
         "backends",

@@ -129,6 +129,55 @@ def profile_view(out: dict) -> list[RenderableType]:
     return view
 
 
+def speedup_table(out: dict) -> Table:
+    """Several models timed together: each one's speed-up over the first, per batch and mode."""
+    ref = out["reference"]
+    table = Table(
+        title=f"speed-up over {ref} ({out['timing_pass']['rounds']} interleaved rounds, 95% t interval)",
+        header_style="bold",
+    )
+    for col in ("model", "batch", "mode", "p50 ms", "speed-up", "95% CI"):
+        table.add_column(col, justify="left" if col in ("model", "mode") else "right")
+    for m in out["models"]:
+        for r in m["runs"]:
+            if "latency_ms" not in r:
+                continue
+            sp = r.get("speedup") or {}
+            lo, hi = sp.get("ci95") or (None, None)
+            table.add_row(
+                m["name"],
+                str(r["batch"]),
+                number.mode(r["mode"]),
+                fmt(r["latency_ms"]["p50"], ".3f"),
+                "reference" if m["name"] == ref else fmt(sp.get("ratio"), ".2f", "x"),
+                ""
+                if m["name"] == ref
+                else (f"{lo:.2f}x .. {hi:.2f}x" if lo is not None and hi is not None else "none"),
+            )
+    return table
+
+
+def profiles_view(out: dict) -> list[RenderableType]:
+    """``edgebench profile`` of one model (:func:`profile_view`) or of several timed together:
+    the speed-up table, the drift check, then each model's own view."""
+    if "models" not in out:
+        return profile_view(out)
+    view: list[RenderableType] = [speedup_table(out)]
+    drift = out["timing_pass"].get("drift") or {}
+    if drift.get("drifted"):
+        view.append(
+            line(
+                f"[yellow]warning:[/yellow] the device changed state during the pass: {out['reference']} "
+                f"{drift['first_p50_ms']:.3g} ms in its first rounds, {drift['last_p50_ms']:.3g} ms in its last "
+                f"({drift['change']:+.0%}); speed-ups are paired by round, absolute latencies drifted"
+            )
+        )
+    for m in out["models"]:
+        view.append(line(f"[bold]{m['name']}[/bold]"))
+        view += profile_view(m)
+    return view
+
+
 def backends_table(rows: list[dict], device: str | None) -> Table:
     """Every backend on *device* (``None``: this host): available or not, and why."""
     table = Table(title=f"backends on {device or 'this host'}", header_style="bold")

@@ -463,6 +463,16 @@ def profile_many(
     }
 
 
+def profile_models(
+    req: ProfileRequest, models: list[str], rounds: int = 6, on_progress: Callable[[dict], None] | None = None
+) -> dict:
+    """``edgebench profile MODEL [MODEL ...]``: one model profiled alone (:func:`profile`), several
+    timed together in interleaved rounds (:func:`profile_many`)."""
+    if len(models) == 1:
+        return profile(dataclasses.replace(req, model=models[0]), on_progress)
+    return profile_many(req, models, rounds, on_progress)
+
+
 def _model_names(models: list[str]) -> list[str]:
     """Short distinct names for the models: file stems, with their position where stems repeat."""
     stems = [Path(m).stem if not m.startswith("torchvision:") else m.split(":", 1)[1] for m in models]

@@ -328,3 +328,38 @@ def test_exported_program_with_a_dynamic_batch_on_both_backends(tmp_path: Path) 
         ]
         assert out["model"]["macs"] == 16 * 16 * 8 * 27 + 80  # conv + linear, per image
         assert out["model"]["format"] == ("exported_program" if backend == "torch" else "onnx")
+
+
+def test_several_models_are_timed_together_with_speedups(net_onnx: Path, tmp_path: Path) -> None:
+    """`profile A B`: each model's own process for memory and cold start, one interleaved pass
+    for latency, and B's speed-up over A with its interval; a model of another input shape is
+    one line."""
+    import torch
+    from torch import nn
+
+    from edgebench.export.onnx import export_onnx
+
+    torch.manual_seed(1)
+    wide = nn.Sequential(
+        nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10),
+    ).eval()  # fmt: skip
+    slow = export_onnx(wide, tmp_path / "wide.onnx", (1, 3, 16, 16))
+    proc = edgebench("profile", str(slow), str(net_onnx), "--rounds", "3", "--json", *QUICK)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert out["reference"] == "wide" and [m["name"] for m in out["models"]] == ["wide", "net"]
+    tp = out["timing_pass"]
+    assert tp["rounds"] == 3 and [r["order"] for r in tp["round_meta"]][:2] == [["wide", "net"], ["net", "wide"]]
+    wide_out, net_out = out["models"]
+    assert all(r["speedup"] is None for r in wide_out["runs"])
+    sp = net_out["runs"][0]["speedup"]
+    assert sp["rounds"] == 3 and sp["ratio"] > 1.0  # 8 channels vs two 64-channel convolutions
+    assert sp["ci95"][0] <= sp["ratio"] <= sp["ci95"][1]
+    assert len(net_out["runs"][0]["round_p50_ms"]) == 3
+    assert net_out["memory_mb"]["peak_rss"] > 0 and net_out["cold_start"]  # from its own process
+    table = edgebench("profile", str(slow), str(net_onnx), "--rounds", "2", *QUICK)
+    assert table.returncode == 0 and "speed-up over wide" in table.stdout and "reference" in table.stdout
+    other = export_onnx(wide, tmp_path / "other.onnx", (1, 3, 8, 8))
+    bad = edgebench("profile", str(net_onnx), str(other), *QUICK)
+    assert_one_line_error(bad, "one input shape")
