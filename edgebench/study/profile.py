@@ -356,6 +356,20 @@ def _output(req: ProfileRequest, prep: _Prepared, spec: Any, result: dict, budge
     }
 
 
+def _profile_job(req: ProfileRequest, prep: _Prepared, inputs: str, budget: TimingBudget, timed: bool) -> ProfileJob:
+    """The agent job profiling *prep* (``timed=False``: load, memory and cold start only)."""
+    return ProfileJob(
+        artifact=str(prep.resolved.artifact),
+        inputs=inputs,
+        backend=req.backend,
+        options=prep.options,
+        batches=tuple(prep.batches),
+        modes=tuple(req.modes),
+        budget=budget,
+        timed=timed,
+    )
+
+
 def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = None) -> dict:
     """Run one profile as ``edgebench profile`` does; returns the result dict it prints as JSON."""
     from edgebench.devices.inventory import get_device
@@ -368,15 +382,7 @@ def profile(req: ProfileRequest, on_progress: Callable[[dict], None] | None = No
     budget = _budget(req)
     with tempfile.TemporaryDirectory(prefix="edgebench-profile-") as tmp:
         inputs, source = _inputs(req, data, prep.item, prep.batches, tmp)
-        job = ProfileJob(
-            artifact=str(prep.resolved.artifact),
-            inputs=inputs,
-            backend=req.backend,
-            options=prep.options,
-            batches=tuple(prep.batches),
-            modes=tuple(req.modes),
-            budget=budget,
-        )
+        job = _profile_job(req, prep, inputs, budget, timed=True)
         with open_device(spec) as device:
             result = device.run_job(job, on_progress)
     return _output(req, prep, spec, result, budget, source)
@@ -418,16 +424,7 @@ def profile_many(
         with open_device(spec) as device:
             solos = []
             for prep in preps:
-                job = ProfileJob(
-                    artifact=str(prep.resolved.artifact),
-                    inputs=inputs,
-                    backend=req.backend,
-                    options=prep.options,
-                    batches=tuple(prep.batches),
-                    modes=tuple(req.modes),
-                    budget=budget,
-                    timed=False,
-                )
+                job = _profile_job(req, prep, inputs, budget, timed=False)
                 solos.append(device.run_job(job, on_progress))
             entries = tuple(
                 RoundsEntry(
