@@ -125,3 +125,15 @@ def build(
     if arch == "lenet5":
         return LeNet5(in_channels, num_classes, image_size, mean, std)
     return SmallResNet(in_channels, num_classes, WIDTHS[arch], mean=mean, std=std)
+
+
+def input_channels(module: nn.Module) -> int | None:
+    """The channel count the model's first convolution takes (TorchScript included), None
+    without one: what ``edgebench init`` converts the data to, and what an error names when
+    the model rejects the data's images."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.conv._ConvNd):
+            return int(m.in_channels)
+        if isinstance(m, torch.jit.ScriptModule) and getattr(m, "original_name", "") in ("Conv1d", "Conv2d", "Conv3d"):
+            return int(m.in_channels)
+    return None
