@@ -70,6 +70,8 @@ def run_view(results: dict, run_dir: Path) -> list[RenderableType]:
     for dev in results.get("devices", {}):
         out += [t for t in (robustness_table(results, dev), whitebox_table(results, dev)) if t is not None]
     out += verdict_tables(build_report(results))
-    out += [f"note: {c['name']}: {n}" for c in results["candidates"] if (n := (c.get("pruning") or {}).get("finetune_note"))]
+    out += [
+        f"note: {c['name']}: {n}" for c in results["candidates"] if (n := (c.get("pruning") or {}).get("finetune_note"))
+    ]
     out.append(files_line(run_dir))
     return out

@@ -132,7 +132,11 @@ def probe_data(data: str) -> DataProbe:
     sizes = image_folder_sizes(folder)
     (w, h), n = max(sizes.items(), key=lambda kv: kv[1])
     side = min(w, h)
-    why = f"the images are {w}x{h}" if len(sizes) == 1 else f"{n} of {len(files)} images are {w}x{h}, the most common size"
+    why = (
+        f"the images are {w}x{h}"
+        if len(sizes) == 1
+        else f"{n} of {len(files)} images are {w}x{h}, the most common size"
+    )
     if w != h:
         why += f", center-cropped to their shorter side {side}"
     if side > MAX_READ_SIZE:
@@ -254,15 +258,19 @@ def _inspect_onnx(spec: str, probe: DataProbe | None) -> Detected:
         f"{spec}: the input has dynamic dimensions {ins[1:]}; expected --data to fix the image size",
     )
     expect(len(outs) == 2 and outs[1], f"{spec}: expected an output (batch, classes), found {outs}")
-    c, h, w = shape
+    c, h, w = (int(d) for d in shape)  # type: ignore[arg-type]  # all set: checked above
     facts = (
-        Fact(f"{c} input channel{_s(c)}", "model" if ins[1] else "data", "its ONNX input" if ins[1] else "the images'"),
+        Fact(f"{c} input channel{_s(c)}", "model", "its ONNX input")
+        if ins[1]
+        else Fact(f"{c} input channel{_s(c)}", "data", "the images' channels; the ONNX input's are dynamic"),
         Fact(f"image size {h}x{w}", "model", "its ONNX input")
         if ins[2] and ins[3]
-        else Fact(f"image size {h}x{w}", "data", f"{probe.size_why if probe else ''}; the ONNX input's size is dynamic"),
+        else Fact(
+            f"image size {h}x{w}", "data", f"{probe.size_why if probe else ''}; the ONNX input's size is dynamic"
+        ),
         Fact(f"{outs[1]} classes", "model", "its ONNX output"),
     )
-    return Detected("onnx", spec, shape, int(outs[1]), facts)  # type: ignore[arg-type]
+    return Detected("onnx", spec, (c, h, w), int(outs[1]), facts)
 
 
 def fit_data(probe: DataProbe, shape: tuple[int, int, int]) -> tuple[dict, list[Fact]]:

@@ -135,5 +135,8 @@ def input_channels(module: nn.Module) -> int | None:
         if isinstance(m, nn.modules.conv._ConvNd):
             return int(m.in_channels)
         if isinstance(m, torch.jit.ScriptModule) and getattr(m, "original_name", "") in ("Conv1d", "Conv2d", "Conv3d"):
-            return int(m.in_channels)
+            try:  # a traced module keeps its weight (out, in / groups, ...), not always in_channels
+                return int(m.weight.shape[1]) * int(getattr(m, "groups", 1))
+            except (AttributeError, RuntimeError):
+                return None
     return None

@@ -128,7 +128,11 @@ def test_channels_no_source_converts_are_one_line(
         capsys, rc, "the model takes 4-channel images", "3-channel ones", "only between 1 (grayscale) and 3 (RGB)"
     )
     assert not (tmp_path / "study.yaml").exists()
-    study = {"name": "x", "model": {"arch": "lenet5"}, "data": {"name": "imagefolder", "path": str(folder.folder), "channels": 2}}
+    study = {
+        "name": "x",
+        "model": {"arch": "lenet5"},
+        "data": {"name": "imagefolder", "path": str(folder.folder), "channels": 2},
+    }
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(study))
     one_line_error(
         capsys, main(["run", "bad.yaml"]), "data.channels: expected null (as stored), 1 (grayscale) or 3 (RGB), found 2"
