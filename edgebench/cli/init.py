@@ -13,8 +13,9 @@ def register(app: typer.Typer) -> None:
         help=(
             "Write a commented study YAML for MODEL, so that the next command is `edgebench run study.yaml`.\n\n"
             "MODEL: an .onnx file, a TorchScript file, file.py:Name (a class or function returning an "
-            "nn.Module), torchvision:NAME or timm:NAME. The input shape and class count are read from the "
-            "model; --data gives the images (.npz with x and y, an ImageFolder tree, or CIFAR-10 batches).\n\n"
+            "nn.Module), torchvision:NAME or timm:NAME. The channels and class count are read from the "
+            "model, the image size from --data when the model accepts it (.npz with x and y, an ImageFolder "
+            "tree, or CIFAR-10 batches); the study's comments say which values were read and which defaulted.\n\n"
             "Examples:\n\n"
             "  edgebench init model.onnx --data eval.npz\n\n"
             "  edgebench init net.py:Net --checkpoint net.pt --data images/ -o my-study.yaml\n\n"
@@ -31,9 +32,13 @@ def register(app: typer.Typer) -> None:
         from edgebench.cli.ui import out_console
         from edgebench.study.init import write_study
 
-        path, det = write_study(model, data, output, force=force, checkpoint=checkpoint)
+        path, det, origins = write_study(model, data, output, force=force, checkpoint=checkpoint)
         c, h, w = det.input_shape
         out_console.print(
-            f"wrote {path}: model.{det.kind} {det.spec}, input {c}x{h}x{w}, {det.num_classes} classes\n"
-            f"next: edgebench run {path}"
+            f"wrote {path}: model.{det.kind} {det.spec}, input {c}x{h}x{w}, {det.num_classes} classes",
+            *(f"  {line}" for line in origins),
+            f"next: edgebench run {path}",
+            sep="\n",
+            markup=False,
+            highlight=False,
         )

@@ -51,6 +51,45 @@ class FinetuneSpec:
         )
 
 
+# How many fine-tuning epochs a pruned model gets by default (``edgebench init``), and below which
+# a large accuracy drop is put down to short fine-tuning (a note in the candidate's ``pruning``).
+FINETUNE_IMAGES = 5000  # training images a default fine-tuning shows the pruned model, all epochs together
+MAX_SUGGESTED_EPOCHS = 30
+EPOCH_RULE = f"epochs = {FINETUNE_IMAGES} / training images, rounded up, between 1 and {MAX_SUGGESTED_EPOCHS}"
+SHORT_FINETUNE_DROP = 0.10  # an accuracy drop from base this large, with short fine-tuning, gets a note
+
+
+def suggested_epochs(train_images: int) -> int:
+    """Fine-tuning epochs for *train_images* training images (:data:`EPOCH_RULE`): a pruned model
+    sees about the same number of images on 150 as on 5000, within the cap; 0 with none."""
+    if train_images <= 0:
+        return 0
+    return max(1, min(MAX_SUGGESTED_EPOCHS, -(-FINETUNE_IMAGES // train_images)))
+
+
+def finetune_was_short(epochs: int, train_images: int) -> bool:
+    """Fewer fine-tuning epochs (all pruning steps together) than :func:`suggested_epochs`, or
+    no training images at all."""
+    return epochs < max(suggested_epochs(train_images), 1)
+
+
+def short_finetune_note(epochs: int, train_images: int, base_accuracy: float, accuracy: float) -> str | None:
+    """One line when a pruned model lost :data:`SHORT_FINETUNE_DROP` or more accuracy from base
+    after short fine-tuning (:func:`finetune_was_short`): the drop may be the short fine-tuning,
+    not the pruning. None otherwise."""
+    want = suggested_epochs(train_images)
+    if base_accuracy - accuracy < SHORT_FINETUNE_DROP or not finetune_was_short(epochs, train_images):
+        return None
+    if train_images == 0:
+        advice = "there are no training images to fine-tune on: give data.train (or a larger single source)"
+    else:
+        advice = f"try prune.finetune.epochs: {want} ({EPOCH_RULE})"
+    return (
+        f"accuracy {accuracy:.1%} after pruning vs {base_accuracy:.1%} for base, with {epochs} fine-tuning "
+        f"epoch(s) on {train_images} training images: fine-tuning was short, {advice}"
+    )
+
+
 def check_train_data(
     train: tuple[np.ndarray, np.ndarray], input_shape: tuple[int, ...] | None = None, what: str = "train"
 ) -> None:

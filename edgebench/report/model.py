@@ -722,7 +722,8 @@ def describe_source(source: dict | None) -> str:
 
 
 def describe_pruning(p: dict) -> str:
-    """One line: params and MACs removed (as reached, not as asked), the layers left whole."""
+    """One line: params and MACs removed (as reached, not as asked), the layers left whole, and
+    the note when accuracy fell after short fine-tuning."""
     left = p.get("layers_left") or []
     shown = ", ".join(f"{x['layer']} ({x['reason']})" for x in left[:3]) + (
         f", and {len(left) - 3} more" if len(left) > 3 else ""
@@ -731,7 +732,7 @@ def describe_pruning(p: dict) -> str:
     return (
         f"params {p.get('params_before')} -> {p.get('params_after')} ({p.get('param_ratio', 0):.1%} removed), "
         f"MACs {macs} removed; {len(left)} layer(s) left whole" + (f": {shown}" if left else "")
-    )
+    ) + (f". Note: {p['finetune_note']}" if p.get("finetune_note") else "")
 
 
 def describe_accuracy_control(ac: dict) -> str:

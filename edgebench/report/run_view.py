@@ -125,5 +125,8 @@ def run_view(results: dict, run_dir: Path) -> list[RenderableType]:
     report = build_report(results)
     out += speedup_tables(report)
     out += verdict_tables(report)
+    out += [
+        f"note: {c['name']}: {n}" for c in results["candidates"] if (n := (c.get("pruning") or {}).get("finetune_note"))
+    ]
     out.append(files_line(run_dir))
     return out

@@ -123,8 +123,26 @@ def stem(run: RunContext, cand: CandidateConfig, subject: Subject, stems: dict[s
         run.ui("status", {"text": f"{cand.name}: {step.describe(spec)} of {origin}"})
         assert step.apply_module is not None
         module, records[step.key] = step.apply_module(module, spec, inputs)
+    note = _short_finetune_note(cand, module, subject) if records.get("prune") is not None else None
+    if note is not None:  # in the manifest's and results' ``pruning``, the report's "Pruning reached" line
+        records["prune"]["finetune_note"] = note
+        run.ui("status", {"text": f"{cand.name}: {note}"})
     stems[key] = (module, records)
     return module
+
+
+def _short_finetune_note(cand: CandidateConfig, module: Any, subject: Subject) -> str | None:
+    """Why a pruned module's accuracy is low, when fine-tuning was short (its accuracy on the
+    evaluation images is measured only then)."""
+    from edgebench.compress.finetune import finetune_was_short, short_finetune_note
+    from edgebench.subject.train import accuracy
+
+    assert cand.prune is not None
+    split, base = subject.split, subject.info.get("base_accuracy_torch")
+    epochs = cand.prune.finetune.epochs * cand.prune.iterative_steps
+    if base is None or not finetune_was_short(epochs, len(split.x_train)):
+        return None
+    return short_finetune_note(epochs, len(split.x_train), base, accuracy(module, split.x_eval, split.y_eval))
 
 
 def stem_records(run: RunContext, cand: CandidateConfig, stems: dict[str, Any]) -> dict[str, Any]:

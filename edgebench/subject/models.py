@@ -125,3 +125,18 @@ def build(
     if arch == "lenet5":
         return LeNet5(in_channels, num_classes, image_size, mean, std)
     return SmallResNet(in_channels, num_classes, WIDTHS[arch], mean=mean, std=std)
+
+
+def input_channels(module: nn.Module) -> int | None:
+    """The channel count the model's first convolution takes (TorchScript included), None
+    without one: what ``edgebench init`` converts the data to, and what an error names when
+    the model rejects the data's images."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.conv._ConvNd):
+            return int(m.in_channels)
+        if isinstance(m, torch.jit.ScriptModule) and getattr(m, "original_name", "") in ("Conv1d", "Conv2d", "Conv3d"):
+            try:  # a traced module keeps its weight (out, in / groups, ...), not always in_channels
+                return int(m.weight.shape[1]) * int(getattr(m, "groups", 1))
+            except (AttributeError, RuntimeError):
+                return None
+    return None

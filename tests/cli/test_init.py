@@ -41,7 +41,9 @@ def test_init_onnx_then_run_as_written(
     monkeypatch.chdir(tmp_path)
     assert main(["init", str(files.onnx), "--data", str(files.eval)]) == 0
     text = (tmp_path / "study.yaml").read_text()
-    assert "# Input 1x8x8 (pixels in [0,1]), 10 classes: read from the model." in text
+    assert "# Input 1x8x8 (pixels in [0,1]), 10 classes. Where each value came from:" in text
+    assert "#   image size 8x8: read from the model (its ONNX input)\n" in text
+    assert "#   10 classes: read from the model (its ONNX output)\n" in text
     assert f"# Attack names: {describe_attacks()}\n" in text  # the registry's attacks, all of them
     study = yaml.safe_load(text)
     assert study["model"] == {"onnx": str(files.onnx)}
@@ -121,3 +123,29 @@ def test_init_bad_inputs(files, tmp_path: Path, capsys: pytest.CaptureFixture) -
     one_line_error(capsys, main(["init", str(tmp_path / "nope.onnx"), "-o", out]), "model not found")
     one_line_error(capsys, main(["init", str(files.net_py), "-o", out]), "expected one nn.Module class", "Net")
     assert not Path(out).exists()
+
+
+def test_init_picks_finetune_epochs_from_the_data_size(
+    tiny_onnx: Path, digits: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    """Fewer training images, more epochs (the rule is written in the study, next to the epochs)."""
+    from edgebench.compress.finetune import EPOCH_RULE, suggested_epochs
+
+    x, y = digits
+    epochs = {}
+    for n in (159, 1797):
+        data = tmp_path / f"d{n}.npz"
+        np.savez(data, x=x[:n], y=y[:n])
+        out = tmp_path / f"s{n}.yaml"
+        assert main(["init", str(tiny_onnx), "--data", str(data), "-o", str(out)]) == 0
+        text = out.read_text()
+        cfg = load_study(out)
+        split = {"eval": cfg.data.eval_count, "calib": cfg.data.calib_count}
+        train = n - split["eval"] - split["calib"]
+        pruned = [c for c in cfg.candidates if c.prune is not None]
+        assert len(pruned) == 2 and {c.prune.finetune.epochs for c in pruned} == {suggested_epochs(train)}
+        epochs[n] = suggested_epochs(train)
+        assert f"Epochs rule: {EPOCH_RULE}." in text
+        assert f"#   fine-tuning epochs {epochs[n]}: defaulted ({EPOCH_RULE}; {train} here)\n" in text
+    # 159 images leave 64 to train on: 5000 / 64 -> capped at 30; 1797 leave 771: 5000 / 771 -> 7
+    assert epochs == {159: 30, 1797: 7}

@@ -155,3 +155,67 @@ def test_image_folder_resizes_the_shorter_side_and_center_crops(tmp_path: Path) 
     assert x.shape == (2, 3, 28, 28) and y.tolist() == [0, 1]
     # resized to 32 x 96, cropped to columns 34..61 of it: inside the band (32..64) => all white
     assert x[0, :, 4:-4, 2:-2].min() > 0.9
+
+
+def test_every_source_converts_to_the_models_channels(tmp_path: Path) -> None:
+    """data.channels: RGB to gray as PIL's convert("L"), gray replicated to RGB, for an ImageFolder
+    (PIL converts while decoding) and for arrays; any other pair is one line."""
+    from PIL import Image
+
+    from edgebench.subject.data import load_split
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    for i, img in enumerate(rgb):
+        (tmp_path / "tree" / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(tmp_path / "tree" / f"c{i % 2}" / f"{i}.png")
+    tree = str(tmp_path / "tree")
+    files = sorted((tmp_path / "tree").glob("*/*.png"))
+    x, _ = load_arrays("imagefolder", tree, image_size=16, channels=1)
+    want = np.stack([np.asarray(Image.open(f).convert("L")) for f in files])[:, None] / 255.0
+    assert x.shape == (4, 1, 16, 16)
+    np.testing.assert_allclose(x, want, atol=1e-6)  # the very pixels PIL gives (no resampling at 16)
+    x3, _ = load_arrays("imagefolder", tree, image_size=16)  # as stored: RGB
+    np.testing.assert_allclose(x3, np.stack([np.asarray(Image.open(f)) for f in files]).transpose(0, 3, 1, 2) / 255.0)
+    # arrays: RGB -> gray with the same weights, gray -> RGB replicated
+    np.savez(tmp_path / "rgb.npz", x=rgb, y=np.arange(4) % 2)
+    g, _ = load_arrays("npz", str(tmp_path / "rgb.npz"), channels=1)
+    luma = (rgb.astype(np.float32) / 255.0 * np.asarray([0.299, 0.587, 0.114], np.float32)).sum(-1)
+    np.testing.assert_allclose(g[:, 0], luma, atol=1e-6)
+    d3, _ = load_arrays("digits", channels=3)
+    d1, _ = load_arrays("digits")
+    assert d3.shape[1] == 3 and all(np.array_equal(d3[:, k], d1[:, 0]) for k in range(3))
+    # the role sources take channels too, and the split carries them
+    np.savez(tmp_path / "eval.npz", x=rgb, y=np.arange(4) % 2)
+    split = load_split(
+        DataConfig(eval={"path": str(tmp_path / "eval.npz"), "channels": 1}, eval_count=2, calib_count=1)
+    )
+    assert split.x_eval.shape[1:] == (1, 16, 16)
+    # what cannot be converted
+    np.savez(tmp_path / "rgba.npz", x=rng.integers(0, 256, (4, 4, 8, 8), dtype=np.uint8), y=np.arange(4) % 2)
+    with pytest.raises(
+        EdgebenchError, match=r"expected images with 1 or 3 channels to convert to data.channels = 1, found 4"
+    ):
+        load_arrays("npz", str(tmp_path / "rgba.npz"), channels=1)
+    for bad in (2, 4, 0):
+        with pytest.raises(
+            EdgebenchError,
+            match=rf"data.channels: expected null \(as stored\), 1 \(grayscale\) or 3 \(RGB\), found {bad}",
+        ):
+            DataConfig(name="digits", channels=bad)
+    with pytest.raises(EdgebenchError, match=r"data.eval.channels: expected null .* found 2"):
+        DataConfig(eval={"path": str(tmp_path / "eval.npz"), "channels": 2})
+
+
+def test_image_folder_sizes_are_read_from_the_headers(tmp_path: Path) -> None:
+    """What `init` reads the image size from: every file's (width, height), counted."""
+    from PIL import Image
+
+    from edgebench.subject.data import image_folder_sizes
+
+    for cls, sizes in (("a", [(32, 32), (32, 32)]), ("b", [(40, 30)])):
+        (tmp_path / cls).mkdir()
+        for i, size in enumerate(sizes):
+            Image.new("RGB", size).save(tmp_path / cls / f"{i}.png")
+    (tmp_path / "a" / "notes.txt").write_text("not an image")
+    assert image_folder_sizes(tmp_path) == {(32, 32): 2, (40, 30): 1}

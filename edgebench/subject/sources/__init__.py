@@ -163,9 +163,14 @@ def module_output(module: torch.nn.Module, split: Split, what: str) -> np.ndarra
         with torch.inference_mode():
             out = module(x)
     except Exception as exc:  # noqa: BLE001 - any failure here is the model rejecting the data
+        from edgebench.subject.models import input_channels
+
+        want = input_channels(module)
+        hint = f"; its first convolution takes {want}: set data.channels: {want}" if want in (1, 3) else ""
         raise EdgebenchError(
             f"{what} rejects the data's images ({shape}, values in [0,1]): {first_line(exc, 160)}; "
-            "expected images whose channels and size the model accepts (data.image_size, data source)"
+            "expected images whose channels and size the model accepts (data.channels, data.image_size, data source)"
+            + (hint if want != x.shape[1] else "")
         ) from None
     if not isinstance(out, torch.Tensor):
         hint = ""
