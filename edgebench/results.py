@@ -483,7 +483,8 @@ class Candidate(_Model):
     pruning: dict[str, Any] | None = Field(
         None,
         description="pruned candidates: params and MACs before/after, the ratio reached, the layers left whole and "
-        "why (compress/prune.py PruneOutcome)",
+        "why (compress/prune.py PruneOutcome); `finetune_note` when accuracy fell 10 points or more with fewer "
+        "fine-tuning epochs than the data size suggests",
     )
     accuracy_control: dict[str, Any] | None = Field(
         None,
