@@ -138,7 +138,8 @@ class LoopbackSshd:
             lines.insert(-1, "SetEnv " + " ".join(f"{k}={v}" for k, v in self.env.items()))
         self.config.write_text("\n".join(lines) + "\n")
 
-    def start(self, timeout_s: float = 10.0) -> LoopbackSshd:
+    def start(self, timeout_s: float = 120.0) -> LoopbackSshd:
+        """Start sshd and wait until it answers with its SSH banner (*timeout_s*: a hang limit)."""
         if os.geteuid() == 0:
             Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # privilege separation dir
         log_handle = open(self.log_file, "ab")
@@ -191,8 +192,9 @@ class LoopbackSshd:
             "known_hosts": str(self.known_hosts),
             "python": sys.executable,
             "workdir": str(self.root / "device"),
-            "connect_timeout_s": 10.0,
-            "command_timeout_s": 300.0,
+            # hang limits: a busy test machine is slow, never this slow (tests of time-outs set their own)
+            "connect_timeout_s": 60.0,
+            "command_timeout_s": 900.0,
         }
         values.update(overrides)
         return DeviceSpec(**values)
