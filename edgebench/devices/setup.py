@@ -152,6 +152,8 @@ class WheelTarget:
         tags = [f"manylinux_2_{m}_{arch}" for m in range(minor, 4, -1)]
         legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
         tags += [f"{name}_{arch}" for m, name in legacy.items() if m <= minor]
+        if not tags:  # no --platform at all would make pip pick the host's wheels
+            raise EdgebenchError(f"glibc {self.libc[1]} on the device: older than any manylinux wheel (2.5)")
         return tags
 
     def describe(self) -> str:
