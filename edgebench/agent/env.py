@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import socket
 from pathlib import Path
 
 import edgebench
+
+# What every job imports on the device besides the standard library (its backend's runtime aside).
+AGENT_NEEDS: tuple[str, ...] = ("numpy", "psutil")
+
+
+def missing_modules(names: tuple[str, ...] | list[str] = AGENT_NEEDS) -> dict[str, str]:
+    """``{module: why not}`` for each of *names* this Python cannot find, so the agent answers
+    "not ready: psutil is missing" instead of crashing inside a job. Looked up, not imported:
+    a runtime imported here would sit in the memory a profile job measures as its baseline."""
+    missing: dict[str, str] = {}
+    for name in names:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError) as exc:
+            missing[name] = f"{type(exc).__name__}: {exc}"
+            continue
+        if not found:
+            missing[name] = f"No module named '{name}'"
+    return missing
 
 
 def _read(path: str) -> str | None:

@@ -16,7 +16,8 @@ def register(app: typer.Typer) -> None:
             "Examples:\n\n"
             "  edgebench devices list\n\n"
             "  edgebench devices add orin --host 192.0.2.10 --user nvidia --identity-file ~/.ssh/id_ed25519\n\n"
-            "  edgebench devices check orin --json"
+            "  edgebench devices check orin --json\n\n"
+            "  edgebench devices setup orin --offline"
         ),
         no_args_is_help=True,
     )
@@ -128,3 +129,49 @@ def register(app: typer.Typer) -> None:
         if not report.ok:
             more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
             raise EdgebenchError(f"device '{name}' is not ready: {report.problems[0]}{more}")
+
+    @devices.command(
+        "setup",
+        help="Make a device ready for the agent: a venv in its workdir (system site-packages visible) with "
+        "numpy, psutil and its runtimes, from its pip's index or a wheelhouse the host downloads (--offline); "
+        "records the venv's python in the inventory. A second run only checks.",
+    )
+    def setup_cmd(
+        name: str = typer.Argument(..., help="Device name from the inventory."),
+        offline: bool | None = typer.Option(
+            None,
+            "--offline/--online",
+            help="Install from a host-built wheelhouse / only from the device's index "
+            "(default: the index, the wheelhouse when the device's pip cannot reach it).",
+        ),
+        runtime: list[str] = typer.Option([], "--runtime", help="A runtime to add to the device's list (repeat)."),
+        wheel: list[Path] = typer.Option(
+            [], "--wheel", help="A wheel to install there, e.g. onnxruntime-gpu (repeat)."
+        ),
+        python: str | None = typer.Option(None, "--python", help="The device's Python to make the venv with."),
+        accept_new_host_key: bool = typer.Option(
+            False, "--accept-new-host-key", help="Record this host's key if it is not in known_hosts yet."
+        ),
+        json_out: bool = typer.Option(False, "--json", help="Print what was done as JSON."),
+    ) -> None:
+        from edgebench.cli.ui import out_console, print_json, progress_line
+        from edgebench.devices.inventory import get_device
+        from edgebench.devices.setup import problem_summary, setup_device
+        from edgebench.report.devices_view import setup_table
+
+        report = setup_device(
+            get_device(name),
+            python,
+            runtime,
+            wheel,
+            offline,
+            True if accept_new_host_key else None,
+            progress=progress_line,
+        )
+        if json_out:
+            print_json(report.to_dict())
+        else:
+            out_console.print(setup_table(report))
+        problem = problem_summary(report)
+        if problem is not None:
+            raise problem

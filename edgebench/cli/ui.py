@@ -73,6 +73,11 @@ def status_line(text: str) -> Text:
     return line
 
 
+def progress_line(msg: str) -> None:
+    """One plain progress line on stderr (no markup: device output and paths are data)."""
+    err_console.print(msg, markup=False, highlight=False)
+
+
 def print_json(obj: Any) -> None:
     """A command's ``--json`` result on stdout."""
     sys.stdout.write(json.dumps(obj, indent=2, allow_nan=False) + "\n")

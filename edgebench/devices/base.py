@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from edgebench.agent.protocol import Job, SessionJob
 from edgebench.backends.options import check_options
 from edgebench.devices.inventory import DeviceSpec
+from edgebench.devices.readiness import refusal
 from edgebench.errors import EdgebenchError
 
 if TYPE_CHECKING:
@@ -67,6 +68,13 @@ class Device(ABC):
     @abstractmethod
     def _run_job(self, job: Job, on_progress: ProgressFn | None) -> dict:
         """The device kind's way of running one agent job, device defaults applied (see :meth:`run_job`)."""
+
+    def check_ready(self, answer: dict) -> None:
+        """Raise the one-line :class:`~edgebench.devices.readiness.DeviceNotReady` when the agent
+        answered that its Python lacks a module (see ``agent/__main__.py``); else do nothing."""
+        problem = refusal(self.spec, answer)
+        if problem is not None:
+            raise problem
 
     def open_session(self, job: SessionJob) -> QuerySession:
         """A persistent agent on the device with *job*'s artifact loaded (see devices/session.py);

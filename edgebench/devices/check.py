@@ -15,7 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgebench.agent.env import AGENT_NEEDS
 from edgebench.devices.inventory import DeviceSpec
+from edgebench.devices.readiness import fix_hint, missing_phrase, needed_modules
 from edgebench.devices.ssh.deploy import Deployer
 from edgebench.devices.ssh.transport import SshOptions, SshTransport
 from edgebench.errors import EdgebenchError
@@ -26,11 +28,15 @@ SKEW_WARN_S = 2.0
 DISK_WARN_GB = 1.0
 
 # Runs on the device with its Python: standard library only, read-only, every tool optional.
+# Extra arguments: more modules to try, and "dist:NAME" for installed distributions' versions.
 PROBE_SCRIPT = r"""
 import importlib, json, os, platform, shutil, subprocess, sys
-out = {"python": {"version": platform.python_version(), "executable": sys.executable},
-       "machine": platform.machine(), "os": platform.platform(), "modules": {}}
-for name in ("numpy", "psutil", "onnxruntime", "tensorrt", "pynvml", "jtop"):
+out = {"python": {"version": platform.python_version(), "executable": sys.executable,
+                  "implementation": sys.implementation.name, "prefix": sys.prefix, "base_prefix": sys.base_prefix},
+       "machine": platform.machine(), "os": platform.platform(), "libc": list(platform.libc_ver()),
+       "modules": {}, "dists": {}}
+extra = [a for a in sys.argv[2:] if not a.startswith("dist:")]
+for name in ("numpy", "psutil", "onnxruntime", "tensorrt", "pynvml", "jtop", "pip") + tuple(extra):
     try:
         mod = importlib.import_module(name)
         row = {"available": True, "version": getattr(mod, "__version__", None)}
@@ -56,6 +62,14 @@ def read(path):
             return f.read().strip().rstrip("\x00")
     except OSError:
         return None
+
+for arg in sys.argv[2:]:
+    if arg.startswith("dist:"):
+        try:
+            from importlib import metadata
+            out["dists"][arg[5:]] = metadata.version(arg[5:])
+        except Exception:
+            out["dists"][arg[5:]] = None
 
 out["l4t_release"] = read("/etc/nv_tegra_release")
 out["board"] = read("/proc/device-tree/model")
@@ -104,6 +118,11 @@ class CheckReport:
         }
 
 
+def runtime_modules(spec: DeviceSpec) -> tuple[str, ...]:
+    """The modules of the runtimes *spec* lists (what the probe must try besides its own list)."""
+    return tuple(m for m in needed_modules(spec) if m not in AGENT_NEEDS)
+
+
 def parse_nvpmodel(text: str) -> dict:
     """``nvpmodel -q`` -> ``{"name": "15W", "id": 0}`` (either may be missing)."""
     out: dict[str, Any] = {"name": None, "id": None}
@@ -142,6 +161,23 @@ def clock_skew(transport: SshTransport, python: list[str]) -> tuple[float, float
     return remote - (t1 - half_rtt), half_rtt
 
 
+def run_probe(transport: SshTransport, python: list[str], spec: DeviceSpec, extra: tuple[str, ...] = ()) -> dict:
+    """The read-only probe, run on the device with *python*: what :data:`PROBE_SCRIPT` prints.
+    *extra*: more modules to try, and ``dist:NAME`` for an installed distribution's version."""
+    res = transport.run([*python, "-c", PROBE_SCRIPT, spec.workdir, *extra], timeout_s=120, check=False)
+    if res.exit_status in (126, 127):
+        raise EdgebenchError(
+            f"device '{spec.name}': cannot run python {' '.join(python)!r} (exit {res.exit_status}); "
+            f"install Python 3 or set 'python' in the device file to its path (`edgebench devices setup "
+            f"{spec.name} --python PATH` makes a virtual environment from it)"
+        )
+    try:
+        return json.loads(res.stdout.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        tail = " | ".join(res.stderr.strip().splitlines()[-3:])
+        raise EdgebenchError(f"device '{spec.name}': the probe failed (exit {res.exit_status}): {tail}") from None
+
+
 def check_device(spec: DeviceSpec, accept_new_host_key: bool | None = None) -> CheckReport:
     """Connect to *spec* and report; connection failures raise :class:`EdgebenchError`."""
     if spec.kind != "ssh":
@@ -155,17 +191,7 @@ def check_device(spec: DeviceSpec, accept_new_host_key: bool | None = None) -> C
         report.facts["connect_s"] = round(time.perf_counter() - t0, 3)
         report.facts["host_key_recorded"] = transport.host_key_recorded
         deployer = Deployer(transport, spec.python, spec.workdir)
-        res = transport.run([*deployer.python, "-c", PROBE_SCRIPT, spec.workdir], timeout_s=120, check=False)
-        if res.exit_status in (126, 127):
-            raise EdgebenchError(
-                f"device '{spec.name}': cannot run python {spec.python!r} (exit {res.exit_status}); "
-                "install Python 3 or set 'python' in the device file to its path"
-            )
-        try:
-            probe = json.loads(res.stdout.strip().splitlines()[-1])
-        except (json.JSONDecodeError, IndexError):
-            tail = " | ".join(res.stderr.strip().splitlines()[-3:])
-            raise EdgebenchError(f"device '{spec.name}': the probe failed (exit {res.exit_status}): {tail}") from None
+        probe = run_probe(transport, deployer.python, spec, runtime_modules(spec))
         skew, uncertainty = clock_skew(transport, deployer.python)
     finally:
         transport.close()
@@ -188,9 +214,9 @@ def _interpret(spec: DeviceSpec, probe: dict, report: CheckReport) -> None:
     major_minor = tuple(int(x) for x in (py.get("version") or "0.0").split(".")[:2])
     if major_minor < (3, 8):
         report.problems.append(f"Python {py.get('version')} on the device: the agent needs Python 3.8 or newer")
-    for need in ("numpy", "psutil"):
-        if not mods.get(need, {}).get("available"):
-            report.problems.append(f"{need} is missing on the device (the agent needs it): pip install {need}")
+    lacking = [need for need in AGENT_NEEDS if not mods.get(need, {}).get("available")]
+    if lacking:
+        report.problems.append(f"{missing_phrase(lacking)}: {fix_hint(spec, lacking)}")
     runtimes: dict[str, Any] = {}
     ort = mods.get("onnxruntime", {})
     runtimes["onnxruntime"] = (
@@ -199,10 +225,12 @@ def _interpret(spec: DeviceSpec, probe: dict, report: CheckReport) -> None:
     trt = mods.get("tensorrt", {})
     runtimes["tensorrt"] = {"version": trt.get("version")} if trt.get("available") else None
     report.facts["runtimes"] = runtimes
-    for wanted in spec.runtimes:
-        if wanted in ("onnxruntime", "tensorrt") and runtimes.get(wanted) is None:
+    for wanted in runtime_modules(spec):
+        if not mods.get(wanted, {}).get("available"):
             reason = mods.get(wanted, {}).get("reason", "not importable")
-            report.problems.append(f"runtime '{wanted}' listed for this device is unavailable there: {reason}")
+            report.problems.append(
+                f"runtime '{wanted}' listed for this device is unavailable there: {reason}; {fix_hint(spec, [wanted])}"
+            )
     jetpack = probe.get("jetpack") or {}
     nvp = probe.get("nvpmodel")
     clocks = probe.get("jetson_clocks")
@@ -247,7 +275,10 @@ def check_local(spec: DeviceSpec) -> CheckReport:
 
     report = CheckReport(spec.name, "this host")
     res = subprocess.run(
-        [sys.executable, "-c", PROBE_SCRIPT, spec.workdir], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", PROBE_SCRIPT, spec.workdir, *runtime_modules(spec)],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     try:
         probe = json.loads(res.stdout.strip().splitlines()[-1])

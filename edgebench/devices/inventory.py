@@ -8,7 +8,7 @@ A device file holds one device (a mapping with ``name``) or several (``devices: 
     port: 22
     user: nvidia
     identity_file: ~/.ssh/id_ed25519   # omitted: use the SSH agent
-    python: python3
+    python: python3           # `edgebench devices setup` sets the venv it made: <workdir>/venv/bin/python3
     workdir: ~/.cache/edgebench-agent
     runtimes: [onnxruntime, tensorrt]
     profile:                  # board profile, for the roofline and the report
@@ -44,6 +44,7 @@ class DeviceSpec:
     known_hosts: str | None = None  # default: ~/.ssh/known_hosts
     accept_new_host_key: bool = False  # like OpenSSH's StrictHostKeyChecking=accept-new
     python: str = "python3"
+    base_python: str | None = None  # the device's own Python that `devices setup` made the venv in `python` from
     workdir: str = "~/.cache/edgebench-agent"
     runtimes: tuple[str, ...] = ("onnxruntime",)
     connect_timeout_s: float = 10.0

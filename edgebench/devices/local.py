@@ -78,6 +78,7 @@ class LocalDevice(Device):
                 )
             result = read_json(result_path, "agent result")
         if not result.get("ok"):
+            self.check_ready(result)
             if proc.returncode == 2:
                 raise EdgebenchError(result.get("error", "agent failed"))
             raise RuntimeError(f"agent on '{self.name}' crashed: {result.get('error')}\n{result.get('traceback', '')}")
@@ -110,7 +111,7 @@ class LocalDevice(Device):
                 except subprocess.TimeoutExpired:
                     proc.kill()
 
-        session = QuerySession(self.name, write, proc.stdout.readline, close)
+        session = QuerySession(self.name, write, proc.stdout.readline, close, self.check_ready)
         try:
             return session.start(local)
         except BaseException:

@@ -28,9 +28,11 @@ class QuerySession:
         write_line: Callable[[str], None],
         read_line: Callable[[], str],
         close: Callable[[], None],
+        check_reply: Callable[[dict], None] | None = None,
     ) -> None:
         self.device_name = device_name
         self._write, self._read, self._close = write_line, read_line, close
+        self._check = check_reply  # raises the device's not-ready error for an agent that lacks a module
         self.queries = 0
         self.runtime: dict = {}
         self.input: dict = {}
@@ -41,6 +43,8 @@ class QuerySession:
         if not line:
             raise EdgebenchError(f"agent session on '{self.device_name}' ended unexpectedly")
         reply = json.loads(line)
+        if not reply.get("ok") and self._check is not None:
+            self._check(reply)
         if not reply.get("ok"):
             raise EdgebenchError(f"agent session on '{self.device_name}': {reply.get('error')}")
         return reply

@@ -12,6 +12,7 @@ from rich.table import Table
 if TYPE_CHECKING:
     from edgebench.devices.check import CheckReport
     from edgebench.devices.inventory import DeviceSpec
+    from edgebench.devices.setup import SetupReport
 
 
 def address(spec: DeviceSpec) -> str:
@@ -98,4 +99,25 @@ def check_table(report: CheckReport) -> Table:
     for w in report.warnings:
         table.add_row("[yellow]warning[/yellow]", w)
     table.add_row("verdict", "[green]ready[/green]" if report.ok else "[red]not ready[/red]")
+    return table
+
+
+def setup_table(report: SetupReport) -> Table:
+    """What ``devices setup`` found and did, one step per row (changed or already so), then what
+    is installed, what is still missing, and the verdict."""
+    title = "set up" if report.changed else "nothing to do: already set up"
+    table = Table(title=f"device {report.device}: {title}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("found or done")
+    for step in report.steps:
+        mark = "[green]done[/green]" if step.changed else "[dim]kept[/dim]"
+        table.add_row(step.what, f"{mark} {step.detail}")
+    if report.pushed:
+        table.add_row("pushed", ", ".join(report.pushed))
+    versions = ", ".join(f"{m} {v or '?'}" for m, v in report.modules.items())
+    table.add_row("agent python", f"{report.python} ({versions})")
+    for p in report.problems:
+        table.add_row("[red]problem[/red]", p)
+    verdict = "[green]ready[/green]" if report.ok else "[red]not ready[/red]"
+    table.add_row("verdict", f"{verdict}; next: edgebench devices check {report.device}")
     return table

@@ -94,7 +94,7 @@ def _profile_dict(**change: object) -> dict:
         ),
         (
             _profile_dict(kind="train"),
-            "malformed job: expected kind one of ['env', 'predict', 'profile'], found 'train'",
+            "malformed job: expected kind one of ['env', 'predict', 'profile', 'profile_rounds'], found 'train'",
         ),
         (_profile_dict(protocol=2), "malformed profile job: expected protocol 1, found 2"),
         ({k: v for k, v in _profile_dict().items() if k != "protocol"}, "expected protocol 1, found None"),

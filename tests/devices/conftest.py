@@ -56,8 +56,8 @@ def make_sshd(tmp_path: Path) -> Iterator[Callable[..., LoopbackSshd]]:
     _require_sshd()
     servers: list[LoopbackSshd] = []
 
-    def make(name: str = "private", start: bool = True) -> LoopbackSshd:
-        server = LoopbackSshd(tmp_path / f"sshd-{len(servers)}", name=name)
+    def make(name: str = "private", start: bool = True, **options: object) -> LoopbackSshd:
+        server = LoopbackSshd(tmp_path / f"sshd-{len(servers)}", name=name, **options)  # type: ignore[arg-type]
         servers.append(server)
         return server.start() if start else server
 

@@ -73,7 +73,14 @@ def _kill_tree(pid: int, sig: int = signal.SIGKILL) -> None:
 class LoopbackSshd:
     """An sshd on 127.0.0.1:*port* in folder *root*; ``start()``/``kill()``/``restart()``."""
 
-    def __init__(self, root: Path, port: int | None = None, name: str = "loopback", sftp: bool = True) -> None:
+    def __init__(
+        self,
+        root: Path,
+        port: int | None = None,
+        name: str = "loopback",
+        sftp: bool = True,
+        env: dict[str, str] | None = None,
+    ) -> None:
         reason = sshd_missing_reason()
         if reason:
             raise EdgebenchError(f"loopback sshd: {reason}")
@@ -81,6 +88,7 @@ class LoopbackSshd:
         self.root.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.sftp = sftp  # False: no ``Subsystem sftp`` line, like many small boards' servers
+        self.env = dict(env or {})  # set in every session (sshd's SetEnv), e.g. a pip with no index
         self.port = port or free_port()
         self.user = getpass.getuser()
         self.host_key = self.root / "ssh_host_ed25519_key"
@@ -126,9 +134,12 @@ class LoopbackSshd:
         ]
         if self.sftp:
             lines.insert(-1, "Subsystem sftp internal-sftp")
+        if self.env:
+            lines.insert(-1, "SetEnv " + " ".join(f"{k}={v}" for k, v in self.env.items()))
         self.config.write_text("\n".join(lines) + "\n")
 
-    def start(self, timeout_s: float = 10.0) -> LoopbackSshd:
+    def start(self, timeout_s: float = 120.0) -> LoopbackSshd:
+        """Start sshd and wait until it answers with its SSH banner (*timeout_s*: a hang limit)."""
         if os.geteuid() == 0:
             Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # privilege separation dir
         log_handle = open(self.log_file, "ab")
@@ -181,8 +192,9 @@ class LoopbackSshd:
             "known_hosts": str(self.known_hosts),
             "python": sys.executable,
             "workdir": str(self.root / "device"),
-            "connect_timeout_s": 10.0,
-            "command_timeout_s": 300.0,
+            # hang limits: a busy test machine is slow, never this slow (tests of time-outs set their own)
+            "connect_timeout_s": 60.0,
+            "command_timeout_s": 900.0,
         }
         values.update(overrides)
         return DeviceSpec(**values)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from events import wait_for
 
 from edgebench.agent.protocol import ProfileJob
 from edgebench.agent.telemetry import make_sampler
@@ -99,10 +99,11 @@ def test_replayed_tegrastats_through_timed_windows(replay: Path) -> None:
         sampler.start()
         trace.measure_idle(0.3)
         replay.write_text("busy")
-        # warm-up by time lets the stand-in print busy lines before the timed window opens
-        res = be.time(feeds, TimingBudget(warmup_iters=0, warmup_s=0.2, iterations=1, min_duration_s=0.5))
+        # the window opens once a busy line has been read: every idle line before it was read
+        # earlier, so none can land in the window, however slowly the stand-in is scheduled
+        wait_for(lambda: any(p.mw == BUSY_MW for p in sampler.power_trace()[1]), "busy tegrastats line read")
+        res = be.time(feeds, TimingBudget(warmup_iters=0, warmup_s=0.0, iterations=1, min_duration_s=0.5))
         replay.write_text("idle")
-        time.sleep(0.05)
         telemetry = sampler.stop()
     assert telemetry["unparsed_lines"] == 0
     items = len(res.samples_ms) * 4

@@ -11,10 +11,10 @@ import re
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
+from events import HANG_S, wait_for
 from loopback import free_port, sshd_missing_reason, write_keypair
 
 from edgebench.agent.protocol import ProfileJob
@@ -57,16 +57,17 @@ def agent_server(tmp_path: Path):  # noqa: ANN201
     proc = subprocess.Popen(
         ["sh", str(ENTRYPOINT)], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         if proc.poll() is not None:
             pytest.fail(f"entry point exited {proc.returncode}: {(tmp_path / 'entrypoint.log').read_text()}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                if s.recv(4).startswith(b"SSH-"):
-                    break
+                return s.recv(4).startswith(b"SSH-")
         except OSError:
-            time.sleep(0.1)
+            return False
+
+    wait_for(answers, f"SSH banner from the entry point's sshd on port {port}", poll_s=0.1)
     host_pub = (tmp_path / "ssh" / "ssh_host_ed25519_key.pub").read_text().split()[:2]
     (tmp_path / "known_hosts").write_text(f"[127.0.0.1]:{port} {' '.join(host_pub)}\n")
     yield port, user_key, tmp_path
@@ -117,5 +118,5 @@ def test_entrypoint_refuses_to_start_without_a_key(tmp_path: Path) -> None:
         EDGEBENCH_AUTHORIZED_KEYS_FILE=str(tmp_path / "none"),
     )
     env.pop("AUTHORIZED_KEYS", None)
-    out = subprocess.run(["sh", str(ENTRYPOINT)], env=env, capture_output=True, text=True, timeout=30)
+    out = subprocess.run(["sh", str(ENTRYPOINT)], env=env, capture_output=True, text=True, timeout=HANG_S)
     assert out.returncode == 2 and "no authorized key" in out.stderr

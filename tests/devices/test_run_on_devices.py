@@ -10,7 +10,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import yaml
+from events import HANG_S
 from loopback import LoopbackSshd
 from tiny_study import TINY_DATA, TINY_MODEL, TINY_PROFILE
 
@@ -26,12 +28,15 @@ STUDY = {
 }
 
 
+pytestmark = pytest.mark.timeout(int(3 * HANG_S))  # two runs, each allowed HANG_S before it counts as hung
+
+
 def _run(study: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "edgebench", "run", str(study), "--out", str(out), "--quiet", *extra],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=HANG_S,
         env=dict(os.environ),
     )
 

@@ -12,10 +12,10 @@ import dataclasses
 import os
 import stat
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from events import wait_for
 
 from edgebench.agent.protocol import ProfileJob
 from edgebench.agent.telemetry import make_sampler
@@ -171,9 +171,7 @@ def test_auto_picks_tegrastats_when_on_path_and_aggregates_its_output(tegrastats
     assert isinstance(inner, TegrastatsSampler) and inner.binary == str(tegrastats_on_path)
     inner.interval_s = 0.05
     sampler.start()
-    deadline = time.monotonic() + 30
-    while len(inner._readings) < len(LINES) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: len(inner._readings) >= len(LINES), "reading of every replayed tegrastats line")
     out = sampler.stop()
     assert out["source"] == "tegrastats" and out["samples"] >= 3 and out["unparsed_lines"] == 0
     assert out["ram_used_peak_mb"] == 14700.0  # the Xavier line was among them

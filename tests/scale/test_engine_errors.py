@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from events import HANG_S
 
 STUDY = {"name": "eng", "candidates": ["base"], "devices": ["local"]}
 
@@ -21,7 +22,7 @@ def _run(tmp_path: Path, *args: str, block_ray: bool = False) -> subprocess.Comp
         [sys.executable, "-c", code, "run", str(study), "--out", str(tmp_path / "run"), *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=HANG_S,
     )
 
 

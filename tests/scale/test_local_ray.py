@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from events import HANG_S
 from tiny_study import TINY_DATA, TINY_MODEL, TINY_PROFILE
 
 from edgebench.scale.engine_ray import TASKS
@@ -27,6 +28,7 @@ STUDY = {
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(int(2 * HANG_S))
 def test_run_on_a_local_ray(tmp_path: Path) -> None:
     study = tmp_path / "study.yaml"
     study.write_text(yaml.safe_dump(STUDY))
@@ -35,7 +37,7 @@ def test_run_on_a_local_ray(tmp_path: Path) -> None:
         [sys.executable, "-m", "edgebench", "run", str(study), "--out", str(out), "--quiet", "--engine", "ray"],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=HANG_S,
         env=dict(os.environ),
     )
     assert res.returncode == 0, res.stderr[-3000:]

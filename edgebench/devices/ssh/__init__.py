@@ -105,7 +105,7 @@ class SshDevice(Device):
         agent, files = self._push(job.paths())
         remote = job.relocated(files)
         proc = self.transport.open_process([*self.deployer.python, agent, "--serve"])
-        session = QuerySession(self.name, proc.write_line, proc.read_line, proc.close)
+        session = QuerySession(self.name, proc.write_line, proc.read_line, proc.close, self.check_ready)
         try:
             return session.start(remote)
         except BaseException:
@@ -193,6 +193,7 @@ class SshDevice(Device):
             except EdgebenchError:
                 pass
         if not result.get("ok"):
+            self.check_ready(result)
             if res.exit_status == 2:
                 raise EdgebenchError(f"on device '{self.name}': {result.get('error', 'agent failed')}")
             raise RuntimeError(f"agent on '{self.name}' crashed: {result.get('error')}\n{result.get('traceback', '')}")

@@ -314,6 +314,20 @@ class Deployer:
             self._agent_path = agent_path
             return agent_path, {local: self.cache_path(sha) for local, sha in wanted.items()}
 
+    def push_named(self, folder: str, local_paths: list[Path]) -> tuple[list[str], list[str]]:
+        """Each host file to ``<folder>/<its name>`` on the device (pip needs a wheel's real file
+        name), verified by sha256 there; a file already there with the same hash is not sent.
+        Returns the remote paths (in the order given) and those that were sent."""
+        self._same_link()
+        with self._lock:
+            items = {str(PurePosixPath(folder) / Path(p).name): (str(p), local_sha256(p)) for p in local_paths}
+            present = self.remote_hashes(sorted(items))
+            todo: list[tuple[str, bytes | str, str]] = [
+                (remote, source, sha) for remote, (source, sha) in items.items() if present.get(remote) != sha
+            ]
+            self._upload_verified(todo)
+            return list(items), [remote for remote, _, _ in todo]
+
     def ensure_agent(self, build: AgentBuild | None = None) -> str:
         """The agent's path on the device, uploading it only if that version is not there."""
         return self.sync([], build)[0]
