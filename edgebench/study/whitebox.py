@@ -161,7 +161,13 @@ def craft_for_candidate(
     n = min(samples, len(x_eval))
     plain = whitebox_specs([s for s in specs if not s.definition.pairwise])
     pairwise = [s for s in specs if s.definition.pairwise]
-    rec["divergence"] = bool(pairwise) and base_artifact is not None
+    base = None
+    if pairwise and base_artifact is not None:
+        try:
+            base = surrogate_from_onnx(base_artifact)
+        except EdgebenchError as exc:  # no divergence rows, with why in the log
+            log.warning("%s: no divergence sets, the base cannot be rebuilt: %s", candidate, exc)
+    rec["divergence"] = base is not None
     atomic_write_json(out / "surrogate.json", rec)
 
     def craft_into(where: Path, model: Any, todo: Sequence[AttackSpec], model_sha: str, k: int, tag: str) -> list:
@@ -188,10 +194,9 @@ def craft_for_candidate(
         todo = [s for s in plain if k == 0 or restarts_of(s)]
         if todo:
             craft_into(variant_folder(store, candidate, tag), model, todo, model_sha, k, tag)
-    if pairwise and base_artifact is not None:
+    if base is not None and base_artifact is not None:
         from edgebench.robustness.divergence import Paired
 
-        base = surrogate_from_onnx(base_artifact)
         paired = Paired(sur.module, base.module).eval()
         pair_sha = f"{sha}:{sur.kind}+base:{sha256_file(base_artifact)}"
         craft_into(divergence_folder(store, candidate), paired, pairwise, pair_sha, 0, "divergence")

@@ -68,7 +68,9 @@ def test_html_and_markdown_show_robust_accuracy_and_divergence() -> None:
     results = _results()
     cells = html_cells(render_html(results, with_plots=False))
     assert find_cell(cells, "t-worst-case-local", "int8", "worst.robust_accuracy")["text"] == "40.6%"
-    assert find_cell(cells, "t-worst-case-local", "int8", "worst.count")["text"].startswith("32 (evaluation images 0-31")
+    assert find_cell(cells, "t-worst-case-local", "int8", "worst.count")["text"].startswith(
+        "32 (evaluation images 0-31"
+    )
     assert find_cell(cells, "t-worst-case-local", "int8", "worst.by_setting.transfer")["text"] == "59.4%"
     assert find_cell(cells, "t-worst-case-local", "int8", "worst.base_robust_accuracy")["text"] == "65.6%"
     assert find_cell(cells, "t-divergence-local", "int8", "divergence.divergence_rate")["text"] == "9.4%"
