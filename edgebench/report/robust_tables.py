@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgebench.report import format as fmt
-from edgebench.report.gates import device_entry
+from edgebench.report.gates import base_candidate, device_entry
 from edgebench.report.tables import Cell, Table
 from edgebench.results import Candidate, Results, as_results
 from edgebench.robustness.sanity import CHECKS, UNBOUNDED_NOTE
@@ -107,42 +107,55 @@ _SETTING_TITLES = (
 )
 
 
-def worst_case_table(results: Results, device: str) -> Table | None:
-    """Robust accuracy per candidate and epsilon: right clean and under every attack, per image."""
-    rows = []
-    for cand in results.candidates:
-        for r in device_entry(cand, device).robust_accuracy or []:
-            rows.append(
-                (
-                    _name(cand),
-                    _c(fmt.eps(r.norm, r.eps) + " " + fmt.text(r.norm), r.id, "worst.eps"),
-                    _m(r.robust_accuracy, fmt.pct, "worst.robust_accuracy"),
-                    _c(fmt.ci(r.robust_accuracy_ci95), r.robust_accuracy_ci95, "worst.robust_accuracy_ci95"),
-                    _c(f"{r.count} ({fmt.text(r.images)})", r.count, "worst.count"),
-                    _m(r.clean_accuracy, fmt.pct, "worst.clean_accuracy"),
-                    *(_m(r.by_setting.get(key), fmt.pct, f"worst.by_setting.{key}") for key, _ in _SETTING_TITLES),
-                    _m(r.base_robust_accuracy, fmt.pct, "worst.base_robust_accuracy"),
-                    _c(fmt.text(", ".join(r.attacks)), r.attacks, "worst.attacks"),
-                    _c(fmt.text(r.note), r.note, "worst.note"),
-                )
-            )
-    if not rows:
+def _not_run(value: Any, key: str) -> Cell:
+    """A setting's worst case, or 'not run' where it had no attack at that epsilon."""
+    return Cell(text="not run", value=None, key=key) if value is None else _m(value, fmt.pct, key)
+
+
+def worst_case_table(results: Results, device: str, compact: bool = False) -> Table | None:
+    """Robust accuracy per candidate and epsilon: right clean and under every attack, per image.
+    Per-setting columns only for settings some row ran; *compact* (the terminal) leaves out the
+    clean accuracy, the attack list and the note."""
+    entries = [(cand, r) for cand in results.candidates for r in device_entry(cand, device).robust_accuracy or []]
+    if not entries:
         return None
+    settings = [(k, t) for k, t in _SETTING_TITLES if any(k in r.by_setting for _, r in entries)]
+    base = base_candidate(results)
+    rows = []
+    for cand, r in entries:
+        cells = [
+            _name(cand),
+            _c(fmt.eps(r.norm, r.eps) + " " + fmt.text(r.norm), r.id, "worst.eps"),
+            _m(r.robust_accuracy, fmt.pct, "worst.robust_accuracy"),
+            _c(fmt.ci(r.robust_accuracy_ci95), r.robust_accuracy_ci95, "worst.robust_accuracy_ci95"),
+            _c(f"{r.count} ({fmt.text(r.images)})", r.count, "worst.count"),
+            *([] if compact else [_m(r.clean_accuracy, fmt.pct, "worst.clean_accuracy")]),
+            *(_not_run(r.by_setting.get(key), f"worst.by_setting.{key}") for key, _ in settings),
+            _c("(base)", key="worst.base_robust_accuracy")
+            if cand is base
+            else _m(r.base_robust_accuracy, fmt.pct, "worst.base_robust_accuracy"),
+        ]
+        if not compact:
+            cells += [
+                _c(fmt.text(", ".join(r.attacks)), r.attacks, "worst.attacks"),
+                _c(fmt.text(r.note), r.note, "worst.note"),
+            ]
+        rows.append(tuple(cells))
+    columns = (
+        "Candidate",
+        "eps",
+        "Robust accuracy",
+        "95% CI",
+        "Images",
+        *([] if compact else ["Clean accuracy, same images"]),
+        *(title for _, title in settings),
+        "Base, same images",
+        *([] if compact else ["Attacks", "Note"]),
+    )
     return Table(
         f"worst-case-{device}",
         "Robust accuracy: right under every attack at each epsilon (per image, all settings)",
-        (
-            "Candidate",
-            "eps",
-            "Robust accuracy",
-            "95% CI",
-            "Images",
-            "Clean accuracy, same images",
-            *(title for _, title in _SETTING_TITLES),
-            "Base, same images",
-            "Attacks",
-            "Note",
-        ),
+        columns,
         tuple(rows),
         "Robust accuracy as RobustBench and AutoAttack define it: the share of images the deployed engine "
         "classifies correctly clean and after every attack at that epsilon -- transfer sets, white-box sets "
@@ -201,7 +214,8 @@ def divergence_table(results: Results, device: str) -> Table | None:
 def worst_case_tables(results: Results | dict, device: str) -> list[Table]:
     """The worst-case and divergence tables (for the terminal after a run; typed or raw results)."""
     typed = as_results(results)
-    return [t for t in (worst_case_table(typed, device), divergence_table(typed, device)) if t is not None]
+    tables = (worst_case_table(typed, device, compact=True), divergence_table(typed, device))
+    return [t for t in tables if t is not None]
 
 
 def surrogate_table(results: Results, device: str) -> Table | None:
