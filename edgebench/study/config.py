@@ -20,7 +20,7 @@ Every section is optional; the defaults are the embedded demo study::
       - {name: pruned-50+int8, prune: {ratio: 0.5}, quantize: {preset: ort-cpu}}
     attacks:
       samples: 256
-      settings: [transfer, whitebox]      # whitebox: crafted on each candidate (INT8: fake-quant STE model)
+      settings: [transfer, whitebox]      # whitebox: crafted on each candidate (INT8: fake-quant STE model and its fp32 parent)
       whitebox_samples: 32
       whitebox_restarts: 2                # PGD/diva white-box runs, each from its own random start
       suite:
