@@ -79,3 +79,19 @@ def test_white_box_or_transfer_is_never_weaker_than_transfer_alone() -> None:
         for o in outcomes:
             alone = np.mean(o.correct[:k] & (clean[:k] == y[:k]))
             assert row["robust_accuracy"] <= alone + 1e-12
+
+
+def test_query_attack_records_become_per_image_outcomes(tmp_path) -> None:
+    """A black-box record's distances (0: wrong clean; null: none found) at each of its epsilons:
+    an image is broken at eps when an adversarial was confirmed within it."""
+    from edgebench.study.store import RunStore
+    from edgebench.study.whitebox import blackbox_outcomes
+
+    store = RunStore(tmp_path / "run")
+    rows = [{"eps": 1.0, "accuracy": None, "success_rate": None}, {"eps": 2.0, "accuracy": None, "success_rate": None}]
+    store.save(
+        "int8", "local", "blackbox", {"attack": "hsj", "norm": "l2", "distances": [0.0, None, 1.5], "rows": rows}
+    )
+    got = {o.eps: o for o in blackbox_outcomes(store, "int8", "local")}
+    assert got[1.0].correct.tolist() == [False, True, True] and got[2.0].correct.tolist() == [False, True, False]
+    assert got[1.0].setting == "blackbox" and got[1.0].indices.tolist() == [0, 1, 2]
