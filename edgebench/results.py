@@ -214,14 +214,16 @@ class Fidelity(_Model):
 class RobustnessRow(_Model):
     """Accuracy of the deployed artifact on one adversarial set; ``setting`` names the threat model."""
 
-    setting: Literal["transfer", "whitebox"] | None = Field(
-        None, description="transfer: crafted on the base; whitebox: crafted on this candidate"
+    setting: Literal["transfer", "whitebox", "divergence"] | None = Field(
+        None,
+        description="transfer: crafted on the base; whitebox: crafted on this candidate; divergence: crafted on "
+        "this candidate paired with the base (diva)",
     )
     set: str | None = Field(None, description="the adversarial set's id")
     attack: str = Field(description="attack name")
     norm: str = Field(description="linf or l2")
     eps: Number | None = Field(description="perturbation budget (null: minimal-perturbation set)")
-    id: str = Field(description="row id: the set id, `whitebox:<set>` for white-box rows")
+    id: str = Field(description="row id: the set id, `whitebox:<set>` / `divergence:<set>` for those rows")
     accuracy: Number | None = Field(description="accuracy on the adversarial inputs")
     accuracy_ci95: Interval | None = Field(description="95 % Wilson interval")
     transfer_success_rate: Number | None = Field(
@@ -242,6 +244,18 @@ class RobustnessRow(_Model):
         None, description="white-box rows: share of surrogate-fooling examples that fool the engine"
     )
     agreement_with_surrogate: Number | None = Field(None, description="white-box rows: agreement with the surrogate")
+    surrogates: dict[str, Number] | None = Field(
+        None,
+        description="white-box rows: the engine's accuracy under each attacker's model's runs alone (INT8: "
+        "`fake-quant-ste` and `fp32-parent`); `accuracy` is the per-image worst over all of them",
+    )
+    runs: int | None = Field(None, description="white-box rows: attack runs per image (restarts x attacker's models)")
+    divergence_rate: Number | None = Field(
+        None, description="divergence rows: share of images the deployed base gets right and this engine wrong"
+    )
+    divergence_rate_ci95: Interval | None = Field(None, description="divergence rows: its 95 % Wilson interval")
+    divergence_count: int | None = Field(None, description="divergence rows: images base-right, candidate-wrong")
+    base_accuracy: Number | None = Field(None, description="divergence rows: the deployed base's accuracy on them")
     median_distance: Number | None = Field(None, description="minimal-perturbation sets only")
     sanity_only: bool | None = Field(None, description="true for the unbounded sanity set (eps = 1)")
     same_as_transfer: bool | None = Field(None, description="base only: its transfer sets are white-box for it")
@@ -258,6 +272,35 @@ class Surrogate(_Model):
     mean_abs_logit_diff: Number | None = Field(description="mean absolute logit difference")
     qdq_reference_agreement: Number | None = Field(description="vs the QDQ graph run unfused")
     artifact_sha256: str = Field(description="the artifact it models")
+    restarts: int | None = Field(None, description="runs per randomly started attack (attacks.whitebox_restarts)")
+    also: list[str] | None = Field(
+        None, description="further attacker's models whose examples count too (INT8: `fp32-parent`)"
+    )
+    variants: list[str] | None = Field(None, description="the further runs' folders (`r1`, `parent`, `parent-r1`)")
+    divergence: bool | None = Field(None, description="divergence sets were crafted (diva in the suite)")
+
+
+class RobustAccuracy(_Model):
+    """Robust accuracy at one epsilon: the share of images the engine still classifies right
+    after every attack at that epsilon, over every setting (``robustness/worstcase.py``)."""
+
+    id: str = Field(description="`worst-<norm>-<eps>` (L-inf eps in 1/255, as set ids)")
+    norm: str = Field(description="linf or l2")
+    eps: Number = Field(description="perturbation budget")
+    robust_accuracy: Number | None = Field(description="right clean and under every attack (per image)")
+    robust_accuracy_ci95: Interval | None = Field(description="95 % Wilson interval")
+    count: int = Field(description="images every attack covered (the common subset)")
+    images: str = Field(description="which evaluation images those are")
+    clean_accuracy: Number | None = Field(description="clean accuracy on the same images")
+    attacks: list[str] = Field(description="the rows (attacks) the worst case is taken over")
+    by_setting: dict[str, Number | None] = Field(
+        description="the worst case over each setting's attacks alone (transfer, whitebox, divergence, "
+        "blackbox), same images"
+    )
+    note: str = Field(description="which images each setting covered")
+    base_robust_accuracy: Number | None = Field(
+        None, description="the base's worst case on the same images (its attacks at this eps)"
+    )
 
 
 class SanityCheck(_Model):
@@ -368,7 +411,10 @@ class DeviceEntry(_Model):
     clean_accuracy_ci95: Interval | None = Field(None, description="95 % Wilson interval")
     eval_count: int | None = Field(None, description="evaluation images")
     fidelity: Fidelity | None = Field(None, description="logits vs the base's PyTorch logits")
-    robustness: list[RobustnessRow] = Field(description="transfer rows, then white-box rows")
+    robustness: list[RobustnessRow] = Field(description="transfer rows, then white-box rows, then divergence rows")
+    robust_accuracy: list[RobustAccuracy] | None = Field(
+        None, description="per norm and epsilon, the per-image worst case over every attack (the ensemble)"
+    )
     robustness_auc: dict[str, Number | None] | None = Field(
         None, description="normalized area under accuracy-vs-eps per `<attack>-<norm>`"
     )
@@ -380,6 +426,15 @@ class DeviceEntry(_Model):
         None,
         description="made once when results.json is assembled (report/gates.py with_verdicts); the report reads it",
     )
+
+    def worst_case(self, set_id: str) -> RobustAccuracy | None:
+        """The ``robust_accuracy`` row at the norm and epsilon of *set_id* (``pgd-linf-8`` ->
+        ``worst-linf-8``): what a robustness gate budgeted on a set judges, over every attack."""
+        parts = set_id.split(":")[-1].rsplit("-", 2)
+        if len(parts) != 3:
+            return None
+        wanted = f"worst-{parts[1]}-{parts[2]}"
+        return next((r for r in self.robust_accuracy or [] if r.id == wanted), None)
 
 
 # --------------------------------------------------------------------------- candidates

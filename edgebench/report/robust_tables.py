@@ -1,7 +1,8 @@
 """Report tables for the two threat models, the attacker's model and the sanity checks.
 
-Built from the ``robustness`` rows (``setting``: transfer | whitebox), ``surrogate``,
-``sanity``, ``int8_error`` and ``square`` entries of each candidate on a device; shared by the
+Built from the ``robustness`` rows (``setting``: transfer | whitebox | divergence),
+``robust_accuracy`` (the worst case over every attack), ``surrogate``, ``sanity``,
+``int8_error`` and ``square`` entries of each candidate on a device; shared by the
 Markdown and HTML renderings like every other table in :mod:`edgebench.report.model`.
 """
 
@@ -10,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from edgebench.report import format as fmt
-from edgebench.report.gates import device_entry
+from edgebench.report.gates import base_candidate, device_entry
 from edgebench.report.tables import Cell, Table
-from edgebench.results import Candidate, Results
+from edgebench.results import Candidate, Results, as_results
 from edgebench.robustness.sanity import CHECKS, UNBOUNDED_NOTE
 
 
@@ -54,6 +55,7 @@ def settings_table(results: Results, device: str) -> Table | None:
                     _c(fmt.ci(r.accuracy_ci95), r.accuracy_ci95, "whitebox.accuracy_ci95"),
                     _m(gap, fmt.pp, "whitebox.minus_transfer"),
                     _m(r.agreement_with_surrogate, fmt.pct, "whitebox.agreement_with_surrogate"),
+                    _c(_by_model(r.surrogates, r.runs), r.surrogates, "whitebox.surrogates"),
                     _c(
                         "same sets as transfer"
                         if r.same_as_transfer
@@ -80,6 +82,7 @@ def settings_table(results: Results, device: str) -> Table | None:
             "95% CI",
             "White-box minus transfer",
             "Engine agrees with attacker's model",
+            "Each attacker's model alone",
             "Note",
         ),
         tuple(rows),
@@ -88,8 +91,131 @@ def settings_table(results: Results, device: str) -> Table | None:
         "with the artifact's scales and zero points and straight-through rounding). 'Transfer, white-box "
         "images' is the transfer accuracy over the same images the white-box attack used, and 'Clean accuracy, "
         "white-box images' the clean accuracy over them. The base's white-box sets are its transfer sets. "
+        "'White-box accuracy' is the worst per image over every run (attacks.whitebox_restarts random starts) "
+        "on every attacker's model: an INT8 candidate is also attacked through its fp32 parent graph (every "
+        "quantizer as the identity), since straight-through rounding alone can mask gradients; 'Each "
+        "attacker's model alone' gives the engine's accuracy under each one's runs. "
         f"A robust claim should use the lower of the two. {UNBOUNDED_NOTE}.",
     )
+
+
+_SETTING_TITLES = (
+    ("transfer", "Transfer alone"),
+    ("whitebox", "White-box alone"),
+    ("divergence", "Divergence alone"),
+    ("blackbox", "Black-box alone"),
+)
+
+
+def _not_run(value: Any, key: str) -> Cell:
+    """A setting's worst case, or 'not run' where it had no attack at that epsilon."""
+    return Cell(text="not run", value=None, key=key) if value is None else _m(value, fmt.pct, key)
+
+
+def worst_case_table(results: Results, device: str, compact: bool = False) -> Table | None:
+    """Robust accuracy per candidate and epsilon: right clean and under every attack, per image.
+    Per-setting columns only for settings some row ran; *compact* (the terminal) leaves out the
+    clean accuracy, the attack list and the note."""
+    entries = [(cand, r) for cand in results.candidates for r in device_entry(cand, device).robust_accuracy or []]
+    if not entries:
+        return None
+    settings = [(k, t) for k, t in _SETTING_TITLES if any(k in r.by_setting for _, r in entries)]
+    base = base_candidate(results)
+    rows = []
+    for cand, r in entries:
+        cells = [
+            _name(cand),
+            _c(fmt.eps(r.norm, r.eps) + " " + fmt.text(r.norm), r.id, "worst.eps"),
+            _m(r.robust_accuracy, fmt.pct, "worst.robust_accuracy"),
+            _c(fmt.ci(r.robust_accuracy_ci95), r.robust_accuracy_ci95, "worst.robust_accuracy_ci95"),
+            _c(f"{r.count} ({fmt.text(r.images)})", r.count, "worst.count"),
+            *([] if compact else [_m(r.clean_accuracy, fmt.pct, "worst.clean_accuracy")]),
+            *(_not_run(r.by_setting.get(key), f"worst.by_setting.{key}") for key, _ in settings),
+            _c("(base)", key="worst.base_robust_accuracy")
+            if cand is base
+            else _m(r.base_robust_accuracy, fmt.pct, "worst.base_robust_accuracy"),
+        ]
+        if not compact:
+            cells += [
+                _c(fmt.text(", ".join(r.attacks)), r.attacks, "worst.attacks"),
+                _c(fmt.text(r.note), r.note, "worst.note"),
+            ]
+        rows.append(tuple(cells))
+    columns = (
+        "Candidate",
+        "eps",
+        "Robust accuracy",
+        "95% CI",
+        "Images",
+        *([] if compact else ["Clean accuracy, same images"]),
+        *(title for _, title in settings),
+        "Base, same images",
+        *([] if compact else ["Attacks", "Note"]),
+    )
+    return Table(
+        f"worst-case-{device}",
+        "Robust accuracy: right under every attack at each epsilon (per image, all settings)",
+        columns,
+        tuple(rows),
+        "Robust accuracy as RobustBench and AutoAttack define it: the share of images the deployed engine "
+        "classifies correctly clean and after every attack at that epsilon -- transfer sets, white-box sets "
+        "(every attacker's model and restart), divergence sets and query attacks alike. An image broken by "
+        "any attack counts as broken, so it is never above any per-attack row on the same images. Attacks "
+        "cover different images (white-box: the first attacks.whitebox_samples of the transfer images; "
+        "black-box: its own first blackbox.samples), so it is computed on the images every attack covered, "
+        "named in 'Images'; the per-setting columns are the worst case over that setting alone, same images.",
+    )
+
+
+def divergence_table(results: Results, device: str) -> Table | None:
+    """Divergence (diva) rows: images the deployed base gets right and the deployed candidate wrong."""
+    rows = []
+    for cand in results.candidates:
+        for r in device_entry(cand, device).robustness:
+            if r.setting != "divergence":
+                continue
+            rows.append(
+                (
+                    _name(cand),
+                    _c(fmt.text(r.attack) + " " + fmt.text(r.norm), r.set, "divergence.attack"),
+                    _c(fmt.eps(r.norm, r.eps), r.eps, "divergence.eps"),
+                    _m(r.count, fmt.count, "divergence.count"),
+                    _m(r.divergence_rate, fmt.pct, "divergence.divergence_rate"),
+                    _c(fmt.ci(r.divergence_rate_ci95), r.divergence_rate_ci95, "divergence.divergence_rate_ci95"),
+                    _m(r.base_accuracy, fmt.pct, "divergence.base_accuracy"),
+                    _m(r.accuracy, fmt.pct, "divergence.accuracy"),
+                    _m(r.clean_accuracy, fmt.pct, "divergence.clean_accuracy"),
+                )
+            )
+    if not rows:
+        return None
+    return Table(
+        f"divergence-{device}",
+        "Divergence attack: inputs the base still gets right and the compressed candidate does not",
+        (
+            "Candidate",
+            "Attack",
+            "eps",
+            "Images",
+            "Base right, candidate wrong",
+            "95% CI",
+            "Base accuracy",
+            "Candidate accuracy",
+            "Candidate clean accuracy",
+        ),
+        tuple(rows),
+        "diva (DIVA, Hong et al. 2021): within eps, PGD raises the candidate's loss on the true label while "
+        "keeping the base's low, crafted on the candidate's attacker's model paired with the base's; both "
+        "deployed artifacts replay the same examples. 'Base right, candidate wrong' is the share of images "
+        "that split them: what compression alone gave away to an attacker.",
+    )
+
+
+def worst_case_tables(results: Results | dict, device: str) -> list[Table]:
+    """The worst-case and divergence tables (for the terminal after a run; typed or raw results)."""
+    typed = as_results(results)
+    tables = (worst_case_table(typed, device, compact=True), divergence_table(typed, device))
+    return [t for t in tables if t is not None]
 
 
 def surrogate_table(results: Results, device: str) -> Table | None:
@@ -134,6 +260,14 @@ def surrogate_table(results: Results, device: str) -> Table | None:
         "rounding and saturation passed straight through on the backward pass (BPDA). The engine runs fused "
         "integer kernels, so it can differ from the QDQ arithmetic it was built from on a few images.",
     )
+
+
+def _by_model(per_model: dict[str, Any] | None, runs: int | None) -> str:
+    """``fake-quant-ste 43.8 %, fp32-parent 27.1 % (4 runs)``: the engine's accuracy per model."""
+    if not per_model:
+        return ""
+    text = ", ".join(f"{fmt.text(k)} {fmt.pct(v)}" for k, v in per_model.items())
+    return f"{text} ({runs} runs)" if runs else text
 
 
 def _expectation(check: str) -> str:
@@ -250,10 +384,25 @@ def int8_error_table(results: Results, device: str) -> Table | None:
 
 def robustness_extra_tables(results: Results, device: str) -> list[Table]:
     """Every table of this module that has something to show on *device*, in reading order."""
-    tables = [
-        t(results, device) for t in (settings_table, surrogate_table, sanity_table, int8_error_table, square_table)
-    ]
+    builders = (
+        worst_case_table,
+        divergence_table,
+        settings_table,
+        surrogate_table,
+        sanity_table,
+        int8_error_table,
+        square_table,
+    )
+    tables = [t(results, device) for t in builders]
     return [t for t in tables if t is not None]
 
 
-__all__ = ["robustness_extra_tables", "sanity_table", "settings_table", "surrogate_table"]
+__all__ = [
+    "divergence_table",
+    "robustness_extra_tables",
+    "sanity_table",
+    "settings_table",
+    "surrogate_table",
+    "worst_case_table",
+    "worst_case_tables",
+]

@@ -11,7 +11,8 @@ from rich.table import Table
 
 from edgebench.report.markup import fmt
 from edgebench.report.model import build_report
-from edgebench.report.terminal import speedup_tables, verdict_tables
+from edgebench.report.robust_tables import worst_case_tables
+from edgebench.report.terminal import rich_table, speedup_tables, verdict_tables
 from edgebench.robustness.sanity import UNBOUNDED_ID, UNBOUNDED_NOTE
 
 
@@ -122,6 +123,7 @@ def run_view(results: dict, run_dir: Path) -> list[RenderableType]:
     out: list[RenderableType] = []
     for dev in results.get("devices", {}):
         out += [t for t in (robustness_table(results, dev), whitebox_table(results, dev)) if t is not None]
+        out += [rich_table(t) for t in worst_case_tables(results, dev)]  # robust accuracy, divergence
     report = build_report(results)
     out += speedup_tables(report)
     out += verdict_tables(report)

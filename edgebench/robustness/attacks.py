@@ -416,7 +416,7 @@ def craft(
             advs, preds = [], []
             # an attack with its own crafter (AutoAttack) crafts; the foolbox attack only clips
             crafter = definition.epsilon_crafter
-            own = crafter(model, spec.norm, eps, seed, xt[:1]) if crafter is not None else None
+            own = crafter(model, spec.norm, eps, seed, xt[:1], params) if crafter is not None else None
             for s in range(0, n, batch_size):
                 xb, yb = xt[s : s + batch_size], yt[s : s + batch_size]
                 # attack.run + the norm's clip, like foolbox's __call__ but predicting once:

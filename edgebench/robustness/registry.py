@@ -40,8 +40,11 @@ NORM_ALIASES = {
     "l0": "l0",
 }
 
-# (model, norm, eps, seed, one example input) -> a callable crafting a batch: (x, y) -> x_adv
-EpsilonCrafter = Callable[["torch.nn.Module", str, float, int, "torch.Tensor"], Callable[..., "torch.Tensor"]]
+# (model, norm, eps, seed, one example input, the spec's parameters) -> a callable crafting a
+# batch: (x, y) -> x_adv
+EpsilonCrafter = Callable[
+    ["torch.nn.Module", str, float, int, "torch.Tensor", Mapping[str, Any]], Callable[..., "torch.Tensor"]
+]
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,9 @@ class AttackDef:
     ``starts_from_other_class``: each sample starts from the nearest sample of another class
     (attacks that need an adversarial starting point). ``epsilon_crafter``: crafts each epsilon
     instead of the foolbox attack, which then only clips the result to the epsilon ball.
+    ``pairwise``: the attack is aimed at the difference between a candidate and the base, so it
+    is crafted only white-box, on each candidate's model paired with the base's
+    (:class:`~edgebench.robustness.divergence.Paired`), never on the base alone.
     """
 
     name: str
@@ -93,6 +99,7 @@ class AttackDef:
     requires: tuple[str, str] | None = None
     starts_from_other_class: bool = False
     epsilon_crafter: EpsilonCrafter | None = None
+    pairwise: bool = False
 
     @property
     def norms(self) -> tuple[str, ...]:
@@ -118,7 +125,9 @@ class AttackDef:
         return getattr(fb.attacks, self.foolbox[norm])(**self.fixed, **params)
 
 
-def _autoattack(model: torch.nn.Module, norm: str, eps: float, seed: int, example: torch.Tensor) -> Any:
+def _autoattack(
+    model: torch.nn.Module, norm: str, eps: float, seed: int, example: torch.Tensor, params: Mapping[str, Any]
+) -> Any:
     """torchattacks' AutoAttack, standard version, for *model* at *eps* (classes from its output)."""
     import torch
     import torchattacks
@@ -128,6 +137,15 @@ def _autoattack(model: torch.nn.Module, norm: str, eps: float, seed: int, exampl
     return torchattacks.AutoAttack(
         model, norm="Linf" if norm == "linf" else "L2", eps=eps, version="standard", n_classes=n_classes, seed=seed
     )
+
+
+def _divergence(
+    model: torch.nn.Module, norm: str, eps: float, seed: int, example: torch.Tensor, params: Mapping[str, Any]
+) -> Any:
+    """DIVA-style PGD on a candidate paired with the base (robustness/divergence.py)."""
+    from edgebench.robustness.divergence import divergence_crafter
+
+    return divergence_crafter(model, norm, eps, seed, params)
 
 
 ATTACKS: dict[str, AttackDef] = {
@@ -153,6 +171,19 @@ ATTACKS: dict[str, AttackDef] = {
             foolbox={"linf": "LinfPGD", "l2": "L2PGD"},
             aliases=("auto-attack", "aa"),
             epsilon_crafter=_autoattack,
+        ),
+        # DIVA (Hong et al. 2021): within eps, raise the candidate's loss on the true label while
+        # keeping the base's low -- examples the compressed model gets wrong and the base right.
+        # PGD's step rule; crafted white-box on each candidate paired with the base.
+        AttackDef(
+            "diva",
+            "DIVA divergence",
+            minimal=False,
+            foolbox={"linf": "LinfPGD", "l2": "L2PGD"},
+            defaults={"steps": 20, "rel_stepsize": 0.25, "random_start": True},
+            aliases=("divergence",),
+            epsilon_crafter=_divergence,
+            pairwise=True,
         ),
         # foolbox's 10000 steps x 9 binary-search steps is hours on a CPU; 100 x 5 converges on
         # small classifiers (abort_early stops a search step once the loss stalls).

@@ -159,7 +159,7 @@ def assemble_results(
             if replay is not None and base_clean is not None:
                 d.update(_replay_entry(replay, y_eval, base_clean, sets))
                 is_base = not cand.get("prune") and not cand.get("quantize")
-                add_whitebox(store, name, dev, y_eval, d, is_base)  # settings, white-box rows, sanity checks
+                add_whitebox(store, name, dev, y_eval, d, is_base, sets)  # white-box, sanity, worst case
             if blackbox is not None:
                 d["blackbox"] = {k: v for k, v in blackbox.items() if k not in ("distances", "queries", "runtime")}
             square = store.load(name, dev, "blackbox-square")  # score-based, on the engine's logits

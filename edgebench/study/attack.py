@@ -19,7 +19,7 @@ def craft_transfer(run: RunContext, subject: Subject) -> list[AttackSetRef]:
     from edgebench.robustness.store import craft_and_store
 
     cfg = run.config.attacks
-    specs = list(cfg.suite)
+    specs = [s for s in cfg.suite if not s.definition.pairwise]  # diva: white-box, on each candidate
     split = subject.split
     if subject.model is None:  # transfer sets are crafted on the base in PyTorch
         run.ui(

@@ -20,8 +20,9 @@ Every section is optional; the defaults are the embedded demo study::
       - {name: pruned-50+int8, prune: {ratio: 0.5}, quantize: {preset: ort-cpu}}
     attacks:
       samples: 256
-      settings: [transfer, whitebox]      # whitebox: crafted on each candidate (INT8: fake-quant STE model)
+      settings: [transfer, whitebox]      # whitebox: crafted on each candidate (INT8: fake-quant STE model and its fp32 parent)
       whitebox_samples: 32
+      whitebox_restarts: 2                # PGD/diva white-box runs, each from its own random start
       suite:
         - {name: fgsm, eps_255: [2, 4, 8, 16, 32]}
         - {name: pgd, norm: linf, eps_255: [2, 4, 8, 16, 32], steps: 10}
@@ -180,6 +181,9 @@ class AttackConfig(Section):
     settings: Seq[Literal["transfer", "whitebox"]] = ("transfer", "whitebox")
     # images attacked white-box per candidate (crafting cost x candidates), at most `samples`
     whitebox_samples: Count = 32
+    # white-box runs per randomly started attack (PGD, diva), each from its own random start
+    # (seed, seed + 1, ...): an image counts as broken when any run's example fools the engine
+    whitebox_restarts: Count = 2
 
     @field_validator("suite", mode="before")
     @classmethod
@@ -199,6 +203,16 @@ class AttackConfig(Section):
         if not settings or len(set(settings)) != len(settings):
             raise ValueError(f"expected a non-empty list of transfer and/or whitebox, found {list(settings)}")
         return settings
+
+    @model_validator(mode="after")
+    def _pairwise_needs_whitebox(self) -> AttackConfig:
+        for i, spec in enumerate(self.suite):
+            if spec.definition.pairwise and "whitebox" not in self.settings:
+                raise ValueError(
+                    f"suite[{i}]: {spec.name} is crafted white-box on each candidate paired with the base; "
+                    f"expected 'whitebox' in attacks.settings, found {list(self.settings)}"
+                )
+        return self
 
 
 class BlackBoxConfig(Section):

@@ -100,6 +100,7 @@ def measure_candidate(run: RunContext, device: Any, spec: Any, b: Built, attack_
     _replay(run, device, b, attack_sets)
     if "whitebox" in run.config.attacks.settings:
         _replay_whitebox(run, device, b)
+        _replay_divergence(run, device, b)
     if run.config.blackbox.enabled:
         _blackbox(run, device, b)
     return Measured(
@@ -283,6 +284,26 @@ def _replay_whitebox(run: RunContext, device: Any, b: Built) -> None:
     result["artifact_sha256"] = b.manifest["artifact"]["sha256"]
     run.store.save(name, device.name, REPLAY_KIND, result)
     run.ui("advance", {"id": "measure"})
+
+
+def _replay_divergence(run: RunContext, device: Any, b: Built) -> None:
+    """The base's deployed engine on candidate *b*'s divergence sets (diva): whether the base is
+    right on the same adversarial inputs the candidate gets wrong."""
+    from edgebench.study.whitebox import DIVERGENCE_KIND, divergence_sets
+
+    sets = [] if b.is_base else divergence_sets(run.store, b.name)
+    base_cfg = next((c for c in run.config.candidates if c.prune is None and c.quantize is None), None)
+    if not sets or base_cfg is None or run.store.has(b.name, device.name, DIVERGENCE_KIND):
+        return
+    manifest = run.store.read_json(str(run.store.manifest_path(base_cfg.name).relative_to(run.store.root)))
+    base = Built(base_cfg, manifest or {})
+    if not base.artifact or base.skipped or skip_reason(base.config, device.spec):
+        return
+    logits_path = run.store.measurement_path(b.name, device.name, DIVERGENCE_KIND).with_name("logits-divergence.npz")
+    run.ui("status", {"text": f"{device.name}: replaying {b.name}'s {len(sets)} divergence sets through base"})
+    result = device.run_job(_predict_job(run, base, sets, logits_path))
+    result["artifact_sha256"] = base.artifact["sha256"]
+    run.store.save(b.name, device.name, DIVERGENCE_KIND, result)
 
 
 def _blackbox(run: RunContext, device: Any, b: Built) -> None:
