@@ -440,3 +440,30 @@ def test_nothing_measured_fails_the_default_gate(results):
     assert gate_outcome(results, "not-ready")[1].startswith("every verdict is UNMEASURED")
     assert exit_code(results, "unmeasured") == EXIT_UNMEASURED
     assert exit_code(results, "never") == EXIT_OK
+
+
+def test_robustness_gate_judges_the_per_example_worst_case(results):
+    """With worst-case rows (an image counts only when it survives every attack at an epsilon),
+    the robustness gate judges them: an ensemble that breaks more images than any single attack
+    fails a candidate that every per-attack row would pass."""
+    e = entry(results, "int8")
+    per_attack = gates_of(results, "int8")["robustness_drop"]
+    assert per_attack["status"] != "fail" and per_attack["value"] < 0.05  # each attack alone: within 5 pp
+    e["robust_accuracy"] = [
+        {
+            "id": "worst-linf-8", "norm": "linf", "eps": 8 / 255, "robust_accuracy": 0.40,
+            "robust_accuracy_ci95": [0.34, 0.46], "count": 256, "images": "evaluation images 0-255",
+            "clean_accuracy": 0.984, "attacks": ["fgsm-linf-8", "pgd-linf-8"],
+            "by_setting": {"transfer": 0.40}, "note": "", "base_robust_accuracy": 0.50,
+        },
+        {
+            "id": "worst-linf-2", "norm": "linf", "eps": 2 / 255, "robust_accuracy": 0.93,
+            "robust_accuracy_ci95": [0.89, 0.95], "count": 256, "images": "evaluation images 0-255",
+            "clean_accuracy": 0.984, "attacks": ["pgd-linf-2"], "by_setting": {"transfer": 0.93}, "note": "",
+            "base_robust_accuracy": 0.94,
+        },
+    ]  # fmt: skip
+    g = gates_of(results, "int8")["robustness_drop"]
+    assert g["value"] == pytest.approx(0.10) and g["status"] == "fail"
+    assert g["detail"].startswith("worst case at worst-linf-8: base 50.0% vs 40.0% on 256 images")
+    assert status_of(results, "int8") == "NOT READY"
