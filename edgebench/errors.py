@@ -13,6 +13,7 @@ EXIT_OK = 0
 EXIT_NOT_READY = 1  # a gate failed: at least one candidate x device is NOT READY
 EXIT_USAGE = 2  # bad input: missing file, corrupt model, wrong shape, unknown device...
 EXIT_UNMEASURED = 3  # nothing failed, but some gate was never measured
+EXIT_INCONCLUSIVE = 4  # nothing failed or is missing, but an interval straddles its budget (--fail-on inconclusive)
 
 
 class EdgebenchError(Exception):

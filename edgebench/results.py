@@ -351,9 +351,16 @@ class Gate(_Model):
     name: str = Field(description="gate name (GATES)")
     value: Number | None = Field(description="measured value (null: unmeasured)")
     threshold: Number = Field(description="the budget's ceiling (`max_*`) or floor (`min_*`)")
-    status: Literal["pass", "fail", "unmeasured"] = Field(
-        description="pass when value ≤ a ceiling (≥ a floor); unmeasured also when the value is only a bound, "
-        "or passes on an unstable measurement whose slowest iteration does not"
+    status: Literal["pass", "fail", "inconclusive", "unmeasured"] = Field(
+        description="pass when value ≤ a ceiling (≥ a floor); for accuracies and drops judged with their 95 % "
+        "interval: pass when the whole interval is within the budget, fail when it is all beyond, else "
+        "inconclusive; unmeasured also when the value is only a bound, or passes on an unstable measurement "
+        "whose slowest iteration does not"
+    )
+    ci95: Interval | None = Field(None, description="the value's 95 % interval, where the gate judges with one")
+    images: int | None = Field(None, description="the images the value rests on")
+    images_to_decide: int | None = Field(
+        None, description="inconclusive: about how many images would make the interval clear the budget"
     )
     unstable: bool | None = Field(
         None, description="true when the value comes from an unstable measurement (latency CV above 10 %)"
@@ -376,7 +383,10 @@ class Caveat(_Model):
 class Verdict(_Model):
     """The verdict of one candidate on one device."""
 
-    status: Literal["READY", "NOT READY", "UNMEASURED"] = Field(description="from the gates")
+    status: Literal["READY", "NOT READY", "INCONCLUSIVE", "UNMEASURED"] = Field(
+        description="NOT READY if a gate fails, else UNMEASURED if one is unmeasured, else INCONCLUSIVE if one is "
+        "inconclusive, else READY"
+    )
     gates: list[Gate] = Field(description="one per budget that is set")
     reason: str | None = Field(None, description="only when the measurements were skipped on purpose")
     caveats: list[Caveat] | None = Field(

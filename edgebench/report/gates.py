@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from edgebench.errors import EXIT_NOT_READY, EXIT_OK, EXIT_UNMEASURED, EdgebenchError
+from edgebench.errors import EXIT_INCONCLUSIVE, EXIT_NOT_READY, EXIT_OK, EXIT_UNMEASURED, EdgebenchError
 from edgebench.report import format as fmt
 from edgebench.results import (
     Candidate,
@@ -52,14 +52,16 @@ log = logging.getLogger(__name__)
 READY: Final = "READY"
 NOT_READY: Final = "NOT READY"
 UNMEASURED: Final = "UNMEASURED"
-STATUSES = (READY, NOT_READY, UNMEASURED)
-Status = Literal["READY", "NOT READY", "UNMEASURED"]
+STATUSES = (READY, NOT_READY, "INCONCLUSIVE", UNMEASURED)
+Status = Literal["READY", "NOT READY", "INCONCLUSIVE", "UNMEASURED"]
 
 PASS: Final = "pass"
 FAIL: Final = "fail"
+INCONCLUSIVE_GATE: Final = "inconclusive"
 GATE_UNMEASURED: Final = "unmeasured"
+INCONCLUSIVE: Final = "INCONCLUSIVE"
 
-FAIL_ON_CHOICES = ("not-ready", "unmeasured", "never")
+FAIL_ON_CHOICES = ("not-ready", "inconclusive", "unmeasured", "never")
 
 # A value equal to its ceiling passes; this slack keeps 0.98 - 0.96 (= 0.020000000000000018)
 # within a 0.02 budget. It is far below anything a measurement can resolve.
@@ -78,6 +80,8 @@ class Reading:
     detail: str | None = None
     unstable: str | None = None
     worst: float | None = None
+    ci: tuple[float, float] | None = None  # judge with the interval (accuracies and drops)
+    images: int | None = None  # the images the value rests on
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,12 @@ def _p99(ctx: GateContext) -> Reading:
 
 
 def _clean_accuracy(ctx: GateContext) -> Reading:
-    return Reading(_number(ctx.entry.clean_accuracy))
+    acc, n = _number(ctx.entry.clean_accuracy), ctx.entry.eval_count
+    if acc is None or not n:
+        return Reading(acc)
+    from edgebench.robustness.metrics import wilson_interval
+
+    return Reading(acc, ci=wilson_interval(round(acc * n), n), images=n)
 
 
 def _peak_memory(ctx: GateContext) -> Reading:
@@ -140,7 +149,18 @@ def _peak_memory(ctx: GateContext) -> Reading:
 
 def _accuracy_drop(ctx: GateContext) -> Reading:
     detail = None if ctx.has_base else "no base candidate to compare with"
-    return Reading(accuracy_drop(ctx.base_entry, ctx.entry), detail=detail)
+    value = accuracy_drop(ctx.base_entry, ctx.entry)
+    if value is None or ctx.is_base or ctx.base_entry is None:
+        return Reading(value, detail=detail)
+    base, entry = ctx.base_entry, ctx.entry
+    if not base.eval_count or not entry.eval_count:
+        return Reading(value, detail=detail)
+    from edgebench.measure.proportions import drop_interval
+
+    ci = drop_interval(
+        _number(base.clean_accuracy) or 0.0, base.eval_count, _number(entry.clean_accuracy) or 0.0, entry.eval_count
+    )
+    return Reading(value, detail=detail, ci=ci, images=min(base.eval_count, entry.eval_count))
 
 
 def worst_case_drop(entry: DeviceEntry) -> tuple[float, str] | None:
@@ -169,7 +189,8 @@ def _robustness_drop(ctx: GateContext) -> Reading:
         status = "bound"
         note = f"{len(missing)} attack(s) unmeasured: {', '.join(missing)}"
         detail = f"{detail}; {note}" if detail else note
-    return Reading(value, status=status, detail=detail)
+    ci, images = (None, None) if ctx.is_base else robustness_drop_interval(ctx.base_entry, ctx.entry)
+    return Reading(value, status=status, detail=detail, ci=ci, images=images)
 
 
 def _with_unit(formatter: Callable[[Any], str], unit: str) -> Callable[[Any], str]:
@@ -329,8 +350,10 @@ def _gate(
     status: str,
     detail: str | None = None,
     unstable: bool = False,
+    extra: dict[str, Any] | None = None,
 ) -> Gate:
     fields: dict[str, Any] = {"name": spec.name, "value": value, "threshold": threshold, "status": status}
+    fields.update({k: v for k, v in (extra or {}).items() if v is not None})
     if unstable:  # absent, not false, when the measurement held still
         fields["unstable"] = True
     if detail:  # absent, not null, when there is nothing to say
@@ -342,9 +365,19 @@ def _judge(spec: GateSpec, reading: Reading, threshold: float) -> Gate:
     """One gate from its reading: a bound can prove a failure, never a pass; so can an unstable
     measurement, unless its worst observation passes as well."""
     status = _check(reading.value, threshold, spec.floor)
-    if reading.status == "bound" and status == PASS:
-        status = GATE_UNMEASURED
     notes = [reading.detail] if reading.detail else []
+    extra: dict[str, Any] = {}
+    if reading.ci is not None and reading.value is not None:
+        status, extra = _judge_interval(spec, reading, threshold)
+        if status == INCONCLUSIVE_GATE:
+            lo, hi = reading.ci
+            more = extra.get("images_to_decide")
+            notes.append(
+                f"95% CI {spec.format(lo)} .. {spec.format(hi)} on {reading.images} images straddles the budget"
+                + (f"; about {more} images would decide it" if more else "; the value sits on the budget")
+            )
+    if reading.status == "bound" and status in (PASS, INCONCLUSIVE_GATE):
+        status = GATE_UNMEASURED
     if reading.unstable is not None:
         worst = f"slowest iteration {spec.format(reading.worst)}"
         if status != PASS:
@@ -354,7 +387,25 @@ def _judge(spec: GateSpec, reading: Reading, threshold: float) -> Gate:
         else:
             status = GATE_UNMEASURED
             notes.append(f"unstable: {reading.unstable}; a pass that would not hold ({worst}, over the budget)")
-    return _gate(spec, reading.value, threshold, status, "; ".join(notes), reading.unstable is not None)
+    return _gate(spec, reading.value, threshold, status, "; ".join(notes), reading.unstable is not None, extra)
+
+
+def _judge_interval(spec: GateSpec, reading: Reading, threshold: float) -> tuple[str, dict[str, Any]]:
+    """pass when the whole 95 % interval is within the budget, fail when all of it is beyond,
+    else inconclusive (with about how many images would decide it)."""
+    from edgebench.measure.proportions import images_to_decide
+
+    lo, hi = reading.ci  # type: ignore[misc]
+    extra: dict[str, Any] = {"ci95": [lo, hi], "images": reading.images}
+    inside, outside = (lo, hi) if spec.floor else (hi, lo)
+    if _check(inside, threshold, spec.floor) == PASS:
+        return PASS, extra
+    if _check(outside, threshold, spec.floor) == FAIL:
+        return FAIL, extra
+    if reading.images:
+        half = max(reading.value - lo, hi - reading.value)  # type: ignore[operator]
+        extra["images_to_decide"] = images_to_decide(reading.value, threshold, half, reading.images)  # type: ignore[arg-type]
+    return INCONCLUSIVE_GATE, extra
 
 
 # --------------------------------------------------------------------------- measured values
@@ -417,6 +468,38 @@ def robustness_drop(
         return None, missing, None
     worst = max(drops, key=lambda k: drops[k])
     return drops[worst], missing, worst
+
+
+def _row_drops(base_entry: DeviceEntry | None, entry: DeviceEntry) -> Iterator[tuple[float, int, float, int]]:
+    """``(base accuracy, its images, candidate accuracy, its images)`` per robustness row the
+    drop gate reads: transfer rows against the base's row of the same set, white-box rows
+    against the base's own white-box accuracy on the same images."""
+    base_rows = _rows_by_id(base_entry)
+    for key, row in _rows_by_id(entry).items():
+        c = _number(row.accuracy)
+        if c is None or not row.count:
+            continue
+        if key.startswith("whitebox:"):
+            b, bn = _number(row.base_whitebox_accuracy), row.count
+        else:
+            base_row = base_rows.get(key)
+            b, bn = (None, 0) if base_row is None else (_number(base_row.accuracy), base_row.count)
+        if b is not None and bn:
+            yield b, bn, c, row.count
+
+
+def robustness_drop_interval(
+    base_entry: DeviceEntry | None, entry: DeviceEntry
+) -> tuple[tuple[float, float] | None, int | None]:
+    """A 95 % interval of the largest robustness drop: ``[max of the rows' lower bounds, max of
+    their upper bounds]`` (the maximum is above every row's lower bound and, when each row's
+    upper bound holds, below the largest), and the fewest images a row rests on."""
+    from edgebench.measure.proportions import drop_interval
+
+    bounds = [(drop_interval(b, bn, c, cn), min(bn, cn)) for b, bn, c, cn in _row_drops(base_entry, entry)]
+    if not bounds:
+        return None, None
+    return (max(lo for (lo, _), _ in bounds), max(hi for (_, hi), _ in bounds)), min(n for _, n in bounds)
 
 
 # --------------------------------------------------------------------------- caveats
@@ -531,12 +614,15 @@ CAVEATS: tuple[CaveatCheck, ...] = (
 
 
 def verdict_status(gates: Iterable[Gate]) -> Status:
-    """NOT READY if any gate fails, else UNMEASURED if any is unmeasured, else READY."""
+    """NOT READY if any gate fails, else UNMEASURED if any is unmeasured, else INCONCLUSIVE if any
+    interval straddles its budget, else READY."""
     statuses = [g.status for g in gates]
     if FAIL in statuses:
         return NOT_READY
     if GATE_UNMEASURED in statuses:
         return UNMEASURED
+    if INCONCLUSIVE_GATE in statuses:
+        return "INCONCLUSIVE"
     return READY
 
 
@@ -654,6 +740,11 @@ def gate_outcome(results: Results | dict, fail_on: str = "not-ready") -> tuple[i
         return EXIT_UNMEASURED, "every verdict is UNMEASURED: the run judged nothing, so it passes no gate"
     if fail_on == "unmeasured" and UNMEASURED in statuses:
         return EXIT_UNMEASURED, f"{statuses.count(UNMEASURED)} verdict(s) UNMEASURED (--fail-on unmeasured)"
+    if fail_on in ("inconclusive", "unmeasured") and INCONCLUSIVE in statuses:
+        return EXIT_INCONCLUSIVE, (
+            f"{statuses.count(INCONCLUSIVE)} verdict(s) INCONCLUSIVE: an interval straddles its budget "
+            f"(--fail-on {fail_on}); more images would decide"
+        )
     return EXIT_OK, ""
 
 

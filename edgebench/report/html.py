@@ -84,7 +84,8 @@ td.cand{font-weight:600;max-width:28ch;overflow-wrap:anywhere}
 td.pass,.chip.ready,td.ready{background:var(--ok-bg);color:var(--ok)}
 td.fail,.chip.not-ready,td.not-ready{background:var(--bad-bg);color:var(--bad)}
 td.unmeasured,.chip.unmeasured,td.warn{background:var(--unk-bg);color:var(--unk)}
-td.ready,td.not-ready,td.verdict-unmeasured{font-weight:700;white-space:nowrap}
+td.ready,td.not-ready,td.verdict-unmeasured,td.inconclusive{font-weight:700;white-space:nowrap}
+td.inconclusive,.chip.inconclusive{background:#ede9fe;color:#6d28d9}
 td.verdict-unmeasured{background:var(--unk-bg);color:var(--unk)}
 table.verdict td{font-size:13px;max-width:34ch}
 .plots{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(560px,100%),1fr));gap:16px}

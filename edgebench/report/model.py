@@ -57,6 +57,8 @@ _GATE_WORDS = {
     ("pass", True): ("pass (unstable)", "warn"),
     ("fail", True): ("FAIL (unstable)", "fail"),
     ("unmeasured", True): ("unstable", "unmeasured"),
+    ("inconclusive", False): ("inconclusive", "inconclusive"),
+    ("inconclusive", True): ("inconclusive (unstable)", "inconclusive"),
 }
 
 
@@ -756,7 +758,7 @@ def build_report(results: Results | dict) -> Report:
     subject = results.subject
     budgets = budgets_of(results)
     statuses = [v.status for cand in results.candidates for e in cand.devices.values() if (v := e.verdict) is not None]
-    counts = {s: statuses.count(s) for s in ("READY", "NOT READY", "UNMEASURED")}
+    counts = {s: statuses.count(s) for s in ("READY", "NOT READY", "INCONCLUSIVE", "UNMEASURED")}
     headline = (
         ("Run", fmt.text(results.run_id)),
         ("Created", fmt.text(results.created)),
@@ -800,7 +802,10 @@ def build_report(results: Results | dict) -> Report:
             "verdicts",
             "Verdicts",
             tuple(verdict_tables),
-            note="READY: every gate passes. NOT READY: a gate fails. UNMEASURED: nothing fails, "
+            note="READY: every gate passes. NOT READY: a gate fails. INCONCLUSIVE: nothing fails or is missing, but "
+            "an accuracy or robustness gate's 95% interval straddles its budget (the gate says about how many images "
+            "would decide it); accuracies and drops pass only when their whole interval is within the budget. "
+            "UNMEASURED: nothing fails, "
             "but a gate was never measured (it never passes), or its value cannot prove a pass: a latency "
             "measured unstably (CV above 10%) passes only when even its slowest iteration is within the "
             "budget, else its gate reads 'unstable'. Caveats change no verdict; read them before trusting one.",

@@ -22,6 +22,7 @@ STYLE = {
     "pass": "green",
     "fail": "red",
     "warn": "yellow",
+    "inconclusive": "bold magenta",
 }
 
 
