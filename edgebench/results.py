@@ -280,6 +280,16 @@ class Surrogate(_Model):
     divergence: bool | None = Field(None, description="divergence sets were crafted (diva in the suite)")
 
 
+class Pairs(_Model):
+    """Per-image outcomes of base and a candidate on the same images: the paired interval of an
+    accuracy drop (``measure/proportions.py``) reads them."""
+
+    both: int = Field(description="images both classify right")
+    base_only: int = Field(description="base right, candidate wrong")
+    cand_only: int = Field(description="candidate right, base wrong")
+    neither: int = Field(description="both wrong")
+
+
 class RobustAccuracy(_Model):
     """Robust accuracy at one epsilon: the share of images the engine still classifies right
     after every attack at that epsilon, over every setting (``robustness/worstcase.py``)."""
@@ -301,6 +311,7 @@ class RobustAccuracy(_Model):
     base_robust_accuracy: Number | None = Field(
         None, description="the base's worst case on the same images (its attacks at this eps)"
     )
+    pairs: Pairs | None = Field(None, description="base vs this candidate, per image, on the same images")
 
 
 class SanityCheck(_Model):
@@ -420,6 +431,9 @@ class DeviceEntry(_Model):
     clean_accuracy: Number | None = Field(description="accuracy of the deployed artifact on the device")
     clean_accuracy_ci95: Interval | None = Field(None, description="95 % Wilson interval")
     eval_count: int | None = Field(None, description="evaluation images")
+    clean_pairs: Pairs | None = Field(
+        None, description="base (same device) vs this candidate, right or wrong per evaluation image"
+    )
     fidelity: Fidelity | None = Field(None, description="logits vs the base's PyTorch logits")
     robustness: list[RobustnessRow] = Field(description="transfer rows, then white-box rows, then divergence rows")
     robust_accuracy: list[RobustAccuracy] | None = Field(

@@ -82,7 +82,7 @@ LOCAL = ["candidates", 1, "devices", "local"]
         ),
         (
             _set([*LOCAL, "verdict"], {"status": "MAYBE", "gates": []}),
-            "candidates[1].devices.local.verdict.status: expected 'READY', 'NOT READY' or 'UNMEASURED', found 'MAYBE'",
+            "candidates[1].devices.local.verdict.status: expected 'READY', 'NOT READY', 'INCONCLUSIVE' or 'UNMEASURED', found 'MAYBE'",
         ),
         (
             _set(

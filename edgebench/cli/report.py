@@ -15,7 +15,7 @@ REPORT_HELP = """Judge a run against its budgets and write report.md + report.ht
 
 Each candidate x device gets a verdict: READY (every gate passes), NOT READY (a gate fails) or UNMEASURED (nothing fails, but a gate was never measured, or its value cannot prove a pass, e.g. a latency measured unstably). Caveats (unstable latency, failed robustness sanity checks, accuracy at chance) are listed beside each verdict.
 
-Exit codes: 0 ok, 1 a verdict is NOT READY, 2 bad input, 3 every verdict is UNMEASURED (the run judged nothing), or with --fail-on unmeasured any is.
+Exit codes: 0 ok, 1 a verdict is NOT READY, 2 bad input, 3 every verdict is UNMEASURED (the run judged nothing), or with --fail-on unmeasured any is, 4 with --fail-on inconclusive (or unmeasured) a verdict is INCONCLUSIVE: an accuracy or robustness interval straddles its budget.
 
 Examples:
 
@@ -51,7 +51,8 @@ def report_command(
     fail_on: str = typer.Option(
         "not-ready",
         "--fail-on",
-        help="When to exit non-zero: not-ready (1; 3 when every verdict is UNMEASURED), unmeasured (1 or 3), never.",
+        help="When to exit non-zero: not-ready (1; 3 when every verdict is UNMEASURED), inconclusive (1, 3 or 4), "
+        "unmeasured (1, 3 or 4), never.",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary instead of a table."),
 ) -> None:

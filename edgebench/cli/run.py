@@ -40,7 +40,9 @@ def register(app: typer.Typer) -> None:
             False, "--json", help="Print results.json to stdout instead of the tables (progress stays on stderr)."
         ),
         fail_on: str = typer.Option(
-            "never", "--fail-on", help="Exit non-zero on: never | not-ready (1) | unmeasured (1 or 3)."
+            "never",
+            "--fail-on",
+            help="Exit non-zero on: never | not-ready (1) | inconclusive (1 or 4) | unmeasured (1, 3 or 4).",
         ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
         engine: str = typer.Option("local", "--engine", help=ENGINE_HELP),

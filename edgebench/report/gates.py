@@ -153,12 +153,17 @@ def _accuracy_drop(ctx: GateContext) -> Reading:
     if value is None or ctx.is_base or ctx.base_entry is None:
         return Reading(value, detail=detail)
     base, entry = ctx.base_entry, ctx.entry
-    if not base.eval_count or not entry.eval_count:
+    if entry.clean_pairs is None or not base.eval_count or not entry.eval_count:
+        # a results.json without per-image outcomes (made before they were recorded): the point value
         return Reading(value, detail=detail)
     from edgebench.measure.proportions import drop_interval
 
     ci = drop_interval(
-        _number(base.clean_accuracy) or 0.0, base.eval_count, _number(entry.clean_accuracy) or 0.0, entry.eval_count
+        _number(base.clean_accuracy) or 0.0,
+        base.eval_count,
+        _number(entry.clean_accuracy) or 0.0,
+        entry.eval_count,
+        _pairs(entry.clean_pairs),
     )
     return Reading(value, detail=detail, ci=ci, images=min(base.eval_count, entry.eval_count))
 
@@ -470,36 +475,32 @@ def robustness_drop(
     return drops[worst], missing, worst
 
 
-def _row_drops(base_entry: DeviceEntry | None, entry: DeviceEntry) -> Iterator[tuple[float, int, float, int]]:
-    """``(base accuracy, its images, candidate accuracy, its images)`` per robustness row the
-    drop gate reads: transfer rows against the base's row of the same set, white-box rows
-    against the base's own white-box accuracy on the same images."""
-    base_rows = _rows_by_id(base_entry)
-    for key, row in _rows_by_id(entry).items():
-        c = _number(row.accuracy)
-        if c is None or not row.count:
-            continue
-        if key.startswith("whitebox:"):
-            b, bn = _number(row.base_whitebox_accuracy), row.count
-        else:
-            base_row = base_rows.get(key)
-            b, bn = (None, 0) if base_row is None else (_number(base_row.accuracy), base_row.count)
-        if b is not None and bn:
-            yield b, bn, c, row.count
+def _pairs(p: Any) -> Any:
+    """The results' per-image table as the statistics module's :class:`Pairs` (None stays None)."""
+    from edgebench.measure.proportions import Pairs
+
+    return None if p is None else Pairs(p.both, p.base_only, p.cand_only, p.neither)
 
 
 def robustness_drop_interval(
     base_entry: DeviceEntry | None, entry: DeviceEntry
 ) -> tuple[tuple[float, float] | None, int | None]:
-    """A 95 % interval of the largest robustness drop: ``[max of the rows' lower bounds, max of
+    """A 95 % interval of the largest worst-case robustness drop: ``[max of the rows' lower bounds, max of
     their upper bounds]`` (the maximum is above every row's lower bound and, when each row's
     upper bound holds, below the largest), and the fewest images a row rests on."""
     from edgebench.measure.proportions import drop_interval
 
-    bounds = [(drop_interval(b, bn, c, cn), min(bn, cn)) for b, bn, c, cn in _row_drops(base_entry, entry)]
-    if not bounds:
+    worst = [
+        (drop_interval(b, row.count, r, row.count, _pairs(row.pairs)), row.count)
+        for row in entry.robust_accuracy or []
+        if row.count
+        and (r := _number(row.robust_accuracy)) is not None
+        and (b := _number(row.base_robust_accuracy)) is not None
+    ]
+    if not worst:  # per-attack rows only (a results.json made before worst-case rows): the point value
         return None, None
-    return (max(lo for (lo, _), _ in bounds), max(hi for (_, hi), _ in bounds)), min(n for _, n in bounds)
+    # the gate judges the worst case (see worst_case_drop): the max's interval from its rows' paired ones
+    return (max(lo for (lo, _), _ in worst), max(hi for (_, hi), _ in worst)), min(n for _, n in worst)
 
 
 # --------------------------------------------------------------------------- caveats

@@ -11,7 +11,15 @@ from edgebench.report.model import build_report
 from edgebench.report.tables import Report, Table
 from edgebench.results import Results
 
-_STATUS_MARK = {"pass": "✅ ", "fail": "❌ ", "ready": "✅ ", "not-ready": "❌ ", "unmeasured": "⚠️ ", "warn": "⚠️ ", "inconclusive": "❔ "}
+_STATUS_MARK = {
+    "pass": "✅ ",
+    "fail": "❌ ",
+    "ready": "✅ ",
+    "not-ready": "❌ ",
+    "unmeasured": "⚠️ ",
+    "warn": "⚠️ ",
+    "inconclusive": "❔ ",
+}
 _GATE_KEYS = {"verdict", *(g.name for g in GATES)}
 
 

@@ -115,6 +115,18 @@ def _coverage_note(s: Survivors, settings: Mapping[str, str]) -> str:
     return f"computed on the {len(s.indices)} images every attack covered ({', '.join(parts)} images attacked)"
 
 
+def pair_counts(base_ok: np.ndarray, cand_ok: np.ndarray) -> dict[str, int]:
+    """Per-image outcomes of base and candidate on the same images, as a 2x2 table: both right,
+    base right only, candidate right only, neither (the paired interval of their difference)."""
+    b, c = np.asarray(base_ok, dtype=bool), np.asarray(cand_ok, dtype=bool)
+    return {
+        "both": int(np.sum(b & c)),
+        "base_only": int(np.sum(b & ~c)),
+        "cand_only": int(np.sum(~b & c)),
+        "neither": int(np.sum(~b & ~c)),
+    }
+
+
 def worst_case_rows(
     labels: np.ndarray,
     clean_pred: np.ndarray,
@@ -153,9 +165,20 @@ def worst_case_rows(
         if ref is not None and n:
             pos = {int(i): j for j, i in enumerate(ref.indices)}
             if all(int(i) in pos for i in s.indices):
-                row["base_robust_accuracy"] = float(np.mean(ref.survived[[pos[int(i)] for i in s.indices]]))
+                base_survived = ref.survived[[pos[int(i)] for i in s.indices]]
+                row["base_robust_accuracy"] = float(np.mean(base_survived))
+                row["pairs"] = pair_counts(base_survived, s.survived)
         rows.append(row)
     return rows
 
 
-__all__ = ["Outcome", "Survivors", "describe_images", "eps_key", "row_id", "survivors", "worst_case_rows"]
+__all__ = [
+    "Outcome",
+    "Survivors",
+    "describe_images",
+    "eps_key",
+    "pair_counts",
+    "row_id",
+    "survivors",
+    "worst_case_rows",
+]

@@ -82,6 +82,21 @@ def _replay_entry(replay: dict, y_eval: np.ndarray, base_clean: np.ndarray, sets
     }
 
 
+def _clean_pairs(store: RunStore, device: str, replay: dict, y_eval: np.ndarray) -> dict | None:
+    """Base (on the same device) vs this candidate, right or wrong per evaluation image: what the
+    accuracy-drop gate's paired interval reads. None without the base's replay there."""
+    from edgebench.robustness.worstcase import pair_counts
+
+    base = store.load("base", device, "replay")
+    if base is None or "clean" not in base.get("sets", {}) or "clean" not in replay.get("sets", {}):
+        return None
+    b = np.asarray(base["sets"]["clean"]["predictions"])
+    c = np.asarray(replay["sets"]["clean"]["predictions"])
+    if b.shape != c.shape or b.shape != y_eval.shape:
+        return None
+    return pair_counts(b == y_eval, c == y_eval)
+
+
 def assemble_results(
     run_dir: str | Path, write: bool = True, sets: list | None = None, records: Mapping[str, RecordFn] | None = None
 ) -> dict:
@@ -158,6 +173,7 @@ def assemble_results(
                 d.update(_profile_entry(profile, manifest, devices[dev]["profile"]))
             if replay is not None and base_clean is not None:
                 d.update(_replay_entry(replay, y_eval, base_clean, sets))
+                d["clean_pairs"] = _clean_pairs(store, dev, replay, y_eval)
                 is_base = not cand.get("prune") and not cand.get("quantize")
                 add_whitebox(store, name, dev, y_eval, d, is_base, sets)  # white-box, sanity, worst case
             if blackbox is not None:

@@ -37,6 +37,7 @@ COMMANDS = [
     ["devices", "list"],
     ["devices", "add"],
     ["devices", "check"],
+    ["devices", "setup"],
 ]
 
 

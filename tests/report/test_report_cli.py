@@ -75,7 +75,7 @@ def test_bad_fail_on_and_missing_run_are_user_errors(tmp_path: Path, run_dir: Pa
     assert main(["report", str(run_dir), "--fail-on", "sometimes"]) == 2
     assert main(["report", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
-    assert "error: --fail-on: expected one of not-ready, unmeasured, never, found 'sometimes'" in err
+    assert "error: --fail-on: expected one of not-ready, inconclusive, unmeasured, never, found 'sometimes'" in err
     assert "error: run not found" in err and "Traceback" not in err
 
 

@@ -7,7 +7,7 @@ import pytest
 from caveat_helpers import add_masked_whitebox, set_accuracy, spiky_latency
 from report_helpers import EVIL_NAME, entry
 
-from edgebench.errors import EXIT_NOT_READY, EXIT_OK, EXIT_UNMEASURED, EdgebenchError
+from edgebench.errors import EXIT_INCONCLUSIVE, EXIT_NOT_READY, EXIT_OK, EXIT_UNMEASURED, EdgebenchError
 from edgebench.report.gates import (
     base_candidate,
     budgets_of,
@@ -358,11 +358,21 @@ def test_min_accuracy_makes_a_chance_level_base_not_ready(results):
     assert gates_of(results, "pruned-50")["clean_accuracy"]["status"] == "pass"  # 98.0 % >= 50 %
 
 
-def test_min_accuracy_is_a_floor(results):
-    results["budgets"]["min_accuracy"] = 0.98
-    assert gates_of(results, "pruned-50")["clean_accuracy"]["status"] == "pass"  # equal passes
-    results["budgets"]["min_accuracy"] = 0.981
+def test_min_accuracy_is_a_floor_judged_with_its_interval(results):
+    """98.0 % on 256 images has the Wilson interval 95.5 % .. 99.2 %: above a 95 % floor, under a
+    99.5 % one, and undecided at 98 % (the value on the floor: no number of images decides it)."""
+    results["budgets"]["min_accuracy"] = 0.95
+    assert gates_of(results, "pruned-50")["clean_accuracy"]["status"] == "pass"
+    results["budgets"]["min_accuracy"] = 0.995
     assert gates_of(results, "pruned-50")["clean_accuracy"]["status"] == "fail"
+    results["budgets"]["min_accuracy"] = 0.98
+    g = gates_of(results, "pruned-50")["clean_accuracy"]
+    assert (
+        g["status"] == "inconclusive" and g["images"] == 256 and g["ci95"] == pytest.approx([0.9551, 0.9916], abs=1e-4)
+    )
+    assert "images_to_decide" not in g and "sits on the budget" in g["detail"]
+    assert status_of(results, "pruned-50") == "INCONCLUSIVE"
+    results["budgets"]["min_accuracy"] = 0.981
     set_accuracy(results, "pruned-50", None)
     assert gates_of(results, "pruned-50")["clean_accuracy"]["status"] == "unmeasured"
     header = verdict_table(results, "local").columns
@@ -442,28 +452,59 @@ def test_nothing_measured_fails_the_default_gate(results):
     assert exit_code(results, "never") == EXIT_OK
 
 
+def _worst_row(eps: int, robust: float, base: float, pairs: dict | None, count: int = 256) -> dict:
+    return {
+        "id": f"worst-linf-{eps}", "norm": "linf", "eps": eps / 255, "robust_accuracy": robust,
+        "robust_accuracy_ci95": None, "count": count, "images": f"evaluation images 0-{count - 1}",
+        "clean_accuracy": 0.98, "attacks": [f"pgd-linf-{eps}"], "by_setting": {"transfer": robust}, "note": "",
+        "base_robust_accuracy": base, "pairs": pairs,
+    }  # fmt: skip
+
+
 def test_robustness_gate_judges_the_per_example_worst_case(results):
     """With worst-case rows (an image counts only when it survives every attack at an epsilon),
     the robustness gate judges them: an ensemble that breaks more images than any single attack
     fails a candidate that every per-attack row would pass."""
-    e = entry(results, "int8")
-    per_attack = gates_of(results, "int8")["robustness_drop"]
-    assert per_attack["status"] != "fail" and per_attack["value"] < 0.05  # each attack alone: within 5 pp
-    e["robust_accuracy"] = [
-        {
-            "id": "worst-linf-8", "norm": "linf", "eps": 8 / 255, "robust_accuracy": 0.40,
-            "robust_accuracy_ci95": [0.34, 0.46], "count": 256, "images": "evaluation images 0-255",
-            "clean_accuracy": 0.984, "attacks": ["fgsm-linf-8", "pgd-linf-8"],
-            "by_setting": {"transfer": 0.40}, "note": "", "base_robust_accuracy": 0.50,
-        },
-        {
-            "id": "worst-linf-2", "norm": "linf", "eps": 2 / 255, "robust_accuracy": 0.93,
-            "robust_accuracy_ci95": [0.89, 0.95], "count": 256, "images": "evaluation images 0-255",
-            "clean_accuracy": 0.984, "attacks": ["pgd-linf-2"], "by_setting": {"transfer": 0.93}, "note": "",
-            "base_robust_accuracy": 0.94,
-        },
-    ]  # fmt: skip
-    g = gates_of(results, "int8")["robustness_drop"]
-    assert g["value"] == pytest.approx(0.10) and g["status"] == "fail"
-    assert g["detail"].startswith("worst case at worst-linf-8: base 50.0% vs 40.0% on 256 images")
-    assert status_of(results, "int8") == "NOT READY"
+    per_attack = gates_of(results, "pruned-50")["robustness_drop"]
+    assert per_attack["status"] == "pass" and per_attack["value"] < 0.05  # each attack alone: within 5 pp
+    # 128 of 256 images survive every attack on base, 102 on pruned-50; 26 more broken, none fewer
+    entry(results, "pruned-50")["robust_accuracy"] = [
+        _worst_row(8, 102 / 256, 128 / 256, {"both": 102, "base_only": 26, "cand_only": 0, "neither": 128}),
+        _worst_row(2, 238 / 256, 240 / 256, {"both": 238, "base_only": 2, "cand_only": 0, "neither": 16}),
+    ]
+    g = gates_of(results, "pruned-50")["robustness_drop"]
+    assert g["value"] == pytest.approx(26 / 256) and g["status"] == "fail"
+    assert g["ci95"][0] > 0.05  # the whole paired interval is over the 5 pp budget
+    assert g["detail"].startswith("worst case at worst-linf-8: base 50.0% vs 39.8% on 256 images")
+    assert status_of(results, "pruned-50") == "NOT READY"
+
+
+def test_three_verdict_states_from_paired_intervals(results):
+    """READY only when the whole interval of the drop is within budget, NOT READY when all of it is
+    over, INCONCLUSIVE otherwise, with about how many images would decide it."""
+    e = entry(results, "pruned-50")
+    # clean: base right on 253, pruned-50 on 251; 2 images changed outcome, none the other way
+    e["clean_pairs"] = {"both": 251, "base_only": 2, "cand_only": 0, "neither": 3}
+    g = gates_of(results, "pruned-50")["accuracy_drop"]
+    assert g["status"] == "inconclusive" and g["images"] == 256
+    lo, hi = g["ci95"]
+    assert lo < 0.0078 < 0.02 < hi  # 0.8 pp drop, interval reaching past the 2 pp budget
+    assert g["images_to_decide"] > 256 and f"about {g['images_to_decide']} images would decide it" in g["detail"]
+    assert status_of(results, "pruned-50") == "INCONCLUSIVE"
+    results["budgets"]["max_accuracy_drop"] = 0.03
+    assert gates_of(results, "pruned-50")["accuracy_drop"]["status"] == "pass"
+    assert status_of(results, "pruned-50") == "READY"
+    e["clean_pairs"] = {"both": 241, "base_only": 12, "cand_only": 0, "neither": 3}
+    e["clean_accuracy"] = 241 / 256
+    results["budgets"]["max_accuracy_drop"] = 0.01
+    assert gates_of(results, "pruned-50")["accuracy_drop"]["status"] == "fail"  # 4.7 pp, all of it over 1 pp
+
+
+def test_fail_on_inconclusive(results):
+    entry(results, "pruned-50")["clean_pairs"] = {"both": 251, "base_only": 2, "cand_only": 0, "neither": 3}
+    for name in ("int8", EVIL_NAME):  # leave pruned-50 the only undecided verdict that is not NOT READY
+        results["candidates"] = [c for c in results["candidates"] if c["name"] != name]
+    assert gate_outcome(results, "not-ready") == (EXIT_OK, "")
+    code, why = gate_outcome(results, "inconclusive")
+    assert code == EXIT_INCONCLUSIVE and "1 verdict(s) INCONCLUSIVE" in why
+    assert gate_outcome(results, "unmeasured")[0] == EXIT_INCONCLUSIVE

@@ -109,7 +109,7 @@ def test_results_follow_the_schema(run_dir: Path) -> None:
         assert all(s["status"] in ("pass", "warn") for s in d["sanity"])
         assert checks["unbounded_eps"]["status"] == "pass"
         assert (c["int8_error"] is not None) == ("int8" in c["name"])
-        assert d["verdict"]["status"] in ("READY", "NOT READY", "UNMEASURED")
+        assert d["verdict"]["status"] in ("READY", "NOT READY", "INCONCLUSIVE", "UNMEASURED")
         assert d["environment"]["runtime"]["backend"] == "onnxruntime"
         bb = d["blackbox"]  # the decision-based attack ran against this very artifact, through the agent
         assert bb["attack"] == "hsj" and bb["count"] == 3 and bb["max_queries"] == 60
@@ -148,6 +148,27 @@ def test_reports_are_rendered(run_dir: Path) -> None:
         assert title in md and title in html
     assert 'data-key="sanity.status"' in html and 'data-key="whitebox.accuracy"' in html
     assert 'data-key="speedup.ci95"' in html and "3 paired rounds" in md
+
+
+def test_verdicts_read_paired_per_image_outcomes(run_dir: Path) -> None:
+    """Each candidate's clean and worst-case outcomes against base, per image, agree with the
+    accuracies they summarize; the accuracy and robustness gates judge with their intervals."""
+    results = json.loads((run_dir / "results.json").read_text())
+    base = next(c for c in results["candidates"] if c["name"] == "base")["devices"]["local"]
+    for cand in results["candidates"][1:]:
+        e = cand["devices"]["local"]
+        p = e["clean_pairs"]
+        n = sum(p.values())
+        assert n == e["eval_count"]
+        assert (p["both"] + p["base_only"]) / n == pytest.approx(base["clean_accuracy"])
+        assert (p["both"] + p["cand_only"]) / n == pytest.approx(e["clean_accuracy"])
+        for row in e["robust_accuracy"]:
+            q = row["pairs"]
+            assert sum(q.values()) == row["count"]
+            assert (q["both"] + q["cand_only"]) / row["count"] == pytest.approx(row["robust_accuracy"])
+        gates = {g["name"]: g for g in e["verdict"]["gates"]}
+        assert gates["accuracy_drop"]["images"] == n and len(gates["accuracy_drop"]["ci95"]) == 2
+        assert gates["robustness_drop"]["ci95"] is not None
 
 
 def test_latency_comes_from_interleaved_rounds(run_dir: Path) -> None:

@@ -146,6 +146,14 @@ def main() -> None:
                              "top1_agreement": agree, "count": 256},
             "devices": {"local": device_entry(rng, **dev)},
         })
+        clean = candidates[-1]["devices"]["local"]["clean_accuracy"]
+        if name != "base" and clean is not None:  # base and candidate per image: fewest changed outcomes
+            kb, kc = round(0.988 * 256), round(clean * 256)
+            both, base_only, cand_only = min(kb, kc), max(0, kb - kc), max(0, kc - kb)
+            candidates[-1]["devices"]["local"]["clean_pairs"] = {
+                "both": both, "base_only": base_only, "cand_only": cand_only,
+                "neither": 256 - both - base_only - cand_only,
+            }
     results = {
         "schema": SCHEMA,
         "run_id": "demo-lenet5",
