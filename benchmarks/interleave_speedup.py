@@ -68,9 +68,12 @@ def _run(study: dict, folder: Path) -> dict:
         text=True,
         env=dict(os.environ),
     )
-    if proc.returncode not in (0, 1):
+    if proc.returncode not in (0, 1, 3, 4):
         sys.exit(f"edgebench run failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout)
+    try:
+        return json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        sys.exit(f"edgebench run printed no JSON ({proc.returncode}):\n{proc.stdout[-1500:]}\n{proc.stderr[-3000:]}")
 
 
 def _headline(results: dict) -> dict[str, Any]:
