@@ -52,7 +52,7 @@ def test_init_reads_the_size_from_the_images_and_the_run_keeps_the_accuracy(
     monkeypatch.chdir(tmp_path)
     model = f"{folder.net_py}:AnySize"
     assert main(["init", model, "--checkpoint", str(folder.checkpoint), "--data", str(folder.folder)]) == 0
-    said = capsys.readouterr().err
+    said = capsys.readouterr().out  # what init did is its result: stdout
     text = (tmp_path / "study.yaml").read_text()
     study = yaml.safe_load(text)
     assert study["data"]["image_size"] == 32 and "channels" not in study["data"]
@@ -74,7 +74,7 @@ def test_init_reads_the_size_from_the_images_and_the_run_keeps_the_accuracy(
     short = {"name": "pruned-75-short", "prune": {"ratio": 0.75, "finetune": {"epochs": 1}}}
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(small_run(study, ["base", written[0], short])))
     assert main(["run", "study.yaml", "--out", "run"]) == 0
-    said = capsys.readouterr().err
+    said = capsys.readouterr().out  # the run summary: stdout
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     by_name = {c["name"]: c for c in results["candidates"]}
     acc = {n: c["devices"]["local"]["clean_accuracy"] for n, c in by_name.items()}
