@@ -78,11 +78,14 @@ def measure_devices(run: RunContext, devices: list, built: list[Built], attack_s
 
 
 def measurement_kinds(run: RunContext) -> list[str]:
-    """The measurements every candidate gets on every device, by the study's settings."""
+    """The measurements :func:`measure_candidate` makes of every candidate on every device, by the
+    study's settings (with ``profile.interleave`` its profile is the own-process part; the
+    timing pass, :func:`time_rounds`, completes it)."""
     from edgebench.study.whitebox import REPLAY_KIND
 
     cfg = run.config
-    kinds = ["profile", "replay"] + (["blackbox"] if cfg.blackbox.enabled else [])
+    profile = SOLO_KIND if cfg.profile.interleave else "profile"
+    kinds = [profile, "replay"] + (["blackbox"] if cfg.blackbox.enabled else [])
     return kinds + ([REPLAY_KIND] if "whitebox" in cfg.attacks.settings else [])
 
 

@@ -88,7 +88,7 @@ def test_run_prints_its_tables_on_stdout_and_its_progress_on_stderr(runs: Runs) 
     out, err = runs.first.stdout, runs.first.stderr
     assert "Verdict on local" in out and "robustness on local" in out
     assert f"results: {runs.out / 'results.json'}" in out
-    assert PROGRESS in err and "local: profiling base" in err
+    assert PROGRESS in err and "local: memory and cold start of base" in err and "interleaved rounds" in err
     assert "Verdict on local" not in err and "results: " not in err
 
 
@@ -165,7 +165,7 @@ def test_ctrl_c_keeps_what_was_measured_and_says_how_to_resume(tmp_path: Path) -
     )
     assert proc.stderr is not None
     seen = []
-    for line in proc.stderr:  # the base is profiled once its replay begins
+    for line in proc.stderr:  # the base's own-process profile is on disk once its replay begins
         seen.append(line)
         if "local: replaying" in line:
             break
@@ -176,9 +176,10 @@ def test_ctrl_c_keeps_what_was_measured_and_says_how_to_resume(tmp_path: Path) -
     again = "edgebench " + shlex.join(args)
     assert lines[-1] == f"interrupted: the measurements finished so far are kept; to resume, run again: {again}"
     assert "Traceback" not in rest
-    profile = out / "measurements" / "base" / "local" / "profile.json"
+    profile = out / "measurements" / "base" / "local" / "profile-solo.json"  # memory and cold start
     kept = profile.stat().st_mtime_ns
     resumed = edgebench(*shlex.split(lines[-1].split("run again: ", 1)[1])[1:])  # the command it printed
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert profile.stat().st_mtime_ns == kept  # resumed: not measured again
+    assert (profile.parent / "profile.json").is_file()  # the timing pass ran on resume
     assert "Verdict on local" in resumed.stdout

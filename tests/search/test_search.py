@@ -197,7 +197,7 @@ def test_search_without_feasible_trial_measures_least_violating_and_reuses_repea
     )
     device_acc = {c["name"]: c["devices"]["local"]["clean_accuracy"] for c in results["candidates"]}
     assert device_acc[closest["candidate"]] == max(device_acc[n] for n in record["survivors"])
-    flat = " ".join(res.stderr.split())
+    flat = " ".join(res.stdout.split())  # the recommendation is a result: stdout
     assert (
         "local: recommended base (" in flat and f"no trial meets the budgets: closest is {closest['candidate']}" in flat
     )
