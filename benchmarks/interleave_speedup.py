@@ -51,9 +51,10 @@ def _burn(duty: tuple[float, float] | None, phase: float) -> None:
             time.sleep(duty[1])
 
 
-def _study(images: Path, size: int) -> dict:
+def _study(images: Path, size: int, threads: int) -> dict:
     study = yaml.safe_load((ROOT / "studies" / "torchvision-resnet18.yaml").read_text())
     study["data"].update(path=str(images), image_size=size)
+    study["profile"]["threads"] = threads
     study["attacks"] = {"samples": 2, "settings": ["transfer"], "suite": [{"name": "fgsm", "eps_255": [8]}]}
     study["profile"].update(profile_ops=False)
     return study
@@ -94,12 +95,13 @@ def _headline(results: dict) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads (the study's: 2)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     work = args.out or Path(tempfile.mkdtemp(prefix="eb-interleave-"))
     work.mkdir(parents=True, exist_ok=True)
-    study = _study(write_image_folder(work / "images"), args.size)
+    study = _study(write_image_folder(work / "images"), args.size, args.threads)
     built = work / "built"
     t0 = time.perf_counter()
     _run(study, built)  # builds every candidate (and times them once: discarded)
