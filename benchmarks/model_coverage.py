@@ -232,6 +232,10 @@ def study_step(key: str, source: str, ratio: float, size: int, trace_timeout_s: 
         sets = pipe.craft()
     except EdgebenchError as exc:  # what edgebench says in one line, exit 2 from the CLI
         return rec | {"ok": False, "seconds_study": round(time.perf_counter() - t0, 1), "error": str(exc)[:300]}
+    finally:  # the row is recorded below: its artifacts would fill the disk over 270 rows (44 GB)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        for onnx_file in folder.glob(f"{key.replace(':', '_')}-{source}*.onnx"):
+            onnx_file.unlink()
     for name, b in built.items():
         entry: dict[str, Any] = {"built": b.artifact is not None}
         if b.skipped:
