@@ -18,6 +18,7 @@ from edgebench.study.config import load_study
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "subject"))
 from image_folder_files import FolderFiles, make_folder_files  # noqa: E402
+from test_init import one_line_error  # noqa: E402 - one definition of the one-line-error check
 from user_model_files import FAST_PROFILE  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -26,14 +27,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> FolderFiles:
     return make_folder_files(tmp_path_factory.mktemp("folder"))
-
-
-def one_line_error(capsys: pytest.CaptureFixture, rc: int, *needles: str) -> None:
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert rc == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
 
 
 def small_run(study: dict, candidates: list) -> dict:
