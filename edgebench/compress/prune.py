@@ -433,7 +433,9 @@ def _prunable_layers(
     the Conv layers only."""
     from torch import nn
 
-    kinds: tuple[type, ...] = (nn.modules.conv._ConvNd,) if layers == "conv" else (nn.modules.conv._ConvNd, nn.Linear)
+    kinds: tuple[type[nn.Module], ...] = (
+        (nn.modules.conv._ConvNd,) if layers == "conv" else (nn.modules.conv._ConvNd, nn.Linear)
+    )
     return [(n, m) for n, m in model.named_modules() if isinstance(m, kinds) and m is not classifier]
 
 

@@ -22,8 +22,8 @@ from edgebench.report.gates import (
     peak_memory_mb,
 )
 from edgebench.report.robust_tables import robustness_extra_tables
-from edgebench.report.seeds_tables import seeds_sections
 from edgebench.report.search_tables import search_section
+from edgebench.report.seeds_tables import seeds_sections
 from edgebench.report.tables import Cell, Report, Section, Table
 from edgebench.results import Candidate, Gate, LatencyStats, Results
 

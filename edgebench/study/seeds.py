@@ -46,7 +46,9 @@ def _shifted(cand: CandidateConfig, offset: int) -> CandidateConfig:
     if cand.prune is None or offset == 0:
         return cand
     p = cand.prune
-    prune = dataclasses.replace(p, seed=p.seed + offset, finetune=dataclasses.replace(p.finetune, seed=p.finetune.seed + offset))
+    prune = dataclasses.replace(
+        p, seed=p.seed + offset, finetune=dataclasses.replace(p.finetune, seed=p.finetune.seed + offset)
+    )
     return cand.model_copy(update={"prune": prune})
 
 
@@ -119,7 +121,9 @@ def _eps_label(eps: float | None) -> str:
     return f"{e:.4g}/255"
 
 
-def _metrics(results: dict, device: str, both: dict[str, dict[str, float]]) -> dict[tuple[str, str], tuple[str, float | None]]:
+def _metrics(
+    results: dict, device: str, both: dict[str, dict[str, float]]
+) -> dict[tuple[str, str], tuple[str, float | None]]:
     """``(candidate, key) -> (label, value)`` of one seed's results on *device*."""
     out: dict[tuple[str, str], tuple[str, float | None]] = {}
     cands = results.get("candidates", [])
@@ -127,7 +131,10 @@ def _metrics(results: dict, device: str, both: dict[str, dict[str, float]]) -> d
     for c in cands:
         name = c["name"]
         if c.get("nonzero_params") is not None and base_params:
-            out[(name, "sparsity")] = ("parameters zero or removed (share of the base's)", 1 - c["nonzero_params"] / base_params)
+            out[(name, "sparsity")] = (
+                "parameters zero or removed (share of the base's)",
+                1 - c["nonzero_params"] / base_params,
+            )
         e = (c.get("devices") or {}).get(device) or {}
         out[(name, "clean")] = ("clean accuracy", e.get("clean_accuracy"))
         for r in e.get("robustness") or []:

@@ -117,7 +117,8 @@ def test_mean_and_spread_are_those_of_the_per_seed_numbers(seeded_run: Path) -> 
     # both correct is no larger than either model's own accuracy on those examples
     for s in (3, 5):
         assert stats[("sparse-50", "transfer:pgd-linf-16:both_correct")]["values"][[3, 5].index(s)] <= min(
-            _entry(per[s], "sparse-50")["robustness"][0]["accuracy"], _entry(per[s], "base")["robustness"][0]["accuracy"]
+            _entry(per[s], "sparse-50")["robustness"][0]["accuracy"],
+            _entry(per[s], "base")["robustness"][0]["accuracy"],
         )
     sparsity = stats[("sparse-50", "sparsity")]["values"]
     assert all(0.45 < v < 0.5 for v in sparsity)  # the classifier and biases are not pruned
@@ -131,7 +132,12 @@ def test_the_report_shows_the_spread_and_the_reductions(seeded_run: Path) -> Non
     st = next(s for s in top["seeds"]["stats"] if s["candidate"] == "sparse-50" and s["key"] == "clean")
     line = next(ln for ln in md.splitlines() if ln.startswith("| sparse-50 | clean accuracy |"))
     cells = [c.strip() for c in line.strip("|").split("|")]
-    assert cells[2:6] == [f"{100 * st['values'][0]:.1f}%", f"{100 * st['values'][1]:.1f}%", f"{100 * st['mean']:.1f}%", f"{100 * st['std']:.1f}%"]
+    assert cells[2:6] == [
+        f"{100 * st['values'][0]:.1f}%",
+        f"{100 * st['values'][1]:.1f}%",
+        f"{100 * st['mean']:.1f}%",
+        f"{100 * st['std']:.1f}%",
+    ]
     # each seed's own report shows the reductions too
     assert REDUCTION in (seeded_run / "seed-3" / "report.md").read_text()
 
@@ -152,14 +158,14 @@ def test_seed_config_shifts_the_compression_seeds() -> None:
     assert one.reductions == (REDUCTION,)
 
 
-@pytest.mark.parametrize(
-    ("seeds", "found"), [([], "[]"), ([1, 1], "[1, 1]"), (["a"], "['a']"), (3, "3")]
-)
+@pytest.mark.parametrize(("seeds", "found"), [([], "[]"), ([1, 1], "[1, 1]"), (["a"], "['a']"), (3, "3")])
 def test_bad_seeds_are_one_line(seeds: object, found: str) -> None:
     with pytest.raises(EdgebenchError) as err:
         study_from_dict({"seeds": seeds}, "s.yaml")
     msg = str(err.value)
-    assert "\n" not in msg and "seeds" in msg and "expected a non-empty list of distinct integers" in msg and found in msg
+    assert (
+        "\n" not in msg and "seeds" in msg and "expected a non-empty list of distinct integers" in msg and found in msg
+    )
 
 
 def test_a_study_without_seeds_binds_as_before() -> None:
