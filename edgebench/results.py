@@ -616,7 +616,7 @@ class SeedStat(_Model):
     """One metric of one candidate over the study's seeds (``study/seeds.py``)."""
 
     candidate: str = Field(description="candidate name")
-    key: str = Field(description="`clean`, `sparsity`, or `<setting>:<row id>:accuracy|median_distance|both_correct`")
+    key: str = Field(description="`clean`, `sparsity`, or `<setting>:<set id>:accuracy|median_distance|both_correct`")
     metric: str = Field(description="what it is, in words")
     values: list[Number | None] = Field(description="one per seed, in `seeds` order (null: not measured)")
     n: int = Field(description="seeds with a value")

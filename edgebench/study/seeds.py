@@ -128,8 +128,11 @@ def _metrics(
     out: dict[tuple[str, str], tuple[str, float | None]] = {}
     cands = results.get("candidates", [])
     base_params = next((c.get("params") for c in cands if c.get("name") == "base"), None)
+    medians = {a["id"]: a.get("median_distance") for a in results.get("attacks", [])}
     for c in cands:
         name = c["name"]
+        recipe = c.get("recipe") or {}
+        is_base = not recipe.get("prune") and not recipe.get("quantize")
         if c.get("nonzero_params") is not None and base_params:
             out[(name, "sparsity")] = (
                 "parameters zero or removed (share of the base's)",
@@ -141,14 +144,18 @@ def _metrics(
             if r.get("sanity_only"):
                 continue
             setting = r.get("setting") or "transfer"
+            sid = f"{setting}:{r.get('set') or r['id']}"  # white-box row ids carry their setting already
             what = f"{setting} {r['attack']} {r['norm']} {_eps_label(r.get('eps'))}"
             if r.get("eps") is not None:
-                out[(name, f"{setting}:{r['id']}:accuracy")] = (f"{what} accuracy", r.get("accuracy"))
-            if r.get("median_distance") is not None:
-                out[(name, f"{setting}:{r['id']}:median_distance")] = (f"{what} median distance", r["median_distance"])
+                out[(name, f"{sid}:accuracy")] = (f"{what} accuracy", r.get("accuracy"))
+            dist = r.get("median_distance")
+            if dist is None and is_base:  # the base's white-box sets are its transfer sets: their record has it
+                dist = medians.get(r.get("set") or r["id"])
+            if dist is not None:
+                out[(name, f"{sid}:median_distance")] = (f"{what} median distance", dist)
             bc = both.get(name, {}).get(r["id"])
             if setting == "transfer" and bc is not None:
-                out[(name, f"transfer:{r['id']}:both_correct")] = (f"{what} both correct", bc)
+                out[(name, f"{sid}:both_correct")] = (f"{what} both correct", bc)
     return out
 
 

@@ -171,3 +171,46 @@ def test_bad_seeds_are_one_line(seeds: object, found: str) -> None:
 def test_a_study_without_seeds_binds_as_before() -> None:
     d = study_from_dict({"name": "x"}).to_dict()
     assert "seeds" not in d and "reductions" not in d
+
+
+def _minimal_results(base_median: float, cand_median: float) -> dict:
+    row = {"attack": "cw", "norm": "l2", "eps": None, "accuracy": 0.1, "setting": "whitebox"}
+    return {
+        "attacks": [{"id": "cw-l2-min", "median_distance": base_median}],
+        "candidates": [
+            {
+                "name": "base",
+                "recipe": {"prune": None, "quantize": None},
+                "devices": {
+                    "local": {
+                        "clean_accuracy": 0.9,
+                        "robustness": [{**row, "id": "whitebox:cw-l2-min", "set": "cw-l2-min"}],
+                    }
+                },
+            },
+            {
+                "name": "sparse-50",
+                "recipe": {"prune": {"ratio": 0.5}, "quantize": None},
+                "devices": {
+                    "local": {
+                        "clean_accuracy": 0.8,
+                        "robustness": [
+                            {**row, "id": "whitebox:cw-l2-min", "set": "cw-l2-min", "median_distance": cand_median}
+                        ],
+                    }
+                },
+            },
+        ],
+    }
+
+
+def test_minimal_attack_medians_include_the_bases_own_set(tmp_path: Path) -> None:
+    """The base's white-box rows are its transfer sets; its median distance is read from their record."""
+    from edgebench.study.seeds import seed_record
+
+    cfg = study_from_dict({**STUDY, "seeds": [0, 1]})
+    rec = seed_record(cfg, tmp_path, [_minimal_results(2.0, 1.5), _minimal_results(3.0, 1.0)])
+    stats = {(s["candidate"], s["key"]): s for s in rec["stats"]}
+    base = stats[("base", "whitebox:cw-l2-min:median_distance")]
+    assert base["values"] == [2.0, 3.0] and base["mean"] == pytest.approx(2.5)
+    assert stats[("sparse-50", "whitebox:cw-l2-min:median_distance")]["values"] == [1.5, 1.0]
