@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from edgebench.errors import EdgebenchError
+from edgebench.results import Results, validate_results
 from edgebench.study.config import CandidateConfig, StudyConfig
 from edgebench.util.io import atomic_write_json
 
@@ -76,7 +77,6 @@ def run_seeds(cfg: StudyConfig, run_dir: Path, run_one: RunOne, ui: Callable[[st
 def write_seed_results(cfg: StudyConfig, run_dir: Path) -> dict:
     """The top-level results.json of a seeded study, from its seeds' run folders, and its report."""
     from edgebench.report.render import render_results
-    from edgebench.results import validate_results
 
     assert cfg.seeds
     run_dir = Path(run_dir)
@@ -122,38 +122,36 @@ def _eps_label(eps: float | None) -> str:
 
 
 def _metrics(
-    results: dict, device: str, both: dict[str, dict[str, float]]
+    results: Results, device: str, both: dict[str, dict[str, float]]
 ) -> dict[tuple[str, str], tuple[str, float | None]]:
     """``(candidate, key) -> (label, value)`` of one seed's results on *device*."""
     out: dict[tuple[str, str], tuple[str, float | None]] = {}
-    cands = results.get("candidates", [])
-    base_params = next((c.get("params") for c in cands if c.get("name") == "base"), None)
-    medians = {a["id"]: a.get("median_distance") for a in results.get("attacks", [])}
-    for c in cands:
-        name = c["name"]
-        recipe = c.get("recipe") or {}
-        is_base = not recipe.get("prune") and not recipe.get("quantize")
-        if c.get("nonzero_params") is not None and base_params:
+    base_params = next((c.params for c in results.candidates if c.name == "base"), None)
+    medians = {a.id: a.median_distance for a in results.attacks}
+    for c in results.candidates:
+        name = c.name
+        is_base = not c.recipe.prune and not c.recipe.quantize
+        if c.nonzero_params is not None and base_params:
             out[(name, "sparsity")] = (
                 "parameters zero or removed (share of the base's)",
-                1 - c["nonzero_params"] / base_params,
+                1 - c.nonzero_params / base_params,
             )
-        e = (c.get("devices") or {}).get(device) or {}
-        out[(name, "clean")] = ("clean accuracy", e.get("clean_accuracy"))
-        for r in e.get("robustness") or []:
-            if r.get("sanity_only"):
+        e = c.devices.get(device)
+        out[(name, "clean")] = ("clean accuracy", None if e is None else e.clean_accuracy)
+        for r in [] if e is None else e.robustness:
+            if r.sanity_only:
                 continue
-            setting = r.get("setting") or "transfer"
-            sid = f"{setting}:{r.get('set') or r['id']}"  # white-box row ids carry their setting already
-            what = f"{setting} {r['attack']} {r['norm']} {_eps_label(r.get('eps'))}"
-            if r.get("eps") is not None:
-                out[(name, f"{sid}:accuracy")] = (f"{what} accuracy", r.get("accuracy"))
-            dist = r.get("median_distance")
+            setting = r.setting or "transfer"
+            sid = f"{setting}:{r.set or r.id}"  # white-box row ids carry their setting already
+            what = f"{setting} {r.attack} {r.norm} {_eps_label(r.eps)}"
+            if r.eps is not None:
+                out[(name, f"{sid}:accuracy")] = (f"{what} accuracy", r.accuracy)
+            dist = r.median_distance
             if dist is None and is_base:  # the base's white-box sets are its transfer sets: their record has it
-                dist = medians.get(r.get("set") or r["id"])
+                dist = medians.get(r.set or r.id)
             if dist is not None:
                 out[(name, f"{sid}:median_distance")] = (f"{what} median distance", dist)
-            bc = both.get(name, {}).get(r["id"])
+            bc = both.get(name, {}).get(r.id)
             if setting == "transfer" and bc is not None:
                 out[(name, f"{sid}:both_correct")] = (f"{what} both correct", bc)
     return out
@@ -195,7 +193,12 @@ def seed_record(cfg: StudyConfig, run_dir: Path, per_seed: list[dict]) -> dict[s
     assert cfg.seeds
     device = cfg.devices[0]
     per: list[dict[tuple[str, str], tuple[str, float | None]]] = [
-        _metrics(res, device, both_correct(seed_folder(run_dir, s), device)) for s, res in zip(cfg.seeds, per_seed)
+        _metrics(
+            validate_results(res, str(seed_folder(run_dir, s) / "results.json")),
+            device,
+            both_correct(seed_folder(run_dir, s), device),
+        )
+        for s, res in zip(cfg.seeds, per_seed)
     ]
     keys: list[tuple[str, str]] = []
     for m in per:

@@ -5,6 +5,7 @@ shown in the report."""
 
 from __future__ import annotations
 
+import copy
 import json
 import statistics
 import subprocess
@@ -173,43 +174,39 @@ def test_a_study_without_seeds_binds_as_before() -> None:
     assert "seeds" not in d and "reductions" not in d
 
 
-def _minimal_results(base_median: float, cand_median: float) -> dict:
-    row = {"attack": "cw", "norm": "l2", "eps": None, "accuracy": 0.1, "setting": "whitebox"}
-    return {
-        "attacks": [{"id": "cw-l2-min", "median_distance": base_median}],
-        "candidates": [
-            {
-                "name": "base",
-                "recipe": {"prune": None, "quantize": None},
-                "devices": {
-                    "local": {
-                        "clean_accuracy": 0.9,
-                        "robustness": [{**row, "id": "whitebox:cw-l2-min", "set": "cw-l2-min"}],
-                    }
-                },
-            },
-            {
-                "name": "sparse-50",
-                "recipe": {"prune": {"ratio": 0.5}, "quantize": None},
-                "devices": {
-                    "local": {
-                        "clean_accuracy": 0.8,
-                        "robustness": [
-                            {**row, "id": "whitebox:cw-l2-min", "set": "cw-l2-min", "median_distance": cand_median}
-                        ],
-                    }
-                },
-            },
-        ],
-    }
+def _with_minimal_sets(template: dict, base_median: float, cand_median: float) -> dict:
+    """*template* (a real per-seed results.json) with a CW set: the base's record and the
+    candidate's white-box row carry the median distances."""
+    res = copy.deepcopy(template)
+    res["attacks"].append(
+        {
+            "id": "cw-l2-min",
+            "attack": "cw",
+            "norm": "l2",
+            "eps": None,
+            "count": 40,
+            "base_accuracy": 0.1,
+            "path": "attacks/cw-l2-min.npz",
+            "params": {},
+            "median_distance": base_median,
+        }
+    )
+    row = {"setting": "whitebox", "set": "cw-l2-min", "attack": "cw", "norm": "l2", "eps": None}
+    row |= {"id": "whitebox:cw-l2-min", "accuracy": 0.1, "accuracy_ci95": [0.0, 0.2], "count": 40}
+    for c in res["candidates"]:
+        extra = {} if c["name"] == "base" else {"median_distance": cand_median}
+        c["devices"]["local"]["robustness"].append({**row, **extra})
+    return res
 
 
-def test_minimal_attack_medians_include_the_bases_own_set(tmp_path: Path) -> None:
+def test_minimal_attack_medians_include_the_bases_own_set(seeded_run: Path, tmp_path: Path) -> None:
     """The base's white-box rows are its transfer sets; its median distance is read from their record."""
     from edgebench.study.seeds import seed_record
 
     cfg = study_from_dict({**STUDY, "seeds": [0, 1]})
-    rec = seed_record(cfg, tmp_path, [_minimal_results(2.0, 1.5), _minimal_results(3.0, 1.0)])
+    template = _results(seeded_run / "seed-3")
+    per = [_with_minimal_sets(template, 2.0, 1.5), _with_minimal_sets(template, 3.0, 1.0)]
+    rec = seed_record(cfg, tmp_path, per)
     stats = {(s["candidate"], s["key"]): s for s in rec["stats"]}
     base = stats[("base", "whitebox:cw-l2-min:median_distance")]
     assert base["values"] == [2.0, 3.0] and base["mean"] == pytest.approx(2.5)
