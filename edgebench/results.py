@@ -691,6 +691,29 @@ class Search(_Model):
     )
 
 
+class SeedStat(_Model):
+    """One metric of one candidate over the study's seeds (``study/seeds.py``)."""
+
+    candidate: str = Field(description="candidate name")
+    key: str = Field(description="`clean`, `sparsity`, or `<setting>:<set id>:accuracy|median_distance|both_correct`")
+    metric: str = Field(description="what it is, in words")
+    values: list[Number | None] = Field(description="one per seed, in `seeds` order (null: not measured)")
+    n: int = Field(description="seeds with a value")
+    mean: Number | None = Field(description="mean of the values")
+    std: Number | None = Field(description="sample standard deviation (n - 1); null below 2 values")
+    min: Number | None = Field(description="smallest value")
+    max: Number | None = Field(description="largest value")
+
+
+class Seeds(_Model):
+    """A study run once per seed: where each run is, and every metric's spread over them."""
+
+    seeds: list[int] = Field(description="the seeds, in run order")
+    runs: list[str] = Field(description="each seed's run folder, relative to this one")
+    device: str = Field(description="the device the metrics are read on")
+    stats: list[SeedStat] = Field(description="per candidate and metric")
+
+
 class Results(_Model):
     """``results.json``: the one file every report is made from."""
 
@@ -705,6 +728,7 @@ class Results(_Model):
     devices: dict[str, Device] = Field(description="the run's devices by name")
     candidates: list[Candidate] = Field(description="in study order")
     search: Search | None = Field(None, description="edgebench search only")
+    seeds: Seeds | None = Field(None, description="studies with `seeds:` only: the spread over the seeds' runs")
 
     model_config = ConfigDict(populate_by_name=True)
 

@@ -51,8 +51,9 @@ def register(app: typer.Typer) -> None:
         from edgebench.cli.ui import PipelineUi, out_console, print_json, show
         from edgebench.errors import EdgebenchError
         from edgebench.report.gates import FAIL_ON_CHOICES, exit_code
-        from edgebench.study.config import load_study
+        from edgebench.study.config import StudyConfig, load_study
         from edgebench.study.pipeline import Pipeline, default_run_dir
+        from edgebench.study.seeds import run_seeds
 
         if fail_on not in FAIL_ON_CHOICES:
             raise EdgebenchError(f"--fail-on: expected one of {', '.join(FAIL_ON_CHOICES)}, found {fail_on!r}")
@@ -61,12 +62,15 @@ def register(app: typer.Typer) -> None:
             cfg = cfg.replace(devices=tuple(device))
         run_dir = out or default_run_dir(cfg)
         with PipelineUi(quiet=quiet) as ui:
-            if engine == "local" and ray_address is None:
-                results = Pipeline(cfg, run_dir, ui).run()
-            else:  # --engine ray: the same stages and files, tasks on a Ray cluster
-                from edgebench.scale.engine import run_on_engine
 
-                results = run_on_engine(Pipeline(cfg, run_dir, ui), engine, ray_address)
+            def one(study: StudyConfig, folder: Path) -> dict:
+                if engine == "local" and ray_address is None:
+                    return Pipeline(study, folder, ui).run()
+                from edgebench.scale.engine import run_on_engine  # --engine ray: same stages, on Ray
+
+                return run_on_engine(Pipeline(study, folder, ui), engine, ray_address)
+
+            results = run_seeds(cfg, run_dir, one, ui) if cfg.seeds else one(cfg, run_dir)  # seeds: once per seed
         if json_out:
             print_json(results)
         else:

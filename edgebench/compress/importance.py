@@ -50,6 +50,8 @@ class GradientRecipe(Protocol):
     def gap_steps(self) -> int: ...
     @property
     def gap_rel_stepsize(self) -> float: ...
+    @property
+    def gap_train_mode(self) -> bool: ...
 
 
 def pgd_linf(
@@ -97,12 +99,16 @@ def accumulate_gradients(
 
     taylor: clean samples (``spec.taylor_samples``); gap: PGD examples crafted on *model*
     (``spec.gap_samples``, ``gap_eps``, ``gap_steps``, ``gap_rel_stepsize``). Eval mode, so
-    BatchNorm uses its running statistics, as at inference.
+    BatchNorm uses its running statistics, as at inference; with ``gap_train_mode`` (GAP's own
+    recipe) the loss is taken in train mode, BatchNorm on batch statistics, and the running
+    statistics that pass would move are put back afterwards (the examples are crafted in eval mode).
     """
     adversarial = CRITERIA[spec.criterion].gradients == "adversarial"
+    train_mode = adversarial and bool(getattr(spec, "gap_train_mode", False))
     n = spec.gap_samples if adversarial else spec.taylor_samples
     x, y = _sample(train, n, spec.seed)
     gen = torch.Generator().manual_seed(spec.seed)
+    buffers = {k: v.detach().clone() for k, v in model.named_buffers()} if train_mode else {}
     model.eval()
     model.zero_grad(set_to_none=True)
     total = len(x)
@@ -110,8 +116,14 @@ def accumulate_gradients(
         xb, yb = x[i : i + batch], y[i : i + batch]
         if adversarial:
             xb = pgd_linf(model, xb, yb, spec.gap_eps, spec.gap_steps, spec.gap_rel_stepsize, gen)
+        model.train(train_mode)
         loss = F.cross_entropy(model(xb), yb, reduction="sum") / total
         loss.backward()
+        model.eval()
+    if train_mode:
+        with torch.no_grad():
+            for k, v in model.named_buffers():
+                v.copy_(buffers[k])
     log.info("accumulated %s gradients over %d samples", "adversarial (PGD)" if adversarial else "clean", total)
 
 

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CRITERIA = ("l1", "l2", "random", "taylor", "gap")
+LAYER_KINDS = ("all", "conv")  # prune.layers: which Conv/Linear layers a recipe may cut
 GRADIENT_CRITERIA = ("taylor", "gap")
 
 __all__ = [
@@ -79,6 +80,12 @@ class PruneSpec:
     iterative_steps: prune in N steps with fine-tuning after each.
     gap_*: the PGD attack GAP crafts on the model being pruned (L-inf, random start).
     taylor_samples: clean training samples for the Taylor gradient.
+    gap_train_mode: GAP's scores as its authors compute them: the loss gradient summed with the
+    model in train mode (BatchNorm on batch statistics; its running statistics are restored
+    after), not eval mode. Set ``gap_samples`` to the training split's size for their "over the
+    training set".
+    layers: all (every Conv/Linear but the classifier) or conv (Conv layers only; Linear layers
+    are left whole and listed with that reason: Merkle et al.'s structured variants).
     seed: random criterion, PGD start and sample choice.
     trace_timeout_s: seconds Torch-Pruning may spend on the model in all (tracing its
     dependency graph, retries, cutting); past it the call fails with one line. Enforced with
@@ -96,7 +103,9 @@ class PruneSpec:
     gap_steps: int = 10
     gap_rel_stepsize: float = 0.25
     gap_samples: int = 256
+    gap_train_mode: bool = False
     taylor_samples: int = 256
+    layers: str = "all"
     seed: int = 0
     trace_timeout_s: float = 120.0
 
@@ -151,6 +160,14 @@ class PruneSpec:
         expect(
             is_int(self.taylor_samples) and self.taylor_samples >= 1,
             f"prune.taylor_samples: expected an integer >= 1, found {self.taylor_samples!r}",
+        )
+        expect(
+            isinstance(self.gap_train_mode, bool),
+            f"prune.gap_train_mode: expected true or false, found {self.gap_train_mode!r}",
+        )
+        expect(
+            self.layers in LAYER_KINDS,
+            f"prune.layers: expected one of {', '.join(LAYER_KINDS)}, found {self.layers!r}",
         )
         expect(is_int(self.seed), f"prune.seed: expected an integer, found {self.seed!r}")
         expect(
@@ -332,7 +349,10 @@ def prune_with_report(
             else:
                 pruned = base
                 _prune_unstructured(pruned, spec, example_input, classifier, train, on_progress)
-                layers_left = [(_name_of(pruned, classifier), _CLASSIFIER_REASON)]
+                cls_name = _name_of(pruned, classifier)
+                layers_left = [(cls_name, _CLASSIFIER_REASON)] + [
+                    (n, _CONV_ONLY_REASON) for n in _linear_layers(pruned) if spec.layers == "conv" and n != cls_name
+                ]
         pruned.zero_grad(set_to_none=True)
     pruned.eval()
     params1, macs1 = count_params(pruned), _macs(pruned, shape)
@@ -406,14 +426,26 @@ def _say(on_progress: ProgressFn | None, msg: str) -> None:
         on_progress(msg)
 
 
-def _prunable_layers(model: torch.nn.Module, classifier: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+def _prunable_layers(
+    model: torch.nn.Module, classifier: torch.nn.Module, layers: str = "all"
+) -> list[tuple[str, torch.nn.Module]]:
+    """The Conv/Linear layers a recipe may cut: all but the classifier, or (``layers: conv``)
+    the Conv layers only."""
     from torch import nn
 
-    return [
-        (n, m)
-        for n, m in model.named_modules()
-        if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear)) and m is not classifier
-    ]
+    kinds: tuple[type[nn.Module], ...] = (
+        (nn.modules.conv._ConvNd,) if layers == "conv" else (nn.modules.conv._ConvNd, nn.Linear)
+    )
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, kinds) and m is not classifier]
+
+
+_CONV_ONLY_REASON = "prune.layers: conv (Linear layers are left whole)"
+
+
+def _linear_layers(model: torch.nn.Module) -> list[str]:
+    from torch import nn
+
+    return [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
 
 
 def _prune_structured(
@@ -440,7 +472,10 @@ def _prune_structured(
     inputs = guard.input_profile(model, example_input)  # to tell a block fed a narrower input
     n_classes = _out_width(classifier)
     cls_name = _name_of(model, classifier)
-    blocked: dict[str, str] = {}  # layer name -> why it is left whole (carried across attempts)
+    # layer name -> why it is left whole (carried across attempts); layers: conv blocks every Linear
+    blocked: dict[str, str] = {
+        n: _CONV_ONLY_REASON for n in (_linear_layers(model) if spec.layers == "conv" else []) if n != cls_name
+    }
     budget = guard.TimeBudget(spec.trace_timeout_s)
     round_to = spec.round_to
     heads = [m.num_heads for m in model.modules() if isinstance(m, torch.nn.MultiheadAttention)]
@@ -695,7 +730,7 @@ def _verify_structured(
             f"prune: the classifier lost outputs ({_out_width(classifier)} of {n_classes}); this is a bug"
         )
     after = layer_widths(model)
-    names = [n for n, _ in _prunable_layers(model, classifier)]
+    names = [n for n, _ in _prunable_layers(model, classifier, spec.layers)]
     total_b = sum(before[n] for n in names)
     total_a = sum(after[n] for n in names)
     removed = 1 - total_a / total_b
@@ -728,8 +763,11 @@ def _prune_unstructured(
 
     from edgebench.compress import importance as imp
 
-    layers: list[Any] = [m for _, m in _prunable_layers(model, classifier)]
-    expect(bool(layers), "prune: expected at least one Conv/Linear layer besides the classifier, found none")
+    layers: list[Any] = [m for _, m in _prunable_layers(model, classifier, spec.layers)]
+    expect(
+        bool(layers),
+        f"prune: expected at least one {'Conv' if spec.layers == 'conv' else 'Conv/Linear'} layer besides the classifier, found none",
+    )
     zero0 = [int((m.weight.detach() == 0).sum()) for m in layers]
     nonzero0 = [m.weight.numel() - z for m, z in zip(layers, zero0)]
     gen = torch.Generator().manual_seed(spec.seed)

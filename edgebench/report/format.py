@@ -172,6 +172,7 @@ ACTS_WHEN: dict[str, dict[str, Callable[[Mapping[str, Any]], bool]]] = {
         "gap_steps": _criterion("gap"),
         "gap_rel_stepsize": _criterion("gap"),
         "gap_samples": _criterion("gap"),
+        "gap_train_mode": _criterion("gap"),
         "taylor_samples": _criterion("taylor"),
         "seed": _criterion("random", "taylor", "gap"),
     },

@@ -23,6 +23,7 @@ from edgebench.report.gates import (
 )
 from edgebench.report.robust_tables import robustness_extra_tables
 from edgebench.report.search_tables import search_section
+from edgebench.report.seeds_tables import seeds_sections
 from edgebench.report.tables import Cell, Report, Section, Table
 from edgebench.results import Candidate, Gate, LatencyStats, Results
 
@@ -813,6 +814,7 @@ def build_report(results: Results | dict) -> Report:
     )
     # edgebench search only: its recommendation right after the verdicts, before the candidates
     sections += [s for s in (search_section(results),) if s is not None]
+    sections += seeds_sections(results)  # a study's reductions: and seeds: (mean and spread)
     sections.append(Section("candidates", "Candidates", (candidates_table(results),)))
     for d in devices:
         tables = [

@@ -326,6 +326,15 @@ def _device_names(val: Any) -> tuple[str, ...]:
 DEFAULT_CANDIDATES = ("base", "pruned-50", "int8", "pruned-50+int8")
 
 
+def _seed_list(val: Any) -> tuple[int, ...] | None:
+    """``seeds:``: a non-empty list of distinct integers (each a whole run of the study), or null."""
+    if val is None:
+        return None
+    if not isinstance(val, (list, tuple)) or not val or not all(is_int(v) for v in val) or len(set(val)) != len(val):
+        raise ValueError(f"expected a non-empty list of distinct integers, found {val!r}")
+    return tuple(int(v) for v in val)
+
+
 class StudyConfig(Section):
     """The whole study, validated when read; ``source`` is the file it came from."""
 
@@ -340,6 +349,11 @@ class StudyConfig(Section):
     profile: ProfileConfig = Field(default_factory=ProfileConfig)
     budgets: Budgets = Field(default_factory=Budgets)
     search: SearchConfig | None = None  # ``edgebench search``; None: the study has none
+    # the study runs once per seed (study/seeds.py: each run's seed, and its pruning and fine-tuning
+    # seeds shifted by as much); the report shows mean and spread per candidate and metric
+    seeds: Annotated[tuple[int, ...] | None, BeforeValidator(_seed_list)] = None
+    # what this run cut from a published protocol and why, one line each: shown in the report
+    reductions: Seq[str] = ()
     _source: str | None = PrivateAttr(default=None)
 
     @property
@@ -410,8 +424,9 @@ class StudyConfig(Section):
         """JSON-able, every spec resolved (echoed in results.json; binds run folders);
         :func:`study_from_dict` reads it back."""
         d = self.model_dump(mode="json")
-        if d.get("search") is None:
-            d.pop("search", None)  # a study without search binds run folders exactly as before
+        for key in ("search", "seeds", "reductions"):  # unset: binds run folders exactly as before
+            if not d.get(key):
+                d.pop(key, None)
         return d
 
     def replace(self, **changes: Any) -> StudyConfig:

@@ -58,6 +58,39 @@ class LeNet5(nn.Module):
         return self.classifier(self.features(self.normalize(x)))
 
 
+class MerkleLeNet(nn.Module):
+    """Merkle et al.'s LeNet-like MNIST network ("Pruning in the Face of Adversaries", their
+    ``CNN`` in FlorianMerkle/network-pruning-and-robustness): conv 5x5 x6 (same padding) + ReLU +
+    max-pool 2, conv 5x5 x16 (valid) + ReLU + max-pool 2, dense 400-120-84 with tanh (their
+    "relu" dense layers compute tanh), 84-10. No BatchNorm and no normalization: their inputs
+    are [0, 1] pixels fed as they are. The output is logits; their softmax is left off, since
+    it changes no prediction and attacks here take their loss on what the model returns.
+    61,706 parameters at 28x28."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 6, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        side = ((image_size // 2) - 4) // 2
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(16 * side * side, 120),
+            nn.Tanh(),
+            nn.Linear(120, 84),
+            nn.Tanh(),
+            nn.Linear(84, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
 class BasicBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int) -> None:
         super().__init__()
@@ -101,7 +134,7 @@ class SmallResNet(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
-ARCHITECTURES = {"lenet5": LeNet5, "resnet8": SmallResNet, "resnet8-wide": SmallResNet}
+ARCHITECTURES = {"lenet5": LeNet5, "lenet-merkle": MerkleLeNet, "resnet8": SmallResNet, "resnet8-wide": SmallResNet}
 # resnet8-wide: the embedded demo's model, wide enough (about 37 M MACs at 28x28) that batch-1
 # latency is compute, not per-call overhead, so pruning and INT8 show what they buy
 WIDTHS = {"resnet8": (16, 32, 64), "resnet8-wide": (32, 64, 128)}
@@ -124,6 +157,8 @@ def build(
     std = std or (0.25,) * in_channels
     if arch == "lenet5":
         return LeNet5(in_channels, num_classes, image_size, mean, std)
+    if arch == "lenet-merkle":  # as published: [0, 1] inputs, no normalization layer
+        return MerkleLeNet(in_channels, num_classes, image_size)
     return SmallResNet(in_channels, num_classes, WIDTHS[arch], mean=mean, std=std)
 
 
