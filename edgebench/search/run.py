@@ -27,6 +27,7 @@ import json
 import logging
 import math
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from edgebench.compress.quantize import QuantSpec
 from edgebench.errors import EdgebenchError
 from edgebench.search.record import TRIALS, pareto_ranks, search_record, violation
 from edgebench.study.config import CandidateConfig, StudyConfig
-from edgebench.study.pipeline import Pipeline, UiFn, log_only
+from edgebench.study.pipeline import Pipeline, UiFn, log_only, reread_study
 from edgebench.study.search_config import SearchConfig
 from edgebench.study.store import RunStore
 
@@ -58,7 +59,7 @@ class SearchStore(RunStore):
 
     RESUMABLE_CHANGES = ("devices", "budgets", "search", "candidates")
 
-    def bind_study(self, study: dict) -> None:
+    def bind_study(self, study: dict, reread: Callable[[dict], dict] | None = None) -> None:
         old = self.read_json("study.json")
         if old is not None:
             before = {c["name"]: c for c in old.get("candidates", [])}
@@ -68,7 +69,7 @@ class SearchStore(RunStore):
                 raise EdgebenchError(
                     f"{self.root} holds candidate(s) {changed} with another recipe; use another --out folder"
                 )
-        super().bind_study(study)
+        super().bind_study(study, reread)
 
 
 def trial_candidate(number: int, params: dict, cfg: StudyConfig) -> CandidateConfig:
@@ -208,7 +209,7 @@ class Search:
     def _rebind(self) -> None:
         cands = tuple(self.listed) + tuple(self.trial_cands.values())
         self.pipe.config = self.cfg.replace(candidates=cands)
-        self.store.bind_study(self.pipe.config.to_dict())
+        self.store.bind_study(self.pipe.config.to_dict(), reread=reread_study)
 
     def run(self) -> dict:
         from edgebench.devices.inventory import get_device

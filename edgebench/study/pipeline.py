@@ -24,13 +24,19 @@ from typing import Any, Protocol
 
 from edgebench.study.attack import craft_transfer, craft_whitebox
 from edgebench.study.build import build, build_all
-from edgebench.study.config import CandidateConfig, StudyConfig
+from edgebench.study.config import CandidateConfig, StudyConfig, study_from_dict
 from edgebench.study.context import AttackSetRef, Built, Measured, NeedsTorch, RunContext, UiFn, log_only
 from edgebench.study.measure import measure_candidate, measure_devices, time_rounds
 from edgebench.study.subject_stage import prepare_subject
 from edgebench.subject.zoo import Subject
 
 log = logging.getLogger(__name__)
+
+
+def reread_study(record: dict) -> dict:
+    """A stored study record read with this edgebench's schema: keys added since take their
+    defaults (what the older edgebench did), so the folder it binds still resumes."""
+    return study_from_dict(record).to_dict()
 
 
 @dataclass
@@ -60,7 +66,7 @@ class Pipeline(RunContext):
     def prepare(self) -> Subject:
         """Bind the run folder to this study and load the subject (model + data)."""
         self.validate()
-        self.store.bind_study(self.config.to_dict())
+        self.store.bind_study(self.config.to_dict(), reread=reread_study)
         self.ui("status", {"text": f"run folder {self.run_dir}"})
         return self.load_subject()
 

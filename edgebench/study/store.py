@@ -20,6 +20,7 @@ import io
 import json
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,13 +76,20 @@ class RunStore:
     # may take it over; these files, made from the old study, are removed first.
     PREPARED: tuple[str, ...] = ("subject.json", "data")
 
-    def bind_study(self, study: dict) -> None:
+    def bind_study(self, study: dict, reread: Callable[[dict], dict] | None = None) -> None:
         """Record the study; refuse to mix measurements of a different study into this folder.
-        A folder whose earlier study made nothing yet (see :data:`PREPARED`) takes the new one."""
+        A folder whose earlier study made nothing yet (see :data:`PREPARED`) takes the new one.
+        *reread* reads the stored record with the current schema, so that a key added since the
+        folder was made, at the default that does what the older edgebench did, is no change."""
         study = json.loads(json.dumps(study))  # tuples -> lists, as stored
         path = self.root / "study.json"
         if path.is_file():
             old = read_json(path, "study record")
+            if reread is not None:
+                try:
+                    old = json.loads(json.dumps(reread(old)))
+                except Exception as exc:  # noqa: BLE001 - a record the current schema rejects is compared as stored
+                    log.debug("%s: the stored study does not read with this edgebench (%s)", self.root, exc)
             changed = sorted(k for k in set(old) | set(study) if old.get(k) != study.get(k))
             blocking = [k for k in changed if k not in self.RESUMABLE_CHANGES]
             made = self.made()

@@ -70,3 +70,26 @@ def test_a_folder_that_made_nothing_takes_a_corrected_study(tmp_path: Path) -> N
     with pytest.raises(EdgebenchError, match=r"changed: \['data'\]\) and what it made \(artifacts\)"):
         store.bind_study({"name": "a", "data": {"name": "digits"}})
     assert store.load_arrays("eval") is not None
+
+
+def test_a_folder_made_before_a_key_was_added_resumes(tmp_path: Path) -> None:
+    """A run folder written by an older edgebench lacks keys added since (here
+    ``attacks.whitebox_restarts``). Read with the current schema, the missing key takes its
+    default, which does what the older edgebench did: the folder resumes. A key the user set to
+    something else is still a change."""
+    from edgebench.study.config import study_from_dict
+
+    cfg = study_from_dict({"name": "a"})
+    old = cfg.to_dict()
+    del old["attacks"]["whitebox_restarts"]
+    store = RunStore(tmp_path)
+    store.bind_study(old)
+    store.save("base", "local", "profile", {"p50": 1.0})
+    from edgebench.study.pipeline import reread_study as reread
+
+    store.bind_study(cfg.to_dict(), reread=reread)
+    with pytest.raises(EdgebenchError, match=r"changed: \['attacks'\]"):
+        store.bind_study(cfg.to_dict())  # compared as stored, the new key is a change
+    more = study_from_dict({"name": "a", "attacks": {"whitebox_restarts": 3}}).to_dict()
+    with pytest.raises(EdgebenchError, match=r"changed: \['attacks'\]"):
+        store.bind_study(more, reread=reread)
