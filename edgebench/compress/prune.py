@@ -531,9 +531,12 @@ def _prune_structured(
             work.zero_grad(set_to_none=True)
             if failure is not None:
                 break
+            # the layers the recipe may cut: not the classifier, not those left whole (layers: conv)
+            cuttable = {k: v for k, v in before.items() if k != cls_name and k not in blocked}
             _say(
                 on_progress,
-                f"structured {spec.criterion} step {step + 1}/{spec.iterative_steps}: {_width_summary(before, layer_widths(work))}",
+                f"structured {spec.criterion} step {step + 1}/{spec.iterative_steps}: "
+                f"{_width_summary(cuttable, layer_widths(work))}",
             )
             if train is not None and spec.finetune.epochs > 0:
                 finetune(work, train, spec.finetune, on_progress)
