@@ -175,6 +175,7 @@ ACTS_WHEN: dict[str, dict[str, Callable[[Mapping[str, Any]], bool]]] = {
         "gap_train_mode": _criterion("gap"),
         "taylor_samples": _criterion("taylor"),
         "seed": _criterion("random", "taylor", "gap"),
+        "layers": lambda options: options.get("layers", "all") != "all",  # said only when it narrows
     },
     "quantize": {"percentile": lambda options: options.get("calibration") == "percentile"},
     "finetune": {key: _finetuned for key in ("lr", "batch_size", "seed", "optimizer")},

@@ -150,6 +150,7 @@ def test_a_recipe_shows_only_the_options_that_are_set_and_act() -> None:
     top = re.sub(r"finetune\([^)]*\)", "", l1)
     assert "gap_" not in top and "taylor_" not in top and "seed" not in top, l1  # for other criteria
     assert l1.startswith("ratio=0.5, criterion=l1, structured=yes")
+    assert "layers=" not in l1 and "layers=conv" in fmt.recipe("prune", _pruning(layers="conv"))  # only when it narrows
     assert "finetune(epochs=1, lr=0.001, batch_size=64, seed=0, optimizer=adam)" in l1
     gap = fmt.recipe("prune", _pruning(criterion="gap", round_to=8))
     assert "round_to=8" in gap and "gap_steps=10" in gap and "taylor_samples" not in gap and "seed=0" in gap
