@@ -217,6 +217,120 @@ def decompose_gelu(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     return m, n
 
 
+def _int_constant(name: str, inits: dict[str, Any], producer: dict[str, Any]) -> list[int] | None:
+    """The integers a graph value holds when it is an initializer or a ``Constant`` node's output."""
+    from onnx import numpy_helper
+
+    if name in inits:
+        return [int(v) for v in numpy_helper.to_array(inits[name]).reshape(-1).tolist()]
+    node = producer.get(name)
+    if node is not None and node.op_type == "Constant":
+        value = _constant_value(node)
+        if value is not None and value.dtype.kind in "iu":
+            return [int(v) for v in value.reshape(-1).tolist()]
+    return None
+
+
+def _copied_dims(part: str, x: str, inits: dict[str, Any], producer: dict[str, Any]) -> list[int] | None:
+    """Which dimensions of *x* a piece of a Reshape's shape reads at run time: ``Shape(x)`` with
+    start/end, ``Slice(Shape(x), s, e)``, or ``Unsqueeze(Gather(Shape(x), i))``; None otherwise."""
+    from onnx import helper
+
+    node = producer.get(part)
+    if node is None:
+        return None
+
+    def shape_of_x(name: str) -> tuple[int, int | None] | None:
+        sh = producer.get(name)
+        if sh is None or sh.op_type != "Shape" or sh.input[0] != x:
+            return None
+        attrs = {a.name: helper.get_attribute_value(a) for a in sh.attribute}
+        start, end = int(attrs.get("start", 0)), attrs.get("end")
+        return (start, int(end)) if start >= 0 and end is not None and int(end) > start else (start, None)
+
+    if node.op_type == "Shape":
+        span = shape_of_x(part)
+        return list(range(span[0], span[1])) if span and span[1] is not None else None
+    if node.op_type == "Slice" and len(node.input) >= 3:
+        span = shape_of_x(node.input[0])
+        starts, ends = (_int_constant(n, inits, producer) for n in node.input[1:3])
+        axes = _int_constant(node.input[3], inits, producer) if len(node.input) > 3 and node.input[3] else [0]
+        steps = _int_constant(node.input[4], inits, producer) if len(node.input) > 4 and node.input[4] else [1]
+        if span != (0, None) or not starts or not ends or axes not in ([0], [-1]) or steps != [1]:
+            return None
+        s, e = starts[0], ends[0]
+        return list(range(s, e)) if 0 <= s < e <= 8 else None  # a rank-8 bound: ends like INT64_MAX refused
+    if node.op_type == "Unsqueeze":
+        gather = producer.get(node.input[0])
+        if gather is None or gather.op_type != "Gather" or shape_of_x(gather.input[0]) != (0, None):
+            return None
+        index = _int_constant(gather.input[1], inits, producer)
+        return index if index is not None and len(index) == 1 and index[0] >= 0 else None
+    return None
+
+
+def _drop_unused(m: onnx.ModelProto) -> None:
+    """Remove nodes whose outputs nothing reads (the shape arithmetic a rewrite left behind)."""
+
+    def names_read(graph: Any) -> set[str]:  # subgraphs (If, Loop) may read outer values
+        out = {i for n in graph.node for i in n.input}
+        for n in graph.node:
+            for a in n.attribute:
+                for g in [a.g] if a.HasField("g") else list(a.graphs):
+                    out |= names_read(g)
+        return out
+
+    while True:
+        read = names_read(m.graph) | {o.name for o in m.graph.output}
+        keep = [n for n in m.graph.node if any(o in read for o in n.output)]
+        if len(keep) == len(m.graph.node):
+            return
+        del m.graph.node[:]
+        m.graph.node.extend(keep)
+
+
+def shape_copies_to_zeros(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """``Reshape(x, Concat(Slice(Shape(x), 0, 2), [-1]))`` (``x.flatten(2)`` as torch's legacy
+    exporter writes it with a dynamic batch) is ``Reshape(x, [0, 0, -1])``: ONNX's 0 copies the
+    input's dimension. The same for ``Unsqueeze(Gather(Shape(x), i))`` at position i. The
+    constant shape keeps the batch free when the converted module is exported again, where the
+    shape arithmetic is traced into constants at the example's batch size (LeViT's stem)."""
+    from onnx import numpy_helper
+
+    m = copy(model)
+    inits = {i.name: i for i in m.graph.initializer}
+    producer = _producer(m)
+    n = 0
+    for node in m.graph.node:
+        if node.op_type != "Reshape" or len(node.input) < 2 or node.input[1] in inits:
+            continue
+        if any(a.name == "allowzero" and a.i for a in node.attribute):
+            continue
+        concat = producer.get(node.input[1])
+        if concat is None or concat.op_type != "Concat":
+            continue
+        shape: list[int] = []
+        for part in concat.input:
+            const = _int_constant(part, inits, producer)
+            if const is not None:
+                if 0 in const:
+                    break
+                shape.extend(const)
+                continue
+            dims = _copied_dims(part, node.input[0], inits, producer)
+            if dims is None or dims != list(range(len(shape), len(shape) + len(dims))):
+                break
+            shape.extend([0] * len(dims))
+        else:
+            name = f"{node.name or node.output[0]}_edgebench_shape"
+            m.graph.initializer.append(numpy_helper.from_array(np.asarray(shape, dtype=np.int64), name))
+            node.input[1] = name
+            n += 1
+    if n:
+        _drop_unused(m)
+    return m, n
+
+
 def reshape_to_flatten(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     """``Reshape(x, [-1, K])`` (or ``[0, K]``, or ``[N, K]`` at a fixed batch N) where ``K`` is the
     product of ``x``'s non-batch dimensions is ``Flatten(x, axis=1)``: the same function, but one
@@ -388,6 +502,9 @@ def for_conversion(model: onnx.ModelProto) -> Prepared:
     m, n = fix_reshape_allowzero(m)
     if n:
         edits.append(f"{n} Reshape(allowzero=1) with a zero-free shape -> allowzero=0")
+    m, n = shape_copies_to_zeros(m)
+    if n:
+        edits.append(f"{n} Reshape shape(s) read from the input's own dimensions -> constants with 0 (copy)")
     m, n = reshape_to_flatten(m)
     if n:
         edits.append(f"{n} Reshape to a constant [batch, width] -> Flatten (follows the channel count)")
