@@ -415,7 +415,9 @@ class Adaptive(_Model):
     images: int = Field(description="images it rests on now (the worst case's common images)")
     added: int = Field(description="images adaptive sampling added")
     rounds: int = Field(description="rounds that added images to it")
-    cap: int = Field(description="the most images it may rest on: attacks.adaptive_max_images, else every evaluation image")
+    cap: int = Field(
+        description="the most images it may rest on: attacks.adaptive_max_images, else every evaluation image"
+    )
     outcome: Literal["decided", "cap", "accuracy", "stopped"] = Field(
         description="decided: the verdict is no longer INCONCLUSIVE; cap: it still is, on the most images it may "
         "rest on; accuracy: only an accuracy gate is undecided, and those rest on every evaluation image already; "

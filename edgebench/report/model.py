@@ -97,7 +97,9 @@ def images_cell(entry: DeviceEntry, gates: list[Gate]) -> Cell:
     if a is not None:
         rounds = f"{a.rounds} round{'s' if a.rounds != 1 else ''}"
         parts.append(f"(adaptive: +{fmt.count(a.added)} in {rounds}, {_ADAPTIVE_WORDS[a.outcome]})")
-        detail = f"{fmt.count(a.images_before)} -> {fmt.count(a.images)} attacked images, cap {fmt.count(a.cap)}: {a.detail}"
+        detail = (
+            f"{fmt.count(a.images_before)} -> {fmt.count(a.images)} attacked images, cap {fmt.count(a.cap)}: {a.detail}"
+        )
     # the value: the fewest images a gate rests on (the attacked ones, where the robustness gate is set)
     return Cell(text=" ".join(parts) or "-", value=attacked or clean, key="images", detail=detail)
 

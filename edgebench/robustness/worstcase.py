@@ -109,7 +109,9 @@ def extended(outcomes: Sequence[Outcome], more: Sequence[Outcome]) -> list[Outco
             idx.append(mi[new])
             ok.append(np.asarray(m.correct, dtype=bool)[new])
             seen.update(mi[new].tolist())
-        out.append(o if len(idx) == 1 else Outcome(o.row, o.setting, o.norm, o.eps, np.concatenate(idx), np.concatenate(ok)))
+        out.append(
+            o if len(idx) == 1 else Outcome(o.row, o.setting, o.norm, o.eps, np.concatenate(idx), np.concatenate(ok))
+        )
     return out
 
 

@@ -238,7 +238,9 @@ def _run_round(
     sets = []
     if rnd["transfer"]:
         data = ctx.arrays("eval")
-        view = dataclasses.replace(subject, split=dataclasses.replace(subject.split, x_eval=data["x"], y_eval=data["y"]))
+        view = dataclasses.replace(
+            subject, split=dataclasses.replace(subject.split, x_eval=data["x"], y_eval=data["y"])
+        )
         sets = craft_transfer(ctx, view)
     base = next((b for b in here if b.is_base), None)
     pairwise = any(s.definition.pairwise for s in ctx.config.attacks.suite)

@@ -55,7 +55,9 @@ def _shifted(o: Outcome, start: int) -> Outcome:
     return Outcome(o.row, o.setting, o.norm, o.eps, np.asarray(o.indices, dtype=np.int64) + start, o.correct)
 
 
-def round_outcomes(store: RunStore, rnd: dict[str, Any], candidate: str, device: str, y_eval: np.ndarray) -> list[Outcome]:
+def round_outcomes(
+    store: RunStore, rnd: dict[str, Any], candidate: str, device: str, y_eval: np.ndarray
+) -> list[Outcome]:
     """Per-image outcomes of *candidate*'s engine on *device* over one round's images, numbered
     as in the run's evaluation set: transfer sets (when the round crafted them), white-box and
     divergence sets (none when the candidate is not measured there)."""

@@ -81,7 +81,9 @@ def copy_of(plain: tuple[Path, dict], tmp_path: Path) -> Path:
 
 def sets_on_disk(folder: Path) -> dict[str, int]:
     """Every adversarial set file under *folder* and when it was written."""
-    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in sorted(folder.rglob("*.npz")) if "attacks" in p.parts}
+    return {
+        str(p.relative_to(folder)): p.stat().st_mtime_ns for p in sorted(folder.rglob("*.npz")) if "attacks" in p.parts
+    }
 
 
 def preds(store: RunStore, cand: str, kind: str, set_id: str) -> np.ndarray | None:
@@ -220,9 +222,15 @@ def test_the_cap_is_respected_and_said(plain, tmp_path):
             {"attacks": {"adaptive": True, "adaptive_max_images": 2000}},
             "attacks.adaptive_max_images: expected at most data.eval_count = 1000",
         ),
-        ({"attacks": {"adaptive": True}, "blackbox": {"enabled": True}}, "attacks.adaptive: expected blackbox.enabled: false"),
+        (
+            {"attacks": {"adaptive": True}, "blackbox": {"enabled": True}},
+            "attacks.adaptive: expected blackbox.enabled: false",
+        ),
         ({"attacks": {"adaptive": "yes"}}, "attacks.adaptive: expected true or false, found 'yes'"),
-        ({"attacks": {"adaptive": True, "adaptive_max_images": 0}}, "attacks.adaptive_max_images: expected a value >= 1"),
+        (
+            {"attacks": {"adaptive": True, "adaptive_max_images": 0}},
+            "attacks.adaptive_max_images: expected a value >= 1",
+        ),
     ],
 )
 def test_adaptive_keys_are_checked_when_the_study_is_read(data: dict, message: str) -> None:
