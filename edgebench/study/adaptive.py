@@ -92,13 +92,12 @@ def _undecided(run: RunContext, results: Results, record: dict, cap: int) -> lis
     """The cells more images may decide now; every other cell adaptive sampling touched gets its
     outcome in *record* (``cells``)."""
     cells: list[Cell] = []
-    base = next((c.name for c in run.config.candidates if c.prune is None and c.quantize is None), None)
     for cand in results.candidates:
         for dev, entry in cand.devices.items():
             v = entry.verdict
             rec = record["cells"].get(cand.name, {}).get(dev)
-            if v is None or cand.name == base or (rec is None and v.status != INCONCLUSIVE):
-                continue
+            if v is None or (rec is None and v.status != INCONCLUSIVE):
+                continue  # the base, never judged on an interval of its own robustness, ends as "accuracy"
             gate = next((g for g in v.gates if g.name == GATE), None)
             images = gate.images if gate is not None and gate.images else 0
             if rec is None:

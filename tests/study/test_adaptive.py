@@ -7,21 +7,18 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from tiny_study import TINY_DATA, TINY_MODEL, TINY_PROFILE
 
 from edgebench.errors import EdgebenchError
 from edgebench.study.config import study_from_dict
 from edgebench.study.pipeline import Pipeline
 from edgebench.study.rounds import read_record
 from edgebench.study.store import RunStore
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tiny_study import TINY_DATA, TINY_MODEL, TINY_PROFILE  # noqa: E402
 
 SET = "pgd-linf-32"
 STUDY: dict[str, Any] = {
