@@ -407,6 +407,25 @@ class Verdict(_Model):
     )
 
 
+class Adaptive(_Model):
+    """Adaptive sampling (`attacks.adaptive`) on one candidate x device whose verdict was INCONCLUSIVE:
+    evaluation images no stage had attacked, added in rounds to its worst case (`study/adaptive.py`)."""
+
+    images_before: int = Field(description="images its robustness gate rested on before adaptive sampling")
+    images: int = Field(description="images it rests on now (the worst case's common images)")
+    added: int = Field(description="images adaptive sampling added")
+    rounds: int = Field(description="rounds that added images to it")
+    cap: int = Field(
+        description="the most images it may rest on: attacks.adaptive_max_images, else every evaluation image"
+    )
+    outcome: Literal["decided", "cap", "accuracy", "stopped"] = Field(
+        description="decided: the verdict is no longer INCONCLUSIVE; cap: it still is, on the most images it may "
+        "rest on; accuracy: only an accuracy gate is undecided, and those rest on every evaluation image already; "
+        "stopped: no image could be added (detail says why)"
+    )
+    detail: str = Field(description="one line for the reports")
+
+
 class DeviceEntry(_Model):
     """One candidate on one device."""
 
@@ -446,6 +465,9 @@ class DeviceEntry(_Model):
     sanity: list[SanityCheck] | None = Field(None, description="gradient-masking checks")
     blackbox: Blackbox | None = Field(None, description="decision-based attack (blackbox.enabled)")
     blackbox_square: Blackbox | None = Field(None, description="Square on the engine's logits (blackbox.square)")
+    adaptive: Adaptive | None = Field(
+        None, description="adaptive sampling's images for this verdict (attacks.adaptive; only where it was undecided)"
+    )
     verdict: Verdict | None = Field(
         None,
         description="made once when results.json is assembled (report/gates.py with_verdicts); the report reads it",

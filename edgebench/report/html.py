@@ -123,6 +123,7 @@ _TEXT_KEYS = {
     "caveats",
     "caveat",
     "caveat.detail",
+    "images",
 }
 
 

@@ -25,7 +25,7 @@ from edgebench.report.robust_tables import robustness_extra_tables
 from edgebench.report.search_tables import search_section
 from edgebench.report.seeds_tables import seeds_sections
 from edgebench.report.tables import Cell, Report, Section, Table
-from edgebench.results import Candidate, Gate, LatencyStats, Results
+from edgebench.results import Candidate, DeviceEntry, Gate, LatencyStats, Results
 
 TOP_OPS = 5
 
@@ -77,6 +77,33 @@ def _gate_cell(gate: Gate | None, key: str, format_value: Callable[[Any], str]) 
     )
 
 
+# how adaptive sampling ended for a verdict (results.py Adaptive.outcome), in the verdict table
+_ADAPTIVE_WORDS = {
+    "decided": "decided",
+    "cap": "cap reached",
+    "accuracy": "accuracy undecided, every image used",
+    "stopped": "stopped",
+}
+
+
+def images_cell(entry: DeviceEntry, gates: list[Gate]) -> Cell:
+    """The images a verdict rests on: the clean ones its accuracy gates read and the attacked ones
+    its robustness gate reads, and what adaptive sampling (``attacks.adaptive``) added."""
+    clean = max((g.images for g in gates if g.name != "robustness_drop" and g.images), default=None)
+    attacked = next((g.images for g in gates if g.name == "robustness_drop" and g.images), None)
+    parts = ([f"clean {fmt.count(clean)}"] if clean else []) + ([f"attacked {fmt.count(attacked)}"] if attacked else [])
+    a = entry.adaptive
+    detail = ""
+    if a is not None:
+        rounds = f"{a.rounds} round{'s' if a.rounds != 1 else ''}"
+        parts.append(f"(adaptive: +{fmt.count(a.added)} in {rounds}, {_ADAPTIVE_WORDS[a.outcome]})")
+        detail = (
+            f"{fmt.count(a.images_before)} -> {fmt.count(a.images)} attacked images, cap {fmt.count(a.cap)}: {a.detail}"
+        )
+    # the value: the fewest images a gate rests on (the attacked ones, where the robustness gate is set)
+    return Cell(text=" ".join(parts) or "-", value=attacked or clean, key="images", detail=detail)
+
+
 def verdict_table(results: Results | dict, device: str) -> Table:
     """Each candidate's verdict on *device*, the caveats beside it, and its gates, as
     results.json holds them."""
@@ -86,9 +113,11 @@ def verdict_table(results: Results | dict, device: str) -> Table:
     columns = ["Candidate", "Verdict", "Caveats"] + [
         f"{g.label} {g.sign} {g.format(budgets[g.budget])}" for g in gate_specs
     ]
+    columns.append("Images")
     rows = []
     for cand in results.candidates:
-        v = device_entry(cand, device).verdict
+        entry = device_entry(cand, device)
+        v = entry.verdict
         assert v is not None  # judged: every candidate x device has one
         by_name = {g.name: g for g in v.gates}
         labels = [c.label for c in v.caveats or []]
@@ -104,10 +133,15 @@ def verdict_table(results: Results | dict, device: str) -> Table:
             Cell(text="; ".join(labels), value=labels, key="caveats", status="warn" if labels else ""),
         ]
         row += [_gate_cell(by_name.get(spec.name), spec.name, spec.format) for spec in gate_specs]
+        row.append(images_cell(entry, v.gates))
         rows.append(tuple(row))
     note = " ".join(f"{g.label.capitalize()}: {g.describes}." for g in gate_specs)
     if not gate_specs:
         note = "No budgets were set: every candidate is READY by default."
+    note += (
+        " Images: what the verdict's interval gates rest on (clean images for accuracy, attacked images every "
+        "attack covered for robustness) and, with attacks.adaptive, the images adaptive sampling added."
+    )
     return Table(f"verdict-{device}", f"Verdict on {device}", tuple(columns), tuple(rows), note)
 
 
@@ -143,6 +177,23 @@ def _caveat_summary(results: Results) -> str:
         for c in [] if verdict is None else verdict.caveats or []:
             where.setdefault(c.label, []).append(f"{cand.name} on {dev}")
     return "; ".join(f"{label}: {', '.join(cells)}" for label, cells in where.items())
+
+
+def _adaptive_summary(results: Results) -> str:
+    """One headline line when the study ran adaptive sampling: its cap and each verdict it grew."""
+    attacks = results.study.get("attacks") or {}
+    if not attacks.get("adaptive"):
+        return ""
+    cells = [
+        f"{cand.name} on {dev}: {fmt.count(a.images_before)} -> {fmt.count(a.images)} images, "
+        f"{_ADAPTIVE_WORDS[a.outcome]}"
+        for cand in results.candidates
+        for dev, e in cand.devices.items()
+        if (a := e.adaptive) is not None
+    ]
+    cap = attacks.get("adaptive_max_images")
+    head = f"on, at most {fmt.count(cap)} attacked images a verdict" if cap else "on, up to every evaluation image"
+    return f"{head}; " + ("; ".join(cells) if cells else "no verdict was undecided")
 
 
 def candidates_table(results: Results) -> Table:
@@ -791,6 +842,7 @@ def build_report(results: Results | dict) -> Report:
             or "none",
         ),
         *([("Caveats", caveats)] if (caveats := _caveat_summary(results)) else []),
+        *([("Adaptive sampling", adaptive)] if (adaptive := _adaptive_summary(results)) else []),
     )
     sections: list[Section] = []
     devices = device_names(results)

@@ -93,6 +93,28 @@ def survivors(labels: np.ndarray, clean_pred: np.ndarray, outcomes: Iterable[Out
     return out
 
 
+def extended(outcomes: Sequence[Outcome], more: Sequence[Outcome]) -> list[Outcome]:
+    """*outcomes* with the images of *more* (the same attacks, ``row``, on further images: adaptive
+    sampling's rounds) appended; an image already in an outcome keeps its first result, and an
+    outcome of *more* whose attack is not in *outcomes* is dropped."""
+    out = []
+    for o in outcomes:
+        idx, ok = [np.asarray(o.indices, dtype=np.int64)], [np.asarray(o.correct, dtype=bool)]
+        seen = set(idx[0].tolist())
+        for m in more:
+            if m.row != o.row:
+                continue
+            mi = np.asarray(m.indices, dtype=np.int64)
+            new = np.asarray([int(i) not in seen for i in mi], dtype=bool)
+            idx.append(mi[new])
+            ok.append(np.asarray(m.correct, dtype=bool)[new])
+            seen.update(mi[new].tolist())
+        out.append(
+            o if len(idx) == 1 else Outcome(o.row, o.setting, o.norm, o.eps, np.concatenate(idx), np.concatenate(ok))
+        )
+    return out
+
+
 def describe_images(indices: np.ndarray) -> str:
     """``evaluation images 0-31`` for a prefix, else how many and the range they span."""
     if not len(indices):
@@ -177,6 +199,7 @@ __all__ = [
     "Survivors",
     "describe_images",
     "eps_key",
+    "extended",
     "pair_counts",
     "row_id",
     "survivors",

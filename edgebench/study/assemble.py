@@ -113,6 +113,7 @@ def assemble_results(
     from edgebench.robustness.store import load_folder
     from edgebench.study.engines import skipped_reason
     from edgebench.study.environment import host_environment
+    from edgebench.study.rounds import cell_record, more_outcomes
     from edgebench.study.whitebox import add_to_entry as add_whitebox
     from edgebench.study.whitebox import int8_error as whitebox_int8_error
 
@@ -175,7 +176,11 @@ def assemble_results(
                 d.update(_replay_entry(replay, y_eval, base_clean, sets))
                 d["clean_pairs"] = _clean_pairs(store, dev, replay, y_eval)
                 is_base = not cand.get("prune") and not cand.get("quantize")
-                add_whitebox(store, name, dev, y_eval, d, is_base, sets)  # white-box, sanity, worst case
+                more = more_outcomes(store, dev, y_eval)  # images adaptive sampling added
+                add_whitebox(store, name, dev, y_eval, d, is_base, sets, more)  # white-box, sanity, worst case
+            adaptive = cell_record(store, name, dev)
+            if adaptive is not None:
+                d["adaptive"] = adaptive
             if blackbox is not None:
                 d["blackbox"] = {k: v for k, v in blackbox.items() if k not in ("distances", "queries", "runtime")}
             square = store.load(name, dev, "blackbox-square")  # score-based, on the engine's logits

@@ -23,6 +23,8 @@ Every section is optional; the defaults are the embedded demo study::
       settings: [transfer, whitebox]      # whitebox: crafted on each candidate (INT8: fake-quant STE model and its fp32 parent)
       whitebox_samples: 32
       whitebox_restarts: 1                # PGD/diva white-box runs, each from its own random start
+      adaptive: false                     # true: more images for INCONCLUSIVE robustness verdicts, in rounds
+      adaptive_max_images: null           # at most this many (default: data.eval_count)
       suite:
         - {name: fgsm, eps_255: [2, 4, 8, 16, 32]}
         - {name: pgd, norm: linf, eps_255: [2, 4, 8, 16, 32], steps: 10}
@@ -186,6 +188,12 @@ class AttackConfig(Section):
     # 1 by default: base is attacked once (its sets are the transfer sets), so restarts on the
     # candidates alone would make every candidate look less robust than base in the drop gate
     whitebox_restarts: Count = 1
+    # adaptive sampling (study/adaptive.py): after the other stages, a candidate whose robustness
+    # verdict is INCONCLUSIVE gets more evaluation images attacked (new ones, in rounds) until its
+    # verdict is decided or its worst case rests on `adaptive_max_images` (default: every
+    # evaluation image, data.eval_count)
+    adaptive: bool = False
+    adaptive_max_images: Count | None = None
 
     @field_validator("suite", mode="before")
     @classmethod
@@ -214,6 +222,25 @@ class AttackConfig(Section):
                     f"suite[{i}]: {spec.name} is crafted white-box on each candidate paired with the base; "
                     f"expected 'whitebox' in attacks.settings, found {list(self.settings)}"
                 )
+        return self
+
+    def robust_images(self) -> int:
+        """The images the robustness gate's worst case rests on before adaptive sampling: the
+        white-box images (a prefix of the transfer sets' ones) when white-box runs, else the
+        transfer sets' (before capping by the evaluation images)."""
+        return min(self.whitebox_samples, self.samples) if "whitebox" in self.settings else self.samples
+
+    @model_validator(mode="after")
+    def _adaptive(self) -> AttackConfig:
+        cap = self.adaptive_max_images
+        if cap is not None and not self.adaptive:
+            raise ValueError(f"adaptive_max_images: expected it with adaptive: true, found adaptive: false and {cap}")
+        if cap is not None and cap <= self.robust_images():
+            raise ValueError(
+                f"adaptive_max_images: expected more than the {self.robust_images()} images the robustness gate "
+                f"already rests on (attacks.{'whitebox_samples' if 'whitebox' in self.settings else 'samples'}), "
+                f"found {cap}"
+            )
         return self
 
 
@@ -412,7 +439,17 @@ class StudyConfig(Section):
                     f"data.calib_count={self.data.calib_count}: calibration images are held out from evaluation; "
                     "raise calib_count or lower calib_samples"
                 )
-        bb = self.blackbox
+        bb, att = self.blackbox, self.attacks
+        if att.adaptive and bb.enabled:
+            raise ValueError(
+                "attacks.adaptive: expected blackbox.enabled: false (query attacks cover blackbox.samples images "
+                "only, so images added to the worst case could not change it), found blackbox.enabled: true"
+            )
+        if att.adaptive_max_images is not None and att.adaptive_max_images > self.data.eval_count:
+            raise ValueError(
+                f"attacks.adaptive_max_images: expected at most data.eval_count = {self.data.eval_count} "
+                f"(adaptive sampling attacks evaluation images only), found {att.adaptive_max_images}"
+            )
         if bb.enabled and bb.samples + bb.pool > self.data.eval_count:
             raise ValueError(
                 f"blackbox: samples + pool = {bb.samples + bb.pool} must not exceed "
@@ -427,6 +464,9 @@ class StudyConfig(Section):
         for key in ("search", "seeds", "reductions"):  # unset: binds run folders exactly as before
             if not d.get(key):
                 d.pop(key, None)
+        if not self.attacks.adaptive:  # off: as before adaptive sampling existed
+            for key in ("adaptive", "adaptive_max_images"):
+                d["attacks"].pop(key, None)
         return d
 
     def replace(self, **changes: Any) -> StudyConfig:

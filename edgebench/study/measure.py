@@ -89,9 +89,12 @@ def measurement_kinds(run: RunContext) -> list[str]:
     return kinds + ([REPLAY_KIND] if "whitebox" in cfg.attacks.settings else [])
 
 
-def measure_candidate(run: RunContext, device: Any, spec: Any, b: Built, attack_sets: list[AttackSetRef]) -> Measured:
+def measure_candidate(
+    run: RunContext, device: Any, spec: Any, b: Built, attack_sets: list[AttackSetRef], replays_only: bool = False
+) -> Measured:
     """Every measurement of candidate *b* on the open *device* (each skipped if on disk); what
-    was measured now."""
+    was measured now. *replays_only*: the clean, transfer, white-box and divergence replays alone
+    (adaptive sampling's rounds: more images, nothing to profile)."""
     reason = b.manifest.get("skipped") or skip_reason(b.config, spec)  # not built; tensorrt without it
     if reason is not None:
         _skip(run, device, b, reason)
@@ -99,12 +102,13 @@ def measure_candidate(run: RunContext, device: Any, spec: Any, b: Built, attack_
     kinds = measurement_kinds(run)
     before = {k for k in kinds if run.store.has(b.name, device.name, k)}
     clear_skips(run.store, b.config.name, device.name)
-    _profile(run, device, b)
+    if not replays_only:
+        _profile(run, device, b)
     _replay(run, device, b, attack_sets)
     if "whitebox" in run.config.attacks.settings:
         _replay_whitebox(run, device, b)
         _replay_divergence(run, device, b)
-    if run.config.blackbox.enabled:
+    if run.config.blackbox.enabled and not replays_only:
         _blackbox(run, device, b)
     return Measured(
         b.name, device.name, tuple(k for k in kinds if k not in before and run.store.has(b.name, device.name, k))

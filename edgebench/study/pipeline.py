@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from edgebench.study.adaptive import adapt
 from edgebench.study.attack import craft_transfer, craft_whitebox
 from edgebench.study.build import build, build_all
 from edgebench.study.config import CandidateConfig, StudyConfig, study_from_dict
@@ -157,20 +158,28 @@ class InProcess:
 
 def run_stages(pipe: Pipeline, engine: Any) -> dict:
     """The stage order, written once: devices resolved (an unknown one fails before any work),
-    subject, build, transfer attacks, results.json, measurements (white-box sets first), final
-    results and report. An engine that overlaps stages (Ray: a candidate is measured as soon as
+    subject, build, transfer attacks, results.json, measurements (white-box sets first), adaptive
+    sampling (``attacks.adaptive``: more images for undecided verdicts), final results and report. An engine that overlaps stages (Ray: a candidate is measured as soon as
     it is built) offers ``run_overlapped`` and is handed the same stages in the same order."""
     from edgebench.devices.inventory import get_device
 
     devices = [get_device(name) for name in pipe.config.devices]
     pipe.prepare()
+    adaptive = pipe.config.attacks.adaptive
     overlapped = getattr(engine, "run_overlapped", None)
     if overlapped is not None:
-        return overlapped(pipe, devices)
-    built = engine.build(pipe, list(pipe.config.candidates))
-    attack_sets = engine.attacks(pipe)
-    pipe.write_results()
-    engine.measure(pipe, devices, built, attack_sets)
+        results = overlapped(pipe, devices)
+    else:
+        built = engine.build(pipe, list(pipe.config.candidates))
+        attack_sets = engine.attacks(pipe)
+        pipe.write_results()
+        engine.measure(pipe, devices, built, attack_sets)
+        results = pipe.write_results(final=not adaptive)
+    if not adaptive:
+        return results
+    # adaptive sampling: more images for INCONCLUSIVE verdicts, in rounds, on this process
+    # (its crafting is the driver's, as white-box crafting is; its replays open the devices here)
+    adapt(pipe, pipe.load_subject(), devices)
     return pipe.write_results(final=True)
 
 

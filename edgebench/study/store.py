@@ -39,6 +39,15 @@ def safe_name(name: str) -> str:
     return _SAFE.sub("_", name)
 
 
+def _without_adaptive(study: dict) -> dict | None:
+    """The study's ``attacks`` without the adaptive-sampling keys: turning adaptive sampling on
+    (or raising its cap) for a run folder keeps every measurement in it valid."""
+    attacks = study.get("attacks")
+    if not isinstance(attacks, dict):
+        return None
+    return {k: v for k, v in attacks.items() if k not in ("adaptive", "adaptive_max_images")}
+
+
 class RunStore:
     def __init__(self, run_dir: str | Path) -> None:
         self.root = Path(run_dir)
@@ -91,7 +100,8 @@ class RunStore:
                 except Exception as exc:  # noqa: BLE001 - a record the current schema rejects is compared as stored
                     log.debug("%s: the stored study does not read with this edgebench (%s)", self.root, exc)
             changed = sorted(k for k in set(old) | set(study) if old.get(k) != study.get(k))
-            blocking = [k for k in changed if k not in self.RESUMABLE_CHANGES]
+            same = _without_adaptive(old) == _without_adaptive(study)  # adaptive sampling adds, never changes
+            blocking = [k for k in changed if k not in self.RESUMABLE_CHANGES and not (k == "attacks" and same)]
             made = self.made()
             if blocking and made:
                 raise EdgebenchError(

@@ -567,16 +567,24 @@ def _engine_preds(store: RunStore, candidate: str, device: str) -> tuple[np.ndar
     return preds.pop("clean"), preds
 
 
-def base_survivors(store: RunStore, device: str, y_eval: np.ndarray, sets: Sequence[Any]) -> dict[tuple, Any]:
+# per candidate name: the outcomes of the images adaptive sampling added (study/rounds.py)
+MoreFn = Callable[[str], list[Outcome]]
+
+
+def base_survivors(
+    store: RunStore, device: str, y_eval: np.ndarray, sets: Sequence[Any], more: MoreFn | None = None
+) -> dict[tuple, Any]:
     """The base's per-image worst case (its transfer sets are white-box for it, plus its query
-    attacks), to compare a candidate with the base on the same images."""
-    from edgebench.robustness.worstcase import survivors
+    attacks, and the images adaptive sampling added: *more*), to compare a candidate with the base
+    on the same images."""
+    from edgebench.robustness.worstcase import extended, survivors
 
     got = _engine_preds(store, "base", device)
     if got is None:
         return {}
     clean, preds = got
-    return survivors(y_eval, clean, transfer_outcomes(sets, preds, y_eval) + blackbox_outcomes(store, "base", device))
+    outcomes = transfer_outcomes(sets, preds, y_eval) + blackbox_outcomes(store, "base", device)
+    return survivors(y_eval, clean, extended(outcomes, more("base")) if more is not None else outcomes)
 
 
 __all__ = [
@@ -602,14 +610,16 @@ def add_to_entry(
     entry: dict[str, Any],
     is_base: bool,
     sets: Sequence[Any] = (),
+    more: MoreFn | None = None,
 ) -> None:
     """Extend one candidate/device entry of results.json: label the transfer rows, append the
     white-box and divergence rows, add ``surrogate``, the ``sanity`` checks and
     ``robust_accuracy`` (per epsilon, the worst case over every attack: the transfer *sets*,
-    white-box, divergence and query attacks). For the base, the transfer rows are its white-box
+    white-box, divergence and query attacks, over the images adaptive sampling added too: *more*,
+    per candidate name). For the base, the transfer rows are its white-box
     rows too (crafted on it); they are repeated as such, marked ``same_as_transfer``."""
     from edgebench.robustness.sanity import sanity_checks
-    from edgebench.robustness.worstcase import worst_case_rows
+    from edgebench.robustness.worstcase import extended, worst_case_rows
 
     rows = entry.get("robustness") or []
     for r in rows:
@@ -647,6 +657,8 @@ def add_to_entry(
     entry["sanity"] = sanity_checks(entry["robustness"], engine_clean_pred=clean, surrogate=sur)
     outcomes = transfer_outcomes(sets, preds, y_eval) + outcomes + div_outcomes
     outcomes += blackbox_outcomes(store, candidate, device)
+    if more is not None:
+        outcomes = extended(outcomes, more(candidate))
     if outcomes:
-        reference = None if is_base else base_survivors(store, device, y_eval, sets)
+        reference = None if is_base else base_survivors(store, device, y_eval, sets, more)
         entry["robust_accuracy"] = worst_case_rows(y_eval, clean, outcomes, reference)
