@@ -622,12 +622,29 @@ class Device(_Model):
     profile: dict[str, Any] = Field(description="the device profile (peak, bandwidth, runtimes)")
 
 
+class HostDevice(_Model):
+    """Where the host's own PyTorch work ran (the study's ``host.device``, resolved on the host)."""
+
+    requested: str = Field(description="the study's host.device: auto, cpu, cuda or cuda:N")
+    device: str = Field(description="the torch device it resolved to: cpu or cuda:N")
+    name: str | None = Field(None, description="the GPU's name (CUDA only)")
+    cuda: str | None = Field(None, description="the CUDA version torch was built with (CUDA only)")
+    earlier: list[str] | None = Field(
+        None, description="devices earlier runs in this run folder used, when a resumed run used another"
+    )
+
+
 class Environment(_Model):
     """The host that compressed, exported and attacked."""
 
     host: dict[str, Any] = Field(description="hostname, os, cpu, python, ...")
     versions: dict[str, str | None] = Field(description="package versions")
     git_revision: str | None = Field(description="edgebench's git revision, when known")
+    host_device: HostDevice | None = Field(
+        None,
+        description="where fine-tuning, importance gradients, attack crafting and white-box surrogates ran "
+        "(absent: no host torch work in this run folder yet, or a run older than the field)",
+    )
 
 
 class Subject(_Model):

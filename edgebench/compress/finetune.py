@@ -1,7 +1,10 @@
-"""Short, seeded, CPU fine-tuning after pruning (and the accuracy helper the tests use).
+"""Short, seeded fine-tuning after pruning (and the accuracy helper the tests use).
 
 The point is recovery, not training from scratch: a few epochs of Adam (or SGD) on the
-caller's training split, deterministic for a given seed, model returned in eval mode.
+caller's training split, deterministic for a given seed, model returned in eval mode. It trains
+on the ``device`` the caller names (the study's ``host.device``: the CPU or a CUDA GPU), moving
+the model there once and back where it was afterwards; batches are drawn on the CPU with a
+seeded generator, so the order is the same on every device.
 """
 
 from __future__ import annotations
@@ -121,25 +124,40 @@ def check_train_data(
     )
 
 
+def device_of(model: torch.nn.Module) -> torch.device:
+    """The device of *model*'s first parameter (or buffer); the CPU for a module with neither."""
+    import torch
+
+    for t in (*model.parameters(), *model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
 def finetune(
     model: torch.nn.Module,
     train: tuple[np.ndarray, np.ndarray],
     spec: FinetuneSpec,
     on_progress: Callable[[str], None] | None = None,
+    device: torch.device | str | None = None,
 ) -> torch.nn.Module:
-    """Train *model* in place for ``spec.epochs`` on CPU with a fixed seed; return it in eval mode."""
+    """Train *model* in place for ``spec.epochs`` with a fixed seed, on *device* (default: where
+    the model is), and return it in eval mode on the device it came on."""
     import torch
     import torch.nn.functional as F
 
     check_train_data(train)
     if spec.epochs == 0:
         return model.eval()
+    home = device_of(model)
+    target = home if device is None else torch.device(device)
     x = torch.from_numpy(np.ascontiguousarray(train[0]))
     y = torch.from_numpy(np.ascontiguousarray(train[1]))
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
+    if not any(p.requires_grad for p in model.parameters()):
         raise EdgebenchError("finetune: the model has no trainable parameters")
-    with torch.random.fork_rng(devices=[]):
+    model.to(target)  # in place, once; the optimizer takes the parameters as they are on target
+    params = [p for p in model.parameters() if p.requires_grad]
+    cuda = [target] if target.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(spec.seed)
         gen = torch.Generator().manual_seed(spec.seed)
         if spec.optimizer == "adam":
@@ -150,33 +168,36 @@ def finetune(
         n = len(x)
         for epoch in range(spec.epochs):
             perm = torch.randperm(n, generator=gen)
-            total, count = 0.0, 0
+            total, count = torch.zeros((), device=target), 0  # summed on the device: no sync per batch
             for i in range(0, n, spec.batch_size):
                 idx = perm[i : i + spec.batch_size]
                 if len(idx) < 2 and n >= 2:  # BatchNorm cannot train on one sample
                     continue
                 opt.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(model(x[idx]), y[idx])
+                xb, yb = x[idx].to(target, non_blocking=True), y[idx].to(target, non_blocking=True)
+                loss = F.cross_entropy(model(xb), yb)
                 loss.backward()
                 opt.step()
-                total += float(loss.detach()) * len(idx)
+                total += loss.detach() * len(idx)
                 count += len(idx)
-            msg = f"fine-tune epoch {epoch + 1}/{spec.epochs}: loss {total / max(count, 1):.4f}"
+            msg = f"fine-tune epoch {epoch + 1}/{spec.epochs}: loss {float(total) / max(count, 1):.4f}"
             log.info(msg)
             if on_progress:
                 on_progress(msg)
         opt.zero_grad(set_to_none=True)
-    return model.eval()
+    return model.to(home).eval()
 
 
 def accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 512) -> float:
-    """Top-1 accuracy of *model* (eval mode, no grad) on ``(x, y)``."""
+    """Top-1 accuracy of *model* (eval mode, no grad) on ``(x, y)``, on the model's device."""
     import torch
 
     model = model.eval()
+    dev = device_of(model)
     correct = 0
     with torch.inference_mode():
         for i in range(0, len(x), batch):
-            pred = model(torch.from_numpy(np.ascontiguousarray(x[i : i + batch]))).argmax(1).numpy()
+            xb = torch.from_numpy(np.ascontiguousarray(x[i : i + batch])).to(dev)
+            pred = model(xb).argmax(1).cpu().numpy()
             correct += int((pred == y[i : i + batch]).sum())
     return correct / max(len(x), 1)

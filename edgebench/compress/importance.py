@@ -70,7 +70,8 @@ def pgd_linf(
     """
     model.eval()
     x = x.detach()
-    noise = torch.rand(x.shape, generator=generator, dtype=x.dtype) * 2 - 1
+    # drawn on the CPU generator and moved: the same random start on every device
+    noise = (torch.rand(x.shape, generator=generator, dtype=x.dtype) * 2 - 1).to(x.device)
     x_adv = (x + eps * noise).clamp(0, 1)
     alpha = rel_stepsize * eps
     for _ in range(steps):
@@ -94,8 +95,13 @@ def accumulate_gradients(
     train: tuple[np.ndarray, np.ndarray],
     spec: GradientRecipe,
     batch: int = 64,
+    device: torch.device | str | None = None,
 ) -> None:
     """Fill ``p.grad`` with the gradient of the mean cross-entropy over a sample of *train*.
+
+    The passes (and GAP's PGD) run on *device* (default: where the model is): the model is moved
+    there once and back afterwards, its ``.grad`` with it, so the criteria read them where the
+    pruner works.
 
     taylor: clean samples (``spec.taylor_samples``); gap: PGD examples crafted on *model*
     (``spec.gap_samples``, ``gap_eps``, ``gap_steps``, ``gap_rel_stepsize``). Eval mode, so
@@ -108,12 +114,15 @@ def accumulate_gradients(
     n = spec.gap_samples if adversarial else spec.taylor_samples
     x, y = _sample(train, n, spec.seed)
     gen = torch.Generator().manual_seed(spec.seed)
+    home = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
+    target = home if device is None else torch.device(device)
+    model.to(target)
     buffers = {k: v.detach().clone() for k, v in model.named_buffers()} if train_mode else {}
     model.eval()
     model.zero_grad(set_to_none=True)
     total = len(x)
     for i in range(0, total, batch):
-        xb, yb = x[i : i + batch], y[i : i + batch]
+        xb, yb = x[i : i + batch].to(target), y[i : i + batch].to(target)
         if adversarial:
             xb = pgd_linf(model, xb, yb, spec.gap_eps, spec.gap_steps, spec.gap_rel_stepsize, gen)
         model.train(train_mode)
@@ -124,6 +133,7 @@ def accumulate_gradients(
         with torch.no_grad():
             for k, v in model.named_buffers():
                 v.copy_(buffers[k])
+    model.to(home)  # the parameters' .grad move with them
     log.info("accumulated %s gradients over %d samples", "adversarial (PGD)" if adversarial else "clean", total)
 
 

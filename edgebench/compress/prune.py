@@ -281,13 +281,14 @@ def prune(
     example_input: torch.Tensor,
     train: tuple[np.ndarray, np.ndarray] | None = None,
     on_progress: ProgressFn | None = None,
+    device: torch.device | str | None = None,
 ) -> torch.nn.Module:
     """Return a pruned deep copy of *model* (eval mode, CPU); *model* itself is untouched.
 
     :func:`prune_with_report` without the report; raises :class:`EdgebenchError` where nothing
     could be pruned (rather than hand back an unpruned model).
     """
-    outcome = prune_with_report(model, spec, example_input, train, on_progress)
+    outcome = prune_with_report(model, spec, example_input, train, on_progress, device)
     if outcome.unpruned_reason is not None:
         raise EdgebenchError(f"prune: {outcome.unpruned_reason}")
     module: torch.nn.Module = outcome.module
@@ -300,9 +301,11 @@ def prune_with_report(
     example_input: torch.Tensor,
     train: tuple[np.ndarray, np.ndarray] | None = None,
     on_progress: ProgressFn | None = None,
+    device: torch.device | str | None = None,
 ) -> PruneOutcome:
     """Prune a deep copy of *model* (eval mode, CPU; *model* itself is untouched) and report
-    what was reached: a :class:`PruneOutcome`.
+    what was reached: a :class:`PruneOutcome`. Tracing and cutting run on the CPU; fine-tuning
+    and the gradient criteria's passes on *device* (the study's ``host.device``; default CPU).
 
     Fine-tunes on *train* (x float32 NCHW in [0, 1], y int64) after each step when given and
     ``spec.finetune.epochs > 0``. taylor and gap need *train* (gradients on its samples).
@@ -344,11 +347,11 @@ def prune_with_report(
             torch.manual_seed(spec.seed)
             if spec.structured:
                 pruned, layers_left, trace_s, attempts, unpruned = _prune_structured(
-                    base, spec, example_input, classifier, train, on_progress
+                    base, spec, example_input, classifier, train, on_progress, device
                 )
             else:
                 pruned = base
-                _prune_unstructured(pruned, spec, example_input, classifier, train, on_progress)
+                _prune_unstructured(pruned, spec, example_input, classifier, train, on_progress, device)
                 cls_name = _name_of(pruned, classifier)
                 layers_left = [(cls_name, _CLASSIFIER_REASON)] + [
                     (n, _CONV_ONLY_REASON) for n in _linear_layers(pruned) if spec.layers == "conv" and n != cls_name
@@ -455,6 +458,7 @@ def _prune_structured(
     classifier: torch.nn.Module,
     train: tuple[np.ndarray, np.ndarray] | None,
     on_progress: ProgressFn | None,
+    device: torch.device | str | None = None,
 ) -> tuple[torch.nn.Module, list[tuple[str, str]], float, int, str | None]:
     """Prune a copy of *model* (left untouched: every attempt starts from it).
 
@@ -518,7 +522,7 @@ def _prune_structured(
                 assert train is not None
                 from edgebench.compress import importance as imp
 
-                imp.accumulate_gradients(work, train, spec)
+                imp.accumulate_gradients(work, train, spec, device=device)
             touched: list[tuple[list[str], set[str]]] = []
             failure = _guarded(
                 budget,
@@ -539,7 +543,7 @@ def _prune_structured(
                 f"{_width_summary(cuttable, layer_widths(work))}",
             )
             if train is not None and spec.finetune.epochs > 0:
-                finetune(work, train, spec.finetune, on_progress)
+                finetune(work, train, spec.finetune, on_progress, device)
         if failure is None:
             work.eval()
             left = _layers_left(work, before, cls_name, blocked, state, names, set(pruner.DG.module2node))
@@ -758,6 +762,7 @@ def _prune_unstructured(
     classifier: torch.nn.Module,
     train: tuple[np.ndarray, np.ndarray] | None,
     on_progress: ProgressFn | None,
+    device: torch.device | str | None = None,
 ) -> None:
     """Zero weights of every Conv/Linear but the classifier; masks stay active during fine-tuning
     and are made permanent (``torch.nn.utils.prune.remove``) after each step."""
@@ -778,7 +783,7 @@ def _prune_unstructured(
         frac = spec.ratio * step / spec.iterative_steps
         if spec.criterion in GRADIENT_CRITERIA:
             assert train is not None
-            imp.accumulate_gradients(model, train, spec)
+            imp.accumulate_gradients(model, train, spec, device=device)
         scores = []
         for m in layers:
             s = imp.weight_scores(m, spec.criterion, gen).flatten().float()
@@ -808,7 +813,7 @@ def _prune_unstructured(
             f"unstructured {spec.criterion} step {step}/{spec.iterative_steps}: {zeros}/{total} prunable weights zero ({zeros / total:.1%})",
         )
         if train is not None and spec.finetune.epochs > 0:
-            finetune(model, train, spec.finetune, on_progress)
+            finetune(model, train, spec.finetune, on_progress, device)
         for m in layers:
             tprune.remove(m, "weight")
     model.eval()

@@ -27,11 +27,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ModuleInputs:
-    """What a module step may use: a real example input and the training split (or None)."""
+    """What a module step may use: a real example input, the training split (or None), and the
+    device its training passes run on (the study's ``host.device``, resolved; None: the CPU)."""
 
     example: Any  # torch.Tensor (1, C, H, W)
     train: tuple[np.ndarray, np.ndarray] | None
     on_status: Callable[[str], None]
+    device: Any = None  # torch.device
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,9 @@ def _prune(module: Any, spec: Any, inputs: ModuleInputs) -> tuple[Any, dict | No
     removed, layers left whole and why: :class:`edgebench.compress.prune.PruneOutcome`)."""
     from edgebench.compress.prune import prune_with_report
 
-    outcome = prune_with_report(module, spec, inputs.example, train=inputs.train, on_progress=inputs.on_status)
+    outcome = prune_with_report(
+        module, spec, inputs.example, train=inputs.train, on_progress=inputs.on_status, device=inputs.device
+    )
     return outcome.module.eval(), outcome.to_dict()
 
 

@@ -25,7 +25,7 @@ from edgebench.report.robust_tables import robustness_extra_tables
 from edgebench.report.search_tables import search_section
 from edgebench.report.seeds_tables import seeds_sections
 from edgebench.report.tables import Cell, Report, Section, Table
-from edgebench.results import Candidate, DeviceEntry, Gate, LatencyStats, Results
+from edgebench.results import Candidate, DeviceEntry, Gate, HostDevice, LatencyStats, Results
 
 TOP_OPS = 5
 
@@ -775,6 +775,16 @@ def describe_source(source: dict | None) -> str:
     return "; ".join(parts)
 
 
+def describe_host_device(hd: HostDevice | None) -> str:
+    """Where host work (fine-tuning, gradients, crafting, white-box models) ran, for the headline."""
+    if hd is None:
+        return "not recorded (no host PyTorch work in this run folder)"
+    where = hd.device if hd.name is None else f"{hd.device} ({hd.name}, CUDA {fmt.text(hd.cuda)})"
+    asked = "" if hd.requested == hd.device else f", host.device {hd.requested}"
+    earlier = f"; earlier runs: {', '.join(hd.earlier)}" if hd.earlier else ""
+    return f"{where}{asked}{earlier}"
+
+
 def describe_pruning(p: dict) -> str:
     """One line: params and MACs removed (as reached, not as asked), the layers left whole, and
     the note when accuracy fell after short fine-tuning."""
@@ -833,6 +843,7 @@ def build_report(results: Results | dict) -> Report:
             for c in results.candidates
             if c.accuracy_control
         ],
+        ("Host work ran on", describe_host_device(results.environment.host_device)),
         ("Input shape", fmt.text(subject.input_shape)),
         ("Evaluation images", fmt.text(subject.eval_count)),
         ("Calibration / training images", f"{fmt.text(subject.calib_count)} / {fmt.text(subject.train_count)}"),

@@ -14,7 +14,10 @@ Two kinds of attack:
   the epsilon ball (so a sample is adversarial there iff its distance <= eps).
 
 Models are ``torch.nn.Module`` classifiers in eval mode taking float32 NCHW inputs in [0, 1]
-(normalization inside the model) and returning logits.
+(normalization inside the model) and returning logits. Crafting runs where the model is (the
+study moves it to its ``host.device``, a CUDA GPU where there is one): the inputs go there once,
+the sets come back to the CPU as numpy. Random starts draw from that device's generator, so sets
+crafted on CPU and on CUDA fool the same images up to the attack's own randomness.
 
 Defaults (:func:`default_attack_specs`, the registry's ``DEFAULT_SUITE``): FGSM Linf and PGD
 Linf over {2, 4, 8, 16, 32}/255, PGD L2 over {0.25, 0.5, 1.0, 2.0}. PGD: 10 steps,
@@ -301,10 +304,11 @@ def nearest_other_class(
 
 
 def _device_of(model: torch.nn.Module) -> torch.device:
+    """Where *model* lives: its first parameter's device, else its first buffer's, else the CPU."""
     import torch
 
-    for p in model.parameters():
-        return p.device
+    for t in (*model.parameters(), *model.buffers()):
+        return t.device
     return torch.device("cpu")
 
 

@@ -188,8 +188,9 @@ def _register_converters() -> None:
             pass
 
 
-def surrogate_from_onnx(path: str | Path, *, ste: bool = True) -> Surrogate:
-    """The white-box model of the artifact at *path* (see module doc), in eval mode."""
+def surrogate_from_onnx(path: str | Path, *, ste: bool = True, device: Any = None) -> Surrogate:
+    """The white-box model of the artifact at *path* (see module doc), in eval mode, on *device*
+    (a ``torch.device``; default the CPU): the study's ``host.device``, where it is attacked."""
     import onnx
 
     try:
@@ -223,6 +224,8 @@ def surrogate_from_onnx(path: str | Path, *, ste: bool = True) -> Surrogate:
     module.eval()
     for p in module.parameters():
         p.requires_grad_(False)
+    if device is not None:
+        module.to(device)
     kind = "fp32-graph" if not qdq else ("fake-quant-ste" if ste else "fake-quant-plain")
     return Surrogate(module=module, kind=kind, qdq_points=points, log_outputs=prepared.log_softmax)
 
@@ -239,11 +242,16 @@ def ort_logits(path: str | Path, x: np.ndarray, batch: int = 256) -> np.ndarray:
 
 
 def torch_logits(module: torch.nn.Module, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    """*module*'s outputs on *x*, computed on the module's device, as numpy on the CPU."""
     import torch
 
+    dev = next((t.device for t in (*module.parameters(), *module.buffers())), torch.device("cpu"))
     with torch.no_grad():
         return np.concatenate(
-            [module(torch.from_numpy(np.ascontiguousarray(x[i : i + batch]))).numpy() for i in range(0, len(x), batch)]
+            [
+                module(torch.from_numpy(np.ascontiguousarray(x[i : i + batch])).to(dev)).cpu().numpy()
+                for i in range(0, len(x), batch)
+            ]
         )
 
 

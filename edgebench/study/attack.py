@@ -4,6 +4,7 @@ crafted on each candidate's own artifact (:mod:`edgebench.study.whitebox`); both
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 
@@ -11,6 +12,14 @@ from edgebench.study.context import AttackSetRef, Built, RunContext
 from edgebench.subject.zoo import Subject
 
 log = logging.getLogger(__name__)
+
+
+def on_host_device(model: Any, device: Any) -> Any:
+    """*model* on the run's host device: itself on the CPU, else a copy moved there once (the
+    subject's module stays on the CPU, where builds and export read it)."""
+    import copy
+
+    return model if device.type == "cpu" else copy.deepcopy(model).to(device)
 
 
 def craft_transfer(run: RunContext, subject: Subject) -> list[AttackSetRef]:
@@ -40,7 +49,7 @@ def craft_transfer(run: RunContext, subject: Subject) -> list[AttackSetRef]:
 
     run.forget_attack_sets()  # crafted or re-used below: verified once more, then cached
     report = craft_and_store(
-        subject.model,
+        on_host_device(subject.model, run.host_device),
         split.x_eval[:n],
         split.y_eval[:n],
         specs,
@@ -86,6 +95,7 @@ def craft_whitebox(run: RunContext, built: list[Built]) -> None:
         run.config.attacks,
         run.config.seed,
         run.ui,
+        device=run.host_device,
     )
 
 

@@ -115,6 +115,7 @@ def stem(run: RunContext, cand: CandidateConfig, subject: Subject, stems: dict[s
         example=torch.from_numpy(split.x_eval[:1]),
         train=(split.x_train, split.y_train) if len(split.x_train) else None,
         on_status=lambda t: run.ui("status", {"text": f"{cand.name}: {t}"}),
+        device=run.host_device,
     )
     origin = f"{cand.parent}'s model" if cand.parent else "base"
     records: dict[str, Any] = {}

@@ -34,6 +34,7 @@ Every section is optional; the defaults are the embedded demo study::
     devices: [local]
     profile: {batches: [1, 32], warmup_iters: 10, iterations: 100, min_duration_s: 1.0, threads: null}
     budgets: {max_p99_latency_ms: 10, max_peak_memory_mb: 1024, max_accuracy_drop: 0.02, max_robustness_drop: 0.10}
+    host: {device: auto}                  # host-side torch work: auto | cpu | cuda | cuda:N
 """
 
 from __future__ import annotations
@@ -342,6 +343,27 @@ else:
     )
 
 
+# ---- host: where the host's own torch work runs ---------------------------------------------
+HOST_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def _host_device(value: str) -> str:
+    if not HOST_DEVICE.match(value):
+        raise ValueError(f"expected auto, cpu, cuda or cuda:N, found {value!r}")
+    return value
+
+
+class HostConfig(Section):
+    """Where the host's own PyTorch work runs (fine-tuning after pruning, GAP/taylor gradients,
+    attack crafting, white-box surrogates): ``auto`` (CUDA when torch sees a GPU, else the CPU),
+    ``cpu``, ``cuda`` or ``cuda:N``. Resolved once per run (:func:`edgebench.study.environment.resolve_host_device`),
+    where a ``cuda`` this machine lacks is one line before any work."""
+
+    section: ClassVar[str] = "host"
+
+    device: Annotated[str, AfterValidator(_host_device)] = "auto"
+
+
 def _device_names(val: Any) -> tuple[str, ...]:
     if isinstance(val, str):
         val = [val]
@@ -375,6 +397,7 @@ class StudyConfig(Section):
     devices: Annotated[tuple[str, ...], BeforeValidator(_device_names)] = ("local",)
     profile: ProfileConfig = Field(default_factory=ProfileConfig)
     budgets: Budgets = Field(default_factory=Budgets)
+    host: HostConfig = Field(default_factory=HostConfig)  # where host-side torch work runs
     search: SearchConfig | None = None  # ``edgebench search``; None: the study has none
     # the study runs once per seed (study/seeds.py: each run's seed, and its pruning and fine-tuning
     # seeds shifted by as much); the report shows mean and spread per candidate and metric
@@ -467,6 +490,8 @@ class StudyConfig(Section):
         if not self.attacks.adaptive:  # off: as before adaptive sampling existed
             for key in ("adaptive", "adaptive_max_images"):
                 d["attacks"].pop(key, None)
+        if d.get("host") == HostConfig().model_dump(mode="json"):  # the default: as before too
+            d.pop("host")
         return d
 
     def replace(self, **changes: Any) -> StudyConfig:

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from edgebench.errors import EdgebenchError
 from edgebench.study.assemble import RecordFn, assemble_results
 from edgebench.study.config import CandidateConfig, StudyConfig
 from edgebench.study.store import RunStore
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +115,22 @@ class RunContext:
         self.timing: dict[str, dict[str, float]] = {}
         self.sets: list | None = None
         self.torch_ok = False  # the subject has a PyTorch module (set when it is loaded)
+        self._host_device: torch.device | None = None
+
+    @property
+    def host_device(self) -> torch.device:
+        """Where this run's host-side PyTorch work goes (fine-tuning, importance gradients,
+        crafting, white-box surrogates): the study's ``host.device`` resolved once, and recorded
+        in the run folder's environment on first use. The stages move their models here once and
+        bring results back to the CPU as numpy; library functions follow their model's device."""
+        if self._host_device is None:
+            from edgebench.study.environment import host_device_record, record_host_device, resolve_host_device
+
+            requested = self.config.host.device
+            self._host_device = resolve_host_device(requested)
+            with self.lock:
+                record_host_device(self.run_dir, host_device_record(requested, self._host_device))
+        return self._host_device
 
     def candidate(self, name: str) -> CandidateConfig:
         return next(c for c in self.config.candidates if c.name == name)

@@ -59,10 +59,12 @@ class Pipeline(RunContext):
     def validate(self) -> None:
         """Refuse, before any work, recipes this model or data cannot support, so a mistake in
         the study costs a second, not a half-finished run (every spec was parsed with the study)."""
+        from edgebench.study.environment import resolve_host_device
         from edgebench.subject.sources import check_recipes
 
         cfg = self.config
         check_recipes(cfg.model, cfg.data, cfg.candidates)  # e.g. pruning a TorchScript model
+        resolve_host_device(cfg.host.device)  # host.device: cuda on a machine without one, in one line
 
     def prepare(self) -> Subject:
         """Bind the run folder to this study and load the subject (model + data)."""

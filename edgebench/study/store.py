@@ -77,7 +77,8 @@ class RunStore:
     # Changing these keeps earlier measurements valid: a new device is measured, the others kept;
     # new budgets only change verdicts. Any other change (model, data, candidates, attacks,
     # profile settings) would mix incomparable numbers into one folder.
-    RESUMABLE_CHANGES: tuple[str, ...] = ("devices", "budgets", "reductions")  # reductions: notes, not settings
+    # reductions: notes, not settings; host: where host work runs, not what it computes
+    RESUMABLE_CHANGES: tuple[str, ...] = ("devices", "budgets", "reductions", "host")
 
     # What the subject stage writes before anything is built or measured: made from the study,
     # cheap to make again. A folder holding nothing else measured nothing and built nothing (an

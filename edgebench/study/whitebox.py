@@ -119,6 +119,7 @@ def craft_for_candidate(
     restarts: int = 1,
     base_artifact: Path | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
+    device: Any = None,
 ) -> list[dict[str, Any]]:
     """Craft *specs* (plus the sanity set) on *candidate*'s surrogate; resumable like the base's
     sets (a set is reused when the artifact, spec, seed and samples are unchanged).
@@ -127,7 +128,9 @@ def craft_for_candidate(
     INT8 candidate is also attacked through its fp32 parent graph (BPDA with every quantizer as
     the identity, forward included: ``variants/parent``), since straight-through rounding alone
     can still mask gradients. Pairwise attacks (diva) are crafted on the candidate's model
-    paired with the base's (*base_artifact*) into ``divergence/``. Returns the first run's sets.
+    paired with the base's (*base_artifact*) into ``divergence/``. Every attacker's model is
+    built on *device* (a ``torch.device``, the run's host device; default the CPU). Returns the
+    first run's sets.
     """
     from edgebench.robustness.fakequant import agreement, surrogate_from_onnx, torch_logits
     from edgebench.robustness.store import craft_and_store
@@ -137,7 +140,7 @@ def craft_for_candidate(
     out.mkdir(parents=True, exist_ok=True)
     sha = sha256_file(artifact)
     try:
-        sur = surrogate_from_onnx(artifact)
+        sur = surrogate_from_onnx(artifact, device=device)
     except EdgebenchError as exc:  # degrade: this candidate's white-box rows are UNMEASURED, with why
         atomic_write_json(out / "surrogate.json", {"skipped": str(exc), "artifact_sha256": sha})
         return []
@@ -145,7 +148,7 @@ def craft_for_candidate(
     parent = None
     if sur.kind.startswith("fake-quant") and parent_path.is_file():
         try:
-            parent = surrogate_from_onnx(parent_path)
+            parent = surrogate_from_onnx(parent_path, device=device)
         except EdgebenchError as exc:  # the STE model alone, as before
             log.warning("%s: no fp32 parent surrogate: %s", candidate, exc)
     tags = variant_tags(restarts, parent is not None)
@@ -164,7 +167,7 @@ def craft_for_candidate(
     base = None
     if pairwise and base_artifact is not None:
         try:
-            base = surrogate_from_onnx(base_artifact)
+            base = surrogate_from_onnx(base_artifact, device=device)
         except EdgebenchError as exc:  # no divergence rows, with why in the log
             log.warning("%s: no divergence sets, the base cannot be rebuilt: %s", candidate, exc)
     rec["divergence"] = base is not None
@@ -262,8 +265,10 @@ def craft_all(
     cfg: Any,
     seed: int,
     ui: Callable[[str, dict], None],
+    device: Any = None,
 ) -> None:
-    """Every candidate's white-box sets; *candidates* are ``(name, artifact, is_base)``.
+    """Every candidate's white-box sets; *candidates* are ``(name, artifact, is_base)``, each
+    attacked on *device* (the run's host device; default the CPU).
 
     The base gets only the sanity set: its white-box sets for the suite are the transfer sets
     (crafted on the base, so white-box for it), already crafted on more images.
@@ -275,7 +280,7 @@ def craft_all(
     text = f"white-box attacks on each candidate ({n} images{why})"
     ui("task", {"id": "whitebox", "text": text, "total": units})
     with _small_batch_threads(n):
-        _craft_each(store, candidates, x_eval, y_eval, specs, cfg, n, seed, ui)
+        _craft_each(store, candidates, x_eval, y_eval, specs, cfg, n, seed, ui, device)
     ui("done", {"id": "whitebox"})
 
 
@@ -323,6 +328,7 @@ def _craft_each(
     n: int,
     seed: int,
     ui: Callable[[str, dict], None],
+    device: Any = None,
 ) -> None:
     base_artifact = next((a for _, a, is_base in candidates if is_base), None)
     for name, artifact, is_base in candidates:
@@ -347,6 +353,7 @@ def _craft_each(
             restarts=cfg.whitebox_restarts,
             base_artifact=base_artifact,
             on_progress=progress,
+            device=device,
         )
 
 
