@@ -155,7 +155,10 @@ def finetune(
     if not any(p.requires_grad for p in model.parameters()):
         raise EdgebenchError("finetune: the model has no trainable parameters")
     model.to(target)  # in place, once; the optimizer takes the parameters as they are on target
-    params = [p for p in model.parameters() if p.requires_grad]
+    from edgebench.export.to_torch import is_graph_constant
+
+    # a converted ONNX graph's constants are cut with their channels, never trained
+    params = [p for n, p in model.named_parameters() if p.requires_grad and not is_graph_constant(n)]
     cuda = [target] if target.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(spec.seed)

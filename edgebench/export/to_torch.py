@@ -180,7 +180,43 @@ def onnx_to_torch(model: onnx.ModelProto, what: str) -> Converted:
         raise EdgebenchError(
             f"{what}: onnx2torch cannot convert it: {type(exc).__name__}: {first_line(exc, 160)}"
         ) from None
-    return Converted(module, prepared.edits, prepared.log_softmax)
+    edits = list(prepared.edits)
+    n = constants_as_parameters(module)
+    if n:
+        edits.append(
+            f"{n} constant tensor(s) the graph multiplies or adds -> parameters Torch-Pruning cuts with their channels"
+        )
+    return Converted(module, edits, prepared.log_softmax)
+
+
+# Where onnx2torch keeps a graph's initializers that are not a layer's weights (ConvNeXt's layer
+# scale, ViT's position embedding and class token, attention biases): buffers of this submodule.
+CONSTANTS = "initializers"
+
+
+def constants_as_parameters(module: torch.nn.Module) -> int:
+    """Make the converted module's float constants with more than one element parameters, so
+    Torch-Pruning sees them (its "unwrapped parameters") and cuts them with the channels they
+    scale; as buffers they keep the old width and the pruned model no longer runs (ConvNeXt from
+    ONNX: 0 % pruned). Fine-tuning leaves them as they are (:func:`is_graph_constant`)."""
+    import torch
+
+    holder = getattr(module, CONSTANTS, None)
+    if holder is None:
+        return 0
+    n = 0
+    for name, buf in list(holder.named_buffers(recurse=False)):
+        if buf.is_floating_point() and buf.numel() > 1:
+            delattr(holder, name)
+            holder.register_parameter(name, torch.nn.Parameter(buf.detach().clone()))
+            n += 1
+    return n
+
+
+def is_graph_constant(name: str) -> bool:
+    """A parameter made by :func:`constants_as_parameters`: not trained (the user's graph may hold
+    masks and tables there, not only learned weights)."""
+    return name.startswith(CONSTANTS + ".")
 
 
 def logit_diff(got: np.ndarray, ref: np.ndarray) -> tuple[float, float]:

@@ -1,0 +1,87 @@
+"""A user's ONNX graph whose channels are scaled by constant tensors (ConvNeXt's layer scale):
+the converted module is pruned through them, and fine-tuning leaves them as the graph has them."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from edgebench.compress.finetune import finetune
+from edgebench.compress.prune import FinetuneSpec, PruneSpec, prune_with_report
+from edgebench.export.onnx import export_onnx
+from edgebench.export.to_torch import onnx_to_torch
+
+
+class _LayerScaled(nn.Module):
+    """A ConvNeXt block in miniature: the residual stream's 16 channels are scaled by ``gamma``,
+    which the ONNX exporter writes as a constant ``Mul`` operand, not a layer's weight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, 2, 1)
+        self.dw = nn.Conv2d(16, 16, 3, 1, 1, groups=16)
+        self.pw1 = nn.Conv2d(16, 32, 1)
+        self.pw2 = nn.Conv2d(32, 16, 1)
+        self.gamma = nn.Parameter(torch.linspace(0.5, 1.5, 16).reshape(16, 1, 1))
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        x = x + self.gamma * self.pw2(torch.relu(self.pw1(self.dw(x))))
+        return self.head(x.mean((2, 3)))
+
+
+def _converted(tmp_path: Path) -> nn.Module:
+    torch.manual_seed(0)
+    src = tmp_path / "layer-scaled.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _LayerScaled().eval(),
+            (torch.rand(2, 3, 16, 16),),
+            str(src),
+            input_names=["input"],
+            output_names=["logits"],
+            opset_version=17,
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            dynamo=False,
+        )
+    converted = onnx_to_torch(onnx.load(str(src)), "layer-scaled.onnx")
+    assert any("constant tensor(s)" in e for e in converted.edits), converted.edits
+    return converted.module
+
+
+def test_the_residual_stream_a_constant_scales_is_pruned_and_still_exports(tmp_path: Path) -> None:
+    module = _converted(tmp_path)
+    spec = PruneSpec(ratio=0.5, finetune=FinetuneSpec(epochs=0))
+    outcome = prune_with_report(module, spec, torch.rand(1, 3, 16, 16))
+    pruned = outcome.module
+    convs = {n: m for n, m in pruned.named_modules() if isinstance(m, nn.Conv2d)}
+    widths = sorted(m.out_channels for m in convs.values())
+    # the stem, depthwise and second pointwise layers carry the scaled stream: cut to 8, as pw1 to 16
+    assert widths == [8, 8, 8, 16], widths
+    scale = [p for n, p in pruned.named_parameters() if n.startswith("initializers.") and p.numel() > 1]
+    assert [tuple(p.shape) for p in scale] == [(8, 1, 1)]
+    x = np.random.default_rng(0).random((3, 3, 16, 16), dtype=np.float32)
+    again = export_onnx(pruned, tmp_path / "pruned.onnx", (1, 3, 16, 16))
+    got = ort.InferenceSession(str(again)).run(None, {"input": x})[0]
+    np.testing.assert_allclose(got, pruned(torch.from_numpy(x)).detach().numpy(), atol=1e-5)
+
+
+def test_fine_tuning_trains_the_layers_and_leaves_the_graph_constants(tmp_path: Path) -> None:
+    module = _converted(tmp_path)
+    constants = {n: p.detach().clone() for n, p in module.named_parameters() if n.startswith("initializers.")}
+    weights = {n: p.detach().clone() for n, p in module.named_parameters() if not n.startswith("initializers.")}
+    assert constants and weights
+    rng = np.random.default_rng(0)
+    train = (rng.random((64, 3, 16, 16), dtype=np.float32), rng.integers(0, 10, 64).astype(np.int64))
+    finetune(module, train, FinetuneSpec(epochs=1, batch_size=16, lr=0.01))
+    after = dict(module.named_parameters())
+    assert all(torch.equal(after[n], v) for n, v in constants.items())
+    assert any(not torch.equal(after[n], v) for n, v in weights.items())
