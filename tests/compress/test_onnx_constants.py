@@ -3,7 +3,7 @@ the converted module is pruned through them, and fine-tuning leaves them as the 
 
 from __future__ import annotations
 
-import warnings
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +12,13 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from edgebench.compress.finetune import finetune
-from edgebench.compress.prune import FinetuneSpec, PruneSpec, prune_with_report
-from edgebench.export.onnx import export_onnx
-from edgebench.export.to_torch import onnx_to_torch
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "subject"))
+from foreign_graphs import legacy_export  # noqa: E402
+
+from edgebench.compress.finetune import finetune  # noqa: E402
+from edgebench.compress.prune import FinetuneSpec, PruneSpec, prune_with_report  # noqa: E402
+from edgebench.export.onnx import export_onnx  # noqa: E402
+from edgebench.export.to_torch import onnx_to_torch  # noqa: E402
 
 
 class _LayerScaled(nn.Module):
@@ -39,19 +42,7 @@ class _LayerScaled(nn.Module):
 
 def _converted(tmp_path: Path) -> nn.Module:
     torch.manual_seed(0)
-    src = tmp_path / "layer-scaled.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            _LayerScaled().eval(),
-            (torch.rand(2, 3, 16, 16),),
-            str(src),
-            input_names=["input"],
-            output_names=["logits"],
-            opset_version=17,
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-            dynamo=False,
-        )
+    src = legacy_export(_LayerScaled(), tmp_path / "layer-scaled.onnx", (1, 3, 16, 16))
     converted = onnx_to_torch(onnx.load(str(src)), "layer-scaled.onnx")
     assert any("constant tensor(s)" in e for e in converted.edits), converted.edits
     return converted.module

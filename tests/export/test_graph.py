@@ -4,7 +4,6 @@ graph computes, checked with ONNX Runtime on real digits."""
 from __future__ import annotations
 
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "subject"))
-from foreign_graphs import TinyNet, foreign_graph  # noqa: E402
+from foreign_graphs import TinyNet, foreign_graph, legacy_export  # noqa: E402
 
 from edgebench.errors import EdgebenchError  # noqa: E402
 from edgebench.export import graph as g  # noqa: E402
@@ -333,19 +332,7 @@ def test_a_shape_read_from_the_input_stays_free_when_the_module_is_exported_agai
     pruned candidates from a legacy export, in the coverage benchmark)."""
     torch.manual_seed(0)
     model = _LeViTLike().eval()
-    src = tmp_path / "levit-like.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            (torch.rand(2, 3, 16, 16),),
-            str(src),
-            input_names=["input"],
-            output_names=["logits"],
-            opset_version=17,
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-            dynamo=False,
-        )
+    src = legacy_export(model, tmp_path / "levit-like.onnx", (1, 3, 16, 16))
     rewritten, n = g.shape_copies_to_zeros(onnx.load(str(src)))
     assert n == 1
     shapes = [i for i in rewritten.graph.initializer if i.name.endswith("_edgebench_shape")]

@@ -4,15 +4,11 @@ layout and numbers as the default engine would write."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from events import HANG_S
-from tiny_study import TINY_DATA, TINY_MODEL, TINY_PROFILE
+from tiny_study import TINY_DATA, TINY_MODEL, TINY_PROFILE, run_study
 
 from edgebench.scale.engine_ray import TASKS
 
@@ -30,16 +26,7 @@ STUDY = {
 @pytest.mark.slow
 @pytest.mark.timeout(int(2 * HANG_S))
 def test_run_on_a_local_ray(tmp_path: Path) -> None:
-    study = tmp_path / "study.yaml"
-    study.write_text(yaml.safe_dump(STUDY))
-    out = tmp_path / "run"
-    res = subprocess.run(
-        [sys.executable, "-m", "edgebench", "run", str(study), "--out", str(out), "--quiet", "--engine", "ray"],
-        capture_output=True,
-        text=True,
-        timeout=HANG_S,
-        env=dict(os.environ),
-    )
+    res, out = run_study(STUDY, tmp_path, "--engine", "ray", timeout=HANG_S)
     assert res.returncode == 0, res.stderr[-3000:]
     tasks = json.loads((out / TASKS).read_text())["tasks"]
     assert sorted((t["candidate"], t["device"], tuple(t["measured"])) for t in tasks) == [

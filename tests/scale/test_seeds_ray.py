@@ -4,15 +4,11 @@ each seed's folder), and the top-level results hold the spread of exactly those 
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
-from tiny_study import TINY_DATA, TINY_MODEL, TINY_PROFILE
+from tiny_study import TINY_DATA, TINY_MODEL, TINY_PROFILE, run_study
 
 from edgebench.scale.engine_ray import TASKS
 
@@ -33,16 +29,7 @@ STUDY = {
 
 @pytest.mark.slow
 def test_seeds_run_on_a_local_ray(tmp_path: Path) -> None:
-    study = tmp_path / "study.yaml"
-    study.write_text(yaml.safe_dump(STUDY))
-    out = tmp_path / "run"
-    res = subprocess.run(
-        [sys.executable, "-m", "edgebench", "run", str(study), "--out", str(out), "--quiet", "--engine", "ray"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=dict(os.environ),
-    )
+    res, out = run_study(STUDY, tmp_path, "--engine", "ray", timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     per = {}
     for seed in (0, 1):

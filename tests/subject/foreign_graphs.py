@@ -145,3 +145,24 @@ def dynamo_export(module: nn.Module, path: str | Path, shape: tuple[int, ...]) -
             verbose=False,
         )
     return p
+
+
+def legacy_export(module: nn.Module, path: str | Path, shape: tuple[int, ...]) -> Path:
+    """*module* exported by torch's legacy (TorchScript) exporter at opset 17, dynamic batch:
+    the graphs most deployed ONNX files still are."""
+    import warnings
+
+    p = Path(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module.eval(),
+            (torch.rand(2, *shape[1:]),),
+            str(p),
+            input_names=["input"],
+            output_names=["logits"],
+            opset_version=17,
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            dynamo=False,
+        )
+    return p
