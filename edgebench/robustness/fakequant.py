@@ -255,9 +255,12 @@ def torch_logits(module: torch.nn.Module, x: np.ndarray, batch: int = 256) -> np
         )
 
 
-def agreement(surrogate: Surrogate, path: str | Path, x: np.ndarray) -> dict[str, Any]:
-    """Top-1 agreement and logit difference between the surrogate and ONNX Runtime on *x*."""
-    a = torch_logits(surrogate.module, x).astype(np.float64)
+def agreement(
+    surrogate: Surrogate, path: str | Path, x: np.ndarray, logits: np.ndarray | None = None
+) -> dict[str, Any]:
+    """Top-1 agreement and logit difference between the surrogate and ONNX Runtime on *x*
+    (*logits*: the surrogate's on *x*, when the caller has them, so it is not run twice)."""
+    a = (torch_logits(surrogate.module, x) if logits is None else logits).astype(np.float64)
     b = ort_logits(path, x).astype(np.float64)
     if surrogate.log_outputs:  # probabilities from the engine, log-probabilities from the surrogate
         from edgebench.export.to_torch import as_log_probabilities

@@ -281,6 +281,24 @@ def _stored_matches(folder: Path, sid: str, expected: dict[str, Any]) -> dict[st
     return manifest
 
 
+class _frozen:
+    """The model's parameters without gradients while an attack runs: the attacks need the
+    input's gradient only, and foolbox's ``loss.backward()`` would also compute (and accumulate
+    in ``.grad``) every weight's, about a third more backward work (resnet18 at 224, 32 images,
+    3 PGD sets: 51 s against 36 s). Restored afterwards."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.params = [p for p in model.parameters() if p.requires_grad]
+
+    def __enter__(self) -> None:
+        for p in self.params:
+            p.requires_grad_(False)
+
+    def __exit__(self, *exc: object) -> None:
+        for p in self.params:
+            p.requires_grad_(True)
+
+
 def craft_and_store(
     model: torch.nn.Module,
     x: np.ndarray,
@@ -367,7 +385,9 @@ def craft_and_store(
         progress = (lambda d, t, _l=label: on_progress(_l, d, t)) if on_progress is not None else None
         # a minimal attack's thresholded sets come from the same run, so the run happens once
         plan = CraftPlan(tuple(todo_eps), include_min)
-        for adv in craft(model, x, y, spec, batch_size, seed, progress, indices=indices, plan=plan):
+        with _frozen(model):
+            advs = craft(model, x, y, spec, batch_size, seed, progress, indices=indices, plan=plan)
+        for adv in advs:
             adv.model_fingerprint = fingerprint
             adv.inputs_sha256 = x_sha
             save(adv, out)

@@ -154,9 +154,10 @@ def craft_for_candidate(
     tags = variant_tags(restarts, parent is not None)
     rec = surrogate_record(store, candidate)
     if rec is None or rec.get("artifact_sha256") != sha or rec.get("kind") != sur.kind:
-        rec = agreement(sur, artifact, x_eval)
-        rec["qdq_reference_agreement"] = _qdq_reference_agreement(sur, artifact, x_eval)
-        rec["predictions"] = torch_logits(sur.module, x_eval).argmax(1).astype(int).tolist()
+        logits = torch_logits(sur.module, x_eval)  # one pass over the evaluation set, used thrice
+        rec = agreement(sur, artifact, x_eval, logits)
+        rec["qdq_reference_agreement"] = _qdq_reference_agreement(sur, artifact, x_eval, logits)
+        rec["predictions"] = logits.argmax(1).astype(int).tolist()
         rec["artifact_sha256"] = sha
     rec["restarts"] = restarts
     rec["also"] = [PARENT] if parent is not None else []
@@ -357,14 +358,13 @@ def _craft_each(
         )
 
 
-def _qdq_reference_agreement(sur: Any, artifact: Path, x: np.ndarray) -> float | None:
+def _qdq_reference_agreement(sur: Any, artifact: Path, x: np.ndarray, logits: np.ndarray) -> float | None:
     """Top-1 agreement with ONNX Runtime running the QDQ graph unfused (graph optimizations off):
-    the arithmetic the artifact specifies, before the engine swaps in integer kernels."""
+    the arithmetic the artifact specifies, before the engine swaps in integer kernels (*logits*:
+    the surrogate's on *x*)."""
     if not sur.kind.startswith("fake-quant"):
         return None
     import onnxruntime as ort
-
-    from edgebench.robustness.fakequant import torch_logits
 
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -372,7 +372,7 @@ def _qdq_reference_agreement(sur: Any, artifact: Path, x: np.ndarray) -> float |
     sess = ort.InferenceSession(str(artifact), so, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
     ref = np.concatenate([sess.run(None, {name: x[i : i + 256]})[0] for i in range(0, len(x), 256)])
-    return float(np.mean(ref.argmax(1) == torch_logits(sur.module, x).argmax(1)))
+    return float(np.mean(ref.argmax(1) == logits.argmax(1)))
 
 
 def replay_sets(store: RunStore, candidate: str) -> list[InputSet]:
