@@ -153,7 +153,10 @@ def test_init_says_what_it_wrote_on_stdout(tiny_onnx: Path, digits_npz: Path, tm
 
 @pytest.mark.slow
 def test_ctrl_c_keeps_what_was_measured_and_says_how_to_resume(tmp_path: Path) -> None:
-    study = _write(tmp_path / "study.yaml", STUDY)
+    # the timing pass lasts seconds, so the interrupt lands in it however late this test reads
+    # the progress (a loaded machine: the whole tiny run once finished before the signal came)
+    timed = dict(STUDY, profile=dict(TINY_PROFILE, min_duration_s=3.0))
+    study = _write(tmp_path / "study.yaml", timed)
     out = tmp_path / "out"
     args = ["run", str(study), "--out", str(out)]
     proc = subprocess.Popen(
@@ -165,9 +168,9 @@ def test_ctrl_c_keeps_what_was_measured_and_says_how_to_resume(tmp_path: Path) -
     )
     assert proc.stderr is not None
     seen = []
-    for line in proc.stderr:  # the base's own-process profile is on disk once its replay begins
+    for line in proc.stderr:  # the base's own-process profile is on disk once its timing pass begins
         seen.append(line)
-        if "local: replaying" in line:
+        if "local: timing base" in line:
             break
     proc.send_signal(signal.SIGINT)
     _, rest = proc.communicate(timeout=300)
