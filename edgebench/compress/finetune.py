@@ -18,6 +18,7 @@ import numpy as np
 
 from edgebench.errors import EdgebenchError, expect
 from edgebench.util.checks import is_int, is_number
+from edgebench.util.torch_device import module_device
 
 if TYPE_CHECKING:
     import torch
@@ -124,15 +125,6 @@ def check_train_data(
     )
 
 
-def device_of(model: torch.nn.Module) -> torch.device:
-    """The device of *model*'s first parameter (or buffer); the CPU for a module with neither."""
-    import torch
-
-    for t in (*model.parameters(), *model.buffers()):
-        return t.device
-    return torch.device("cpu")
-
-
 def finetune(
     model: torch.nn.Module,
     train: tuple[np.ndarray, np.ndarray],
@@ -148,7 +140,7 @@ def finetune(
     check_train_data(train)
     if spec.epochs == 0:
         return model.eval()
-    home = device_of(model)
+    home = module_device(model)
     target = home if device is None else torch.device(device)
     x = torch.from_numpy(np.ascontiguousarray(train[0]))
     y = torch.from_numpy(np.ascontiguousarray(train[1]))
@@ -196,7 +188,7 @@ def accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 
     import torch
 
     model = model.eval()
-    dev = device_of(model)
+    dev = module_device(model)
     correct = 0
     with torch.inference_mode():
         for i in range(0, len(x), batch):

@@ -29,6 +29,8 @@ import torch_pruning as tp
 from torch import nn
 from torch_pruning.pruner import function as tpf
 
+from edgebench.util.torch_device import module_device
+
 log = logging.getLogger(__name__)
 
 
@@ -114,7 +116,7 @@ def accumulate_gradients(
     n = spec.gap_samples if adversarial else spec.taylor_samples
     x, y = _sample(train, n, spec.seed)
     gen = torch.Generator().manual_seed(spec.seed)
-    home = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
+    home = module_device(model)
     target = home if device is None else torch.device(device)
     model.to(target)
     buffers = {k: v.detach().clone() for k, v in model.named_buffers()} if train_mode else {}

@@ -43,6 +43,7 @@ import numpy as np
 from edgebench.errors import EdgebenchError, check_keys
 from edgebench.robustness.advset import AdversarialSet
 from edgebench.robustness.registry import ATTACKS, DEFAULT_SUITE, PARAMETERS, AttackDef, attack_def, normalize_norm
+from edgebench.util.torch_device import module_device
 
 if TYPE_CHECKING:
     import torch
@@ -303,15 +304,6 @@ def nearest_other_class(
     return out
 
 
-def _device_of(model: torch.nn.Module) -> torch.device:
-    """Where *model* lives: its first parameter's device, else its first buffer's, else the CPU."""
-    import torch
-
-    for t in (*model.parameters(), *model.buffers()):
-        return t.device
-    return torch.device("cpu")
-
-
 def _predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int) -> np.ndarray:
     import torch
 
@@ -390,7 +382,7 @@ def craft(
             "craft: the model is in training mode; call model.eval() first (dropout/batch-norm change its outputs)"
         )
 
-    device = _device_of(model)
+    device = module_device(model)
     fmodel = fb.PyTorchModel(model, bounds=(0.0, 1.0), device=device)
     definition = spec.definition
     params = spec.params()

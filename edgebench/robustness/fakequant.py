@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgebench.errors import EdgebenchError, first_line
+from edgebench.util.torch_device import module_device
 
 if TYPE_CHECKING:
     import onnx
@@ -245,7 +246,7 @@ def torch_logits(module: torch.nn.Module, x: np.ndarray, batch: int = 256) -> np
     """*module*'s outputs on *x*, computed on the module's device, as numpy on the CPU."""
     import torch
 
-    dev = next((t.device for t in (*module.parameters(), *module.buffers())), torch.device("cpu"))
+    dev = module_device(module)
     with torch.no_grad():
         return np.concatenate(
             [
