@@ -57,7 +57,7 @@ class SearchStore(RunStore):
     search re-binds the complete trials on every run, so a trial an interrupted run never
     finished drops out of the study (its files stay, unused)."""
 
-    RESUMABLE_CHANGES = ("devices", "budgets", "search", "candidates", "host")
+    RESUMABLE_CHANGES = ("devices", "budgets", "search", "candidates", "host", *RunStore.ADAPTIVE_KEYS)
 
     def bind_study(self, study: dict, reread: Callable[[dict], dict] | None = None) -> None:
         old = self.read_json("study.json")

@@ -39,13 +39,12 @@ def safe_name(name: str) -> str:
     return _SAFE.sub("_", name)
 
 
-def _without_adaptive(study: dict) -> dict | None:
-    """The study's ``attacks`` without the adaptive-sampling keys: turning adaptive sampling on
-    (or raising its cap) for a run folder keeps every measurement in it valid."""
-    attacks = study.get("attacks")
-    if not isinstance(attacks, dict):
-        return None
-    return {k: v for k, v in attacks.items() if k not in ("adaptive", "adaptive_max_images")}
+def _without(value: Any, key: str, resumable: set[str]) -> Any:
+    """*value* (the study's *key* section) without its sub-keys listed in *resumable* as
+    ``key.sub``: a change there alone keeps the folder's measurements valid."""
+    if not isinstance(value, dict):
+        return value
+    return {k: v for k, v in value.items() if f"{key}.{k}" not in resumable}
 
 
 class RunStore:
@@ -77,8 +76,11 @@ class RunStore:
     # Changing these keeps earlier measurements valid: a new device is measured, the others kept;
     # new budgets only change verdicts. Any other change (model, data, candidates, attacks,
     # profile settings) would mix incomparable numbers into one folder.
-    # reductions: notes, not settings; host: where host work runs, not what it computes
-    RESUMABLE_CHANGES: tuple[str, ...] = ("devices", "budgets", "reductions", "host")
+    # reductions: notes, not settings; host: where host work runs, not what it computes. A
+    # ``section.key`` entry names one key of a section: adaptive sampling adds images, never
+    # changes the ones measured, so it may be turned on (or its cap raised) for a folder.
+    ADAPTIVE_KEYS: tuple[str, ...] = ("attacks.adaptive", "attacks.adaptive_max_images")
+    RESUMABLE_CHANGES: tuple[str, ...] = ("devices", "budgets", "reductions", "host", *ADAPTIVE_KEYS)
 
     # What the subject stage writes before anything is built or measured: made from the study,
     # cheap to make again. A folder holding nothing else measured nothing and built nothing (an
@@ -101,8 +103,12 @@ class RunStore:
                 except Exception as exc:  # noqa: BLE001 - a record the current schema rejects is compared as stored
                     log.debug("%s: the stored study does not read with this edgebench (%s)", self.root, exc)
             changed = sorted(k for k in set(old) | set(study) if old.get(k) != study.get(k))
-            same = _without_adaptive(old) == _without_adaptive(study)  # adaptive sampling adds, never changes
-            blocking = [k for k in changed if k not in self.RESUMABLE_CHANGES and not (k == "attacks" and same)]
+            resumable = set(self.RESUMABLE_CHANGES)
+            blocking = [
+                k
+                for k in changed
+                if k not in resumable and _without(old.get(k), k, resumable) != _without(study.get(k), k, resumable)
+            ]
             made = self.made()
             if blocking and made:
                 raise EdgebenchError(
