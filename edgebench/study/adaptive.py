@@ -49,9 +49,10 @@ class Cell:
     target: int  # the images its gate estimates would decide it (capped)
 
 
-def adapt(run: RunContext, subject: Subject, devices: list) -> None:
+def adapt(run: RunContext, subject: Subject, devices: list, written: dict) -> None:
     """Add images, round by round, to every verdict INCONCLUSIVE on its robustness gate, until
     each is decided or rests on the cap; unfinished rounds of an earlier run are finished first.
+    *written*: the results the other stages just wrote, the verdicts the first round reads.
     The caller assembles the final results (the record is on disk)."""
     cfg = run.config.attacks
     eval_n = len(run.arrays("eval")["y"])
@@ -60,11 +61,13 @@ def adapt(run: RunContext, subject: Subject, devices: list) -> None:
     record["cap"] = cap
     built = _built(run)
     by_device = {d.name: d for d in devices}
+    resumed = False
     for rnd in record["rounds"]:  # resume: members an interrupted run did not measure
         pending = {c: [d for d in devs if d not in rnd["measured"].get(c, [])] for c, devs in rnd["members"].items()}
         if any(pending.values()):
             _run_round(run, subject, by_device, built, record, rnd, pending)
-    results = as_results(run.write_results())
+            resumed = True
+    results = as_results(run.write_results() if resumed else written)  # assembled again only if a round moved
     for _ in range(MAX_ROUNDS):
         cells = _undecided(run, results, record, cap)
         planned = _plan(record, cells, cap, min(cfg.samples, eval_n), run)

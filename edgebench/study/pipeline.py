@@ -181,7 +181,7 @@ def run_stages(pipe: Pipeline, engine: Any) -> dict:
         return results
     # adaptive sampling: more images for INCONCLUSIVE verdicts, in rounds, on this process
     # (its crafting is the driver's, as white-box crafting is; its replays open the devices here)
-    adapt(pipe, pipe.load_subject(), devices)
+    adapt(pipe, pipe.load_subject(), devices, results)
     return pipe.write_results(final=True)
 
 
