@@ -19,7 +19,6 @@ first seed's run.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 from collections.abc import Callable
@@ -31,7 +30,7 @@ import numpy as np
 from edgebench.errors import EdgebenchError
 from edgebench.results import Results, validate_results
 from edgebench.study.config import CandidateConfig, StudyConfig
-from edgebench.util.io import atomic_write_json
+from edgebench.util.io import atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +79,8 @@ def write_seed_results(cfg: StudyConfig, run_dir: Path) -> dict:
 
     assert cfg.seeds
     run_dir = Path(run_dir)
-    per_seed = [_read_results(seed_folder(run_dir, s)) for s in cfg.seeds]
+    # one line, not a traceback, for a seed's results.json missing or damaged
+    per_seed = [read_json(seed_folder(run_dir, s) / "results.json", f"seeds: seed {s}'s results") for s in cfg.seeds]
     results = dict(per_seed[0])
     results["run_id"] = run_dir.name
     results["study"] = cfg.to_dict()
@@ -89,17 +89,6 @@ def write_seed_results(cfg: StudyConfig, run_dir: Path) -> dict:
     atomic_write_json(run_dir / "results.json", results)
     render_results(results, run_dir)
     return results
-
-
-def _read_results(folder: Path) -> dict:
-    path = folder / "results.json"
-    if not path.is_file():
-        raise EdgebenchError(f"seeds: expected {path} from that seed's run, found none")
-    data: dict = json.loads(path.read_text(encoding="utf-8"))
-    return data
-
-
-# ----------------------------------------------------------------------------- the statistics
 
 
 def spread(values: list[float | None]) -> dict[str, float | int | None]:

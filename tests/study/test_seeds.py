@@ -211,3 +211,18 @@ def test_minimal_attack_medians_include_the_bases_own_set(seeded_run: Path, tmp_
     base = stats[("base", "whitebox:cw-l2-min:median_distance")]
     assert base["values"] == [2.0, 3.0] and base["mean"] == pytest.approx(2.5)
     assert stats[("sparse-50", "whitebox:cw-l2-min:median_distance")]["values"] == [1.5, 1.0]
+
+
+def test_a_damaged_seed_result_is_one_line(tmp_path: Path) -> None:
+    """A seed's results.json missing or damaged (a copy cut short) is a user error naming it."""
+    from edgebench.errors import EdgebenchError
+    from edgebench.study.config import study_from_dict
+    from edgebench.study.seeds import write_seed_results
+
+    cfg = study_from_dict({"name": "a", "seeds": [0, 1]})
+    with pytest.raises(EdgebenchError, match=r"seed 0's results not found: expected a file at .*seed-0/results\.json"):
+        write_seed_results(cfg, tmp_path)
+    (tmp_path / "seed-0").mkdir()
+    (tmp_path / "seed-0" / "results.json").write_text('{"run_id": tr')
+    with pytest.raises(EdgebenchError, match=r"seed 0's results .*seed-0/results\.json is not valid JSON"):
+        write_seed_results(cfg, tmp_path)
