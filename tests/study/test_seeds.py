@@ -8,14 +8,11 @@ from __future__ import annotations
 import copy
 import json
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
-from tiny_study import TINY_DATA, TINY_MODEL, TINY_PROFILE
+from tiny_study import TINY_DATA, TINY_MODEL, TINY_PROFILE, run_study
 
 from edgebench.errors import EdgebenchError
 from edgebench.study.config import study_from_dict
@@ -48,16 +45,7 @@ STUDY = {
 
 @pytest.fixture(scope="module")
 def seeded_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("seeded")
-    study = tmp / "study.yaml"
-    study.write_text(yaml.safe_dump(STUDY))
-    out = tmp / "run"
-    proc = subprocess.run(
-        [sys.executable, "-m", "edgebench", "run", str(study), "--out", str(out), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc, out = run_study(STUDY, tmp_path_factory.mktemp("seeded"), "--json")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout)["seeds"]["seeds"] == [3, 5]  # --json prints the top-level results
     return out
