@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
         from edgebench.subject.data import DataConfig
         from edgebench.subject.sources import ModelConfig
         from edgebench.subject.zoo import load_subject
-        from edgebench.util.io import sha256_file
+        from edgebench.util import onnx_file
 
         subject = load_subject(
             ModelConfig(arch=arch, checkpoint=str(checkpoint) if checkpoint else None),
@@ -116,8 +116,8 @@ def register(app: typer.Typer) -> None:
         check = verify_against_torch(output, subject.model, subject.split.x_eval[:256], quantized=False)
         result = {
             "artifact": str(output),
-            "sha256": sha256_file(output),
-            "size_bytes": output.stat().st_size,
+            "sha256": onnx_file.sha256(output),
+            "size_bytes": onnx_file.size_bytes(output),
             "check": check,
             "subject": subject.info,
         }

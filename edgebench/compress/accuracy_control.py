@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ import numpy as np
 
 from edgebench.compress.quantize import QuantSpec, preprocess, quantize_static
 from edgebench.errors import expect
+from edgebench.util import onnx_file
 from edgebench.util.checks import is_int
 
 if TYPE_CHECKING:
@@ -251,10 +251,7 @@ def quantize_with_accuracy_control(
             reason, chosen = None, steps[-1]
         else:  # the most accurate step; the earliest (fewest nodes in float) among equals
             chosen = max(steps, key=lambda s: (s.accuracy, -s.step))
-        tmp_final = out.with_name(out.name + ".tmp")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(paths[chosen.step], tmp_final)
-        tmp_final.replace(out)
+        onnx_file.copy(paths[chosen.step], out)
     return AccuracyControlResult(
         max_accuracy_drop=budget,
         max_float_groups=spec.max_float_groups,

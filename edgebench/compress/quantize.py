@@ -24,7 +24,6 @@ import contextlib
 import dataclasses
 import io
 import logging
-import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from edgebench.errors import EdgebenchError, check_keys, expect, first_line
+from edgebench.util import onnx_file
 from edgebench.util.checks import is_int, is_number
 
 log = logging.getLogger(__name__)
@@ -270,15 +270,23 @@ def count_qdq_nodes(path: str | Path) -> dict[str, int]:
     return {"QuantizeLinear": ops.count("QuantizeLinear"), "DequantizeLinear": ops.count("DequantizeLinear")}
 
 
-def preprocess(src: Path, dst: Path) -> Path:
+def preprocess(src: Path, dst: Path, external_data: bool = False) -> Path:
     """ONNX Runtime's ``quant_pre_process`` (shape inference + graph optimization) of *src* into
     *dst*; returns *dst*, or *src*, logging why, where that fails (it is an optimization:
     quantization works without it). Node names in :func:`quantize_static`'s
-    ``nodes_to_exclude`` are this model's."""
+    ``nodes_to_exclude`` are this model's. ``external_data``: *dst* keeps its weights in
+    ``NAME.onnx.data`` (a model past protobuf's 2 GB)."""
     try:
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
-        quant_pre_process(str(src), str(dst))
+        kwargs: dict[str, Any] = {}
+        if external_data:
+            kwargs = {
+                "save_as_external_data": True,
+                "all_tensors_to_one_file": True,
+                "external_data_location": dst.name + ".data",
+            }
+        quant_pre_process(str(src), str(dst), **kwargs)
         return dst
     except Exception as exc:
         log.warning(
@@ -353,8 +361,9 @@ def quantize_static(
         extra["CalibPercentile"] = float(spec.percentile)
 
     out.parent.mkdir(parents=True, exist_ok=True)
+    external = bool(onnx_file.data_files(src))  # past 2 GB: every model on the way keeps external data
     with tempfile.TemporaryDirectory(prefix="edgebench-quant-") as tmp:
-        model_in = preprocess(src, Path(tmp) / "preprocessed.onnx")
+        model_in = preprocess(src, Path(tmp) / "preprocessed.onnx", external)
         if nodes_to_exclude:  # ONNX Runtime ignores a name it does not know: the node would be quantized
             unknown = sorted(set(nodes_to_exclude) - _node_names(model_in))
             expect(not unknown, f"quantize: nodes_to_exclude names nodes the model lacks: {', '.join(unknown)}")
@@ -375,6 +384,7 @@ def quantize_static(
                     calibrate_method=method,
                     nodes_to_exclude=list(nodes_to_exclude),
                     extra_options=extra,
+                    use_external_data_format=external,
                 )
         except EdgebenchError:
             raise
@@ -385,9 +395,7 @@ def quantize_static(
             if chatter.getvalue().strip():
                 log.debug("onnxruntime calibration: %s", chatter.getvalue().strip())
         _check_quantized(tmp_out, calib[:1], reader.input_name)
-        tmp_final = out.with_name(out.name + ".tmp")
-        shutil.copyfile(tmp_out, tmp_final)
-        tmp_final.replace(out)
+        onnx_file.copy(tmp_out, out)  # one file again where the INT8 model fits in one
     log.info(
         "quantized %s -> %s (%s, %s calibration on %d images%s)",
         src,

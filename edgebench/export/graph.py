@@ -26,6 +26,7 @@ import numpy as np
 
 from edgebench.errors import EdgebenchError, first_line
 from edgebench.measure.onnx_stats import dims, real_inputs
+from edgebench.util import onnx_file
 
 if TYPE_CHECKING:
     import onnx
@@ -336,11 +337,10 @@ def reshape_to_flatten(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     product of ``x``'s non-batch dimensions is ``Flatten(x, axis=1)``: the same function, but one
     that follows the channel count (torch's dynamo exporter bakes the flatten width into a
     constant shape, which a pruned model no longer has)."""
-    import onnx
     from onnx import helper, numpy_helper
 
     try:
-        inferred = onnx.shape_inference.infer_shapes(model)
+        inferred = onnx_file.infer_shapes(model)
     except Exception:  # noqa: BLE001 - without shapes nothing is rewritten
         return copy(model), 0
     known: dict[str, list[int | str]] = {
@@ -375,11 +375,10 @@ def matmul_add_to_gemm(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     ``Gemm(x, W, b)`` (tf2onnx and Paddle write dense layers so): onnx2torch makes a Gemm with
     constant weights an ``nn.Linear``, which pruning can cut and which names the classifier.
     Needs the inferred rank of ``x``; a MatMul of unknown rank is left as it is."""
-    import onnx
     from onnx import helper
 
     try:  # data propagation follows Shape -> Gather -> Concat into a Reshape's rank
-        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+        inferred = onnx_file.infer_shapes(model, data_prop=True)
     except Exception:  # noqa: BLE001 - without shapes nothing is fused
         return copy(model), 0
     ranks = {
@@ -483,7 +482,6 @@ class Prepared:
 def for_conversion(model: onnx.ModelProto) -> Prepared:
     """*model* rewritten into what onnx2torch converts (see the module doc); computes the same
     function (up to the final Softmax -> LogSoftmax, recorded in :attr:`Prepared.log_softmax`)."""
-    import onnx
 
     edits: list[str] = []
     m, n = constants_to_initializers(model)
@@ -495,7 +493,7 @@ def for_conversion(model: onnx.ModelProto) -> Prepared:
         if n:
             edits.append(f"{n} Gelu (opset 20) -> Erf/Tanh arithmetic, so the opset can be lowered")
         try:
-            m = onnx.version_converter.convert_version(m, CONVERT_OPSET)
+            m = onnx_file.convert_version(m, CONVERT_OPSET)
             edits.append(f"opset {opset} -> {CONVERT_OPSET} (onnx version converter)")
         except Exception as exc:  # noqa: BLE001 - a failing adapter: try the converter on the original opset
             edits.append(f"opset {opset} kept: the version converter failed ({first_line(exc, 100)})")
@@ -515,7 +513,7 @@ def for_conversion(model: onnx.ModelProto) -> Prepared:
     if changed:
         edits.append("final Softmax -> LogSoftmax (attacks and fine-tuning work on log-probabilities)")
     try:
-        m = onnx.shape_inference.infer_shapes(m)
+        m = onnx_file.infer_shapes(m, keep_weights=True)
     except Exception as exc:  # noqa: BLE001 - inference is a help, not a requirement
         log.info("shape inference failed (%s); converting without it", first_line(exc, 100))
     m, n = matmul_to_linear(m)  # last: the result is for onnx2torch only
@@ -531,7 +529,6 @@ def for_quantization(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]
     """*model* as ONNX Runtime's quantizer takes it: weights as initializers (a weight in a
     ``Constant`` node is not quantized) and at least opset 13 (per-channel Q/DQ), raised with
     onnx's version converter. Same function, same node names otherwise."""
-    import onnx
 
     edits: list[str] = []
     m, n = constants_to_initializers(model)
@@ -540,7 +537,7 @@ def for_quantization(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]
     opset = opset_of(m)
     if opset is not None and opset < QUANT_MIN_OPSET:
         try:
-            m = onnx.version_converter.convert_version(m, QUANT_MIN_OPSET)
+            m = onnx_file.convert_version(m, QUANT_MIN_OPSET)
             edits.append(f"opset {opset} -> {QUANT_MIN_OPSET} (per-channel Q/DQ; onnx version converter)")
         except Exception as exc:  # noqa: BLE001 - quantize what we have; ORT says what it cannot do
             edits.append(f"opset {opset} kept: the version converter failed ({first_line(exc, 100)})")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edgebench.errors import EdgebenchError, first_line
+from edgebench.util import onnx_file
 
 if TYPE_CHECKING:
     import torch
@@ -45,27 +47,43 @@ def export_onnx(
     model = model.eval().cpu()
     example = torch.rand(*input_shape, generator=torch.Generator().manual_seed(0))
     dynamic_axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None
-    tmp = out.with_name(out.name + ".tmp")
-    with warnings.catch_warnings(), _onnx2torch_opset_shim(opset):
-        warnings.simplefilter("ignore")
-        try:
-            torch.onnx.export(
-                model,
-                (example,),
-                str(tmp),
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes=dynamic_axes,
-                opset_version=opset,
-                dynamo=False,
-            )
-        except Exception as exc:  # noqa: BLE001 - the legacy exporter refusing the module: try torch's default one
-            tmp.unlink(missing_ok=True)
-            legacy = f"{type(exc).__name__}: {first_line(exc, 160)}"
-            _export_dynamo(model, example, tmp, dynamic_batch, legacy)
-    tmp.replace(out)
-    log.info("exported %s (%d bytes)", out, out.stat().st_size)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as staging:
+        # a folder of its own: past 2 GB torch writes the weights as files beside the graph
+        tmp = Path(staging) / out.name
+        with warnings.catch_warnings(), _onnx2torch_opset_shim(opset):
+            warnings.simplefilter("ignore")
+            try:
+                torch.onnx.export(
+                    model,
+                    (example,),
+                    str(tmp),
+                    input_names=[INPUT_NAME],
+                    output_names=[OUTPUT_NAME],
+                    dynamic_axes=dynamic_axes,
+                    opset_version=opset,
+                    dynamo=False,
+                )
+            except Exception as exc:  # noqa: BLE001 - the legacy exporter refusing the module: try torch's default one
+                tmp.unlink(missing_ok=True)
+                legacy = f"{type(exc).__name__}: {first_line(exc, 160)}"
+                _export_dynamo(model, example, tmp, dynamic_batch, legacy)
+        _place(tmp, out)
+    log.info("exported %s (%d bytes)", out, onnx_file.size_bytes(out))
     return out
+
+
+def _place(tmp: Path, out: Path) -> None:
+    """The exported model at *out*: moved as it is when it is one file within
+    :data:`~edgebench.util.onnx_file.SINGLE_FILE_LIMIT`; otherwise written by
+    :func:`~edgebench.util.onnx_file.save`, its weights in one ``NAME.onnx.data`` (torch writes a
+    model past 2 GB as one file per weight, its dynamo exporter always as external data)."""
+    if onnx_file.data_files(tmp) or tmp.stat().st_size > onnx_file.SINGLE_FILE_LIMIT:
+        import onnx
+
+        onnx_file.save(onnx.load(str(tmp)), out)
+    else:
+        tmp.replace(out)
+        onnx_file.remove_stale_data(out)
 
 
 def _export_dynamo(model: torch.nn.Module, example: torch.Tensor, tmp: Path, dynamic_batch: bool, legacy: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -175,7 +176,7 @@ def onnx_to_torch(model: onnx.ModelProto, what: str) -> Converted:
     prepared = for_conversion(model)
     register_converters()
     try:
-        module = onnx2torch.convert(prepared.model).eval()
+        module = _convert(onnx2torch.convert, prepared.model)
     except Exception as exc:  # noqa: BLE001 - onnx2torch raises NotImplementedError, KeyError, ...
         raise EdgebenchError(
             f"{what}: onnx2torch cannot convert it: {type(exc).__name__}: {first_line(exc, 160)}"
@@ -187,6 +188,19 @@ def onnx_to_torch(model: onnx.ModelProto, what: str) -> Converted:
             f"{n} constant tensor(s) the graph multiplies or adds -> parameters Torch-Pruning cuts with their channels"
         )
     return Converted(module, edits, prepared.log_softmax)
+
+
+def _convert(convert: Callable[[Any], torch.nn.Module], model: onnx.ModelProto) -> torch.nn.Module:
+    """onnx2torch's ``convert`` on *model*, from a file with external data past protobuf's 2 GB
+    (its shape inference on a message that big fails; from a path it works)."""
+    import tempfile
+
+    from edgebench.util import onnx_file
+
+    if onnx_file.fits_one_file(model):
+        return convert(model).eval()
+    with tempfile.TemporaryDirectory(prefix="edgebench-convert-") as tmp:
+        return convert(onnx_file.save(model, Path(tmp) / "model.onnx")).eval()
 
 
 # Where onnx2torch keeps a graph's initializers that are not a layer's weights (ConvNeXt's layer

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from edgebench.errors import EdgebenchError, first_line
+from edgebench.util import onnx_file
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ def onnx_stats(path: str | Path, item_shape: Sequence[int] | None = None) -> Onn
                     declared_dims[k].dim_value = size
         del fixed.graph.value_info[:]
         try:
-            inferred = onnx.shape_inference.infer_shapes(fixed, data_prop=True)
+            inferred = onnx_file.infer_shapes(fixed, data_prop=True)
             shapes = {
                 vi.name: tuple(dims(vi))
                 for vi in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input)

@@ -17,6 +17,7 @@ the float one most.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +28,30 @@ log = logging.getLogger(__name__)
 TOP = 3
 
 
-def with_outputs(path: Path, names: list[str]) -> bytes:
-    """The ONNX model at *path*, serialized, with the float tensors *names* made graph outputs."""
+@dataclass(frozen=True)
+class Serialized:
+    """An ONNX model in memory for ONNX Runtime: its bytes and, for a model whose weights stay in
+    external data (past protobuf's 2 GB), the folder that data is read from."""
+
+    data: bytes
+    folder: Path | None = None
+
+
+def with_outputs(path: Path, names: list[str]) -> Serialized:
+    """The ONNX model at *path*, serialized, with the float tensors *names* made graph outputs
+    (weights kept in the model's external data files, when it has them, read from its folder)."""
     import onnx
     from onnx import TensorProto, helper
 
-    m = onnx.load(str(path))
+    from edgebench.util import onnx_file
+
+    external = bool(onnx_file.data_files(path))
+    m = onnx.load(str(path), load_external_data=False)
     have = {o.name for o in m.graph.output}
     for n in names:
         if n not in have:
             m.graph.output.append(helper.make_tensor_value_info(n, TensorProto.FLOAT, None))
-    return m.SerializeToString()
+    return Serialized(m.SerializeToString(), Path(path).resolve().parent if external else None)
 
 
 def _post_qdq_names(path: Path) -> dict[str, str]:
@@ -45,7 +59,7 @@ def _post_qdq_names(path: Path) -> dict[str, str]:
     the INT8 model actually passes on (a Relu fused into the quantization included)."""
     import onnx
 
-    m = onnx.load(str(path))
+    m = onnx.load(str(path), load_external_data=False)
     q_in = {n.output[0]: n.input[0] for n in m.graph.node if n.op_type == "QuantizeLinear"}
     return {
         q_in[n.input[0]]: n.output[0] for n in m.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in q_in
@@ -56,13 +70,13 @@ def _float_tensors(path: Path) -> list[str]:
     """Names of node outputs in graph order (candidates for comparison)."""
     import onnx
 
-    m = onnx.load(str(path))
+    m = onnx.load(str(path), load_external_data=False)
     skip = {"QuantizeLinear", "DequantizeLinear"}
     return [o for n in m.graph.node if n.op_type not in skip for o in n.output]
 
 
 def run_tensors(
-    model: bytes, names: list[str], x: np.ndarray | dict[str, np.ndarray], optimize: bool
+    model: bytes | Serialized, names: list[str], x: np.ndarray | dict[str, np.ndarray], optimize: bool
 ) -> dict[str, np.ndarray]:
     """The tensors *names* (float64) of the serialized ONNX *model* on *x*, in batches of 256
     (ONNX Runtime CPU): *x* feeds the model's one input, or is a mapping input name -> array
@@ -73,6 +87,10 @@ def run_tensors(
     so.log_severity_level = 3
     if not optimize:
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    if isinstance(model, Serialized):
+        if model.folder is not None:  # bytes name no folder: where the weights' relative paths start
+            so.add_session_config_entry("session.model_external_initializers_file_folder_path", str(model.folder))
+        model = model.data
     sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
     feeds = x if isinstance(x, dict) else {sess.get_inputs()[0].name: x}
     count = len(next(iter(feeds.values())))
@@ -103,8 +121,12 @@ def localise(
 
     fp_names = set(_float_tensors(fp32_path))
     shared = [n for n in _float_tensors(qdq_path) if n in fp_names]
-    q_outputs = {o.name for o in onnx.load(str(qdq_path)).graph.output}
-    shared += [o.name for o in onnx.load(str(fp32_path)).graph.output if o.name in q_outputs and o.name not in shared]
+    q_outputs = {o.name for o in onnx.load(str(qdq_path), load_external_data=False).graph.output}
+    shared += [
+        o.name
+        for o in onnx.load(str(fp32_path), load_external_data=False).graph.output
+        if o.name in q_outputs and o.name not in shared
+    ]
     if not shared:
         return {"layers": [], "sets": {}, "note": "the fp32 and INT8 graphs share no tensor names"}
     post = _post_qdq_names(qdq_path)
@@ -142,4 +164,4 @@ def _finite(v: float) -> float | None:
     return float(v) if np.isfinite(v) else None
 
 
-__all__ = ["localise", "run_tensors", "with_outputs"]
+__all__ = ["Serialized", "localise", "run_tensors", "with_outputs"]

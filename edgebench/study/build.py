@@ -22,7 +22,7 @@ from edgebench.errors import EdgebenchError, first_line
 from edgebench.study.config import CandidateConfig
 from edgebench.study.context import Built, NeedsTorch, RunContext
 from edgebench.subject.zoo import Subject
-from edgebench.util.io import sha256_file
+from edgebench.util import onnx_file
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def build(run: RunContext, cand: CandidateConfig, subject: Subject, stems: dict[
     recipe = cand.recipe()
     if man_path.is_file():
         manifest = json.loads(man_path.read_text())
-        found = art.is_file() and (manifest.get("artifact") or {}).get("sha256") == sha256_file(art)
+        found = art.is_file() and (manifest.get("artifact") or {}).get("sha256") == _sha_or_none(art)
         if manifest.get("recipe") == recipe and (found or manifest.get("skipped")) and not _retry(run, manifest):
             run.ui("status", {"text": f"{cand.name}: artifact found, skipping build"})
             return Built(cand, manifest)
@@ -153,11 +153,18 @@ def stem_records(run: RunContext, cand: CandidateConfig, stems: dict[str, Any]) 
     return dict(entry[1]) if entry is not None else {}
 
 
+def _sha_or_none(art: Path) -> str | None:
+    """The artifact's hash; None where its external data is missing (it is built again)."""
+    try:
+        return onnx_file.sha256(art)
+    except EdgebenchError:
+        return None
+
+
 def _build(run: RunContext, cand: CandidateConfig, subject: Subject, stems: dict[str, Any]) -> dict:
     """Module steps, export (or the user's graph), graph steps, checks: the manifest's fields."""
     from edgebench.export.graph import for_quantization
     from edgebench.export.onnx import export_onnx, verify_against_reference, verify_against_torch
-    from edgebench.util.io import atomic_write_bytes
 
     art = run.store.artifact_path(cand.name)
     split = subject.split
@@ -169,7 +176,7 @@ def _build(run: RunContext, cand: CandidateConfig, subject: Subject, stems: dict
     module = None
     if from_graph:
         graph = for_quantization(subject.graph)[0] if graph_steps else subject.graph
-        atomic_write_bytes(src, graph.SerializeToString())
+        onnx_file.save(graph, src)
         output = subject.output_kind
     else:
         module = stem(run, cand, subject, stems)
@@ -231,8 +238,8 @@ def _artifact_record(run: RunContext, art: Path, precision: str, output: str) ->
     shape = dims(vin)
     return {
         "path": str(art.relative_to(run.run_dir)),
-        "sha256": sha256_file(art),
-        "size_bytes": art.stat().st_size,
+        "sha256": onnx_file.sha256(art),
+        "size_bytes": onnx_file.size_bytes(art),
         "format": "onnx",
         "precision": precision,
         "opset": opset_of(proto),

@@ -31,7 +31,8 @@ from edgebench.errors import EdgebenchError
 from edgebench.robustness.sanity import UNBOUNDED_ID
 from edgebench.robustness.worstcase import Outcome
 from edgebench.study.store import RunStore, safe_name
-from edgebench.util.io import read_json, sha256_file
+from edgebench.util.io import read_json
+from edgebench.util.onnx_file import sha256 as model_sha256
 
 if TYPE_CHECKING:
     from edgebench.robustness.attacks import AttackSpec
@@ -138,7 +139,7 @@ def craft_for_candidate(
 
     out = folder(store, candidate)
     out.mkdir(parents=True, exist_ok=True)
-    sha = sha256_file(artifact)
+    sha = model_sha256(artifact)
     try:
         sur = surrogate_from_onnx(artifact, device=device)
     except EdgebenchError as exc:  # degrade: this candidate's white-box rows are UNMEASURED, with why
@@ -194,7 +195,7 @@ def craft_for_candidate(
         k = restart_index(tag)
         model, model_sha = (sur.module, f"{sha}:{sur.kind}")
         if tag.startswith("parent") and parent is not None:
-            model, model_sha = parent.module, f"{sha256_file(parent_path)}:{PARENT}"
+            model, model_sha = parent.module, f"{model_sha256(parent_path)}:{PARENT}"
         todo = [s for s in plain if k == 0 or restarts_of(s)]
         if todo:
             craft_into(variant_folder(store, candidate, tag), model, todo, model_sha, k, tag)
@@ -202,7 +203,7 @@ def craft_for_candidate(
         from edgebench.robustness.divergence import Paired
 
         paired = Paired(sur.module, base.module).eval()
-        pair_sha = f"{sha}:{sur.kind}+base:{sha256_file(base_artifact)}"
+        pair_sha = f"{sha}:{sur.kind}+base:{model_sha256(base_artifact)}"
         craft_into(divergence_folder(store, candidate), paired, pairwise, pair_sha, 0, "divergence")
     if sur.kind.startswith("fake-quant") and parent_path.is_file():
         _localise_int8(store, candidate, parent_path, artifact, sha, x_eval[:n], sets)

@@ -102,6 +102,52 @@ def test_predict_over_ssh_pulls_logits_identical_to_the_local_device(
     assert json.loads((tmp_path / "ssh" / "predict.json").read_text())["sets"]["clean"]["count"] == 64
 
 
+def test_a_model_with_external_data_travels_with_its_data(
+    sshd: LoopbackSshd, small_onnx: Path, digits_inputs: Path, tmp_path: Path
+) -> None:
+    """A model past 2 GB is a graph file and its data file: both are pushed, into a folder named by
+    their joint hash (two models with the same graph and other weights do not share one), and the
+    device computes what the local one does."""
+    import onnx
+
+    def external(weights_scale: float, folder: Path) -> Path:
+        model = onnx.load(str(small_onnx))
+        for t in model.graph.initializer:
+            w = onnx.numpy_helper.to_array(t) * weights_scale
+            t.CopyFrom(onnx.numpy_helper.from_array(w.astype(np.float32), t.name))
+        folder.mkdir()
+        path = folder / "model.onnx"
+        onnx.save_model(model, str(path), save_as_external_data=True, location="model.onnx.data", size_threshold=0)
+        return path
+
+    a, b = external(1.0, tmp_path / "a"), external(-1.0, tmp_path / "b")
+    assert a.read_bytes() == b.read_bytes()  # the same graph file; the weights differ
+
+    def job(model: Path, out: Path) -> PredictJob:
+        return PredictJob(
+            artifact=str(model),
+            batch=16,
+            sets=(InputSet("clean", str(digits_inputs)),),
+            logits=str(out / "logits.npz"),
+            result=str(out / "predict.json"),
+        )
+
+    with SshDevice(sshd.spec(workdir=str(tmp_path / "device"))) as dev:
+        for name, model in (("a", a), ("b", b)):
+            dev.run_job(job(model, tmp_path / "ssh" / name))
+            LocalDevice(builtin_local()).run_job(job(model, tmp_path / "local" / name))
+        stats, history = dev.transfer_stats, dev.deployer.stats.history
+    pushed = {Path(h["path"]).name for h in history}
+    assert {"model.onnx", "model.onnx.data"} <= pushed and stats["files_pushed"] == 6  # agent, inputs, 2 x 2
+    folders = {Path(h["path"]).parent.name for h in history if Path(h["path"]).name.startswith("model")}
+    assert len(folders) == 2 and all(f.endswith(".d") for f in folders)
+    for name in ("a", "b"):
+        with np.load(tmp_path / "ssh" / name / "logits.npz") as r, np.load(tmp_path / "local" / name / "logits.npz") as loc:
+            np.testing.assert_allclose(r["clean"], loc["clean"], rtol=0, atol=1e-6)
+    with np.load(tmp_path / "ssh" / "a" / "logits.npz") as ra, np.load(tmp_path / "ssh" / "b" / "logits.npz") as rb:
+        assert not np.allclose(ra["clean"], rb["clean"])
+
+
 def test_agent_user_error_becomes_edgebench_error_naming_host_paths(
     sshd: LoopbackSshd, small_onnx: Path, fast_budget: TimingBudget, tmp_path: Path
 ) -> None:

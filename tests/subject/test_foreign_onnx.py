@@ -192,3 +192,49 @@ def test_a_step_failing_inside_a_library_degrades_that_candidate(
     assert c["int8"]["artifact"] is None and "RuntimeError: quantizer exploded" in c["int8"]["skipped"]
     assert c["int8"]["devices"]["local"]["verdict"]["status"] == "UNMEASURED"
     assert c["base"]["devices"]["local"]["clean_accuracy"] is not None
+
+
+def test_a_model_with_external_data_past_the_single_file_limit(
+    net: TinyNet, data: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user's graph with its weights in an external file (as exporters write a model past
+    protobuf's 2 GB), every artifact past the limit too (lowered: a real 2 GB model is too big
+    for the suite): every candidate is built, checked and measured, each with its own weights."""
+    from edgebench.util import onnx_file
+
+    monkeypatch.setattr(onnx_file, "SINGLE_FILE_LIMIT", 2048)
+    single = foreign_graph(tmp_path / "single.onnx", net)
+    path = tmp_path / "user" / "vendor.onnx"
+    path.parent.mkdir()
+    onnx.save_model(
+        onnx.load(str(single)),
+        str(path),
+        save_as_external_data=True,
+        location="weights.bin",  # the vendor's name, weights in Constant nodes included
+        size_threshold=0,
+        convert_attribute=True,
+    )
+    assert path.stat().st_size < 4096 and onnx_file.data_files(path) == [path.with_name("weights.bin")]
+    rc, res = run(study({"onnx": str(path)}, data), tmp_path)
+    assert rc == 0
+    c = cands(res)
+    assert all(c[n]["artifact"] is not None for n in c), {n: c[n].get("skipped") for n in c}
+    files = res["subject"]["source"]["files"]
+    assert [f["role"] for f in files] == ["onnx", "onnx external data"] and files[1]["path"].endswith("weights.bin")
+    art = tmp_path / "out" / "artifacts"
+    for name in c:  # each artifact with its own data file, the hash and size covering both
+        model = art / f"{name}.onnx"
+        assert onnx_file.data_files(model) == [art / f"{name}.onnx.data"], name
+        assert c[name]["artifact"]["sha256"] == onnx_file.sha256(model)
+        assert c[name]["artifact"]["size_bytes"] == model.stat().st_size + (art / f"{name}.onnx.data").stat().st_size
+    acc = ort_accuracy(single, tmp_path)
+    assert c["base"]["devices"]["local"]["clean_accuracy"] == pytest.approx(acc)
+    assert c["int8"]["devices"]["local"]["clean_accuracy"] > acc - 0.1
+    assert c["pruned-30"]["params"] < c["base"]["params"]
+    assert onnx_file.sha256(art / "pruned-30.onnx") != onnx_file.sha256(art / "base.onnx")
+    for name in c:  # both threat models ran on every candidate (the INT8 error localisation reads the fp32 pair)
+        assert {r["setting"] for r in c[name]["devices"]["local"]["robustness"]} == {"transfer", "whitebox"}, name
+    # a re-run finds every artifact by its hash and builds nothing again
+    stamps = {p.name: p.stat().st_mtime_ns for p in art.iterdir()}
+    rc, _ = run(study({"onnx": str(path)}, data), tmp_path)
+    assert rc == 0 and {p.name: p.stat().st_mtime_ns for p in art.iterdir()} == stamps

@@ -234,7 +234,8 @@ class TensorRTBackend(Backend):
                 "tensorrt backend: expected a CUDA GPU, found none (torch.cuda.is_available() is False)"
             )
         from edgebench.measure.onnx_stats import graph_inputs, load_onnx
-        from edgebench.util.io import atomic_write_bytes, sha256_file
+        from edgebench.util import onnx_file
+        from edgebench.util.io import atomic_write_bytes
 
         self._trt, self._torch = trt, torch
         path = Path(str(self.artifact))
@@ -255,7 +256,7 @@ class TensorRTBackend(Backend):
         if self._builder not in ("api", "trtexec"):
             raise EdgebenchError(f"tensorrt: builder expected 'api' or 'trtexec', found {self._builder!r}")
         key = engine_cache_key(
-            sha256_file(path),
+            onnx_file.sha256(path),
             gpu,
             trt.__version__,
             self._build_opts.precision,
@@ -314,7 +315,7 @@ class TensorRTBackend(Backend):
         flags = 0 if major >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
         network = builder.create_network(flags)
         parser = trt.OnnxParser(network, self._logger)
-        if not parser.parse(path.read_bytes()):
+        if not parser.parse_from_file(str(path)):  # from the path: external data (> 2 GB) is read beside it
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
             raise EdgebenchError(
                 f"tensorrt could not parse {path}: {errors.splitlines()[0] if errors else 'unknown error'}"

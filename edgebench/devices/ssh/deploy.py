@@ -30,6 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from edgebench.errors import EdgebenchError
+from edgebench.util import onnx_file
 from edgebench.util.io import sha256_file
 
 if TYPE_CHECKING:
@@ -287,12 +288,27 @@ class Deployer:
         """
         self._same_link()
         with self._lock:
-            wanted: dict[str, str] = {}
+            remote_of: dict[str, str] = {}
+            items: dict[str, tuple[bytes | str, str]] = {}
             for p in local_paths:
-                wanted.setdefault(str(Path(p).resolve()), local_sha256(p))
-            items: dict[str, tuple[bytes | str, str]] = {
-                self.cache_path(sha): (local, sha) for local, sha in wanted.items()
-            }
+                local = str(Path(p).resolve())
+                if local in remote_of:
+                    continue
+                parts = onnx_file.files(local) if local.endswith(".onnx") else [Path(local)]
+                if len(parts) == 1:
+                    sha = local_sha256(local)
+                    remote_of[local] = self.cache_path(sha)
+                    items[remote_of[local]] = (local, sha)
+                    continue
+                # an ONNX model with external data: its files together in a folder named by their
+                # joint hash, at the paths the graph names relative to itself
+                folder = PurePosixPath(self.cache_path(onnx_file.sha256(local) + ".d"))
+                for part in parts:
+                    if not part.resolve().is_relative_to(Path(local).parent):
+                        raise EdgebenchError(f"{local}: its external data {part} lies outside the model's folder")
+                    rel = part.resolve().relative_to(Path(local).parent).as_posix()
+                    items[str(folder / rel)] = (str(part), local_sha256(part))
+                remote_of[local] = str(folder / Path(local).name)
             agent_path = self._agent_path
             if agent_path is None:
                 build = build or build_agent_zipapp()
@@ -312,7 +328,7 @@ class Deployer:
             self._upload_verified(todo)
             self._verified.update(items)
             self._agent_path = agent_path
-            return agent_path, {local: self.cache_path(sha) for local, sha in wanted.items()}
+            return agent_path, remote_of
 
     def push_named(self, folder: str, local_paths: list[Path]) -> tuple[list[str], list[str]]:
         """Each host file to ``<folder>/<its name>`` on the device (pip needs a wheel's real file

@@ -47,17 +47,33 @@ def _read(path: Path) -> onnx.ModelProto:
 
 
 def _save_cached(model: onnx.ModelProto) -> Path:
-    """The deployed graph as a file ONNX Runtime can open, cached by content."""
+    """The deployed graph as a file ONNX Runtime can open, cached by content: ``HASH.onnx``, or
+    ``HASH/model.onnx`` with its external data beside it for a model past protobuf's 2 GB."""
     import hashlib
+    import shutil
+    import tempfile
 
     from edgebench.settings import cache_dir
+    from edgebench.util import onnx_file
     from edgebench.util.io import atomic_write_bytes
 
-    blob = model.SerializeToString()
-    path = cache_dir() / "onnx-sources" / f"{hashlib.sha256(blob).hexdigest()[:24]}.onnx"
-    if not path.is_file():
-        atomic_write_bytes(path, blob)
-    return path
+    folder = cache_dir() / "onnx-sources"
+    if onnx_file.fits_one_file(model):
+        blob = model.SerializeToString()
+        path = folder / f"{hashlib.sha256(blob).hexdigest()[:24]}.onnx"
+        if not path.is_file():
+            atomic_write_bytes(path, blob)
+        return path
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
+    onnx_file.save(model, staging / "model.onnx")
+    final = folder / onnx_file.sha256(staging / "model.onnx")[:24]
+    if (final / "model.onnx").is_file():  # the same model cached before
+        shutil.rmtree(staging)
+    else:
+        shutil.rmtree(final, ignore_errors=True)  # a partial folder left by a crash
+        staging.replace(final)
+    return final / "model.onnx"
 
 
 def _ort(path: Path, x: np.ndarray, batch: int) -> np.ndarray:
@@ -94,6 +110,7 @@ class OnnxSource(Source):
     def load(self, ctx: LoadContext) -> UserModel:
         from edgebench.export import graph as g
         from edgebench.export.to_torch import check_conversion, is_probabilities, log_probabilities, onnx_to_torch
+        from edgebench.util import onnx_file
 
         cfg = ctx.model
         path = Path(cfg.spec).expanduser()
@@ -137,9 +154,10 @@ class OnnxSource(Source):
         k = check_labels(ref, ctx.split, what)
         softmax = g.final_softmax(deployed) is not None
         probabilities = softmax or is_probabilities(ref)
+        external = onnx_file.data_files(path)
         source: dict[str, Any] = {
-            "files": [file_record(path, "onnx")],
-            "weights": "inside the file",
+            "files": [file_record(path, "onnx")] + [file_record(f, "onnx external data") for f in external],
+            "weights": f"in {', '.join(f.name for f in external)} (external data)" if external else "inside the file",
             "graph": {
                 "opset": g.opset_of(proto),
                 "producer": f"{proto.producer_name} {proto.producer_version}".strip() or None,
