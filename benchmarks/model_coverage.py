@@ -154,7 +154,10 @@ def _export(model: Any, key: str, source: str, size: int, folder: Path) -> Path:
 
     import torch
 
-    out = folder / f"{key.replace(':', '_')}-{source}.onnx"
+    sub = folder / f"export-{key.replace(':', '_')}-{source}"  # past 2 GB torch writes a file per weight
+    shutil.rmtree(sub, ignore_errors=True)
+    sub.mkdir(parents=True)
+    out = sub / f"{key.replace(':', '_')}-{source}.onnx"
     x = torch.rand(2, 3, size, size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -203,6 +206,7 @@ def study_step(key: str, source: str, ratio: float, size: int, trace_timeout_s: 
         try:
             model_cfg = {"onnx": str(_export(build_model(key), key, source, size, folder))}
         except Exception as exc:  # noqa: BLE001 - torch's exporter failing on the model: the row says so
+            shutil.rmtree(folder / f"export-{key.replace(':', '_')}-{source}", ignore_errors=True)
             return rec | {"ok": False, "export_error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"}
         rec["export_s"] = round(time.perf_counter() - t0, 1)
     prune = {"ratio": ratio, "finetune": {"epochs": 0}, "trace_timeout_s": trace_timeout_s}
@@ -234,8 +238,7 @@ def study_step(key: str, source: str, ratio: float, size: int, trace_timeout_s: 
         return rec | {"ok": False, "seconds_study": round(time.perf_counter() - t0, 1), "error": str(exc)[:300]}
     finally:  # the row is recorded below: its artifacts would fill the disk over 270 rows (44 GB)
         shutil.rmtree(run_dir, ignore_errors=True)
-        for onnx_file in folder.glob(f"{key.replace(':', '_')}-{source}*.onnx"):
-            onnx_file.unlink()
+        shutil.rmtree(folder / f"export-{key.replace(':', '_')}-{source}", ignore_errors=True)
     for name, b in built.items():
         entry: dict[str, Any] = {"built": b.artifact is not None}
         if b.skipped:
@@ -304,6 +307,20 @@ def run_one(key: str, args: argparse.Namespace, source: str | None = None) -> di
     if source is not None:
         cmd += ["--source", source, "--work", str(args.work)]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    cache = None
+    if source is not None:  # edgebench caches each ONNX source's graph by content: one cache per row, removed after
+        cache = Path(args.work) / f"cache-{key.replace(':', '_')}-{source}"
+        env["EDGEBENCH_CACHE_DIR"] = str(cache)
+    try:
+        return _run_child(cmd, env, key, args, size, source)
+    finally:
+        if cache is not None:
+            shutil.rmtree(cache, ignore_errors=True)
+
+
+def _run_child(
+    cmd: list[str], env: dict[str, str], key: str, args: argparse.Namespace, size: int, source: str | None
+) -> dict[str, Any]:
     t0 = time.perf_counter()
     base = {"model": key, "ratio": args.ratio, "input": size} | ({"source": source} if source else {})
     try:

@@ -169,38 +169,36 @@ def _register_newer_versions() -> None:
 def onnx_to_torch(model: onnx.ModelProto, what: str) -> Converted:
     """*model* as a PyTorch module (eval mode); one-line :class:`EdgebenchError` naming *what*
     and the converter's reason when it cannot be converted."""
+    import tempfile
+
     import onnx2torch
 
     from edgebench.export.graph import for_conversion
+    from edgebench.util import onnx_file
 
     prepared = for_conversion(model)
     register_converters()
-    try:
-        module = _convert(onnx2torch.convert, prepared.model)
-    except Exception as exc:  # noqa: BLE001 - onnx2torch raises NotImplementedError, KeyError, ...
-        raise EdgebenchError(
-            f"{what}: onnx2torch cannot convert it: {type(exc).__name__}: {first_line(exc, 160)}"
-        ) from None
-    edits = list(prepared.edits)
+    edits, log_softmax = list(prepared.edits), prepared.log_softmax
+    with tempfile.TemporaryDirectory(prefix="edgebench-convert-") as tmp:
+        graph: onnx.ModelProto | Path = prepared.model
+        if not onnx_file.fits_one_file(prepared.model):
+            # past protobuf's 2 GB onnx2torch's shape inference fails on the message and works
+            # from a file; the prepared graph is not held while onnx2torch loads its own copy
+            graph = onnx_file.save(prepared.model, Path(tmp) / "model.onnx")
+        del prepared
+        try:
+            module = onnx2torch.convert(graph).eval()
+        except Exception as exc:  # noqa: BLE001 - onnx2torch raises NotImplementedError, KeyError, ...
+            raise EdgebenchError(
+                f"{what}: onnx2torch cannot convert it: {type(exc).__name__}: {first_line(exc, 160)}"
+            ) from None
+        del graph
     n = constants_as_parameters(module)
     if n:
         edits.append(
             f"{n} constant tensor(s) the graph multiplies or adds -> parameters Torch-Pruning cuts with their channels"
         )
-    return Converted(module, edits, prepared.log_softmax)
-
-
-def _convert(convert: Callable[[Any], torch.nn.Module], model: onnx.ModelProto) -> torch.nn.Module:
-    """onnx2torch's ``convert`` on *model*, from a file with external data past protobuf's 2 GB
-    (its shape inference on a message that big fails; from a path it works)."""
-    import tempfile
-
-    from edgebench.util import onnx_file
-
-    if onnx_file.fits_one_file(model):
-        return convert(model).eval()
-    with tempfile.TemporaryDirectory(prefix="edgebench-convert-") as tmp:
-        return convert(onnx_file.save(model, Path(tmp) / "model.onnx")).eval()
+    return Converted(module, edits, log_softmax)
 
 
 # Where onnx2torch keeps a graph's initializers that are not a layer's weights (ConvNeXt's layer

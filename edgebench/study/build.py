@@ -175,8 +175,7 @@ def _build(run: RunContext, cand: CandidateConfig, subject: Subject, stems: dict
     from_graph = subject.graph is not None and not steps_of(cand, "module")  # the user's ONNX graph, as it is
     module = None
     if from_graph:
-        graph = for_quantization(subject.graph)[0] if graph_steps else subject.graph
-        onnx_file.save(graph, src)
+        onnx_file.save(for_quantization(subject.graph)[0] if graph_steps else subject.graph, src)  # no copy held
         output = subject.output_kind
     else:
         module = stem(run, cand, subject, stems)

@@ -39,31 +39,36 @@ def fits_one_file(model: onnx.ModelProto) -> bool:
 _ASIDE = "edgebench-aside:"
 
 
-def weights_aside(model: onnx.ModelProto, min_bytes: int = 1024) -> tuple[onnx.ModelProto, dict[str, bytes]]:
+def weights_aside(
+    model: onnx.ModelProto, min_bytes: int = 1024, keep: bool = True
+) -> tuple[onnx.ModelProto, dict[str, bytes]]:
     """A copy of *model* whose tensors of *min_bytes* or more hold no bytes (marked as external
-    data under a key), and those bytes by key: what onnx's shape inference and version converter
-    (which serialize the model they are given) can take past 2 GB. :func:`weights_back` returns
-    the bytes to a model made from the copy. *model* is left as it was."""
+    data under a key), and those bytes by key (none unless *keep*): what onnx's shape inference
+    and version converter (which serialize the model they are given) can take past 2 GB.
+    :func:`weights_back` returns the bytes to a model made from the copy. *model* is left as it
+    was; the bytes move out of it and back one tensor at a time, so no second copy of the
+    weights is held unless *keep*."""
     import onnx
 
     every = list(_tensors(model.graph))
     big = [k for k, t in enumerate(every) if t.HasField("raw_data") and len(t.raw_data) >= min_bytes]
-    aside = {f"{_ASIDE}{k}": every[k].raw_data for k in big}
+    moved: dict[str, bytes] = {}
     for k in big:
+        moved[f"{_ASIDE}{k}"] = every[k].raw_data
         every[k].ClearField("raw_data")
     try:
         light = onnx.ModelProto()
         light.CopyFrom(model)
     finally:
         for k in big:
-            every[k].raw_data = aside[f"{_ASIDE}{k}"]
+            every[k].raw_data = moved[f"{_ASIDE}{k}"] if keep else moved.pop(f"{_ASIDE}{k}")
     light_tensors = list(_tensors(light.graph))
     for k in big:
         t = light_tensors[k]
         t.data_location = onnx.TensorProto.EXTERNAL
         del t.external_data[:]
         t.external_data.add(key="location", value=f"{_ASIDE}{k}")
-    return light, aside
+    return light, moved
 
 
 def weights_back(model: onnx.ModelProto, aside: dict[str, bytes]) -> None:
@@ -87,7 +92,7 @@ def infer_shapes(model: onnx.ModelProto, data_prop: bool = False, keep_weights: 
 
     if fits_one_file(model):
         return onnx.shape_inference.infer_shapes(model, data_prop=data_prop)
-    light, aside = weights_aside(model)
+    light, aside = weights_aside(model, keep=keep_weights)
     inferred = onnx.shape_inference.infer_shapes(light, data_prop=data_prop)
     if keep_weights:
         weights_back(inferred, aside)
@@ -185,14 +190,16 @@ def save(model: onnx.ModelProto, path: str | os.PathLike[str]) -> Path:
         atomic_write_bytes(target, model.SerializeToString())
         remove_stale_data(target)
         return target
+    from onnx.external_data_helper import load_external_data_for_model
+
     data_name = target.name + ".data"
     with tempfile.TemporaryDirectory(prefix=f".{target.name}.", dir=target.parent) as tmp:
         staged = Path(tmp) / target.name
-        copy = onnx.ModelProto()
-        copy.CopyFrom(model)  # saving moves the tensors' bytes out of the message it is given
+        # onnx moves each tensor's bytes out of the message into the file as it writes (no copy of
+        # a model this big is made); they are read back into it below
         try:
             onnx.save_model(
-                copy,
+                model,
                 str(staged),
                 save_as_external_data=True,
                 location=data_name,
@@ -203,6 +210,8 @@ def save(model: onnx.ModelProto, path: str | os.PathLike[str]) -> Path:
             raise EdgebenchError(
                 f"could not write the ONNX model {target} with external data: {first_line(exc)}"
             ) from None
+        finally:
+            load_external_data_for_model(model, tmp)  # *model* as it was: its bytes back in the message
         for f in (staged, Path(tmp) / data_name):  # the mode a plain open() gives (onnx writes 0600)
             os.chmod(f, 0o666 & ~_umask())
         os.replace(Path(tmp) / data_name, target.parent / data_name)

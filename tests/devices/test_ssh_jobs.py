@@ -142,7 +142,10 @@ def test_a_model_with_external_data_travels_with_its_data(
     folders = {Path(h["path"]).parent.name for h in history if Path(h["path"]).name.startswith("model")}
     assert len(folders) == 2 and all(f.endswith(".d") for f in folders)
     for name in ("a", "b"):
-        with np.load(tmp_path / "ssh" / name / "logits.npz") as r, np.load(tmp_path / "local" / name / "logits.npz") as loc:
+        with (
+            np.load(tmp_path / "ssh" / name / "logits.npz") as r,
+            np.load(tmp_path / "local" / name / "logits.npz") as loc,
+        ):
             np.testing.assert_allclose(r["clean"], loc["clean"], rtol=0, atol=1e-6)
     with np.load(tmp_path / "ssh" / "a" / "logits.npz") as ra, np.load(tmp_path / "ssh" / "b" / "logits.npz") as rb:
         assert not np.allclose(ra["clean"], rb["clean"])

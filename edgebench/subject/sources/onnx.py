@@ -134,6 +134,8 @@ class OnnxSource(Source):
             layout=layout,
             output=None if cfg.output is None else str(cfg.output),
         )
+        opset, producer = g.opset_of(proto), f"{proto.producer_name} {proto.producer_version}".strip() or None
+        del proto  # the deployed graph is what is kept (a model past 2 GB is not held twice)
         x = ctx.split.x_eval[:CHECK_IMAGES]
         batch_fixed = declared[0] if isinstance(declared[0], int) else None
         deployed_path = _save_cached(deployed)
@@ -159,8 +161,8 @@ class OnnxSource(Source):
             "files": [file_record(path, "onnx")] + [file_record(f, "onnx external data") for f in external],
             "weights": f"in {', '.join(f.name for f in external)} (external data)" if external else "inside the file",
             "graph": {
-                "opset": g.opset_of(proto),
-                "producer": f"{proto.producer_name} {proto.producer_version}".strip() or None,
+                "opset": opset,
+                "producer": producer,
                 "layout": layout,
                 "layout_detected": cfg.layout == "auto",
                 "batch": batch_fixed or "dynamic",
