@@ -119,7 +119,12 @@ def data_files(path: str | os.PathLike[str]) -> list[Path]:
     from onnx.external_data_helper import ExternalDataInfo
 
     p = Path(path)
-    model = onnx.load(str(p), load_external_data=False)
+    if not p.is_file():
+        raise EdgebenchError(f"ONNX model not found: expected a file at {p}")
+    try:
+        model = onnx.load(str(p), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - DecodeError, ValueError, ... on a file that is not ONNX
+        raise EdgebenchError(f"{p} is not a readable ONNX model: {first_line(exc)}") from None
     found: dict[str, None] = {}
     for tensor in _tensors(model.graph):
         if tensor.data_location == onnx.TensorProto.EXTERNAL:

@@ -294,7 +294,8 @@ class Deployer:
                 local = str(Path(p).resolve())
                 if local in remote_of:
                     continue
-                parts = onnx_file.files(local) if local.endswith(".onnx") else [Path(local)]
+                onnx_model = local.endswith(".onnx") and Path(local).is_file()  # a missing file: said below
+                parts = onnx_file.files(local) if onnx_model else [Path(local)]
                 if len(parts) == 1:
                     sha = local_sha256(local)
                     remote_of[local] = self.cache_path(sha)
