@@ -216,13 +216,29 @@ def constants_as_parameters(module: torch.nn.Module) -> int:
     holder = getattr(module, CONSTANTS, None)
     if holder is None:
         return 0
+    widths = layer_widths(module)
     n = 0
     for name, buf in list(holder.named_buffers(recurse=False)):
-        if buf.is_floating_point() and buf.numel() > 1:
+        # only a constant with a dimension as wide as some layer's output can follow a cut (an
+        # adaptive pool's 7x7 divisor cannot, and Torch-Pruning would search it for minutes)
+        if buf.is_floating_point() and buf.numel() > 1 and widths.intersection(buf.shape):
             delattr(holder, name)
             holder.register_parameter(name, torch.nn.Parameter(buf.detach().clone()))
             n += 1
     return n
+
+
+def layer_widths(module: torch.nn.Module) -> set[int]:
+    """The output widths pruning can change: every convolution's channels and linear layer's features."""
+    import torch
+
+    widths: set[int] = set()
+    for m in module.modules():
+        if isinstance(m, torch.nn.modules.conv._ConvNd):
+            widths.add(int(m.out_channels))
+        elif isinstance(m, torch.nn.Linear):
+            widths.add(int(m.out_features))
+    return widths
 
 
 def is_graph_constant(name: str) -> bool:

@@ -76,3 +76,36 @@ def test_fine_tuning_trains_the_layers_and_leaves_the_graph_constants(tmp_path: 
     after = dict(module.named_parameters())
     assert all(torch.equal(after[n], v) for n, v in constants.items())
     assert any(not torch.equal(after[n], v) for n, v in weights.items())
+
+
+class _OddPool(nn.Module):
+    """VGG's head on a small input: adaptive pooling to a size that does not divide the feature
+    map, which torch's dynamo exporter writes as gathers and a division by a constant 3x3 count."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 3, padding=1)
+        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d((3, 3))
+        self.fc = nn.Linear(32 * 9, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.conv2(torch.relu(self.conv1(x))))
+        return self.fc(self.pool(x).flatten(1))
+
+
+def test_a_constant_no_layer_is_as_wide_as_stays_a_buffer_and_pruning_goes_through(tmp_path: Path) -> None:
+    """Only a constant with a dimension as wide as some layer's output can be cut with channels;
+    the 3x3 divisor stays a buffer (as a parameter Torch-Pruning searched VGG-11's for minutes)."""
+    torch.manual_seed(0)
+    src = export_onnx(_OddPool().eval(), tmp_path / "odd-pool.onnx", (1, 3, 8, 8))  # refused by TorchScript: dynamo
+    module = onnx_to_torch(onnx.load(str(src)), "odd-pool.onnx").module
+    constants = module.get_submodule("initializers")
+    float_buffers = [tuple(b.shape) for b in constants.buffers(recurse=False) if b.is_floating_point()]
+    assert (3, 3) in float_buffers
+    assert not [p for p in constants.parameters(recurse=False) if 16 not in p.shape and 32 not in p.shape]
+    x = torch.rand(1, 3, 8, 8)
+    outcome = prune_with_report(module, PruneSpec(ratio=0.3, finetune=FinetuneSpec(epochs=0)), x)
+    assert outcome.unpruned_reason is None and outcome.to_dict()["param_ratio"] > 0.1
+    sess = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+    assert sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0].shape == outcome.module(x).shape
