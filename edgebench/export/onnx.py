@@ -10,7 +10,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 DEFAULT_OPSET = 17
+_NAMES: dict[str, Any] = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME]}  # both exporters
 
 
 def export_onnx(
@@ -54,14 +55,7 @@ def export_onnx(
             warnings.simplefilter("ignore")
             try:
                 torch.onnx.export(
-                    model,
-                    (example,),
-                    str(tmp),
-                    input_names=[INPUT_NAME],
-                    output_names=[OUTPUT_NAME],
-                    dynamic_axes=dynamic_axes,
-                    opset_version=opset,
-                    dynamo=False,
+                    model, (example,), str(tmp), **_NAMES, dynamic_axes=dynamic_axes, opset_version=opset, dynamo=False
                 )
             except Exception as exc:  # noqa: BLE001 - the legacy exporter refusing the module: try torch's default one
                 tmp.unlink(missing_ok=True)
@@ -97,16 +91,7 @@ def _export_dynamo(model: torch.nn.Module, example: torch.Tensor, tmp: Path, dyn
     shapes = ({0: torch.export.Dim("batch", min=1, max=4096)},) if dynamic_batch else None
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # its progress lines are not ours to print
-            torch.onnx.export(
-                model,
-                (example,),
-                str(tmp),
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_shapes=shapes,
-                dynamo=True,
-                verbose=False,
-            )
+            torch.onnx.export(model, (example,), str(tmp), **_NAMES, dynamic_shapes=shapes, dynamo=True, verbose=False)
     except Exception as exc:  # noqa: BLE001 - both exporters refuse: one line, the candidate degrades
         tmp.unlink(missing_ok=True)
         raise EdgebenchError(
