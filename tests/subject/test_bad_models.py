@@ -121,6 +121,22 @@ def test_onnx_input_shape_differs_from_the_data(
     fails(study, tmp_path, capsys, "net.onnx expects input 1x8x8 (nchw); found data images 3x8x8")
 
 
+def test_onnx_whose_external_data_file_is_missing(
+    files: UserFiles, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A model past 2 GB comes as NAME.onnx and its data file; given without the data file."""
+    import onnx
+
+    path = tmp_path / "user" / "net.onnx"
+    path.parent.mkdir()
+    onnx.save_model(
+        onnx.load(str(files.onnx)), str(path), save_as_external_data=True, location="net.weights", size_threshold=0
+    )
+    (tmp_path / "user" / "net.weights").unlink()
+    study = tiny_study(files, {"onnx": str(path)})
+    fails(study, tmp_path / "run", capsys, "net.onnx keeps its weights in net.weights, expected beside it in")
+
+
 def test_labels_outside_the_model_outputs(files: UserFiles, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     study = tiny_study(files, {"python": f"{files.net_py}:Net", "kwargs": {"num_classes": 5}})
     fails(study, tmp_path, capsys, "the model has 5 outputs, so expected labels in [0, 4]; found labels in [0, 9]")
