@@ -332,6 +332,111 @@ def shape_copies_to_zeros(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]
     return m, n
 
 
+def _ancestors(name: str, producer: dict[str, Any], stop: set[str]) -> list[Any] | None:
+    """The nodes that compute *name*, in graph order; None when more than *stop* (the graph's
+    input) and constants feed them (the value depends on an activation)."""
+    seen: dict[int, Any] = {}
+    todo = [name]
+    while todo:
+        t = todo.pop()
+        if not t or t in stop:
+            continue
+        node = producer.get(t)
+        if node is None:
+            continue  # an initializer
+        if id(node) in seen:
+            continue
+        if node.op_type not in ("Shape", "Squeeze", "Unsqueeze", "Range", "Mul", "Add", "Constant", "Cast", "Gather"):
+            return None
+        if node.op_type == "Shape" and node.input[0] not in stop:
+            return None
+        seen[id(node)] = node
+        todo.extend(node.input)
+    return list(seen.values())
+
+
+def identity_gathers(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """``Gather(Reshape(x, [-1]), I)`` where ``I``, computed from the batch size and constants, is
+    ``arange(x.size).reshape(x.shape)`` is ``x`` itself: torch's dynamo exporter writes a no-op
+    ``as_strided`` so (ConvNeXt's head, after its average pool). The indices bake the channel
+    count in, so the graph could not follow a pruning cut; ``x`` does. Checked by computing ``I``
+    with ONNX Runtime at two batch sizes from a graph of the index nodes alone."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper
+
+    inputs = real_inputs(model)
+    if len(inputs) != 1:
+        return copy(model), 0
+    declared = dims(inputs[0])
+    if not declared or any(not isinstance(d, int) for d in declared[1:]):
+        return copy(model), 0
+    item = [int(d) for d in declared[1:]]
+    inits = {i.name: i for i in model.graph.initializer}
+    producer = _producer(model)
+    shapes: dict[str, list[int | str]] | None = None
+    replace: dict[str, str] = {}
+    for node in model.graph.node:
+        if node.op_type != "Gather" or any(a.name == "axis" and a.i != 0 for a in node.attribute):
+            continue
+        flat = producer.get(node.input[0])
+        if flat is None or flat.op_type != "Reshape" or _int_constant(flat.input[1], inits, producer) != [-1]:
+            continue
+        index_nodes = _ancestors(node.input[1], producer, {inputs[0].name})
+        if not index_nodes:
+            continue
+        if shapes is None:
+            try:
+                inferred = onnx_file.infer_shapes(model)
+                shapes = {vi.name: dims(vi) for vi in [*inferred.graph.value_info, *inferred.graph.input]}
+            except Exception:  # noqa: BLE001 - without shapes nothing is rewritten
+                shapes = {}
+        x = flat.input[0]
+        known = shapes.get(x)
+        if not known or any(not isinstance(d, int) for d in known[1:]):
+            continue
+        shape = [int(d) for d in known[1:]]
+        order = {id(n): k for k, n in enumerate(model.graph.node)}
+        nodes = sorted(index_nodes, key=lambda n: order[id(n)])
+        used = {i for n in nodes for i in n.input}
+        probe = helper.make_model(
+            helper.make_graph(
+                nodes,
+                "indices",
+                [inputs[0]],
+                [helper.make_tensor_value_info(node.input[1], onnx.TensorProto.INT64, None)],
+                [inits[u] for u in used if u in inits],
+            ),
+            opset_imports=model.opset_import,
+        )
+        probe.ir_version = model.ir_version
+        try:
+            sess = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+            per = int(np.prod(shape))
+            ok = True
+            for batch in (1, 3):
+                feed = np.zeros((batch, *item), dtype=np.float32)
+                got = np.asarray(sess.run(None, {inputs[0].name: feed})[0])
+                want = np.arange(batch * per).reshape(batch, *shape)
+                ok = ok and got.shape == want.shape and bool(np.array_equal(got, want))
+        except Exception:  # noqa: BLE001 - indices ONNX Runtime cannot compute alone: left as they are
+            ok = False
+        if ok:
+            replace[node.output[0]] = x
+    if not replace:
+        return copy(model), 0
+    m = copy(model)
+    for n in m.graph.node:
+        for k, i in enumerate(n.input):
+            if i in replace:
+                n.input[k] = replace[i]
+    for o in m.graph.output:
+        if o.name in replace:  # the graph's own output: keep its name
+            m.graph.node.append(helper.make_node("Identity", [replace[o.name]], [o.name]))
+    _drop_unused(m)
+    return m, len(replace)
+
+
 def reshape_to_flatten(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     """``Reshape(x, [-1, K])`` (or ``[0, K]``, or ``[N, K]`` at a fixed batch N) where ``K`` is the
     product of ``x``'s non-batch dimensions is ``Flatten(x, axis=1)``: the same function, but one
@@ -503,6 +608,9 @@ def for_conversion(model: onnx.ModelProto) -> Prepared:
     m, n = shape_copies_to_zeros(m)
     if n:
         edits.append(f"{n} Reshape shape(s) read from the input's own dimensions -> constants with 0 (copy)")
+    m, n = identity_gathers(m)
+    if n:
+        edits.append(f"{n} Gather over a flattened tensor at its own positions (a no-op as_strided) -> the tensor")
     m, n = reshape_to_flatten(m)
     if n:
         edits.append(f"{n} Reshape to a constant [batch, width] -> Flatten (follows the channel count)")

@@ -109,3 +109,45 @@ def test_a_constant_no_layer_is_as_wide_as_stays_a_buffer_and_pruning_goes_throu
     assert outcome.unpruned_reason is None and outcome.to_dict()["param_ratio"] > 0.1
     sess = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
     assert sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0].shape == outcome.module(x).shape
+
+
+def _convnext_head() -> nn.Module:
+    """ConvNeXt in miniature, from torchvision's own parts: a stem, one block (its residual sum
+    has channels-last strides), average pool to 1x1, LayerNorm2d, flatten, linear. torch's dynamo
+    exporter writes the pooled tensor's restriding as an ``as_strided``: a Gather at indices that
+    bake the channel count in."""
+    from torchvision.models.convnext import CNBlock, LayerNorm2d
+
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 24, 3, padding=1),
+        CNBlock(24, layer_scale=0.5, stochastic_depth_prob=0.0),
+        nn.AdaptiveAvgPool2d(1),
+        LayerNorm2d(24),
+        nn.Flatten(1),
+        nn.Linear(24, 10),
+    ).eval()
+
+
+def test_a_no_op_as_strided_from_the_dynamo_exporter_no_longer_blocks_pruning(tmp_path: Path) -> None:
+    from foreign_graphs import dynamo_export
+
+    from edgebench.export.graph import identity_gathers
+
+    src = dynamo_export(_convnext_head(), tmp_path / "head.onnx", (1, 3, 8, 8))
+    model = onnx.load(str(src))
+    assert "Gather" in [n.op_type for n in model.graph.node]  # the exporter's as_strided
+    rewritten, n = identity_gathers(model)
+    assert n == 1 and "Gather" not in [n.op_type for n in rewritten.graph.node]
+    x = torch.rand(3, 3, 8, 8)
+    before = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    after = ort.InferenceSession(rewritten.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_array_equal(after.run(None, {"input": x.numpy()})[0], before.run(None, {"input": x.numpy()})[0])
+    converted = onnx_to_torch(model, "head.onnx")
+    assert any("as_strided" in e for e in converted.edits), converted.edits
+    outcome = prune_with_report(converted.module, PruneSpec(ratio=0.3, finetune=FinetuneSpec(epochs=0)), x[:1])
+    assert outcome.unpruned_reason is None and outcome.to_dict()["param_ratio"] > 0.2  # 0 before: every layer whole
+    pruned = export_onnx(outcome.module, tmp_path / "pruned.onnx", (1, 3, 8, 8))
+    sess = ort.InferenceSession(str(pruned), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        np.testing.assert_allclose(sess.run(None, {"input": x.numpy()})[0], outcome.module(x).numpy(), atol=1e-5)

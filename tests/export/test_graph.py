@@ -351,3 +351,47 @@ def test_a_shape_read_from_the_input_stays_free_when_the_module_is_exported_agai
     )
     out = ort.InferenceSession(str(again)).run(None, {"input": x})[0]
     np.testing.assert_allclose(out, ref, atol=1e-4)
+
+
+@pytest.mark.parametrize(("offsets", "rewritten"), [([0, 1, 2, 3], 1), ([3, 2, 1, 0], 0)])
+def test_a_gather_at_a_tensors_own_positions_is_the_tensor(offsets: list[int], rewritten: int) -> None:
+    """``Gather(Reshape(x, [-1]), b * 4 + offsets)`` over x of shape (B, 4, 1, 1), indices computed
+    from the batch size as torch's dynamo exporter writes ``as_strided``: the tensor itself when
+    the offsets are its own positions; any other order is left as it is."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    def const(name: str, value: list | int) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.asarray(value, dtype=np.int64), name)
+
+    nodes = [
+        helper.make_node("Shape", ["input"], ["shape"], start=0, end=1),
+        helper.make_node("Squeeze", ["shape"], ["batch"]),
+        helper.make_node("Range", ["zero", "batch", "one"], ["rows"]),
+        helper.make_node("Mul", ["rows", "four"], ["starts"]),
+        helper.make_node("Unsqueeze", ["starts", "axes"], ["starts4"]),
+        helper.make_node("Add", ["starts4", "offsets"], ["indices"]),
+        helper.make_node("Reshape", ["input", "flat_shape"], ["flat"]),
+        helper.make_node("Gather", ["flat", "indices"], ["strided"], axis=0),
+        helper.make_node("Relu", ["strided"], ["out"]),
+    ]
+    inits = [
+        const("zero", 0),
+        const("one", 1),
+        const("four", 4),
+        const("axes", [1, 2, 3]),
+        const("flat_shape", [-1]),
+        const("offsets", np.asarray(offsets).reshape(1, 4, 1, 1).tolist()),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "strided",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4, 1, 1])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    out, n = g.identity_gathers(model)
+    assert n == rewritten and ("Gather" in [node.op_type for node in out.graph.node]) == (not rewritten)
+    x = np.random.default_rng(0).random((3, 4, 1, 1), dtype=np.float32) - 0.5
+    np.testing.assert_array_equal(run(out, x), run(model, x))
