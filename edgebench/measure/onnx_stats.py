@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgebench.errors import EdgebenchError, first_line
+from edgebench.errors import EdgebenchError
 from edgebench.util import onnx_file
 
 log = logging.getLogger(__name__)
@@ -68,17 +68,9 @@ def real_inputs(model: Any) -> list[Any]:
 
 
 def load_onnx(path: str | Path) -> Any:
-    """``onnx.load`` with a one-line error naming the file when it is missing or corrupt."""
-    import onnx
-
-    p = Path(path)
-    if not p.is_file():
-        raise EdgebenchError(f"ONNX model not found: expected a file at {p}")
-    try:
-        return onnx.load(str(p))
-    except Exception as exc:  # DecodeError, ValueError, ... on a corrupt file
-        first = first_line(exc)
-        raise EdgebenchError(f"{p} is not a readable ONNX model: {first}") from None
+    """``onnx.load`` with a one-line error naming the file when it is missing or corrupt (or its
+    external data is): :func:`edgebench.util.onnx_file.load`."""
+    return onnx_file.load(path)
 
 
 def graph_inputs(model: Any) -> list[tuple[str, tuple[Any, ...], str]]:

@@ -230,9 +230,8 @@ def _size(module: Any, graph_file: Path | None, shape: tuple[int, ...]) -> dict:
 def _artifact_record(run: RunContext, art: Path, precision: str, output: str) -> dict:
     """The manifest's ``artifact``: file, hash, precision, opset, input, what it outputs."""
     from edgebench.export.graph import dims, opset_of, real_inputs
-    from edgebench.measure.onnx_stats import load_onnx
 
-    proto = load_onnx(art)
+    proto = onnx_file.load(art, external_data=False)  # inputs and opset: the graph alone
     vin = real_inputs(proto)[0]
     shape = dims(vin)
     return {

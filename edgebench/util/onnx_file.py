@@ -15,7 +15,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -112,11 +112,12 @@ def convert_version(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
     return converted
 
 
-def data_files(path: str | os.PathLike[str]) -> list[Path]:
-    """The external data files the ONNX model at *path* reads (none for a single-file model),
-    in the order the graph first names them."""
+def load(path: str | os.PathLike[str], external_data: bool = True) -> onnx.ModelProto:
+    """``onnx.load`` with one-line errors naming the file: missing, unreadable, or its external
+    data file missing. ``external_data=False`` reads the graph only (the weights' bytes stay in
+    their data file: what reading names, shapes and structure needs)."""
     import onnx
-    from onnx.external_data_helper import ExternalDataInfo
+    from onnx.external_data_helper import load_external_data_for_model
 
     p = Path(path)
     if not p.is_file():
@@ -125,11 +126,37 @@ def data_files(path: str | os.PathLike[str]) -> list[Path]:
         model = onnx.load(str(p), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - DecodeError, ValueError, ... on a file that is not ONNX
         raise EdgebenchError(f"{p} is not a readable ONNX model: {first_line(exc)}") from None
+    locations = _locations(model)
+    if external_data and locations:
+        missing = [loc for loc in locations if not (p.parent / loc).is_file()]
+        if missing:
+            raise EdgebenchError(
+                f"{p.name} keeps its weights in {', '.join(missing)}, expected beside it in {p.parent}; found no such file"
+            )
+        try:
+            load_external_data_for_model(model, str(p.parent))
+        except Exception as exc:  # noqa: BLE001 - a truncated or unreadable data file
+            raise EdgebenchError(f"{p} is not a readable ONNX model: {first_line(exc)}") from None
+    return model
+
+
+def data_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The external data files the ONNX model at *path* reads (none for a single-file model),
+    in the order the graph first names them."""
+    p = Path(path)
+    return [p.parent / loc for loc in _locations(load(p, external_data=False))]
+
+
+def _locations(model: onnx.ModelProto) -> list[str]:
+    """The external data locations *model*'s tensors name, in the order the graph first names them."""
+    import onnx
+    from onnx.external_data_helper import ExternalDataInfo
+
     found: dict[str, None] = {}
     for tensor in _tensors(model.graph):
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
             found[ExternalDataInfo(tensor).location] = None
-    return [p.parent / loc for loc in found]
+    return list(found)
 
 
 def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
@@ -164,20 +191,22 @@ def size_bytes(path: str | os.PathLike[str]) -> int:
     return sum(f.stat().st_size for f in files(path))
 
 
-def sha256(path: str | os.PathLike[str]) -> str:
+def sha256(path: str | os.PathLike[str], file_sha: Callable[[Path], str] | None = None) -> str:
     """Hex sha256 of the ONNX file's bytes; of each file's name and bytes in turn when the model
     keeps external data (the same weights under another data file name are another artifact:
-    the graph names its data file)."""
+    the graph names its data file). *file_sha* hashes one file (default: read it; the SSH
+    deployer passes its cache of hashes, so a 2 GB data file is read once)."""
     from edgebench.util.io import sha256_file
 
+    hash_file = file_sha or sha256_file
     parts = files(path)
     if len(parts) == 1:
-        return sha256_file(parts[0])
+        return hash_file(parts[0])
     digest = hashlib.sha256()
     for f in parts:
         if not f.is_file():
             raise EdgebenchError(f"ONNX model {path}: its external data file {f.name} is missing (expected beside it)")
-        digest.update(f.name.encode() + b"\0" + bytes.fromhex(sha256_file(f)))
+        digest.update(f.name.encode() + b"\0" + bytes.fromhex(hash_file(f)))
     return digest.hexdigest()
 
 
@@ -196,6 +225,8 @@ def save(model: onnx.ModelProto, path: str | os.PathLike[str]) -> Path:
         remove_stale_data(target)
         return target
     from onnx.external_data_helper import load_external_data_for_model
+
+    from edgebench.util.io import _umask as io_umask
 
     data_name = target.name + ".data"
     with tempfile.TemporaryDirectory(prefix=f".{target.name}.", dir=target.parent) as tmp:
@@ -218,16 +249,10 @@ def save(model: onnx.ModelProto, path: str | os.PathLike[str]) -> Path:
         finally:
             load_external_data_for_model(model, tmp)  # *model* as it was: its bytes back in the message
         for f in (staged, Path(tmp) / data_name):  # the mode a plain open() gives (onnx writes 0600)
-            os.chmod(f, 0o666 & ~_umask())
+            os.chmod(f, 0o666 & ~io_umask())
         os.replace(Path(tmp) / data_name, target.parent / data_name)
         os.replace(staged, target)
     return target
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def remove_stale_data(target: Path) -> None:

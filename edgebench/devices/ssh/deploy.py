@@ -303,7 +303,7 @@ class Deployer:
                     continue
                 # an ONNX model with external data: its files together in a folder named by their
                 # joint hash, at the paths the graph names relative to itself
-                folder = PurePosixPath(self.cache_path(onnx_file.sha256(local) + ".d"))
+                folder = PurePosixPath(self.cache_path(onnx_file.sha256(local, local_sha256) + ".d"))
                 for part in parts:
                     if not part.resolve().is_relative_to(Path(local).parent):
                         raise EdgebenchError(f"{local}: its external data {part} lies outside the model's folder")

@@ -38,22 +38,12 @@ log = logging.getLogger(__name__)
 
 
 def _read(path: Path) -> onnx.ModelProto:
-    import onnx
-
     from edgebench.util import onnx_file
 
     try:
-        missing = [f.name for f in onnx_file.data_files(path) if not f.is_file()]
+        return onnx_file.load(path)
     except EdgebenchError as exc:
         raise EdgebenchError(f"model.onnx: {exc}") from None
-    expect(
-        not missing,
-        f"model.onnx: {path.name} keeps its weights in {', '.join(missing)}, expected beside it in {path.parent}; found no such file",
-    )
-    try:
-        return onnx.load(str(path))
-    except Exception as exc:  # noqa: BLE001 - onnx raises several types for unreadable files
-        raise EdgebenchError(f"model.onnx: {path} is not an ONNX model ({first_line(exc, 120)})") from None
 
 
 def _save_cached(model: onnx.ModelProto) -> Path:
