@@ -226,7 +226,7 @@ def save(model: onnx.ModelProto, path: str | os.PathLike[str]) -> Path:
         return target
     from onnx.external_data_helper import load_external_data_for_model
 
-    from edgebench.util.io import _umask as io_umask
+    from edgebench.util.io import umask
 
     data_name = target.name + ".data"
     with tempfile.TemporaryDirectory(prefix=f".{target.name}.", dir=target.parent) as tmp:
@@ -249,7 +249,7 @@ def save(model: onnx.ModelProto, path: str | os.PathLike[str]) -> Path:
         finally:
             load_external_data_for_model(model, tmp)  # *model* as it was: its bytes back in the message
         for f in (staged, Path(tmp) / data_name):  # the mode a plain open() gives (onnx writes 0600)
-            os.chmod(f, 0o666 & ~io_umask())
+            os.chmod(f, 0o666 & ~umask())
         os.replace(Path(tmp) / data_name, target.parent / data_name)
         os.replace(staged, target)
     return target
